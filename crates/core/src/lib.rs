@@ -1,0 +1,26 @@
+//! Synod's protocol core: the Paxos family as pure state machines.
+//!
+//! Nothing in this crate does I/O, reads a clock, spawns a thread or draws randomness it was not
+//! given. Every protocol instance takes an input (a message from a peer, a timer firing, a client
+//! proposal) and returns [`Effects`]: messages to send, state to persist, outputs, and timers to
+//! arm. Three drivers run the same code: the deterministic simulator (`synod-sim`), the server,
+//! and hand-written tests.
+//!
+//! - [`ballot`]: totally ordered `(round, node)` ballots.
+//! - [`quorum`]: quorum systems behind one trait (majority, flexible Q1/Q2).
+//! - [`effects`]: the output of every step, and the persist-before-send contract.
+//! - [`basic`]: single-decree Paxos with separate proposer, acceptor and learner roles.
+//! - [`multi`]: Multi-Paxos for state machine replication, roles collapsed into one replica.
+
+pub mod ballot;
+pub mod basic;
+pub mod bugs;
+pub mod effects;
+pub mod multi;
+pub mod quorum;
+pub mod rng;
+
+pub use ballot::{Ballot, NodeId};
+pub use bugs::PlantedBug;
+pub use effects::{Effects, Outgoing, TimerRequest};
+pub use quorum::{Quorum, QuorumError, QuorumSystem};

@@ -1,0 +1,228 @@
+//! The acceptor role of a Multi-Paxos replica: one promise for the whole log, one vote per slot.
+
+use super::log::Entry;
+use super::messages::{MultiEffects, Persist, PromiseEntry, Slot, Value};
+use crate::ballot::Ballot;
+use crate::bugs::PlantedBug;
+use std::collections::BTreeMap;
+
+/// How an acceptor answered an accept request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Vote<C> {
+    /// Voted; the vote is in the step's persist records.
+    Accepted,
+    /// Refused: the ballot is below this promise.
+    Refused(Ballot),
+    /// Did not vote: the slot is already chosen, with this value.
+    AlreadyChosen(Value<C>),
+}
+
+/// The acceptor: its promise and its log of votes (which also holds chosen values, since a
+/// replica's learner reads the same log).
+///
+/// Invariants (asserted): the promise never decreases; every vote is at or above the promise
+/// in force when it was cast (unless `AcceptBelowPromise` is planted); a chosen entry is never
+/// replaced by a vote.
+#[derive(Clone, Debug)]
+pub struct Acceptor<C> {
+    promised: Ballot,
+    log: BTreeMap<Slot, Entry<C>>,
+    bug: Option<PlantedBug>,
+}
+
+impl<C: Clone + Eq + std::fmt::Debug> Acceptor<C> {
+    /// An acceptor resuming from its durable promise and log.
+    pub fn new(promised: Ballot, log: BTreeMap<Slot, Entry<C>>, bug: Option<PlantedBug>) -> Self {
+        Acceptor { promised, log, bug }
+    }
+
+    /// The current promise.
+    pub fn promised(&self) -> Ballot {
+        self.promised
+    }
+
+    /// The log.
+    pub fn log(&self) -> &BTreeMap<Slot, Entry<C>> {
+        &self.log
+    }
+
+    /// Phase 1b. Promises `ballot` (persisting it) and returns the votes from `from` on, or
+    /// refuses with the higher promise.
+    pub fn prepare<R>(
+        &mut self,
+        ballot: Ballot,
+        from: Slot,
+        fx: &mut MultiEffects<C, R>,
+    ) -> Result<Vec<PromiseEntry<C>>, Ballot> {
+        if ballot < self.promised {
+            return Err(self.promised);
+        }
+        if ballot > self.promised {
+            self.promised = ballot;
+            fx.persist(Persist::Promise(ballot));
+        }
+        Ok(self
+            .log
+            .range(from..)
+            .map(|(&slot, e)| {
+                debug_assert!(e.chosen || e.ballot <= ballot, "vote above a new promise");
+                PromiseEntry {
+                    slot,
+                    ballot: e.ballot,
+                    value: e.value.clone(),
+                    chosen: e.chosen,
+                }
+            })
+            .collect())
+    }
+
+    /// Phase 2b for one slot.
+    pub fn accept<R>(
+        &mut self,
+        ballot: Ballot,
+        slot: Slot,
+        value: &Value<C>,
+        fx: &mut MultiEffects<C, R>,
+    ) -> Vote<C> {
+        if let Some(e) = self.log.get(&slot) {
+            if e.chosen {
+                return Vote::AlreadyChosen(e.value.clone());
+            }
+        }
+        let allowed = ballot >= self.promised || self.bug == Some(PlantedBug::AcceptBelowPromise);
+        if !allowed {
+            return Vote::Refused(self.promised);
+        }
+        let before = self.promised;
+        self.promised = self.promised.max(ballot);
+        assert!(self.promised >= before, "promise went backwards");
+        self.log.insert(
+            slot,
+            Entry {
+                ballot,
+                value: value.clone(),
+                chosen: false,
+            },
+        );
+        fx.persist(Persist::Accept {
+            slot,
+            ballot,
+            value: value.clone(),
+        });
+        Vote::Accepted
+    }
+
+    /// Records that `slot` is chosen with `value`. Returns true if this is news.
+    ///
+    /// Persists the value only when the log does not already hold it; when it does, the
+    /// replica's later `Commit` record is what marks it chosen on disk.
+    pub fn learn<R>(&mut self, slot: Slot, value: &Value<C>, fx: &mut MultiEffects<C, R>) -> bool {
+        match self.log.get_mut(&slot) {
+            Some(e) if e.chosen => {
+                // Two different chosen values would break agreement; the simulator's checkers
+                // report it rather than this assertion under planted bugs.
+                debug_assert!(
+                    self.bug.is_some() || e.value == *value,
+                    "slot {slot} chosen twice: {:?} and {value:?}",
+                    e.value
+                );
+                false
+            }
+            Some(e) if e.value == *value => {
+                e.chosen = true;
+                true
+            }
+            _ => {
+                let ballot = self.log.get(&slot).map_or(Ballot::ZERO, |e| e.ballot);
+                self.log.insert(
+                    slot,
+                    Entry {
+                        ballot,
+                        value: value.clone(),
+                        chosen: true,
+                    },
+                );
+                fx.persist(Persist::Chosen {
+                    slot,
+                    value: value.clone(),
+                });
+                true
+            }
+        }
+    }
+
+    /// The chosen value of `slot`, if known.
+    pub fn chosen(&self, slot: Slot) -> Option<&Value<C>> {
+        self.log.get(&slot).filter(|e| e.chosen).map(|e| &e.value)
+    }
+
+    /// The vote for `slot` if it was cast in `ballot`.
+    pub fn vote_in(&self, slot: Slot, ballot: Ballot) -> Option<&Value<C>> {
+        self.log
+            .get(&slot)
+            .filter(|e| !e.chosen && e.ballot == ballot)
+            .map(|e| &e.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Fx = MultiEffects<u32, ()>;
+
+    fn b(r: u64, n: u64) -> Ballot {
+        Ballot::new(r, n)
+    }
+
+    #[test]
+    fn prepare_returns_votes_from_the_slot_on_and_refuses_lower() {
+        let mut a: Acceptor<u32> = Acceptor::new(Ballot::ZERO, BTreeMap::new(), None);
+        let mut fx = Fx::new();
+        for s in 0..4 {
+            assert_eq!(a.accept(b(1, 1), s, &Value::Noop, &mut fx), Vote::Accepted);
+        }
+        let mut fx = Fx::new();
+        let entries = a.prepare(b(2, 2), 2, &mut fx).unwrap();
+        assert_eq!(fx.persist, vec![Persist::Promise(b(2, 2))]);
+        assert_eq!(
+            entries.iter().map(|e| e.slot).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        assert_eq!(a.prepare(b(1, 3), 0, &mut fx), Err(b(2, 2)));
+        assert_eq!(
+            a.accept(b(1, 3), 9, &Value::Noop, &mut fx),
+            Vote::Refused(b(2, 2))
+        );
+    }
+
+    #[test]
+    fn chosen_slots_answer_with_their_value_and_keep_it() {
+        let mut a: Acceptor<u32> = Acceptor::new(Ballot::ZERO, BTreeMap::new(), None);
+        let mut fx = Fx::new();
+        let v = Value::Batch(vec![super::super::Command {
+            client: 1,
+            seq: 1,
+            op: 5,
+        }]);
+        assert!(a.learn(0, &v, &mut fx));
+        assert!(matches!(fx.persist[0], Persist::Chosen { slot: 0, .. }));
+        assert!(!a.learn(0, &v, &mut fx), "old news");
+        assert_eq!(
+            a.accept(b(9, 9), 0, &Value::Noop, &mut fx),
+            Vote::AlreadyChosen(v.clone())
+        );
+        assert_eq!(a.chosen(0), Some(&v));
+    }
+
+    #[test]
+    fn learning_a_value_already_voted_for_persists_nothing() {
+        let mut a: Acceptor<u32> = Acceptor::new(Ballot::ZERO, BTreeMap::new(), None);
+        let mut fx = Fx::new();
+        a.accept(b(1, 1), 0, &Value::Noop, &mut fx);
+        let mut fx = Fx::new();
+        assert!(a.learn(0, &Value::Noop, &mut fx));
+        assert!(fx.persist.is_empty());
+        assert_eq!(a.vote_in(0, b(1, 1)), None, "chosen, no longer a mere vote");
+    }
+}

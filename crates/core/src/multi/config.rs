@@ -1,0 +1,144 @@
+//! A replica's configuration, with defaults and validation.
+
+use crate::ballot::NodeId;
+use crate::bugs::PlantedBug;
+use crate::quorum::{Quorum, QuorumError, QuorumSpec};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// How a Multi-Paxos replica is set up. Times are in ticks; the driver decides how long a tick is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// This replica.
+    pub id: NodeId,
+    /// Every replica, this one included.
+    pub members: Vec<NodeId>,
+    /// Quorum sizes.
+    pub quorum: QuorumSpec,
+    /// A leader sends a heartbeat (and retransmits unacknowledged accepts) this often.
+    pub heartbeat_ticks: u64,
+    /// A follower that hears nothing from a leader for a random number of ticks in
+    /// `[min, max)` (checked once per such period) stands for election.
+    pub election_ticks: (u64, u64),
+    /// Pipelining: at most this many slots proposed and not yet chosen.
+    pub window: usize,
+    /// Batching: at most this many client commands in one slot.
+    pub max_batch: usize,
+    /// At most this many chosen values in one catch-up message.
+    pub catch_up_batch: usize,
+    /// Seed for the randomized election timeouts (the core has no randomness of its own).
+    pub seed: u64,
+    /// A bug planted on purpose, for the simulator's own tests. Never set in production.
+    pub bug: Option<PlantedBug>,
+}
+
+/// Why a configuration was rejected.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The replica is not among the members.
+    #[error("node {id} is not in the member list {members:?}")]
+    NotAMember {
+        /// This node.
+        id: NodeId,
+        /// The members given.
+        members: Vec<NodeId>,
+    },
+    /// The quorum configuration is unsafe or malformed.
+    #[error(transparent)]
+    Quorum(#[from] QuorumError),
+    /// A timing or size setting is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults for a replica `id` of `members`: majority quorums, heartbeat every 10 ticks,
+    /// election after 50–100 quiet ticks, a window of 32 slots, batches of up to 256 commands.
+    pub fn new(id: NodeId, members: Vec<NodeId>) -> Self {
+        Config {
+            id,
+            members,
+            quorum: QuorumSpec::Majority,
+            heartbeat_ticks: 10,
+            election_ticks: (50, 100),
+            window: 32,
+            max_batch: 256,
+            catch_up_batch: 256,
+            seed: id,
+            bug: None,
+        }
+    }
+
+    /// Checks the configuration and builds its quorum system.
+    pub fn validate(&self) -> Result<Quorum, ConfigError> {
+        if !self.members.contains(&self.id) {
+            return Err(ConfigError::NotAMember {
+                id: self.id,
+                members: self.members.clone(),
+            });
+        }
+        let quorum = Quorum::from_spec(self.quorum, &self.members)?;
+        let (lo, hi) = self.election_ticks;
+        if self.heartbeat_ticks == 0 {
+            return Err(ConfigError::Invalid(
+                "heartbeat_ticks must be at least 1".into(),
+            ));
+        }
+        if lo <= 2 * self.heartbeat_ticks || hi <= lo {
+            return Err(ConfigError::Invalid(format!(
+                "election_ticks ({lo}, {hi}) must satisfy 2 * heartbeat_ticks ({}) < min < max, \
+                 or followers would time out between heartbeats",
+                self.heartbeat_ticks
+            )));
+        }
+        for (name, v) in [
+            ("window", self.window),
+            ("max_batch", self.max_batch),
+            ("catch_up_batch", self.catch_up_batch),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
+        }
+        Ok(quorum)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        assert!(Config::new(1, vec![1, 2, 3]).validate().is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let c = Config::new(4, vec![1, 2, 3]);
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::NotAMember { id: 4, .. })
+        ));
+
+        let mut c = Config::new(1, vec![1, 2, 3, 4]);
+        c.quorum = QuorumSpec::Flexible { q1: 2, q2: 2 };
+        let e = c.validate().unwrap_err();
+        assert!(e.to_string().contains("must exceed N"), "{e}");
+
+        let mut c = Config::new(1, vec![1]);
+        c.election_ticks = (15, 30);
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("election_ticks"));
+
+        let mut c = Config::new(1, vec![1]);
+        c.window = 0;
+        assert_eq!(
+            c.validate().unwrap_err(),
+            ConfigError::Invalid("window must be at least 1".into())
+        );
+    }
+}

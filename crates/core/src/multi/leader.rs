@@ -1,0 +1,304 @@
+//! The proposer role of a Multi-Paxos replica, in its two phases: a [`Scout`] runs phase 1 once
+//! for the whole log suffix, and an [`Active`] leader then runs only phase 2, one slot at a time,
+//! with a window of slots in flight.
+
+use super::messages::{Command, PromiseEntry, Slot, Value};
+use crate::ballot::{Ballot, NodeId};
+use crate::quorum::QuorumSystem;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Phase 1 in progress: gathering promises for `ballot` covering every slot from `from` on.
+#[derive(Clone, Debug)]
+pub struct Scout<C> {
+    /// The ballot being prepared.
+    pub ballot: Ballot,
+    /// First slot the prepare covers (the candidate's commit point).
+    pub from: Slot,
+    promises: BTreeMap<NodeId, Vec<PromiseEntry<C>>>,
+    /// Client commands that arrived during the election, proposed once it is won.
+    pub queue: VecDeque<Command<C>>,
+}
+
+/// What a won election obliges the new leader to do, slot by slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Obligation<C> {
+    /// Some acceptor knows this value is chosen: just learn it.
+    Learn(Value<C>),
+    /// Re-propose: the highest-ballot vote among the promises, or a no-op for a hole.
+    Propose(Value<C>),
+}
+
+impl<C: Clone + Eq + std::fmt::Debug> Scout<C> {
+    /// Starts phase 1.
+    pub fn new(ballot: Ballot, from: Slot, queue: VecDeque<Command<C>>) -> Self {
+        Scout {
+            ballot,
+            from,
+            promises: BTreeMap::new(),
+            queue,
+        }
+    }
+
+    /// True if `node` already promised.
+    pub fn has_promise(&self, node: NodeId) -> bool {
+        self.promises.contains_key(&node)
+    }
+
+    /// Records a promise; returns true when the promises now form a phase-1 quorum.
+    pub fn promise(
+        &mut self,
+        from: NodeId,
+        entries: Vec<PromiseEntry<C>>,
+        quorum: &dyn QuorumSystem,
+    ) -> bool {
+        for e in &entries {
+            assert!(
+                e.chosen || e.ballot < self.ballot,
+                "promise for {} reports a vote in {} at or above it",
+                self.ballot,
+                e.ballot
+            );
+        }
+        self.promises.insert(from, entries);
+        let voters: BTreeSet<NodeId> = self.promises.keys().copied().collect();
+        quorum.is_phase1_quorum(&voters)
+    }
+
+    /// The new leader's obligations for every slot from `from` to the highest slot any promise
+    /// mentions. `ignore_votes` is the planted `IgnorePromiseValues` bug.
+    pub fn obligations(&self, ignore_votes: bool) -> BTreeMap<Slot, Obligation<C>> {
+        let mut best: BTreeMap<Slot, (bool, Ballot, &Value<C>)> = BTreeMap::new();
+        for e in self.promises.values().flatten() {
+            if e.slot < self.from {
+                continue;
+            }
+            let cand = (e.chosen, e.ballot, &e.value);
+            match best.get(&e.slot) {
+                Some((true, _, _)) => {}
+                Some((false, b, _)) if !e.chosen && *b >= e.ballot => {}
+                _ => {
+                    best.insert(e.slot, cand);
+                }
+            }
+        }
+        if ignore_votes {
+            best.retain(|_, (chosen, _, _)| *chosen);
+        }
+        let Some(&last) = best.keys().next_back() else {
+            return BTreeMap::new();
+        };
+        (self.from..=last)
+            .map(|slot| {
+                let ob = match best.get(&slot) {
+                    Some((true, _, v)) => Obligation::Learn((*v).clone()),
+                    Some((false, _, v)) => Obligation::Propose((*v).clone()),
+                    None => Obligation::Propose(Value::Noop),
+                };
+                (slot, ob)
+            })
+            .collect()
+    }
+}
+
+/// A slot proposed in the current ballot and not yet known chosen.
+#[derive(Clone, Debug)]
+pub struct InFlight<C> {
+    /// The value proposed.
+    pub value: Value<C>,
+    /// Who voted for it in this ballot.
+    pub acks: BTreeSet<NodeId>,
+}
+
+/// Phase 2 only: a leader that won phase 1 for `ballot`.
+///
+/// Invariant (asserted): at most one value per slot per ballot: a slot is proposed once.
+#[derive(Clone, Debug)]
+pub struct Active<C> {
+    /// The leader's ballot.
+    pub ballot: Ballot,
+    /// The next slot to propose a new batch in.
+    pub next_slot: Slot,
+    /// Slots proposed in this ballot, not yet chosen.
+    pub in_flight: BTreeMap<Slot, InFlight<C>>,
+    /// Client commands waiting for a free slot in the window.
+    pub queue: VecDeque<Command<C>>,
+}
+
+impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
+    /// A new leader proposing fresh batches from `next_slot` on.
+    pub fn new(ballot: Ballot, next_slot: Slot, queue: VecDeque<Command<C>>) -> Self {
+        Active {
+            ballot,
+            next_slot,
+            in_flight: BTreeMap::new(),
+            queue,
+        }
+    }
+
+    /// Records that `value` is proposed for `slot` in this ballot.
+    pub fn proposed(&mut self, slot: Slot, value: Value<C>) {
+        let prev = self.in_flight.insert(
+            slot,
+            InFlight {
+                value,
+                acks: BTreeSet::new(),
+            },
+        );
+        assert!(
+            prev.is_none(),
+            "slot {slot} proposed twice in {}",
+            self.ballot
+        );
+    }
+
+    /// Records a vote; returns the value if the slot just reached a phase-2 quorum.
+    pub fn vote(
+        &mut self,
+        from: NodeId,
+        slot: Slot,
+        quorum: &dyn QuorumSystem,
+    ) -> Option<Value<C>> {
+        let f = self.in_flight.get_mut(&slot)?;
+        f.acks.insert(from);
+        if quorum.is_phase2_quorum(&f.acks) {
+            self.in_flight.remove(&slot).map(|f| f.value)
+        } else {
+            None
+        }
+    }
+
+    /// Takes the next batch of queued commands if the window has room, skipping commands
+    /// already queued or in flight (a client's retry).
+    pub fn next_batch(&mut self, window: usize, max_batch: usize) -> Option<Vec<Command<C>>> {
+        if self.in_flight.len() >= window || self.queue.is_empty() {
+            return None;
+        }
+        let n = self.queue.len().min(max_batch);
+        Some(self.queue.drain(..n).collect())
+    }
+
+    /// Queues a command unless the same `(client, seq)` is already queued or in flight.
+    pub fn enqueue(&mut self, cmd: Command<C>) {
+        let same = |c: &Command<C>| c.client == cmd.client && c.seq == cmd.seq;
+        let queued = self.queue.iter().any(same);
+        let flying = self
+            .in_flight
+            .values()
+            .any(|f| f.value.commands().iter().any(same));
+        if !queued && !flying {
+            self.queue.push_back(cmd);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quorum::Quorum;
+
+    fn entry(slot: Slot, r: u64, v: u32, chosen: bool) -> PromiseEntry<u32> {
+        PromiseEntry {
+            slot,
+            ballot: Ballot::new(r, 1),
+            value: Value::Batch(vec![Command {
+                client: 1,
+                seq: v as u64,
+                op: v,
+            }]),
+            chosen,
+        }
+    }
+
+    fn val(v: u32) -> Value<u32> {
+        Value::Batch(vec![Command {
+            client: 1,
+            seq: v as u64,
+            op: v,
+        }])
+    }
+
+    #[test]
+    fn obligations_pick_highest_vote_prefer_chosen_and_fill_holes() {
+        let q = Quorum::majority(&[1, 2, 3]).unwrap();
+        let mut s: Scout<u32> = Scout::new(Ballot::new(9, 2), 5, VecDeque::new());
+        assert!(!s.promise(
+            1,
+            vec![
+                entry(4, 1, 40, false),
+                entry(5, 1, 50, false),
+                entry(8, 3, 80, false)
+            ],
+            &q
+        ));
+        assert!(s.promise(
+            2,
+            vec![
+                entry(5, 2, 51, false),
+                entry(6, 1, 60, true),
+                entry(8, 2, 81, false)
+            ],
+            &q
+        ));
+        let ob = s.obligations(false);
+        assert_eq!(ob.keys().copied().collect::<Vec<_>>(), vec![5, 6, 7, 8]);
+        assert_eq!(ob[&5], Obligation::Propose(val(51)));
+        assert_eq!(ob[&6], Obligation::Learn(val(60)));
+        assert_eq!(ob[&7], Obligation::Propose(Value::Noop));
+        assert_eq!(ob[&8], Obligation::Propose(val(80)));
+    }
+
+    #[test]
+    fn a_chosen_report_beats_a_higher_vote() {
+        let q = Quorum::majority(&[1, 2, 3]).unwrap();
+        let mut s: Scout<u32> = Scout::new(Ballot::new(9, 2), 0, VecDeque::new());
+        s.promise(1, vec![entry(0, 1, 1, true)], &q);
+        s.promise(2, vec![entry(0, 5, 2, false)], &q);
+        assert_eq!(s.obligations(false)[&0], Obligation::Learn(val(1)));
+    }
+
+    #[test]
+    fn no_votes_no_obligations() {
+        let s: Scout<u32> = Scout::new(Ballot::new(1, 1), 3, VecDeque::new());
+        assert!(s.obligations(false).is_empty());
+    }
+
+    #[test]
+    fn window_limits_batches_and_retries_are_not_queued_twice() {
+        let q = Quorum::majority(&[1, 2, 3]).unwrap();
+        let mut a: Active<u32> = Active::new(Ballot::new(1, 1), 0, VecDeque::new());
+        for i in 0..5 {
+            a.enqueue(Command {
+                client: i,
+                seq: 1,
+                op: 0,
+            });
+        }
+        a.enqueue(Command {
+            client: 0,
+            seq: 1,
+            op: 0,
+        });
+        assert_eq!(a.queue.len(), 5);
+        let batch = a.next_batch(1, 3).unwrap();
+        assert_eq!(batch.len(), 3);
+        a.proposed(0, Value::Batch(batch));
+        assert!(a.next_batch(1, 3).is_none(), "window of one is full");
+        a.enqueue(Command {
+            client: 1,
+            seq: 1,
+            op: 0,
+        });
+        assert_eq!(a.queue.len(), 2, "in-flight command not queued again");
+        assert!(a.vote(1, 0, &q).is_none());
+        assert!(a.vote(2, 0, &q).is_some());
+        assert_eq!(a.next_batch(1, 3).unwrap().len(), 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "at or above")]
+    fn a_promise_reporting_a_vote_above_the_ballot_is_a_bug() {
+        let q = Quorum::majority(&[1, 2, 3]).unwrap();
+        let mut s: Scout<u32> = Scout::new(Ballot::new(2, 2), 0, VecDeque::new());
+        s.promise(1, vec![entry(0, 3, 1, false)], &q);
+    }
+}

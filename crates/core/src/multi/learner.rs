@@ -1,0 +1,142 @@
+//! The learner role of a Multi-Paxos replica: tracks the chosen prefix of the log, applies it to
+//! the state machine exactly once per client command, and answers the clients waiting here.
+
+use super::log::Entry;
+use super::messages::{ClientId, MultiEffects, Output, Persist, Slot};
+use super::state_machine::StateMachine;
+use crate::bugs::PlantedBug;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The learner: commit point, applied point, state machine, and client sessions.
+///
+/// Invariants (asserted): `applied <= commit`; every slot below `commit` is chosen in the log;
+/// slots are applied in order, each once.
+#[derive(Debug)]
+pub struct Learner<S: StateMachine> {
+    commit: Slot,
+    applied: Slot,
+    sm: S,
+    /// Per client: the highest sequence number applied and its result. Part of the replicated
+    /// state (every replica builds the same table), so a retry is answered, not re-applied.
+    sessions: BTreeMap<ClientId, (u64, S::Output)>,
+    /// Commands whose clients wait on this replica for an answer.
+    pending: BTreeSet<(ClientId, u64)>,
+    bug: Option<PlantedBug>,
+}
+
+impl<S: StateMachine> Learner<S> {
+    /// A learner over `sm`, which reflects nothing yet: [`Learner::catch_up`] replays the log.
+    pub fn new(sm: S, bug: Option<PlantedBug>) -> Self {
+        Learner {
+            commit: 0,
+            applied: 0,
+            sm,
+            sessions: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            bug,
+        }
+    }
+
+    /// First slot not known chosen.
+    pub fn commit(&self) -> Slot {
+        self.commit
+    }
+
+    /// Next slot to apply.
+    pub fn applied(&self) -> Slot {
+        self.applied
+    }
+
+    /// The state machine.
+    pub fn state_machine(&self) -> &S {
+        &self.sm
+    }
+
+    /// If `(client, seq)` was already applied, its cached result; `Err(())` if it is older than
+    /// the client's latest applied command (a stale duplicate to drop).
+    pub fn applied_result(&self, client: ClientId, seq: u64) -> Option<Result<S::Output, ()>> {
+        match self.sessions.get(&client) {
+            Some((s, out)) if *s == seq => Some(Ok(out.clone())),
+            Some((s, _)) if *s > seq => Some(Err(())),
+            _ => None,
+        }
+    }
+
+    /// Remembers that a client waits here for `(client, seq)`.
+    pub fn wait_for(&mut self, client: ClientId, seq: u64) {
+        self.pending.insert((client, seq));
+    }
+
+    /// Forgets a waiting client (it was told to go elsewhere).
+    pub fn forget(&mut self, client: ClientId, seq: u64) {
+        self.pending.remove(&(client, seq));
+    }
+
+    /// Advances the commit point over chosen slots, then applies everything committed.
+    pub fn catch_up(
+        &mut self,
+        log: &BTreeMap<Slot, Entry<S::Command>>,
+        fx: &mut MultiEffects<S::Command, S::Output>,
+    ) {
+        let before = self.commit;
+        while log.get(&self.commit).is_some_and(|e| e.chosen) {
+            self.commit += 1;
+        }
+        if self.commit > before {
+            fx.persist(Persist::Commit(self.commit));
+        }
+        let limit = if self.bug == Some(PlantedBug::ApplyBeforeChosen) {
+            // The bug: anything voted for counts as decided.
+            let mut s = self.applied;
+            while log.contains_key(&s) {
+                s += 1;
+            }
+            s.max(self.commit)
+        } else {
+            self.commit
+        };
+        while self.applied < limit {
+            let slot = self.applied;
+            let entry = &log[&slot];
+            assert!(
+                entry.chosen || self.bug.is_some(),
+                "applying slot {slot} that is not chosen"
+            );
+            self.apply_value(entry, fx);
+            self.applied += 1;
+            fx.output(Output::Applied { slot });
+        }
+        assert!(self.applied <= self.commit || self.bug.is_some());
+    }
+
+    fn apply_value(
+        &mut self,
+        entry: &Entry<S::Command>,
+        fx: &mut MultiEffects<S::Command, S::Output>,
+    ) {
+        for cmd in entry.value.commands() {
+            let result = match self.sessions.get(&cmd.client) {
+                // Exactly once: a retry that made it into the log twice is not applied again.
+                Some((seq, _)) if *seq >= cmd.seq => continue,
+                _ => self.sm.apply(&cmd.op),
+            };
+            self.sessions.insert(cmd.client, (cmd.seq, result.clone()));
+            if self.pending.remove(&(cmd.client, cmd.seq)) {
+                fx.output(Output::Reply {
+                    client: cmd.client,
+                    seq: cmd.seq,
+                    result,
+                });
+            }
+            // A client has one command in flight: older waits are answered or abandoned.
+            let stale: Vec<_> = self
+                .pending
+                .range((cmd.client, 0)..=(cmd.client, cmd.seq))
+                .copied()
+                .collect();
+            for k in stale {
+                self.pending.remove(&k);
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Everything Multi-Paxos replicas say to each other, persist and output.
+
+use crate::ballot::{Ballot, NodeId};
+use crate::effects::Effects;
+use serde::{Deserialize, Serialize};
+
+/// A position in the replicated log.
+pub type Slot = u64;
+
+/// Identifies a client session for exactly-once application.
+pub type ClientId = u64;
+
+/// A client command with its session identity: a retry of `(client, seq)` is applied once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command<C> {
+    /// The client session.
+    pub client: ClientId,
+    /// The client's sequence number; a client has one command in flight and numbers them up.
+    pub seq: u64,
+    /// The operation for the state machine.
+    pub op: C,
+}
+
+/// What one slot decides: nothing (a hole filled by a new leader) or a batch of commands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Value<C> {
+    /// Fills a slot a new leader found empty, so later slots can be applied.
+    Noop,
+    /// Commands applied in order.
+    Batch(Vec<Command<C>>),
+}
+
+impl<C> Value<C> {
+    /// The commands in this value (none for a no-op).
+    pub fn commands(&self) -> &[Command<C>] {
+        match self {
+            Value::Noop => &[],
+            Value::Batch(b) => b,
+        }
+    }
+}
+
+/// One acceptor's vote for one slot, as reported in a promise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromiseEntry<C> {
+    /// The slot.
+    pub slot: Slot,
+    /// The ballot of the vote.
+    pub ballot: Ballot,
+    /// The value voted for.
+    pub value: Value<C>,
+    /// The acceptor knows this value is chosen: the new leader may take it as decided.
+    pub chosen: bool,
+}
+
+/// Messages between replicas.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message<C> {
+    /// Phase 1a for every slot from `from` on: one prepare covers the whole log suffix.
+    Prepare {
+        /// The candidate's ballot.
+        ballot: Ballot,
+        /// The candidate's first slot not known chosen.
+        from: Slot,
+    },
+    /// Phase 1b: the promise, with this acceptor's votes for slots at or above `from`.
+    Promise {
+        /// The ballot promised.
+        ballot: Ballot,
+        /// Votes at or above the prepare's `from`.
+        entries: Vec<PromiseEntry<C>>,
+    },
+    /// "`ballot` is below what I promised": the sender is no longer (or not yet) leader.
+    Nack {
+        /// The ballot refused.
+        ballot: Ballot,
+        /// The acceptor's promise.
+        promised: Ballot,
+    },
+    /// Phase 2a for one slot, with the leader's commit point piggybacked.
+    Accept {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The slot.
+        slot: Slot,
+        /// The value proposed.
+        value: Value<C>,
+        /// Every slot below this is chosen (as the leader knows).
+        commit: Slot,
+    },
+    /// Phase 2b: a vote, sent back to the leader.
+    Accepted {
+        /// The ballot voted in.
+        ballot: Ballot,
+        /// The slot.
+        slot: Slot,
+    },
+    /// "That slot is already chosen, and this is its value": answers an accept for a decided slot.
+    Chosen {
+        /// The slot.
+        slot: Slot,
+        /// Its chosen value.
+        value: Value<C>,
+    },
+    /// The leader is alive; every slot below `commit` is chosen.
+    Heartbeat {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The leader's commit point.
+        commit: Slot,
+    },
+    /// A lagging replica asks for chosen values from `from` on.
+    CatchUpRequest {
+        /// First slot wanted.
+        from: Slot,
+    },
+    /// Chosen values, answering a catch-up request.
+    CatchUp {
+        /// `(slot, chosen value)` pairs, ascending.
+        entries: Vec<(Slot, Value<C>)>,
+    },
+    /// A follower passes client commands on to the leader.
+    Forward {
+        /// The commands.
+        commands: Vec<Command<C>>,
+    },
+}
+
+impl<C> Message<C> {
+    /// A short name of the message kind, for metrics and traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Prepare { .. } => "prepare",
+            Message::Promise { .. } => "promise",
+            Message::Nack { .. } => "nack",
+            Message::Accept { .. } => "accept",
+            Message::Accepted { .. } => "accepted",
+            Message::Chosen { .. } => "chosen",
+            Message::Heartbeat { .. } => "heartbeat",
+            Message::CatchUpRequest { .. } => "catchup-request",
+            Message::CatchUp { .. } => "catchup",
+            Message::Forward { .. } => "forward",
+        }
+    }
+}
+
+/// State a replica asks to make durable. Replaying the records in order rebuilds
+/// [`super::DurableState`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Persist<C> {
+    /// The acceptor's promise (also the highest ballot this node used as a candidate).
+    Promise(Ballot),
+    /// A vote: the acceptor accepted `value` for `slot` in `ballot` (which raises its promise).
+    Accept {
+        /// The slot.
+        slot: Slot,
+        /// The ballot.
+        ballot: Ballot,
+        /// The value.
+        value: Value<C>,
+    },
+    /// A chosen value learned from others that differs from (or is missing in) the local log.
+    Chosen {
+        /// The slot.
+        slot: Slot,
+        /// The chosen value.
+        value: Value<C>,
+    },
+    /// Every slot below this is chosen and its chosen value is in the log. Only an optimisation:
+    /// losing it costs a catch-up, never safety, so drivers may write it lazily.
+    Commit(Slot),
+}
+
+/// What a replica reports to its driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output<R> {
+    /// The command `(client, seq)` that this replica received has been applied; `result` is what
+    /// the state machine returned (the first time it was applied, for a retried command).
+    Reply {
+        /// The client.
+        client: ClientId,
+        /// The command's sequence number.
+        seq: u64,
+        /// The state machine's result.
+        result: R,
+    },
+    /// This replica cannot take the command now; try `leader` if known, else another replica.
+    NotLeader {
+        /// The client.
+        client: ClientId,
+        /// The command's sequence number.
+        seq: u64,
+        /// Who this replica believes leads, if anyone.
+        leader: Option<NodeId>,
+    },
+    /// This replica now knows `slot` is chosen (it is in its log).
+    Chosen {
+        /// The slot.
+        slot: Slot,
+    },
+    /// This replica applied `slot` to its state machine.
+    Applied {
+        /// The slot.
+        slot: Slot,
+    },
+}
+
+/// Timers of a replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timer {
+    /// Randomized: if nothing was heard from a leader since the last firing, stand for election.
+    Election,
+    /// Leader: heartbeat and retransmit accepts. Candidate: retransmit prepares.
+    Heartbeat,
+}
+
+/// The effects of one Multi-Paxos step.
+pub type MultiEffects<C, R> = Effects<Message<C>, Persist<C>, Output<R>, Timer>;

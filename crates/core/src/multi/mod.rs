@@ -1,0 +1,31 @@
+//! Multi-Paxos for state machine replication, with proposer, acceptor and learner collapsed into
+//! one [`Replica`].
+//!
+//! - A candidate runs phase 1 **once** for every slot from its first unchosen slot on
+//!   ([`leader::Scout`]); after winning it re-proposes, per slot, the highest-ballot value among
+//!   the promises and fills holes with no-ops; then, while it stays leader, each new slot needs
+//!   phase 2 only ([`leader::Active`]).
+//! - Leadership: heartbeats, and randomized election timeouts counted in ticks so that two
+//!   candidates rarely collide twice.
+//! - Batching (many client commands per slot) and pipelining (a window of slots in flight).
+//! - The commit point rides on accepts and heartbeats; lagging or restarted replicas catch up by
+//!   asking for chosen values; an acceptor that knows a slot is chosen answers with its value.
+//! - Exactly-once: a command carries `(client, seq)`; a retry after a leader change is applied
+//!   once and answered from the session table.
+
+pub mod acceptor;
+mod config;
+pub mod leader;
+pub mod learner;
+mod log;
+mod messages;
+mod replica;
+mod state_machine;
+
+pub use config::{Config, ConfigError};
+pub use log::{DurableState, Entry};
+pub use messages::{
+    ClientId, Command, Message, MultiEffects, Output, Persist, PromiseEntry, Slot, Timer, Value,
+};
+pub use replica::{Replica, RoleKind};
+pub use state_machine::StateMachine;

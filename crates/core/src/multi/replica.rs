@@ -1,0 +1,613 @@
+//! A Multi-Paxos replica: proposer, acceptor and learner collapsed into one process, as servers
+//! are deployed. Each role's logic lives in its own file; this one routes inputs between them
+//! and decides the replica's role (follower, candidate, leader).
+
+use super::acceptor::{Acceptor, Vote};
+use super::config::{Config, ConfigError};
+use super::leader::{Active, Obligation, Scout};
+use super::learner::Learner;
+use super::log::{DurableState, Entry};
+use super::messages::{Command, Message, MultiEffects, Output, PromiseEntry, Slot, Timer, Value};
+use super::state_machine::StateMachine;
+use crate::ballot::{Ballot, NodeId};
+use crate::bugs::PlantedBug;
+use crate::quorum::{Quorum, QuorumSystem};
+use crate::rng::SplitMix64;
+use std::collections::{BTreeMap, VecDeque};
+
+type Fx<S> = MultiEffects<<S as StateMachine>::Command, <S as StateMachine>::Output>;
+
+#[derive(Clone, Debug)]
+enum Role<C> {
+    Follower,
+    Candidate(Scout<C>),
+    Leader(Active<C>),
+}
+
+/// The role a replica plays right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleKind {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Running phase 1.
+    Candidate,
+    /// Won phase 1; runs phase 2 per slot.
+    Leader,
+}
+
+/// One Multi-Paxos replica over state machine `S`.
+pub struct Replica<S: StateMachine> {
+    cfg: Config,
+    quorum: Quorum,
+    rng: SplitMix64,
+    acceptor: Acceptor<S::Command>,
+    learner: Learner<S>,
+    role: Role<S::Command>,
+    /// Who we believe leads, for forwarding and redirects.
+    leader_hint: Option<NodeId>,
+    /// Highest ballot seen anywhere; a new candidacy starts above it.
+    seen: Ballot,
+    /// A leader (or a candidate we promised) showed signs of life since the election timer last
+    /// fired.
+    heard: bool,
+}
+
+impl<S: StateMachine> std::fmt::Debug for Replica<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("id", &self.cfg.id)
+            .field("role", &self.role_kind())
+            .field("promised", &self.acceptor.promised())
+            .field("commit", &self.learner.commit())
+            .field("applied", &self.learner.applied())
+            .finish()
+    }
+}
+
+impl<S: StateMachine> Replica<S> {
+    /// A fresh replica with an empty log.
+    pub fn new(cfg: Config, sm: S) -> Result<Self, ConfigError> {
+        Self::recover(cfg, sm, DurableState::default())
+    }
+
+    /// A replica restarted from its durable state. `sm` must be the state machine as it was
+    /// before any slot was applied: the chosen prefix of the log is replayed into it.
+    pub fn recover(
+        cfg: Config,
+        sm: S,
+        durable: DurableState<S::Command>,
+    ) -> Result<Self, ConfigError> {
+        let quorum = cfg.validate()?;
+        let rng = SplitMix64::new(cfg.seed ^ cfg.id.rotate_left(32));
+        let DurableState {
+            promised,
+            log,
+            commit,
+        } = durable;
+        let mut replica = Replica {
+            acceptor: Acceptor::new(promised, log, cfg.bug),
+            learner: Learner::new(sm, cfg.bug),
+            seen: promised,
+            quorum,
+            rng,
+            role: Role::Follower,
+            leader_hint: None,
+            heard: false,
+            cfg,
+        };
+        // Replay the committed prefix; the replay's own outputs (applied slots, a Commit record
+        // equal to what is on disk) are not news to anyone.
+        let mut fx = Fx::<S>::new();
+        for slot in replica.learner.commit()..commit {
+            assert!(
+                replica.acceptor.chosen(slot).is_some(),
+                "durable state says slot {slot} is committed but its value is missing"
+            );
+        }
+        replica.learner.catch_up(replica.acceptor.log(), &mut fx);
+        Ok(replica)
+    }
+
+    /// Arms the first election timer. Call once after [`Replica::new`] or [`Replica::recover`].
+    pub fn start(&mut self) -> Fx<S> {
+        let mut fx = Fx::<S>::new();
+        self.arm_election(&mut fx);
+        fx
+    }
+
+    // ----- introspection -----
+
+    /// This replica's id.
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The current role.
+    pub fn role_kind(&self) -> RoleKind {
+        match self.role {
+            Role::Follower => RoleKind::Follower,
+            Role::Candidate(_) => RoleKind::Candidate,
+            Role::Leader(_) => RoleKind::Leader,
+        }
+    }
+
+    /// Who this replica believes leads.
+    pub fn leader_hint(&self) -> Option<NodeId> {
+        self.leader_hint
+    }
+
+    /// The acceptor's promise.
+    pub fn promised(&self) -> Ballot {
+        self.acceptor.promised()
+    }
+
+    /// The ballot this replica leads or stands with, if any.
+    pub fn ballot(&self) -> Option<Ballot> {
+        match &self.role {
+            Role::Follower => None,
+            Role::Candidate(s) => Some(s.ballot),
+            Role::Leader(a) => Some(a.ballot),
+        }
+    }
+
+    /// First slot not known chosen.
+    pub fn commit_index(&self) -> Slot {
+        self.learner.commit()
+    }
+
+    /// Next slot to apply.
+    pub fn applied_index(&self) -> Slot {
+        self.learner.applied()
+    }
+
+    /// The log (votes and chosen values).
+    pub fn log(&self) -> &BTreeMap<Slot, Entry<S::Command>> {
+        self.acceptor.log()
+    }
+
+    /// The state machine.
+    pub fn state_machine(&self) -> &S {
+        self.learner.state_machine()
+    }
+
+    // ----- inputs -----
+
+    /// A client submits `cmd` to this replica. The answer comes later as [`Output::Reply`], or
+    /// at once as [`Output::NotLeader`] when no leader is known.
+    pub fn on_client_request(&mut self, cmd: Command<S::Command>) -> Fx<S> {
+        let mut fx = Fx::<S>::new();
+        match self.learner.applied_result(cmd.client, cmd.seq) {
+            Some(Ok(result)) => {
+                fx.output(Output::Reply {
+                    client: cmd.client,
+                    seq: cmd.seq,
+                    result,
+                });
+                return fx;
+            }
+            Some(Err(())) => return fx,
+            None => {}
+        }
+        self.learner.wait_for(cmd.client, cmd.seq);
+        match &mut self.role {
+            Role::Leader(a) => {
+                a.enqueue(cmd);
+                self.propose_queued(&mut fx);
+            }
+            Role::Candidate(s) => s.queue.push_back(cmd),
+            Role::Follower => match self.leader_hint {
+                Some(l) if l != self.cfg.id => fx.send(
+                    l,
+                    Message::Forward {
+                        commands: vec![cmd],
+                    },
+                ),
+                _ => {
+                    self.learner.forget(cmd.client, cmd.seq);
+                    fx.output(Output::NotLeader {
+                        client: cmd.client,
+                        seq: cmd.seq,
+                        leader: None,
+                    });
+                }
+            },
+        }
+        fx
+    }
+
+    /// Handles a timer.
+    pub fn on_timer(&mut self, timer: Timer) -> Fx<S> {
+        let mut fx = Fx::<S>::new();
+        match timer {
+            Timer::Election => {
+                let quiet = !std::mem::replace(&mut self.heard, false);
+                match self.role {
+                    Role::Leader(_) => {}
+                    Role::Follower if quiet => self.stand_for_election(&mut fx),
+                    // A candidate that has not won by now starts over with a higher ballot.
+                    Role::Candidate(_) => self.stand_for_election(&mut fx),
+                    Role::Follower => {}
+                }
+                self.arm_election(&mut fx);
+            }
+            Timer::Heartbeat => match &self.role {
+                Role::Leader(_) => {
+                    self.heartbeat(&mut fx);
+                    fx.arm(Timer::Heartbeat, self.cfg.heartbeat_ticks);
+                }
+                Role::Candidate(s) => {
+                    let msg = Message::Prepare {
+                        ballot: s.ballot,
+                        from: s.from,
+                    };
+                    for &m in self.quorum.members() {
+                        if m != self.cfg.id && !s.has_promise(m) {
+                            fx.send(m, msg.clone());
+                        }
+                    }
+                    fx.arm(Timer::Heartbeat, self.cfg.heartbeat_ticks);
+                }
+                Role::Follower => {}
+            },
+        }
+        fx
+    }
+
+    /// Handles one message from replica `from`.
+    pub fn on_message(&mut self, from: NodeId, msg: Message<S::Command>) -> Fx<S> {
+        let mut fx = Fx::<S>::new();
+        if !self.cfg.members.contains(&from) || from == self.cfg.id {
+            return fx;
+        }
+        match msg {
+            Message::Prepare { ballot, from: slot } => self.on_prepare(from, ballot, slot, &mut fx),
+            Message::Promise { ballot, entries } => self.on_promise(from, ballot, entries, &mut fx),
+            Message::Nack { ballot, promised } => self.on_nack(ballot, promised, &mut fx),
+            Message::Accept {
+                ballot,
+                slot,
+                value,
+                commit,
+            } => self.on_accept(from, ballot, slot, value, commit, &mut fx),
+            Message::Accepted { ballot, slot } => self.on_accepted(from, ballot, slot, &mut fx),
+            Message::Chosen { slot, value } => {
+                self.learn(slot, &value, &mut fx);
+                self.learner.catch_up(self.acceptor.log(), &mut fx);
+                self.propose_queued(&mut fx);
+            }
+            Message::Heartbeat { ballot, commit } => {
+                self.on_heartbeat(from, ballot, commit, &mut fx)
+            }
+            Message::CatchUpRequest { from: slot } => self.on_catch_up_request(from, slot, &mut fx),
+            Message::CatchUp { entries } => {
+                for (slot, value) in &entries {
+                    self.learn(*slot, value, &mut fx);
+                }
+                self.learner.catch_up(self.acceptor.log(), &mut fx);
+            }
+            Message::Forward { commands } => {
+                match &mut self.role {
+                    Role::Leader(a) => commands.into_iter().for_each(|c| a.enqueue(c)),
+                    Role::Candidate(s) => s.queue.extend(commands),
+                    // Not (or no longer) leader: drop; the client's retry finds the leader.
+                    Role::Follower => {}
+                }
+                self.propose_queued(&mut fx);
+            }
+        }
+        fx
+    }
+
+    // ----- election -----
+
+    fn arm_election(&mut self, fx: &mut Fx<S>) {
+        let (lo, hi) = self.cfg.election_ticks;
+        fx.arm(Timer::Election, self.rng.range(lo, hi));
+    }
+
+    fn stand_for_election(&mut self, fx: &mut Fx<S>) {
+        let ballot = Ballot::next_after(self.seen.max(self.acceptor.promised()), self.cfg.id);
+        self.seen = ballot;
+        let from = self.learner.commit();
+        let queue = match std::mem::replace(&mut self.role, Role::Follower) {
+            Role::Candidate(s) => s.queue,
+            Role::Leader(a) => a.queue,
+            Role::Follower => VecDeque::new(),
+        };
+        // Our own promise is persisted in this step, before the prepares leave: a restart can
+        // never reuse this ballot.
+        let own = self
+            .acceptor
+            .prepare(ballot, from, fx)
+            .expect("a fresh ballot above every promise is accepted");
+        self.leader_hint = None;
+        let mut scout = Scout::new(ballot, from, queue);
+        let won = scout.promise(self.cfg.id, own, &self.quorum);
+        self.role = Role::Candidate(scout);
+        let msg = Message::Prepare { ballot, from };
+        for &m in self.quorum.members() {
+            if m != self.cfg.id {
+                fx.send(m, msg.clone());
+            }
+        }
+        fx.arm(Timer::Heartbeat, self.cfg.heartbeat_ticks);
+        if won {
+            self.become_leader(fx);
+        }
+    }
+
+    fn on_prepare(&mut self, from: NodeId, ballot: Ballot, slot: Slot, fx: &mut Fx<S>) {
+        self.seen = self.seen.max(ballot);
+        match self.acceptor.prepare(ballot, slot, fx) {
+            Ok(entries) => {
+                if self.ballot().is_some_and(|mine| ballot > mine) {
+                    self.step_down(fx);
+                }
+                // Give the candidate we promised time to win before standing ourselves.
+                self.heard = true;
+                if ballot > Ballot::ZERO && self.ballot().is_none() {
+                    self.leader_hint = None;
+                }
+                fx.send(from, Message::Promise { ballot, entries });
+            }
+            Err(promised) => fx.send(from, Message::Nack { ballot, promised }),
+        }
+    }
+
+    fn on_promise(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        entries: Vec<PromiseEntry<S::Command>>,
+        fx: &mut Fx<S>,
+    ) {
+        let Role::Candidate(scout) = &mut self.role else {
+            return;
+        };
+        if scout.ballot != ballot {
+            return;
+        }
+        if scout.promise(from, entries, &self.quorum) {
+            self.become_leader(fx);
+        }
+    }
+
+    fn become_leader(&mut self, fx: &mut Fx<S>) {
+        let Role::Candidate(scout) = std::mem::replace(&mut self.role, Role::Follower) else {
+            unreachable!("only a candidate becomes leader");
+        };
+        let ignore = self.cfg.bug == Some(PlantedBug::IgnorePromiseValues);
+        let obligations = scout.obligations(ignore);
+        let next = obligations.keys().next_back().map_or(scout.from, |s| s + 1);
+        let ballot = scout.ballot;
+        self.role = Role::Leader(Active::new(ballot, next, scout.queue));
+        self.leader_hint = Some(self.cfg.id);
+        for (slot, ob) in obligations {
+            match ob {
+                Obligation::Learn(v) => {
+                    self.learn(slot, &v, fx);
+                }
+                // Slots this replica already knows chosen need no second round.
+                Obligation::Propose(_) if self.acceptor.chosen(slot).is_some() => {}
+                Obligation::Propose(v) => self.propose(slot, v, fx),
+            }
+        }
+        self.learner.catch_up(self.acceptor.log(), fx);
+        self.heartbeat(fx);
+        fx.arm(Timer::Heartbeat, self.cfg.heartbeat_ticks);
+        self.propose_queued(fx);
+    }
+
+    fn step_down(&mut self, fx: &mut Fx<S>) {
+        if !matches!(self.role, Role::Follower) {
+            // Queued client commands are dropped: their clients time out and retry at the new
+            // leader, and exactly-once application makes the retry safe.
+            self.role = Role::Follower;
+            self.leader_hint = None;
+            self.arm_election(fx);
+        }
+    }
+
+    fn on_nack(&mut self, ballot: Ballot, promised: Ballot, fx: &mut Fx<S>) {
+        self.seen = self.seen.max(promised);
+        if self.ballot() == Some(ballot) && promised > ballot {
+            self.step_down(fx);
+        }
+    }
+
+    // ----- phase 2 -----
+
+    fn propose(&mut self, slot: Slot, value: Value<S::Command>, fx: &mut Fx<S>) {
+        let Role::Leader(active) = &mut self.role else {
+            return;
+        };
+        let ballot = active.ballot;
+        match self.acceptor.accept(ballot, slot, &value, fx) {
+            Vote::Accepted => {}
+            // Our own acceptor promised someone higher or knows the slot is chosen: either way
+            // this leadership is over or this slot is settled; let the general paths handle it.
+            Vote::Refused(promised) => {
+                self.seen = self.seen.max(promised);
+                self.step_down(fx);
+                return;
+            }
+            Vote::AlreadyChosen(v) => {
+                self.learn(slot, &v, fx);
+                return;
+            }
+        }
+        active.proposed(slot, value.clone());
+        let commit = self.learner.commit();
+        let msg = Message::Accept {
+            ballot,
+            slot,
+            value,
+            commit,
+        };
+        for &m in self.quorum.members() {
+            if m != self.cfg.id {
+                fx.send(m, msg.clone());
+            }
+        }
+        if let Some(v) = active.vote(self.cfg.id, slot, &self.quorum) {
+            self.learn(slot, &v, fx);
+        }
+    }
+
+    fn propose_queued(&mut self, fx: &mut Fx<S>) {
+        loop {
+            let Role::Leader(active) = &mut self.role else {
+                return;
+            };
+            let Some(batch) = active.next_batch(self.cfg.window, self.cfg.max_batch) else {
+                break;
+            };
+            let slot = active.next_slot;
+            active.next_slot += 1;
+            self.propose(slot, Value::Batch(batch), fx);
+        }
+        self.learner.catch_up(self.acceptor.log(), fx);
+    }
+
+    fn on_accept(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        slot: Slot,
+        value: Value<S::Command>,
+        commit: Slot,
+        fx: &mut Fx<S>,
+    ) {
+        self.seen = self.seen.max(ballot);
+        match self.acceptor.accept(ballot, slot, &value, fx) {
+            Vote::Accepted => {
+                if self.ballot().is_some_and(|mine| ballot > mine) {
+                    self.step_down(fx);
+                }
+                if self.ballot().is_none() {
+                    self.leader_hint = Some(from);
+                    self.heard = true;
+                }
+                fx.send(from, Message::Accepted { ballot, slot });
+                self.learn_commit(ballot, commit, fx);
+            }
+            Vote::Refused(promised) => fx.send(from, Message::Nack { ballot, promised }),
+            Vote::AlreadyChosen(value) => fx.send(from, Message::Chosen { slot, value }),
+        }
+        self.learner.catch_up(self.acceptor.log(), fx);
+    }
+
+    fn on_accepted(&mut self, from: NodeId, ballot: Ballot, slot: Slot, fx: &mut Fx<S>) {
+        let Role::Leader(active) = &mut self.role else {
+            return;
+        };
+        if active.ballot != ballot {
+            return;
+        }
+        if let Some(v) = active.vote(from, slot, &self.quorum) {
+            self.learn(slot, &v, fx);
+            self.learner.catch_up(self.acceptor.log(), fx);
+            self.propose_queued(fx);
+        }
+    }
+
+    /// Records that `slot` is chosen with `value`, from whatever source. A leader that learns a
+    /// value other than the one it proposed in its ballot has been overtaken by a higher ballot:
+    /// it steps down before it could advertise a commit point covering its own stale proposal.
+    fn learn(&mut self, slot: Slot, value: &Value<S::Command>, fx: &mut Fx<S>) {
+        if let Role::Leader(active) = &mut self.role {
+            if let Some(f) = active.in_flight.remove(&slot) {
+                if f.value != *value {
+                    self.step_down(fx);
+                }
+            }
+        }
+        if self.acceptor.learn(slot, value, fx) {
+            fx.output(Output::Chosen { slot });
+        }
+    }
+
+    /// A leader with `ballot` says every slot below `commit` is chosen. A vote of ours cast in
+    /// that same ballot holds the value the leader proposed, which (by [`Replica::learn`]'s
+    /// step-down rule) is the chosen one.
+    fn learn_commit(&mut self, ballot: Ballot, commit: Slot, fx: &mut Fx<S>) {
+        let mut slot = self.learner.commit();
+        while slot < commit {
+            if self.acceptor.chosen(slot).is_none() {
+                let Some(v) = self.acceptor.vote_in(slot, ballot).cloned() else {
+                    break;
+                };
+                self.learn(slot, &v, fx);
+            }
+            slot += 1;
+        }
+    }
+
+    fn heartbeat(&mut self, fx: &mut Fx<S>) {
+        let Role::Leader(active) = &self.role else {
+            return;
+        };
+        let ballot = active.ballot;
+        let commit = self.learner.commit();
+        for &m in self.quorum.members() {
+            if m != self.cfg.id {
+                fx.send(m, Message::Heartbeat { ballot, commit });
+            }
+        }
+        // Retransmit accepts that some member has not acknowledged (messages get lost).
+        for (&slot, f) in &active.in_flight {
+            for &m in self.quorum.members() {
+                if m != self.cfg.id && !f.acks.contains(&m) {
+                    fx.send(
+                        m,
+                        Message::Accept {
+                            ballot,
+                            slot,
+                            value: f.value.clone(),
+                            commit,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_heartbeat(&mut self, from: NodeId, ballot: Ballot, commit: Slot, fx: &mut Fx<S>) {
+        self.seen = self.seen.max(ballot);
+        let promised = self.acceptor.promised();
+        if ballot < promised {
+            fx.send(from, Message::Nack { ballot, promised });
+            return;
+        }
+        if self.ballot().is_some_and(|mine| ballot > mine) {
+            self.step_down(fx);
+        }
+        self.leader_hint = Some(from);
+        self.heard = true;
+        self.learn_commit(ballot, commit, fx);
+        self.learner.catch_up(self.acceptor.log(), fx);
+        if self.learner.commit() < commit {
+            fx.send(
+                from,
+                Message::CatchUpRequest {
+                    from: self.learner.commit(),
+                },
+            );
+        }
+    }
+
+    fn on_catch_up_request(&mut self, to: NodeId, from: Slot, fx: &mut Fx<S>) {
+        let entries: Vec<_> = (from..self.learner.commit())
+            .take(self.cfg.catch_up_batch)
+            .filter_map(|s| self.acceptor.chosen(s).map(|v| (s, v.clone())))
+            .collect();
+        if !entries.is_empty() {
+            fx.send(to, Message::CatchUp { entries });
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The tiny key-value state machine the simulated clients drive, and their operations.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use synod_core::multi::StateMachine;
+
+/// A key-value operation. Strings are shared so that copying a batch into many messages is
+/// cheap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvOp {
+    /// Read a key.
+    Get(Arc<str>),
+    /// Write a key.
+    Put(Arc<str>, Arc<str>),
+    /// Write `new` if the key currently holds `expected` (`None`: absent).
+    Cas {
+        /// The key.
+        key: Arc<str>,
+        /// The value required.
+        expected: Option<Arc<str>>,
+        /// The value written on success.
+        new: Arc<str>,
+    },
+}
+
+impl KvOp {
+    /// The key the operation touches.
+    pub fn key(&self) -> &Arc<str> {
+        match self {
+            KvOp::Get(k) | KvOp::Put(k, _) | KvOp::Cas { key: k, .. } => k,
+        }
+    }
+}
+
+/// What an operation returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvResult {
+    /// A read's value.
+    Value(Option<Arc<str>>),
+    /// A write succeeded.
+    Written,
+    /// Whether a compare-and-set took effect.
+    Swapped(bool),
+}
+
+/// An in-memory map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Kv {
+    map: BTreeMap<Arc<str>, Arc<str>>,
+}
+
+impl Kv {
+    /// The current value of `key`.
+    pub fn get(&self, key: &str) -> Option<&Arc<str>> {
+        self.map.get(key)
+    }
+}
+
+impl StateMachine for Kv {
+    type Command = KvOp;
+    type Output = KvResult;
+
+    fn apply(&mut self, op: &KvOp) -> KvResult {
+        match op {
+            KvOp::Get(k) => KvResult::Value(self.map.get(k).cloned()),
+            KvOp::Put(k, v) => {
+                self.map.insert(k.clone(), v.clone());
+                KvResult::Written
+            }
+            KvOp::Cas { key, expected, new } => {
+                if self.map.get(key) == expected.as_ref() {
+                    self.map.insert(key.clone(), new.clone());
+                    KvResult::Swapped(true)
+                } else {
+                    KvResult::Swapped(false)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cas_compares_with_absent_and_present() {
+        let mut kv = Kv::default();
+        let k: Arc<str> = "k".into();
+        let cas = |e: Option<&str>, n: &str| KvOp::Cas {
+            key: k.clone(),
+            expected: e.map(Into::into),
+            new: n.into(),
+        };
+        assert_eq!(kv.apply(&cas(Some("x"), "a")), KvResult::Swapped(false));
+        assert_eq!(kv.apply(&cas(None, "a")), KvResult::Swapped(true));
+        assert_eq!(kv.apply(&cas(None, "b")), KvResult::Swapped(false));
+        assert_eq!(kv.apply(&cas(Some("a"), "b")), KvResult::Swapped(true));
+        assert_eq!(
+            kv.apply(&KvOp::Get(k.clone())),
+            KvResult::Value(Some("b".into()))
+        );
+    }
+}

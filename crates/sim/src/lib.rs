@@ -1,0 +1,22 @@
+//! Synod's deterministic simulator.
+//!
+//! It drives the very protocol code of `synod-core` through lost, duplicated, reordered and
+//! delayed messages, partitions and crash-restarts, in virtual time, with every run a pure
+//! function of its seed. After every step the checkers compare what nodes claim (learned,
+//! applied, acknowledged to a client) with ground truth computed from every vote ever persisted.
+
+pub mod basic;
+pub mod faults;
+pub mod history;
+pub mod kv;
+pub mod multi;
+pub mod net;
+pub mod queue;
+pub mod report;
+pub mod trace;
+pub mod truth;
+
+pub use basic::{BasicSim, BasicSimConfig};
+pub use faults::Faults;
+pub use multi::{MultiSim, MultiSimConfig};
+pub use report::{RunReport, Stats, Violation};

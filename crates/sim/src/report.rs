@@ -1,0 +1,75 @@
+//! What one simulated run produced: counts, and the first safety or liveness violation.
+
+use serde::Serialize;
+use std::fmt;
+
+/// A property the run broke.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Which checker fired: agreement, validity, applied-order, durability, liveness,
+    /// linearizability, convergence.
+    pub check: &'static str,
+    /// Virtual time at which it was detected.
+    pub at: u64,
+    /// What exactly went wrong.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} violated at t={}: {}",
+            self.check, self.at, self.detail
+        )
+    }
+}
+
+/// Counts from one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Events processed (each is one step, followed by every checker).
+    pub steps: u64,
+    /// Messages handed to the network.
+    pub sent: u64,
+    /// Messages delivered to a live node.
+    pub delivered: u64,
+    /// Messages dropped (loss, partition, dead receiver).
+    pub dropped: u64,
+    /// Slots (or single decrees) decided.
+    pub decisions: u64,
+    /// Client operations completed.
+    pub ops: u64,
+    /// Crashes injected.
+    pub crashes: u64,
+    /// Partitions injected.
+    pub partitions: u64,
+    /// Virtual time at the end.
+    pub end_time: u64,
+}
+
+impl Stats {
+    /// Adds another run's counts (end times are summed too).
+    pub fn add(&mut self, o: &Stats) {
+        self.steps += o.steps;
+        self.sent += o.sent;
+        self.delivered += o.delivered;
+        self.dropped += o.dropped;
+        self.decisions += o.decisions;
+        self.ops += o.ops;
+        self.crashes += o.crashes;
+        self.partitions += o.partitions;
+        self.end_time += o.end_time;
+    }
+}
+
+/// The outcome of one seed.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// Counts.
+    pub stats: Stats,
+    /// The first violation, if any.
+    pub violation: Option<Violation>,
+}
