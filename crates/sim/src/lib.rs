@@ -7,12 +7,14 @@
 
 pub mod basic;
 pub mod faults;
+pub mod flow;
 pub mod history;
 pub mod kv;
 pub mod multi;
 pub mod net;
 pub mod queue;
 pub mod report;
+pub mod runner;
 pub mod trace;
 pub mod truth;
 
@@ -20,3 +22,4 @@ pub use basic::{BasicSim, BasicSimConfig};
 pub use faults::Faults;
 pub use multi::{MultiSim, MultiSimConfig};
 pub use report::{RunReport, Stats, Violation};
+pub use runner::{run_many, Protocol, SimOptions, Summary};

@@ -1,0 +1,150 @@
+//! `synod sim`: many seeds, a progress bar, a summary, and a replay command on failure.
+
+use crate::Outcome;
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::time::Instant;
+use synod_core::PlantedBug;
+use synod_sim::trace::write_jsonl;
+use synod_sim::{run_many, Faults, Protocol, SimOptions};
+
+/// Options of `synod sim`.
+#[derive(Args)]
+pub struct SimArgs {
+    /// Protocol to simulate: `basic` (single decree, separate roles) or `multi` (Multi-Paxos
+    /// replicas serving key-value clients).
+    #[arg(long, default_value = "multi")]
+    protocol: Protocol,
+    /// Replicas (multi) or acceptors (basic; with 3 proposers and 2 learners).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=15))]
+    nodes: u64,
+    /// How many seeds to run.
+    #[arg(long, default_value_t = 1000)]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 0)]
+    first_seed: u64,
+    /// Run this one seed only (to replay a failure); combine with --trace.
+    #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
+    seed: Option<u64>,
+    /// Faults to inject: a comma-separated list of loss, dup, reorder, partition, crash; or
+    /// `all` or `none`.
+    #[arg(long, default_value = "all")]
+    faults: Faults,
+    /// Plant a bug on purpose to see the checkers catch it: accept-below-promise,
+    /// ignore-promise-values, or apply-before-chosen (multi only).
+    #[arg(long)]
+    bug: Option<PlantedBug>,
+    /// Concurrent key-value clients (multi only).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    clients: u64,
+    /// Operations per client (multi only).
+    #[arg(long, default_value_t = 25)]
+    ops: u64,
+    /// Write the events of the replayed (or first failing) run to this file, as JSON lines.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: SimArgs) -> Result<Outcome> {
+    if args.bug == Some(PlantedBug::ApplyBeforeChosen) && args.protocol == Protocol::Basic {
+        anyhow::bail!("--bug apply-before-chosen exists only in Multi-Paxos (--protocol multi)");
+    }
+    let opts = SimOptions {
+        protocol: args.protocol,
+        nodes: args.nodes as usize,
+        faults: args.faults,
+        bug: args.bug,
+        clients: args.clients as usize,
+        ops: args.ops as usize,
+        linearizability: true,
+    };
+    let (first, count) = match args.seed {
+        Some(s) => (s, 1),
+        None => (args.first_seed, args.seeds),
+    };
+    let bar = if args.json || count == 1 {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(count)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} seeds {msg}",
+        )
+        .expect("static template"),
+    );
+    let started = Instant::now();
+    let mut failing = 0;
+    let summary = run_many(&opts, first, count, |r| {
+        bar.inc(1);
+        if r.violation.is_some() {
+            failing += 1;
+            bar.set_message(format!("{failing} failing"));
+        }
+    })
+    .map_err(anyhow::Error::msg)?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        let s = &summary.stats;
+        println!(
+            "{} seeds of {} Paxos, {} nodes, faults: {}{}",
+            summary.seeds,
+            opts.protocol,
+            opts.nodes,
+            opts.faults,
+            opts.bug
+                .map(|b| format!(", planted bug: {b}"))
+                .unwrap_or_default()
+        );
+        println!(
+            "  steps {}   messages sent {}   delivered {}   dropped {}",
+            s.steps, s.sent, s.delivered, s.dropped
+        );
+        println!(
+            "  decisions {}   client ops {}   crashes {}   partitions {}",
+            s.decisions, s.ops, s.crashes, s.partitions
+        );
+        println!(
+            "  {:.2}s wall, {:.0} deliveries/s, {:.0} steps/s",
+            secs,
+            s.delivered as f64 / secs,
+            s.steps as f64 / secs
+        );
+        println!("  violations: {}", summary.failing);
+    }
+
+    let trace_seed = summary.first_failure.as_ref().map(|r| r.seed).or(args.seed);
+    if let (Some(path), Some(seed)) = (&args.trace, trace_seed) {
+        let (_, events) = opts.run_one(seed, true).map_err(anyhow::Error::msg)?;
+        let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        write_jsonl(&events, BufWriter::new(f))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!(
+            "trace of seed {seed}: {} events in {}",
+            events.len(),
+            path.display()
+        );
+    }
+
+    match &summary.first_failure {
+        None => Ok(Outcome::Ok),
+        Some(r) => {
+            let v = r.violation.as_ref().expect("a failure has a violation");
+            eprintln!("\nFIRST VIOLATION (seed {}): {v}", r.seed);
+            eprintln!("replay: {}", opts.replay_command(r.seed));
+            Ok(Outcome::Problem)
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Multi-Paxos scenarios, scripted over real replicas with collapsed roles.
+
+use super::chart::{Chart, Column, Row};
+use super::Outcome;
+use crate::kv::{Kv, KvOp, KvResult};
+use std::collections::{BTreeMap, BTreeSet};
+use synod_core::multi::{Command, Config, Message, MultiEffects, Output, Replica, Timer, Value};
+use synod_core::NodeId;
+
+const CLIENT: NodeId = 0;
+const CLIENT_ID: u64 = 7;
+
+/// A scripted cluster of replicas and one client.
+pub(super) struct Script {
+    pub chart: Chart,
+    replicas: BTreeMap<NodeId, Replica<Kv>>,
+    queue: Vec<(NodeId, NodeId, Message<KvOp>)>,
+    dead: BTreeSet<NodeId>,
+    responses: Vec<(u64, KvResult)>,
+    drawing: bool,
+    seq: u64,
+}
+
+fn op_text(op: &KvOp) -> String {
+    match op {
+        KvOp::Get(k) => format!("get {k}"),
+        KvOp::Put(k, v) => format!("put {k}={v}"),
+        KvOp::Cas { key, new, .. } => format!("cas {key}={new}"),
+    }
+}
+
+fn value_text(v: &Value<KvOp>) -> String {
+    match v {
+        Value::Noop => "no-op".into(),
+        Value::Batch(b) => b
+            .iter()
+            .map(|c| op_text(&c.op))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+fn label(m: &Message<KvOp>) -> (String, Option<String>) {
+    match m {
+        Message::Prepare { ballot, from } => (format!("Prepare({ballot}, I>={from})"), None),
+        Message::Promise { ballot, entries } => (
+            format!("Promise({ballot}"),
+            Some(if entries.is_empty() {
+                "-".into()
+            } else {
+                entries
+                    .iter()
+                    .map(|e| format!("I={}:{}@{}", e.slot, value_text(&e.value), e.ballot))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }),
+        ),
+        Message::Accept {
+            ballot,
+            slot,
+            value,
+            ..
+        } => (
+            format!("Accept!({ballot}, I={slot}, {})", value_text(value)),
+            None,
+        ),
+        Message::Accepted { ballot, slot } => (format!("Accepted({ballot}, I={slot})"), None),
+        Message::Heartbeat { ballot, commit } => (
+            format!("Heartbeat({ballot}, chosen below I={commit})"),
+            None,
+        ),
+        Message::Nack { promised, .. } => (format!("Nack({promised})"), None),
+        Message::Chosen { slot, value } => {
+            (format!("Chosen(I={slot}, {})", value_text(value)), None)
+        }
+        Message::CatchUpRequest { from } => (format!("CatchUp?(I>={from})"), None),
+        Message::CatchUp { entries } => (format!("CatchUp({} slots)", entries.len()), None),
+        Message::Forward { commands } => (format!("Forward({} cmds)", commands.len()), None),
+    }
+}
+
+impl Script {
+    pub fn new(n: u64) -> Self {
+        let ids: Vec<NodeId> = (1..=n).collect();
+        let mut chart = Chart::default();
+        chart.columns.push(Column {
+            node: CLIENT,
+            group: "Client",
+        });
+        let mut replicas = BTreeMap::new();
+        for &id in &ids {
+            chart.columns.push(Column {
+                node: id,
+                group: "Servers",
+            });
+            let cfg = Config::new(id, ids.clone());
+            let mut r = Replica::new(cfg, Kv::default()).expect("valid config");
+            let _ = r.start();
+            replicas.insert(id, r);
+        }
+        Script {
+            chart,
+            replicas,
+            queue: Vec::new(),
+            dead: BTreeSet::new(),
+            responses: Vec::new(),
+            drawing: true,
+            seq: 0,
+        }
+    }
+
+    /// Stops or resumes drawing (to set a scene without showing it).
+    pub fn draw(&mut self, on: bool) {
+        self.drawing = on;
+    }
+
+    fn row(&mut self, row: Row) {
+        if self.drawing {
+            self.chart.push(row);
+        }
+    }
+
+    fn absorb(&mut self, from: NodeId, fx: MultiEffects<KvOp, KvResult>) {
+        for o in fx.send {
+            self.queue.push((from, o.to, o.msg));
+        }
+        for out in fx.output {
+            if let Output::Reply { seq, result, .. } = out {
+                self.responses.push((seq, result.clone()));
+                self.row(Row::Msg {
+                    senders: [from].into(),
+                    receivers: [CLIENT].into(),
+                    label: format!("Response({result:?})"),
+                });
+            }
+        }
+    }
+
+    /// Server `s`'s election timer fires until it stands for election.
+    pub fn election_timeout(&mut self, s: NodeId) {
+        self.row(Row::Note(format!("!! S{s}'s election timer fires")));
+        for _ in 0..2 {
+            let r = self.replicas.get_mut(&s).expect("replica");
+            if r.ballot().is_some() {
+                break;
+            }
+            let fx = r.on_timer(Timer::Election);
+            self.absorb(s, fx);
+        }
+    }
+
+    /// Server `s`'s heartbeat timer fires.
+    pub fn heartbeat(&mut self, s: NodeId) {
+        let fx = self
+            .replicas
+            .get_mut(&s)
+            .expect("replica")
+            .on_timer(Timer::Heartbeat);
+        self.absorb(s, fx);
+    }
+
+    /// The client sends a new command (or, with `retry`, the same one again) to server `s`.
+    pub fn request(&mut self, s: NodeId, op: KvOp, retry: bool) {
+        if !retry {
+            self.seq += 1;
+        }
+        let text = op_text(&op);
+        self.row(Row::Msg {
+            senders: [CLIENT].into(),
+            receivers: [s].into(),
+            label: format!("Request({text}){}", if retry { " retry" } else { "" }),
+        });
+        let cmd = Command {
+            client: CLIENT_ID,
+            seq: self.seq,
+            op,
+        };
+        let fx = self
+            .replicas
+            .get_mut(&s)
+            .expect("replica")
+            .on_client_request(cmd);
+        self.absorb(s, fx);
+    }
+
+    /// Delivers every queued message `keep` selects; draws one row per kind.
+    pub fn deliver(&mut self, keep: impl Fn(NodeId, NodeId, &Message<KvOp>) -> bool) {
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(|(f, t, m)| keep(*f, *t, m));
+        self.queue = later;
+        type Group = (
+            String,
+            BTreeSet<NodeId>,
+            BTreeSet<NodeId>,
+            BTreeMap<NodeId, String>,
+        );
+        let mut rows: Vec<Group> = Vec::new();
+        let mut effects = Vec::new();
+        for (from, to, msg) in now {
+            if self.dead.contains(&to) || self.dead.contains(&from) {
+                continue;
+            }
+            let (key, part) = label(&msg);
+            let idx = rows.iter().position(|r| r.0 == key).unwrap_or_else(|| {
+                rows.push((key, BTreeSet::new(), BTreeSet::new(), BTreeMap::new()));
+                rows.len() - 1
+            });
+            rows[idx].1.insert(from);
+            rows[idx].2.insert(to);
+            if let Some(p) = part {
+                rows[idx].3.insert(from, p);
+            }
+            let fx = self
+                .replicas
+                .get_mut(&to)
+                .expect("replica")
+                .on_message(from, msg);
+            effects.push((to, fx));
+        }
+        for (key, senders, receivers, parts) in rows {
+            let label = if parts.is_empty() {
+                key
+            } else {
+                let list: Vec<&str> = parts.values().map(String::as_str).collect();
+                format!("{key}, {{{}}})", list.join(", "))
+            };
+            self.row(Row::Msg {
+                senders,
+                receivers,
+                label,
+            });
+        }
+        for (to, fx) in effects {
+            self.absorb(to, fx);
+        }
+    }
+
+    /// Delivers everything queued.
+    pub fn deliver_all(&mut self) {
+        self.deliver(|_, _, _| true);
+    }
+
+    /// Drops queued messages that `drop` selects (lost).
+    pub fn lose(&mut self, drop: impl Fn(NodeId, NodeId, &Message<KvOp>) -> bool) {
+        self.queue.retain(|(f, t, m)| !drop(*f, *t, m));
+    }
+
+    /// Server `s` fails.
+    pub fn fail(&mut self, s: NodeId) {
+        self.dead.insert(s);
+        self.queue.retain(|(f, _, _)| *f != s);
+        self.row(Row::Fail {
+            node: s,
+            note: "!! FAIL !!".into(),
+        });
+    }
+
+    /// What the client was told, by sequence number.
+    pub fn responses(&self) -> &[(u64, KvResult)] {
+        &self.responses
+    }
+
+    /// The live replicas.
+    pub fn replicas(&self) -> impl Iterator<Item = (&NodeId, &Replica<Kv>)> {
+        self.replicas
+            .iter()
+            .filter(|(id, _)| !self.dead.contains(id))
+    }
+
+    /// Which live server knows which value for `slot`.
+    pub fn outcome(&self, slot: u64) -> Outcome {
+        let learned = self
+            .replicas()
+            .filter_map(|(id, r)| {
+                let e = r.log().get(&slot).filter(|e| e.chosen)?;
+                Some((format!("S{id}"), value_text(&e.value)))
+            })
+            .collect();
+        Outcome { learned }
+    }
+}
+
+pub(super) fn put(k: &str, v: &str) -> KvOp {
+    KvOp::Put(k.into(), v.into())
+}
+
+/// Sets up S1 as leader without drawing it.
+fn with_leader() -> Script {
+    let mut s = Script::new(3);
+    s.draw(false);
+    s.election_timeout(1);
+    s.deliver_all();
+    s.deliver_all();
+    s.deliver_all();
+    s.draw(true);
+    s
+}
+
+/// The first request: phase 1 (once) and phase 2.
+pub(super) fn first_request() -> Script {
+    let mut s = Script::new(3);
+    s.chart.push(Row::Note("--- First Request ---".into()));
+    s.election_timeout(1);
+    s.request(1, put("x", "1"), false);
+    s.deliver_all(); // Prepare
+    s.deliver_all(); // Promise -> Heartbeat + Accept!
+    s.deliver_all(); // Accepted -> chosen, applied, Response
+    s.deliver_all();
+    s
+}
+
+/// A steady leader: phase 1 is skipped, each request needs only phase 2.
+pub(super) fn steady_state() -> Script {
+    let mut s = with_leader();
+    s.chart.push(Row::Note("--- Following Requests ---".into()));
+    s.request(1, put("x", "2"), false);
+    s.deliver_all();
+    s.deliver_all();
+    s.request(1, put("y", "3"), false);
+    s.deliver_all();
+    s.deliver_all();
+    s.heartbeat(1);
+    s.deliver_all();
+    s
+}
+
+/// Collapsed roles: the leader fails mid-accept; another server re-proposes the command found in
+/// a promise, and the client's retry is answered once, not applied twice.
+pub(super) fn collapsed_roles() -> Script {
+    let mut s = with_leader();
+    s.request(1, put("x", "1"), false);
+    s.deliver(|_, to, _| to == 2); // Accept! reaches S2 only
+    s.lose(|f, _, _| f == 1);
+    s.fail(1); // before S2's vote reaches it: the client gets no answer
+    s.election_timeout(2);
+    s.deliver_all(); // Prepare
+    s.deliver_all(); // Promise -> S2 re-proposes
+    s.deliver_all(); // Accept!/Heartbeat
+    s.deliver_all(); // Accepted
+    s.request(2, put("x", "1"), true);
+    s.heartbeat(2);
+    s.deliver_all();
+    s
+}

@@ -1,0 +1,174 @@
+//! Runs many seeds of either protocol and sums up what they found.
+
+use crate::basic::{BasicSim, BasicSimConfig};
+use crate::faults::Faults;
+use crate::history::check_history;
+use crate::multi::{MultiSim, MultiSimConfig};
+use crate::report::{RunReport, Stats, Violation};
+use crate::trace::TraceEvent;
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+use synod_core::PlantedBug;
+
+/// Which protocol to simulate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Protocol {
+    /// Single-decree Paxos with separate roles.
+    Basic,
+    /// Multi-Paxos replicas with key-value clients.
+    Multi,
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "basic" => Ok(Protocol::Basic),
+            "multi" => Ok(Protocol::Multi),
+            other => Err(format!(
+                "unknown protocol '{other}'; expected basic or multi"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Basic => "basic",
+            Protocol::Multi => "multi",
+        })
+    }
+}
+
+/// What to simulate.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// Replicas (multi) or acceptors (basic).
+    pub nodes: usize,
+    /// Faults to inject.
+    pub faults: Faults,
+    /// A bug to plant.
+    pub bug: Option<PlantedBug>,
+    /// Clients (multi only).
+    pub clients: usize,
+    /// Operations per client (multi only).
+    pub ops: usize,
+    /// Check client histories for linearizability (multi only).
+    pub linearizability: bool,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            protocol: Protocol::Multi,
+            nodes: 5,
+            faults: Faults::ALL,
+            bug: None,
+            clients: 4,
+            ops: 25,
+            linearizability: true,
+        }
+    }
+}
+
+impl SimOptions {
+    /// The command line that replays `seed` with these options.
+    pub fn replay_command(&self, seed: u64) -> String {
+        let mut cmd = format!(
+            "synod sim --protocol {} --nodes {} --faults {} --seed {seed}",
+            self.protocol, self.nodes, self.faults
+        );
+        if self.protocol == Protocol::Multi {
+            cmd += &format!(" --clients {} --ops {}", self.clients, self.ops);
+        }
+        if let Some(b) = self.bug {
+            cmd += &format!(" --bug {b}");
+        }
+        cmd + " --trace trace.jsonl"
+    }
+
+    /// Runs one seed, with or without a trace.
+    pub fn run_one(&self, seed: u64, trace: bool) -> Result<(RunReport, Vec<TraceEvent>), String> {
+        match self.protocol {
+            Protocol::Basic => {
+                let cfg = BasicSimConfig {
+                    acceptors: self.nodes,
+                    faults: self.faults,
+                    bug: self.bug,
+                    trace,
+                    ..Default::default()
+                };
+                Ok(BasicSim::new(cfg, seed)?.run())
+            }
+            Protocol::Multi => {
+                let cfg = MultiSimConfig {
+                    nodes: self.nodes,
+                    clients: self.clients,
+                    ops_per_client: self.ops,
+                    faults: self.faults,
+                    bug: self.bug,
+                    trace,
+                    ..Default::default()
+                };
+                let (mut report, events, history) = MultiSim::new(cfg, seed)?.run();
+                if report.violation.is_none() && self.linearizability {
+                    if let Err(detail) = check_history(&history) {
+                        report.violation = Some(Violation {
+                            check: "linearizability",
+                            at: report.stats.end_time,
+                            detail,
+                        });
+                    }
+                }
+                Ok((report, events))
+            }
+        }
+    }
+}
+
+/// The sum of many seeds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    /// Seeds run.
+    pub seeds: u64,
+    /// Counts summed over all seeds.
+    pub stats: Stats,
+    /// Seeds that broke a property.
+    pub failing: u64,
+    /// The first failing run.
+    pub first_failure: Option<RunReport>,
+}
+
+impl Summary {
+    /// Adds one run.
+    pub fn add(&mut self, r: &RunReport) {
+        self.seeds += 1;
+        self.stats.add(&r.stats);
+        if r.violation.is_some() {
+            self.failing += 1;
+            if self.first_failure.is_none() {
+                self.first_failure = Some(r.clone());
+            }
+        }
+    }
+}
+
+/// Runs `count` seeds starting at `first`, calling `progress` after each.
+pub fn run_many(
+    opts: &SimOptions,
+    first: u64,
+    count: u64,
+    mut progress: impl FnMut(&RunReport),
+) -> Result<Summary, String> {
+    let mut summary = Summary::default();
+    for seed in first..first + count {
+        let (report, _) = opts.run_one(seed, false)?;
+        progress(&report);
+        summary.add(&report);
+    }
+    Ok(summary)
+}

@@ -1,0 +1,168 @@
+//! Every `synod flow` scenario is also a test of what the protocol code did in it.
+
+use synod_sim::flow::{scenario, Drawn, SCENARIOS};
+
+fn run(name: &str) -> Drawn {
+    scenario(name)
+        .unwrap_or_else(|| panic!("no scenario {name}"))
+        .run()
+}
+
+fn learned(d: &Drawn) -> Vec<(&str, &str)> {
+    d.outcome
+        .learned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+#[test]
+fn every_scenario_renders_and_never_learns_two_values() {
+    for s in SCENARIOS {
+        let d = s.run();
+        assert!(d.outcome.values().len() <= 1, "{}: {:?}", s.name, d.outcome);
+        let text = d.chart.render();
+        assert!(text.lines().count() > 3, "{}:\n{text}", s.name);
+    }
+}
+
+#[test]
+fn basic_without_failures() {
+    let d = run("basic");
+    assert_eq!(learned(&d), vec![("L1", "V"), ("L2", "V"), ("P1", "V")]);
+    assert_eq!(
+        d.chart.labels(),
+        vec![
+            "Request",
+            "Prepare(1.1)",
+            "Promise(1.1,{null,null,null})",
+            "Accept!(1.1,V)",
+            "Accepted(1.1,V)",
+            "Response"
+        ]
+    );
+}
+
+#[test]
+fn an_acceptor_fails_and_two_still_decide() {
+    let d = run("acceptor-fails");
+    assert_eq!(learned(&d), vec![("L1", "V"), ("L2", "V"), ("P1", "V")]);
+    assert!(d.chart.labels().contains(&"Promise(1.1,{null,null})"));
+}
+
+#[test]
+fn a_redundant_learner_fails_and_the_other_answers() {
+    let d = run("learner-fails");
+    assert_eq!(learned(&d), vec![("L1", "V"), ("P1", "V")]);
+}
+
+#[test]
+fn a_new_proposer_adopts_the_value_it_finds() {
+    let d = run("proposer-fails");
+    // P2 was asked for W but must propose V, found in A1's promise.
+    assert_eq!(learned(&d), vec![("L1", "V"), ("L2", "V"), ("P2", "V")]);
+    assert!(d.chart.labels().contains(&"Promise(1.2,{V@1.1,null,null})"));
+    assert!(d.chart.labels().contains(&"Accept!(1.2,V)"));
+}
+
+#[test]
+fn duelling_proposers_nack_each_other_until_one_backs_off() {
+    let d = run("duelling");
+    let nacks = d
+        .chart
+        .labels()
+        .iter()
+        .filter(|l| l.starts_with("Nack"))
+        .count();
+    assert_eq!(nacks, 3);
+    assert_eq!(learned(&d), vec![("L1", "V2"), ("L2", "V2"), ("P2", "V2")]);
+}
+
+#[test]
+fn an_acceptor_accepts_two_values_and_only_the_second_is_chosen() {
+    let d = run("two-values");
+    assert!(d.chart.labels().contains(&"Accepted(1.1,V1)"));
+    assert_eq!(learned(&d), vec![("L1", "V2"), ("L2", "V2"), ("P2", "V2")]);
+    assert!(
+        d.facts.contains(&"A1 holds V2".to_string()),
+        "{:?}",
+        d.facts
+    );
+}
+
+#[test]
+fn a_majority_across_ballots_is_not_a_decision() {
+    let d = run("multi-identifier-majority");
+    // V1 reached a majority of acceptors, but in two ballots: nobody learned it, and the last
+    // proposer had to pick V2, the highest-ballot vote it saw.
+    assert!(d
+        .chart
+        .labels()
+        .contains(&"Promise(1.4,{V1@1.1,V2@1.2,null})"));
+    assert_eq!(learned(&d), vec![("L1", "V2"), ("L2", "V2"), ("P4", "V2")]);
+}
+
+#[test]
+fn an_existing_consensus_cannot_change() {
+    let d = run("cannot-change");
+    assert_eq!(
+        learned(&d),
+        vec![("L1", "V1"), ("L2", "V1"), ("P1", "V1"), ("P2", "V1")]
+    );
+}
+
+#[test]
+fn multi_paxos_first_request_runs_both_phases() {
+    let d = run("multi-first");
+    let labels = d.chart.labels();
+    assert!(labels.iter().any(|l| l.starts_with("Prepare(1.1")));
+    assert!(labels
+        .iter()
+        .any(|l| l.starts_with("Accept!(1.1, I=0, put x=1")));
+    assert!(labels.contains(&"Response(Written)"));
+    assert_eq!(learned(&d), vec![("S1", "put x=1")]);
+}
+
+#[test]
+fn multi_paxos_steady_leader_skips_phase_one() {
+    let d = run("multi-steady");
+    let labels = d.chart.labels();
+    assert!(
+        !labels.iter().any(|l| l.starts_with("Prepare")),
+        "{labels:?}"
+    );
+    assert_eq!(
+        labels.iter().filter(|l| l.starts_with("Accept!")).count(),
+        2
+    );
+    assert_eq!(
+        learned(&d),
+        vec![("S1", "put y=3"), ("S2", "put y=3"), ("S3", "put y=3")]
+    );
+}
+
+#[test]
+fn collapsed_roles_new_leader_reproposes_and_the_retry_is_applied_once() {
+    let d = run("collapsed-roles");
+    let labels = d.chart.labels();
+    assert!(
+        labels
+            .iter()
+            .any(|l| l.starts_with("Accept!(1.2, I=0, put x=1")),
+        "{labels:?}"
+    );
+    assert_eq!(learned(&d), vec![("S2", "put x=1"), ("S3", "put x=1")]);
+    // One answer, and both live servers applied exactly one slot.
+    assert_eq!(
+        d.facts
+            .iter()
+            .filter(|f| f.starts_with("client got"))
+            .count(),
+        1
+    );
+    assert!(
+        d.facts.iter().any(|f| f.starts_with("S3: applied 1 slots")),
+        "{:?}",
+        d.facts
+    );
+}

@@ -1,0 +1,113 @@
+//! Hundreds of seeds per protocol with every fault on: no violation, and runs are deterministic.
+
+use synod_core::quorum::QuorumSpec;
+use synod_sim::{
+    run_many, BasicSim, BasicSimConfig, Faults, MultiSim, MultiSimConfig, Protocol, SimOptions,
+};
+
+fn sweep(opts: SimOptions, count: u64) {
+    let summary = run_many(&opts, 0, count, |_| {}).expect("valid options");
+    if let Some(r) = &summary.first_failure {
+        panic!(
+            "seed {} failed: {}\nreplay: {}",
+            r.seed,
+            r.violation.as_ref().expect("failure"),
+            opts.replay_command(r.seed)
+        );
+    }
+    assert_eq!(summary.seeds, count);
+    assert!(summary.stats.decisions >= count, "{:?}", summary.stats);
+    println!("{:?}", summary.stats);
+}
+
+#[test]
+fn multi_paxos_400_seeds_all_faults() {
+    let opts = SimOptions {
+        protocol: Protocol::Multi,
+        ..Default::default()
+    };
+    sweep(opts, 400);
+}
+
+#[test]
+fn multi_paxos_3_nodes_200_seeds_all_faults() {
+    let opts = SimOptions {
+        protocol: Protocol::Multi,
+        nodes: 3,
+        ..Default::default()
+    };
+    sweep(opts, 200);
+}
+
+#[test]
+fn basic_paxos_500_seeds_all_faults() {
+    let opts = SimOptions {
+        protocol: Protocol::Basic,
+        ..Default::default()
+    };
+    sweep(opts, 500);
+}
+
+#[test]
+fn multi_paxos_flexible_quorums_hold_under_faults() {
+    for seed in 0..100 {
+        let cfg = MultiSimConfig {
+            quorum: QuorumSpec::Flexible { q1: 4, q2: 2 },
+            ..Default::default()
+        };
+        let (r, _, _) = MultiSim::new(cfg, seed).expect("valid").run();
+        assert!(r.violation.is_none(), "seed {seed}: {:?}", r.violation);
+    }
+}
+
+#[test]
+fn faults_actually_happen() {
+    let opts = SimOptions {
+        protocol: Protocol::Multi,
+        ..Default::default()
+    };
+    let s = run_many(&opts, 0, 20, |_| {}).expect("valid");
+    assert!(
+        s.stats.crashes > 20 && s.stats.partitions > 20 && s.stats.dropped > 1000,
+        "{:?}",
+        s.stats
+    );
+}
+
+#[test]
+fn same_seed_same_run() {
+    let a = MultiSim::new(
+        MultiSimConfig {
+            trace: true,
+            ..Default::default()
+        },
+        42,
+    )
+    .unwrap()
+    .run();
+    let b = MultiSim::new(
+        MultiSimConfig {
+            trace: true,
+            ..Default::default()
+        },
+        42,
+    )
+    .unwrap()
+    .run();
+    assert_eq!(a.0.stats, b.0.stats);
+    assert_eq!(a.1, b.1);
+    assert_eq!(a.2, b.2);
+    let c = BasicSim::new(BasicSimConfig::default(), 7).unwrap().run();
+    let d = BasicSim::new(BasicSimConfig::default(), 7).unwrap().run();
+    assert_eq!(c.0.stats, d.0.stats);
+    let e = MultiSim::new(
+        MultiSimConfig {
+            faults: Faults::NONE,
+            ..Default::default()
+        },
+        42,
+    )
+    .unwrap()
+    .run();
+    assert_ne!(a.0.stats, e.0.stats);
+}
