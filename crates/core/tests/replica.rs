@@ -1,0 +1,358 @@
+//! Multi-Paxos replica behaviour, driven by hand through a tiny synchronous network.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use synod_core::multi::{
+    Command, Config, DurableState, Message, MultiEffects, Output, Replica, RoleKind, StateMachine,
+    Timer, Value,
+};
+use synod_core::{Ballot, NodeId};
+
+/// Adds numbers; returns the running total. Applying twice would show in the total.
+#[derive(Default, Debug)]
+struct Counter(u64);
+
+impl StateMachine for Counter {
+    type Command = u64;
+    type Output = u64;
+    fn apply(&mut self, add: &u64) -> u64 {
+        self.0 += add;
+        self.0
+    }
+}
+
+type Fx = MultiEffects<u64, u64>;
+
+struct Net {
+    replicas: BTreeMap<NodeId, Replica<Counter>>,
+    disks: BTreeMap<NodeId, DurableState<u64>>,
+    queue: VecDeque<(NodeId, NodeId, Message<u64>)>,
+    down: BTreeSet<NodeId>,
+    replies: Vec<(NodeId, Output<u64>)>,
+    window: usize,
+    n: u64,
+}
+
+impl Net {
+    fn new(n: u64) -> Self {
+        Self::with_window(n, 8)
+    }
+
+    fn with_window(n: u64, window: usize) -> Self {
+        let mut net = Net {
+            replicas: BTreeMap::new(),
+            disks: BTreeMap::new(),
+            queue: VecDeque::new(),
+            down: BTreeSet::new(),
+            replies: Vec::new(),
+            window,
+            n,
+        };
+        for id in 1..=n {
+            net.disks.insert(id, DurableState::default());
+            net.boot(id);
+        }
+        net
+    }
+
+    fn config(&self, id: NodeId) -> Config {
+        let mut c = Config::new(id, (1..=self.n).collect());
+        c.window = self.window;
+        c
+    }
+
+    fn boot(&mut self, id: NodeId) {
+        let disk = self.disks[&id].clone();
+        let mut r = Replica::recover(self.config(id), Counter::default(), disk).unwrap();
+        let fx = r.start();
+        self.replicas.insert(id, r);
+        self.absorb(id, fx);
+    }
+
+    fn crash(&mut self, id: NodeId) {
+        self.replicas.remove(&id);
+    }
+
+    fn absorb(&mut self, id: NodeId, fx: Fx) {
+        let disk = self.disks.get_mut(&id).unwrap();
+        for p in &fx.persist {
+            disk.apply(p);
+        }
+        for o in fx.send {
+            self.queue.push_back((id, o.to, o.msg));
+        }
+        for out in fx.output {
+            if matches!(out, Output::Reply { .. } | Output::NotLeader { .. }) {
+                self.replies.push((id, out));
+            }
+        }
+    }
+
+    fn r(&mut self, id: NodeId) -> &mut Replica<Counter> {
+        self.replicas.get_mut(&id).expect("replica is up")
+    }
+
+    fn timer(&mut self, id: NodeId, t: Timer) {
+        let fx = self.r(id).on_timer(t);
+        self.absorb(id, fx);
+    }
+
+    fn elect(&mut self, id: NodeId) {
+        // The first firing may find that a leader was heard from; the second stands.
+        for _ in 0..2 {
+            if self.r(id).ballot().is_none() {
+                self.timer(id, Timer::Election);
+            }
+        }
+        self.settle();
+        assert_eq!(self.r(id).role_kind(), RoleKind::Leader);
+    }
+
+    fn request(&mut self, at: NodeId, client: u64, seq: u64, add: u64) {
+        let fx = self.r(at).on_client_request(Command {
+            client,
+            seq,
+            op: add,
+        });
+        self.absorb(at, fx);
+    }
+
+    /// Delivers messages until none are left, dropping those `drop` selects.
+    fn settle_with(&mut self, drop: impl Fn(NodeId, NodeId, &Message<u64>) -> bool) {
+        let mut steps = 0;
+        while let Some((from, to, msg)) = self.queue.pop_front() {
+            steps += 1;
+            assert!(steps < 100_000, "message storm");
+            if self.down.contains(&to) || self.down.contains(&from) || drop(from, to, &msg) {
+                continue;
+            }
+            let Some(r) = self.replicas.get_mut(&to) else {
+                continue;
+            };
+            let fx = r.on_message(from, msg);
+            self.absorb(to, fx);
+        }
+    }
+
+    fn settle(&mut self) {
+        self.settle_with(|_, _, _| false);
+    }
+
+    fn totals(&self) -> Vec<u64> {
+        self.replicas
+            .values()
+            .map(|r| r.state_machine().0)
+            .collect()
+    }
+}
+
+#[test]
+fn a_single_node_elects_itself_and_commits_alone() {
+    let mut net = Net::new(1);
+    net.elect(1);
+    net.request(1, 9, 1, 5);
+    assert_eq!(
+        net.replies,
+        vec![(
+            1,
+            Output::Reply {
+                client: 9,
+                seq: 1,
+                result: 5
+            }
+        )]
+    );
+}
+
+#[test]
+fn phase_one_once_then_phase_two_only() {
+    let mut net = Net::new(3);
+    net.timer(1, Timer::Election);
+    let prepares = net
+        .queue
+        .iter()
+        .filter(|m| matches!(m.2, Message::Prepare { .. }))
+        .count();
+    assert_eq!(prepares, 2);
+    net.settle();
+    for seq in 1..=5 {
+        net.request(1, 9, seq, 1);
+        assert!(
+            net.queue
+                .iter()
+                .all(|m| !matches!(m.2, Message::Prepare { .. })),
+            "a steady leader never prepares again"
+        );
+        net.settle();
+    }
+    assert_eq!(net.replies.len(), 5);
+    net.timer(1, Timer::Heartbeat);
+    net.settle();
+    assert_eq!(
+        net.totals(),
+        vec![5, 5, 5],
+        "followers apply once the commit point reaches them"
+    );
+}
+
+#[test]
+fn a_retried_command_is_applied_once_and_answered_from_the_session_table() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.request(1, 9, 1, 10);
+    net.settle();
+    // The client did not see the answer and retries at another replica, after a leader change.
+    net.elect(2);
+    net.request(2, 9, 1, 10);
+    net.settle();
+    net.timer(2, Timer::Heartbeat);
+    net.settle();
+    assert_eq!(net.totals(), vec![10, 10, 10]);
+    let answers: Vec<_> = net.replies.iter().filter(|(n, _)| *n == 2).collect();
+    assert_eq!(
+        answers,
+        vec![&(
+            2,
+            Output::Reply {
+                client: 9,
+                seq: 1,
+                result: 10
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_new_leader_reproposes_the_highest_vote_and_fills_holes_with_noops() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.request(1, 7, 1, 1);
+    net.settle(); // slot 0 chosen everywhere
+                  // Slot 1 reaches nobody; slot 2 reaches node 2 only; then the leader dies.
+    net.request(1, 7, 2, 100);
+    net.queue.clear();
+    net.request(1, 8, 1, 1000);
+    net.settle_with(|_, to, m| to != 2 || !matches!(m, Message::Accept { .. }));
+    net.crash(1);
+    net.down.insert(1);
+    net.elect(2);
+    net.timer(2, Timer::Heartbeat);
+    net.settle();
+    let log = net.r(3).log().clone();
+    assert_eq!(log[&1].value, Value::Noop, "hole filled with a no-op");
+    assert!(log[&1].chosen);
+    assert_eq!(
+        log[&2].value.commands()[0].op,
+        1000,
+        "the vote node 2 held is re-proposed"
+    );
+    assert_eq!(net.totals(), vec![1001, 1001]);
+}
+
+#[test]
+fn a_restarted_replica_replays_its_log_and_never_reuses_a_ballot() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    for seq in 1..=3 {
+        net.request(1, 9, seq, 2);
+    }
+    net.settle();
+    let before = net.r(1).promised();
+    net.crash(1);
+    net.boot(1);
+    assert_eq!(
+        net.r(1).state_machine().0,
+        6,
+        "committed prefix replayed from disk"
+    );
+    assert_eq!(net.r(1).role_kind(), RoleKind::Follower);
+    net.timer(1, Timer::Election);
+    net.timer(1, Timer::Election);
+    let b = net.r(1).ballot().expect("standing for election");
+    assert!(b > before, "{b} must be above {before}");
+}
+
+#[test]
+fn a_lagging_replica_catches_up_from_the_leader() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.down.insert(3);
+    for seq in 1..=20 {
+        net.request(1, 9, seq, 1);
+        net.settle();
+    }
+    net.down.remove(&3);
+    assert_eq!(net.r(3).applied_index(), 0);
+    net.timer(1, Timer::Heartbeat);
+    net.settle();
+    assert_eq!(net.r(3).applied_index(), 20);
+    assert_eq!(net.r(3).state_machine().0, 20);
+}
+
+#[test]
+fn followers_forward_and_strangers_are_told_no_leader() {
+    let mut net = Net::new(3);
+    net.request(2, 9, 1, 1);
+    assert!(matches!(
+        net.replies[0].1,
+        Output::NotLeader { leader: None, .. }
+    ));
+    net.elect(1);
+    net.timer(1, Timer::Heartbeat);
+    net.settle();
+    net.request(2, 9, 2, 1);
+    assert!(matches!(net.queue[0].2, Message::Forward { .. }));
+    net.settle();
+    net.timer(1, Timer::Heartbeat);
+    net.settle();
+    assert!(net.replies.contains(&(
+        2,
+        Output::Reply {
+            client: 9,
+            seq: 2,
+            result: 1
+        }
+    )));
+}
+
+#[test]
+fn a_full_window_batches_queued_commands_into_one_slot() {
+    let mut net = Net::with_window(3, 1);
+    net.elect(1);
+    for c in 0..5 {
+        net.request(1, c, 1, 1);
+    }
+    net.settle();
+    let log = net.r(1).log().clone();
+    let sizes: Vec<usize> = log.values().map(|e| e.value.commands().len()).collect();
+    assert_eq!(
+        sizes,
+        vec![1, 4],
+        "one slot in flight, the rest batched behind it"
+    );
+    assert_eq!(net.replies.len(), 5);
+}
+
+#[test]
+fn a_stale_leader_steps_down_on_a_higher_ballot() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.elect(2);
+    net.request(1, 9, 1, 1);
+    net.settle();
+    assert_eq!(net.r(1).role_kind(), RoleKind::Follower);
+    assert!(net.r(1).promised() >= Ballot::new(1, 2));
+}
+
+#[test]
+fn messages_from_non_members_are_ignored() {
+    let mut net = Net::new(3);
+    let fx = net.r(1).on_message(
+        99,
+        Message::Prepare {
+            ballot: Ballot::new(50, 99),
+            from: 0,
+        },
+    );
+    assert!(fx.is_empty());
+    assert_eq!(net.r(1).promised(), Ballot::ZERO);
+}
