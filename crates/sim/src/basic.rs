@@ -67,6 +67,11 @@ impl Default for BasicSimConfig {
 const ACCEPTOR_BASE: NodeId = 100;
 const LEARNER_BASE: NodeId = 200;
 
+/// Proposers and learners must end up knowing the decision; acceptors need not.
+fn must_learn(id: NodeId) -> bool {
+    !(ACCEPTOR_BASE..=LEARNER_BASE).contains(&id)
+}
+
 enum Role {
     Proposer(Proposer<String>),
     Acceptor(Acceptor<String>),
@@ -233,7 +238,7 @@ impl BasicSim {
     fn everyone_knows(&self) -> bool {
         self.ids
             .iter()
-            .filter(|&&id| id < ACCEPTOR_BASE || id > LEARNER_BASE)
+            .filter(|&&id| must_learn(id))
             .all(|id| self.knows.contains_key(id))
     }
 
@@ -254,9 +259,7 @@ impl BasicSim {
             .ids
             .iter()
             .copied()
-            .filter(|&id| {
-                (id < ACCEPTOR_BASE || id > LEARNER_BASE) && !self.knows.contains_key(&id)
-            })
+            .filter(|&id| must_learn(id) && !self.knows.contains_key(&id))
             .collect();
         Err(Violation {
             check: "liveness",

@@ -562,17 +562,17 @@ impl MultiSim {
                 client,
                 seq,
                 result,
-            } => self.to_client(id, client, seq, Some(result), None),
+            } => self.reply_to_client(id, client, seq, Some(result), None),
             Output::NotLeader {
                 client,
                 seq,
                 leader,
-            } => self.to_client(id, client, seq, None, leader),
+            } => self.reply_to_client(id, client, seq, None, leader),
         }
         Ok(())
     }
 
-    fn to_client(
+    fn reply_to_client(
         &mut self,
         from: NodeId,
         client: ClientId,

@@ -126,6 +126,34 @@ pub fn fate(
     Fate::Delivered(delays)
 }
 
+/// Hands one message to the network: decides its fate and schedules its delivery (or
+/// deliveries) as events built by `wrap`. Returns why it was dropped, if it was.
+#[allow(clippy::too_many_arguments)]
+pub fn transmit<M: Clone, E>(
+    rng: &mut ChaCha8Rng,
+    cfg: &NetConfig,
+    faults: Faults,
+    partition: &Partition,
+    queue: &mut crate::queue::EventQueue<E>,
+    now: u64,
+    from: NodeId,
+    to: NodeId,
+    msg: M,
+    wrap: impl Fn(M) -> E,
+) -> Option<&'static str> {
+    match fate(rng, cfg, faults, partition, from, to) {
+        Fate::Dropped(reason) => Some(reason),
+        Fate::Delivered(delays) => {
+            let (last, rest) = delays.split_last().expect("at least one delay");
+            for d in rest {
+                queue.push(now + d, wrap(msg.clone()));
+            }
+            queue.push(now + last, wrap(msg));
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,33 +202,5 @@ mod tests {
             lost > 300 && dups > 150 && late > 500,
             "{lost} {dups} {late}"
         );
-    }
-}
-
-/// Hands one message to the network: decides its fate and schedules its delivery (or
-/// deliveries) as events built by `wrap`. Returns why it was dropped, if it was.
-#[allow(clippy::too_many_arguments)]
-pub fn transmit<M: Clone, E>(
-    rng: &mut ChaCha8Rng,
-    cfg: &NetConfig,
-    faults: Faults,
-    partition: &Partition,
-    queue: &mut crate::queue::EventQueue<E>,
-    now: u64,
-    from: NodeId,
-    to: NodeId,
-    msg: M,
-    wrap: impl Fn(M) -> E,
-) -> Option<&'static str> {
-    match fate(rng, cfg, faults, partition, from, to) {
-        Fate::Dropped(reason) => Some(reason),
-        Fate::Delivered(delays) => {
-            let (last, rest) = delays.split_last().expect("at least one delay");
-            for d in rest {
-                queue.push(now + d, wrap(msg.clone()));
-            }
-            queue.push(now + last, wrap(msg));
-            None
-        }
     }
 }

@@ -1,6 +1,6 @@
 //! Single-decree scenarios, scripted step by step over the real proposer, acceptor and learner.
 
-use super::chart::{Chart, Column, Row};
+use super::chart::{Chart, Column, Row, RowGroups};
 use super::Outcome;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -161,28 +161,14 @@ impl Script {
             .into_iter()
             .partition(|(f, t, m)| keep(*f, *t, m));
         self.queue = later;
-        // (label, senders, receivers, parts by sender)
-        let mut rows: Vec<(
-            String,
-            BTreeSet<NodeId>,
-            BTreeSet<NodeId>,
-            BTreeMap<NodeId, String>,
-        )> = Vec::new();
+        let mut groups = RowGroups::default();
         let learned_before = self.learned.clone();
         for (from, to, msg) in now {
             if self.dead.contains(&to) || self.dead.contains(&from) {
                 continue;
             }
             let (key, part) = label(&msg);
-            let idx = rows.iter().position(|r| r.0 == key).unwrap_or_else(|| {
-                rows.push((key, BTreeSet::new(), BTreeSet::new(), BTreeMap::new()));
-                rows.len() - 1
-            });
-            rows[idx].1.insert(from);
-            rows[idx].2.insert(to);
-            if let Some(p) = part {
-                rows[idx].3.insert(from, p);
-            }
+            groups.add(from, to, key, part);
             let fx = if let Some(p) = self.proposers.get_mut(&to) {
                 p.on_message(from, msg)
             } else if let Some(acc) = self.acceptors.get_mut(&to) {
@@ -194,18 +180,8 @@ impl Script {
             };
             self.absorb(to, fx);
         }
-        for (key, senders, receivers, parts) in rows {
-            let label = if parts.is_empty() {
-                key
-            } else {
-                let list: Vec<&str> = parts.values().map(String::as_str).collect();
-                format!("{key},{{{}}})", list.join(","))
-            };
-            self.chart.push(Row::Msg {
-                senders,
-                receivers,
-                label,
-            });
+        for row in groups.rows(",") {
+            self.chart.push(row);
         }
         let fresh: BTreeSet<NodeId> = self
             .learned

@@ -52,6 +52,62 @@ pub struct Chart {
     pub rows: Vec<Row>,
 }
 
+/// Collects the messages delivered in one scripted step into rows: one row per label, with
+/// every sender and receiver of that label, and per-sender parts (a promise's vote) combined
+/// into one list.
+#[derive(Default)]
+pub struct RowGroups {
+    rows: Vec<Group>,
+}
+
+struct Group {
+    key: String,
+    senders: BTreeSet<NodeId>,
+    receivers: BTreeSet<NodeId>,
+    parts: Vec<String>,
+}
+
+impl RowGroups {
+    /// Adds a message from `from` to `to` with row `key` and an optional per-sender `part`.
+    pub fn add(&mut self, from: NodeId, to: NodeId, key: String, part: Option<String>) {
+        let idx = match self.rows.iter().position(|r| r.key == key) {
+            Some(i) => i,
+            None => {
+                self.rows.push(Group {
+                    key,
+                    senders: BTreeSet::new(),
+                    receivers: BTreeSet::new(),
+                    parts: Vec::new(),
+                });
+                self.rows.len() - 1
+            }
+        };
+        let row = &mut self.rows[idx];
+        let new_sender = row.senders.insert(from);
+        row.receivers.insert(to);
+        if let (Some(p), true) = (part, new_sender) {
+            row.parts.push(p);
+        }
+    }
+
+    /// The rows, in the order their labels first appeared; parts are joined with `sep` inside
+    /// braces and the label closed: `Promise(1.1` + `{null,null})`.
+    pub fn rows(self, sep: &str) -> Vec<Row> {
+        self.rows
+            .into_iter()
+            .map(|g| Row::Msg {
+                label: if g.parts.is_empty() {
+                    g.key
+                } else {
+                    format!("{}{sep}{{{}}})", g.key, g.parts.join(sep))
+                },
+                senders: g.senders,
+                receivers: g.receivers,
+            })
+            .collect()
+    }
+}
+
 const IN_GROUP: usize = 3;
 const BETWEEN_GROUPS: usize = 8;
 
@@ -210,29 +266,31 @@ mod tests {
 
     #[test]
     fn draws_broadcasts_gathers_and_failures_like_the_classic_charts() {
-        let mut c = Chart::default();
-        c.columns = vec![
-            Column {
-                node: 0,
-                group: "Client",
-            },
-            Column {
-                node: 1,
-                group: "Proposer",
-            },
-            Column {
-                node: 11,
-                group: "Acceptor",
-            },
-            Column {
-                node: 12,
-                group: "Acceptor",
-            },
-            Column {
-                node: 21,
-                group: "Learner",
-            },
-        ];
+        let mut c = Chart {
+            columns: vec![
+                Column {
+                    node: 0,
+                    group: "Client",
+                },
+                Column {
+                    node: 1,
+                    group: "Proposer",
+                },
+                Column {
+                    node: 11,
+                    group: "Acceptor",
+                },
+                Column {
+                    node: 12,
+                    group: "Acceptor",
+                },
+                Column {
+                    node: 21,
+                    group: "Learner",
+                },
+            ],
+            rows: Vec::new(),
+        };
         c.push(Row::Msg {
             senders: set(&[0]),
             receivers: set(&[1]),

@@ -1,6 +1,6 @@
 //! Multi-Paxos scenarios, scripted over real replicas with collapsed roles.
 
-use super::chart::{Chart, Column, Row};
+use super::chart::{Chart, Column, Row, RowGroups};
 use super::Outcome;
 use crate::kv::{Kv, KvOp, KvResult};
 use std::collections::{BTreeMap, BTreeSet};
@@ -189,28 +189,14 @@ impl Script {
             .into_iter()
             .partition(|(f, t, m)| keep(*f, *t, m));
         self.queue = later;
-        type Group = (
-            String,
-            BTreeSet<NodeId>,
-            BTreeSet<NodeId>,
-            BTreeMap<NodeId, String>,
-        );
-        let mut rows: Vec<Group> = Vec::new();
+        let mut groups = RowGroups::default();
         let mut effects = Vec::new();
         for (from, to, msg) in now {
             if self.dead.contains(&to) || self.dead.contains(&from) {
                 continue;
             }
             let (key, part) = label(&msg);
-            let idx = rows.iter().position(|r| r.0 == key).unwrap_or_else(|| {
-                rows.push((key, BTreeSet::new(), BTreeSet::new(), BTreeMap::new()));
-                rows.len() - 1
-            });
-            rows[idx].1.insert(from);
-            rows[idx].2.insert(to);
-            if let Some(p) = part {
-                rows[idx].3.insert(from, p);
-            }
+            groups.add(from, to, key, part);
             let fx = self
                 .replicas
                 .get_mut(&to)
@@ -218,18 +204,8 @@ impl Script {
                 .on_message(from, msg);
             effects.push((to, fx));
         }
-        for (key, senders, receivers, parts) in rows {
-            let label = if parts.is_empty() {
-                key
-            } else {
-                let list: Vec<&str> = parts.values().map(String::as_str).collect();
-                format!("{key}, {{{}}})", list.join(", "))
-            };
-            self.row(Row::Msg {
-                senders,
-                receivers,
-                label,
-            });
+        for row in groups.rows(", ") {
+            self.row(row);
         }
         for (to, fx) in effects {
             self.absorb(to, fx);
