@@ -1,0 +1,29 @@
+//! Errors, worded as etcd words them so clients that match on messages keep working.
+
+use thiserror::Error;
+
+/// Why a key-value request failed. The message texts are etcd's.
+#[derive(Clone, Debug, Error, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum KvError {
+    /// A read or compaction below the compacted revision.
+    #[error("mvcc: required revision has been compacted")]
+    Compacted,
+    /// A read or compaction above the current revision.
+    #[error("mvcc: required revision is a future revision")]
+    FutureRevision,
+    /// `ignore_value` or `ignore_lease` on a key that does not exist.
+    #[error("etcdserver: key not found")]
+    KeyNotFound,
+    /// An empty key.
+    #[error("etcdserver: key is not provided")]
+    EmptyKey,
+    /// Two writes to one key in one transaction branch.
+    #[error("etcdserver: duplicate key given in txn request")]
+    DuplicateKey,
+    /// A lease that does not exist.
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    /// More operations in a transaction than allowed.
+    #[error("etcdserver: too many operations in txn request")]
+    TooManyOps,
+}

@@ -1,0 +1,339 @@
+//! The multi-version store: every key keeps its history of values and deletions by revision.
+
+use crate::error::KvError;
+use crate::range::KeyRange;
+use crate::txn::{check_duplicates, compare_holds};
+use crate::types::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One entry of a key's history: a value written at `(main, sub)`, or a deletion (`None`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Rev {
+    main: i64,
+    sub: i64,
+    kv: Option<KeyValue>,
+}
+
+/// An MVCC key-value store with etcd's revision rules: the store starts at revision 1; every
+/// write request (a put, a delete that deletes something, a transaction with any write) creates
+/// exactly one new revision, shared by all its writes; history below the compacted revision is
+/// gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Store {
+    keys: BTreeMap<Vec<u8>, Vec<Rev>>,
+    revision: i64,
+    compacted: i64,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            keys: BTreeMap::new(),
+            revision: 1,
+            compacted: 0,
+        }
+    }
+}
+
+/// A write in progress: every change is stamped with `main`; `sub` counts them.
+struct Write {
+    main: i64,
+    sub: i64,
+    touched: BTreeSet<Vec<u8>>,
+}
+
+impl Store {
+    /// An empty store at revision 1.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current revision.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// The compacted revision (0 if never compacted).
+    pub fn compacted(&self) -> i64 {
+        self.compacted
+    }
+
+    /// Number of live keys at the current revision.
+    pub fn len(&self) -> usize {
+        self.keys
+            .values()
+            .filter(|h| h.last().is_some_and(|r| r.kv.is_some()))
+            .count()
+    }
+
+    /// True when no key is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value of `key` visible at revision `at`.
+    fn visible(history: &[Rev], at: i64) -> Option<&KeyValue> {
+        let i = history.partition_point(|r| r.main <= at);
+        history[..i].last().and_then(|r| r.kv.as_ref())
+    }
+
+    /// The current value of one key.
+    pub fn get(&self, key: &[u8]) -> Option<&KeyValue> {
+        self.keys.get(key).and_then(|h| Self::visible(h, i64::MAX))
+    }
+
+    /// Keys selected by `range`, as visible at revision `at`.
+    fn scan<'a>(&'a self, range: &KeyRange, at: i64) -> impl Iterator<Item = &'a KeyValue> + 'a {
+        let bounds = if range.is_empty() {
+            None
+        } else {
+            Some(range.bounds())
+        };
+        bounds
+            .into_iter()
+            .flat_map(move |b| self.keys.range(b))
+            .filter_map(move |(_, h)| Self::visible(h, at))
+    }
+
+    /// Serves a range request (reading as of `req.revision`, or now).
+    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, KvError> {
+        self.range_at(req, self.revision)
+    }
+
+    fn range_at(&self, req: &RangeRequest, current: i64) -> Result<RangeResponse, KvError> {
+        let at = match req.revision {
+            r if r <= 0 => current,
+            r if r > current => return Err(KvError::FutureRevision),
+            r if r < self.compacted => return Err(KvError::Compacted),
+            r => r,
+        };
+        let range = KeyRange::new(&req.key, &req.range_end);
+        let within = |v: i64, lo: i64, hi: i64| (lo == 0 || v >= lo) && (hi == 0 || v <= hi);
+        let mut kvs: Vec<KeyValue> = self
+            .scan(&range, at)
+            .filter(|kv| within(kv.mod_revision, req.min_mod_revision, req.max_mod_revision))
+            .filter(|kv| {
+                within(
+                    kv.create_revision,
+                    req.min_create_revision,
+                    req.max_create_revision,
+                )
+            })
+            .cloned()
+            .collect();
+        let count = kvs.len() as i64;
+        let order = match (req.sort_order, req.sort_target) {
+            (SortOrder::None, SortTarget::Key) => SortOrder::None,
+            (SortOrder::None, _) => SortOrder::Ascend,
+            (o, _) => o,
+        };
+        if order != SortOrder::None {
+            kvs.sort_by(|a, b| {
+                let ord = match req.sort_target {
+                    SortTarget::Key => a.key.cmp(&b.key),
+                    SortTarget::Version => a.version.cmp(&b.version),
+                    SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+                    SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+                    SortTarget::Value => a.value.cmp(&b.value),
+                };
+                if order == SortOrder::Descend {
+                    ord.reverse()
+                } else {
+                    ord
+                }
+            });
+        }
+        let mut more = false;
+        if req.limit > 0 && kvs.len() as i64 > req.limit {
+            kvs.truncate(req.limit as usize);
+            more = true;
+        }
+        if req.count_only {
+            kvs.clear();
+        } else if req.keys_only {
+            kvs.iter_mut().for_each(|kv| kv.value.clear());
+        }
+        Ok(RangeResponse { kvs, more, count })
+    }
+
+    fn begin(&self) -> Write {
+        Write {
+            main: self.revision + 1,
+            sub: 0,
+            touched: BTreeSet::new(),
+        }
+    }
+
+    /// Makes a write's changes the new revision, or undoes them on error.
+    fn finish<T>(&mut self, w: Write, result: Result<T, KvError>) -> Result<T, KvError> {
+        match &result {
+            Ok(_) if w.sub > 0 => {
+                debug_assert!(w.main == self.revision + 1);
+                self.revision = w.main;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                for key in &w.touched {
+                    let empty = match self.keys.get_mut(key) {
+                        Some(h) => {
+                            h.retain(|r| r.main != w.main);
+                            h.is_empty()
+                        }
+                        None => false,
+                    };
+                    if empty {
+                        self.keys.remove(key);
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    /// Puts one key as its own revision.
+    pub fn put(&mut self, req: &PutRequest) -> Result<PutResponse, KvError> {
+        let mut w = self.begin();
+        let r = self.put_in(&mut w, req);
+        self.finish(w, r)
+    }
+
+    /// Deletes a key or range; creates a revision only if something was deleted.
+    pub fn delete_range(
+        &mut self,
+        req: &DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, KvError> {
+        let mut w = self.begin();
+        let r = self.delete_in(&mut w, req);
+        self.finish(w, r)
+    }
+
+    /// Runs a transaction atomically: all its writes share one revision, or none happen.
+    pub fn txn(&mut self, req: &TxnRequest) -> Result<TxnResponse, KvError> {
+        let mut w = self.begin();
+        let r = self.txn_in(&mut w, req);
+        self.finish(w, r)
+    }
+
+    /// Drops history that is no longer visible at or after `revision`.
+    pub fn compact(&mut self, req: &CompactionRequest) -> Result<(), KvError> {
+        let rev = req.revision;
+        if rev <= self.compacted {
+            return Err(KvError::Compacted);
+        }
+        if rev > self.revision {
+            return Err(KvError::FutureRevision);
+        }
+        self.keys.retain(|_, h| {
+            // Keep the newest entry at or below `rev` (what a read at `rev` sees) and everything
+            // after it; a deletion visible at `rev` hides the key, so it goes too.
+            let i = h.partition_point(|r| r.main <= rev);
+            let keep_from = match i.checked_sub(1) {
+                Some(j) if h[j].kv.is_some() => j,
+                Some(j) => j + 1,
+                None => 0,
+            };
+            h.drain(..keep_from);
+            !h.is_empty()
+        });
+        self.compacted = rev;
+        Ok(())
+    }
+
+    fn put_in(&mut self, w: &mut Write, req: &PutRequest) -> Result<PutResponse, KvError> {
+        if req.key.is_empty() {
+            return Err(KvError::EmptyKey);
+        }
+        // Leases arrive with the lease service; until then a lease id names nothing.
+        if req.lease != 0 && !req.ignore_lease {
+            return Err(KvError::LeaseNotFound);
+        }
+        let prev = self
+            .keys
+            .get(&req.key)
+            .and_then(|h| Self::visible(h, w.main))
+            .cloned();
+        if (req.ignore_value || req.ignore_lease) && prev.is_none() {
+            return Err(KvError::KeyNotFound);
+        }
+        let value = match (&prev, req.ignore_value) {
+            (Some(p), true) => p.value.clone(),
+            _ => req.value.clone(),
+        };
+        let lease = match (&prev, req.ignore_lease) {
+            (Some(p), true) => p.lease,
+            _ => req.lease,
+        };
+        let kv = KeyValue {
+            key: req.key.clone(),
+            create_revision: prev.as_ref().map_or(w.main, |p| p.create_revision),
+            mod_revision: w.main,
+            version: prev.as_ref().map_or(1, |p| p.version + 1),
+            value,
+            lease,
+        };
+        self.record(w, req.key.clone(), Some(kv));
+        Ok(PutResponse {
+            prev_kv: if req.prev_kv { prev } else { None },
+        })
+    }
+
+    fn delete_in(
+        &mut self,
+        w: &mut Write,
+        req: &DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, KvError> {
+        let range = KeyRange::new(&req.key, &req.range_end);
+        let gone: Vec<KeyValue> = self.scan(&range, w.main).cloned().collect();
+        for kv in &gone {
+            self.record(w, kv.key.clone(), None);
+        }
+        Ok(DeleteRangeResponse {
+            deleted: gone.len() as i64,
+            prev_kvs: if req.prev_kv { gone } else { Vec::new() },
+        })
+    }
+
+    fn txn_in(&mut self, w: &mut Write, req: &TxnRequest) -> Result<TxnResponse, KvError> {
+        let succeeded = req.compare.iter().all(|c| {
+            compare_holds(
+                c,
+                self.scan(&KeyRange::new(&c.key, &c.range_end), w.main),
+                c.range_end.is_empty(),
+            )
+        });
+        let branch = if succeeded {
+            &req.success
+        } else {
+            &req.failure
+        };
+        check_duplicates(branch)?;
+        let mut responses = Vec::with_capacity(branch.len());
+        for op in branch {
+            responses.push(match op {
+                RequestOp::Range(r) => ResponseOp::Range(self.range_at(r, w.main)?),
+                RequestOp::Put(p) => ResponseOp::Put(self.put_in(w, p)?),
+                RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.delete_in(w, d)?),
+                RequestOp::Txn(t) => ResponseOp::Txn(self.txn_in(w, t)?),
+            });
+        }
+        Ok(TxnResponse {
+            succeeded,
+            responses,
+        })
+    }
+
+    fn record(&mut self, w: &mut Write, key: Vec<u8>, kv: Option<KeyValue>) {
+        let rev = Rev {
+            main: w.main,
+            sub: w.sub,
+            kv,
+        };
+        w.sub += 1;
+        w.touched.insert(key.clone());
+        let h = self.keys.entry(key).or_default();
+        debug_assert!(h
+            .last()
+            .is_none_or(|r| (r.main, r.sub) < (rev.main, rev.sub)));
+        h.push(rev);
+    }
+}

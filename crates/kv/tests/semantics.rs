@@ -1,0 +1,410 @@
+//! The store against etcd v3's documented behaviour.
+
+use proptest::prelude::*;
+use synod_kv::*;
+
+fn put(s: &mut Store, k: &str, v: &str) -> PutResponse {
+    s.put(&PutRequest {
+        key: k.into(),
+        value: v.into(),
+        prev_kv: true,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn get_at(s: &Store, k: &str, rev: i64) -> Result<Option<KeyValue>, KvError> {
+    s.range(&RangeRequest {
+        key: k.into(),
+        revision: rev,
+        ..Default::default()
+    })
+    .map(|r| r.kvs.into_iter().next())
+}
+
+fn prefix(p: &str) -> RangeRequest {
+    RangeRequest {
+        key: p.into(),
+        range_end: KeyRange::prefix_end(p.as_bytes()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn revisions_versions_and_recreation() {
+    let mut s = Store::new();
+    assert_eq!(s.revision(), 1);
+    assert_eq!(put(&mut s, "a", "1").prev_kv, None);
+    let kv = s.get(b"a").unwrap().clone();
+    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (2, 2, 1));
+    let prev = put(&mut s, "a", "2").prev_kv.unwrap();
+    assert_eq!(prev.value, b"1");
+    let kv = s.get(b"a").unwrap().clone();
+    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (2, 3, 2));
+    let d = s
+        .delete_range(&DeleteRangeRequest {
+            key: "a".into(),
+            prev_kv: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!((d.deleted, s.revision()), (1, 4));
+    assert_eq!(d.prev_kvs[0].value, b"2");
+    put(&mut s, "a", "3");
+    let kv = s.get(b"a").unwrap().clone();
+    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (5, 5, 1));
+}
+
+#[test]
+fn deleting_nothing_creates_no_revision() {
+    let mut s = Store::new();
+    let d = s
+        .delete_range(&DeleteRangeRequest {
+            key: "nope".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!((d.deleted, s.revision()), (0, 1));
+}
+
+#[test]
+fn reads_travel_in_time_within_bounds() {
+    let mut s = Store::new();
+    put(&mut s, "k", "v1"); // rev 2
+    put(&mut s, "k", "v2"); // rev 3
+    assert_eq!(get_at(&s, "k", 2).unwrap().unwrap().value, b"v1");
+    assert_eq!(get_at(&s, "k", 1).unwrap(), None);
+    assert_eq!(get_at(&s, "k", 4), Err(KvError::FutureRevision));
+    s.compact(&CompactionRequest { revision: 3 }).unwrap();
+    assert_eq!(get_at(&s, "k", 2), Err(KvError::Compacted));
+    assert_eq!(get_at(&s, "k", 3).unwrap().unwrap().value, b"v2");
+    assert_eq!(
+        s.compact(&CompactionRequest { revision: 3 }),
+        Err(KvError::Compacted)
+    );
+    assert_eq!(
+        s.compact(&CompactionRequest { revision: 9 }),
+        Err(KvError::FutureRevision)
+    );
+    assert_eq!(
+        KvError::Compacted.to_string(),
+        "mvcc: required revision has been compacted"
+    );
+}
+
+#[test]
+fn ranges_prefixes_limits_counts_and_sorting() {
+    let mut s = Store::new();
+    for (k, v) in [
+        ("foo/b", "2"),
+        ("foo/a", "3"),
+        ("foo/c", "1"),
+        ("fop", "x"),
+        ("fo", "y"),
+    ] {
+        put(&mut s, k, v);
+    }
+    let r = s.range(&prefix("foo/")).unwrap();
+    let keys: Vec<_> = r
+        .kvs
+        .iter()
+        .map(|kv| String::from_utf8_lossy(&kv.key).to_string())
+        .collect();
+    assert_eq!(keys, vec!["foo/a", "foo/b", "foo/c"]);
+    assert_eq!((r.count, r.more), (3, false));
+
+    let r = s
+        .range(&RangeRequest {
+            limit: 2,
+            ..prefix("foo/")
+        })
+        .unwrap();
+    assert_eq!((r.kvs.len(), r.count, r.more), (2, 3, true));
+
+    let r = s
+        .range(&RangeRequest {
+            sort_order: SortOrder::Descend,
+            sort_target: SortTarget::Value,
+            ..prefix("foo/")
+        })
+        .unwrap();
+    assert_eq!(r.kvs[0].value, b"3");
+
+    let r = s
+        .range(&RangeRequest {
+            sort_target: SortTarget::Mod,
+            ..prefix("foo/")
+        })
+        .unwrap();
+    assert_eq!(
+        r.kvs[0].key, b"foo/b",
+        "a non-key target with no order sorts ascending"
+    );
+
+    let r = s
+        .range(&RangeRequest {
+            keys_only: true,
+            ..prefix("foo/")
+        })
+        .unwrap();
+    assert!(r.kvs.iter().all(|kv| kv.value.is_empty()));
+    let r = s
+        .range(&RangeRequest {
+            count_only: true,
+            ..prefix("foo/")
+        })
+        .unwrap();
+    assert_eq!((r.kvs.len(), r.count), (0, 3));
+
+    let r = s
+        .range(&RangeRequest {
+            min_mod_revision: 3,
+            max_mod_revision: 4,
+            ..prefix("foo/")
+        })
+        .unwrap();
+    assert_eq!(r.count, 2);
+
+    let all = s
+        .range(&RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(all.count, 5);
+}
+
+fn cas(key: &str, expected: &str, new: &str) -> TxnRequest {
+    TxnRequest {
+        compare: vec![Compare {
+            result: CompareResult::Equal,
+            target: CompareTarget::Value(expected.into()),
+            key: key.into(),
+            range_end: vec![],
+        }],
+        success: vec![RequestOp::Put(PutRequest {
+            key: key.into(),
+            value: new.into(),
+            ..Default::default()
+        })],
+        failure: vec![RequestOp::Range(RangeRequest {
+            key: key.into(),
+            ..Default::default()
+        })],
+    }
+}
+
+#[test]
+fn compare_and_set_takes_one_branch() {
+    let mut s = Store::new();
+    put(&mut s, "k", "a");
+    let t = s.txn(&cas("k", "a", "b")).unwrap();
+    assert!(t.succeeded);
+    assert_eq!(s.get(b"k").unwrap().value, b"b");
+    let rev = s.revision();
+    let t = s.txn(&cas("k", "a", "c")).unwrap();
+    assert!(!t.succeeded);
+    assert_eq!(s.revision(), rev, "a read-only branch creates no revision");
+    match &t.responses[0] {
+        ResponseOp::Range(r) => assert_eq!(r.kvs[0].value, b"b"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn compares_on_missing_keys() {
+    let mut s = Store::new();
+    let cmp = |target, result| TxnRequest {
+        compare: vec![Compare {
+            result,
+            target,
+            key: "missing".into(),
+            range_end: vec![],
+        }],
+        ..Default::default()
+    };
+    assert!(
+        s.txn(&cmp(CompareTarget::Version(0), CompareResult::Equal))
+            .unwrap()
+            .succeeded
+    );
+    assert!(
+        s.txn(&cmp(CompareTarget::Create(0), CompareResult::Equal))
+            .unwrap()
+            .succeeded
+    );
+    assert!(
+        !s.txn(&cmp(CompareTarget::Value(vec![]), CompareResult::Equal))
+            .unwrap()
+            .succeeded
+    );
+    assert!(
+        !s.txn(&cmp(CompareTarget::Mod(0), CompareResult::Greater))
+            .unwrap()
+            .succeeded
+    );
+}
+
+#[test]
+fn one_txn_one_revision_and_all_or_nothing() {
+    let mut s = Store::new();
+    let p = |k: &str| {
+        RequestOp::Put(PutRequest {
+            key: k.into(),
+            value: b"v".to_vec(),
+            ..Default::default()
+        })
+    };
+    let t = TxnRequest {
+        success: vec![p("x"), p("y")],
+        ..Default::default()
+    };
+    s.txn(&t).unwrap();
+    assert_eq!(s.revision(), 2);
+    assert_eq!(
+        s.get(b"x").unwrap().mod_revision,
+        s.get(b"y").unwrap().mod_revision
+    );
+
+    let dup = TxnRequest {
+        success: vec![p("z"), p("z")],
+        ..Default::default()
+    };
+    assert_eq!(s.txn(&dup), Err(KvError::DuplicateKey));
+    let overlap = TxnRequest {
+        success: vec![
+            p("x"),
+            RequestOp::DeleteRange(DeleteRangeRequest {
+                key: "x".into(),
+                ..Default::default()
+            }),
+        ],
+        ..Default::default()
+    };
+    assert_eq!(s.txn(&overlap), Err(KvError::DuplicateKey));
+
+    // The second op fails after the first wrote: the first is undone, no revision is made.
+    let failing = TxnRequest {
+        success: vec![
+            p("new"),
+            RequestOp::Put(PutRequest {
+                key: "ghost".into(),
+                ignore_value: true,
+                ..Default::default()
+            }),
+        ],
+        ..Default::default()
+    };
+    assert_eq!(s.txn(&failing), Err(KvError::KeyNotFound));
+    assert_eq!(s.revision(), 2);
+    assert!(s.get(b"new").is_none());
+}
+
+#[test]
+fn reads_inside_a_txn_see_its_earlier_writes_and_nested_txns_share_the_revision() {
+    let mut s = Store::new();
+    let t = TxnRequest {
+        success: vec![
+            RequestOp::Put(PutRequest {
+                key: "a".into(),
+                value: b"1".to_vec(),
+                ..Default::default()
+            }),
+            RequestOp::Range(RangeRequest {
+                key: "a".into(),
+                ..Default::default()
+            }),
+            RequestOp::Txn(TxnRequest {
+                success: vec![RequestOp::Put(PutRequest {
+                    key: "b".into(),
+                    value: b"2".to_vec(),
+                    ..Default::default()
+                })],
+                ..Default::default()
+            }),
+        ],
+        ..Default::default()
+    };
+    let r = s.txn(&t).unwrap();
+    match &r.responses[1] {
+        ResponseOp::Range(rr) => assert_eq!(rr.kvs[0].value, b"1"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.revision(), 2);
+    assert_eq!(s.get(b"b").unwrap().mod_revision, 2);
+}
+
+#[test]
+fn bad_requests_are_refused_without_side_effects() {
+    let mut s = Store::new();
+    assert_eq!(s.put(&PutRequest::default()), Err(KvError::EmptyKey));
+    assert_eq!(
+        s.put(&PutRequest {
+            key: "k".into(),
+            ignore_lease: true,
+            ..Default::default()
+        }),
+        Err(KvError::KeyNotFound)
+    );
+    assert_eq!(
+        s.put(&PutRequest {
+            key: "k".into(),
+            lease: 7,
+            ..Default::default()
+        }),
+        Err(KvError::LeaseNotFound)
+    );
+    assert_eq!(s.revision(), 1);
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Put(u8, u8),
+    Del(u8),
+    DelAll,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u8..6, any::<u8>()).prop_map(|(k, v)| Op::Put(k, v)),
+        2 => (0u8..6).prop_map(Op::Del),
+        1 => Just(Op::DelAll),
+    ]
+}
+
+fn all_at(s: &Store, rev: i64) -> Vec<KeyValue> {
+    s.range(&RangeRequest {
+        key: vec![0],
+        range_end: vec![0],
+        revision: rev,
+        ..Default::default()
+    })
+    .unwrap()
+    .kvs
+}
+
+proptest! {
+    #[test]
+    fn compaction_never_changes_what_remains_readable(ops in prop::collection::vec(op(), 1..60), cut in 0.0f64..1.0) {
+        let mut s = Store::new();
+        for o in &ops {
+            match o {
+                Op::Put(k, v) => { s.put(&PutRequest { key: vec![b'k', *k], value: vec![*v], ..Default::default() }).unwrap(); }
+                Op::Del(k) => { s.delete_range(&DeleteRangeRequest { key: vec![b'k', *k], ..Default::default() }).unwrap(); }
+                Op::DelAll => { s.delete_range(&DeleteRangeRequest { key: vec![0], range_end: vec![0], ..Default::default() }).unwrap(); }
+            }
+        }
+        let top = s.revision();
+        let before: Vec<Vec<KeyValue>> = (1..=top).map(|r| all_at(&s, r)).collect();
+        let rev = 2 + ((top - 1) as f64 * cut) as i64;
+        prop_assume!(rev <= top);
+        s.compact(&CompactionRequest { revision: rev }).unwrap();
+        for r in rev..=top {
+            prop_assert_eq!(&all_at(&s, r), &before[(r - 1) as usize], "read at {} after compacting to {}", r, rev);
+        }
+        if rev > 1 {
+            prop_assert_eq!(s.range(&RangeRequest { key: vec![0], range_end: vec![0], revision: rev - 1, ..Default::default() }), Err(KvError::Compacted));
+        }
+    }
+}
