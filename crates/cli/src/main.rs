@@ -3,7 +3,9 @@
 //! Exit codes: 0 success, 1 a check found a problem (a violation, a failed target), 2 bad usage
 //! or environment.
 
+mod cluster_cmd;
 mod flow_cmd;
+mod server_cmd;
 mod sim_cmd;
 
 use clap::{Parser, Subcommand};
@@ -13,6 +15,9 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "synod", version, about, long_about = None)]
 struct Cli {
+    /// Log as JSON lines instead of human-readable text (the level comes from RUST_LOG).
+    #[arg(long, global = true)]
+    log_json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -23,6 +28,10 @@ enum Command {
     Sim(sim_cmd::SimArgs),
     /// Draw a message-flow chart from a real run of the protocol code.
     Flow(flow_cmd::FlowArgs),
+    /// Run one replica of a cluster that serves the etcd v3 API.
+    Server(server_cmd::ServerArgs),
+    /// Start a local cluster of `synod server` processes (Ctrl-C stops it).
+    Cluster(cluster_cmd::ClusterArgs),
 }
 
 /// What a command concluded.
@@ -35,9 +44,22 @@ pub enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if cli.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let result = match cli.command {
         Command::Sim(args) => sim_cmd::run(args),
         Command::Flow(args) => flow_cmd::run(args),
+        Command::Server(args) => server_cmd::run(args),
+        Command::Cluster(args) => cluster_cmd::run(args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -1,0 +1,205 @@
+//! `synod server`: one replica of a cluster.
+//!
+//! Configuration precedence: flags, then `SYNOD_*` environment variables, then a TOML file
+//! (`--config`), then defaults.
+
+use crate::Outcome;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use synod_server::config::{Member, ServerConfig};
+
+/// Options of `synod server`.
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// This node's id: a positive number, listed in --peers.
+    #[arg(long, env = "SYNOD_ID")]
+    id: Option<u64>,
+    /// Every member's peer address, this node included: `1=127.0.0.1:2380,2=127.0.0.1:22380,...`.
+    #[arg(long, env = "SYNOD_PEERS")]
+    peers: Option<String>,
+    /// Every member's client address, for the member list: `1=127.0.0.1:2379,...` (optional).
+    #[arg(long, env = "SYNOD_CLIENTS")]
+    clients: Option<String>,
+    /// Address for etcd API clients (gRPC). Default 127.0.0.1:2379.
+    #[arg(long, env = "SYNOD_LISTEN_CLIENT")]
+    listen_client: Option<SocketAddr>,
+    /// Where the write-ahead log lives. Default ./synod-data/node<ID>.
+    #[arg(long, env = "SYNOD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Length of a protocol tick in milliseconds. Default 10.
+    #[arg(long, env = "SYNOD_TICK_MS")]
+    tick_ms: Option<u64>,
+    /// Leader heartbeat period, in ticks. Default 5.
+    #[arg(long, env = "SYNOD_HEARTBEAT_TICKS")]
+    heartbeat_ticks: Option<u64>,
+    /// Election timeout: a follower that hears no leader for a random number of ticks between
+    /// this and twice this stands for election. Default 30.
+    #[arg(long, env = "SYNOD_ELECTION_TICKS")]
+    election_ticks: Option<u64>,
+    /// Slots in flight at once (pipelining). Default 64.
+    #[arg(long, env = "SYNOD_WINDOW")]
+    window: Option<usize>,
+    /// Client commands per slot at most (batching). Default 256.
+    #[arg(long, env = "SYNOD_MAX_BATCH")]
+    max_batch: Option<usize>,
+    /// Largest client request accepted, in bytes. Default 1.5 MiB, as etcd.
+    #[arg(long, env = "SYNOD_MAX_REQUEST_BYTES")]
+    max_request_bytes: Option<usize>,
+    /// A TOML file with any of the settings above (snake_case keys).
+    #[arg(long, env = "SYNOD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the resulting configuration and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+/// The settings a TOML file may hold.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    id: Option<u64>,
+    peers: Option<String>,
+    clients: Option<String>,
+    listen_client: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    tick_ms: Option<u64>,
+    heartbeat_ticks: Option<u64>,
+    election_ticks: Option<u64>,
+    window: Option<usize>,
+    max_batch: Option<usize>,
+    max_request_bytes: Option<usize>,
+}
+
+fn parse_list(what: &str, s: &str) -> Result<Vec<(u64, SocketAddr)>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (id, addr) = p
+                .split_once('=')
+                .with_context(|| format!("{what}: '{p}' is not ID=HOST:PORT"))?;
+            let id: u64 = id
+                .trim()
+                .parse()
+                .with_context(|| format!("{what}: '{id}' is not a node id"))?;
+            let addr: SocketAddr = addr.trim().parse().with_context(|| {
+                format!("{what}: '{addr}' is not HOST:PORT (use an IP address)")
+            })?;
+            Ok((id, addr))
+        })
+        .collect()
+}
+
+impl ServerArgs {
+    /// Merges flags, environment, file and defaults into a server configuration.
+    pub fn resolve(self) -> Result<(ServerConfig, bool)> {
+        let file: FileConfig = match &self.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("{} is not a valid Synod config", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let id = self
+            .id
+            .or(file.id)
+            .context("--id is required (or SYNOD_ID, or id in --config)")?;
+        if id == 0 {
+            bail!("--id must be a positive number");
+        }
+        let peers = self
+            .peers
+            .or(file.peers)
+            .context("--peers is required: every member's ID=HOST:PORT")?;
+        let peers = parse_list("--peers", &peers)?;
+        let clients = match self.clients.or(file.clients) {
+            Some(c) => parse_list("--clients", &c)?,
+            None => Vec::new(),
+        };
+        let mut members: Vec<Member> = peers
+            .iter()
+            .map(|&(id, peer_addr)| Member {
+                id,
+                peer_addr,
+                client_addr: clients.iter().find(|c| c.0 == id).map(|c| c.1),
+            })
+            .collect();
+        members.sort_by_key(|m| m.id);
+        if members.windows(2).any(|w| w[0].id == w[1].id) {
+            bail!("--peers lists a node id twice");
+        }
+        if !members.iter().any(|m| m.id == id) {
+            bail!("node {id} is not listed in --peers");
+        }
+        let listen_client = self
+            .listen_client
+            .or(file.listen_client)
+            .or_else(|| {
+                members
+                    .iter()
+                    .find(|m| m.id == id)
+                    .and_then(|m| m.client_addr)
+            })
+            .unwrap_or_else(|| "127.0.0.1:2379".parse().expect("valid"));
+        let election = self.election_ticks.or(file.election_ticks).unwrap_or(30);
+        let heartbeat = self.heartbeat_ticks.or(file.heartbeat_ticks).unwrap_or(5);
+        if election <= 2 * heartbeat {
+            bail!("--election-ticks ({election}) must be more than twice --heartbeat-ticks ({heartbeat})");
+        }
+        let tick_ms = self.tick_ms.or(file.tick_ms).unwrap_or(10);
+        if tick_ms == 0 {
+            bail!("--tick-ms must be at least 1");
+        }
+        let cfg = ServerConfig {
+            id,
+            members,
+            client_addr: listen_client,
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(format!("synod-data/node{id}"))),
+            tick: Duration::from_millis(tick_ms),
+            heartbeat_ticks: heartbeat,
+            election_ticks: (election, election * 2),
+            window: self.window.or(file.window).unwrap_or(64).max(1),
+            max_batch: self.max_batch.or(file.max_batch).unwrap_or(256).max(1),
+            max_request_bytes: self
+                .max_request_bytes
+                .or(file.max_request_bytes)
+                .unwrap_or(1536 * 1024),
+        };
+        Ok((cfg, self.print_config))
+    }
+}
+
+pub fn run(args: ServerArgs) -> Result<Outcome> {
+    let (cfg, print) = args.resolve()?;
+    if print {
+        println!("{}", serde_json::to_string_pretty(&cfg)?);
+        return Ok(Outcome::Ok);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("signal handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            tracing::info!("shutting down");
+        };
+        synod_server::server::run(cfg, shutdown).await
+    })?;
+    Ok(Outcome::Ok)
+}

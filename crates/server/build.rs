@@ -1,0 +1,16 @@
+//! Generates the etcd v3 API types and service traits from this crate's own .proto files.
+//! Needs `protoc` (Debian: protobuf-compiler); the error says so if it is missing.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    tonic_prost_build::configure()
+        .build_client(false)
+        .compile_protos(&["proto/etcdserverpb/rpc.proto"], &["proto"])
+        .map_err(|e| {
+            format!(
+                "cannot compile the etcd API protos ({e}); install protoc, e.g. \
+                 `apt-get install protobuf-compiler`"
+            )
+        })?;
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! How a server is set up.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use synod_core::NodeId;
+
+/// One member of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Its id (1, 2, ...).
+    pub id: NodeId,
+    /// Where its peers connect.
+    pub peer_addr: SocketAddr,
+    /// Where clients connect (for the member list).
+    pub client_addr: Option<SocketAddr>,
+}
+
+/// A server's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerConfig {
+    /// This node.
+    pub id: NodeId,
+    /// Every member, this one included.
+    pub members: Vec<Member>,
+    /// The gRPC (etcd API) listen address.
+    pub client_addr: SocketAddr,
+    /// Where the log lives.
+    pub data_dir: PathBuf,
+    /// Length of one protocol tick.
+    pub tick: Duration,
+    /// Heartbeat period, in ticks.
+    pub heartbeat_ticks: u64,
+    /// Election timeout range, in ticks.
+    pub election_ticks: (u64, u64),
+    /// Slots in flight at once.
+    pub window: usize,
+    /// Commands per slot at most.
+    pub max_batch: usize,
+    /// Largest client request accepted, in bytes.
+    pub max_request_bytes: usize,
+}
+
+impl ServerConfig {
+    /// This node's member entry.
+    pub fn me(&self) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == self.id)
+    }
+}

@@ -1,0 +1,179 @@
+//! The etcd v3 gRPC services: KV, Cluster (member list) and Maintenance (status).
+
+use crate::config::ServerConfig;
+use crate::convert::*;
+use crate::node::{NodeHandle, ProposeError};
+use crate::proto::etcdserverpb as pb;
+use pb::cluster_server::Cluster;
+use pb::kv_server::Kv;
+use pb::maintenance_server::Maintenance;
+use std::sync::Arc;
+use synod_kv::{KvCommand, KvOutput, KvResult};
+use tonic::{Request, Response, Status};
+
+/// A fixed cluster id: members of one Synod cluster agree on it because they share the config.
+fn cluster_id(cfg: &ServerConfig) -> u64 {
+    cfg.members.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, m| {
+        (h ^ m.id).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Shared state of the gRPC services.
+#[derive(Clone)]
+pub struct Api {
+    node: NodeHandle,
+    cfg: Arc<ServerConfig>,
+}
+
+impl Api {
+    /// Services answering for `node`.
+    pub fn new(node: NodeHandle, cfg: Arc<ServerConfig>) -> Self {
+        Api { node, cfg }
+    }
+
+    fn header(&self, revision: i64, term: u64) -> pb::ResponseHeader {
+        pb::ResponseHeader {
+            cluster_id: cluster_id(&self.cfg),
+            member_id: self.cfg.id,
+            revision,
+            raft_term: term,
+        }
+    }
+
+    async fn order(&self, cmd: KvCommand) -> Result<(KvResult, pb::ResponseHeader), Status> {
+        let KvOutput { revision, result } = self.node.propose(cmd).await.map_err(|e| match e {
+            ProposeError::Timeout => Status::unavailable(e.to_string()),
+            ProposeError::Stopped => Status::unavailable(e.to_string()),
+        })?;
+        let result = result.map_err(kv_error)?;
+        Ok((result, self.header(revision, 0)))
+    }
+}
+
+fn unexpected(r: KvResult) -> Status {
+    Status::internal(format!(
+        "the store answered with an unexpected result: {r:?}"
+    ))
+}
+
+#[tonic::async_trait]
+impl Kv for Api {
+    async fn range(
+        &self,
+        req: Request<pb::RangeRequest>,
+    ) -> Result<Response<pb::RangeResponse>, Status> {
+        let req = range_in(req.into_inner());
+        if req.serializable {
+            let (rev, r) = self
+                .node
+                .read_local(req)
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            let r = r.map_err(kv_error)?;
+            return Ok(Response::new(range_out(r, self.header(rev, 0))));
+        }
+        match self.order(KvCommand::Range(req)).await? {
+            (KvResult::Range(r), h) => Ok(Response::new(range_out(r, h))),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        match self.order(KvCommand::Put(put_in(req.into_inner()))).await? {
+            (KvResult::Put(p), h) => Ok(Response::new(put_out(p, h))),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    async fn delete_range(
+        &self,
+        req: Request<pb::DeleteRangeRequest>,
+    ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        match self
+            .order(KvCommand::DeleteRange(delete_in(req.into_inner())))
+            .await?
+        {
+            (KvResult::DeleteRange(d), h) => Ok(Response::new(delete_out(d, h))),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        let t = txn_in(req.into_inner())?;
+        match self.order(KvCommand::Txn(t)).await? {
+            (KvResult::Txn(t), h) => Ok(Response::new(txn_out(t, h))),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    async fn compact(
+        &self,
+        req: Request<pb::CompactionRequest>,
+    ) -> Result<Response<pb::CompactionResponse>, Status> {
+        let revision = req.into_inner().revision;
+        match self
+            .order(KvCommand::Compact(synod_kv::CompactionRequest { revision }))
+            .await?
+        {
+            (KvResult::Compacted, h) => {
+                Ok(Response::new(pb::CompactionResponse { header: Some(h) }))
+            }
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for Api {
+    async fn member_list(
+        &self,
+        _req: Request<pb::MemberListRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        let members = self
+            .cfg
+            .members
+            .iter()
+            .map(|m| pb::Member {
+                id: m.id,
+                name: format!("node{}", m.id),
+                peer_ur_ls: vec![format!("http://{}", m.peer_addr)],
+                client_ur_ls: m
+                    .client_addr
+                    .iter()
+                    .map(|a| format!("http://{a}"))
+                    .collect(),
+                is_learner: false,
+            })
+            .collect();
+        Ok(Response::new(pb::MemberListResponse {
+            header: Some(self.header(0, 0)),
+            members,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl Maintenance for Api {
+    async fn status(
+        &self,
+        _req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let s = self
+            .node
+            .status()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(pb::StatusResponse {
+            header: Some(self.header(s.revision, s.term)),
+            version: concat!("3.5.0-synod-", env!("CARGO_PKG_VERSION")).to_string(),
+            db_size: s.log_bytes as i64,
+            leader: s.leader.unwrap_or(0),
+            raft_index: s.commit_index,
+            raft_term: s.term,
+            raft_applied_index: s.applied_index,
+            errors: Vec::new(),
+            db_size_in_use: s.log_bytes as i64,
+            is_learner: false,
+        }))
+    }
+}

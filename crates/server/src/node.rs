@@ -1,0 +1,397 @@
+//! The node loop: one task owns the replica. It takes inputs (peer messages, client proposals,
+//! ticks), group-commits the persist records of everything it handled with one fsync, and only
+//! then sends that batch's messages and answers its clients: the persist-before-send contract.
+
+use crate::config::ServerConfig;
+use crate::peer::Outbox;
+use crate::wal::{Wal, WalError};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+use synod_core::multi::{
+    ClientId, Command, Config, DurableState, Message, MultiEffects, Output, Persist, Replica,
+    RoleKind, Timer,
+};
+use synod_core::NodeId;
+use synod_kv::{KvCommand, KvOutput, RangeRequest, RangeResponse, Store};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+/// Why a proposal did not complete.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ProposeError {
+    /// No leader could be reached in time.
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    /// The node is shutting down.
+    #[error("etcdserver: server stopped")]
+    Stopped,
+}
+
+/// A snapshot of the node's state for status pages.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct NodeStatus {
+    /// This node.
+    pub id: NodeId,
+    /// Who it believes leads.
+    pub leader: Option<NodeId>,
+    /// Its role.
+    pub role: String,
+    /// The ballot it promised.
+    pub ballot: String,
+    /// Ballot round (reported as the raft term to etcd clients).
+    pub term: u64,
+    /// First slot not known chosen.
+    pub commit_index: u64,
+    /// Next slot to apply.
+    pub applied_index: u64,
+    /// Store revision.
+    pub revision: i64,
+    /// Bytes in the write-ahead log.
+    pub log_bytes: u64,
+    /// Live keys.
+    pub keys: usize,
+}
+
+/// What the gRPC layer and peers hand the node.
+pub enum Input {
+    /// A message from a peer.
+    Peer(NodeId, Message<KvCommand>),
+    /// A command to order through the log.
+    Propose(KvCommand, oneshot::Sender<Result<KvOutput, ProposeError>>),
+    /// A read served from local state (serializable).
+    ReadLocal(
+        RangeRequest,
+        oneshot::Sender<(i64, Result<RangeResponse, synod_kv::KvError>)>,
+    ),
+    /// Current status.
+    Status(oneshot::Sender<NodeStatus>),
+}
+
+/// A handle to send inputs to a node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    tx: mpsc::Sender<Input>,
+}
+
+impl NodeHandle {
+    /// Orders `cmd` through the replicated log and returns its result.
+    pub async fn propose(&self, cmd: KvCommand) -> Result<KvOutput, ProposeError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Propose(cmd, tx))
+            .await
+            .map_err(|_| ProposeError::Stopped)?;
+        rx.await.map_err(|_| ProposeError::Stopped)?
+    }
+
+    /// Reads from this node's state without consulting the others.
+    pub async fn read_local(
+        &self,
+        req: RangeRequest,
+    ) -> Result<(i64, Result<RangeResponse, synod_kv::KvError>), ProposeError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Input::ReadLocal(req, tx))
+            .await
+            .map_err(|_| ProposeError::Stopped)?;
+        rx.await.map_err(|_| ProposeError::Stopped)
+    }
+
+    /// The node's status.
+    pub async fn status(&self) -> Result<NodeStatus, ProposeError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Status(tx))
+            .await
+            .map_err(|_| ProposeError::Stopped)?;
+        rx.await.map_err(|_| ProposeError::Stopped)
+    }
+
+    /// Hands the node a message from a peer (dropped if the node is overloaded: Paxos copes
+    /// with lost messages, and a peer must never stall on us).
+    pub fn deliver(&self, from: NodeId, msg: Message<KvCommand>) {
+        let _ = self.tx.try_send(Input::Peer(from, msg));
+    }
+}
+
+/// Exactly-once needs a client id and a sequence number per command, with one command in flight
+/// per client id. The node runs many "lanes": each proposal takes a free lane, so concurrency is
+/// bounded by the lane count and the session table by lanes per boot.
+const LANES: u64 = 4096;
+
+struct Waiting {
+    cmd: Command<KvCommand>,
+    reply: oneshot::Sender<Result<KvOutput, ProposeError>>,
+    submitted_tick: u64,
+    first_tick: u64,
+}
+
+/// The node's state, owned by its loop.
+pub struct Node {
+    replica: Replica<Store>,
+    wal: Wal,
+    outbox: Outbox,
+    timers: HashMap<Timer, u64>,
+    now: u64,
+    boot: u64,
+    free_lanes: Vec<u64>,
+    lane_seq: Vec<u64>,
+    waiting: BTreeMap<(ClientId, u64), Waiting>,
+    retry: VecDeque<(ClientId, u64)>,
+    resubmit_ticks: u64,
+    give_up_ticks: u64,
+}
+
+impl Node {
+    /// Opens the log, recovers the replica from it, and returns the node ready to run.
+    pub fn open(cfg: &ServerConfig, outbox: Outbox) -> Result<Node, NodeError> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .map_err(|e| NodeError::DataDir(cfg.data_dir.clone(), e))?;
+        let (wal, recovered) = Wal::open(&cfg.data_dir.join("synod.wal"))?;
+        if recovered.truncated > 0 {
+            tracing::warn!(
+                bytes = recovered.truncated,
+                "cut a torn record off the end of the log"
+            );
+        }
+        let mut durable = DurableState::default();
+        let mut boot = 0u64;
+        for (i, rec) in recovered.records.iter().enumerate() {
+            match postcard::from_bytes::<LogRecord>(rec) {
+                Ok(LogRecord::Persist(p)) => durable.apply(&p),
+                Ok(LogRecord::Boot(b)) => boot = boot.max(b),
+                Err(e) => return Err(NodeError::Decode(i, e.to_string())),
+            }
+        }
+        let mut rc = Config::new(cfg.id, cfg.members.iter().map(|m| m.id).collect());
+        rc.heartbeat_ticks = cfg.heartbeat_ticks;
+        rc.election_ticks = cfg.election_ticks;
+        rc.window = cfg.window;
+        rc.max_batch = cfg.max_batch;
+        rc.seed = cfg.id ^ (boot + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let replica = Replica::recover(rc, Store::new(), durable)
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let mut node = Node {
+            replica,
+            wal,
+            outbox,
+            timers: HashMap::new(),
+            now: 0,
+            boot: boot + 1,
+            free_lanes: (0..LANES).rev().collect(),
+            lane_seq: vec![0; LANES as usize],
+            waiting: BTreeMap::new(),
+            retry: VecDeque::new(),
+            resubmit_ticks: cfg.election_ticks.1,
+            give_up_ticks: cfg.election_ticks.1 * 10,
+        };
+        // A new boot epoch gives this run's lanes client ids no earlier run used.
+        node.wal
+            .append(&postcard::to_stdvec(&LogRecord::Boot(node.boot)).expect("serializes"))?;
+        node.wal.sync()?;
+        Ok(node)
+    }
+
+    fn client_id(&self, lane: u64) -> ClientId {
+        (self.replica.id() << 48) | ((self.boot & 0xFFFFF) << 24) | lane
+    }
+
+    fn lane_of(client: ClientId) -> u64 {
+        client & 0xFF_FFFF
+    }
+
+    /// Runs until the input channel closes.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Input>, tick: Duration) {
+        let mut pending = self.replica.start();
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                input = rx.recv() => match input {
+                    Some(i) => self.handle(i, &mut pending),
+                    None => break,
+                },
+                _ = ticker.tick() => self.tick(&mut pending),
+            }
+            // Group commit: take whatever else is already queued before syncing once.
+            let mut n = 0;
+            while n < 1024 {
+                match rx.try_recv() {
+                    Ok(i) => self.handle(i, &mut pending),
+                    Err(_) => break,
+                }
+                n += 1;
+            }
+            if let Err(e) = self.flush(&mut pending) {
+                tracing::error!(error = %e, "cannot write the log; stopping this node");
+                break;
+            }
+        }
+        for (_, w) in std::mem::take(&mut self.waiting) {
+            let _ = w.reply.send(Err(ProposeError::Stopped));
+        }
+    }
+
+    fn handle(&mut self, input: Input, fx: &mut MultiEffects<KvCommand, KvOutput>) {
+        match input {
+            Input::Peer(from, msg) => fx.extend(self.replica.on_message(from, msg)),
+            Input::Propose(cmd, reply) => {
+                let Some(lane) = self.free_lanes.pop() else {
+                    let _ = reply.send(Err(ProposeError::Timeout));
+                    return;
+                };
+                self.lane_seq[lane as usize] += 1;
+                let command = Command {
+                    client: self.client_id(lane),
+                    seq: self.lane_seq[lane as usize],
+                    op: cmd,
+                };
+                let key = (command.client, command.seq);
+                fx.extend(self.replica.on_client_request(command.clone()));
+                self.waiting.insert(
+                    key,
+                    Waiting {
+                        cmd: command,
+                        reply,
+                        submitted_tick: self.now,
+                        first_tick: self.now,
+                    },
+                );
+            }
+            Input::ReadLocal(req, reply) => {
+                let store = self.replica.state_machine();
+                let _ = reply.send((store.revision(), store.range(&req)));
+            }
+            Input::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+        }
+    }
+
+    fn status(&self) -> NodeStatus {
+        let r = &self.replica;
+        let promised = r.promised();
+        NodeStatus {
+            id: r.id(),
+            leader: match r.role_kind() {
+                RoleKind::Leader => Some(r.id()),
+                _ => r.leader_hint(),
+            },
+            role: format!("{:?}", r.role_kind()).to_lowercase(),
+            ballot: promised.to_string(),
+            term: promised.round,
+            commit_index: r.commit_index(),
+            applied_index: r.applied_index(),
+            revision: r.state_machine().revision(),
+            log_bytes: self.wal.len(),
+            keys: r.state_machine().len(),
+        }
+    }
+
+    fn tick(&mut self, fx: &mut MultiEffects<KvCommand, KvOutput>) {
+        self.now += 1;
+        let due: Vec<Timer> = self
+            .timers
+            .iter()
+            .filter(|(_, &at)| at <= self.now)
+            .map(|(&k, _)| k)
+            .collect();
+        for k in due {
+            self.timers.remove(&k);
+            fx.extend(self.replica.on_timer(k));
+        }
+        // Commands told "no leader", or stuck behind a lost forward or a dead leader, are
+        // submitted again; exactly-once application makes that safe.
+        let now = self.now;
+        let stale: Vec<(ClientId, u64)> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| now - w.submitted_tick >= self.resubmit_ticks)
+            .map(|(k, _)| *k)
+            .chain(self.retry.drain(..))
+            .collect();
+        for key in stale {
+            let Some(w) = self.waiting.get_mut(&key) else {
+                continue;
+            };
+            if now - w.first_tick >= self.give_up_ticks {
+                let w = self.waiting.remove(&key).expect("present");
+                let _ = w.reply.send(Err(ProposeError::Timeout));
+                // The command may still commit later; its lane stays retired for this boot so a
+                // late result can never be mistaken for a newer command's.
+                continue;
+            }
+            w.submitted_tick = now;
+            let cmd = w.cmd.clone();
+            fx.extend(self.replica.on_client_request(cmd));
+        }
+    }
+
+    fn flush(&mut self, fx: &mut MultiEffects<KvCommand, KvOutput>) -> Result<(), WalError> {
+        let fx = std::mem::take(fx);
+        for p in &fx.persist {
+            self.wal.append(
+                &postcard::to_stdvec(&LogRecord::Persist(p.clone())).expect("serializes"),
+            )?;
+        }
+        // The one fsync for everything this batch of steps asked to persist; other tasks keep
+        // running on the runtime's other workers meanwhile.
+        tokio::task::block_in_place(|| self.wal.sync())?;
+        for t in fx.timers {
+            self.timers.insert(t.kind, self.now + t.after);
+        }
+        for o in fx.send {
+            self.outbox.send(o.to, o.msg);
+        }
+        for out in fx.output {
+            match out {
+                Output::Reply {
+                    client,
+                    seq,
+                    result,
+                } => {
+                    if let Some(w) = self.waiting.remove(&(client, seq)) {
+                        let _ = w.reply.send(Ok(result));
+                        self.free_lanes.push(Self::lane_of(client));
+                    }
+                }
+                Output::NotLeader { client, seq, .. } => self.retry.push_back((client, seq)),
+                Output::Chosen { .. } | Output::Applied { .. } => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the log file holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum LogRecord {
+    /// A replica persist record.
+    Persist(Persist<KvCommand>),
+    /// A boot epoch (one per start).
+    Boot(u64),
+}
+
+/// Why a node could not start.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// The data directory cannot be created.
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(std::path::PathBuf, std::io::Error),
+    /// The log cannot be read or written.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// A log record does not decode.
+    #[error("log record {0} does not decode: {1}")]
+    Decode(usize, String),
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Starts a node's loop on the current runtime; returns the handle to talk to it.
+pub fn spawn(node: Node, tick: Duration) -> (NodeHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(65_536);
+    let join = tokio::spawn(node.run(rx, tick));
+    (NodeHandle { tx }, join)
+}

@@ -1,0 +1,13 @@
+//! Code generated from `proto/`: etcd v3's API as Synod defines it.
+
+#![allow(missing_docs, clippy::all)]
+
+/// `mvccpb`: key-values and events.
+pub mod mvccpb {
+    tonic::include_proto!("mvccpb");
+}
+
+/// `etcdserverpb`: requests, responses and services.
+pub mod etcdserverpb {
+    tonic::include_proto!("etcdserverpb");
+}

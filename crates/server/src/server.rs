@@ -1,0 +1,96 @@
+//! Starting a server: bind the ports, recover the node from its log, and serve.
+
+use crate::config::ServerConfig;
+use crate::grpc::Api;
+use crate::node::{self, Node, NodeError};
+use crate::peer;
+use crate::proto::etcdserverpb::{
+    cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer,
+};
+use std::future::Future;
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+/// Why a server could not start or stopped.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// This node is not in the member list.
+    #[error("node {0} is not among the members given; list it in --peers")]
+    NotAMember(u64),
+    /// A port could not be bound.
+    #[error("cannot listen on {addr} for {what}: {source} (is another process using it?)")]
+    Bind {
+        /// Client or peer.
+        what: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The node could not start.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+}
+
+/// Runs a server until `shutdown` completes.
+pub async fn run(
+    cfg: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let me = cfg.me().cloned().ok_or(ServerError::NotAMember(cfg.id))?;
+    let peer_listener =
+        TcpListener::bind(me.peer_addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                what: "peers",
+                addr: me.peer_addr,
+                source,
+            })?;
+    let client_listener =
+        TcpListener::bind(cfg.client_addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                what: "clients",
+                addr: cfg.client_addr,
+                source,
+            })?;
+    let outbox = peer::start_writers(cfg.id, &cfg.members);
+    let node = Node::open(&cfg, outbox)?;
+    let (handle, join) = node::spawn(node, cfg.tick);
+    tokio::spawn(peer::serve(
+        peer_listener,
+        cfg.id,
+        cfg.members.clone(),
+        handle.clone(),
+    ));
+    tracing::info!(id = cfg.id, client = %cfg.client_addr, peer = %me.peer_addr, "serving");
+
+    let cfg = Arc::new(cfg);
+    let api = Api::new(handle, cfg.clone());
+    let limit = cfg.max_request_bytes;
+    let incoming = tokio_stream_from(client_listener);
+    tonic::transport::Server::builder()
+        .add_service(KvServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(ClusterServer::new(api.clone()))
+        .add_service(MaintenanceServer::new(api))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    join.abort();
+    Ok(())
+}
+
+fn tokio_stream_from(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = Result<tokio::net::TcpStream, std::io::Error>> {
+    futures::stream::unfold(listener, |l| async move {
+        let r = l.accept().await.map(|(s, _)| {
+            let _ = s.set_nodelay(true);
+            s
+        });
+        Some((r, l))
+    })
+}
