@@ -1,0 +1,130 @@
+//! Real `synod server` processes on free loopback ports, torn down when dropped.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A local cluster of `synod server` processes.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub ids: Vec<u64>,
+    peers: String,
+    clients: String,
+    client_ports: Vec<u16>,
+    procs: Vec<Option<Child>>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    /// Starts `n` nodes and waits until one of them leads.
+    pub fn start(n: u64) -> Cluster {
+        let ids: Vec<u64> = (1..=n).collect();
+        let peer_ports: Vec<u16> = ids.iter().map(|_| free_port()).collect();
+        let client_ports: Vec<u16> = ids.iter().map(|_| free_port()).collect();
+        let list = |ports: &[u16]| {
+            ids.iter()
+                .zip(ports)
+                .map(|(i, p)| format!("{i}=127.0.0.1:{p}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut c = Cluster {
+            dir: tempfile::tempdir().unwrap(),
+            peers: list(&peer_ports),
+            clients: list(&client_ports),
+            client_ports,
+            procs: ids.iter().map(|_| None).collect(),
+            ids,
+        };
+        for i in c.ids.clone() {
+            c.restart(i);
+        }
+        c
+    }
+
+    pub fn data_dir(&self, i: u64) -> PathBuf {
+        self.dir.path().join(format!("node{i}"))
+    }
+
+    /// Starts (or restarts) node `i` from its data directory.
+    pub fn restart(&mut self, i: u64) {
+        let idx = (i - 1) as usize;
+        let child = Command::new(env!("CARGO_BIN_EXE_synod"))
+            .args([
+                "server",
+                "--id",
+                &i.to_string(),
+                "--peers",
+                &self.peers,
+                "--clients",
+                &self.clients,
+            ])
+            .args([
+                "--listen-client",
+                &format!("127.0.0.1:{}", self.client_ports[idx]),
+            ])
+            .arg("--data-dir")
+            .arg(self.data_dir(i))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start synod server");
+        self.procs[idx] = Some(child);
+        wait_for_port(self.client_ports[idx]);
+    }
+
+    /// kill -9 node `i`.
+    pub fn kill(&mut self, i: u64) {
+        if let Some(mut c) = self.procs[(i - 1) as usize].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn endpoint(&self, i: u64) -> String {
+        format!("127.0.0.1:{}", self.client_ports[(i - 1) as usize])
+    }
+
+    /// Endpoints of the nodes that are running.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.ids
+            .iter()
+            .filter(|&&i| self.procs[(i - 1) as usize].is_some())
+            .map(|&i| self.endpoint(i))
+            .collect()
+    }
+
+    pub fn all_endpoints(&self) -> Vec<String> {
+        self.ids.iter().map(|&i| self.endpoint(i)).collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in self.ids.clone() {
+            self.kill(i);
+        }
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("synod server did not open port {port} within 10 s");
+}

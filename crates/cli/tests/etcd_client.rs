@@ -1,0 +1,150 @@
+//! A 3-node cluster driven through the etcd-client crate: the KV API, a leader killed with -9,
+//! and every node killed with -9 and restarted.
+
+mod common;
+
+use common::Cluster;
+use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
+use std::time::{Duration, Instant};
+
+async fn connect(endpoints: Vec<String>) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Client::connect(endpoints.clone(), None).await {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("cannot connect: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Retries `put` until a leader answers (right after start or a kill, one may not yet).
+async fn put_retry(c: &mut Client, k: &str, v: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match c.put(k, v, None).await {
+            Ok(_) => return,
+            Err(e) if Instant::now() > deadline => panic!("put {k} never succeeded: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+async fn leader(c: &mut Client, endpoints: &[String]) -> u64 {
+    for ep in endpoints {
+        if let Ok(s) = c.status().await {
+            if s.leader() != 0 {
+                return s.leader();
+            }
+        }
+        let _ = ep;
+    }
+    panic!("no leader reported");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_api_works_like_etcd() {
+    let cluster = Cluster::start(3);
+    let mut c = connect(cluster.endpoints()).await;
+    put_retry(&mut c, "foo/a", "1").await;
+    c.put("foo/b", "2", None).await.unwrap();
+    let r = c
+        .put("foo/a", "3", Some(PutOptions::new().with_prev_key()))
+        .await
+        .unwrap();
+    assert_eq!(r.prev_key().unwrap().value(), b"1");
+
+    let r = c
+        .get("foo/", Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    let kvs: Vec<(&[u8], &[u8])> = r.kvs().iter().map(|kv| (kv.key(), kv.value())).collect();
+    assert_eq!(
+        kvs,
+        vec![(&b"foo/a"[..], &b"3"[..]), (&b"foo/b"[..], &b"2"[..])]
+    );
+    assert_eq!(r.kvs()[0].version(), 2);
+    let rev = r.header().unwrap().revision();
+
+    // Serializable reads are served locally but see committed data.
+    let r = c
+        .get("foo/b", Some(GetOptions::new().with_serializable()))
+        .await
+        .unwrap();
+    assert_eq!(r.kvs()[0].value(), b"2");
+
+    // Compare-and-set.
+    let txn = Txn::new()
+        .when(vec![Compare::value("foo/a", CompareOp::Equal, "3")])
+        .and_then(vec![TxnOp::put("foo/a", "4", None)])
+        .or_else(vec![TxnOp::get("foo/a", None)]);
+    assert!(c.txn(txn.clone()).await.unwrap().succeeded());
+    assert!(!c.txn(txn).await.unwrap().succeeded());
+
+    // Delete a range, then read the past.
+    let d = c
+        .delete(
+            "foo/",
+            Some(etcd_client::DeleteOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.deleted(), 2);
+    let old = c
+        .get("foo/a", Some(GetOptions::new().with_revision(rev)))
+        .await
+        .unwrap();
+    assert_eq!(old.kvs()[0].value(), b"3");
+
+    // Compact, and the past is gone with etcd's error.
+    let now = c.get("x", None).await.unwrap().header().unwrap().revision();
+    c.compact(now, None).await.unwrap();
+    let err = c
+        .get("foo/a", Some(GetOptions::new().with_revision(rev)))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("required revision has been compacted"),
+        "{err}"
+    );
+
+    let members = c.member_list().await.unwrap();
+    assert_eq!(members.members().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_is_replaced_and_no_acknowledged_write_is_lost() {
+    let mut cluster = Cluster::start(3);
+    let mut c = connect(cluster.endpoints()).await;
+    for i in 0..20 {
+        put_retry(&mut c, &format!("k{i}"), &format!("v{i}")).await;
+    }
+    let old = leader(&mut c, &cluster.endpoints()).await;
+    cluster.kill(old);
+    let mut c = connect(cluster.endpoints()).await;
+    for i in 20..40 {
+        put_retry(&mut c, &format!("k{i}"), &format!("v{i}")).await;
+    }
+    let new = leader(&mut c, &cluster.endpoints()).await;
+    assert_ne!(new, old, "a dead node cannot lead");
+
+    // Everything dies at once, then comes back from disk.
+    for i in cluster.ids.clone() {
+        cluster.kill(i);
+    }
+    for i in cluster.ids.clone() {
+        cluster.restart(i);
+    }
+    let mut c = connect(cluster.endpoints()).await;
+    put_retry(&mut c, "after", "restart").await;
+    let r = c
+        .get("k", Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    assert_eq!(r.count(), 40, "every acknowledged write survives");
+    for kv in r.kvs() {
+        let k = String::from_utf8_lossy(kv.key()).to_string();
+        assert_eq!(kv.value(), format!("v{}", &k[1..]).as_bytes());
+    }
+}
