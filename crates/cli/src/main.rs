@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a check found a problem (a violation, a failed target), 2 bad usage
 //! or environment.
 
+mod check_cmd;
 mod cluster_cmd;
 mod flow_cmd;
 mod server_cmd;
@@ -32,6 +33,8 @@ enum Command {
     Server(server_cmd::ServerArgs),
     /// Start a local cluster of `synod server` processes (Ctrl-C stops it).
     Cluster(cluster_cmd::ClusterArgs),
+    /// Check a recorded history (JSON lines) for linearizability.
+    Check(check_cmd::CheckArgs),
 }
 
 /// What a command concluded.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Flow(args) => flow_cmd::run(args),
         Command::Server(args) => server_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
+        Command::Check(args) => check_cmd::run(args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
