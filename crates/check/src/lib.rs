@@ -26,11 +26,10 @@ pub fn check(history: &[Entry], budget: u64) -> Verdict {
     let mut by_key: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
     let mut total = 0;
     for e in history {
-        let useful = match (e.outcome, &e.op) {
-            (Outcome::Fail, _) => false,
-            (Outcome::Unknown, Op::Get { .. }) => false,
-            _ => true,
-        };
+        let useful = !matches!(
+            (e.outcome, &e.op),
+            (Outcome::Fail, _) | (Outcome::Unknown, Op::Get { .. })
+        );
         if useful {
             by_key.entry(&e.key).or_default().push(e);
             total += 1;
