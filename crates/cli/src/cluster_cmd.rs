@@ -62,6 +62,8 @@ pub fn run(args: ClusterArgs) -> Result<Outcome> {
                 clients.clone(),
                 "--listen-client".into(),
                 format!("127.0.0.1:{}", port(args.client_port, i)?),
+                "--listen-admin".into(),
+                format!("127.0.0.1:{}", port(args.client_port + 2, i)?),
                 "--data-dir".into(),
                 dir.display().to_string(),
             ];
@@ -81,6 +83,11 @@ pub fn run(args: ClusterArgs) -> Result<Outcome> {
         println!("client endpoints: {}", endpoints.join(","));
         println!("try:  etcdctl --endpoints={} put greeting hello", endpoints.join(","));
         println!("      etcdctl --endpoints={} get greeting", endpoints.join(","));
+        let admin: Vec<String> = ids
+            .iter()
+            .map(|&i| port(args.client_port + 2, i).map(|p| format!("http://127.0.0.1:{p}/status")))
+            .collect::<Result<_>>()?;
+        println!("status pages: {}", admin.join(" "));
         println!("Ctrl-C stops the cluster; running this again restarts it from disk.");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut alive = children.len();

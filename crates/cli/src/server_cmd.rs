@@ -27,6 +27,10 @@ pub struct ServerArgs {
     /// Address for etcd API clients (gRPC). Default 127.0.0.1:2379.
     #[arg(long, env = "SYNOD_LISTEN_CLIENT")]
     listen_client: Option<SocketAddr>,
+    /// Address for admin HTTP (/health, /status, /metrics). Default: the client port + 2
+    /// (2381 for 2379), on the client address's host.
+    #[arg(long, env = "SYNOD_LISTEN_ADMIN")]
+    listen_admin: Option<SocketAddr>,
     /// Where the write-ahead log lives. Default ./synod-data/node<ID>.
     #[arg(long, env = "SYNOD_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -65,6 +69,7 @@ struct FileConfig {
     peers: Option<String>,
     clients: Option<String>,
     listen_client: Option<SocketAddr>,
+    listen_admin: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     tick_ms: Option<u64>,
     heartbeat_ticks: Option<u64>,
@@ -156,10 +161,16 @@ impl ServerArgs {
         if tick_ms == 0 {
             bail!("--tick-ms must be at least 1");
         }
+        let admin = self.listen_admin.or(file.listen_admin).unwrap_or_else(|| {
+            let mut a = listen_client;
+            a.set_port(listen_client.port().wrapping_add(2));
+            a
+        });
         let cfg = ServerConfig {
             id,
             members,
             client_addr: listen_client,
+            admin_addr: Some(admin),
             data_dir: self
                 .data_dir
                 .or(file.data_dir)

@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub members: Vec<Member>,
     /// The gRPC (etcd API) listen address.
     pub client_addr: SocketAddr,
+    /// The admin HTTP listen address (`/health`, `/status`, `/metrics`); none if unset.
+    pub admin_addr: Option<SocketAddr>,
     /// Where the log lives.
     pub data_dir: PathBuf,
     /// Length of one protocol tick.

@@ -160,9 +160,7 @@ pub fn txn_out(t: kv::TxnResponse, header: pb::ResponseHeader) -> pb::TxnRespons
                 response: Some(match r {
                     kv::ResponseOp::Range(r) => R::ResponseRange(range_out(r, header)),
                     kv::ResponseOp::Put(p) => R::ResponsePut(put_out(p, header)),
-                    kv::ResponseOp::DeleteRange(d) => {
-                        R::ResponseDeleteRange(delete_out(d, header))
-                    }
+                    kv::ResponseOp::DeleteRange(d) => R::ResponseDeleteRange(delete_out(d, header)),
                     kv::ResponseOp::Txn(t) => R::ResponseTxn(txn_out(t, header)),
                 }),
             })

@@ -2,6 +2,7 @@
 
 use crate::config::ServerConfig;
 use crate::convert::*;
+use crate::metrics::Metrics;
 use crate::node::{NodeHandle, ProposeError};
 use crate::proto::etcdserverpb as pb;
 use pb::cluster_server::Cluster;
@@ -23,12 +24,20 @@ fn cluster_id(cfg: &ServerConfig) -> u64 {
 pub struct Api {
     node: NodeHandle,
     cfg: Arc<ServerConfig>,
+    metrics: Metrics,
 }
 
 impl Api {
     /// Services answering for `node`.
-    pub fn new(node: NodeHandle, cfg: Arc<ServerConfig>) -> Self {
-        Api { node, cfg }
+    pub fn new(node: NodeHandle, cfg: Arc<ServerConfig>, metrics: Metrics) -> Self {
+        Api { node, cfg, metrics }
+    }
+
+    fn timer(&self, method: &str) -> prometheus::HistogramTimer {
+        self.metrics
+            .request_seconds
+            .with_label_values(&[method])
+            .start_timer()
     }
 
     fn header(&self, revision: i64, term: u64) -> pb::ResponseHeader {
@@ -62,6 +71,7 @@ impl Kv for Api {
         &self,
         req: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
+        let _t = self.timer("range");
         let req = range_in(req.into_inner());
         if req.serializable {
             let (rev, r) = self
@@ -79,6 +89,7 @@ impl Kv for Api {
     }
 
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let _t = self.timer("put");
         match self.order(KvCommand::Put(put_in(req.into_inner()))).await? {
             (KvResult::Put(p), h) => Ok(Response::new(put_out(p, h))),
             (other, _) => Err(unexpected(other)),
@@ -89,6 +100,7 @@ impl Kv for Api {
         &self,
         req: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        let _t = self.timer("delete_range");
         match self
             .order(KvCommand::DeleteRange(delete_in(req.into_inner())))
             .await?
@@ -99,6 +111,7 @@ impl Kv for Api {
     }
 
     async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        let _t = self.timer("txn");
         let t = txn_in(req.into_inner())?;
         match self.order(KvCommand::Txn(t)).await? {
             (KvResult::Txn(t), h) => Ok(Response::new(txn_out(t, h))),
@@ -110,6 +123,7 @@ impl Kv for Api {
         &self,
         req: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
+        let _t = self.timer("compact");
         let revision = req.into_inner().revision;
         match self
             .order(KvCommand::Compact(synod_kv::CompactionRequest { revision }))

@@ -3,6 +3,7 @@
 //! then sends that batch's messages and answers its clients: the persist-before-send contract.
 
 use crate::config::ServerConfig;
+use crate::metrics::Metrics;
 use crate::peer::Outbox;
 use crate::wal::{Wal, WalError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -140,11 +141,12 @@ pub struct Node {
     retry: VecDeque<(ClientId, u64)>,
     resubmit_ticks: u64,
     give_up_ticks: u64,
+    metrics: Metrics,
 }
 
 impl Node {
     /// Opens the log, recovers the replica from it, and returns the node ready to run.
-    pub fn open(cfg: &ServerConfig, outbox: Outbox) -> Result<Node, NodeError> {
+    pub fn open(cfg: &ServerConfig, outbox: Outbox, metrics: Metrics) -> Result<Node, NodeError> {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| NodeError::DataDir(cfg.data_dir.clone(), e))?;
         let (wal, recovered) = Wal::open(&cfg.data_dir.join("synod.wal"))?;
@@ -184,6 +186,7 @@ impl Node {
             retry: VecDeque::new(),
             resubmit_ticks: cfg.election_ticks.1,
             give_up_ticks: cfg.election_ticks.1 * 10,
+            metrics,
         };
         // A new boot epoch gives this run's lanes client ids no earlier run used.
         node.wal
@@ -234,7 +237,10 @@ impl Node {
 
     fn handle(&mut self, input: Input, fx: &mut MultiEffects<KvCommand, KvOutput>) {
         match input {
-            Input::Peer(from, msg) => fx.extend(self.replica.on_message(from, msg)),
+            Input::Peer(from, msg) => {
+                self.metrics.received.with_label_values(&[msg.kind()]).inc();
+                fx.extend(self.replica.on_message(from, msg));
+            }
             Input::Propose(cmd, reply) => {
                 let Some(lane) = self.free_lanes.pop() else {
                     let _ = reply.send(Err(ProposeError::Timeout));
@@ -247,6 +253,7 @@ impl Node {
                     op: cmd,
                 };
                 let key = (command.client, command.seq);
+                self.metrics.proposals.inc();
                 fx.extend(self.replica.on_client_request(command.clone()));
                 self.waiting.insert(
                     key,
@@ -298,7 +305,11 @@ impl Node {
             .collect();
         for k in due {
             self.timers.remove(&k);
+            let before = self.replica.ballot();
             fx.extend(self.replica.on_timer(k));
+            if self.replica.role_kind() == RoleKind::Candidate && self.replica.ballot() != before {
+                self.metrics.elections.inc();
+            }
         }
         // Commands told "no leader", or stuck behind a lost forward or a dead leader, are
         // submitted again; exactly-once application makes that safe.
@@ -336,11 +347,21 @@ impl Node {
         }
         // The one fsync for everything this batch of steps asked to persist; other tasks keep
         // running on the runtime's other workers meanwhile.
-        tokio::task::block_in_place(|| self.wal.sync())?;
+        if !fx.persist.is_empty() {
+            let started = std::time::Instant::now();
+            tokio::task::block_in_place(|| self.wal.sync())?;
+            self.metrics
+                .fsync_seconds
+                .observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .records_per_fsync
+                .observe(fx.persist.len() as f64);
+        }
         for t in fx.timers {
             self.timers.insert(t.kind, self.now + t.after);
         }
         for o in fx.send {
+            self.metrics.sent.with_label_values(&[o.msg.kind()]).inc();
             self.outbox.send(o.to, o.msg);
         }
         for out in fx.output {
@@ -356,7 +377,15 @@ impl Node {
                     }
                 }
                 Output::NotLeader { client, seq, .. } => self.retry.push_back((client, seq)),
-                Output::Chosen { .. } | Output::Applied { .. } => {}
+                Output::Applied { slot } => {
+                    self.metrics.applied.inc();
+                    if let Some(e) = self.replica.log().get(&slot) {
+                        self.metrics
+                            .batch_size
+                            .observe(e.value.commands().len() as f64);
+                    }
+                }
+                Output::Chosen { .. } => {}
             }
         }
         Ok(())

@@ -1,7 +1,9 @@
 //! Starting a server: bind the ports, recover the node from its log, and serve.
 
+use crate::admin;
 use crate::config::ServerConfig;
 use crate::grpc::Api;
+use crate::metrics::Metrics;
 use crate::node::{self, Node, NodeError};
 use crate::peer;
 use crate::proto::etcdserverpb::{
@@ -58,8 +60,21 @@ pub async fn run(
                 addr: cfg.client_addr,
                 source,
             })?;
+    let admin_listener = match cfg.admin_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    what: "admin HTTP",
+                    addr,
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let metrics = Metrics::new();
     let outbox = peer::start_writers(cfg.id, &cfg.members);
-    let node = Node::open(&cfg, outbox)?;
+    let node = Node::open(&cfg, outbox, metrics.clone())?;
     let (handle, join) = node::spawn(node, cfg.tick);
     tokio::spawn(peer::serve(
         peer_listener,
@@ -70,7 +85,15 @@ pub async fn run(
     tracing::info!(id = cfg.id, client = %cfg.client_addr, peer = %me.peer_addr, "serving");
 
     let cfg = Arc::new(cfg);
-    let api = Api::new(handle, cfg.clone());
+    if let Some(l) = admin_listener {
+        let app = admin::router(handle.clone(), cfg.clone(), metrics.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, app).await {
+                tracing::error!(error = %e, "admin HTTP stopped");
+            }
+        });
+    }
+    let api = Api::new(handle, cfg.clone(), metrics);
     let limit = cfg.max_request_bytes;
     let incoming = tokio_stream_from(client_listener);
     tonic::transport::Server::builder()

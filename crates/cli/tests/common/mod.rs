@@ -7,6 +7,25 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A plain HTTP/1.0 GET on loopback; returns (status code, body).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin port");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|b| b.1.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
 /// A local cluster of `synod server` processes.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -14,6 +33,7 @@ pub struct Cluster {
     peers: String,
     clients: String,
     client_ports: Vec<u16>,
+    pub admin_ports: Vec<u16>,
     procs: Vec<Option<Child>>,
 }
 
@@ -31,6 +51,7 @@ impl Cluster {
         let ids: Vec<u64> = (1..=n).collect();
         let peer_ports: Vec<u16> = ids.iter().map(|_| free_port()).collect();
         let client_ports: Vec<u16> = ids.iter().map(|_| free_port()).collect();
+        let admin_ports: Vec<u16> = ids.iter().map(|_| free_port()).collect();
         let list = |ports: &[u16]| {
             ids.iter()
                 .zip(ports)
@@ -43,6 +64,7 @@ impl Cluster {
             peers: list(&peer_ports),
             clients: list(&client_ports),
             client_ports,
+            admin_ports,
             procs: ids.iter().map(|_| None).collect(),
             ids,
         };
@@ -72,6 +94,10 @@ impl Cluster {
             .args([
                 "--listen-client",
                 &format!("127.0.0.1:{}", self.client_ports[idx]),
+            ])
+            .args([
+                "--listen-admin",
+                &format!("127.0.0.1:{}", self.admin_ports[idx]),
             ])
             .arg("--data-dir")
             .arg(self.data_dir(i))

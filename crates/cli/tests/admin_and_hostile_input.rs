@@ -1,0 +1,118 @@
+//! Admin HTTP, and input from the network that must be refused without harm.
+
+mod common;
+
+use common::{http_get, Cluster};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+fn wait_healthy(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (code, _) = http_get(port, "/health");
+        if code == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never healthy (last {code})");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_http_reports_health_status_and_metrics() {
+    let cluster = Cluster::start(3);
+    wait_healthy(cluster.admin_ports[0]);
+    let mut c = etcd_client::Client::connect(cluster.endpoints(), None)
+        .await
+        .unwrap();
+    for i in 0..10 {
+        c.put(format!("k{i}"), "v", None).await.unwrap();
+    }
+    let (code, body) = http_get(cluster.admin_ports[1], "/status");
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["id"], 2);
+    assert!(v["leader"].as_u64().is_some(), "{body}");
+    assert_eq!(v["members"].as_array().unwrap().len(), 3);
+    assert!(v["commit_index"].as_u64().unwrap() >= 10, "{body}");
+
+    let leader = v["leader"].as_u64().unwrap() as usize;
+    let (code, text) = http_get(cluster.admin_ports[leader - 1], "/metrics");
+    assert_eq!(code, 200);
+    for name in [
+        "synod_proposals_total",
+        "synod_applied_slots_total",
+        "synod_batch_size_bucket",
+        "synod_fsync_seconds_bucket",
+        "synod_elections_total",
+        "synod_peer_messages_sent_total{kind=\"accept\"}",
+        "synod_client_request_seconds_bucket{method=\"put\"",
+    ] {
+        assert!(text.contains(name), "missing {name} in:\n{text}");
+    }
+    assert_eq!(http_get(cluster.admin_ports[0], "/nope").0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_requests_are_refused_with_a_clear_error() {
+    let cluster = Cluster::start(1);
+    wait_healthy(cluster.admin_ports[0]);
+    let mut c = etcd_client::Client::connect(cluster.endpoints(), None)
+        .await
+        .unwrap();
+    let big = vec![b'x'; 2 * 1024 * 1024];
+    let err = c.put("big", big, None).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("message length too large") || msg.contains("larger than max"),
+        "{msg}"
+    );
+    c.put("small", "ok", None)
+        .await
+        .expect("the server still serves");
+}
+
+/// The peer port of node 1 (the one after its client port in the harness's list is not
+/// known, so read it from /status).
+fn peer_port(cluster: &Cluster, i: usize) -> u16 {
+    let (_, body) = http_get(cluster.admin_ports[i], "/status");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let addr = v["members"][i]["peer_addr"].as_str().unwrap().to_string();
+    addr.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn malformed_peer_frames_and_impostors_are_disconnected_and_the_node_survives() {
+    let cluster = Cluster::start(1);
+    wait_healthy(cluster.admin_ports[0]);
+    let port = peer_port(&cluster, 0);
+    // An impostor claiming to be a node that is not a member.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(&[0, 0, 0, 1, 99]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        s.read(&mut buf).unwrap_or(0),
+        0,
+        "impostor connection is closed"
+    );
+    // Garbage: a frame claiming 4 GiB.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(
+        s.read(&mut buf).unwrap_or(0),
+        0,
+        "garbage connection is closed"
+    );
+    // Random bytes.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _ = s.write_all(b"GET / HTTP/1.1\r\n\r\n");
+    drop(s);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        http_get(cluster.admin_ports[0], "/health").0,
+        200,
+        "node still healthy"
+    );
+}

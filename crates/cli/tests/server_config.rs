@@ -1,0 +1,62 @@
+//! `synod server` configuration: flags over SYNOD_* variables over the TOML file over defaults.
+
+use std::process::Command;
+
+fn print_config(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_synod"));
+    cmd.arg("server").args(args).arg("--print-config");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn precedence_is_flag_then_env_then_file_then_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("synod.toml");
+    std::fs::write(
+        &file,
+        "id = 2\npeers = \"1=127.0.0.1:7001,2=127.0.0.1:7002\"\nwindow = 7\nmax_batch = 9\ntick_ms = 20\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let (ok, out) = print_config(
+        &["--config", f, "--window", "5"],
+        &[("SYNOD_MAX_BATCH", "11")],
+    );
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["id"], 2, "from the file");
+    assert_eq!(v["window"], 5, "the flag beats the file");
+    assert_eq!(v["max_batch"], 11, "the environment beats the file");
+    assert_eq!(v["tick"]["nanos"], 20_000_000, "from the file");
+    assert_eq!(v["heartbeat_ticks"], 5, "default");
+    assert_eq!(v["client_addr"], "127.0.0.1:2379", "default");
+}
+
+#[test]
+fn bad_configuration_is_explained() {
+    let (ok, out) = print_config(&["--id", "3", "--peers", "1=127.0.0.1:7001"], &[]);
+    assert!(
+        !ok && out.contains("node 3 is not listed in --peers"),
+        "{out}"
+    );
+    let (ok, out) = print_config(&["--id", "1", "--peers", "1=localhost"], &[]);
+    assert!(!ok && out.contains("is not HOST:PORT"), "{out}");
+    let (ok, out) = print_config(&["--id", "1"], &[]);
+    assert!(!ok && out.contains("--peers is required"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "id = 1\nwindoww = 3\n").unwrap();
+    let (ok, out) = print_config(&["--config", file.to_str().unwrap()], &[]);
+    assert!(!ok && out.contains("not a valid Synod config"), "{out}");
+}

@@ -1,0 +1,123 @@
+//! Prometheus metrics of one node.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
+
+/// The node's counters and histograms, registered in their own registry.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Where they are registered (what `/metrics` renders).
+    pub registry: Registry,
+    /// Client commands submitted to the log.
+    pub proposals: IntCounter,
+    /// Slots applied to the state machine.
+    pub applied: IntCounter,
+    /// Client commands per applied slot.
+    pub batch_size: Histogram,
+    /// Time for one group-commit fsync.
+    pub fsync_seconds: Histogram,
+    /// Records per fsync.
+    pub records_per_fsync: Histogram,
+    /// Times this node stood for election.
+    pub elections: IntCounter,
+    /// Peer messages sent, by kind.
+    pub sent: IntCounterVec,
+    /// Peer messages received, by kind.
+    pub received: IntCounterVec,
+    /// Client request latency, by method.
+    pub request_seconds: HistogramVec,
+}
+
+impl Metrics {
+    /// Fresh metrics.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let lat = vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+        ];
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let hist = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+            h
+        };
+        let by_kind = |name: &str, help: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &["kind"]).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new("synod_client_request_seconds", "Client request latency.")
+                .buckets(lat.clone()),
+            &["method"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(request_seconds.clone()))
+            .expect("unique metric");
+        Metrics {
+            proposals: counter(
+                "synod_proposals_total",
+                "Client commands submitted to the log.",
+            ),
+            applied: counter(
+                "synod_applied_slots_total",
+                "Log slots applied to the store.",
+            ),
+            batch_size: hist(
+                "synod_batch_size",
+                "Client commands per applied slot.",
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+            ),
+            fsync_seconds: hist(
+                "synod_fsync_seconds",
+                "Duration of one group-commit fsync.",
+                lat,
+            ),
+            records_per_fsync: hist(
+                "synod_records_per_fsync",
+                "Log records made durable by one fsync.",
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0],
+            ),
+            elections: counter(
+                "synod_elections_total",
+                "Times this node stood for election.",
+            ),
+            sent: by_kind(
+                "synod_peer_messages_sent_total",
+                "Peer messages sent, by kind.",
+            ),
+            received: by_kind(
+                "synod_peer_messages_received_total",
+                "Peer messages received, by kind.",
+            ),
+            request_seconds,
+            registry,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        prometheus::TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
