@@ -53,6 +53,9 @@ pub struct ServerArgs {
     /// Largest client request accepted, in bytes. Default 1.5 MiB, as etcd.
     #[arg(long, env = "SYNOD_MAX_REQUEST_BYTES")]
     max_request_bytes: Option<usize>,
+    /// Snapshot the store and compact the log after this many applied slots. Default 10000.
+    #[arg(long, env = "SYNOD_SNAPSHOT_EVERY")]
+    snapshot_every: Option<u64>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "SYNOD_CONFIG")]
     config: Option<PathBuf>,
@@ -77,6 +80,7 @@ struct FileConfig {
     window: Option<usize>,
     max_batch: Option<usize>,
     max_request_bytes: Option<usize>,
+    snapshot_every: Option<u64>,
 }
 
 fn parse_list(what: &str, s: &str) -> Result<Vec<(u64, SocketAddr)>> {
@@ -184,6 +188,11 @@ impl ServerArgs {
                 .max_request_bytes
                 .or(file.max_request_bytes)
                 .unwrap_or(1536 * 1024),
+            snapshot_every: self
+                .snapshot_every
+                .or(file.snapshot_every)
+                .unwrap_or(10_000)
+                .max(1),
         };
         Ok((cfg, self.print_config))
     }

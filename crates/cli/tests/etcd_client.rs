@@ -148,3 +148,54 @@ async fn a_killed_leader_is_replaced_and_no_acknowledged_write_is_lost() {
         assert_eq!(kv.value(), format!("v{}", &k[1..]).as_bytes());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_bound_the_log_and_bring_a_restarted_node_up_to_date() {
+    let mut cluster = Cluster::start_with(3, &["--snapshot-every", "20"]);
+    let mut c = connect(cluster.endpoints()).await;
+    put_retry(&mut c, "warm", "up").await;
+    cluster.kill(3);
+    let mut c = connect(cluster.endpoints()).await;
+    for i in 0..150 {
+        put_retry(&mut c, &format!("s{i:03}"), &format!("{i}")).await;
+    }
+    // The live nodes compacted their logs: far smaller than 150 puts' worth of records.
+    let wal = std::fs::metadata(cluster.data_dir(1).join("synod.wal"))
+        .unwrap()
+        .len();
+    assert!(wal < 20_000, "log of {wal} bytes was not compacted");
+    // Node 3 missed everything, and its peers no longer have those slots: it must catch up
+    // from a snapshot, then serve the data locally.
+    cluster.restart(3);
+    let mut c3 = connect(vec![cluster.endpoint(3)]).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = c3
+            .get(
+                "s",
+                Some(GetOptions::new().with_prefix().with_serializable()),
+            )
+            .await;
+        if let Ok(r) = r {
+            if r.count() == 150 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "node 3 never caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And after a restart of everything, the data comes back from snapshots plus logs.
+    for i in cluster.ids.clone() {
+        cluster.kill(i);
+    }
+    for i in cluster.ids.clone() {
+        cluster.restart(i);
+    }
+    let mut c = connect(cluster.endpoints()).await;
+    put_retry(&mut c, "after", "restart").await;
+    let r = c
+        .get("s", Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    assert_eq!(r.count(), 150);
+}

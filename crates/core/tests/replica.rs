@@ -18,6 +18,13 @@ impl StateMachine for Counter {
         self.0 += add;
         self.0
     }
+    fn snapshot(&self) -> Vec<u8> {
+        self.0.to_le_bytes().to_vec()
+    }
+    fn restore(bytes: &[u8]) -> Result<Self, String> {
+        let b: [u8; 8] = bytes.try_into().map_err(|_| "need 8 bytes".to_string())?;
+        Ok(Counter(u64::from_le_bytes(b)))
+    }
 }
 
 type Fx = MultiEffects<u64, u64>;
@@ -355,4 +362,110 @@ fn messages_from_non_members_are_ignored() {
     );
     assert!(fx.is_empty());
     assert_eq!(net.r(1).promised(), Ballot::ZERO);
+}
+
+#[test]
+fn a_snapshot_compacts_the_log_and_a_restart_resumes_from_it() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    for seq in 1..=10 {
+        net.request(1, 9, seq, 3);
+        net.settle();
+    }
+    let fx = net.r(1).take_snapshot();
+    assert!(
+        matches!(fx.persist[..], [synod_core::multi::Persist::Snapshot(ref s)] if s.slot == 10)
+    );
+    net.absorb(1, fx);
+    assert_eq!(net.r(1).log_start(), 10);
+    assert!(net.r(1).log().is_empty());
+    assert!(
+        net.disks[&1].log.is_empty(),
+        "the durable log is compacted too"
+    );
+    net.crash(1);
+    net.boot(1);
+    assert_eq!(
+        net.r(1).state_machine().0,
+        30,
+        "state restored from the snapshot"
+    );
+    // The session table came back with it: a retry of the last command is answered, not
+    // applied again.
+    net.elect(1);
+    net.request(1, 9, 10, 3);
+    net.settle();
+    assert_eq!(net.r(1).state_machine().0, 30);
+    assert!(net.replies.contains(&(
+        1,
+        Output::Reply {
+            client: 9,
+            seq: 10,
+            result: 30
+        }
+    )));
+}
+
+#[test]
+fn a_replica_behind_the_leaders_snapshot_is_sent_the_snapshot() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.down.insert(3);
+    for seq in 1..=8 {
+        net.request(1, 9, seq, 1);
+        net.settle();
+    }
+    let fx = net.r(1).take_snapshot();
+    net.absorb(1, fx);
+    net.down.remove(&3);
+    net.timer(1, Timer::Heartbeat);
+    let sent = std::cell::Cell::new(0);
+    net.settle_with(|_, to, m| {
+        if to == 3 && matches!(m, Message::InstallSnapshot { .. }) {
+            sent.set(sent.get() + 1);
+        }
+        false
+    });
+    assert_eq!(sent.get(), 1, "the compacted slots travel as one snapshot");
+    assert_eq!(
+        net.r(3).state_machine().0,
+        8,
+        "caught up through the snapshot"
+    );
+    assert_eq!(net.r(3).log_start(), 8);
+}
+
+#[test]
+fn a_candidate_behind_compacted_acceptors_catches_up_instead_of_leading() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.down.insert(3);
+    for seq in 1..=6 {
+        net.request(1, 9, seq, 1);
+        net.settle();
+    }
+    for id in [1, 2] {
+        let fx = net.r(id).take_snapshot();
+        net.absorb(id, fx);
+    }
+    net.down.remove(&3);
+    // Node 3 knows nothing of slots 0..6 and every other acceptor compacted them: it must not
+    // become leader and fill them with no-ops.
+    net.timer(3, Timer::Election);
+    net.timer(3, Timer::Election);
+    net.settle();
+    assert_ne!(net.r(3).role_kind(), RoleKind::Leader);
+    assert_eq!(
+        net.r(3).state_machine().0,
+        6,
+        "it caught up from a snapshot instead"
+    );
+    // Once caught up it may lead, and nothing chosen was lost.
+    net.timer(3, Timer::Election);
+    net.timer(3, Timer::Election);
+    net.settle();
+    assert_eq!(net.r(3).role_kind(), RoleKind::Leader);
+    net.request(3, 9, 7, 1);
+    net.settle();
+    assert_eq!(net.r(3).state_machine().0, 7);
 }

@@ -62,4 +62,12 @@ impl StateMachine for Store {
             result,
         }
     }
+
+    fn snapshot(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("the store serializes")
+    }
+
+    fn restore(bytes: &[u8]) -> Result<Self, String> {
+        postcard::from_bytes(bytes).map_err(|e| format!("store snapshot: {e}"))
+    }
 }

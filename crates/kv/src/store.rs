@@ -7,7 +7,7 @@ use crate::types::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One entry of a key's history: a value written at `(main, sub)`, or a deletion (`None`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Rev {
     main: i64,
     sub: i64,
@@ -18,7 +18,7 @@ struct Rev {
 /// write request (a put, a delete that deletes something, a transaction with any write) creates
 /// exactly one new revision, shared by all its writes; history below the compacted revision is
 /// gone.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Store {
     keys: BTreeMap<Vec<u8>, Vec<Rev>>,
     revision: i64,

@@ -408,3 +408,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_snapshot_restores_history_revisions_and_compaction() {
+    use synod_core::multi::StateMachine;
+    let mut s = Store::new();
+    put(&mut s, "a", "1");
+    put(&mut s, "a", "2");
+    put(&mut s, "b", "3");
+    s.compact(&CompactionRequest { revision: 3 }).unwrap();
+    let back = Store::restore(&s.snapshot()).unwrap();
+    assert_eq!(back, s);
+    assert_eq!(get_at(&back, "a", 3).unwrap().unwrap().value, b"2");
+    assert_eq!(get_at(&back, "a", 2), Err(KvError::Compacted));
+    assert!(Store::restore(b"garbage").is_err());
+}

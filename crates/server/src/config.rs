@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub max_batch: usize,
     /// Largest client request accepted, in bytes.
     pub max_request_bytes: usize,
+    /// Snapshot the store and compact the log after this many applied slots.
+    pub snapshot_every: u64,
 }
 
 impl ServerConfig {

@@ -141,6 +141,7 @@ pub struct Node {
     retry: VecDeque<(ClientId, u64)>,
     resubmit_ticks: u64,
     give_up_ticks: u64,
+    snapshot_every: u64,
     metrics: Metrics,
 }
 
@@ -186,6 +187,7 @@ impl Node {
             retry: VecDeque::new(),
             resubmit_ticks: cfg.election_ticks.1,
             give_up_ticks: cfg.election_ticks.1 * 10,
+            snapshot_every: cfg.snapshot_every.max(1),
             metrics,
         };
         // A new boot epoch gives this run's lanes client ids no earlier run used.
@@ -339,7 +341,11 @@ impl Node {
     }
 
     fn flush(&mut self, fx: &mut MultiEffects<KvCommand, KvOutput>) -> Result<(), WalError> {
-        let fx = std::mem::take(fx);
+        let mut fx = std::mem::take(fx);
+        if self.replica.applied_index() >= self.replica.log_start() + self.snapshot_every {
+            fx.extend(self.replica.take_snapshot());
+        }
+        let snapshotted = fx.persist.iter().any(|p| matches!(p, Persist::Snapshot(_)));
         for p in &fx.persist {
             self.wal.append(
                 &postcard::to_stdvec(&LogRecord::Persist(p.clone())).expect("serializes"),
@@ -356,6 +362,10 @@ impl Node {
             self.metrics
                 .records_per_fsync
                 .observe(fx.persist.len() as f64);
+        }
+        if snapshotted {
+            // The snapshot is durable; rewrite the log as that snapshot plus what follows it.
+            tokio::task::block_in_place(|| self.checkpoint())?;
         }
         for t in fx.timers {
             self.timers.insert(t.kind, self.now + t.after);
@@ -392,6 +402,41 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Replaces the log file with the current durable state, compactly: boot epoch, snapshot,
+    /// promise, the log from the snapshot on, and the commit point.
+    fn checkpoint(&mut self) -> Result<(), WalError> {
+        let r = &self.replica;
+        let mut records: Vec<Persist<KvCommand>> = Vec::new();
+        if let Some(s) = r.snapshot() {
+            records.push(Persist::Snapshot(s.clone()));
+        }
+        records.push(Persist::Promise(r.promised()));
+        for (&slot, e) in r.log() {
+            records.push(if e.chosen {
+                Persist::Chosen {
+                    slot,
+                    value: e.value.clone(),
+                }
+            } else {
+                Persist::Accept {
+                    slot,
+                    ballot: e.ballot,
+                    value: e.value.clone(),
+                }
+            });
+        }
+        records.push(Persist::Commit(r.commit_index()));
+        let mut bytes = vec![postcard::to_stdvec(&LogRecord::Boot(self.boot)).expect("serializes")];
+        bytes.extend(
+            records
+                .into_iter()
+                .map(|p| postcard::to_stdvec(&LogRecord::Persist(p)).expect("serializes")),
+        );
+        self.wal.rewrite(&bytes)
+    }
+}
+
 /// What the log file holds.
 #[derive(serde::Serialize, serde::Deserialize)]
 enum LogRecord {
@@ -405,8 +450,8 @@ enum LogRecord {
 #[derive(Debug, Error)]
 pub enum NodeError {
     /// The data directory cannot be created.
-    #[error("cannot create data directory {0}: {1}")]
-    DataDir(std::path::PathBuf, std::io::Error),
+    #[error("cannot create data directory {0}")]
+    DataDir(std::path::PathBuf, #[source] std::io::Error),
     /// The log cannot be read or written.
     #[error(transparent)]
     Wal(#[from] WalError),

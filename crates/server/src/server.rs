@@ -21,7 +21,7 @@ pub enum ServerError {
     #[error("node {0} is not among the members given; list it in --peers")]
     NotAMember(u64),
     /// A port could not be bound.
-    #[error("cannot listen on {addr} for {what}: {source} (is another process using it?)")]
+    #[error("cannot listen on {addr} for {what} (is another process using it?)")]
     Bind {
         /// Client or peer.
         what: &'static str,

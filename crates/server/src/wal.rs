@@ -16,7 +16,7 @@ const MAX_RECORD: u32 = 256 << 20;
 #[derive(Debug, Error)]
 pub enum WalError {
     /// An I/O error on the log file.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -161,6 +161,44 @@ impl Wal {
             })?;
             self.unsynced = false;
         }
+        Ok(())
+    }
+
+    /// Replaces the whole log with `records`, atomically: they are written to a temporary file
+    /// that is synced and renamed over the log, and the directory is synced. A crash leaves the
+    /// old log or the new one.
+    pub fn rewrite(&mut self, records: &[Vec<u8>]) -> Result<(), WalError> {
+        let tmp = self.path.with_extension("rewrite");
+        let io = |source| WalError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io)?;
+        let mut len = 0u64;
+        for payload in records {
+            let mut frame = Vec::with_capacity(payload.len() + 8);
+            frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            frame.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+            frame.extend_from_slice(payload);
+            f.write_all(&frame).map_err(io)?;
+            len += frame.len() as u64;
+        }
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(io)?;
+        self.len = len;
+        self.unsynced = false;
         Ok(())
     }
 

@@ -33,10 +33,10 @@ impl KvOp {
 }
 
 /// What an operation returned.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum KvResult {
     /// A read's value.
-    Value(Option<Arc<str>>),
+    Value(#[serde(with = "opt_arc")] Option<Arc<str>>),
     /// A write succeeded.
     Written,
     /// Whether a compare-and-set took effect.
@@ -53,6 +53,20 @@ impl Kv {
     /// The current value of `key`.
     pub fn get(&self, key: &str) -> Option<&Arc<str>> {
         self.map.get(key)
+    }
+}
+
+/// Serde for `Option<Arc<str>>` without serde's `rc` feature.
+mod opt_arc {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_deref().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<str>>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.map(Arc::from))
     }
 }
 
@@ -76,6 +90,22 @@ impl StateMachine for Kv {
                 }
             }
         }
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let pairs: Vec<(&str, &str)> = self.map.iter().map(|(k, v)| (&**k, &**v)).collect();
+        postcard::to_stdvec(&pairs).expect("strings serialize")
+    }
+
+    fn restore(bytes: &[u8]) -> Result<Self, String> {
+        let pairs: Vec<(String, String)> =
+            postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+        Ok(Kv {
+            map: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        })
     }
 }
 

@@ -50,6 +50,8 @@ pub struct MultiSimConfig {
     pub bug: Option<PlantedBug>,
     /// Record a trace.
     pub trace: bool,
+    /// About every this many ticks a random replica snapshots and compacts its log (0: never).
+    pub snapshot_every: u64,
 }
 
 impl Default for MultiSimConfig {
@@ -68,6 +70,7 @@ impl Default for MultiSimConfig {
             quorum: QuorumSpec::Majority,
             bug: None,
             trace: false,
+            snapshot_every: 150,
         }
     }
 }
@@ -107,6 +110,8 @@ enum Event {
         attempt: u32,
     },
     Crash,
+    /// A random live replica snapshots its state and compacts its log.
+    Snapshot,
     Restart {
         node: NodeId,
     },
@@ -217,6 +222,10 @@ impl MultiSim {
         if sim.faults.partition {
             let at = sim.rng.gen_range(100..600);
             sim.queue.push(at, Event::Partition);
+        }
+        if sim.cfg.snapshot_every > 0 {
+            let at = sim.rng.gen_range(1..=sim.cfg.snapshot_every);
+            sim.queue.push(at, Event::Snapshot);
         }
         sim.queue.push(sim.cfg.fault_until, Event::FaultsEnd);
         Ok(sim)
@@ -404,6 +413,20 @@ impl MultiSim {
                 }
             }
             Event::Crash => self.nemesis_crash()?,
+            Event::Snapshot => {
+                let live: Vec<NodeId> = self
+                    .ids
+                    .iter()
+                    .copied()
+                    .filter(|id| self.nodes[id].replica.is_some())
+                    .collect();
+                if let Some(&id) = live.choose(&mut self.rng) {
+                    let fx = self.with_replica(id, |r| r.take_snapshot());
+                    self.apply_effects(id, fx)?;
+                }
+                let at = self.now + self.rng.gen_range(1..=self.cfg.snapshot_every);
+                self.queue.push(at, Event::Snapshot);
+            }
             Event::Restart { node } => {
                 if self.nodes[&node].replica.is_none() {
                     self.trace
@@ -874,7 +897,9 @@ fn summarize(m: &Message<KvOp>) -> String {
                 value.commands().len()
             )
         }
-        Message::Promise { ballot, entries } => {
+        Message::Promise {
+            ballot, entries, ..
+        } => {
             format!("promise(b={ballot}, {} votes)", entries.len())
         }
         Message::CatchUp { entries } => format!("catchup({} slots)", entries.len()),

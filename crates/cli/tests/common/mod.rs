@@ -35,23 +35,33 @@ pub struct Cluster {
     client_ports: Vec<u16>,
     pub admin_ports: Vec<u16>,
     procs: Vec<Option<Child>>,
+    extra: Vec<String>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `n` distinct free ports: every listener is held until all are chosen, so none repeats.
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 impl Cluster {
-    /// Starts `n` nodes and waits until one of them leads.
+    /// Starts `n` nodes.
     pub fn start(n: u64) -> Cluster {
+        Self::start_with(n, &[])
+    }
+
+    /// Starts `n` nodes, each with `extra` arguments.
+    pub fn start_with(n: u64, extra: &[&str]) -> Cluster {
         let ids: Vec<u64> = (1..=n).collect();
-        let peer_ports: Vec<u16> = ids.iter().map(|_| free_port()).collect();
-        let client_ports: Vec<u16> = ids.iter().map(|_| free_port()).collect();
-        let admin_ports: Vec<u16> = ids.iter().map(|_| free_port()).collect();
+        let ports = free_ports(3 * ids.len());
+        let k = ids.len();
+        let peer_ports = ports[..k].to_vec();
+        let client_ports = ports[k..2 * k].to_vec();
+        let admin_ports = ports[2 * k..].to_vec();
         let list = |ports: &[u16]| {
             ids.iter()
                 .zip(ports)
@@ -65,6 +75,7 @@ impl Cluster {
             clients: list(&client_ports),
             client_ports,
             admin_ports,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             procs: ids.iter().map(|_| None).collect(),
             ids,
         };
@@ -101,6 +112,7 @@ impl Cluster {
             ])
             .arg("--data-dir")
             .arg(self.data_dir(i))
+            .args(&self.extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

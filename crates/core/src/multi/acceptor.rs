@@ -15,6 +15,8 @@ pub enum Vote<C> {
     Refused(Ballot),
     /// Did not vote: the slot is already chosen, with this value.
     AlreadyChosen(Value<C>),
+    /// Did not vote: the slot is chosen and compacted into a snapshot (its value is gone).
+    Compacted,
 }
 
 /// The acceptor: its promise and its log of votes (which also holds chosen values, since a
@@ -27,13 +29,44 @@ pub enum Vote<C> {
 pub struct Acceptor<C> {
     promised: Ballot,
     log: BTreeMap<Slot, Entry<C>>,
+    /// Slots below this were compacted into a snapshot.
+    log_start: Slot,
     bug: Option<PlantedBug>,
 }
 
 impl<C: Clone + Eq + std::fmt::Debug> Acceptor<C> {
     /// An acceptor resuming from its durable promise and log.
     pub fn new(promised: Ballot, log: BTreeMap<Slot, Entry<C>>, bug: Option<PlantedBug>) -> Self {
-        Acceptor { promised, log, bug }
+        Acceptor {
+            promised,
+            log,
+            log_start: 0,
+            bug,
+        }
+    }
+
+    /// The first slot still in the log.
+    pub fn log_start(&self) -> Slot {
+        self.log_start
+    }
+
+    /// Drops every slot below `upto`, which this replica has applied and snapshotted: each of
+    /// them must be known chosen here.
+    pub fn compact(&mut self, upto: Slot) {
+        debug_assert!(
+            self.log.range(..upto).all(|(_, e)| e.chosen),
+            "compacting a slot that is not known chosen"
+        );
+        self.drop_below(upto);
+    }
+
+    /// Drops every slot below `upto` because a snapshot covering them was installed: the
+    /// snapshot, not this log, is the proof that they are chosen.
+    pub fn drop_below(&mut self, upto: Slot) {
+        if upto > self.log_start {
+            self.log = self.log.split_off(&upto);
+            self.log_start = upto;
+        }
     }
 
     /// The current promise.
@@ -63,7 +96,7 @@ impl<C: Clone + Eq + std::fmt::Debug> Acceptor<C> {
         }
         Ok(self
             .log
-            .range(from..)
+            .range(from.max(self.log_start)..)
             .map(|(&slot, e)| {
                 debug_assert!(e.chosen || e.ballot <= ballot, "vote above a new promise");
                 PromiseEntry {
@@ -84,6 +117,9 @@ impl<C: Clone + Eq + std::fmt::Debug> Acceptor<C> {
         value: &Value<C>,
         fx: &mut MultiEffects<C, R>,
     ) -> Vote<C> {
+        if slot < self.log_start {
+            return Vote::Compacted;
+        }
         if let Some(e) = self.log.get(&slot) {
             if e.chosen {
                 return Vote::AlreadyChosen(e.value.clone());
@@ -117,6 +153,9 @@ impl<C: Clone + Eq + std::fmt::Debug> Acceptor<C> {
     /// Persists the value only when the log does not already hold it; when it does, the
     /// replica's later `Commit` record is what marks it chosen on disk.
     pub fn learn<R>(&mut self, slot: Slot, value: &Value<C>, fx: &mut MultiEffects<C, R>) -> bool {
+        if slot < self.log_start {
+            return false;
+        }
         match self.log.get_mut(&slot) {
             Some(e) if e.chosen => {
                 // Two different chosen values would break agreement; the simulator's checkers

@@ -49,6 +49,9 @@ pub enum ConfigError {
     /// A timing or size setting is out of range.
     #[error("{0}")]
     Invalid(String),
+    /// The durable snapshot cannot be restored.
+    #[error("the snapshot on disk cannot be restored: {0}")]
+    BadSnapshot(String),
 }
 
 impl Config {

@@ -2,7 +2,7 @@
 //! the state machine exactly once per client command, and answers the clients waiting here.
 
 use super::log::Entry;
-use super::messages::{ClientId, MultiEffects, Output, Persist, Slot};
+use super::messages::{ClientId, MultiEffects, Output, Persist, Slot, Snapshot};
 use super::state_machine::StateMachine;
 use crate::bugs::PlantedBug;
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,6 +70,52 @@ impl<S: StateMachine> Learner<S> {
     /// Forgets a waiting client (it was told to go elsewhere).
     pub fn forget(&mut self, client: ClientId, seq: u64) {
         self.pending.remove(&(client, seq));
+    }
+
+    /// The state after every applied slot, as a snapshot.
+    pub fn snapshot(&self) -> Snapshot {
+        let sessions: Vec<(&ClientId, &(u64, S::Output))> = self.sessions.iter().collect();
+        Snapshot {
+            slot: self.applied,
+            state: self.sm.snapshot(),
+            sessions: postcard::to_stdvec(&sessions).expect("sessions serialize"),
+        }
+    }
+
+    /// Replaces the state with `snap`'s (which must be ahead of what is applied), and answers
+    /// the clients waiting here whose commands it covers.
+    pub fn install(
+        &mut self,
+        snap: &Snapshot,
+        fx: &mut MultiEffects<S::Command, S::Output>,
+    ) -> Result<(), String> {
+        assert!(
+            snap.slot >= self.applied,
+            "installing a snapshot behind the applied state"
+        );
+        let sm = S::restore(&snap.state)?;
+        let sessions: Vec<(ClientId, (u64, S::Output))> =
+            postcard::from_bytes(&snap.sessions).map_err(|e| format!("session table: {e}"))?;
+        self.sm = sm;
+        self.sessions = sessions.into_iter().collect();
+        self.applied = snap.slot;
+        self.commit = self.commit.max(snap.slot);
+        let waiting: Vec<(ClientId, u64)> = self.pending.iter().copied().collect();
+        for (client, seq) in waiting {
+            if let Some((done, result)) = self.sessions.get(&client) {
+                if *done >= seq {
+                    self.pending.remove(&(client, seq));
+                    if *done == seq {
+                        fx.output(Output::Reply {
+                            client,
+                            seq,
+                            result: result.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Advances the commit point over chosen slots, then applies everything committed.

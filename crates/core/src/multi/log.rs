@@ -1,6 +1,6 @@
 //! The replica's log and its durable form.
 
-use super::messages::{Persist, Slot, Value};
+use super::messages::{Persist, Slot, Snapshot, Value};
 use crate::ballot::Ballot;
 use std::collections::BTreeMap;
 
@@ -27,6 +27,8 @@ pub struct DurableState<C> {
     pub log: BTreeMap<Slot, Entry<C>>,
     /// Every slot below this is chosen.
     pub commit: Slot,
+    /// The latest snapshot; the log holds only slots at or above its `slot`.
+    pub snapshot: Option<Snapshot>,
 }
 
 impl<C> Default for DurableState<C> {
@@ -35,11 +37,17 @@ impl<C> Default for DurableState<C> {
             promised: Ballot::ZERO,
             log: BTreeMap::new(),
             commit: 0,
+            snapshot: None,
         }
     }
 }
 
 impl<C: Clone> DurableState<C> {
+    /// The first slot the log holds (everything below is in the snapshot).
+    pub fn log_start(&self) -> Slot {
+        self.snapshot.as_ref().map_or(0, |s| s.slot)
+    }
+
     /// Applies one record, in the order they were persisted.
     pub fn apply(&mut self, record: &Persist<C>) {
         match record {
@@ -73,6 +81,13 @@ impl<C: Clone> DurableState<C> {
                         chosen: true,
                     },
                 );
+            }
+            Persist::Snapshot(s) => {
+                if self.snapshot.as_ref().is_none_or(|old| old.slot < s.slot) {
+                    self.log = self.log.split_off(&s.slot);
+                    self.commit = self.commit.max(s.slot);
+                    self.snapshot = Some(s.clone());
+                }
             }
             Persist::Commit(c) => {
                 if *c > self.commit {

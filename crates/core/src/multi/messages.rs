@@ -53,6 +53,18 @@ pub struct PromiseEntry<C> {
     pub chosen: bool,
 }
 
+/// A replica's state after applying every slot below `slot`: what log compaction keeps in
+/// place of those slots, and what a replica too far behind is sent instead of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The first slot not covered.
+    pub slot: Slot,
+    /// The state machine's bytes.
+    pub state: Vec<u8>,
+    /// The session table (last result per client), encoded by the replica.
+    pub sessions: Vec<u8>,
+}
+
 /// Messages between replicas.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message<C> {
@@ -69,6 +81,9 @@ pub enum Message<C> {
         ballot: Ballot,
         /// Votes at or above the prepare's `from`.
         entries: Vec<PromiseEntry<C>>,
+        /// Slots below this were chosen and compacted into a snapshot here, so their votes are
+        /// not reported: a candidate that starts below it must catch up before it may lead.
+        log_start: Slot,
     },
     /// "`ballot` is below what I promised": the sender is no longer (or not yet) leader.
     Nack {
@@ -119,6 +134,11 @@ pub enum Message<C> {
         /// `(slot, chosen value)` pairs, ascending.
         entries: Vec<(Slot, Value<C>)>,
     },
+    /// A snapshot, for a replica that asked for slots this one has compacted away.
+    InstallSnapshot {
+        /// The snapshot.
+        snapshot: Snapshot,
+    },
     /// A follower passes client commands on to the leader.
     Forward {
         /// The commands.
@@ -139,6 +159,7 @@ impl<C> Message<C> {
             Message::Heartbeat { .. } => "heartbeat",
             Message::CatchUpRequest { .. } => "catchup-request",
             Message::CatchUp { .. } => "catchup",
+            Message::InstallSnapshot { .. } => "install-snapshot",
             Message::Forward { .. } => "forward",
         }
     }
@@ -169,6 +190,9 @@ pub enum Persist<C> {
     /// Every slot below this is chosen and its chosen value is in the log. Only an optimisation:
     /// losing it costs a catch-up, never safety, so drivers may write it lazily.
     Commit(Slot),
+    /// A snapshot that replaces every slot below `snapshot.slot`: those log entries may be
+    /// discarded once it is durable.
+    Snapshot(Snapshot),
 }
 
 /// What a replica reports to its driver.

@@ -25,7 +25,8 @@ mod state_machine;
 pub use config::{Config, ConfigError};
 pub use log::{DurableState, Entry};
 pub use messages::{
-    ClientId, Command, Message, MultiEffects, Output, Persist, PromiseEntry, Slot, Timer, Value,
+    ClientId, Command, Message, MultiEffects, Output, Persist, PromiseEntry, Slot, Snapshot, Timer,
+    Value,
 };
 pub use replica::{Replica, RoleKind};
 pub use state_machine::StateMachine;

@@ -7,7 +7,9 @@ use super::config::{Config, ConfigError};
 use super::leader::{Active, Obligation, Scout};
 use super::learner::Learner;
 use super::log::{DurableState, Entry};
-use super::messages::{Command, Message, MultiEffects, Output, PromiseEntry, Slot, Timer, Value};
+use super::messages::{
+    Command, Message, MultiEffects, Output, Persist, PromiseEntry, Slot, Snapshot, Timer, Value,
+};
 use super::state_machine::StateMachine;
 use crate::ballot::{Ballot, NodeId};
 use crate::bugs::PlantedBug;
@@ -50,6 +52,8 @@ pub struct Replica<S: StateMachine> {
     /// A leader (or a candidate we promised) showed signs of life since the election timer last
     /// fired.
     heard: bool,
+    /// The latest snapshot (the log holds only slots from its `slot` on).
+    snapshot: Option<Snapshot>,
 }
 
 impl<S: StateMachine> std::fmt::Debug for Replica<S> {
@@ -83,10 +87,20 @@ impl<S: StateMachine> Replica<S> {
             promised,
             log,
             commit,
+            snapshot,
         } = durable;
+        let mut acceptor = Acceptor::new(promised, log, cfg.bug);
+        let mut learner = Learner::new(sm, cfg.bug);
+        if let Some(snap) = &snapshot {
+            learner
+                .install(snap, &mut Fx::<S>::new())
+                .map_err(ConfigError::BadSnapshot)?;
+            acceptor.drop_below(snap.slot);
+        }
         let mut replica = Replica {
-            acceptor: Acceptor::new(promised, log, cfg.bug),
-            learner: Learner::new(sm, cfg.bug),
+            acceptor,
+            learner,
+            snapshot,
             seen: promised,
             quorum,
             rng,
@@ -173,6 +187,30 @@ impl<S: StateMachine> Replica<S> {
     /// The state machine.
     pub fn state_machine(&self) -> &S {
         self.learner.state_machine()
+    }
+
+    /// The latest snapshot, if any.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// The first slot still in the log (everything below is in the snapshot).
+    pub fn log_start(&self) -> Slot {
+        self.acceptor.log_start()
+    }
+
+    /// Snapshots the applied state and compacts the log below it. The driver persists the
+    /// snapshot (the step's `Persist::Snapshot`) and may then drop those log records. Does
+    /// nothing if nothing new was applied since the last snapshot.
+    pub fn take_snapshot(&mut self) -> Fx<S> {
+        let mut fx = Fx::<S>::new();
+        if self.learner.applied() > self.acceptor.log_start() {
+            let snap = self.learner.snapshot();
+            self.acceptor.compact(snap.slot);
+            fx.persist(Persist::Snapshot(snap.clone()));
+            self.snapshot = Some(snap);
+        }
+        fx
     }
 
     // ----- inputs -----
@@ -266,7 +304,12 @@ impl<S: StateMachine> Replica<S> {
         }
         match msg {
             Message::Prepare { ballot, from: slot } => self.on_prepare(from, ballot, slot, &mut fx),
-            Message::Promise { ballot, entries } => self.on_promise(from, ballot, entries, &mut fx),
+            Message::Promise {
+                ballot,
+                entries,
+                log_start,
+            } => self.on_promise(from, ballot, entries, log_start, &mut fx),
+            Message::InstallSnapshot { snapshot } => self.on_install_snapshot(snapshot, &mut fx),
             Message::Nack { ballot, promised } => self.on_nack(ballot, promised, &mut fx),
             Message::Accept {
                 ballot,
@@ -353,7 +396,15 @@ impl<S: StateMachine> Replica<S> {
                 if ballot > Ballot::ZERO && self.ballot().is_none() {
                     self.leader_hint = None;
                 }
-                fx.send(from, Message::Promise { ballot, entries });
+                let log_start = self.acceptor.log_start();
+                fx.send(
+                    from,
+                    Message::Promise {
+                        ballot,
+                        entries,
+                        log_start,
+                    },
+                );
             }
             Err(promised) => fx.send(from, Message::Nack { ballot, promised }),
         }
@@ -364,12 +415,21 @@ impl<S: StateMachine> Replica<S> {
         from: NodeId,
         ballot: Ballot,
         entries: Vec<PromiseEntry<S::Command>>,
+        log_start: Slot,
         fx: &mut Fx<S>,
     ) {
         let Role::Candidate(scout) = &mut self.role else {
             return;
         };
         if scout.ballot != ballot {
+            return;
+        }
+        if log_start > scout.from {
+            // That acceptor compacted chosen slots we do not know; its promise cannot report
+            // them, and leading without them could fill them with no-ops. Catch up first.
+            let from_slot = scout.from;
+            self.step_down(fx);
+            fx.send(from, Message::CatchUpRequest { from: from_slot });
             return;
         }
         if scout.promise(from, entries, &self.quorum) {
@@ -440,6 +500,14 @@ impl<S: StateMachine> Replica<S> {
                 self.learn(slot, &v, fx);
                 return;
             }
+            Vote::Compacted => {
+                debug_assert!(
+                    false,
+                    "a leader proposed slot {slot} below its own snapshot"
+                );
+                self.step_down(fx);
+                return;
+            }
         }
         active.proposed(slot, value.clone());
         let commit = self.learner.commit();
@@ -498,6 +566,19 @@ impl<S: StateMachine> Replica<S> {
             }
             Vote::Refused(promised) => fx.send(from, Message::Nack { ballot, promised }),
             Vote::AlreadyChosen(value) => fx.send(from, Message::Chosen { slot, value }),
+            // Chosen and compacted here: the sender proposes a slot it does not know is decided.
+            // Send the snapshot; installing it moves the sender past that slot (a leader steps
+            // down to do so), where it can make progress again.
+            Vote::Compacted => {
+                if let Some(snapshot) = &self.snapshot {
+                    fx.send(
+                        from,
+                        Message::InstallSnapshot {
+                            snapshot: snapshot.clone(),
+                        },
+                    );
+                }
+            }
         }
         self.learner.catch_up(self.acceptor.log(), fx);
     }
@@ -602,6 +683,17 @@ impl<S: StateMachine> Replica<S> {
     }
 
     fn on_catch_up_request(&mut self, to: NodeId, from: Slot, fx: &mut Fx<S>) {
+        if from < self.acceptor.log_start() {
+            if let Some(snapshot) = &self.snapshot {
+                fx.send(
+                    to,
+                    Message::InstallSnapshot {
+                        snapshot: snapshot.clone(),
+                    },
+                );
+            }
+            return;
+        }
         let entries: Vec<_> = (from..self.learner.commit())
             .take(self.cfg.catch_up_batch)
             .filter_map(|s| self.acceptor.chosen(s).map(|v| (s, v.clone())))
@@ -609,5 +701,22 @@ impl<S: StateMachine> Replica<S> {
         if !entries.is_empty() {
             fx.send(to, Message::CatchUp { entries });
         }
+    }
+
+    fn on_install_snapshot(&mut self, snapshot: Snapshot, fx: &mut Fx<S>) {
+        if snapshot.slot <= self.learner.applied() {
+            return;
+        }
+        // A leader or candidate this far behind has been overtaken; it must not keep proposing
+        // slots the snapshot already decided.
+        self.step_down(fx);
+        if self.learner.install(&snapshot, fx).is_err() {
+            // A snapshot that does not decode changes nothing; catch-up will be retried.
+            return;
+        }
+        self.acceptor.drop_below(snapshot.slot);
+        fx.persist(Persist::Snapshot(snapshot.clone()));
+        self.snapshot = Some(snapshot);
+        self.learner.catch_up(self.acceptor.log(), fx);
     }
 }

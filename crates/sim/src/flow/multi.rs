@@ -43,7 +43,9 @@ fn value_text(v: &Value<KvOp>) -> String {
 fn label(m: &Message<KvOp>) -> (String, Option<String>) {
     match m {
         Message::Prepare { ballot, from } => (format!("Prepare({ballot}, I>={from})"), None),
-        Message::Promise { ballot, entries } => (
+        Message::Promise {
+            ballot, entries, ..
+        } => (
             format!("Promise({ballot}"),
             Some(if entries.is_empty() {
                 "-".into()
@@ -76,6 +78,7 @@ fn label(m: &Message<KvOp>) -> (String, Option<String>) {
         Message::CatchUpRequest { from } => (format!("CatchUp?(I>={from})"), None),
         Message::CatchUp { entries } => (format!("CatchUp({} slots)", entries.len()), None),
         Message::Forward { commands } => (format!("Forward({} cmds)", commands.len()), None),
+        Message::InstallSnapshot { snapshot } => (format!("Snapshot(I<{})", snapshot.slot), None),
     }
 }
 
