@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a check found a problem (a violation, a failed target), 2 bad usage
 //! or environment.
 
+mod bench_cmd;
 mod check_cmd;
 mod cluster_cmd;
 mod flow_cmd;
@@ -35,6 +36,8 @@ enum Command {
     Cluster(cluster_cmd::ClusterArgs),
     /// Check a recorded history (JSON lines) for linearizability.
     Check(check_cmd::CheckArgs),
+    /// Benchmarks on this machine (`synod bench storage`).
+    Bench(bench_cmd::BenchArgs),
 }
 
 /// What a command concluded.
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Server(args) => server_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

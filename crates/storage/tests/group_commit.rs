@@ -1,0 +1,187 @@
+//! Group commit: correctness under concurrency, batching, the completion styles, control
+//! operations through the flusher, shutdown.
+
+mod common;
+
+use common::*;
+use std::collections::HashSet;
+use std::sync::mpsc;
+use synod_storage::{GroupCommitter, StorageError, Wal, WalOptions};
+
+fn record(thread: u64, seq: u64) -> Vec<u8> {
+    let mut r = thread.to_le_bytes().to_vec();
+    r.extend_from_slice(&seq.to_le_bytes());
+    r.extend(std::iter::repeat_n(
+        (thread * 7 + seq) as u8,
+        (seq % 50) as usize,
+    ));
+    r
+}
+
+#[test]
+fn concurrent_writers_get_distinct_consecutive_indexes_and_their_own_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = small(2048);
+    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let gc = GroupCommitter::start(wal).unwrap();
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let h = gc.handle();
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                let mut last = 0;
+                for seq in 0..150 {
+                    let index = h.append_durable(record(t, seq)).unwrap();
+                    assert!(index > last, "one writer's records keep their order");
+                    assert!(h.durable_index() >= index);
+                    last = index;
+                    mine.push((index, t, seq));
+                }
+                mine
+            })
+        })
+        .collect();
+    let acked: Vec<(u64, u64, u64)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let indexes: HashSet<u64> = acked.iter().map(|a| a.0).collect();
+    assert_eq!(indexes, (1..=1200).collect::<HashSet<u64>>());
+    let stats = gc.stats();
+    assert_eq!(stats.records, 1200);
+    assert!(stats.syncs >= 1 && stats.syncs <= 1200);
+    let wal = gc.close().unwrap();
+    assert_eq!(wal.last_index(), 1200);
+    assert!(
+        wal.segment_paths().len() > 1,
+        "rollover happened under concurrency"
+    );
+    drop(wal);
+    let (_, rec) = Wal::open(dir.path(), opts).unwrap();
+    assert!(rec.report.truncation.is_none());
+    for (index, t, seq) in acked {
+        assert_eq!(rec.records[(index - 1) as usize].data, record(t, seq));
+    }
+}
+
+#[test]
+fn records_queued_while_the_flusher_is_busy_share_one_fdatasync() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(1 << 16)).unwrap();
+    let gc = GroupCommitter::start(wal).unwrap();
+    // Hold the flusher inside a task until 50 submissions are queued behind it.
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let h = gc.handle();
+    let blocker = std::thread::spawn(move || {
+        h.with_wal(move |_| {
+            entered_tx.send(()).unwrap();
+            release_rx.recv().unwrap()
+        })
+    });
+    entered_rx.recv().unwrap();
+    let receivers: Vec<_> = (0..50u64)
+        .map(|i| gc.append_channel(vec![record(0, i)]))
+        .collect();
+    let before = gc.stats().syncs;
+    release_tx.send(()).unwrap();
+    blocker.join().unwrap().unwrap();
+    let ranges: Vec<_> = receivers
+        .into_iter()
+        .map(|r| r.recv().unwrap().unwrap())
+        .collect();
+    // Submission order is index order.
+    for (i, r) in ranges.iter().enumerate() {
+        assert_eq!(*r, (i as u64 + 1)..(i as u64 + 2));
+    }
+    assert_eq!(
+        gc.stats().syncs - before,
+        1,
+        "one fdatasync for the whole batch"
+    );
+}
+
+#[test]
+fn callbacks_batches_and_empty_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(1 << 16)).unwrap();
+    let gc = GroupCommitter::start(wal).unwrap();
+    let (tx, rx) = mpsc::channel();
+    gc.append_then(
+        vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()],
+        move |r| tx.send(r).unwrap(),
+    );
+    assert_eq!(rx.recv().unwrap().unwrap(), 1..4);
+    assert_eq!(gc.append_batch_durable(vec![]).unwrap(), 4..4);
+    assert_eq!(gc.append_batch_durable(vec![b"d".to_vec()]).unwrap(), 4..5);
+    // A callback that panics does not take the flusher down.
+    gc.append_then(vec![b"e".to_vec()], |_| panic!("careless callback"));
+    assert_eq!(gc.append_durable(b"f".to_vec()).unwrap(), 6);
+}
+
+#[test]
+fn an_oversized_record_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = WalOptions {
+        max_record_size: 8,
+        ..small(1 << 16)
+    };
+    let (wal, _) = Wal::open(dir.path(), opts).unwrap();
+    let gc = GroupCommitter::start(wal).unwrap();
+    assert!(matches!(
+        gc.append_batch_durable(vec![b"ok".to_vec(), vec![0; 9]]),
+        Err(StorageError::RecordTooLarge { len: 9, max: 8 })
+    ));
+    assert_eq!(gc.append_durable(b"fine".to_vec()).unwrap(), 1);
+}
+
+#[test]
+fn control_operations_run_in_order_on_the_flusher() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = small(1 << 16);
+    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let gc = GroupCommitter::start(wal).unwrap();
+    for i in 0..10 {
+        gc.append_durable(record(1, i)).unwrap();
+    }
+    gc.with_wal(|wal| wal.truncate_after(4)).unwrap().unwrap();
+    assert_eq!(gc.durable_index(), 4);
+    assert_eq!(gc.append_durable(b"five".to_vec()).unwrap(), 5);
+    let last = gc.with_wal(|wal| wal.last_index()).unwrap();
+    assert_eq!(last, 5);
+    drop(gc);
+    let (_, rec) = Wal::open(dir.path(), opts).unwrap();
+    assert_eq!(rec.records.len(), 5);
+    assert_eq!(rec.records[4].data, b"five");
+}
+
+#[test]
+#[should_panic(expected = "task panicked")]
+fn a_panicking_task_is_reraised_in_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(1 << 16)).unwrap();
+    let gc = GroupCommitter::start(wal).unwrap();
+    let _ = gc.with_wal(|_| panic!("task panicked"));
+}
+
+#[test]
+fn after_close_handles_are_refused_and_the_log_is_handed_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(1 << 16)).unwrap();
+    let gc = GroupCommitter::start(wal).unwrap();
+    let h = gc.handle();
+    let pending = h.append_channel(vec![b"queued".to_vec()]);
+    let mut wal = gc.close().unwrap();
+    // Everything queued before close was completed.
+    assert_eq!(pending.recv().unwrap().unwrap(), 1..2);
+    assert_eq!(wal.durable_index(), 1);
+    assert!(matches!(
+        h.append_durable(b"late".to_vec()),
+        Err(StorageError::Closed)
+    ));
+    assert!(matches!(
+        h.with_wal(|w| w.last_index()),
+        Err(StorageError::Closed)
+    ));
+    assert_eq!(wal.append(b"direct").unwrap(), 2);
+}
