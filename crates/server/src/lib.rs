@@ -10,4 +10,3 @@ pub mod node;
 pub mod peer;
 pub mod proto;
 pub mod server;
-pub mod wal;

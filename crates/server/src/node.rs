@@ -5,7 +5,6 @@
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 use crate::peer::Outbox;
-use crate::wal::{Wal, WalError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 use synod_core::multi::{
@@ -14,6 +13,7 @@ use synod_core::multi::{
 };
 use synod_core::NodeId;
 use synod_kv::{KvCommand, KvOutput, RangeRequest, RangeResponse, Store};
+use synod_storage::{SnapshotStore, StorageError, StorageOptions, Wal, WalOptions};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
@@ -131,6 +131,10 @@ struct Waiting {
 pub struct Node {
     replica: Replica<Store>,
     wal: Wal,
+    snapshots: SnapshotStore,
+    /// Bytes of the latest checkpoint plus what the log gained since.
+    checkpoint_bytes: u64,
+    appended_at_checkpoint: u64,
     outbox: Outbox,
     timers: HashMap<Timer, u64>,
     now: u64,
@@ -150,22 +154,44 @@ impl Node {
     pub fn open(cfg: &ServerConfig, outbox: Outbox, metrics: Metrics) -> Result<Node, NodeError> {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| NodeError::DataDir(cfg.data_dir.clone(), e))?;
-        let (wal, recovered) = Wal::open(&cfg.data_dir.join("synod.wal"))?;
-        if recovered.truncated > 0 {
-            tracing::warn!(
-                bytes = recovered.truncated,
-                "cut a torn record off the end of the log"
-            );
+        let opts = StorageOptions {
+            wal: WalOptions {
+                segment_size: 16 << 20,
+                ..WalOptions::default()
+            },
+            keep_snapshots: 2,
+        };
+        let opened = synod_storage::open(&cfg.data_dir, &opts)?;
+        let report = opened.report.to_string();
+        if !report.trim().is_empty() {
+            tracing::info!(report = %report.trim(), "recovered storage");
         }
         let mut durable = DurableState::default();
         let mut boot = 0u64;
-        for (i, rec) in recovered.records.iter().enumerate() {
-            match postcard::from_bytes::<LogRecord>(rec) {
-                Ok(LogRecord::Persist(p)) => durable.apply(&p),
-                Ok(LogRecord::Boot(b)) => boot = boot.max(b),
-                Err(e) => return Err(NodeError::Decode(i, e.to_string())),
+        let mut checkpoint_bytes = 0;
+        if let Some(s) = &opened.snapshot {
+            let cp: Checkpoint = postcard::from_bytes(&s.data)
+                .map_err(|e| NodeError::Decode(format!("checkpoint {}", s.index), e.to_string()))?;
+            boot = cp.boot;
+            checkpoint_bytes = s.data.len() as u64;
+            for p in &cp.records {
+                durable.apply(p);
             }
         }
+        for rec in &opened.records {
+            match postcard::from_bytes::<LogRecord>(&rec.data) {
+                Ok(LogRecord::Persist(p)) => durable.apply(&p),
+                Ok(LogRecord::Boot(b)) => boot = boot.max(b),
+                Err(e) => {
+                    return Err(NodeError::Decode(
+                        format!("log record {}", rec.index),
+                        e.to_string(),
+                    ))
+                }
+            }
+        }
+        let wal = opened.wal;
+        let snapshots = opened.snapshots;
         let mut rc = Config::new(cfg.id, cfg.members.iter().map(|m| m.id).collect());
         rc.heartbeat_ticks = cfg.heartbeat_ticks;
         rc.election_ticks = cfg.election_ticks;
@@ -174,9 +200,13 @@ impl Node {
         rc.seed = cfg.id ^ (boot + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let replica = Replica::recover(rc, Store::new(), durable)
             .map_err(|e| NodeError::Config(e.to_string()))?;
+        let appended_at_checkpoint = wal.stats().bytes;
         let mut node = Node {
             replica,
             wal,
+            snapshots,
+            checkpoint_bytes,
+            appended_at_checkpoint,
             outbox,
             timers: HashMap::new(),
             now: 0,
@@ -292,7 +322,7 @@ impl Node {
             commit_index: r.commit_index(),
             applied_index: r.applied_index(),
             revision: r.state_machine().revision(),
-            log_bytes: self.wal.len(),
+            log_bytes: self.checkpoint_bytes + self.wal.stats().bytes - self.appended_at_checkpoint,
             keys: r.state_machine().len(),
         }
     }
@@ -340,7 +370,7 @@ impl Node {
         }
     }
 
-    fn flush(&mut self, fx: &mut MultiEffects<KvCommand, KvOutput>) -> Result<(), WalError> {
+    fn flush(&mut self, fx: &mut MultiEffects<KvCommand, KvOutput>) -> Result<(), StorageError> {
         let mut fx = std::mem::take(fx);
         if self.replica.applied_index() >= self.replica.log_start() + self.snapshot_every {
             fx.extend(self.replica.take_snapshot());
@@ -364,7 +394,7 @@ impl Node {
                 .observe(fx.persist.len() as f64);
         }
         if snapshotted {
-            // The snapshot is durable; rewrite the log as that snapshot plus what follows it.
+            // The snapshot record is durable in the log; fold the log into a checkpoint.
             tokio::task::block_in_place(|| self.checkpoint())?;
         }
         for t in fx.timers {
@@ -405,7 +435,7 @@ impl Node {
 impl Node {
     /// Replaces the log file with the current durable state, compactly: boot epoch, snapshot,
     /// promise, the log from the snapshot on, and the commit point.
-    fn checkpoint(&mut self) -> Result<(), WalError> {
+    fn checkpoint(&mut self) -> Result<(), StorageError> {
         let r = &self.replica;
         let mut records: Vec<Persist<KvCommand>> = Vec::new();
         if let Some(s) = r.snapshot() {
@@ -427,14 +457,27 @@ impl Node {
             });
         }
         records.push(Persist::Commit(r.commit_index()));
-        let mut bytes = vec![postcard::to_stdvec(&LogRecord::Boot(self.boot)).expect("serializes")];
-        bytes.extend(
-            records
-                .into_iter()
-                .map(|p| postcard::to_stdvec(&LogRecord::Persist(p)).expect("serializes")),
-        );
-        self.wal.rewrite(&bytes)
+        let data = postcard::to_stdvec(&Checkpoint {
+            boot: self.boot,
+            records,
+        })
+        .expect("checkpoints serialize");
+        // Everything appended so far is synced, so the checkpoint covers the whole log; once it
+        // is durable, the segments below are garbage.
+        let covered = self.wal.last_index();
+        self.snapshots.save(covered, b"", &data)?;
+        self.wal.compact(covered + 1)?;
+        self.checkpoint_bytes = data.len() as u64;
+        self.appended_at_checkpoint = self.wal.stats().bytes;
+        Ok(())
     }
+}
+
+/// The durable state at one point of the log, as the records that rebuild it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Checkpoint {
+    boot: u64,
+    records: Vec<Persist<KvCommand>>,
 }
 
 /// What the log file holds.
@@ -452,12 +495,12 @@ pub enum NodeError {
     /// The data directory cannot be created.
     #[error("cannot create data directory {0}")]
     DataDir(std::path::PathBuf, #[source] std::io::Error),
-    /// The log cannot be read or written.
+    /// The log or snapshots cannot be read or written.
     #[error(transparent)]
-    Wal(#[from] WalError),
-    /// A log record does not decode.
-    #[error("log record {0} does not decode: {1}")]
-    Decode(usize, String),
+    Storage(#[from] StorageError),
+    /// A record does not decode.
+    #[error("{0} does not decode: {1}")]
+    Decode(String, String),
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
