@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use synod_core::multi::{
     ClientId, Command, Config, DurableState, Message, MultiEffects, Output, Persist, Replica,
-    RoleKind, Timer,
+    RoleKind, Slot, Timer, Value,
 };
 use synod_core::quorum::{Quorum, QuorumSpec};
 use synod_core::{NodeId, PlantedBug};
@@ -52,6 +52,9 @@ pub struct MultiSimConfig {
     pub trace: bool,
     /// About every this many ticks a random replica snapshots and compacts its log (0: never).
     pub snapshot_every: u64,
+    /// A node syncs its records within this many ticks of writing them (group commit: the
+    /// steps in between share the sync).
+    pub sync_delay: u64,
 }
 
 impl Default for MultiSimConfig {
@@ -71,6 +74,7 @@ impl Default for MultiSimConfig {
             bug: None,
             trace: false,
             snapshot_every: 150,
+            sync_delay: 1,
         }
     }
 }
@@ -112,6 +116,11 @@ enum Event {
     Crash,
     /// A random live replica snapshots its state and compacts its log.
     Snapshot,
+    /// A node's unsynced records reach the disk; what waited for them is released.
+    Sync {
+        node: NodeId,
+        epoch: u64,
+    },
     Restart {
         node: NodeId,
     },
@@ -128,6 +137,23 @@ struct Node {
     timers: HashMap<Timer, u64>,
     /// The next step this node takes is cut short by a crash.
     dying: bool,
+    /// Records written but not yet synced: a crash loses them, except a prefix that happened
+    /// to reach the disk first.
+    unsynced: Vec<Persist<KvOp>>,
+    /// Messages and outputs of steps whose records are not yet synced: they wait for the sync
+    /// (the persist-before-send contract, with group commit).
+    held: Vec<Held>,
+    /// A sync is scheduled.
+    sync_pending: bool,
+}
+
+/// An effect waiting for its step's records to be synced. Learned and applied values are
+/// read when the step happens, since a snapshot may compact them before the sync.
+enum Held {
+    Send(NodeId, Message<KvOp>),
+    Learned(Slot, Value<KvOp>),
+    Applied(Slot, Value<KvOp>),
+    Reply(ClientId, u64, Option<KvResult>, Option<NodeId>),
 }
 
 struct Client {
@@ -192,6 +218,9 @@ impl MultiSim {
                     epoch: 0,
                     timers: HashMap::new(),
                     dying: false,
+                    unsynced: Vec::new(),
+                    held: Vec::new(),
+                    sync_pending: false,
                 },
             );
             sim.boot(id).map_err(|v| v.to_string())?;
@@ -413,6 +442,12 @@ impl MultiSim {
                 }
             }
             Event::Crash => self.nemesis_crash()?,
+            Event::Sync { node, epoch } => {
+                let n = &self.nodes[&node];
+                if n.epoch == epoch && n.replica.is_some() {
+                    self.sync(node)?;
+                }
+            }
             Event::Snapshot => {
                 let live: Vec<NodeId> = self
                     .ids
@@ -488,24 +523,35 @@ impl MultiSim {
         fx: MultiEffects<KvOp, KvResult>,
     ) -> Result<(), Violation> {
         let dying = std::mem::take(&mut self.nodes.get_mut(&id).expect("node").dying);
-        let keep = if dying {
-            self.rng.gen_range(0..=fx.persist.len())
-        } else {
-            fx.persist.len()
-        };
-        for record in &fx.persist[..keep] {
-            if let Persist::Accept {
-                slot,
-                ballot,
-                value,
-            } = record
-            {
-                self.truth.vote(self.now, id, *slot, *ballot, value)?;
-            }
-            self.nodes.get_mut(&id).expect("node").disk.apply(record);
+        let mut held = Vec::with_capacity(fx.output.len() + fx.send.len());
+        for out in fx.output {
+            let value = |slot: Slot| -> Value<KvOp> {
+                let r = self.nodes[&id].replica.as_ref().expect("alive");
+                r.log()
+                    .get(&slot)
+                    .map(|e| e.value.clone())
+                    .expect("an output's slot is in the log")
+            };
+            held.push(match out {
+                Output::Chosen { slot } => Held::Learned(slot, value(slot)),
+                Output::Applied { slot } => Held::Applied(slot, value(slot)),
+                Output::Reply {
+                    client,
+                    seq,
+                    result,
+                } => Held::Reply(client, seq, Some(result), None),
+                Output::NotLeader {
+                    client,
+                    seq,
+                    leader,
+                } => Held::Reply(client, seq, None, leader),
+            });
         }
+        held.extend(fx.send.into_iter().map(|o| Held::Send(o.to, o.msg)));
+        let node = self.nodes.get_mut(&id).expect("node");
+        node.unsynced.extend(fx.persist);
         if dying {
-            self.crash(id, true);
+            self.crash(id, true)?;
             return Ok(());
         }
         for t in fx.timers {
@@ -522,77 +568,104 @@ impl MultiSim {
                 },
             );
         }
-        for out in fx.output {
-            self.on_output(id, out)?;
+        let node = self.nodes.get_mut(&id).expect("node");
+        if node.unsynced.is_empty() && node.held.is_empty() {
+            return self.release(id, held);
         }
-        for o in fx.send {
-            self.stats.sent += 1;
-            let summary = self.trace.on().then(|| summarize(&o.msg));
-            let to = o.to;
-            let dropped = transmit(
-                &mut self.rng,
-                &self.cfg.net,
-                self.faults,
-                &self.partition,
-                &mut self.queue,
-                self.now,
-                id,
-                to,
-                o.msg,
-                |msg| Event::Deliver { from: id, to, msg },
-            );
-            if dropped.is_some() {
-                self.stats.dropped += 1;
-            }
-            self.trace.record(|| match dropped {
-                Some(reason) => TraceEvent::Drop {
-                    t: self.now,
-                    from: id,
-                    to,
-                    msg: summary.unwrap_or_default(),
-                    reason: reason.into(),
-                },
-                None => TraceEvent::Send {
-                    t: self.now,
-                    from: id,
-                    to,
-                    msg: summary.unwrap_or_default(),
-                },
-            });
+        // Hold everything until a sync covers this step's records and every earlier step's.
+        node.held.extend(held);
+        if !node.sync_pending {
+            node.sync_pending = true;
+            let epoch = node.epoch;
+            let at = self.now + self.rng.gen_range(0..=self.cfg.sync_delay);
+            self.queue.push(at, Event::Sync { node: id, epoch });
         }
         Ok(())
     }
 
-    fn on_output(&mut self, id: NodeId, out: Output<KvResult>) -> Result<(), Violation> {
-        match out {
-            Output::Chosen { slot } => {
-                let r = self.nodes[&id].replica.as_ref().expect("alive");
-                let value = &r.log()[&slot].value;
-                self.truth.confirm(self.now, id, "learned", slot, value)?;
-                self.trace.record(|| TraceEvent::Chosen {
-                    t: self.now,
-                    node: id,
-                    slot,
-                    value: format!("{value:?}"),
-                });
+    /// Makes `records` durable on `id`'s disk, feeding every vote to ground truth.
+    fn write_disk(&mut self, id: NodeId, records: Vec<Persist<KvOp>>) -> Result<(), Violation> {
+        for record in &records {
+            if let Persist::Accept {
+                slot,
+                ballot,
+                value,
+            } = record
+            {
+                self.truth.vote(self.now, id, *slot, *ballot, value)?;
             }
-            Output::Applied { slot } => {
-                let r = self.nodes[&id].replica.as_ref().expect("alive");
-                let value = &r.log()[&slot].value;
-                self.truth.confirm(self.now, id, "applied", slot, value)?;
-            }
-            Output::Reply {
-                client,
-                seq,
-                result,
-            } => self.reply_to_client(id, client, seq, Some(result), None),
-            Output::NotLeader {
-                client,
-                seq,
-                leader,
-            } => self.reply_to_client(id, client, seq, None, leader),
+            self.nodes.get_mut(&id).expect("node").disk.apply(record);
         }
         Ok(())
+    }
+
+    /// The sync: unsynced records become durable, then what waited for them is released.
+    fn sync(&mut self, id: NodeId) -> Result<(), Violation> {
+        let node = self.nodes.get_mut(&id).expect("node");
+        node.sync_pending = false;
+        let records = std::mem::take(&mut node.unsynced);
+        let held = std::mem::take(&mut node.held);
+        self.write_disk(id, records)?;
+        self.release(id, held)
+    }
+
+    fn release(&mut self, id: NodeId, held: Vec<Held>) -> Result<(), Violation> {
+        for h in held {
+            match h {
+                Held::Learned(slot, value) => {
+                    self.truth.confirm(self.now, id, "learned", slot, &value)?;
+                    self.trace.record(|| TraceEvent::Chosen {
+                        t: self.now,
+                        node: id,
+                        slot,
+                        value: format!("{value:?}"),
+                    });
+                }
+                Held::Applied(slot, value) => {
+                    self.truth.confirm(self.now, id, "applied", slot, &value)?;
+                }
+                Held::Reply(client, seq, result, hint) => {
+                    self.reply_to_client(id, client, seq, result, hint)
+                }
+                Held::Send(to, msg) => self.send(id, to, msg),
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, id: NodeId, to: NodeId, msg: Message<KvOp>) {
+        self.stats.sent += 1;
+        let summary = self.trace.on().then(|| summarize(&msg));
+        let dropped = transmit(
+            &mut self.rng,
+            &self.cfg.net,
+            self.faults,
+            &self.partition,
+            &mut self.queue,
+            self.now,
+            id,
+            to,
+            msg,
+            |msg| Event::Deliver { from: id, to, msg },
+        );
+        if dropped.is_some() {
+            self.stats.dropped += 1;
+        }
+        self.trace.record(|| match dropped {
+            Some(reason) => TraceEvent::Drop {
+                t: self.now,
+                from: id,
+                to,
+                msg: summary.unwrap_or_default(),
+                reason: reason.into(),
+            },
+            None => TraceEvent::Send {
+                t: self.now,
+                from: id,
+                to,
+                msg: summary.unwrap_or_default(),
+            },
+        });
     }
 
     fn reply_to_client(
@@ -796,12 +869,20 @@ impl MultiSim {
             .map(|(_, id)| id)
     }
 
-    fn crash(&mut self, id: NodeId, mid_step: bool) {
+    fn crash(&mut self, id: NodeId, mid_step: bool) -> Result<(), Violation> {
+        // The disk keeps what was synced, plus whatever prefix of the unsynced writes happened
+        // to reach it; the rest, and every message still waiting for a sync, is gone.
         let node = self.nodes.get_mut(&id).expect("node");
+        let mut unsynced = std::mem::take(&mut node.unsynced);
+        node.held.clear();
+        node.sync_pending = false;
         node.replica = None;
         node.epoch += 1;
         node.timers.clear();
         node.dying = false;
+        let keep = self.rng.gen_range(0..=unsynced.len());
+        unsynced.truncate(keep);
+        self.write_disk(id, unsynced)?;
         self.stats.crashes += 1;
         self.trace.record(|| TraceEvent::Crash {
             t: self.now,
@@ -810,6 +891,7 @@ impl MultiSim {
         });
         let at = self.now + self.rng.gen_range(20..400);
         self.queue.push(at, Event::Restart { node: id });
+        Ok(())
     }
 
     fn nemesis_crash(&mut self) -> Result<(), Violation> {
@@ -830,7 +912,7 @@ impl MultiSim {
             if self.rng.gen_bool(self.cfg.crash_mid_step) {
                 self.nodes.get_mut(&v).expect("node").dying = true;
             } else {
-                self.crash(v, false);
+                self.crash(v, false)?;
             }
         }
         let at = self.now + self.rng.gen_range(100..600);
