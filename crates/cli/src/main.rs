@@ -31,7 +31,7 @@ enum Command {
     /// Draw a message-flow chart from a real run of the protocol code.
     Flow(flow_cmd::FlowArgs),
     /// Run one replica of a cluster that serves the etcd v3 API.
-    Server(server_cmd::ServerArgs),
+    Server(Box<server_cmd::ServerArgs>),
     /// Start a local cluster of `synod server` processes (Ctrl-C stops it).
     Cluster(cluster_cmd::ClusterArgs),
     /// Check a recorded history (JSON lines) for linearizability.
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sim(args) => sim_cmd::run(args),
         Command::Flow(args) => flow_cmd::run(args),
-        Command::Server(args) => server_cmd::run(args),
+        Command::Server(args) => server_cmd::run(*args),
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
