@@ -217,8 +217,13 @@ impl CommitHandle {
         f: impl FnOnce(&mut Wal) -> R + Send + 'static,
     ) -> Result<R> {
         let (tx, rx) = mpsc::sync_channel(1);
+        let shared = self.shared.clone();
         let task: WalTask = Box::new(move |wal| {
-            let _ = tx.send(catch_unwind(AssertUnwindSafe(|| f(wal))));
+            let r = catch_unwind(AssertUnwindSafe(|| f(wal)));
+            // Publish what `f` changed (a truncation lowers the durable index) before the
+            // caller wakes, so it never reads the counters from before its own operation.
+            publish(&shared, wal);
+            let _ = tx.send(r);
         });
         {
             let mut q = lock(&self.shared.queue);
