@@ -1,30 +1,12 @@
 //! Histories: what clients invoked, when, and what they were told.
-//!
-//! # JSON-lines format
-//!
-//! One operation per line:
-//!
-//! ```text
-//! {"client":1,"key":"k","op":"put","value":"v1","call":100,"ret":180,"outcome":"ok"}
-//! {"client":2,"key":"k","op":"get","value":"v1","call":150,"ret":190,"outcome":"ok"}
-//! {"client":2,"key":"k","op":"get","value":null,"call":200,"ret":230,"outcome":"ok"}
-//! {"client":3,"key":"k","op":"cas","expected":"v1","value":"v2","ok":true,"call":210,"ret":260,"outcome":"ok"}
-//! {"client":1,"key":"k","op":"delete","call":300,"outcome":"unknown"}
-//! ```
-//!
-//! - `op`: `get` (`value` is what was read, `null` for absent), `put` (`value` written),
-//!   `delete`, or `cas` (`expected`, `null` for absent; `value` written on success; `ok` whether
-//!   it took effect).
-//! - `call`, `ret`: invocation and completion times in any one unit (nanoseconds, ticks).
-//! - `outcome`: `ok`; `fail` (it certainly did not take effect; dropped from the check); or
-//!   `unknown` (timed out: it may or may not have taken effect, at any time after `call`;
-//!   `ret` is ignored).
 
 use serde::{Deserialize, Serialize};
-use std::io::BufRead;
-use thiserror::Error;
 
 /// A key-value operation and the result the client saw.
+///
+/// The result lives inside the operation (a read's value, a compare-and-set's success) so that
+/// one type describes a line of a history; for an operation whose [`Outcome`] is not
+/// [`Outcome::Ok`] the result fields are ignored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum Op {
@@ -40,16 +22,27 @@ pub enum Op {
     },
     /// A deletion.
     Delete,
-    /// A compare-and-set.
+    /// A compare-and-set: writes `value` iff the key currently holds `expected`.
     Cas {
-        /// The value required (`None`: absent).
+        /// The value required (`None`: the key must be absent).
         expected: Option<String>,
         /// The value written on success.
         value: String,
-        /// Whether it took effect.
-        #[serde(default)]
+        /// Whether it took effect (what the client was told).
         ok: bool,
     },
+}
+
+impl Op {
+    /// The value this operation writes when it takes effect (`Some(None)` for a delete), or
+    /// `None` for a read.
+    pub fn written(&self) -> Option<Option<&str>> {
+        match self {
+            Op::Get { .. } => None,
+            Op::Put { value } | Op::Cas { value, .. } => Some(Some(value)),
+            Op::Delete => Some(None),
+        }
+    }
 }
 
 /// How an operation ended.
@@ -58,77 +51,65 @@ pub enum Op {
 pub enum Outcome {
     /// Completed; the result in the op is what the client saw.
     Ok,
-    /// Certainly did not take effect.
+    /// Certainly did not take effect (e.g. refused before anything happened): not checked.
+    #[serde(alias = "failed")]
     Fail,
-    /// May or may not have taken effect.
+    /// May or may not have taken effect, at any time after its call (timed out, connection
+    /// lost): its completion time is taken as +infinity.
+    #[serde(alias = "info", alias = "indeterminate")]
     Unknown,
 }
 
 /// One operation of a history.
+///
+/// Serializes to (and deserializes from, with validation) one line of the JSON-lines format
+/// described in the [crate docs](crate#json-lines-format).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "crate::jsonl::Line", into = "crate::jsonl::Line")]
 pub struct Entry {
-    /// The client (for display).
+    /// The client that invoked it (shown in reports; not used by the search).
     pub client: u64,
     /// The key.
     pub key: String,
     /// The operation and its result.
-    #[serde(flatten)]
     pub op: Op,
-    /// Invocation time.
+    /// Invocation time, in any one unit for the whole history.
     pub call: u64,
-    /// Completion time (`None` for an unknown outcome).
-    #[serde(default)]
+    /// Completion time; `None` when the client never heard back.
     pub ret: Option<u64>,
     /// How it ended.
     pub outcome: Outcome,
 }
 
-/// Why a history file could not be read.
-#[derive(Debug, Error)]
-pub enum HistoryError {
-    /// Reading failed.
-    #[error("cannot read history: {0}")]
-    Io(#[from] std::io::Error),
-    /// A line is not a valid operation.
-    #[error("line {line}: {reason}")]
-    Parse {
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-/// Reads a JSON-lines history; blank lines are skipped.
-pub fn read_history(input: impl BufRead) -> Result<Vec<Entry>, HistoryError> {
-    let mut out = Vec::new();
-    for (i, line) in input.lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
+impl Entry {
+    /// When the operation certainly ended: its `ret` for a completed operation, `None`
+    /// (+infinity) for one whose outcome is unknown or whose `ret` is missing.
+    pub fn end(&self) -> Option<u64> {
+        match self.outcome {
+            Outcome::Ok => self.ret,
+            _ => None,
         }
-        let e: Entry = serde_json::from_str(&line).map_err(|err| HistoryError::Parse {
-            line: i + 1,
-            reason: err.to_string(),
-        })?;
-        if e.outcome == Outcome::Ok {
-            match e.ret {
-                Some(r) if r < e.call => {
-                    return Err(HistoryError::Parse {
-                        line: i + 1,
-                        reason: format!("ret {r} is before call {}", e.call),
-                    })
-                }
-                None => {
-                    return Err(HistoryError::Parse {
-                        line: i + 1,
-                        reason: "an ok operation needs a ret time".into(),
-                    })
-                }
-                _ => {}
-            }
-        }
-        out.push(e);
     }
-    Ok(out)
+
+    /// Whether this entry constrains the check at all: failed operations never took effect,
+    /// and a read with an unknown outcome changed nothing and told nobody anything.
+    pub fn matters(&self) -> bool {
+        !matches!(
+            (self.outcome, &self.op),
+            (Outcome::Fail, _) | (Outcome::Unknown, Op::Get { .. })
+        )
+    }
+
+    /// Why this entry is malformed, if it is: a completed operation must have a `ret` no
+    /// earlier than its `call`.
+    pub fn problem(&self) -> Option<String> {
+        if self.outcome != Outcome::Ok {
+            return None;
+        }
+        match self.ret {
+            None => Some("a completed (\"ok\") operation needs a ret time".into()),
+            Some(r) if r < self.call => Some(format!("ret {r} is before call {}", self.call)),
+            Some(_) => None,
+        }
+    }
 }
