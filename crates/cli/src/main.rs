@@ -4,6 +4,7 @@
 //! or environment.
 
 mod bench_cmd;
+mod chaos_cmd;
 mod check_cmd;
 mod cluster_cmd;
 mod flow_cmd;
@@ -38,6 +39,8 @@ enum Command {
     Check(check_cmd::CheckArgs),
     /// Benchmarks on this machine (`synod bench storage`).
     Bench(bench_cmd::BenchArgs),
+    /// Fault-injection run against real server processes, checked for linearizability.
+    Chaos(chaos_cmd::ChaosArgs),
 }
 
 /// What a command concluded.
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::Chaos(args) => chaos_cmd::run(args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

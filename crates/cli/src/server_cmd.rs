@@ -62,6 +62,10 @@ pub struct ServerArgs {
     /// Print the resulting configuration and exit.
     #[arg(long)]
     print_config: bool,
+    /// Testing the tests only: serve linearizable reads locally without confirming leadership
+    /// (stale reads under partitions). Fault-injection runs must report this build as broken.
+    #[arg(long, hide = true, env = "SYNOD_UNSAFE_LOCAL_READS")]
+    unsafe_local_reads: bool,
 }
 
 /// The settings a TOML file may hold.
@@ -193,7 +197,13 @@ impl ServerArgs {
                 .or(file.snapshot_every)
                 .unwrap_or(10_000)
                 .max(1),
+            unsafe_local_reads: self.unsafe_local_reads,
         };
+        if cfg.unsafe_local_reads {
+            tracing::warn!(
+                "--unsafe-local-reads: linearizable reads are served locally and may be stale"
+            );
+        }
         Ok((cfg, self.print_config))
     }
 }

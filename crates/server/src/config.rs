@@ -44,6 +44,11 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// Snapshot the store and compact the log after this many applied slots.
     pub snapshot_every: u64,
+    /// Deliberately unsafe, for testing the tests: serve linearizable reads from this replica's
+    /// local state without confirming leadership, so a deposed or partitioned node answers with
+    /// stale data. Fault-injection runs must catch this; never set it otherwise.
+    #[serde(default)]
+    pub unsafe_local_reads: bool,
 }
 
 impl ServerConfig {

@@ -73,7 +73,7 @@ impl Kv for Api {
     ) -> Result<Response<pb::RangeResponse>, Status> {
         let _t = self.timer("range");
         let req = range_in(req.into_inner());
-        if req.serializable {
+        if req.serializable || self.cfg.unsafe_local_reads {
             let (rev, r) = self
                 .node
                 .read_local(req)
