@@ -23,6 +23,12 @@ pub enum KvError {
     /// A lease that does not exist.
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    /// A lease id that is already granted.
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    /// A TTL above the limit.
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
     /// More operations in a transaction than allowed.
     #[error("etcdserver: too many operations in txn request")]
     TooManyOps,

@@ -1,9 +1,12 @@
 //! Synod's replicated state machine: an MVCC key-value store with etcd v3's semantics
 //! (a global revision; per key a create revision, mod revision and version; ranges, prefixes,
-//! transactions and compaction). No protocol code here: Multi-Paxos orders the commands, and
+//! transactions and compaction), leases as replicated state, and the change feed that watchers
+//! replay. No protocol code here: Multi-Paxos orders the commands, and
 //! [`Store`] applies them deterministically.
 
 mod error;
+mod events;
+mod lease;
 mod machine;
 mod range;
 mod store;
@@ -11,6 +14,8 @@ mod txn;
 mod types;
 
 pub use error::KvError;
+pub use events::{Event, EventKind, EventSpan};
+pub use lease::{Expiry, Lease, MAX_LEASE_TTL};
 pub use machine::{KvCommand, KvOutput, KvResult};
 pub use range::KeyRange;
 pub use store::Store;

@@ -1,6 +1,7 @@
 //! The store as the state machine of a Multi-Paxos log.
 
 use crate::error::KvError;
+use crate::lease::Expiry;
 use crate::store::Store;
 use crate::types::*;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,31 @@ pub enum KvCommand {
     Txn(TxnRequest),
     /// A compaction.
     Compact(CompactionRequest),
+    /// Grant a lease: the proposing server picks the id and clamps the TTL.
+    LeaseGrant {
+        /// The lease id (positive).
+        id: i64,
+        /// Seconds.
+        ttl: i64,
+    },
+    /// Revoke a lease and delete its keys.
+    LeaseRevoke {
+        /// The lease.
+        id: i64,
+    },
+    /// Keep a lease alive: ordered through the log so that every replica (and so any future
+    /// leader) sees the refresh.
+    LeaseKeepAlive {
+        /// The lease.
+        id: i64,
+    },
+    /// The leader's clock says this lease ran out after `refreshes` keep-alives.
+    LeaseExpire {
+        /// The lease.
+        id: i64,
+        /// Keep-alives the leader had applied when it decided.
+        refreshes: u64,
+    },
 }
 
 /// The result of a command, with the store's revision after it (etcd's response header).
@@ -43,6 +69,22 @@ pub enum KvResult {
     Txn(TxnResponse),
     /// Compact.
     Compacted,
+    /// LeaseGrant: the id and TTL granted.
+    LeaseGranted {
+        /// Lease id.
+        id: i64,
+        /// Seconds.
+        ttl: i64,
+    },
+    /// LeaseRevoke.
+    LeaseRevoked,
+    /// LeaseKeepAlive: the lease's granted TTL.
+    LeaseKeptAlive {
+        /// Seconds.
+        ttl: i64,
+    },
+    /// LeaseExpire.
+    LeaseExpiry(Expiry),
 }
 
 impl StateMachine for Store {
@@ -56,6 +98,18 @@ impl StateMachine for Store {
             KvCommand::DeleteRange(d) => self.delete_range(d).map(KvResult::DeleteRange),
             KvCommand::Txn(t) => self.txn(t).map(KvResult::Txn),
             KvCommand::Compact(c) => self.compact(c).map(|()| KvResult::Compacted),
+            KvCommand::LeaseGrant { id, ttl } => self
+                .lease_grant(*id, *ttl)
+                .map(|()| KvResult::LeaseGranted { id: *id, ttl: *ttl }),
+            KvCommand::LeaseRevoke { id } => {
+                self.lease_revoke(*id).map(|()| KvResult::LeaseRevoked)
+            }
+            KvCommand::LeaseKeepAlive { id } => self
+                .lease_keep_alive(*id)
+                .map(|ttl| KvResult::LeaseKeptAlive { ttl }),
+            KvCommand::LeaseExpire { id, refreshes } => self
+                .lease_expire(*id, *refreshes)
+                .map(KvResult::LeaseExpiry),
         };
         KvOutput {
             revision: self.revision(),
@@ -68,6 +122,9 @@ impl StateMachine for Store {
     }
 
     fn restore(bytes: &[u8]) -> Result<Self, String> {
-        postcard::from_bytes(bytes).map_err(|e| format!("store snapshot: {e}"))
+        let mut store: Store =
+            postcard::from_bytes(bytes).map_err(|e| format!("store snapshot: {e}"))?;
+        store.rebuild_index();
+        Ok(store)
     }
 }

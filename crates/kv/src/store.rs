@@ -1,6 +1,7 @@
 //! The multi-version store: every key keeps its history of values and deletions by revision.
 
 use crate::error::KvError;
+use crate::lease::Lease;
 use crate::range::KeyRange;
 use crate::txn::{check_duplicates, compare_holds};
 use crate::types::*;
@@ -8,10 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// One entry of a key's history: a value written at `(main, sub)`, or a deletion (`None`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct Rev {
-    main: i64,
-    sub: i64,
-    kv: Option<KeyValue>,
+pub(crate) struct Rev {
+    pub(crate) main: i64,
+    pub(crate) sub: i64,
+    pub(crate) kv: Option<KeyValue>,
 }
 
 /// An MVCC key-value store with etcd's revision rules: the store starts at revision 1; every
@@ -20,9 +21,15 @@ struct Rev {
 /// gone.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Store {
-    keys: BTreeMap<Vec<u8>, Vec<Rev>>,
-    revision: i64,
-    compacted: i64,
+    pub(crate) keys: BTreeMap<Vec<u8>, Vec<Rev>>,
+    pub(crate) revision: i64,
+    pub(crate) compacted: i64,
+    /// Leases by id, with the keys attached to each.
+    pub(crate) leases: BTreeMap<i64, Lease>,
+    /// Which keys each revision changed, in `sub` order: what watchers replay. Derived from
+    /// `keys`, so snapshots leave it out and [`Store::rebuild_index`] recomputes it.
+    #[serde(skip)]
+    pub(crate) by_rev: BTreeMap<i64, Vec<Vec<u8>>>,
 }
 
 impl Default for Store {
@@ -31,15 +38,18 @@ impl Default for Store {
             keys: BTreeMap::new(),
             revision: 1,
             compacted: 0,
+            leases: BTreeMap::new(),
+            by_rev: BTreeMap::new(),
         }
     }
 }
 
 /// A write in progress: every change is stamped with `main`; `sub` counts them.
-struct Write {
-    main: i64,
-    sub: i64,
+pub(crate) struct Write {
+    pub(crate) main: i64,
+    pub(crate) sub: i64,
     touched: BTreeSet<Vec<u8>>,
+    order: Vec<Vec<u8>>,
 }
 
 impl Store {
@@ -156,20 +166,25 @@ impl Store {
         Ok(RangeResponse { kvs, more, count })
     }
 
-    fn begin(&self) -> Write {
+    pub(crate) fn begin(&self) -> Write {
         Write {
             main: self.revision + 1,
             sub: 0,
             touched: BTreeSet::new(),
+            order: Vec::new(),
         }
     }
 
     /// Makes a write's changes the new revision, or undoes them on error.
-    fn finish<T>(&mut self, w: Write, result: Result<T, KvError>) -> Result<T, KvError> {
+    pub(crate) fn finish<T>(&mut self, w: Write, result: Result<T, KvError>) -> Result<T, KvError> {
         match &result {
             Ok(_) if w.sub > 0 => {
                 debug_assert!(w.main == self.revision + 1);
                 self.revision = w.main;
+                for key in &w.touched {
+                    self.move_lease_attachment(key, w.main);
+                }
+                self.by_rev.insert(w.main, w.order);
             }
             Ok(_) => {}
             Err(_) => {
@@ -225,16 +240,18 @@ impl Store {
         }
         self.keys.retain(|_, h| {
             // Keep the newest entry at or below `rev` (what a read at `rev` sees) and everything
-            // after it; a deletion visible at `rev` hides the key, so it goes too.
+            // after it. A deletion before `rev` hides the key, so it goes too; one made at `rev`
+            // itself stays, because a watcher starting at `rev` must still see it.
             let i = h.partition_point(|r| r.main <= rev);
             let keep_from = match i.checked_sub(1) {
-                Some(j) if h[j].kv.is_some() => j,
+                Some(j) if h[j].kv.is_some() || h[j].main == rev => j,
                 Some(j) => j + 1,
                 None => 0,
             };
             h.drain(..keep_from);
             !h.is_empty()
         });
+        self.by_rev = self.by_rev.split_off(&rev);
         self.compacted = rev;
         Ok(())
     }
@@ -243,8 +260,7 @@ impl Store {
         if req.key.is_empty() {
             return Err(KvError::EmptyKey);
         }
-        // Leases arrive with the lease service; until then a lease id names nothing.
-        if req.lease != 0 && !req.ignore_lease {
+        if req.lease != 0 && !req.ignore_lease && !self.leases.contains_key(&req.lease) {
             return Err(KvError::LeaseNotFound);
         }
         let prev = self
@@ -277,7 +293,7 @@ impl Store {
         })
     }
 
-    fn delete_in(
+    pub(crate) fn delete_in(
         &mut self,
         w: &mut Write,
         req: &DeleteRangeRequest,
@@ -330,6 +346,7 @@ impl Store {
         };
         w.sub += 1;
         w.touched.insert(key.clone());
+        w.order.push(key.clone());
         let h = self.keys.entry(key).or_default();
         debug_assert!(h
             .last()
