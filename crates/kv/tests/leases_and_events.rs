@@ -148,7 +148,8 @@ fn events_carry_kind_prev_kv_and_revision_order() {
     .unwrap(); // rev 5
     let span = s.events(&all(), 2, i64::MAX, usize::MAX).unwrap();
     assert_eq!(span.through, 5);
-    let got: Vec<(EventKind, &[u8], i64, Option<&[u8]>)> = span
+    type Seen<'a> = (EventKind, &'a [u8], i64, Option<&'a [u8]>);
+    let got: Vec<Seen> = span
         .events
         .iter()
         .map(|e| {
