@@ -56,6 +56,10 @@ pub struct ServerArgs {
     /// Snapshot the store and compact the log after this many applied slots. Default 10000.
     #[arg(long, env = "SYNOD_SNAPSHOT_EVERY")]
     snapshot_every: Option<u64>,
+    /// How often an idle watcher that asked for progress notifications gets one, in
+    /// milliseconds. Default 600000 (ten minutes, as etcd).
+    #[arg(long, env = "SYNOD_WATCH_PROGRESS_MS")]
+    watch_progress_ms: Option<u64>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "SYNOD_CONFIG")]
     config: Option<PathBuf>,
@@ -85,6 +89,7 @@ struct FileConfig {
     max_batch: Option<usize>,
     max_request_bytes: Option<usize>,
     snapshot_every: Option<u64>,
+    watch_progress_ms: Option<u64>,
 }
 
 fn parse_list(what: &str, s: &str) -> Result<Vec<(u64, SocketAddr)>> {
@@ -198,6 +203,12 @@ impl ServerArgs {
                 .unwrap_or(10_000)
                 .max(1),
             unsafe_local_reads: self.unsafe_local_reads,
+            watch_progress_interval: Duration::from_millis(
+                self.watch_progress_ms
+                    .or(file.watch_progress_ms)
+                    .unwrap_or(600_000)
+                    .max(1),
+            ),
         };
         if cfg.unsafe_local_reads {
             tracing::warn!(

@@ -96,3 +96,167 @@ fn etcdctl_put_get_del_txn_status_and_member_list() {
         "{members}"
     );
 }
+
+/// Starts `etcdctl` with `args` in the background, output captured.
+fn etcdctl_bg(endpoints: &str, args: &[&str]) -> std::process::Child {
+    Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("etcdctl")
+}
+
+fn stop(mut child: std::process::Child, signal: &str) -> String {
+    let _ = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn etcdctl_watch_and_leases() {
+    let cluster = Cluster::start(3);
+    let eps = cluster.endpoints().join(",");
+    until_ok(&eps, &["put", "warm", "up"]);
+    let watch = etcdctl_bg(&eps, &["watch", "--prefix", "job/"]);
+    std::thread::sleep(Duration::from_millis(700));
+    until_ok(&eps, &["put", "job/1", "queued"]);
+    until_ok(&eps, &["put", "job/1", "running"]);
+    until_ok(&eps, &["del", "job/1"]);
+
+    // A lease: grant, attach, inspect, keep alive, revoke.
+    let granted = until_ok(&eps, &["lease", "grant", "30"]);
+    let id = granted
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("{granted}"))
+        .to_string();
+    assert!(granted.contains("granted with TTL(30s)"), "{granted}");
+    until_ok(&eps, &["put", "--lease", &id, "job/2", "leased"]);
+    let ttl = until_ok(&eps, &["lease", "timetolive", "--keys", &id]);
+    assert!(ttl.contains("attached keys([job/2])"), "{ttl}");
+    let list = until_ok(&eps, &["lease", "list"]);
+    assert!(list.contains(&id), "{list}");
+    let keeper = etcdctl_bg(&eps, &["lease", "keep-alive", &id]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let kept = stop(keeper, "-TERM");
+    assert!(kept.contains("keepalived with TTL(30)"), "{kept}");
+    let revoked = until_ok(&eps, &["lease", "revoke", &id]);
+    assert!(revoked.contains("revoked"), "{revoked}");
+    assert_eq!(until_ok(&eps, &["get", "job/2"]).trim(), "");
+    let gone = until_ok(&eps, &["lease", "timetolive", &id]);
+    assert!(gone.contains("already expired"), "{gone}");
+
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = stop(watch, "-TERM");
+    // etcdctl prints a delete's (empty) value as an empty line.
+    let lines: Vec<&str> = seen.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines[..11],
+        [
+            "PUT", "job/1", "queued", "PUT", "job/1", "running", "DELETE", "job/1", "PUT", "job/2",
+            "leased"
+        ],
+        "{seen}"
+    );
+    assert_eq!(lines[11..13], ["DELETE", "job/2"], "{seen}");
+}
+
+#[test]
+fn etcdctl_lock_excludes_and_elect_hands_over() {
+    let cluster = Cluster::start(3);
+    let eps = cluster.endpoints().join(",");
+    until_ok(&eps, &["put", "warm", "up"]);
+
+    // Two contenders for one lock, each holding it for a while: their turns never overlap.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("turns");
+    let script = |name: &str| {
+        format!(
+            "echo in-{name} >> {0}; sleep 1; echo out-{name} >> {0}",
+            log.display()
+        )
+    };
+    let (a, b) = (script("a"), script("b"));
+    let first = etcdctl_bg(&eps, &["lock", "shared", "--", "sh", "-c", &a]);
+    let second = etcdctl_bg(&eps, &["lock", "shared", "--", "sh", "-c", &b]);
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let turns = std::fs::read_to_string(&log).unwrap();
+    let turns: Vec<&str> = turns.lines().collect();
+    assert_eq!(turns.len(), 4, "{turns:?}");
+    for pair in turns.chunks(2) {
+        let who = pair[0].strip_prefix("in-").expect("a turn starts with in");
+        assert_eq!(
+            pair[1],
+            format!("out-{who}"),
+            "overlapping turns: {turns:?}"
+        );
+    }
+    assert_ne!(turns[0], turns[2], "one contender ran twice: {turns:?}");
+
+    // Election: the first candidate leads; the second waits until the first resigns.
+    let leader = etcdctl_bg(&eps, &["elect", "office", "alice"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, got) = etcdctl(&eps, &["get", "--prefix", "office/", "--print-value-only"]);
+        if got.trim() == "alice" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice never led: {got}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let challenger = etcdctl_bg(&eps, &["elect", "office", "bob"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, observed) = etcdctl(
+        &eps,
+        &[
+            "get",
+            "--prefix",
+            "office/",
+            "--print-value-only",
+            "--sort-by=CREATE",
+            "--order=ASCEND",
+        ],
+    );
+    assert_eq!(
+        observed.lines().collect::<Vec<_>>(),
+        ["alice", "bob"],
+        "both proposals queue in order"
+    );
+    // Ctrl-C makes alice resign; bob's campaign then wins.
+    let alice = stop(leader, "-INT");
+    assert!(alice.contains("alice"), "{alice}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, got) = etcdctl(&eps, &["get", "--prefix", "office/", "--print-value-only"]);
+        if got.trim() == "bob" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "bob never took over: {got}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bob = stop(challenger, "-INT");
+    assert!(
+        bob.contains("bob"),
+        "bob's campaign did not report winning: {bob}"
+    );
+}

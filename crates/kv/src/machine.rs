@@ -38,6 +38,13 @@ pub enum KvCommand {
         /// The lease.
         id: i64,
     },
+    /// Read a lease's granted TTL and keys, ordered with the writes.
+    LeaseQuery {
+        /// The lease.
+        id: i64,
+    },
+    /// List every lease, ordered with the writes.
+    LeaseList,
     /// The leader's clock says this lease ran out after `refreshes` keep-alives.
     LeaseExpire {
         /// The lease.
@@ -85,6 +92,15 @@ pub enum KvResult {
     },
     /// LeaseExpire.
     LeaseExpiry(Expiry),
+    /// LeaseQuery: granted TTL and attached keys.
+    LeaseInfo {
+        /// Seconds granted.
+        ttl: i64,
+        /// Attached keys.
+        keys: Vec<Vec<u8>>,
+    },
+    /// LeaseList: every lease id.
+    Leases(Vec<i64>),
 }
 
 impl StateMachine for Store {
@@ -107,6 +123,14 @@ impl StateMachine for Store {
             KvCommand::LeaseKeepAlive { id } => self
                 .lease_keep_alive(*id)
                 .map(|ttl| KvResult::LeaseKeptAlive { ttl }),
+            KvCommand::LeaseQuery { id } => self
+                .lease(*id)
+                .map(|l| KvResult::LeaseInfo {
+                    ttl: l.ttl,
+                    keys: l.keys.iter().cloned().collect(),
+                })
+                .ok_or(KvError::LeaseNotFound),
+            KvCommand::LeaseList => Ok(KvResult::Leases(self.leases().map(|l| l.id).collect())),
             KvCommand::LeaseExpire { id, refreshes } => self
                 .lease_expire(*id, *refreshes)
                 .map(KvResult::LeaseExpiry),

@@ -49,11 +49,25 @@ pub struct ServerConfig {
     /// stale data. Fault-injection runs must catch this; never set it otherwise.
     #[serde(default)]
     pub unsafe_local_reads: bool,
+    /// How often an idle watcher that asked for progress notifications gets one.
+    #[serde(default = "default_progress_interval")]
+    pub watch_progress_interval: Duration,
+}
+
+fn default_progress_interval() -> Duration {
+    Duration::from_secs(600)
 }
 
 impl ServerConfig {
     /// This node's member entry.
     pub fn me(&self) -> Option<&Member> {
         self.members.iter().find(|m| m.id == self.id)
+    }
+
+    /// The shortest lease TTL granted, in seconds: one and a half of the longest election
+    /// timeout, rounded up (etcd's rule), so a lease outlives a leader change.
+    pub fn min_lease_ttl(&self) -> i64 {
+        let ms = self.tick.as_millis() as u64 * self.election_ticks.1 * 3 / 2;
+        ms.div_ceil(1000).max(1) as i64
     }
 }

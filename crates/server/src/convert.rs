@@ -194,6 +194,8 @@ pub fn kv_error(e: kv::KvError) -> Status {
     match e {
         E::Compacted | E::FutureRevision => Status::out_of_range(format!("etcdserver: {e}")),
         E::LeaseNotFound => Status::not_found(e.to_string()),
+        E::LeaseExists => Status::failed_precondition(e.to_string()),
+        E::LeaseTtlTooLarge => Status::out_of_range(e.to_string()),
         E::KeyNotFound | E::EmptyKey | E::DuplicateKey | E::TooManyOps => {
             Status::invalid_argument(e.to_string())
         }

@@ -1,4 +1,5 @@
-//! The etcd v3 gRPC services: KV, Cluster (member list) and Maintenance (status).
+//! The etcd v3 gRPC services: KV, Cluster (member list) and Maintenance (status). Watch and
+//! Lease live in `watch_svc` and `lease_svc`.
 
 use crate::config::ServerConfig;
 use crate::convert::*;
@@ -22,9 +23,9 @@ fn cluster_id(cfg: &ServerConfig) -> u64 {
 /// Shared state of the gRPC services.
 #[derive(Clone)]
 pub struct Api {
-    node: NodeHandle,
-    cfg: Arc<ServerConfig>,
-    metrics: Metrics,
+    pub(crate) node: NodeHandle,
+    pub(crate) cfg: Arc<ServerConfig>,
+    pub(crate) metrics: Metrics,
 }
 
 impl Api {
@@ -33,14 +34,14 @@ impl Api {
         Api { node, cfg, metrics }
     }
 
-    fn timer(&self, method: &str) -> prometheus::HistogramTimer {
+    pub(crate) fn timer(&self, method: &str) -> prometheus::HistogramTimer {
         self.metrics
             .request_seconds
             .with_label_values(&[method])
             .start_timer()
     }
 
-    fn header(&self, revision: i64, term: u64) -> pb::ResponseHeader {
+    pub(crate) fn header(&self, revision: i64, term: u64) -> pb::ResponseHeader {
         pb::ResponseHeader {
             cluster_id: cluster_id(&self.cfg),
             member_id: self.cfg.id,
@@ -49,7 +50,10 @@ impl Api {
         }
     }
 
-    async fn order(&self, cmd: KvCommand) -> Result<(KvResult, pb::ResponseHeader), Status> {
+    pub(crate) async fn order(
+        &self,
+        cmd: KvCommand,
+    ) -> Result<(KvResult, pb::ResponseHeader), Status> {
         let KvOutput { revision, result } = self.node.propose(cmd).await.map_err(|e| match e {
             ProposeError::Timeout => Status::unavailable(e.to_string()),
             ProposeError::Stopped => Status::unavailable(e.to_string()),
@@ -59,7 +63,7 @@ impl Api {
     }
 }
 
-fn unexpected(r: KvResult) -> Status {
+pub(crate) fn unexpected(r: KvResult) -> Status {
     Status::internal(format!(
         "the store answered with an unexpected result: {r:?}"
     ))

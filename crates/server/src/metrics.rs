@@ -1,7 +1,7 @@
 //! Prometheus metrics of one node.
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
 /// The node's counters and histograms, registered in their own registry.
@@ -27,6 +27,8 @@ pub struct Metrics {
     pub received: IntCounterVec,
     /// Client request latency, by method.
     pub request_seconds: HistogramVec,
+    /// Watchers on this node.
+    pub watchers: IntGauge,
 }
 
 impl Metrics {
@@ -104,6 +106,14 @@ impl Metrics {
                 "Peer messages received, by kind.",
             ),
             request_seconds,
+            watchers: {
+                let g = IntGauge::new("synod_watchers", "Watchers on this node.")
+                    .expect("valid metric");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("unique metric");
+                g
+            },
             registry,
         }
     }

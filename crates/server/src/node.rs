@@ -3,8 +3,10 @@
 //! then sends that batch's messages and answers its clients: the persist-before-send contract.
 
 use crate::config::ServerConfig;
+use crate::lease_clock::LeaseClock;
 use crate::metrics::Metrics;
 use crate::peer::Outbox;
+use crate::watch::{WatchHub, WatchMsg, WatchSpec};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 use synod_core::multi::{
@@ -66,6 +68,44 @@ pub enum Input {
     ),
     /// Current status.
     Status(oneshot::Sender<NodeStatus>),
+    /// Watcher management for one watch stream.
+    Watch(WatchInput),
+    /// Seconds left on a lease by this node's lease clock.
+    LeaseRemaining(i64, oneshot::Sender<Option<i64>>),
+}
+
+/// What a watch stream asks of the node.
+pub enum WatchInput {
+    /// Start a watcher; the node sends its responses to `tx`.
+    Create {
+        /// The stream's id.
+        stream: u64,
+        /// The watcher's id within the stream.
+        id: i64,
+        /// What it watches.
+        spec: WatchSpec,
+        /// The stream's buffer.
+        tx: mpsc::Sender<WatchMsg>,
+    },
+    /// Stop a watcher.
+    Cancel {
+        /// The stream's id.
+        stream: u64,
+        /// The watcher's id.
+        id: i64,
+    },
+    /// Report progress to the stream if all its watchers caught up.
+    Progress {
+        /// The stream's id.
+        stream: u64,
+        /// The stream's buffer.
+        tx: mpsc::Sender<WatchMsg>,
+    },
+    /// The stream ended: drop its watchers.
+    Close {
+        /// The stream's id.
+        stream: u64,
+    },
 }
 
 /// A handle to send inputs to a node.
@@ -103,6 +143,24 @@ impl NodeHandle {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Input::Status(tx))
+            .await
+            .map_err(|_| ProposeError::Stopped)?;
+        rx.await.map_err(|_| ProposeError::Stopped)
+    }
+
+    /// Creates, cancels or closes watchers.
+    pub async fn watch(&self, input: WatchInput) -> Result<(), ProposeError> {
+        self.tx
+            .send(Input::Watch(input))
+            .await
+            .map_err(|_| ProposeError::Stopped)
+    }
+
+    /// Seconds left on a lease by this node's lease clock (`None`: it has not seen it).
+    pub async fn lease_remaining(&self, id: i64) -> Result<Option<i64>, ProposeError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Input::LeaseRemaining(id, tx))
             .await
             .map_err(|_| ProposeError::Stopped)?;
         rx.await.map_err(|_| ProposeError::Stopped)
@@ -147,6 +205,12 @@ pub struct Node {
     give_up_ticks: u64,
     snapshot_every: u64,
     metrics: Metrics,
+    watchers: WatchHub,
+    /// Revision the watchers were last moved to.
+    pumped_revision: i64,
+    progress_ticks: u64,
+    lease_clock: LeaseClock,
+    leases_granted: u64,
 }
 
 impl Node {
@@ -219,6 +283,12 @@ impl Node {
             give_up_ticks: cfg.election_ticks.1 * 10,
             snapshot_every: cfg.snapshot_every.max(1),
             metrics,
+            watchers: WatchHub::default(),
+            pumped_revision: 0,
+            progress_ticks: (cfg.watch_progress_interval.as_millis() / cfg.tick.as_millis().max(1))
+                .max(1) as u64,
+            lease_clock: LeaseClock::new(cfg.tick, cfg.election_ticks.1 * 2),
+            leases_granted: 0,
         };
         // A new boot epoch gives this run's lanes client ids no earlier run used.
         node.wal
@@ -273,30 +343,7 @@ impl Node {
                 self.metrics.received.with_label_values(&[msg.kind()]).inc();
                 fx.extend(self.replica.on_message(from, msg));
             }
-            Input::Propose(cmd, reply) => {
-                let Some(lane) = self.free_lanes.pop() else {
-                    let _ = reply.send(Err(ProposeError::Timeout));
-                    return;
-                };
-                self.lane_seq[lane as usize] += 1;
-                let command = Command {
-                    client: self.client_id(lane),
-                    seq: self.lane_seq[lane as usize],
-                    op: cmd,
-                };
-                let key = (command.client, command.seq);
-                self.metrics.proposals.inc();
-                fx.extend(self.replica.on_client_request(command.clone()));
-                self.waiting.insert(
-                    key,
-                    Waiting {
-                        cmd: command,
-                        reply,
-                        submitted_tick: self.now,
-                        first_tick: self.now,
-                    },
-                );
-            }
+            Input::Propose(cmd, reply) => self.propose(cmd, reply, fx),
             Input::ReadLocal(req, reply) => {
                 let store = self.replica.state_machine();
                 let _ = reply.send((store.revision(), store.range(&req)));
@@ -304,7 +351,78 @@ impl Node {
             Input::Status(reply) => {
                 let _ = reply.send(self.status());
             }
+            Input::Watch(w) => self.on_watch(w),
+            Input::LeaseRemaining(id, reply) => {
+                let _ = reply.send(self.lease_clock.remaining_secs(id, self.now));
+            }
         }
+    }
+
+    fn propose(
+        &mut self,
+        mut cmd: KvCommand,
+        reply: oneshot::Sender<Result<KvOutput, ProposeError>>,
+        fx: &mut MultiEffects<KvCommand, KvOutput>,
+    ) {
+        if let KvCommand::LeaseGrant { id, .. } = &mut cmd {
+            if *id == 0 {
+                *id = self.fresh_lease_id();
+            }
+        }
+        let Some(lane) = self.free_lanes.pop() else {
+            let _ = reply.send(Err(ProposeError::Timeout));
+            return;
+        };
+        self.lane_seq[lane as usize] += 1;
+        let command = Command {
+            client: self.client_id(lane),
+            seq: self.lane_seq[lane as usize],
+            op: cmd,
+        };
+        let key = (command.client, command.seq);
+        self.metrics.proposals.inc();
+        fx.extend(self.replica.on_client_request(command.clone()));
+        self.waiting.insert(
+            key,
+            Waiting {
+                cmd: command,
+                reply,
+                submitted_tick: self.now,
+                first_tick: self.now,
+            },
+        );
+    }
+
+    /// A lease id no other node and no earlier boot of this one can pick: node id, boot epoch
+    /// and a counter, kept positive.
+    fn fresh_lease_id(&mut self) -> i64 {
+        self.leases_granted += 1;
+        let id = ((self.replica.id() & 0x7FF) << 52)
+            | ((self.boot & 0xF_FFFF) << 32)
+            | (self.leases_granted & 0xFFFF_FFFF);
+        id as i64
+    }
+
+    fn on_watch(&mut self, input: WatchInput) {
+        let store = self.replica.state_machine();
+        match input {
+            WatchInput::Create {
+                stream,
+                id,
+                spec,
+                tx,
+            } => {
+                self.watchers.create(stream, id, spec, tx, store, self.now);
+                self.watchers.pump(store, self.now, self.progress_ticks);
+            }
+            WatchInput::Cancel { stream, id } => {
+                self.watchers.cancel(stream, id);
+                self.watchers.pump(store, self.now, self.progress_ticks);
+            }
+            WatchInput::Progress { stream, tx } => self.watchers.progress(stream, &tx, store),
+            WatchInput::Close { stream } => self.watchers.close(stream),
+        }
+        self.metrics.watchers.set(self.watchers.len() as i64);
     }
 
     fn status(&self) -> NodeStatus {
@@ -342,6 +460,20 @@ impl Node {
             if self.replica.role_kind() == RoleKind::Candidate && self.replica.ballot() != before {
                 self.metrics.elections.inc();
             }
+        }
+        let leading = self.replica.role_kind() == RoleKind::Leader;
+        for (id, refreshes) in
+            self.lease_clock
+                .observe(self.replica.state_machine(), leading, self.now)
+        {
+            tracing::debug!(lease = id, "lease ran out; proposing its expiry");
+            let (reply, _) = oneshot::channel();
+            self.propose(KvCommand::LeaseExpire { id, refreshes }, reply, fx);
+        }
+        // Retry watchers whose streams were full, and send progress notifications.
+        if !self.watchers.is_empty() {
+            self.watchers
+                .pump(self.replica.state_machine(), self.now, self.progress_ticks);
         }
         // Commands told "no leader", or stuck behind a lost forward or a dead leader, are
         // submitted again; exactly-once application makes that safe.
@@ -427,6 +559,12 @@ impl Node {
                 }
                 Output::Chosen { .. } => {}
             }
+        }
+        let revision = self.replica.state_machine().revision();
+        if revision != self.pumped_revision {
+            self.pumped_revision = revision;
+            self.watchers
+                .pump(self.replica.state_machine(), self.now, self.progress_ticks);
         }
         Ok(())
     }

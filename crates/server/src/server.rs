@@ -7,7 +7,8 @@ use crate::metrics::Metrics;
 use crate::node::{self, Node, NodeError};
 use crate::peer;
 use crate::proto::etcdserverpb::{
-    cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer,
+    cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
+    maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -98,6 +99,8 @@ pub async fn run(
     let incoming = tokio_stream_from(client_listener);
     tonic::transport::Server::builder()
         .add_service(KvServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(WatchServer::new(api.clone()))
+        .add_service(LeaseServer::new(api.clone()))
         .add_service(ClusterServer::new(api.clone()))
         .add_service(MaintenanceServer::new(api))
         .serve_with_incoming_shutdown(incoming, shutdown)
