@@ -17,14 +17,17 @@ pub enum PlantedBug {
     IgnorePromiseValues,
     /// A replica applies a slot's value as soon as it accepts it, before it is chosen.
     ApplyBeforeChosen,
+    /// A leader serves reads without confirming with a quorum that it still leads.
+    UnconfirmedReads,
 }
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 3] = [
+    pub const ALL: [PlantedBug; 4] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
+        PlantedBug::UnconfirmedReads,
     ];
 
     /// The name used on the command line.
@@ -33,6 +36,7 @@ impl PlantedBug {
             PlantedBug::AcceptBelowPromise => "accept-below-promise",
             PlantedBug::IgnorePromiseValues => "ignore-promise-values",
             PlantedBug::ApplyBeforeChosen => "apply-before-chosen",
+            PlantedBug::UnconfirmedReads => "unconfirmed-reads",
         }
     }
 }

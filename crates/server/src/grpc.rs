@@ -54,10 +54,11 @@ impl Api {
         &self,
         cmd: KvCommand,
     ) -> Result<(KvResult, pb::ResponseHeader), Status> {
-        let KvOutput { revision, result } = self.node.propose(cmd).await.map_err(|e| match e {
-            ProposeError::Timeout => Status::unavailable(e.to_string()),
-            ProposeError::Stopped => Status::unavailable(e.to_string()),
-        })?;
+        let KvOutput { revision, result } = self
+            .node
+            .propose(cmd)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
         let result = result.map_err(kv_error)?;
         Ok((result, self.header(revision, 0)))
     }
@@ -85,6 +86,16 @@ impl Kv for Api {
                 .map_err(|e| Status::unavailable(e.to_string()))?;
             let r = r.map_err(kv_error)?;
             return Ok(Response::new(range_out(r, self.header(rev, 0))));
+        }
+        // The leader serves a linearizable read without a log slot; other nodes order it
+        // through the log.
+        match self.node.read_index(req.clone()).await {
+            Ok((rev, r)) => {
+                let r = r.map_err(kv_error)?;
+                return Ok(Response::new(range_out(r, self.header(rev, 0))));
+            }
+            Err(ProposeError::NotLeader) => {}
+            Err(e) => return Err(Status::unavailable(e.to_string())),
         }
         match self.order(KvCommand::Range(req)).await? {
             (KvResult::Range(r), h) => Ok(Response::new(range_out(r, h))),

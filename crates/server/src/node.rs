@@ -28,6 +28,9 @@ pub enum ProposeError {
     /// The node is shutting down.
     #[error("etcdserver: server stopped")]
     Stopped,
+    /// This node does not lead (for reads that only a leader serves).
+    #[error("etcdserver: not leader")]
+    NotLeader,
 }
 
 /// A snapshot of the node's state for status pages.
@@ -55,12 +58,18 @@ pub struct NodeStatus {
     pub keys: usize,
 }
 
+/// A read's store revision and result, or why it was not served.
+pub type ReadResult = Result<(i64, Result<RangeResponse, synod_kv::KvError>), ProposeError>;
+
 /// What the gRPC layer and peers hand the node.
 pub enum Input {
     /// A message from a peer.
     Peer(NodeId, Message<KvCommand>),
     /// A command to order through the log.
     Propose(KvCommand, oneshot::Sender<Result<KvOutput, ProposeError>>),
+    /// A linearizable read served by the leader without a log slot; fails with `NotLeader`
+    /// elsewhere, and the caller orders it through the log instead.
+    ReadIndex(RangeRequest, oneshot::Sender<ReadResult>),
     /// A read served from local state (serializable).
     ReadLocal(
         RangeRequest,
@@ -120,6 +129,17 @@ impl NodeHandle {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Input::Propose(cmd, tx))
+            .await
+            .map_err(|_| ProposeError::Stopped)?;
+        rx.await.map_err(|_| ProposeError::Stopped)?
+    }
+
+    /// A linearizable read served without a log slot; `Err(NotLeader)` if this node does not
+    /// lead.
+    pub async fn read_index(&self, req: RangeRequest) -> ReadResult {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Input::ReadIndex(req, tx))
             .await
             .map_err(|_| ProposeError::Stopped)?;
         rx.await.map_err(|_| ProposeError::Stopped)?
@@ -211,6 +231,9 @@ pub struct Node {
     progress_ticks: u64,
     lease_clock: LeaseClock,
     leases_granted: u64,
+    /// Reads waiting for the replica's go-ahead, by read id, with the tick they arrived.
+    reads: HashMap<u64, (RangeRequest, oneshot::Sender<ReadResult>, u64)>,
+    next_read: u64,
 }
 
 impl Node {
@@ -289,6 +312,8 @@ impl Node {
                 .max(1) as u64,
             lease_clock: LeaseClock::new(cfg.tick, cfg.election_ticks.1 * 2),
             leases_granted: 0,
+            reads: HashMap::new(),
+            next_read: 0,
         };
         // A new boot epoch gives this run's lanes client ids no earlier run used.
         node.wal
@@ -344,6 +369,12 @@ impl Node {
                 fx.extend(self.replica.on_message(from, msg));
             }
             Input::Propose(cmd, reply) => self.propose(cmd, reply, fx),
+            Input::ReadIndex(req, reply) => {
+                self.next_read += 1;
+                let id = self.next_read;
+                self.reads.insert(id, (req, reply, self.now));
+                fx.extend(self.replica.on_read(id));
+            }
             Input::ReadLocal(req, reply) => {
                 let store = self.replica.state_machine();
                 let _ = reply.send((store.revision(), store.range(&req)));
@@ -475,6 +506,18 @@ impl Node {
             self.watchers
                 .pump(self.replica.state_machine(), self.now, self.progress_ticks);
         }
+        // A read whose confirmation round never completes (a leader cut off from its quorum)
+        // times out like a proposal.
+        let give_up = self.give_up_ticks;
+        let now = self.now;
+        self.reads.retain(|_, (_, reply, at)| {
+            let keep = now - *at < give_up && !reply.is_closed();
+            if !keep {
+                let (tx, _) = oneshot::channel();
+                let _ = std::mem::replace(reply, tx).send(Err(ProposeError::Timeout));
+            }
+            keep
+        });
         // Commands told "no leader", or stuck behind a lost forward or a dead leader, are
         // submitted again; exactly-once application makes that safe.
         let now = self.now;
@@ -558,6 +601,17 @@ impl Node {
                     }
                 }
                 Output::Chosen { .. } => {}
+                Output::ReadReady { id } => {
+                    if let Some((req, reply, _)) = self.reads.remove(&id) {
+                        let store = self.replica.state_machine();
+                        let _ = reply.send(Ok((store.revision(), store.range(&req))));
+                    }
+                }
+                Output::ReadFailed { id, .. } => {
+                    if let Some((_, reply, _)) = self.reads.remove(&id) {
+                        let _ = reply.send(Err(ProposeError::NotLeader));
+                    }
+                }
             }
         }
         let revision = self.replica.state_machine().revision();

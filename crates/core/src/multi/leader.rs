@@ -3,6 +3,7 @@
 //! with a window of slots in flight.
 
 use super::messages::{Command, PromiseEntry, Slot, Value};
+use super::reads::Reads;
 use crate::ballot::{Ballot, NodeId};
 use crate::quorum::QuorumSystem;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -122,6 +123,8 @@ pub struct Active<C> {
     pub in_flight: BTreeMap<Slot, InFlight<C>>,
     /// Client commands waiting for a free slot in the window.
     pub queue: VecDeque<Command<C>>,
+    /// Linearizable reads waiting for a confirmation round or for the apply point.
+    pub reads: Reads,
 }
 
 impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
@@ -132,6 +135,7 @@ impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
             next_slot,
             in_flight: BTreeMap::new(),
             queue,
+            reads: Reads::default(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Everything Multi-Paxos replicas say to each other, persist and output.
 
+use super::reads::ReadId;
 use crate::ballot::{Ballot, NodeId};
 use crate::effects::Effects;
 use serde::{Deserialize, Serialize};
@@ -139,6 +140,21 @@ pub enum Message<C> {
         /// The snapshot.
         snapshot: Snapshot,
     },
+    /// A leader asks: do you still accept my ballot? (for linearizable reads; see
+    /// [`super::reads`]).
+    ReadProbe {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The probe round.
+        round: u64,
+    },
+    /// "I have promised nothing above your ballot": answers a probe.
+    ReadAck {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The probe round.
+        round: u64,
+    },
     /// A follower passes client commands on to the leader.
     Forward {
         /// The commands.
@@ -160,6 +176,8 @@ impl<C> Message<C> {
             Message::CatchUpRequest { .. } => "catchup-request",
             Message::CatchUp { .. } => "catchup",
             Message::InstallSnapshot { .. } => "install-snapshot",
+            Message::ReadProbe { .. } => "read-probe",
+            Message::ReadAck { .. } => "read-ack",
             Message::Forward { .. } => "forward",
         }
     }
@@ -226,6 +244,18 @@ pub enum Output<R> {
     Applied {
         /// The slot.
         slot: Slot,
+    },
+    /// The read may be served from this replica's state machine now, and is linearizable.
+    ReadReady {
+        /// The driver's read id.
+        id: ReadId,
+    },
+    /// This replica cannot serve the read (not leader, or it stopped leading meanwhile).
+    ReadFailed {
+        /// The driver's read id.
+        id: ReadId,
+        /// Who this replica believes leads, if anyone.
+        leader: Option<NodeId>,
     },
 }
 

@@ -10,6 +10,9 @@
 //! - Batching (many client commands per slot) and pipelining (a window of slots in flight).
 //! - The commit point rides on accepts and heartbeats; lagging or restarted replicas catch up by
 //!   asking for chosen values; an acceptor that knows a slot is chosen answers with its value.
+//! - Linearizable reads without a log slot ([`reads`]): the leader confirms with a quorum that it
+//!   still leads, waits until its log is applied up to where it ended when the read arrived, and
+//!   answers from its state machine.
 //! - Exactly-once: a command carries `(client, seq)`; a retry after a leader change is applied
 //!   once and answered from the session table.
 
@@ -19,6 +22,7 @@ pub mod leader;
 pub mod learner;
 mod log;
 mod messages;
+pub mod reads;
 mod replica;
 mod state_machine;
 
@@ -28,5 +32,6 @@ pub use messages::{
     ClientId, Command, Message, MultiEffects, Output, Persist, PromiseEntry, Slot, Snapshot, Timer,
     Value,
 };
+pub use reads::ReadId;
 pub use replica::{Replica, RoleKind};
 pub use state_machine::StateMachine;

@@ -10,6 +10,7 @@ use super::log::{DurableState, Entry};
 use super::messages::{
     Command, Message, MultiEffects, Output, Persist, PromiseEntry, Slot, Snapshot, Timer, Value,
 };
+use super::reads::ReadId;
 use super::state_machine::StateMachine;
 use crate::ballot::{Ballot, NodeId};
 use crate::bugs::PlantedBug;
@@ -255,7 +256,84 @@ impl<S: StateMachine> Replica<S> {
                 }
             },
         }
+        self.serve_reads(&mut fx);
         fx
+    }
+
+    /// A client asks for a linearizable read served without a log slot. The answer comes as
+    /// [`Output::ReadReady`] (read this replica's state machine then) or [`Output::ReadFailed`]
+    /// (this replica does not lead; ask `leader`). See [`super::reads`] for why it is safe.
+    pub fn on_read(&mut self, id: ReadId) -> Fx<S> {
+        let mut fx = Fx::<S>::new();
+        let Role::Leader(active) = &mut self.role else {
+            fx.output(Output::ReadFailed {
+                id,
+                leader: self.leader_hint.filter(|&l| l != self.cfg.id),
+            });
+            return fx;
+        };
+        let round = active.reads.request(id, active.next_slot);
+        if self.cfg.bug == Some(PlantedBug::UnconfirmedReads) {
+            active.reads.confirm_all();
+        } else if let Some(round) = round {
+            self.probe(round, &mut fx);
+        }
+        self.serve_reads(&mut fx);
+        fx
+    }
+
+    /// Starts probe round `round`: our own confirmation, then the others'.
+    fn probe(&mut self, round: u64, fx: &mut Fx<S>) {
+        let Role::Leader(active) = &mut self.role else {
+            return;
+        };
+        let ballot = active.ballot;
+        if let Some(next) = active.reads.ack(self.cfg.id, round, &self.quorum) {
+            // A one-member quorum: confirmed at once, and the next round with it.
+            return self.probe(next, fx);
+        }
+        for &m in self.quorum.members() {
+            if m != self.cfg.id {
+                fx.send(m, Message::ReadProbe { ballot, round });
+            }
+        }
+    }
+
+    /// Answers the reads whose round is confirmed and whose index is applied.
+    fn serve_reads(&mut self, fx: &mut Fx<S>) {
+        if let Role::Leader(active) = &mut self.role {
+            for id in active.reads.ready(self.learner.applied()) {
+                fx.output(Output::ReadReady { id });
+            }
+        }
+    }
+
+    fn on_read_probe(&mut self, from: NodeId, ballot: Ballot, round: u64, fx: &mut Fx<S>) {
+        self.seen = self.seen.max(ballot);
+        let promised = self.acceptor.promised();
+        if ballot < promised {
+            fx.send(from, Message::Nack { ballot, promised });
+            return;
+        }
+        if self.ballot().is_some_and(|mine| ballot > mine) {
+            self.step_down(fx);
+        }
+        self.leader_hint = Some(from);
+        self.heard = true;
+        fx.send(from, Message::ReadAck { ballot, round });
+    }
+
+    fn on_read_ack(&mut self, from: NodeId, ballot: Ballot, round: u64, fx: &mut Fx<S>) {
+        let Role::Leader(active) = &mut self.role else {
+            return;
+        };
+        if active.ballot != ballot {
+            return;
+        }
+        if let Some(next) = active.reads.ack(from, round, &self.quorum) {
+            self.probe(next, fx);
+        }
+        self.serve_reads(fx);
     }
 
     /// Handles a timer.
@@ -293,6 +371,7 @@ impl<S: StateMachine> Replica<S> {
                 Role::Follower => {}
             },
         }
+        self.serve_reads(&mut fx);
         fx
     }
 
@@ -333,6 +412,10 @@ impl<S: StateMachine> Replica<S> {
                 }
                 self.learner.catch_up(self.acceptor.log(), &mut fx);
             }
+            Message::ReadProbe { ballot, round } => {
+                self.on_read_probe(from, ballot, round, &mut fx)
+            }
+            Message::ReadAck { ballot, round } => self.on_read_ack(from, ballot, round, &mut fx),
             Message::Forward { commands } => {
                 match &mut self.role {
                     Role::Leader(a) => commands.into_iter().for_each(|c| a.enqueue(c)),
@@ -343,6 +426,7 @@ impl<S: StateMachine> Replica<S> {
                 self.propose_queued(&mut fx);
             }
         }
+        self.serve_reads(&mut fx);
         fx
     }
 
@@ -359,7 +443,12 @@ impl<S: StateMachine> Replica<S> {
         let from = self.learner.commit();
         let queue = match std::mem::replace(&mut self.role, Role::Follower) {
             Role::Candidate(s) => s.queue,
-            Role::Leader(a) => a.queue,
+            Role::Leader(mut a) => {
+                for id in a.reads.drain() {
+                    fx.output(Output::ReadFailed { id, leader: None });
+                }
+                a.queue
+            }
             Role::Follower => VecDeque::new(),
         };
         // Our own promise is persisted in this step, before the prepares leave: a restart can
@@ -466,7 +555,12 @@ impl<S: StateMachine> Replica<S> {
     fn step_down(&mut self, fx: &mut Fx<S>) {
         if !matches!(self.role, Role::Follower) {
             // Queued client commands are dropped: their clients time out and retry at the new
-            // leader, and exactly-once application makes the retry safe.
+            // leader, and exactly-once application makes the retry safe. Waiting reads fail.
+            if let Role::Leader(active) = &mut self.role {
+                for id in active.reads.drain() {
+                    fx.output(Output::ReadFailed { id, leader: None });
+                }
+            }
             self.role = Role::Follower;
             self.leader_hint = None;
             self.arm_election(fx);
@@ -640,7 +734,15 @@ impl<S: StateMachine> Replica<S> {
                 fx.send(m, Message::Heartbeat { ballot, commit });
             }
         }
-        // Retransmit accepts that some member has not acknowledged (messages get lost).
+        // Retransmit the read probe and accepts that some member has not acknowledged
+        // (messages get lost).
+        if let Some((round, acks)) = active.reads.in_flight() {
+            for &m in self.quorum.members() {
+                if m != self.cfg.id && !acks.contains(&m) {
+                    fx.send(m, Message::ReadProbe { ballot, round });
+                }
+            }
+        }
         for (&slot, f) in &active.in_flight {
             for &m in self.quorum.members() {
                 if m != self.cfg.id && !f.acks.contains(&m) {

@@ -78,6 +78,8 @@ fn label(m: &Message<KvOp>) -> (String, Option<String>) {
         Message::CatchUpRequest { from } => (format!("CatchUp?(I>={from})"), None),
         Message::CatchUp { entries } => (format!("CatchUp({} slots)", entries.len()), None),
         Message::Forward { commands } => (format!("Forward({} cmds)", commands.len()), None),
+        Message::ReadProbe { ballot, round } => (format!("ReadProbe({ballot}, #{round})"), None),
+        Message::ReadAck { ballot, round } => (format!("ReadAck({ballot}, #{round})"), None),
         Message::InstallSnapshot { snapshot } => (format!("Snapshot(I<{})", snapshot.slot), None),
     }
 }
