@@ -87,8 +87,8 @@ impl Kv for Api {
             let r = r.map_err(kv_error)?;
             return Ok(Response::new(range_out(r, self.header(rev, 0))));
         }
-        // The leader serves a linearizable read without a log slot; other nodes order it
-        // through the log.
+        // A linearizable read needs no log slot: the leader confirms it still leads and names
+        // the index to wait for. Without a known leader, order it through the log instead.
         match self.node.read_index(req.clone()).await {
             Ok((rev, r)) => {
                 let r = r.map_err(kv_error)?;

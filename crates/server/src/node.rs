@@ -67,8 +67,9 @@ pub enum Input {
     Peer(NodeId, Message<KvCommand>),
     /// A command to order through the log.
     Propose(KvCommand, oneshot::Sender<Result<KvOutput, ProposeError>>),
-    /// A linearizable read served by the leader without a log slot; fails with `NotLeader`
-    /// elsewhere, and the caller orders it through the log instead.
+    /// A linearizable read served without a log slot (the leader confirms it still leads and
+    /// names the index to wait for); fails with `NotLeader` when no leader is known, and the
+    /// caller orders it through the log instead.
     ReadIndex(RangeRequest, oneshot::Sender<ReadResult>),
     /// A read served from local state (serializable).
     ReadLocal(
@@ -510,9 +511,11 @@ impl Node {
         // times out like a proposal.
         let give_up = self.give_up_ticks;
         let now = self.now;
-        self.reads.retain(|_, (_, reply, at)| {
+        let replica = &mut self.replica;
+        self.reads.retain(|&id, (_, reply, at)| {
             let keep = now - *at < give_up && !reply.is_closed();
             if !keep {
+                replica.cancel_read(id);
                 let (tx, _) = oneshot::channel();
                 let _ = std::mem::replace(reply, tx).send(Err(ProposeError::Timeout));
             }

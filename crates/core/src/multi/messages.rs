@@ -155,6 +155,19 @@ pub enum Message<C> {
         /// The probe round.
         round: u64,
     },
+    /// A follower asks the leader where a linearizable read must wait for.
+    ReadIndexRequest {
+        /// The follower's read id.
+        id: ReadId,
+    },
+    /// The leader's answer: serve read `id` once every slot below `index` is applied, or
+    /// (`None`) ask someone else: I do not lead.
+    ReadIndexReply {
+        /// The follower's read id.
+        id: ReadId,
+        /// The read index.
+        index: Option<Slot>,
+    },
     /// A follower passes client commands on to the leader.
     Forward {
         /// The commands.
@@ -178,6 +191,8 @@ impl<C> Message<C> {
             Message::InstallSnapshot { .. } => "install-snapshot",
             Message::ReadProbe { .. } => "read-probe",
             Message::ReadAck { .. } => "read-ack",
+            Message::ReadIndexRequest { .. } => "read-index-request",
+            Message::ReadIndexReply { .. } => "read-index-reply",
             Message::Forward { .. } => "forward",
         }
     }

@@ -31,6 +31,19 @@ struct Pending {
     id: ReadId,
     index: Slot,
     round: u64,
+    /// The follower that asked on its client's behalf, or `None` for our own client.
+    origin: Option<NodeId>,
+}
+
+/// A read whose leadership round is confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Confirmed {
+    /// The read id (the asking follower's, when `origin` is set).
+    pub id: ReadId,
+    /// Where the log ended when the read arrived: serve it once every slot below is applied.
+    pub index: Slot,
+    /// The follower that asked, if any.
+    pub origin: Option<NodeId>,
 }
 
 /// The leader's reads in progress.
@@ -45,9 +58,10 @@ pub struct Reads {
 }
 
 impl Reads {
-    /// Registers a read that arrived when the log ended at `index`. Returns the round to probe
-    /// for if a new round must start now.
-    pub fn request(&mut self, id: ReadId, index: Slot) -> Option<u64> {
+    /// Registers a read that arrived when the log ended at `index`, on behalf of `origin` (a
+    /// follower) or our own client. Returns the round to probe for if a new round must start
+    /// now.
+    pub fn request(&mut self, id: ReadId, index: Slot, origin: Option<NodeId>) -> Option<u64> {
         let (round, start) = if self.acks.is_some() {
             (self.started + 1, false)
         } else {
@@ -57,7 +71,12 @@ impl Reads {
             .pending
             .back()
             .is_none_or(|p| p.round <= round && p.index <= index));
-        self.pending.push_back(Pending { id, index, round });
+        self.pending.push_back(Pending {
+            id,
+            index,
+            round,
+            origin,
+        });
         start.then(|| self.start_round())
     }
 
@@ -95,23 +114,28 @@ impl Reads {
         }
     }
 
-    /// Reads that may be served now that every slot below `applied` is applied.
-    pub fn ready(&mut self, applied: Slot) -> Vec<ReadId> {
+    /// Reads whose round is confirmed: our own once every slot below their index is applied
+    /// (`applied`), a follower's at once (it waits for its own apply point).
+    pub fn ready(&mut self, applied: Slot) -> Vec<Confirmed> {
         let mut out = Vec::new();
         while let Some(p) = self.pending.front() {
-            if p.round > self.confirmed || p.index > applied {
+            if p.round > self.confirmed || (p.origin.is_none() && p.index > applied) {
                 break;
             }
-            out.push(p.id);
+            out.push(Confirmed {
+                id: p.id,
+                index: p.index,
+                origin: p.origin,
+            });
             self.pending.pop_front();
         }
         out
     }
 
-    /// Every read still waiting (when leadership ends, they all fail).
-    pub fn drain(&mut self) -> Vec<ReadId> {
+    /// Every read still waiting (when leadership ends, they all fail), with its origin.
+    pub fn drain(&mut self) -> Vec<(ReadId, Option<NodeId>)> {
         self.acks = None;
-        self.pending.drain(..).map(|p| p.id).collect()
+        self.pending.drain(..).map(|p| (p.id, p.origin)).collect()
     }
 }
 
@@ -124,21 +148,39 @@ mod tests {
     fn reads_wait_for_a_quorum_round_after_them_and_for_the_apply_point() {
         let q = Quorum::majority(&[1, 2, 3]).expect("valid");
         let mut r = Reads::default();
-        assert_eq!(r.request(10, 5), Some(1));
+        assert_eq!(r.request(10, 5, None), Some(1));
         // A read arriving during round 1 must wait for round 2.
-        assert_eq!(r.request(11, 6), None);
+        assert_eq!(r.request(11, 6, None), None);
         assert_eq!(r.ack(1, 1, &q), None);
         assert!(r.ready(100).is_empty(), "one ack is no quorum");
         assert_eq!(r.ack(2, 1, &q), Some(2), "round 2 starts for read 11");
         assert!(r.ready(4).is_empty(), "slot 4 is not applied yet");
-        assert_eq!(r.ready(5), vec![10]);
+        let ids = |c: Vec<Confirmed>| c.into_iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(ids(r.ready(5)), vec![10]);
         assert!(r.ready(100).is_empty(), "read 11 waits for round 2");
         assert_eq!(r.ack(3, 1, &q), None, "a stale round's ack is ignored");
         r.ack(1, 2, &q);
         r.ack(3, 2, &q);
-        assert_eq!(r.ready(6), vec![11]);
-        assert_eq!(r.request(12, 7), Some(3));
-        assert_eq!(r.drain(), vec![12]);
+        assert_eq!(ids(r.ready(6)), vec![11]);
+        assert_eq!(r.request(12, 7, None), Some(3));
+        assert_eq!(r.drain(), vec![(12, None)]);
         assert_eq!(r.in_flight(), None);
+    }
+
+    #[test]
+    fn a_followers_read_is_released_on_confirmation_without_waiting_for_our_apply_point() {
+        let q = Quorum::majority(&[1, 2, 3]).expect("valid");
+        let mut r = Reads::default();
+        assert_eq!(r.request(7, 9, Some(2)), Some(1));
+        r.ack(1, 1, &q);
+        r.ack(3, 1, &q);
+        assert_eq!(
+            r.ready(0),
+            vec![Confirmed {
+                id: 7,
+                index: 9,
+                origin: Some(2)
+            }]
+        );
     }
 }

@@ -55,6 +55,9 @@ pub struct Replica<S: StateMachine> {
     heard: bool,
     /// The latest snapshot (the log holds only slots from its `slot` on).
     snapshot: Option<Snapshot>,
+    /// Reads this follower asked the leader about: waiting for the read index (`None`), then
+    /// for the apply point to reach it.
+    remote_reads: BTreeMap<ReadId, Option<Slot>>,
 }
 
 impl<S: StateMachine> std::fmt::Debug for Replica<S> {
@@ -108,6 +111,7 @@ impl<S: StateMachine> Replica<S> {
             role: Role::Follower,
             leader_hint: None,
             heard: false,
+            remote_reads: BTreeMap::new(),
             cfg,
         };
         // Replay the committed prefix; the replay's own outputs (applied slots, a Commit record
@@ -265,21 +269,71 @@ impl<S: StateMachine> Replica<S> {
     /// (this replica does not lead; ask `leader`). See [`super::reads`] for why it is safe.
     pub fn on_read(&mut self, id: ReadId) -> Fx<S> {
         let mut fx = Fx::<S>::new();
-        let Role::Leader(active) = &mut self.role else {
-            fx.output(Output::ReadFailed {
-                id,
-                leader: self.leader_hint.filter(|&l| l != self.cfg.id),
-            });
-            return fx;
-        };
-        let round = active.reads.request(id, active.next_slot);
-        if self.cfg.bug == Some(PlantedBug::UnconfirmedReads) {
-            active.reads.confirm_all();
-        } else if let Some(round) = round {
-            self.probe(round, &mut fx);
+        match &self.role {
+            Role::Leader(_) => self.lead_read(id, None, &mut fx),
+            Role::Follower if self.leader_hint.is_some_and(|l| l != self.cfg.id) => {
+                // The leader confirms and names the index; we serve from our own state.
+                let leader = self.leader_hint.expect("checked");
+                self.remote_reads.insert(id, None);
+                fx.send(leader, Message::ReadIndexRequest { id });
+            }
+            _ => fx.output(Output::ReadFailed { id, leader: None }),
         }
         self.serve_reads(&mut fx);
         fx
+    }
+
+    /// Forgets a read the driver gave up on (say, its index request was lost).
+    pub fn cancel_read(&mut self, id: ReadId) {
+        self.remote_reads.remove(&id);
+    }
+
+    /// As leader, registers a read (ours, or a follower's) at the current log end.
+    fn lead_read(&mut self, id: ReadId, origin: Option<NodeId>, fx: &mut Fx<S>) {
+        let Role::Leader(active) = &mut self.role else {
+            return;
+        };
+        let round = active.reads.request(id, active.next_slot, origin);
+        if self.cfg.bug == Some(PlantedBug::UnconfirmedReads) {
+            active.reads.confirm_all();
+        } else if let Some(round) = round {
+            self.probe(round, fx);
+        }
+    }
+
+    fn on_read_index_request(&mut self, from: NodeId, id: ReadId, fx: &mut Fx<S>) {
+        if matches!(self.role, Role::Leader(_)) {
+            self.lead_read(id, Some(from), fx);
+        } else {
+            fx.send(from, Message::ReadIndexReply { id, index: None });
+        }
+    }
+
+    fn on_read_index_reply(&mut self, id: ReadId, index: Option<Slot>, fx: &mut Fx<S>) {
+        let Some(waiting @ None) = self.remote_reads.get_mut(&id) else {
+            return;
+        };
+        match index {
+            Some(i) => *waiting = Some(i),
+            None => {
+                self.remote_reads.remove(&id);
+                fx.output(Output::ReadFailed { id, leader: None });
+            }
+        }
+    }
+
+    /// Fails the reads still waiting for an index: the leader we asked may never answer.
+    fn fail_unanswered_reads(&mut self, fx: &mut Fx<S>) {
+        let unanswered: Vec<ReadId> = self
+            .remote_reads
+            .iter()
+            .filter(|(_, i)| i.is_none())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in unanswered {
+            self.remote_reads.remove(&id);
+            fx.output(Output::ReadFailed { id, leader: None });
+        }
     }
 
     /// Starts probe round `round`: our own confirmation, then the others'.
@@ -299,11 +353,44 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
-    /// Answers the reads whose round is confirmed and whose index is applied.
+    /// Answers the reads whose round is confirmed and whose index is applied, and tells
+    /// followers the index of theirs.
     fn serve_reads(&mut self, fx: &mut Fx<S>) {
+        let applied = self.learner.applied();
         if let Role::Leader(active) = &mut self.role {
-            for id in active.reads.ready(self.learner.applied()) {
+            for c in active.reads.ready(applied) {
+                match c.origin {
+                    Some(f) => fx.send(
+                        f,
+                        Message::ReadIndexReply {
+                            id: c.id,
+                            index: Some(c.index),
+                        },
+                    ),
+                    None => fx.output(Output::ReadReady { id: c.id }),
+                }
+            }
+        }
+        if !self.remote_reads.is_empty() {
+            let ready: Vec<ReadId> = self
+                .remote_reads
+                .iter()
+                .filter(|(_, i)| i.is_some_and(|i| i <= applied))
+                .map(|(&id, _)| id)
+                .collect();
+            for id in ready {
+                self.remote_reads.remove(&id);
                 fx.output(Output::ReadReady { id });
+            }
+        }
+    }
+
+    /// Fails the reads a leader was holding when its leadership ended.
+    fn fail_led_reads(reads: Vec<(ReadId, Option<NodeId>)>, fx: &mut Fx<S>) {
+        for (id, origin) in reads {
+            match origin {
+                Some(f) => fx.send(f, Message::ReadIndexReply { id, index: None }),
+                None => fx.output(Output::ReadFailed { id, leader: None }),
             }
         }
     }
@@ -416,6 +503,8 @@ impl<S: StateMachine> Replica<S> {
                 self.on_read_probe(from, ballot, round, &mut fx)
             }
             Message::ReadAck { ballot, round } => self.on_read_ack(from, ballot, round, &mut fx),
+            Message::ReadIndexRequest { id } => self.on_read_index_request(from, id, &mut fx),
+            Message::ReadIndexReply { id, index } => self.on_read_index_reply(id, index, &mut fx),
             Message::Forward { commands } => {
                 match &mut self.role {
                     Role::Leader(a) => commands.into_iter().for_each(|c| a.enqueue(c)),
@@ -444,13 +533,12 @@ impl<S: StateMachine> Replica<S> {
         let queue = match std::mem::replace(&mut self.role, Role::Follower) {
             Role::Candidate(s) => s.queue,
             Role::Leader(mut a) => {
-                for id in a.reads.drain() {
-                    fx.output(Output::ReadFailed { id, leader: None });
-                }
+                Self::fail_led_reads(a.reads.drain(), fx);
                 a.queue
             }
             Role::Follower => VecDeque::new(),
         };
+        self.fail_unanswered_reads(fx);
         // Our own promise is persisted in this step, before the prepares leave: a restart can
         // never reuse this ballot.
         let own = self
@@ -557,9 +645,7 @@ impl<S: StateMachine> Replica<S> {
             // Queued client commands are dropped: their clients time out and retry at the new
             // leader, and exactly-once application makes the retry safe. Waiting reads fail.
             if let Role::Leader(active) = &mut self.role {
-                for id in active.reads.drain() {
-                    fx.output(Output::ReadFailed { id, leader: None });
-                }
+                Self::fail_led_reads(active.reads.drain(), fx);
             }
             self.role = Role::Follower;
             self.leader_hint = None;
@@ -769,6 +855,10 @@ impl<S: StateMachine> Replica<S> {
         }
         if self.ballot().is_some_and(|mine| ballot > mine) {
             self.step_down(fx);
+        }
+        if self.leader_hint != Some(from) {
+            // Index requests sent to the previous leader may never be answered.
+            self.fail_unanswered_reads(fx);
         }
         self.leader_hint = Some(from);
         self.heard = true;

@@ -80,6 +80,14 @@ fn label(m: &Message<KvOp>) -> (String, Option<String>) {
         Message::Forward { commands } => (format!("Forward({} cmds)", commands.len()), None),
         Message::ReadProbe { ballot, round } => (format!("ReadProbe({ballot}, #{round})"), None),
         Message::ReadAck { ballot, round } => (format!("ReadAck({ballot}, #{round})"), None),
+        Message::ReadIndexRequest { id } => (format!("ReadIndex?(#{id})"), None),
+        Message::ReadIndexReply { id, index } => (
+            match index {
+                Some(i) => format!("ReadIndex(#{id}, I<{i})"),
+                None => format!("ReadIndex(#{id}, not leader)"),
+            },
+            None,
+        ),
         Message::InstallSnapshot { snapshot } => (format!("Snapshot(I<{})", snapshot.slot), None),
     }
 }
