@@ -47,9 +47,13 @@ impl Netns {
         run("ip", &["link", "set", &bridge, "up"])?;
         for &i in ids {
             let ns = net.namespace(i);
+            let (host, inner) = (format!("sch{slot}v{i}"), format!("sch{slot}p{i}"));
+            // Owning the bridge means owning the slot: whatever else carries its names is a
+            // leftover of a run that was killed before it could clean up, and goes now.
+            let _ = run("ip", &["link", "del", &host]);
+            let _ = run("ip", &["netns", "del", &ns]);
             run("ip", &["netns", "add", &ns])?;
             net.namespaces.push(ns.clone());
-            let (host, inner) = (format!("sch{slot}v{i}"), format!("sch{slot}p{i}"));
             run("ip", &["link", "add", &host, "type", "veth", "peer", "name", &inner])?;
             run("ip", &["link", "set", &inner, "netns", &ns])?;
             run("ip", &["link", "set", &host, "master", &bridge])?;
@@ -124,6 +128,14 @@ impl Netns {
     /// running inside a namespace keep it alive, so stop them first.
     pub fn teardown(&mut self) -> Result<()> {
         let mut first_error = None;
+        // Deleting a namespace frees its veth pair only once the kernel drops its last
+        // reference, which can be after `ip netns del` returns; deleting the host end first
+        // removes both ends at once, so the next run can reuse the names.
+        for &i in &self.ids {
+            if self.namespaces.contains(&self.namespace(i)) {
+                let _ = run("ip", &["link", "del", &format!("sch{}v{i}", self.slot)]);
+            }
+        }
         for ns in std::mem::take(&mut self.namespaces) {
             if let Err(e) = run("ip", &["netns", "del", &ns]) {
                 first_error.get_or_insert(e);

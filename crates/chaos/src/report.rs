@@ -59,6 +59,12 @@ pub struct Report {
     pub verdict: Judgement,
     /// The verdict as the checker prints it (the window around an anomaly).
     pub verdict_text: String,
+    /// Reads that returned a value provably overwritten before they began, counted by the
+    /// fault in force when they were invoked (`none`: the cluster was whole).
+    pub stale_reads: BTreeMap<String, u64>,
+    /// When the operation no order could explain was invoked (history microseconds), and
+    /// which fault was in force then (`None`: the cluster was whole).
+    pub anomaly_at: Option<(u64, Option<String>)>,
     /// Seconds the checker took.
     pub check_seconds: f64,
     /// Seconds the whole run took.
@@ -139,6 +145,19 @@ impl fmt::Display for Report {
             self.check_seconds,
             self.verdict_text.trim_end()
         )?;
+        if let Some((at, fault)) = &self.anomaly_at {
+            let during = fault.as_deref().unwrap_or("no fault in force (the cluster was whole)");
+            writeln!(f, "  the anomaly's operation started at {:.3} s: {during}", *at as f64 / 1e6)?;
+        }
+        if !self.stale_reads.is_empty() {
+            let by: Vec<String> = self
+                .stale_reads
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let total: u64 = self.stale_reads.values().sum();
+            writeln!(f, "provably stale reads: {total} (by fault in force: {})", by.join(", "))?;
+        }
         writeln!(f, "anomalies: {}", self.anomalies())?;
         writeln!(f, "history: {}", self.history.display())?;
         if let Some(svg) = &self.anomaly_svg {

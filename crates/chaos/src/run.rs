@@ -272,6 +272,7 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
         .map_err(|e| ChaosError::Config(format!("the checker panicked: {e}")))?;
     let check_seconds = check_started.elapsed().as_secs_f64();
     let mut anomaly_svg = None;
+    let mut anomaly_at = None;
     let judgement = match &verdict {
         Verdict::Linearizable { .. } => Judgement::Linearizable,
         Verdict::NotLinearizable(a) => {
@@ -281,10 +282,24 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
                 source,
             })?;
             anomaly_svg = Some(path);
+            let t = a.stuck.call;
+            let during = log
+                .iter()
+                .find(|r| r.start_us <= t && r.end_us.map_or(true, |e| t < e))
+                .map(|r| r.detail.clone());
+            anomaly_at = Some((t, during));
             Judgement::NotLinearizable
         }
         Verdict::Unknown { .. } => Judgement::Unknown,
     };
+    let mut stale_reads = BTreeMap::new();
+    for (_, t) in verify::stale_reads(&history) {
+        let during = log
+            .iter()
+            .find(|r| r.start_us <= t && r.end_us.map_or(true, |e| t < e))
+            .map_or("none", |r| r.name.as_str());
+        *stale_reads.entry(during.to_string()).or_insert(0) += 1;
+    }
     let mut faults = BTreeMap::new();
     for r in &log {
         *faults.entry(r.name.clone()).or_insert(0) += 1;
@@ -313,6 +328,8 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
         command: cfg.command.clone(),
         history: history_path,
         anomaly_svg,
+        anomaly_at,
+        stale_reads,
     };
     let summary = cfg.out_dir.join("summary.json");
     let json = serde_json::to_string_pretty(&report)

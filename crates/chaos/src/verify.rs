@@ -150,6 +150,54 @@ pub fn lost_writes(history: &[Entry], key: &str, found: Option<&str>) -> Vec<Los
     }
 }
 
+/// Reads that returned a value provably overwritten before they began: the write `W` that made
+/// the value returned, then an acknowledged write `W'` invoked after `W` returned, and `W'`
+/// returned before the read was invoked. Returns `(key, call)` of each. A plainer, partial
+/// view of what the checker decides in full: it says when the stale reads happened, so they
+/// can be matched with the faults in force.
+pub fn stale_reads(history: &[Entry]) -> Vec<(String, u64)> {
+    let mut by_key: std::collections::BTreeMap<&str, Vec<&Entry>> = Default::default();
+    for e in history {
+        by_key.entry(e.key.as_str()).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for (key, ops) in by_key {
+        // Acknowledged writes by call time, with the earliest return among those invoked at
+        // or after each one (a suffix minimum), to find "some write invoked after t returned
+        // before u" with one binary search.
+        let mut acked: Vec<(u64, u64)> = ops
+            .iter()
+            .filter(|e| e.outcome == Outcome::Ok && writes(e).is_some())
+            .filter_map(|e| e.ret.map(|r| (e.call, r)))
+            .collect();
+        acked.sort_unstable();
+        let mut suffix_min = vec![u64::MAX; acked.len() + 1];
+        for k in (0..acked.len()).rev() {
+            suffix_min[k] = suffix_min[k + 1].min(acked[k].1);
+        }
+        let made: std::collections::HashMap<&str, &Entry> = ops
+            .iter()
+            .filter_map(|e| match writes(e) {
+                Some(Some(v)) => Some((v, *e)),
+                _ => None,
+            })
+            .collect();
+        for e in &ops {
+            let (Op::Get { value: Some(v) }, Outcome::Ok) = (&e.op, e.outcome) else {
+                continue;
+            };
+            let Some(maker_ret) = made.get(v.as_str()).and_then(|m| m.end()) else {
+                continue;
+            };
+            let first_after = acked.partition_point(|w| w.0 <= maker_ret);
+            if suffix_min[first_after] < e.call {
+                out.push((key.to_string(), e.call));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +270,20 @@ mod tests {
         let failed = e(3, Op::Put { value: "f".into() }, 40, None, Outcome::Fail);
         let h = [put("a", 0, 10), cas, failed];
         assert!(lost_writes(&h, "k", Some("a")).is_empty());
+    }
+
+    #[test]
+    fn a_read_of_an_overwritten_value_is_stale() {
+        let read = |v: &str, call: u64| {
+            e(9, Op::Get { value: Some(v.into()) }, call, Some(call + 5), Outcome::Ok)
+        };
+        let h = [
+            put("a", 0, 10),
+            put("b", 20, 30),
+            read("a", 25),
+            read("a", 40),
+            read("b", 50),
+        ];
+        assert_eq!(stale_reads(&h), vec![("k".to_string(), 40)]);
     }
 }

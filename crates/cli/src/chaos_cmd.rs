@@ -7,6 +7,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use synod_chaos::{Config, Event, FaultKind, Judgement, Network};
@@ -148,6 +149,7 @@ pub fn run(args: ChaosArgs) -> Result<Outcome> {
     });
     let events: synod_chaos::Events = {
         let bar = bar.clone();
+        let last_status = std::sync::atomic::AtomicU64::new(0);
         Arc::new(move |e: Event| {
             let line = match e {
                 Event::Info(s) => Some(format!("chaos: {s}")),
@@ -172,7 +174,9 @@ pub fn run(args: ChaosArgs) -> Result<Outcome> {
                             None
                         }
                         // Without a terminal, a status line every 10 s.
-                        None if elapsed % 10 == 0 && elapsed > 0 => {
+                        None if elapsed % 10 == 0
+                            && last_status.swap(elapsed, Ordering::Relaxed) < elapsed =>
+                        {
                             Some(format!("status {elapsed}/{total} s: {msg}"))
                         }
                         None => None,
