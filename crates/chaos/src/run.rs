@@ -171,6 +171,8 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
     let begin = tokio::time::Instant::now();
     let mut log: Vec<FaultRecord> = Vec::new();
     let mut exits = Vec::new();
+    // When no node can say who leads (say, right after a kill), a "leader" fault hits a node
+    // drawn from this seeded sequence instead, so that too repeats with the seed.
     let mut fallback_rng = cfg.seed;
     let outcome: Result<()> = async {
         for step in &steps {
