@@ -39,7 +39,10 @@ pub async fn connect(endpoint: &str, op_timeout: Duration) -> Option<Client> {
         .with_connect_timeout(Duration::from_millis(500))
         .with_timeout(op_timeout);
     let connecting = Client::connect([endpoint], Some(opts));
-    tokio::time::timeout(op_timeout, connecting).await.ok()?.ok()
+    tokio::time::timeout(op_timeout, connecting)
+        .await
+        .ok()?
+        .ok()
 }
 
 /// What a client last saw of a key: its value and mod revision, `None` if absent. Its
@@ -47,7 +50,7 @@ pub async fn connect(endpoint: &str, op_timeout: Duration) -> Option<Client> {
 type Seen = Option<(String, i64)>;
 
 /// The kind of operation to do next.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Kind {
     Get,
     Put,
@@ -228,7 +231,9 @@ async fn one(
 }
 
 /// The outcome of an operation bounded by a timeout: a timeout is indeterminate.
-fn timed<T>(r: Result<Result<T, etcd_client::Error>, tokio::time::error::Elapsed>) -> Result<T, Outcome> {
+fn timed<T>(
+    r: Result<Result<T, etcd_client::Error>, tokio::time::error::Elapsed>,
+) -> Result<T, Outcome> {
     match r {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(classify(&e)),

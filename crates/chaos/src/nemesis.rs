@@ -44,9 +44,9 @@ pub async fn find_leader(cluster: &Cluster) -> Option<u64> {
 }
 
 /// Awaits all futures concurrently (a handful of status requests).
-async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join<F>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = fs.map(tokio::spawn).collect();
@@ -72,10 +72,7 @@ pub async fn wait_for_leader(cluster: &Cluster, within: Duration) -> Option<u64>
 }
 
 fn list(ids: &[u64]) -> String {
-    ids.iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// Starts `fault`; returns what to undo and a description. "The leader" is whoever the nodes
@@ -124,7 +121,11 @@ pub async fn apply(
             net.cut(&cut_links(split, &ids, leader))?;
             let d = match split {
                 Split::Halves { minority } => {
-                    let rest: Vec<u64> = ids.iter().copied().filter(|i| !minority.contains(i)).collect();
+                    let rest: Vec<u64> = ids
+                        .iter()
+                        .copied()
+                        .filter(|i| !minority.contains(i))
+                        .collect();
                     format!("partition {} | {}", list(minority), list(&rest))
                 }
                 Split::LeaderAlone => {

@@ -43,7 +43,16 @@ impl Netns {
             bridge_up: true,
         };
         let bridge = net.bridge();
-        run("ip", &["addr", "add", &format!("{}/24", net.gateway()), "dev", &bridge])?;
+        run(
+            "ip",
+            &[
+                "addr",
+                "add",
+                &format!("{}/24", net.gateway()),
+                "dev",
+                &bridge,
+            ],
+        )?;
         run("ip", &["link", "set", &bridge, "up"])?;
         for &i in ids {
             let ns = net.namespace(i);
@@ -54,7 +63,10 @@ impl Netns {
             let _ = run("ip", &["netns", "del", &ns]);
             run("ip", &["netns", "add", &ns])?;
             net.namespaces.push(ns.clone());
-            run("ip", &["link", "add", &host, "type", "veth", "peer", "name", &inner])?;
+            run(
+                "ip",
+                &["link", "add", &host, "type", "veth", "peer", "name", &inner],
+            )?;
             run("ip", &["link", "set", &inner, "netns", &ns])?;
             run("ip", &["link", "set", &host, "master", &bridge])?;
             run("ip", &["link", "set", &host, "up"])?;
@@ -92,7 +104,12 @@ impl Netns {
         for &(to, from) in links {
             let src = self.addr(from).to_string();
             let ns = self.namespace(to);
-            run("ip", &["netns", "exec", &ns, "iptables", "-A", "INPUT", "-s", &src, "-j", "DROP"])?;
+            run(
+                "ip",
+                &[
+                    "netns", "exec", &ns, "iptables", "-A", "INPUT", "-s", &src, "-j", "DROP",
+                ],
+            )?;
         }
         Ok(())
     }
@@ -107,8 +124,22 @@ impl Netns {
                 run(
                     "ip",
                     &[
-                        "netns", "exec", &ns, "iptables", "-A", "INPUT", "-s", &src, "-m",
-                        "statistic", "--mode", "random", "--probability", &p, "-j", "DROP",
+                        "netns",
+                        "exec",
+                        &ns,
+                        "iptables",
+                        "-A",
+                        "INPUT",
+                        "-s",
+                        &src,
+                        "-m",
+                        "statistic",
+                        "--mode",
+                        "random",
+                        "--probability",
+                        &p,
+                        "-j",
+                        "DROP",
                     ],
                 )?;
             }
@@ -163,7 +194,10 @@ impl Drop for Netns {
 /// what reserves the slot, so two runs never share one.
 fn claim_bridge() -> Result<u8> {
     for slot in 0..SLOTS {
-        match run("ip", &["link", "add", &format!("synch{slot}"), "type", "bridge"]) {
+        match run(
+            "ip",
+            &["link", "add", &format!("synch{slot}"), "type", "bridge"],
+        ) {
             Ok(()) => return Ok(slot),
             Err(ChaosError::Command { detail, .. }) if detail.contains("exists") => continue,
             Err(e) => return Err(e),

@@ -124,7 +124,14 @@ impl Cluster {
             None => Command::new(&synod),
         };
         cmd.arg("server")
-            .args(["--id", &id.to_string(), "--peers", &peers, "--clients", &clients])
+            .args([
+                "--id",
+                &id.to_string(),
+                "--peers",
+                &peers,
+                "--clients",
+                &clients,
+            ])
             .args(["--listen-client", &node.at.client.to_string()])
             .args(["--listen-admin", &node.at.admin.to_string()])
             .arg("--data-dir")
@@ -167,7 +174,11 @@ impl Cluster {
         let pid = Pid::from_raw(i32::try_from(child.id()).map_err(|_| {
             ChaosError::Config(format!("pid {} of node {id} out of range", child.id()))
         })?);
-        let sig = if pause { Signal::SIGSTOP } else { Signal::SIGCONT };
+        let sig = if pause {
+            Signal::SIGSTOP
+        } else {
+            Signal::SIGCONT
+        };
         kill(pid, sig).map_err(|source| ChaosError::Os {
             what: format!("{sig} to node {id} (pid {pid})"),
             source,
@@ -218,7 +229,10 @@ impl Cluster {
         Err(ChaosError::NotReady(format!(
             "node {id} did not open {} within {within:?} (see {})",
             at.client,
-            self.dir.join("logs").join(format!("node{id}.log")).display()
+            self.dir
+                .join("logs")
+                .join(format!("node{id}.log"))
+                .display()
         )))
     }
 
@@ -247,5 +261,9 @@ fn open_log(path: &Path) -> Result<File> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
-    OpenOptions::new().create(true).append(true).open(path).map_err(io)
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io)
 }

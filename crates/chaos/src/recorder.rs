@@ -169,7 +169,9 @@ mod tests {
             Entry {
                 client: 1,
                 key: "k".into(),
-                op: Op::Put { value: "1-1".into() },
+                op: Op::Put {
+                    value: "1-1".into(),
+                },
                 call: 5,
                 ret: Some(9),
                 outcome: Outcome::Ok,

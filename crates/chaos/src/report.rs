@@ -111,7 +111,11 @@ impl fmt::Display for Report {
             )?;
         }
         let total: u64 = self.faults.values().sum();
-        let kinds: Vec<String> = self.faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let kinds: Vec<String> = self
+            .faults
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
         writeln!(f, "faults: {total} ({})", kinds.join(", "))?;
         for s in &self.skipped {
             writeln!(f, "  not injected: {s}")?;
@@ -146,8 +150,14 @@ impl fmt::Display for Report {
             self.verdict_text.trim_end()
         )?;
         if let Some((at, fault)) = &self.anomaly_at {
-            let during = fault.as_deref().unwrap_or("no fault in force (the cluster was whole)");
-            writeln!(f, "  the anomaly's operation started at {:.3} s: {during}", *at as f64 / 1e6)?;
+            let during = fault
+                .as_deref()
+                .unwrap_or("no fault in force (the cluster was whole)");
+            writeln!(
+                f,
+                "  the anomaly's operation started at {:.3} s: {during}",
+                *at as f64 / 1e6
+            )?;
         }
         if !self.stale_reads.is_empty() {
             let by: Vec<String> = self
@@ -156,7 +166,11 @@ impl fmt::Display for Report {
                 .map(|(k, n)| format!("{k} {n}"))
                 .collect();
             let total: u64 = self.stale_reads.values().sum();
-            writeln!(f, "provably stale reads: {total} (by fault in force: {})", by.join(", "))?;
+            writeln!(
+                f,
+                "provably stale reads: {total} (by fault in force: {})",
+                by.join(", ")
+            )?;
         }
         writeln!(f, "anomalies: {}", self.anomalies())?;
         writeln!(f, "history: {}", self.history.display())?;

@@ -61,7 +61,9 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
     let mut kinds = cfg.faults.clone();
     if cfg.network == Network::Loopback {
         for k in kinds.iter().filter(|k| k.needs_namespaces()) {
-            skipped.push(format!("{k}: needs network namespaces (root), not loopback"));
+            skipped.push(format!(
+                "{k}: needs network namespaces (root), not loopback"
+            ));
         }
         kinds.retain(|k| !k.needs_namespaces());
     }
@@ -136,7 +138,11 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
     let shared = Arc::new(Shared {
         endpoints: ids
             .iter()
-            .filter_map(|&i| cluster.placement(i).map(|p| (i, format!("http://{}", p.client))))
+            .filter_map(|&i| {
+                cluster
+                    .placement(i)
+                    .map(|p| (i, format!("http://{}", p.client)))
+            })
             .collect(),
         keys: client::keys(cfg.keys),
         op_timeout: cfg.op_timeout,
@@ -178,12 +184,17 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
         for step in &steps {
             tokio::time::sleep_until(begin + step.at).await;
             note_exits(&mut cluster, &mut exits, &events);
-            fallback_rng = fallback_rng.wrapping_mul(6364136223846793005).wrapping_add(1);
+            fallback_rng = fallback_rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1);
             let fallback = ids[(fallback_rng >> 33) as usize % ids.len()];
             let (applied, detail) =
                 nemesis::apply(&step.fault, &mut cluster, net.as_ref(), fallback).await?;
             let start_us = clock.now_us();
-            events(Event::Fault(format!("{:>5.1}s  {detail}", step.at.as_secs_f64())));
+            events(Event::Fault(format!(
+                "{:>5.1}s  {detail}",
+                step.at.as_secs_f64()
+            )));
             if let Ok(mut c) = current.lock() {
                 *c = Some(detail.clone());
             }
@@ -287,7 +298,7 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
             let t = a.stuck.call;
             let during = log
                 .iter()
-                .find(|r| r.start_us <= t && r.end_us.map_or(true, |e| t < e))
+                .find(|r| in_force(r, t))
                 .map(|r| r.detail.clone());
             anomaly_at = Some((t, during));
             Judgement::NotLinearizable
@@ -298,7 +309,7 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
     for (_, t) in verify::stale_reads(&history) {
         let during = log
             .iter()
-            .find(|r| r.start_us <= t && r.end_us.map_or(true, |e| t < e))
+            .find(|r| in_force(r, t))
             .map_or("none", |r| r.name.as_str());
         *stale_reads.entry(during.to_string()).or_insert(0) += 1;
     }
@@ -351,6 +362,11 @@ fn note_exits(cluster: &mut Cluster, exits: &mut Vec<String>, events: &Events) {
         events(Event::Info(line.clone()));
         exits.push(line);
     }
+}
+
+/// Whether fault `r` was in force at time `t`.
+fn in_force(r: &FaultRecord, t: u64) -> bool {
+    r.start_us <= t && !matches!(r.end_us, Some(end) if end <= t)
 }
 
 fn by_type(history: &[Entry]) -> BTreeMap<String, Counts> {

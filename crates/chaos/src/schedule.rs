@@ -310,7 +310,12 @@ mod tests {
     #[test]
     fn only_the_kinds_asked_for() {
         for seed in 0..100 {
-            let steps = plan(seed, &IDS, &[FaultKind::Kill, FaultKind::Pause], Duration::from_secs(40));
+            let steps = plan(
+                seed,
+                &IDS,
+                &[FaultKind::Kill, FaultKind::Pause],
+                Duration::from_secs(40),
+            );
             assert!(steps
                 .iter()
                 .all(|s| matches!(s.fault.kind(), FaultKind::Kill | FaultKind::Pause)));

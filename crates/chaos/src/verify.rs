@@ -96,7 +96,10 @@ fn describe(e: &Entry) -> String {
     };
     match e.ret {
         Some(r) => format!("{what} by client {} [{}..{} us]", e.client, e.call, r),
-        None => format!("{what} by client {} [{}.. us, indeterminate]", e.client, e.call),
+        None => format!(
+            "{what} by client {} [{}.. us, indeterminate]",
+            e.client, e.call
+        ),
     }
 }
 
@@ -118,10 +121,11 @@ pub fn lost_writes(history: &[Entry], key: &str, found: Option<&str>) -> Vec<Los
         .copied()
         .filter(|e| e.outcome == Outcome::Ok && writes(e).is_some())
         .collect();
-    let lost = |after: u64, why: &str| -> Vec<LostWrite> {
+    // `after`: only writes invoked after this time are lost; `None`: all of them.
+    let lost = |after: Option<u64>, why: &str| -> Vec<LostWrite> {
         acked
             .iter()
-            .filter(|e| e.call > after && writes(e) != Some(found))
+            .filter(|e| !matches!(after, Some(t) if e.call <= t) && writes(e) != Some(found))
             .map(|e| LostWrite {
                 key: key.to_string(),
                 write: describe(e),
@@ -139,8 +143,11 @@ pub fn lost_writes(history: &[Entry], key: &str, found: Option<&str>) -> Vec<Los
         return Vec::new();
     }
     match (found, makers.iter().filter_map(|e| e.ret).max()) {
-        (_, Some(last)) => lost(last, "invoked after the write that made the final value had returned"),
-        (None, None) => lost(0, "the key is absent at the end, and nothing deleted it"),
+        (_, Some(last)) => lost(
+            Some(last),
+            "invoked after the write that made the final value had returned",
+        ),
+        (None, None) => lost(None, "the key is absent at the end, and nothing deleted it"),
         (Some(v), None) => vec![LostWrite {
             key: key.to_string(),
             write: "(none)".into(),
@@ -172,8 +179,8 @@ pub fn stale_reads(history: &[Entry]) -> Vec<(String, u64)> {
             .collect();
         acked.sort_unstable();
         let mut suffix_min = vec![u64::MAX; acked.len() + 1];
-        for k in (0..acked.len()).rev() {
-            suffix_min[k] = suffix_min[k + 1].min(acked[k].1);
+        for (k, w) in acked.iter().enumerate().rev() {
+            suffix_min[k] = suffix_min[k + 1].min(w.1);
         }
         let made: std::collections::HashMap<&str, &Entry> = ops
             .iter()
@@ -275,7 +282,15 @@ mod tests {
     #[test]
     fn a_read_of_an_overwritten_value_is_stale() {
         let read = |v: &str, call: u64| {
-            e(9, Op::Get { value: Some(v.into()) }, call, Some(call + 5), Outcome::Ok)
+            e(
+                9,
+                Op::Get {
+                    value: Some(v.into()),
+                },
+                call,
+                Some(call + 5),
+                Outcome::Ok,
+            )
         };
         let h = [
             put("a", 0, 10),

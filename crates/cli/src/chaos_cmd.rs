@@ -77,7 +77,11 @@ fn reproduce(args: &ChaosArgs, seed: u64, faults: &[FaultKind], network: Network
     let faults = if faults.is_empty() {
         "none".to_string()
     } else {
-        faults.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")
+        faults
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(",")
     };
     let mut cmd = format!(
         "synod chaos --nodes {} --seconds {} --clients {} --keys {} --seed {seed} --faults {faults} --out {}",
@@ -217,7 +221,10 @@ pub fn run(args: ChaosArgs) -> Result<Outcome> {
         return Ok(Outcome::Problem);
     }
     if report.verdict == Judgement::Unknown {
-        bail!("the checker reached no verdict within --check-seconds {}", args.check_seconds);
+        bail!(
+            "the checker reached no verdict within --check-seconds {}",
+            args.check_seconds
+        );
     }
     println!("RESULT: no anomaly");
     Ok(Outcome::Ok)

@@ -50,7 +50,15 @@ fn loopback_run_with_kills_and_pauses_finds_no_anomaly() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (code, s, text) = chaos(
         dir.path(),
-        &["--no-netns", "--seconds", "10", "--seed", "7", "--faults", "kill,pause"],
+        &[
+            "--no-netns",
+            "--seconds",
+            "10",
+            "--seed",
+            "7",
+            "--faults",
+            "kill,pause",
+        ],
     );
     assert_eq!(code, 0, "{text}");
     assert_eq!(s["verdict"], "linearizable");
@@ -119,7 +127,11 @@ fn partitions_catch_unsafe_local_reads() {
                 .sum()
         })
         .unwrap_or(0);
-    assert!(under_partition > 0, "no stale read while partitioned: {}", s["stale_reads"]);
+    assert!(
+        under_partition > 0,
+        "no stale read while partitioned: {}",
+        s["stale_reads"]
+    );
 }
 
 #[test]
@@ -132,7 +144,10 @@ fn namespace_run_with_every_fault_finds_no_anomaly_and_cleans_up() {
     assert_eq!(code, 0, "{text}");
     assert_eq!(s["verdict"], "linearizable");
     assert!(ops_ok(&s) > 200, "too few operations: {}", s["ops"]);
-    assert!(s["network"].as_str().unwrap_or("").starts_with("namespaces"));
+    assert!(s["network"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("namespaces"));
     // The bridge named in the summary, and its namespaces, are gone.
     let network = s["network"].as_str().unwrap_or("");
     let bridge = network
@@ -143,8 +158,17 @@ fn namespace_run_with_every_fault_finds_no_anomaly_and_cleans_up() {
     let slot = bridge.trim_start_matches("synch");
     let links = Command::new("ip").args(["link"]).output().expect("ip link");
     let links = String::from_utf8_lossy(&links.stdout);
-    assert!(!links.contains(&format!("{bridge}:")), "bridge {bridge} left behind");
-    let ns = Command::new("ip").args(["netns", "list"]).output().expect("ip netns");
+    assert!(
+        !links.contains(&format!("{bridge}:")),
+        "bridge {bridge} left behind"
+    );
+    let ns = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns");
     let ns = String::from_utf8_lossy(&ns.stdout);
-    assert!(!ns.contains(&format!("synod-chaos{slot}-")), "namespaces left behind: {ns}");
+    assert!(
+        !ns.contains(&format!("synod-chaos{slot}-")),
+        "namespaces left behind: {ns}"
+    );
 }
