@@ -1,0 +1,189 @@
+//! The nemesis: applies each planned fault to the real cluster and heals it.
+
+use crate::error::Result;
+use crate::netns::Netns;
+use crate::nodes::Cluster;
+use crate::schedule::{cut_links, Fault, Split, Target};
+use crate::status;
+use serde::Serialize;
+use std::time::Duration;
+
+/// A fault as it happened.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultRecord {
+    /// Its kind, as counted in the summary (`kill-leader`, ...).
+    pub name: String,
+    /// What exactly was done (`kill -9 node 2 (the leader)`).
+    pub detail: String,
+    /// When it started, in the history's microseconds.
+    pub start_us: u64,
+    /// When it was healed.
+    pub end_us: Option<u64>,
+}
+
+/// What has to be undone to heal a fault.
+pub enum Applied {
+    /// Restart these nodes.
+    Killed(Vec<u64>),
+    /// SIGCONT these nodes.
+    Paused(Vec<u64>),
+    /// Flush the iptables rules.
+    Network,
+}
+
+/// Asks the running nodes who leads; `None` if none can tell.
+pub async fn find_leader(cluster: &Cluster) -> Option<u64> {
+    let asks = cluster
+        .ids()
+        .into_iter()
+        .filter(|&i| cluster.is_up(i))
+        .filter_map(|i| cluster.placement(i).map(|p| p.admin))
+        .map(|a| status::fetch(a, Duration::from_millis(300)));
+    let found: Vec<status::Status> = futures_join(asks).await.into_iter().flatten().collect();
+    status::leader(&found)
+}
+
+/// Awaits all futures concurrently (a handful of status requests).
+async fn futures_join<F>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Waits up to `within` for a leader that the running nodes report.
+pub async fn wait_for_leader(cluster: &Cluster, within: Duration) -> Option<u64> {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(l) = find_leader(cluster).await {
+            return Some(l);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+fn list(ids: &[u64]) -> String {
+    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Starts `fault`; returns what to undo and a description. "The leader" is whoever the nodes
+/// say leads now, or a node drawn from `fallback` when none can tell (said in the description).
+pub async fn apply(
+    fault: &Fault,
+    cluster: &mut Cluster,
+    net: Option<&Netns>,
+    fallback: u64,
+) -> Result<(Applied, String)> {
+    let ids = cluster.ids();
+    let leader = match fault {
+        Fault::Kill(Target::Leader) | Fault::Pause(Target::Leader) => {
+            Some(find_leader(cluster).await)
+        }
+        Fault::Partition(Split::LeaderAlone) => Some(find_leader(cluster).await),
+        _ => None,
+    };
+    let (leader, who) = match leader {
+        Some(Some(l)) => (l, format!("node {l} (the leader)")),
+        Some(None) => (fallback, format!("node {fallback} (no leader known)")),
+        None => (fallback, String::new()),
+    };
+    let victims = |t: &Target| match t {
+        Target::Node(i) => (vec![*i], format!("node {i}")),
+        Target::Leader => (vec![leader], who.clone()),
+        Target::Majority(m) => (m.clone(), format!("nodes {}", list(m))),
+    };
+    match fault {
+        Fault::Kill(t) => {
+            let (v, d) = victims(t);
+            for &i in &v {
+                cluster.kill(i)?;
+            }
+            Ok((Applied::Killed(v), format!("kill -9 {d}")))
+        }
+        Fault::Pause(t) => {
+            let (v, d) = victims(t);
+            for &i in &v {
+                cluster.pause(i, true)?;
+            }
+            Ok((Applied::Paused(v), format!("SIGSTOP {d}")))
+        }
+        Fault::Partition(split) => {
+            let net = net.ok_or_else(no_net)?;
+            net.cut(&cut_links(split, &ids, leader))?;
+            let d = match split {
+                Split::Halves { minority } => {
+                    let rest: Vec<u64> = ids
+                        .iter()
+                        .copied()
+                        .filter(|i| !minority.contains(i))
+                        .collect();
+                    format!("partition {} | {}", list(minority), list(&rest))
+                }
+                Split::LeaderAlone => {
+                    let rest: Vec<u64> = ids.iter().copied().filter(|&i| i != leader).collect();
+                    format!("partition {who} alone | {}", list(&rest))
+                }
+                Split::Bridge {
+                    bridge,
+                    left,
+                    right,
+                } => format!(
+                    "partition {} | {}, node {bridge} bridges both",
+                    list(left),
+                    list(right)
+                ),
+                Split::OneWay { deaf, from } => format!(
+                    "one-way: {} hear nothing from {} (which still hear them)",
+                    list(deaf),
+                    list(from)
+                ),
+            };
+            Ok((Applied::Network, d))
+        }
+        Fault::Loss { percent } => {
+            let net = net.ok_or_else(no_net)?;
+            net.lose(*percent)?;
+            Ok((
+                Applied::Network,
+                format!("{percent}% loss on every link between nodes"),
+            ))
+        }
+    }
+}
+
+fn no_net() -> crate::error::ChaosError {
+    crate::error::ChaosError::Config(
+        "network faults need network namespaces (run as root, without --no-netns)".into(),
+    )
+}
+
+/// Undoes `applied`.
+pub fn heal(applied: &Applied, cluster: &mut Cluster, net: Option<&Netns>) -> Result<()> {
+    match applied {
+        Applied::Killed(v) => {
+            for &i in v {
+                cluster.start(i)?;
+            }
+        }
+        Applied::Paused(v) => {
+            for &i in v {
+                cluster.pause(i, false)?;
+            }
+        }
+        Applied::Network => {
+            if let Some(net) = net {
+                net.heal()?;
+            }
+        }
+    }
+    Ok(())
+}

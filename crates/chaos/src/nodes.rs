@@ -1,0 +1,269 @@
+//! The `synod server` processes of a run: start, kill -9, pause, resume, restart.
+
+use crate::error::{ChaosError, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::fs::{File, OpenOptions};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where one node listens, and in which namespace it runs (`None`: the root one).
+#[derive(Clone, Debug)]
+pub struct Placement {
+    /// Node id.
+    pub id: u64,
+    /// Peer address (the source address its peers must see, too).
+    pub peer: SocketAddr,
+    /// etcd gRPC address.
+    pub client: SocketAddr,
+    /// Admin HTTP address (`/status`).
+    pub admin: SocketAddr,
+    /// Network namespace to run in.
+    pub namespace: Option<String>,
+}
+
+struct Node {
+    at: Placement,
+    child: Option<Child>,
+    paused: bool,
+}
+
+/// The server processes; all are killed when this is dropped.
+pub struct Cluster {
+    nodes: Vec<Node>,
+    synod: PathBuf,
+    dir: PathBuf,
+    peers: String,
+    clients: String,
+    unsafe_local_reads: bool,
+}
+
+impl Cluster {
+    /// A cluster of `placements` run from binary `synod`, keeping data and logs under `dir`.
+    /// Starts nothing yet.
+    pub fn new(
+        synod: &Path,
+        dir: &Path,
+        placements: Vec<Placement>,
+        unsafe_local_reads: bool,
+    ) -> Cluster {
+        let list = |f: fn(&Placement) -> SocketAddr| {
+            placements
+                .iter()
+                .map(|p| format!("{}={}", p.id, f(p)))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        Cluster {
+            peers: list(|p| p.peer),
+            clients: list(|p| p.client),
+            nodes: placements
+                .into_iter()
+                .map(|at| Node {
+                    at,
+                    child: None,
+                    paused: false,
+                })
+                .collect(),
+            synod: synod.to_path_buf(),
+            dir: dir.to_path_buf(),
+            unsafe_local_reads,
+        }
+    }
+
+    /// Node ids, in order.
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.at.id).collect()
+    }
+
+    /// Where node `id` listens.
+    pub fn placement(&self, id: u64) -> Option<&Placement> {
+        self.nodes.iter().find(|n| n.at.id == id).map(|n| &n.at)
+    }
+
+    fn node(&mut self, id: u64) -> Result<&mut Node> {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.at.id == id)
+            .ok_or_else(|| ChaosError::Config(format!("no node {id}")))
+    }
+
+    /// Whether node `id` runs and is not paused: it can answer.
+    pub fn is_up(&self, id: u64) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| n.at.id == id && n.child.is_some() && !n.paused)
+    }
+
+    /// Starts node `id` (from its data directory, so a restart recovers its log).
+    pub fn start(&mut self, id: u64) -> Result<()> {
+        let data = self.dir.join("data").join(format!("node{id}"));
+        let log_path = self.dir.join("logs").join(format!("node{id}.log"));
+        let log = open_log(&log_path)?;
+        let log2 = log.try_clone().map_err(|source| ChaosError::Io {
+            path: log_path.clone(),
+            source,
+        })?;
+        let (synod, peers, clients, unsafe_reads) = (
+            self.synod.clone(),
+            self.peers.clone(),
+            self.clients.clone(),
+            self.unsafe_local_reads,
+        );
+        let node = self.node(id)?;
+        // `ip netns exec` enters the namespace and then execs the server, so the pid we get is
+        // the server's own and signals reach it directly.
+        let mut cmd = match &node.at.namespace {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&synod);
+                c
+            }
+            None => Command::new(&synod),
+        };
+        cmd.arg("server")
+            .args([
+                "--id",
+                &id.to_string(),
+                "--peers",
+                &peers,
+                "--clients",
+                &clients,
+            ])
+            .args(["--listen-client", &node.at.client.to_string()])
+            .args(["--listen-admin", &node.at.admin.to_string()])
+            .arg("--data-dir")
+            .arg(&data)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        if unsafe_reads {
+            cmd.arg("--unsafe-local-reads");
+        }
+        let child = cmd.spawn().map_err(|source| ChaosError::Spawn {
+            node: id,
+            binary: synod.clone(),
+            source,
+        })?;
+        node.child = Some(child);
+        node.paused = false;
+        Ok(())
+    }
+
+    /// kill -9 node `id` and reap it. Nothing happens if it is not running.
+    pub fn kill(&mut self, id: u64) -> Result<()> {
+        let node = self.node(id)?;
+        if let Some(mut child) = node.child.take() {
+            // SIGKILL also ends a stopped process; the error only says it had already exited.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        node.paused = false;
+        Ok(())
+    }
+
+    /// Sends SIGSTOP (`pause`) or SIGCONT to node `id`, if it runs.
+    pub fn pause(&mut self, id: u64, pause: bool) -> Result<()> {
+        let node = self.node(id)?;
+        let Some(child) = &node.child else {
+            return Ok(());
+        };
+        let pid = Pid::from_raw(i32::try_from(child.id()).map_err(|_| {
+            ChaosError::Config(format!("pid {} of node {id} out of range", child.id()))
+        })?);
+        let sig = if pause {
+            Signal::SIGSTOP
+        } else {
+            Signal::SIGCONT
+        };
+        kill(pid, sig).map_err(|source| ChaosError::Os {
+            what: format!("{sig} to node {id} (pid {pid})"),
+            source,
+        })?;
+        node.paused = pause;
+        Ok(())
+    }
+
+    /// Resumes every paused node and starts every stopped one.
+    pub fn heal(&mut self) -> Result<()> {
+        for id in self.ids() {
+            if self.node(id)?.child.is_none() {
+                self.start(id)?;
+            } else {
+                self.pause(id, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Node ids whose process has died on its own (reaped here, reported to the caller).
+    pub fn exited(&mut self) -> Vec<(u64, String)> {
+        let mut dead = Vec::new();
+        for n in &mut self.nodes {
+            if let Some(c) = &mut n.child {
+                if let Ok(Some(status)) = c.try_wait() {
+                    dead.push((n.at.id, status.to_string()));
+                    n.child = None;
+                }
+            }
+        }
+        dead
+    }
+
+    /// Waits until node `id` accepts connections on its client port.
+    pub async fn wait_listening(&self, id: u64, within: Duration) -> Result<()> {
+        let Some(at) = self.placement(id) else {
+            return Err(ChaosError::Config(format!("no node {id}")));
+        };
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let connect = tokio::net::TcpStream::connect(at.client);
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), connect).await {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Err(ChaosError::NotReady(format!(
+            "node {id} did not open {} within {within:?} (see {})",
+            at.client,
+            self.dir
+                .join("logs")
+                .join(format!("node{id}.log"))
+                .display()
+        )))
+    }
+
+    /// Kills every node.
+    pub fn stop_all(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+fn open_log(path: &Path) -> Result<File> {
+    let io = |source| ChaosError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io)
+}
