@@ -95,11 +95,13 @@ pub fn latency_throughput(path: &Path, curves: &[Curve]) -> Result<()> {
                 .map_err(|e| err(e.to_string()))?;
             chart
                 .draw_series(c.points.iter().map(|p| {
-                    Text::new(
-                        format!("{}c", p.clients),
-                        (p.throughput, pick(p)),
-                        ("sans-serif", 12).into_font().color(&color),
-                    )
+                    // Beside the point rather than on it.
+                    EmptyElement::at((p.throughput, pick(p)))
+                        + Text::new(
+                            format!("{}c", p.clients),
+                            (7, -14),
+                            ("sans-serif", 12).into_font().color(&color),
+                        )
                 }))
                 .map_err(|e| err(e.to_string()))?;
         }
