@@ -46,6 +46,8 @@ pub struct Leader {
     pub endpoint: String,
     /// Its process id (for profiling).
     pub pid: u32,
+    /// Its term (etcd) or ballot round (Synod): it grows with every election.
+    pub term: u64,
 }
 
 /// A running local cluster.
@@ -218,6 +220,7 @@ impl Cluster {
                         return Ok(Leader {
                             endpoint: ep.clone(),
                             pid: self.procs[i].pid(),
+                            term: s.raft_term(),
                         });
                     }
                     last = format!("{ep} reports leader {:#x}, itself {me:#x}", s.leader());
@@ -261,6 +264,35 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Like [`Cluster::leader`], but waits up to `timeout` for an election to settle.
+    pub async fn leader_within(&self, timeout: Duration) -> Result<Leader> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.leader().await {
+                Ok(l) => return Ok(l),
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Copies the members' logs into `dir` (they vanish with the data directory).
+    pub fn save_logs(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| BenchError::file(dir, e))?;
+        for i in 0..self.procs.len() {
+            let from = self.log_of(i);
+            let name = format!(
+                "{}-{}",
+                self.system,
+                from.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            );
+            let to = dir.join(name);
+            std::fs::copy(&from, &to).map_err(|e| BenchError::file(&to, e))?;
+        }
+        Ok(())
     }
 
     fn log_of(&self, i: usize) -> PathBuf {

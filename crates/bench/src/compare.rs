@@ -151,6 +151,8 @@ pub struct CompareConfig {
     /// Record a CPU profile of Synod's leader (perf) during the first `put-c64` run, into this
     /// directory.
     pub profile_dir: Option<PathBuf>,
+    /// Copy the members' logs here at the end (they vanish with the data directories).
+    pub logs_dir: Option<PathBuf>,
     /// Show progress bars.
     pub progress: bool,
 }
@@ -208,7 +210,7 @@ pub struct CompareReport {
     pub table: Vec<Row>,
     /// The targets of issue 7.
     pub targets: Vec<TargetCheck>,
-    /// Runs that had errors, as `system case: n errors (sample)`.
+    /// Runs that had errors or a change of leader, one line each.
     pub errors: Vec<String>,
     /// The profile's text report, when one was recorded.
     pub profile: Option<PathBuf>,
@@ -258,9 +260,17 @@ pub async fn run_compare(cfg: &CompareConfig) -> Result<CompareReport> {
             let rate = match results[ci].case.rate {
                 None => None,
                 Some(OpenRate::PerSecond(r)) => Some(r),
-                Some(OpenRate::ShareOfSlowerPut64(share)) => {
-                    Some(share * slower_put64(&results, round)?)
-                }
+                Some(OpenRate::ShareOfSlowerPut64(share)) => match slower_put64(&results, round) {
+                    Some(r) => Some(share * r),
+                    None => {
+                        eprintln!(
+                            "  skipping {} in round {}: no put-c64 throughput to size it from",
+                            results[ci].case.id,
+                            round + 1
+                        );
+                        continue;
+                    }
+                },
             };
             let cr = &mut results[ci];
             // Alternate who goes first, so neither always runs on the other's leftovers
@@ -284,6 +294,12 @@ pub async fn run_compare(cfg: &CompareConfig) -> Result<CompareReport> {
                     profile = Some(p);
                 }
                 let r = r.0;
+                if r.term_change.unwrap_or(0) > 0 {
+                    eprintln!(
+                        "  note: {sys}'s leadership changed during this run (term +{})",
+                        r.term_change.unwrap_or(0)
+                    );
+                }
                 eprintln!(
                     "  {:<5} {:<55} {:>8.0} ops/s  p50 {:>8.3} ms  p99 {:>8.3} ms{}",
                     sys,
@@ -307,6 +323,13 @@ pub async fn run_compare(cfg: &CompareConfig) -> Result<CompareReport> {
             }
         }
     }
+    if let Some(dir) = &cfg.logs_dir {
+        for c in [&synod, &etcd] {
+            if let Err(e) = c.save_logs(dir) {
+                eprintln!("warning: cannot keep the {} logs: {e}", c.system());
+            }
+        }
+    }
     drop(synod);
     drop(etcd);
     let table = table_of(&results);
@@ -315,14 +338,22 @@ pub async fn run_compare(cfg: &CompareConfig) -> Result<CompareReport> {
         .iter()
         .flat_map(|cr| {
             System::BOTH.into_iter().flat_map(move |s| {
-                cr.runs(s).iter().filter(|r| r.errors > 0).map(move |r| {
-                    format!(
-                        "{s} {}: {} errors ({})",
-                        cr.case.label(),
-                        r.errors,
-                        r.error_samples.first().map_or("", String::as_str)
-                    )
-                })
+                cr.runs(s)
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.errors > 0 || r.term_change.unwrap_or(0) > 0)
+                    .map(move |(round, r)| {
+                        format!(
+                            "{s} {} (round {}): {} errors{}; leader term +{}",
+                            cr.case.label(),
+                            round + 1,
+                            r.errors,
+                            r.error_samples
+                                .first()
+                                .map_or(String::new(), |e| format!(" ({e})")),
+                            r.term_change.map_or("?".to_string(), |t| t.to_string())
+                        )
+                    })
             })
         })
         .collect();
@@ -349,23 +380,16 @@ pub async fn run_compare(cfg: &CompareConfig) -> Result<CompareReport> {
     })
 }
 
-/// The lower of the two systems' `put-c64` throughputs in `round`.
-fn slower_put64(results: &[CaseResult], round: usize) -> Result<f64> {
-    let c = results
-        .iter()
-        .find(|c| c.case.id == "put-c64")
-        .ok_or_else(|| {
-            BenchError::Config("an open-loop share needs the put-c64 case first".into())
-        })?;
-    let s = c.synod.get(round).map(|r| r.throughput);
-    let e = c.etcd.get(round).map(|r| r.throughput);
-    match (s, e) {
-        (Some(s), Some(e)) if s.min(e) > 0.0 => Ok(s.min(e)),
-        _ => Err(BenchError::Config(
-            "put-c64 must run (and complete requests) before an open-loop case sized from it"
-                .into(),
-        )),
-    }
+/// The lower of the two systems' `put-c64` throughputs in `round`, leaving out a system that
+/// completed nothing (a stalled run says nothing about the rate it could carry).
+fn slower_put64(results: &[CaseResult], round: usize) -> Option<f64> {
+    let c = results.iter().find(|c| c.case.id == "put-c64")?;
+    [c.synod.get(round), c.etcd.get(round)]
+        .into_iter()
+        .flatten()
+        .map(|r| r.throughput)
+        .filter(|&t| t > 0.0)
+        .min_by(f64::total_cmp)
 }
 
 async fn run_case(
@@ -377,8 +401,8 @@ async fn run_case(
     profile: bool,
 ) -> Result<(RunResult, Option<PathBuf>)> {
     cluster.check_alive()?;
-    // Asked again each time: should leadership move, the clients follow it.
-    let leader = cluster.leader().await?;
+    // Asked again each time: should leadership have moved, the clients follow it.
+    let leader = cluster.leader_within(Duration::from_secs(15)).await?;
     let sys = cluster.system();
     let rc = RunConfig {
         endpoints: vec![leader.endpoint.clone()],
@@ -403,7 +427,11 @@ async fn run_case(
         (Some(dir), true) => Some(start_perf(dir, leader.pid, cfg.warmup + cfg.duration)?),
         _ => None,
     };
-    let r = loadgen::run(&rc).await?;
+    let mut r = loadgen::run(&rc).await?;
+    r.term_change = match cluster.leader_within(Duration::from_secs(15)).await {
+        Ok(after) => Some(after.term.saturating_sub(leader.term)),
+        Err(_) => None,
+    };
     let report = match perf {
         Some((mut guard, dir)) => {
             // perf stops by itself when its `sleep` ends; give it time to write its file.
@@ -665,6 +693,7 @@ mod tests {
             },
             service_ms: None,
             cas: None,
+            term_change: None,
         }
     }
 

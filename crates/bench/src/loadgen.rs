@@ -281,6 +281,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
         latency_ms: LatencySummary::of(&latency),
         service_ms: cfg.rate.map(|_| LatencySummary::of(&service)),
         cas: (cfg.workload == Workload::Cas).then_some(cas),
+        term_change: None,
     })
 }
 

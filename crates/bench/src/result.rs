@@ -57,4 +57,8 @@ pub struct RunResult {
     pub service_ms: Option<LatencySummary>,
     /// Compare-and-set outcomes (cas workload).
     pub cas: Option<CasCounts>,
+    /// How much the leader's term (etcd) or ballot round (Synod) grew over the run, when the
+    /// caller checked: more than zero means leadership changed during the measurement.
+    #[serde(default)]
+    pub term_change: Option<u64>,
 }

@@ -167,7 +167,7 @@ pub struct CompareArgs {
     /// A short run: fewer cases, 1 round, 0.5 s warm-up and 2 s per run.
     #[arg(long)]
     quick: bool,
-    /// Where to write compare.json, table.md and latency-throughput.svg.
+    /// Where to write compare.json, table.md, latency-throughput.svg and the members' logs.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
     /// Rounds of the whole set (the table shows medians). Default 3, or 1 with --quick.
@@ -373,6 +373,7 @@ fn run_compare(a: CompareArgs) -> Result<Outcome> {
         dist: KeyDist::Uniform,
         seed: 1,
         profile_dir: a.profile.then(|| a.out.join("profile")),
+        logs_dir: Some(a.out.join("logs")),
         progress: true,
     };
     let report = until_interrupted(async { Ok(compare::run_compare(&cfg).await?) })?;
