@@ -645,6 +645,14 @@ pub fn write_outputs(report: &CompareReport, dir: &Path) -> Result<Vec<PathBuf>>
     let text = serde_json::to_string_pretty(report)
         .map_err(|e| BenchError::Config(format!("cannot encode the results: {e}")))?;
     std::fs::write(&json, text).map_err(|e| BenchError::file(&json, e))?;
+    let mut files = vec![json];
+    files.extend(write_views(report, dir)?);
+    Ok(files)
+}
+
+/// Writes `table.md` and `latency-throughput.svg` into `dir`; returns their paths.
+pub fn write_views(report: &CompareReport, dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| BenchError::file(dir, e))?;
     let md = dir.join("table.md");
     let mut body = crate::table::markdown(&report.table);
     body.push('\n');
@@ -656,10 +664,16 @@ pub fn write_outputs(report: &CompareReport, dir: &Path) -> Result<Vec<PathBuf>>
             t.detail
         ));
     }
+    if !report.errors.is_empty() {
+        body.push_str("\nRuns with errors or a change of leader:\n");
+        for e in &report.errors {
+            body.push_str(&format!("- {e}\n"));
+        }
+    }
     std::fs::write(&md, body).map_err(|e| BenchError::file(&md, e))?;
     let svg = dir.join("latency-throughput.svg");
     crate::plot::latency_throughput(&svg, &curves_of(&report.cases))?;
-    Ok(vec![json, md, svg])
+    Ok(vec![md, svg])
 }
 
 #[cfg(test)]

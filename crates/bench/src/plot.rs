@@ -107,7 +107,7 @@ pub fn latency_throughput(path: &Path, curves: &[Curve]) -> Result<()> {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::LowerRight)
             .border_style(BLACK)
             .background_style(WHITE.mix(0.8))
             .draw()

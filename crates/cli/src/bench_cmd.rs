@@ -45,6 +45,15 @@ enum BenchWhat {
     /// Start a 3-node Synod and a 3-member etcd on this machine, run every workload against
     /// both alternately, print the ratio table, write JSON and an SVG plot, stop both.
     Compare(CompareArgs),
+    /// Write table.md and latency-throughput.svg again from a saved compare.json (and print
+    /// the table), e.g. after changing how they are drawn.
+    Report {
+        /// The compare.json of an earlier `synod bench compare`.
+        json: PathBuf,
+        /// Where to write them (default: the folder of the JSON file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Workloads, as the command line names them.
@@ -210,6 +219,22 @@ pub fn run(args: BenchArgs) -> Result<Outcome> {
     match args.what {
         BenchWhat::Run(a) => run_load(*a),
         BenchWhat::Compare(a) => run_compare(a),
+        BenchWhat::Report { json, out } => {
+            let text = std::fs::read_to_string(&json)
+                .with_context(|| format!("cannot read {}", json.display()))?;
+            let report: CompareReport = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a compare.json", json.display()))?;
+            let dir = out.unwrap_or_else(|| {
+                json.parent()
+                    .map_or_else(|| PathBuf::from("."), PathBuf::from)
+            });
+            let files = compare::write_views(&report, &dir)?;
+            print_compare(&report);
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            Ok(Outcome::Ok)
+        }
         BenchWhat::Storage {
             seconds,
             record_size,
