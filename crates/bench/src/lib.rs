@@ -1,1 +1,23 @@
 //! Load generation over the etcd v3 API: the same code drives etcd and Synod.
+//!
+//! - [`loadgen`]: closed-loop and open-loop clients, HDR histograms, JSON results.
+//! - [`cluster`]: local etcd and Synod clusters on free ports, stopped when dropped.
+//! - [`compare`]: both systems, every case, alternating; the ratio table, the targets and the
+//!   latency-throughput plot ([`plot`]).
+
+pub mod cluster;
+pub mod compare;
+pub mod error;
+pub mod loadgen;
+pub mod plot;
+pub mod procs;
+pub mod result;
+pub mod schedule;
+pub mod summary;
+pub mod table;
+pub mod workload;
+
+pub use error::{BenchError, Result};
+pub use loadgen::{run, RunConfig};
+pub use result::RunResult;
+pub use workload::{KeyDist, Workload};

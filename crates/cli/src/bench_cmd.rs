@@ -1,10 +1,14 @@
-//! `synod bench`: measurements on this machine.
+//! `synod bench`: measurements on this machine: the write-ahead log alone (`storage`), a load
+//! generator over the etcd v3 API (`run`), and Synod against etcd side by side (`compare`).
 
 use crate::Outcome;
-use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
+use synod_bench::compare::{self, CompareConfig, CompareReport};
+use synod_bench::{KeyDist, RunConfig, RunResult, Workload};
 use synod_storage::bench::{bench_with_progress, BenchOptions};
 
 /// Options of `synod bench`.
@@ -35,10 +39,202 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Load over the etcd v3 API against any etcd-compatible cluster (Synod or etcd): closed
+    /// loop (--clients requests in flight) or open loop (--rate), HDR latency percentiles.
+    Run(Box<RunArgs>),
+    /// Start a 3-node Synod and a 3-member etcd on this machine, run every workload against
+    /// both alternately, print the ratio table, write JSON and an SVG plot, stop both.
+    Compare(CompareArgs),
+    /// Write table.md and latency-throughput.svg again from a saved compare.json (and print
+    /// the table), e.g. after changing how they are drawn.
+    Report {
+        /// The compare.json of an earlier `synod bench compare`.
+        json: PathBuf,
+        /// Where to write them (default: the folder of the JSON file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Workloads, as the command line names them.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum WorkloadArg {
+    /// Put a key.
+    Put,
+    /// Linearizable get.
+    Get,
+    /// Serializable get (served by the member asked, without consensus).
+    GetSerializable,
+    /// Linearizable gets and puts (--read-percent reads).
+    Mix,
+    /// Txn compare-and-set on the key's mod revision.
+    Cas,
+}
+
+impl From<WorkloadArg> for Workload {
+    fn from(w: WorkloadArg) -> Self {
+        match w {
+            WorkloadArg::Put => Workload::Put,
+            WorkloadArg::Get => Workload::Get,
+            WorkloadArg::GetSerializable => Workload::GetSerializable,
+            WorkloadArg::Mix => Workload::Mix,
+            WorkloadArg::Cas => Workload::Cas,
+        }
+    }
+}
+
+/// Key distributions.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DistArg {
+    /// Every key equally likely.
+    Uniform,
+    /// Zipfian (exponent --zipf-s): a few hot keys.
+    Zipf,
+}
+
+/// A duration such as `10s`, `500ms`, `2m` or a plain number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (try 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("unknown unit in '{s}': use ms, s or m")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{s}' is not a usable duration"))
+}
+
+/// Options of `synod bench run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Client endpoints, comma-separated; every connection balances over all of them.
+    #[arg(long, default_value = "127.0.0.1:2379", value_delimiter = ',')]
+    endpoints: Vec<String>,
+    /// What each request does.
+    #[arg(long, value_enum, default_value = "put")]
+    workload: WorkloadArg,
+    /// Concurrent clients: in closed loop each keeps one request in flight; in open loop they
+    /// are the workers that send the scheduled requests.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// gRPC connections the clients share (client i uses connection i mod K).
+    #[arg(long, default_value_t = 1)]
+    conns: usize,
+    /// Bytes per value written.
+    #[arg(long, default_value_t = 256)]
+    value_size: usize,
+    /// Number of distinct keys.
+    #[arg(long, default_value_t = 1000)]
+    keys: u64,
+    /// How keys are drawn.
+    #[arg(long, value_enum, default_value = "uniform")]
+    dist: DistArg,
+    /// Exponent of the zipfian distribution (0.99 as YCSB).
+    #[arg(long, default_value_t = 0.99)]
+    zipf_s: f64,
+    /// Mix workload: percentage of reads.
+    #[arg(long, default_value_t = 50)]
+    read_percent: u8,
+    /// Open loop: requests per second (all clients together); latency is measured from each
+    /// request's intended send time. Without it, closed loop.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Time run but not recorded.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Time recorded.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Seed of the key choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Do not write every key before the run.
+    #[arg(long)]
+    no_preload: bool,
+    /// Name of the system measured, recorded in the JSON (e.g. synod, etcd).
+    #[arg(long)]
+    system: Option<String>,
+    /// Write the results as JSON to this file (`-` for standard output).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Options of `synod bench compare`.
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// A short run: fewer cases, 1 round, 0.5 s warm-up and 2 s per run.
+    #[arg(long)]
+    quick: bool,
+    /// Where to write compare.json, table.md, latency-throughput.svg and the members' logs.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// Rounds of the whole set (the table shows medians). Default 3, or 1 with --quick.
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Warm-up per run. Default 1s, or 0.5s with --quick.
+    #[arg(long, value_parser = parse_duration)]
+    warmup: Option<Duration>,
+    /// Measured time per run. Default 5s, or 2s with --quick.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 256)]
+    value_size: usize,
+    /// Number of distinct keys.
+    #[arg(long, default_value_t = 1000)]
+    keys: u64,
+    /// Members per cluster.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=7))]
+    nodes: u64,
+    /// The etcd binary (default: `etcd` on the PATH, installed from Debian if absent).
+    #[arg(long)]
+    etcd: Option<PathBuf>,
+    /// Do not install Debian's etcd-server when etcd is missing.
+    #[arg(long)]
+    no_install: bool,
+    /// Folder on the disk to measure, for both clusters' data (default: the temporary folder).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Record a CPU profile (perf, cpu-clock) of Synod's leader during the 64-client put run,
+    /// into OUT/profile.
+    #[arg(long)]
+    profile: bool,
+    /// Exit with status 1 when a target of issue 7 is missed.
+    #[arg(long)]
+    check_targets: bool,
 }
 
 pub fn run(args: BenchArgs) -> Result<Outcome> {
     match args.what {
+        BenchWhat::Run(a) => run_load(*a),
+        BenchWhat::Compare(a) => run_compare(a),
+        BenchWhat::Report { json, out } => {
+            let text = std::fs::read_to_string(&json)
+                .with_context(|| format!("cannot read {}", json.display()))?;
+            let report: CompareReport = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a compare.json", json.display()))?;
+            let dir = out.unwrap_or_else(|| {
+                json.parent()
+                    .map_or_else(|| PathBuf::from("."), PathBuf::from)
+            });
+            let files = compare::write_views(&report, &dir)?;
+            print_compare(&report);
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            Ok(Outcome::Ok)
+        }
         BenchWhat::Storage {
             seconds,
             record_size,
@@ -67,5 +263,188 @@ pub fn run(args: BenchArgs) -> Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
+    }
+}
+
+/// Runs `work` on a multi-threaded runtime; Ctrl-C or SIGTERM drops it, which stops every
+/// process it started (their guards kill them on drop).
+fn until_interrupted<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot watch for SIGTERM")?;
+        tokio::select! {
+            r = work => r,
+            _ = tokio::signal::ctrl_c() => bail!("interrupted; everything started was stopped"),
+            _ = term.recv() => bail!("terminated; everything started was stopped"),
+        }
+    })
+}
+
+fn run_load(a: RunArgs) -> Result<Outcome> {
+    let label = (!a.quiet).then(|| a.workload_label());
+    let cfg = RunConfig {
+        endpoints: a.endpoints,
+        workload: a.workload.into(),
+        clients: a.clients,
+        conns: a.conns,
+        value_size: a.value_size,
+        keys: a.keys,
+        dist: match a.dist {
+            DistArg::Uniform => KeyDist::Uniform,
+            DistArg::Zipf => KeyDist::Zipf { s: a.zipf_s },
+        },
+        read_percent: a.read_percent,
+        rate: a.rate,
+        warmup: a.warmup,
+        duration: a.duration,
+        seed: a.seed,
+        preload: !a.no_preload,
+        system: a.system,
+        progress: label,
+    };
+    cfg.validate()?;
+    let r = until_interrupted(async { Ok(synod_bench::run(&cfg).await?) })?;
+    print_run(&r);
+    if let Some(path) = a.json {
+        let text = serde_json::to_string_pretty(&r)?;
+        if path.as_os_str() == "-" {
+            println!("{text}");
+        } else {
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("results written to {}", path.display());
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+impl RunArgs {
+    fn workload_label(&self) -> String {
+        format!("{:?} c={}", self.workload, self.clients).to_lowercase()
+    }
+}
+
+fn print_run(r: &RunResult) {
+    let mode = match r.rate {
+        Some(rate) => format!("open loop at {rate:.0}/s, {} workers", r.clients),
+        None => format!("closed loop, {} clients", r.clients),
+    };
+    eprintln!(
+        "{} {}, {} over {} conns, {}-byte values, {} keys ({})",
+        r.system.as_deref().unwrap_or(""),
+        r.workload,
+        mode,
+        r.conns,
+        r.value_size,
+        r.keys,
+        r.dist
+    );
+    let l = &r.latency_ms;
+    println!(
+        "{:.0} ops/s ({} ops, {} errors in {:.1}s)\nlatency ms{}: p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+        r.throughput,
+        r.ops,
+        r.errors,
+        r.duration_s,
+        if r.rate.is_some() { " (from intended send)" } else { "" },
+        l.p50,
+        l.p90,
+        l.p99,
+        l.p999,
+        l.max
+    );
+    if let Some(s) = &r.service_ms {
+        println!(
+            "service ms (from actual send): p50 {:.3}  p99 {:.3}  max {:.3}",
+            s.p50, s.p99, s.max
+        );
+    }
+    if let Some(c) = &r.cas {
+        println!(
+            "compare-and-set: {} succeeded, {} failed",
+            c.succeeded, c.failed
+        );
+    }
+    for e in &r.error_samples {
+        println!("error: {e}");
+    }
+}
+
+fn run_compare(a: CompareArgs) -> Result<Outcome> {
+    let etcd_exe = match a.etcd {
+        Some(p) => p,
+        None => synod_bench::cluster::ensure_etcd(!a.no_install)?,
+    };
+    let synod_exe = std::env::current_exe().context("cannot find the synod binary")?;
+    let cfg = CompareConfig {
+        synod_exe,
+        etcd_exe,
+        nodes: a.nodes as usize,
+        data_parent: a.data_dir,
+        cases: compare::plan(a.quick),
+        rounds: a.rounds.unwrap_or(if a.quick { 1 } else { 3 }),
+        warmup: a
+            .warmup
+            .unwrap_or(Duration::from_millis(if a.quick { 500 } else { 1000 })),
+        duration: a
+            .duration
+            .unwrap_or(Duration::from_secs(if a.quick { 2 } else { 5 })),
+        value_size: a.value_size,
+        keys: a.keys,
+        dist: KeyDist::Uniform,
+        seed: 1,
+        profile_dir: a.profile.then(|| a.out.join("profile")),
+        logs_dir: Some(a.out.join("logs")),
+        progress: true,
+    };
+    let report = until_interrupted(async { Ok(compare::run_compare(&cfg).await?) })?;
+    let files = compare::write_outputs(&report, &a.out)?;
+    print_compare(&report);
+    for f in files {
+        println!("wrote {}", f.display());
+    }
+    if a.check_targets && report.targets.iter().any(|t| !t.met) {
+        return Ok(Outcome::Problem);
+    }
+    Ok(Outcome::Ok)
+}
+
+fn print_compare(r: &CompareReport) {
+    println!("\n{}\n", r.setup);
+    println!("{}", synod_bench::table::markdown(&r.table));
+    for t in &r.targets {
+        println!(
+            "{} {}: {}",
+            if t.met { "met   " } else { "MISSED" },
+            t.target,
+            t.detail
+        );
+    }
+    for e in &r.errors {
+        println!("errors: {e}");
+    }
+    if let Some(p) = &r.profile {
+        println!("profile of Synod's leader (64-client put): {}", p.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("3h").is_err());
+        assert!(parse_duration("-1s").is_err());
     }
 }

@@ -1,0 +1,431 @@
+//! The load generator: C clients over K gRPC connections to etcd-API endpoints, closed loop
+//! (each client keeps one request in flight) or open loop (requests due at a fixed rate,
+//! latency charged from the intended send time).
+
+use crate::error::{BenchError, Result};
+use crate::result::{CasCounts, RunResult};
+use crate::schedule::{charged, Schedule};
+use crate::summary::{new_histogram, record, LatencySummary};
+use crate::workload::{key_name, value_of, KeyChooser, KeyDist, Workload};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse,
+};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long an open-loop run may overrun its end to send requests that were already due; past
+/// that the generator stops and counts what it never sent as errors.
+const OPEN_LOOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Error messages kept per run, to say what went wrong without flooding the JSON.
+const ERROR_SAMPLES: usize = 5;
+
+/// The settings of one run.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// etcd-API endpoints (`127.0.0.1:2379`); every connection balances over all of them.
+    pub endpoints: Vec<String>,
+    /// What each request does.
+    pub workload: Workload,
+    /// Concurrent clients: closed loop, requests in flight; open loop, workers.
+    pub clients: usize,
+    /// gRPC connections shared by the clients (client i uses connection i mod K).
+    pub conns: usize,
+    /// Bytes per value written.
+    pub value_size: usize,
+    /// Keys in the key space.
+    pub keys: u64,
+    /// How keys are drawn.
+    pub dist: KeyDist,
+    /// Mix workload: the percentage of requests that are (linearizable) reads.
+    pub read_percent: u8,
+    /// Open loop: requests per second, all clients together. None: closed loop.
+    pub rate: Option<f64>,
+    /// Time run but not recorded, so connections, caches and batching settle first.
+    pub warmup: Duration,
+    /// Time recorded.
+    pub duration: Duration,
+    /// Seed of the key choices (each client derives its own from it).
+    pub seed: u64,
+    /// Write every key once before the run, so reads find values and the store has its size.
+    pub preload: bool,
+    /// The system measured, copied into the result (`synod`, `etcd`).
+    pub system: Option<String>,
+    /// Show a progress bar on standard error with this label; none for silence.
+    pub progress: Option<String>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            endpoints: vec!["127.0.0.1:2379".into()],
+            workload: Workload::Put,
+            clients: 1,
+            conns: 1,
+            value_size: 256,
+            keys: 1000,
+            dist: KeyDist::Uniform,
+            read_percent: 50,
+            rate: None,
+            warmup: Duration::from_secs(2),
+            duration: Duration::from_secs(10),
+            seed: 1,
+            preload: true,
+            system: None,
+            progress: None,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Checks that the settings make sense together.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(BenchError::Config(m.to_string()));
+        if self.endpoints.is_empty() {
+            return bad("--endpoints needs at least one HOST:PORT");
+        }
+        if self.clients == 0 || self.conns == 0 {
+            return bad("--clients and --conns must be at least 1");
+        }
+        if self.conns > self.clients {
+            return bad("--conns cannot exceed --clients (a connection without clients is idle)");
+        }
+        if self.keys == 0 {
+            return bad("--keys must be at least 1");
+        }
+        if self.read_percent > 100 {
+            return bad("--read-percent must be between 0 and 100");
+        }
+        if let Some(r) = self.rate {
+            if !(r.is_finite() && r > 0.0) {
+                return bad("--rate must be a positive number of requests per second");
+            }
+        }
+        if self.duration.is_zero() {
+            return bad("--duration must be positive");
+        }
+        if let KeyDist::Zipf { s } = self.dist {
+            if !(s.is_finite() && s > 0.0) {
+                return bad("--zipf-s must be positive");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Opens `conns` independent gRPC connections to `endpoints`.
+pub async fn connect(endpoints: &[String], conns: usize) -> Result<Vec<KvClient>> {
+    let opts = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        // A request stuck longer than this is an error, not a hang of the whole benchmark.
+        .with_timeout(Duration::from_secs(30));
+    let mut out = Vec::with_capacity(conns);
+    for i in 0..conns {
+        let c = Client::connect(endpoints, Some(opts.clone()))
+            .await
+            .map_err(|e| {
+                BenchError::client(
+                    format!("cannot connect (connection {i}) to {}", endpoints.join(",")),
+                    e,
+                )
+            })?;
+        out.push(c.kv_client());
+    }
+    Ok(out)
+}
+
+/// Writes every key once, `parallel` requests at a time.
+pub async fn preload(
+    kvs: &[KvClient],
+    keys: u64,
+    value_size: usize,
+    parallel: usize,
+) -> Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let value = Arc::new(value_of(value_size));
+    let mut tasks = Vec::new();
+    for i in 0..parallel.max(1) {
+        let mut kv = kvs[i % kvs.len()].clone();
+        let (next, value) = (next.clone(), value.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= keys {
+                    return Ok(());
+                }
+                kv.put(key_name(k), value.as_slice(), None)
+                    .await
+                    .map_err(|e| BenchError::client(format!("preloading key {k}"), e))?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await
+            .map_err(|e| BenchError::Config(format!("a preload task failed: {e}")))??;
+    }
+    Ok(())
+}
+
+/// What the workers share.
+struct Shared {
+    workload: Workload,
+    read_percent: u8,
+    value: Vec<u8>,
+    chooser: KeyChooser,
+    seed: u64,
+    measure_from: Instant,
+    end: Instant,
+    schedule: Option<Schedule>,
+    /// Requests completed so far, warm-up included (for the progress bar).
+    done: AtomicU64,
+    /// Requests sent so far, warm-up included (open loop: to count the due ones never sent).
+    sent: AtomicU64,
+}
+
+/// What one worker measured.
+struct WorkerOut {
+    latency: Histogram<u64>,
+    service: Histogram<u64>,
+    ops: u64,
+    errors: u64,
+    samples: Vec<String>,
+    cas: CasCounts,
+}
+
+/// Runs the configured load and returns what it measured.
+pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
+    cfg.validate()?;
+    let kvs = connect(&cfg.endpoints, cfg.conns).await?;
+    if cfg.preload {
+        preload(&kvs, cfg.keys, cfg.value_size, cfg.clients.clamp(16, 64)).await?;
+    }
+    let start = Instant::now();
+    let measure_from = start + cfg.warmup;
+    let end = measure_from + cfg.duration;
+    let shared = Arc::new(Shared {
+        workload: cfg.workload,
+        read_percent: cfg.read_percent,
+        value: value_of(cfg.value_size),
+        chooser: KeyChooser::new(cfg.keys, cfg.dist)?,
+        seed: cfg.seed,
+        measure_from,
+        end,
+        schedule: cfg.rate.map(|r| Schedule::new(start, r)),
+        done: AtomicU64::new(0),
+        sent: AtomicU64::new(0),
+    });
+    let progress = cfg
+        .progress
+        .as_ref()
+        .map(|label| spawn_progress(label, shared.clone(), start, cfg.warmup + cfg.duration));
+    let workers: Vec<_> = (0..cfg.clients)
+        .map(|i| tokio::spawn(worker(i as u64, kvs[i % kvs.len()].clone(), shared.clone())))
+        .collect();
+    let mut latency = new_histogram();
+    let mut service = new_histogram();
+    let (mut ops, mut errors, mut samples, mut cas) = (0, 0, Vec::new(), CasCounts::default());
+    for w in workers {
+        let out = w
+            .await
+            .map_err(|e| BenchError::Config(format!("a client task failed: {e}")))?;
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = latency.add(&out.latency);
+        let _ = service.add(&out.service);
+        ops += out.ops;
+        errors += out.errors;
+        cas.succeeded += out.cas.succeeded;
+        cas.failed += out.cas.failed;
+        samples.extend(out.samples);
+    }
+    if let Some((bar, task)) = progress {
+        task.abort();
+        bar.finish_and_clear();
+    }
+    if let Some(rate) = cfg.rate {
+        // Requests due before the end that no worker sent before the grace ran out.
+        let due = (rate * (cfg.warmup + cfg.duration).as_secs_f64()).ceil() as u64;
+        let never_sent = due.saturating_sub(shared.sent.load(Ordering::Relaxed));
+        if never_sent > 0 {
+            errors += never_sent;
+            samples.push(format!(
+                "{never_sent} requests never sent: the generator fell behind by more than {}s",
+                OPEN_LOOP_GRACE.as_secs()
+            ));
+        }
+    }
+    samples.truncate(ERROR_SAMPLES);
+    let secs = cfg.duration.as_secs_f64();
+    Ok(RunResult {
+        system: cfg.system.clone(),
+        endpoints: cfg.endpoints.clone(),
+        workload: cfg.workload,
+        clients: cfg.clients,
+        conns: cfg.conns,
+        value_size: cfg.value_size,
+        keys: cfg.keys,
+        dist: cfg.dist,
+        read_percent: cfg.read_percent,
+        rate: cfg.rate,
+        warmup_s: cfg.warmup.as_secs_f64(),
+        duration_s: secs,
+        ops,
+        errors,
+        error_samples: samples,
+        throughput: ops as f64 / secs,
+        latency_ms: LatencySummary::of(&latency),
+        service_ms: cfg.rate.map(|_| LatencySummary::of(&service)),
+        cas: (cfg.workload == Workload::Cas).then_some(cas),
+        term_change: None,
+    })
+}
+
+async fn worker(id: u64, mut kv: KvClient, sh: Arc<Shared>) -> WorkerOut {
+    // Distinct, reproducible streams per client.
+    let mut rng = StdRng::seed_from_u64(sh.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut revs: HashMap<u64, i64> = HashMap::new();
+    let mut out = WorkerOut {
+        latency: new_histogram(),
+        service: new_histogram(),
+        ops: 0,
+        errors: 0,
+        samples: Vec::new(),
+        cas: CasCounts::default(),
+    };
+    loop {
+        let intended = match &sh.schedule {
+            Some(s) => {
+                let due = s.take();
+                if due >= sh.end || Instant::now() >= sh.end + OPEN_LOOP_GRACE {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+                due
+            }
+            None => {
+                let now = Instant::now();
+                if now >= sh.end {
+                    break;
+                }
+                now
+            }
+        };
+        let k = sh.chooser.next(&mut rng);
+        let read = rng.gen_range(0..100u8) < sh.read_percent;
+        let sent = Instant::now();
+        sh.sent.fetch_add(1, Ordering::Relaxed);
+        let r = one_request(&mut kv, &sh, k, read, &mut revs).await;
+        let done = Instant::now();
+        sh.done.fetch_add(1, Ordering::Relaxed);
+        let measured = intended >= sh.measure_from && intended < sh.end;
+        match r {
+            Ok(cas) if measured => {
+                out.ops += 1;
+                match cas {
+                    Some(true) => out.cas.succeeded += 1,
+                    Some(false) => out.cas.failed += 1,
+                    None => {}
+                }
+                record(&mut out.latency, charged(intended, done));
+                record(&mut out.service, charged(sent, done));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if measured {
+                    out.errors += 1;
+                    if out.samples.len() < ERROR_SAMPLES {
+                        out.samples.push(e.to_string());
+                    }
+                }
+                if sh.schedule.is_none() {
+                    // A closed-loop client retrying at once would spin against a dead server.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn one_request(
+    kv: &mut KvClient,
+    sh: &Shared,
+    k: u64,
+    read: bool,
+    revs: &mut HashMap<u64, i64>,
+) -> Result<Option<bool>, etcd_client::Error> {
+    let key = key_name(k);
+    match sh.workload {
+        Workload::Put => kv.put(key, sh.value.as_slice(), None).await.map(|_| None),
+        Workload::Get => kv.get(key, None).await.map(|_| None),
+        Workload::GetSerializable => kv
+            .get(key, Some(GetOptions::new().with_serializable()))
+            .await
+            .map(|_| None),
+        Workload::Mix if read => kv.get(key, None).await.map(|_| None),
+        Workload::Mix => kv.put(key, sh.value.as_slice(), None).await.map(|_| None),
+        Workload::Cas => {
+            // Put only if nobody wrote the key since this client last saw it; otherwise read
+            // it, which tells the revision to compare against next time.
+            let seen = revs.get(&k).copied().unwrap_or(0);
+            let txn = Txn::new()
+                .when([Compare::mod_revision(key.clone(), CompareOp::Equal, seen)])
+                .and_then([TxnOp::put(key.clone(), sh.value.as_slice(), None)])
+                .or_else([TxnOp::get(key, None)]);
+            let resp = kv.txn(txn).await?;
+            if resp.succeeded() {
+                if let Some(h) = resp.header() {
+                    revs.insert(k, h.revision());
+                }
+            } else {
+                for op in resp.op_responses() {
+                    if let TxnOpResponse::Get(g) = op {
+                        let rev = g.kvs().first().map_or(0, |kv| kv.mod_revision());
+                        revs.insert(k, rev);
+                    }
+                }
+            }
+            Ok(Some(resp.succeeded()))
+        }
+    }
+}
+
+fn spawn_progress(
+    label: &str,
+    sh: Arc<Shared>,
+    start: Instant,
+    total: Duration,
+) -> (ProgressBar, tokio::task::JoinHandle<()>) {
+    let bar = ProgressBar::new(total.as_millis() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>28} [{bar:30}] {elapsed:>4} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    let b = bar.clone();
+    let task = tokio::spawn(async move {
+        let mut last = (Instant::now(), 0u64);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            let done = sh.done.load(Ordering::Relaxed);
+            let rate = (done - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
+            last = (now, done);
+            let phase = if now < sh.measure_from {
+                "warm-up"
+            } else {
+                "measuring"
+            };
+            b.set_position(now.duration_since(start).as_millis() as u64);
+            b.set_message(format!("{phase}, {rate:.0} ops/s"));
+        }
+    });
+    (bar, task)
+}

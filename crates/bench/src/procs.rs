@@ -1,0 +1,148 @@
+//! Child processes that never outlive the benchmark, and the free ports they listen on.
+
+use crate::error::{BenchError, Result};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A child process killed (and reaped) when the guard is dropped: on success, on error and on
+/// Ctrl-C alike, as long as the caller drops its guards before exiting.
+pub struct ChildGuard {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl ChildGuard {
+    /// Starts `cmd` with its standard output and error going to `log`.
+    pub fn spawn(name: impl Into<String>, mut cmd: Command, log: &Path) -> Result<Self> {
+        let name = name.into();
+        let out = std::fs::File::create(log).map_err(|e| BenchError::file(log, e))?;
+        let err = out.try_clone().map_err(|e| BenchError::file(log, e))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| BenchError::process(format!("cannot start {name} ({cmd:?})"), e))?;
+        Ok(ChildGuard {
+            name,
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The name given at start.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Waits up to `timeout` for the process to end by itself (and kills it after that).
+    pub fn wait_timeout(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Result<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                Ok(None) => {
+                    let _ = self.child.kill();
+                    return self
+                        .child
+                        .wait()
+                        .map_err(|e| BenchError::process(format!("waiting for {}", self.name), e));
+                }
+                Err(e) => return Err(BenchError::process(format!("waiting for {}", self.name), e)),
+            }
+        }
+    }
+
+    /// None while running; otherwise a description of how it ended and the end of its log.
+    pub fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(format!(
+                "{} exited ({status}); the end of its log {}:\n{}",
+                self.name,
+                self.log.display(),
+                tail(&self.log, 15)
+            )),
+            Ok(None) => None,
+            Err(e) => Some(format!("{} cannot be waited for: {e}", self.name)),
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        // SIGKILL: the data lives in a temporary directory that is removed next, so a clean
+        // shutdown would buy nothing and could hang.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The last `n` lines of a text file (empty if it cannot be read).
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `n` distinct free loopback ports. Every listener is held until all are chosen so that none
+/// repeats; another process could still take one before the server binds it, which the
+/// readiness check then reports.
+pub fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let held = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| BenchError::process("cannot find a free port on 127.0.0.1", e))?;
+    held.iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| BenchError::process("cannot read a bound port", e))
+}
+
+/// The full path of `program` if it is on the PATH.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let mut p = free_ports(8).expect("ports");
+        p.sort_unstable();
+        p.dedup();
+        assert_eq!(p.len(), 8);
+    }
+
+    #[test]
+    fn a_guard_kills_its_child() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let mut g = ChildGuard::spawn("sleep", cmd, &dir.path().join("sleep.log")).expect("spawn");
+        assert!(g.exited().is_none());
+        let pid = g.pid();
+        drop(g);
+        // After the guard, the pid is reaped: /proc no longer lists it (or lists another
+        // process that reused the number, which is not a sleep of ours).
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(!cmdline.starts_with("sleep"), "sleep {pid} still running");
+    }
+}

@@ -1,0 +1,64 @@
+//! The outcome of one load-generator run, as written to JSON.
+
+use crate::summary::LatencySummary;
+use crate::workload::{KeyDist, Workload};
+use serde::{Deserialize, Serialize};
+
+/// How a compare-and-set run went.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CasCounts {
+    /// Transactions whose compare held (the put happened).
+    pub succeeded: u64,
+    /// Transactions whose compare failed (another client got there first, or the revision was
+    /// not known yet): the key was read instead.
+    pub failed: u64,
+}
+
+/// Everything one run measured, and the settings that produced it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Which system was measured, when the caller knows (`synod`, `etcd`).
+    pub system: Option<String>,
+    /// The endpoints the clients used.
+    pub endpoints: Vec<String>,
+    /// The workload.
+    pub workload: Workload,
+    /// Concurrent clients (closed loop: requests in flight; open loop: workers).
+    pub clients: usize,
+    /// gRPC connections the clients shared.
+    pub conns: usize,
+    /// Bytes per value written.
+    pub value_size: usize,
+    /// Keys in the key space.
+    pub keys: u64,
+    /// How keys were drawn.
+    pub dist: KeyDist,
+    /// Percentage of reads (mix workload).
+    pub read_percent: u8,
+    /// Open loop: the target rate in requests per second; none for closed loop.
+    pub rate: Option<f64>,
+    /// Seconds of warm-up, not recorded.
+    pub warmup_s: f64,
+    /// Seconds measured.
+    pub duration_s: f64,
+    /// Requests completed successfully in the measured window.
+    pub ops: u64,
+    /// Requests that failed in the measured window.
+    pub errors: u64,
+    /// A few of the error messages, to say what went wrong.
+    pub error_samples: Vec<String>,
+    /// Completed requests per second over the measured window.
+    pub throughput: f64,
+    /// Latency in milliseconds: from the intended send time in open loop, from the send in
+    /// closed loop.
+    pub latency_ms: LatencySummary,
+    /// Open loop only: latency from the actual send (service time), for comparison with
+    /// `latency_ms`; the difference is time spent waiting for a free worker or a late timer.
+    pub service_ms: Option<LatencySummary>,
+    /// Compare-and-set outcomes (cas workload).
+    pub cas: Option<CasCounts>,
+    /// How much the leader's term (etcd) or ballot round (Synod) grew over the run, when the
+    /// caller checked: more than zero means leadership changed during the measurement.
+    #[serde(default)]
+    pub term_change: Option<u64>,
+}
