@@ -37,7 +37,7 @@ enum Command {
     Cluster(cluster_cmd::ClusterArgs),
     /// Check a recorded history (JSON lines) for linearizability.
     Check(check_cmd::CheckArgs),
-    /// Benchmarks on this machine (`synod bench storage`).
+    /// Benchmarks: load against etcd-API clusters (`run`, `compare`, `report`) and the WAL (`storage`).
     Bench(bench_cmd::BenchArgs),
     /// Fault-injection run against real server processes, checked for linearizability.
     Chaos(chaos_cmd::ChaosArgs),
