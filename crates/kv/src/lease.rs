@@ -5,7 +5,6 @@
 //! replica applies the expiry at the same point of the log, so they agree on what was deleted.
 
 use crate::error::KvError;
-use crate::range::KeyRange;
 use crate::store::Store;
 use crate::types::DeleteRangeRequest;
 use serde::{Deserialize, Serialize};
@@ -134,16 +133,5 @@ impl Store {
         if let Some(l) = self.leases.get_mut(&after) {
             l.keys.insert(key.to_vec());
         }
-    }
-
-    /// Keys attached to a lease whose ids match `range` (for tests and diagnostics).
-    pub fn lease_keys_in(&self, id: i64, range: &KeyRange) -> Vec<Vec<u8>> {
-        self.leases.get(&id).map_or_else(Vec::new, |l| {
-            l.keys
-                .iter()
-                .filter(|k| range.contains(k))
-                .cloned()
-                .collect()
-        })
     }
 }
