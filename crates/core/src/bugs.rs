@@ -19,15 +19,20 @@ pub enum PlantedBug {
     ApplyBeforeChosen,
     /// A leader serves reads without confirming with a quorum that it still leads.
     UnconfirmedReads,
+    /// A leader counts its own vote the moment it casts it, before the vote is durable, while
+    /// its accepts leave ahead of its sync: a value can look chosen with fewer durable votes
+    /// than a quorum.
+    OwnVoteBeforeSync,
 }
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 4] = [
+    pub const ALL: [PlantedBug; 5] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
         PlantedBug::UnconfirmedReads,
+        PlantedBug::OwnVoteBeforeSync,
     ];
 
     /// The name used on the command line.
@@ -37,6 +42,7 @@ impl PlantedBug {
             PlantedBug::IgnorePromiseValues => "ignore-promise-values",
             PlantedBug::ApplyBeforeChosen => "apply-before-chosen",
             PlantedBug::UnconfirmedReads => "unconfirmed-reads",
+            PlantedBug::OwnVoteBeforeSync => "own-vote-before-sync",
         }
     }
 }

@@ -157,6 +157,13 @@ fn a_single_node_elects_itself_and_commits_alone() {
     let mut net = Net::new(1);
     net.elect(1);
     net.request(1, 9, 1, 5);
+    // Its own vote counts only when the driver hands it back, after persisting it.
+    assert!(net.replies.is_empty());
+    assert!(matches!(
+        net.queue.front(),
+        Some((1, 1, Message::Accepted { slot: 0, .. }))
+    ));
+    net.settle();
     assert_eq!(
         net.replies,
         vec![(

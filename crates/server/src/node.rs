@@ -1,6 +1,8 @@
 //! The node loop: one task owns the replica. It takes inputs (peer messages, client proposals,
-//! ticks), group-commits the persist records of everything it handled with one fsync, and only
-//! then sends that batch's messages and answers its clients: the persist-before-send contract.
+//! ticks), hands the persist records of everything it handled to the log's flusher thread as one
+//! group, and goes on while the disk syncs. Messages that reveal this node's promises and votes
+//! wait for that sync (`Message::waits_for_sync`); accepts, heartbeats and client replies do not,
+//! so a leader's disk and its followers' disks write in parallel.
 
 use crate::config::ServerConfig;
 use crate::lease_clock::LeaseClock;
@@ -8,14 +10,17 @@ use crate::metrics::Metrics;
 use crate::peer::Outbox;
 use crate::watch::{WatchHub, WatchMsg, WatchSpec};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use synod_core::multi::{
     ClientId, Command, Config, DurableState, Message, MultiEffects, Output, Persist, Replica,
     RoleKind, Timer,
 };
-use synod_core::NodeId;
+use synod_core::{NodeId, Outgoing};
 use synod_kv::{KvCommand, KvOutput, RangeRequest, RangeResponse, Store};
-use synod_storage::{SnapshotStore, StorageError, StorageOptions, Wal, WalOptions};
+use synod_storage::{
+    CommitHandle, GroupCommitter, SnapshotStore, StorageError, StorageOptions, WalOptions,
+};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
@@ -206,11 +211,42 @@ struct Waiting {
     first_tick: u64,
 }
 
+/// What the log's flusher thread and the checkpoint task report back to the loop.
+enum Durable {
+    /// Persist batch `seq` (and every earlier one) is durable, or the log failed.
+    Synced {
+        seq: u64,
+        started: Instant,
+        records: usize,
+        result: Result<(), StorageError>,
+    },
+    /// A checkpoint was saved and the log below it dropped: its size, and the log's byte
+    /// counter right after.
+    Checkpointed(Result<(u64, u64), StorageError>),
+}
+
+type Outgoings = Vec<Outgoing<Message<KvCommand>>>;
+
 /// The node's state, owned by its loop.
 pub struct Node {
     replica: Replica<Store>,
-    wal: Wal,
-    snapshots: SnapshotStore,
+    /// Keeps the flusher thread running; dropping it completes what is queued.
+    _log: GroupCommitter,
+    wal: CommitHandle,
+    snapshots: Arc<SnapshotStore>,
+    /// Index of the last record handed to the log.
+    appended: u64,
+    /// Persist batches handed to the log, and the newest known durable.
+    batches: u64,
+    synced: u64,
+    /// Messages waiting for a persist batch to be durable, by batch.
+    held: VecDeque<(u64, Outgoings)>,
+    durable_tx: mpsc::UnboundedSender<Durable>,
+    durable_rx: Option<mpsc::UnboundedReceiver<Durable>>,
+    /// A checkpoint is being written in the background.
+    checkpointing: bool,
+    /// Commands taken since the last flush, proposed together so they can share slots.
+    proposals: Vec<Command<KvCommand>>,
     /// Bytes of the latest checkpoint plus what the log gained since.
     checkpoint_bytes: u64,
     appended_at_checkpoint: u64,
@@ -278,8 +314,15 @@ impl Node {
                 }
             }
         }
-        let wal = opened.wal;
-        let snapshots = opened.snapshots;
+        let mut wal = opened.wal;
+        let snapshots = Arc::new(opened.snapshots);
+        // A new boot epoch gives this run's lanes client ids no earlier run used.
+        wal.append(&postcard::to_stdvec(&LogRecord::Boot(boot + 1)).expect("serializes"))?;
+        wal.sync()?;
+        let appended = wal.last_index();
+        let appended_at_checkpoint = wal.stats().bytes;
+        let log = GroupCommitter::start(wal)?;
+        let (durable_tx, durable_rx) = mpsc::unbounded_channel();
         let mut rc = Config::new(cfg.id, cfg.members.iter().map(|m| m.id).collect());
         rc.heartbeat_ticks = cfg.heartbeat_ticks;
         rc.election_ticks = cfg.election_ticks;
@@ -288,11 +331,19 @@ impl Node {
         rc.seed = cfg.id ^ (boot + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let replica = Replica::recover(rc, Store::new(), durable)
             .map_err(|e| NodeError::Config(e.to_string()))?;
-        let appended_at_checkpoint = wal.stats().bytes;
-        let mut node = Node {
+        let node = Node {
             replica,
-            wal,
+            wal: log.handle(),
+            _log: log,
             snapshots,
+            appended,
+            batches: 0,
+            synced: 0,
+            held: VecDeque::new(),
+            durable_tx,
+            durable_rx: Some(durable_rx),
+            checkpointing: false,
+            proposals: Vec::new(),
             checkpoint_bytes,
             appended_at_checkpoint,
             outbox,
@@ -316,10 +367,6 @@ impl Node {
             reads: HashMap::new(),
             next_read: 0,
         };
-        // A new boot epoch gives this run's lanes client ids no earlier run used.
-        node.wal
-            .append(&postcard::to_stdvec(&LogRecord::Boot(node.boot)).expect("serializes"))?;
-        node.wal.sync()?;
         Ok(node)
     }
 
@@ -336,24 +383,39 @@ impl Node {
         let mut pending = self.replica.start();
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut durable_rx = self.durable_rx.take().expect("run once");
         loop {
-            tokio::select! {
+            let stepped = tokio::select! {
                 input = rx.recv() => match input {
-                    Some(i) => self.handle(i, &mut pending),
+                    Some(i) => {
+                        self.handle(i, &mut pending);
+                        Ok(())
+                    }
                     None => break,
                 },
-                _ = ticker.tick() => self.tick(&mut pending),
-            }
-            // Group commit: take whatever else is already queued before syncing once.
-            let mut n = 0;
-            while n < 1024 {
-                match rx.try_recv() {
-                    Ok(i) => self.handle(i, &mut pending),
-                    Err(_) => break,
+                _ = ticker.tick() => {
+                    self.tick(&mut pending);
+                    Ok(())
                 }
-                n += 1;
-            }
-            if let Err(e) = self.flush(&mut pending) {
+                Some(d) = durable_rx.recv() => self.on_durable(d, &mut pending),
+            };
+            // Group commit: take whatever else is already queued before handing one batch to
+            // the log.
+            let mut n = 0;
+            let drained = stepped.and_then(|()| {
+                while n < 1024 {
+                    match rx.try_recv() {
+                        Ok(i) => self.handle(i, &mut pending),
+                        Err(_) => break,
+                    }
+                    n += 1;
+                }
+                while let Ok(d) = durable_rx.try_recv() {
+                    self.on_durable(d, &mut pending)?;
+                }
+                self.flush(&mut pending)
+            });
+            if let Err(e) = drained {
                 tracing::error!(error = %e, "cannot write the log; stopping this node");
                 break;
             }
@@ -369,7 +431,7 @@ impl Node {
                 self.metrics.received.with_label_values(&[msg.kind()]).inc();
                 fx.extend(self.replica.on_message(from, msg));
             }
-            Input::Propose(cmd, reply) => self.propose(cmd, reply, fx),
+            Input::Propose(cmd, reply) => self.propose(cmd, reply),
             Input::ReadIndex(req, reply) => {
                 self.next_read += 1;
                 let id = self.next_read;
@@ -394,7 +456,6 @@ impl Node {
         &mut self,
         mut cmd: KvCommand,
         reply: oneshot::Sender<Result<KvOutput, ProposeError>>,
-        fx: &mut MultiEffects<KvCommand, KvOutput>,
     ) {
         if let KvCommand::LeaseGrant { id, .. } = &mut cmd {
             if *id == 0 {
@@ -413,7 +474,7 @@ impl Node {
         };
         let key = (command.client, command.seq);
         self.metrics.proposals.inc();
-        fx.extend(self.replica.on_client_request(command.clone()));
+        self.proposals.push(command.clone());
         self.waiting.insert(
             key,
             Waiting {
@@ -472,7 +533,12 @@ impl Node {
             commit_index: r.commit_index(),
             applied_index: r.applied_index(),
             revision: r.state_machine().revision(),
-            log_bytes: self.checkpoint_bytes + self.wal.stats().bytes - self.appended_at_checkpoint,
+            log_bytes: self.checkpoint_bytes
+                + self
+                    .wal
+                    .stats()
+                    .bytes
+                    .saturating_sub(self.appended_at_checkpoint),
             keys: r.state_machine().len(),
         }
     }
@@ -500,7 +566,7 @@ impl Node {
         {
             tracing::debug!(lease = id, "lease ran out; proposing its expiry");
             let (reply, _) = oneshot::channel();
-            self.propose(KvCommand::LeaseExpire { id, refreshes }, reply, fx);
+            self.propose(KvCommand::LeaseExpire { id, refreshes }, reply);
         }
         // Retry watchers whose streams were full, and send progress notifications.
         if !self.watchers.is_empty() {
@@ -548,74 +614,68 @@ impl Node {
         }
     }
 
-    fn flush(&mut self, fx: &mut MultiEffects<KvCommand, KvOutput>) -> Result<(), StorageError> {
-        let mut fx = std::mem::take(fx);
-        if self.replica.applied_index() >= self.replica.log_start() + self.snapshot_every {
-            fx.extend(self.replica.take_snapshot());
-        }
-        let snapshotted = fx.persist.iter().any(|p| matches!(p, Persist::Snapshot(_)));
-        for p in &fx.persist {
-            self.wal.append(
-                &postcard::to_stdvec(&LogRecord::Persist(p.clone())).expect("serializes"),
-            )?;
-        }
-        // The one fsync for everything this batch of steps asked to persist; other tasks keep
-        // running on the runtime's other workers meanwhile.
-        if !fx.persist.is_empty() {
-            let started = std::time::Instant::now();
-            tokio::task::block_in_place(|| self.wal.sync())?;
-            self.metrics
-                .fsync_seconds
-                .observe(started.elapsed().as_secs_f64());
-            self.metrics
-                .records_per_fsync
-                .observe(fx.persist.len() as f64);
-        }
-        if snapshotted {
-            // The snapshot record is durable in the log; fold the log into a checkpoint.
-            tokio::task::block_in_place(|| self.checkpoint())?;
-        }
-        for t in fx.timers {
-            self.timers.insert(t.kind, self.now + t.after);
-        }
-        for o in fx.send {
-            self.metrics.sent.with_label_values(&[o.msg.kind()]).inc();
-            self.outbox.send(o.to, o.msg);
-        }
-        for out in fx.output {
-            match out {
-                Output::Reply {
-                    client,
-                    seq,
-                    result,
-                } => {
-                    if let Some(w) = self.waiting.remove(&(client, seq)) {
-                        let _ = w.reply.send(Ok(result));
-                        self.free_lanes.push(Self::lane_of(client));
-                    }
-                }
-                Output::NotLeader { client, seq, .. } => self.retry.push_back((client, seq)),
-                Output::Applied { slot } => {
-                    self.metrics.applied.inc();
-                    if let Some(e) = self.replica.log().get(&slot) {
-                        self.metrics
-                            .batch_size
-                            .observe(e.value.commands().len() as f64);
-                    }
-                }
-                Output::Chosen { .. } => {}
-                Output::ReadReady { id } => {
-                    if let Some((req, reply, _)) = self.reads.remove(&id) {
-                        let store = self.replica.state_machine();
-                        let _ = reply.send(Ok((store.revision(), store.range(&req))));
-                    }
-                }
-                Output::ReadFailed { id, .. } => {
-                    if let Some((_, reply, _)) = self.reads.remove(&id) {
-                        let _ = reply.send(Err(ProposeError::NotLeader));
-                    }
+    /// What the flusher or the checkpoint task finished: release the messages that waited for
+    /// a sync (our own votes go back into the replica), or account for a checkpoint.
+    fn on_durable(
+        &mut self,
+        done: Durable,
+        fx: &mut MultiEffects<KvCommand, KvOutput>,
+    ) -> Result<(), StorageError> {
+        match done {
+            Durable::Synced {
+                seq,
+                started,
+                records,
+                result,
+            } => {
+                result?;
+                self.metrics
+                    .fsync_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                self.metrics.records_per_fsync.observe(records as f64);
+                self.synced = self.synced.max(seq);
+                while self.held.front().is_some_and(|(s, _)| *s <= self.synced) {
+                    let (_, msgs) = self.held.pop_front().expect("checked");
+                    self.send(msgs, fx);
                 }
             }
+            Durable::Checkpointed(result) => {
+                let (bytes, log_bytes) = result?;
+                self.checkpointing = false;
+                self.checkpoint_bytes = bytes;
+                self.appended_at_checkpoint = log_bytes;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends messages whose records are durable; our own votes are handed to the replica.
+    fn send(&mut self, msgs: Outgoings, fx: &mut MultiEffects<KvCommand, KvOutput>) {
+        let me = self.replica.id();
+        for o in msgs {
+            if o.to == me {
+                fx.extend(self.replica.on_message(me, o.msg));
+            } else {
+                self.metrics.sent.with_label_values(&[o.msg.kind()]).inc();
+                self.outbox.send(o.to, o.msg);
+            }
+        }
+    }
+
+    fn flush(&mut self, fx: &mut MultiEffects<KvCommand, KvOutput>) -> Result<(), StorageError> {
+        if !self.proposals.is_empty() {
+            let batch = std::mem::take(&mut self.proposals);
+            fx.extend(self.replica.on_client_requests(batch));
+        }
+        if !self.checkpointing
+            && self.replica.applied_index() >= self.replica.log_start() + self.snapshot_every
+        {
+            fx.extend(self.replica.take_snapshot());
+        }
+        // Own votes released at once (nothing unsynced) produce effects of their own.
+        while !fx.is_empty() {
+            let step = std::mem::take(fx);
+            self.flush_step(step, fx)?;
         }
         let revision = self.replica.state_machine().revision();
         if revision != self.pumped_revision {
@@ -625,12 +685,103 @@ impl Node {
         }
         Ok(())
     }
-}
 
-impl Node {
-    /// Replaces the log file with the current durable state, compactly: boot epoch, snapshot,
-    /// promise, the log from the snapshot on, and the commit point.
-    fn checkpoint(&mut self) -> Result<(), StorageError> {
+    fn flush_step(
+        &mut self,
+        fx: MultiEffects<KvCommand, KvOutput>,
+        next: &mut MultiEffects<KvCommand, KvOutput>,
+    ) -> Result<(), StorageError> {
+        let snapshotted = fx.persist.iter().any(|p| matches!(p, Persist::Snapshot(_)));
+        if !fx.persist.is_empty() {
+            let records: Vec<Vec<u8>> = fx
+                .persist
+                .iter()
+                .map(|p| postcard::to_stdvec(&LogRecord::Persist(p.clone())).expect("serializes"))
+                .collect();
+            self.appended += records.len() as u64;
+            self.batches += 1;
+            let (seq, tx, n) = (self.batches, self.durable_tx.clone(), records.len());
+            let started = Instant::now();
+            self.wal.append_then(records, move |result| {
+                let _ = tx.send(Durable::Synced {
+                    seq,
+                    started,
+                    records: n,
+                    result: result.map(|_| ()),
+                });
+            });
+        }
+        if snapshotted {
+            self.start_checkpoint();
+        }
+        for t in fx.timers {
+            self.timers.insert(t.kind, self.now + t.after);
+        }
+        let me = self.replica.id();
+        let (late, early): (Outgoings, Outgoings) = fx
+            .send
+            .into_iter()
+            .partition(|o| o.to == me || o.msg.waits_for_sync());
+        for o in early {
+            self.metrics.sent.with_label_values(&[o.msg.kind()]).inc();
+            self.outbox.send(o.to, o.msg);
+        }
+        if !late.is_empty() {
+            if self.batches > self.synced {
+                // The newest batch covers this step's records and every earlier one's.
+                self.held.push_back((self.batches, late));
+            } else {
+                self.send(late, next);
+            }
+        }
+        for out in fx.output {
+            self.on_output(out);
+        }
+        Ok(())
+    }
+
+    /// Acts on a replica output. Outputs need not wait for a sync: they rest on values chosen
+    /// by durable votes (see `Message::waits_for_sync`).
+    fn on_output(&mut self, out: Output<KvOutput>) {
+        match out {
+            Output::Reply {
+                client,
+                seq,
+                result,
+            } => {
+                if let Some(w) = self.waiting.remove(&(client, seq)) {
+                    let _ = w.reply.send(Ok(result));
+                    self.free_lanes.push(Self::lane_of(client));
+                }
+            }
+            Output::NotLeader { client, seq, .. } => self.retry.push_back((client, seq)),
+            Output::Applied { slot } => {
+                self.metrics.applied.inc();
+                if let Some(e) = self.replica.log().get(&slot) {
+                    self.metrics
+                        .batch_size
+                        .observe(e.value.commands().len() as f64);
+                }
+            }
+            Output::Chosen { .. } => {}
+            Output::ReadReady { id } => {
+                if let Some((req, reply, _)) = self.reads.remove(&id) {
+                    let store = self.replica.state_machine();
+                    let _ = reply.send(Ok((store.revision(), store.range(&req))));
+                }
+            }
+            Output::ReadFailed { id, .. } => {
+                if let Some((_, reply, _)) = self.reads.remove(&id) {
+                    let _ = reply.send(Err(ProposeError::NotLeader));
+                }
+            }
+        }
+    }
+
+    /// Folds the log into a checkpoint in the background: boot epoch, snapshot, promise, the
+    /// log from the snapshot on, and the commit point. The loop goes on meanwhile; the log's
+    /// segments below the checkpoint are dropped once it is saved.
+    fn start_checkpoint(&mut self) {
         let r = &self.replica;
         let mut records: Vec<Persist<KvCommand>> = Vec::new();
         if let Some(s) = r.snapshot() {
@@ -652,19 +803,32 @@ impl Node {
             });
         }
         records.push(Persist::Commit(r.commit_index()));
-        let data = postcard::to_stdvec(&Checkpoint {
+        let checkpoint = Checkpoint {
             boot: self.boot,
             records,
-        })
-        .expect("checkpoints serialize");
-        // Everything appended so far is synced, so the checkpoint covers the whole log; once it
-        // is durable, the segments below are garbage.
-        let covered = self.wal.last_index();
-        self.snapshots.save(covered, b"", &data)?;
-        self.wal.compact(covered + 1)?;
-        self.checkpoint_bytes = data.len() as u64;
-        self.appended_at_checkpoint = self.wal.stats().bytes;
-        Ok(())
+        };
+        // The checkpoint holds the state after every record handed to the log so far.
+        let covered = self.appended;
+        let (wal, snapshots, tx) = (
+            self.wal.clone(),
+            self.snapshots.clone(),
+            self.durable_tx.clone(),
+        );
+        self.checkpointing = true;
+        tokio::task::spawn_blocking(move || {
+            let result = (|| {
+                let data = postcard::to_stdvec(&checkpoint).expect("checkpoints serialize");
+                // Saved only once what it covers is durable, so the log never ends before it.
+                wal.append_batch_durable(Vec::new())?;
+                snapshots.save(covered, b"", &data)?;
+                let log_bytes = wal.with_wal(move |w| {
+                    w.compact(covered + 1)?;
+                    Ok::<_, StorageError>(w.stats().bytes)
+                })??;
+                Ok((data.len() as u64, log_bytes))
+            })();
+            let _ = tx.send(Durable::Checkpointed(result));
+        });
     }
 }
 

@@ -77,7 +77,7 @@ impl Default for MultiSimConfig {
             bug: None,
             trace: false,
             snapshot_every: 150,
-            sync_delay: 1,
+            sync_delay: 4,
             index_reads: 0.5,
         }
     }
@@ -609,7 +609,13 @@ impl MultiSim {
                 }
             });
         }
-        held.extend(fx.send.into_iter().map(|o| Held::Send(o.to, o.msg)));
+        // Outputs, and messages that reveal nothing about this node's acceptor, may go before
+        // the sync; promises, votes and prepares wait for it (`Message::waits_for_sync`).
+        let (late, early): (Vec<_>, Vec<_>) =
+            fx.send.into_iter().partition(|o| o.msg.waits_for_sync());
+        let mut early: Vec<Held> = early.into_iter().map(|o| Held::Send(o.to, o.msg)).collect();
+        early.append(&mut held);
+        let held: Vec<Held> = late.into_iter().map(|o| Held::Send(o.to, o.msg)).collect();
         let node = self.nodes.get_mut(&id).expect("node");
         for read in answered {
             node.reads.remove(&read);
@@ -633,6 +639,7 @@ impl MultiSim {
                 },
             );
         }
+        self.release(id, early)?;
         let node = self.nodes.get_mut(&id).expect("node");
         if node.unsynced.is_empty() && node.held.is_empty() {
             return self.release(id, held);
@@ -699,6 +706,13 @@ impl MultiSim {
     }
 
     fn send(&mut self, id: NodeId, to: NodeId, msg: Message<KvOp>) {
+        if to == id {
+            // A leader's own vote, handed back to it after its sync: a local step, not a
+            // network message, so never lost or delayed.
+            self.queue
+                .push(self.now, Event::Deliver { from: id, to, msg });
+            return;
+        }
         self.stats.sent += 1;
         let summary = self.trace.on().then(|| summarize(&msg));
         let dropped = transmit(

@@ -131,6 +131,8 @@ impl GroupCommitter {
             syncs: AtomicU64::new(0),
             segments_created: AtomicU64::new(0),
         });
+        // The counters start where the log stands, not at zero.
+        publish(&shared, &wal);
         let s = shared.clone();
         let dir = wal.dir().to_path_buf();
         let thread = thread::Builder::new()

@@ -185,3 +185,17 @@ fn after_close_handles_are_refused_and_the_log_is_handed_back() {
     ));
     assert_eq!(wal.append(b"direct").unwrap(), 2);
 }
+
+#[test]
+fn counters_start_where_the_log_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), small(2048)).unwrap();
+    wal.append(&record(1, 1)).unwrap();
+    wal.sync().unwrap();
+    let before = wal.stats();
+    assert!(before.bytes > 0);
+    let gc = GroupCommitter::start(wal).unwrap();
+    let after = gc.stats();
+    assert_eq!((after.records, after.bytes), (before.records, before.bytes));
+    assert_eq!(gc.handle().durable_index(), 1);
+}

@@ -223,43 +223,52 @@ impl<S: StateMachine> Replica<S> {
     /// A client submits `cmd` to this replica. The answer comes later as [`Output::Reply`], or
     /// at once as [`Output::NotLeader`] when no leader is known.
     pub fn on_client_request(&mut self, cmd: Command<S::Command>) -> Fx<S> {
+        self.on_client_requests(std::iter::once(cmd))
+    }
+
+    /// Several client commands at once: a leader puts what fits into as few slots as its batch
+    /// size allows, and a follower forwards them in one message. Each is answered as
+    /// [`Replica::on_client_request`] would.
+    pub fn on_client_requests(
+        &mut self,
+        cmds: impl IntoIterator<Item = Command<S::Command>>,
+    ) -> Fx<S> {
         let mut fx = Fx::<S>::new();
-        match self.learner.applied_result(cmd.client, cmd.seq) {
-            Some(Ok(result)) => {
-                fx.output(Output::Reply {
-                    client: cmd.client,
-                    seq: cmd.seq,
-                    result,
-                });
-                return fx;
-            }
-            Some(Err(())) => return fx,
-            None => {}
-        }
-        self.learner.wait_for(cmd.client, cmd.seq);
-        match &mut self.role {
-            Role::Leader(a) => {
-                a.enqueue(cmd);
-                self.propose_queued(&mut fx);
-            }
-            Role::Candidate(s) => s.queue.push_back(cmd),
-            Role::Follower => match self.leader_hint {
-                Some(l) if l != self.cfg.id => fx.send(
-                    l,
-                    Message::Forward {
-                        commands: vec![cmd],
-                    },
-                ),
-                _ => {
-                    self.learner.forget(cmd.client, cmd.seq);
-                    fx.output(Output::NotLeader {
+        let mut forward = Vec::new();
+        for cmd in cmds {
+            match self.learner.applied_result(cmd.client, cmd.seq) {
+                Some(Ok(result)) => {
+                    fx.output(Output::Reply {
                         client: cmd.client,
                         seq: cmd.seq,
-                        leader: None,
+                        result,
                     });
+                    continue;
                 }
-            },
+                Some(Err(())) => continue,
+                None => {}
+            }
+            self.learner.wait_for(cmd.client, cmd.seq);
+            match &mut self.role {
+                Role::Leader(a) => a.enqueue(cmd),
+                Role::Candidate(s) => s.queue.push_back(cmd),
+                Role::Follower => match self.leader_hint {
+                    Some(l) if l != self.cfg.id => forward.push(cmd),
+                    _ => {
+                        self.learner.forget(cmd.client, cmd.seq);
+                        fx.output(Output::NotLeader {
+                            client: cmd.client,
+                            seq: cmd.seq,
+                            leader: None,
+                        });
+                    }
+                },
+            }
         }
+        if let (false, Some(l)) = (forward.is_empty(), self.leader_hint) {
+            fx.send(l, Message::Forward { commands: forward });
+        }
+        self.propose_queued(&mut fx);
         self.serve_reads(&mut fx);
         fx
     }
@@ -465,7 +474,8 @@ impl<S: StateMachine> Replica<S> {
     /// Handles one message from replica `from`.
     pub fn on_message(&mut self, from: NodeId, msg: Message<S::Command>) -> Fx<S> {
         let mut fx = Fx::<S>::new();
-        if !self.cfg.members.contains(&from) || from == self.cfg.id {
+        let own_vote = from == self.cfg.id && matches!(msg, Message::Accepted { .. });
+        if !self.cfg.members.contains(&from) || (from == self.cfg.id && !own_vote) {
             return fx;
         }
         match msg {
@@ -702,8 +712,16 @@ impl<S: StateMachine> Replica<S> {
                 fx.send(m, msg.clone());
             }
         }
-        if let Some(v) = active.vote(self.cfg.id, slot, &self.quorum) {
-            self.learn(slot, &v, fx);
+        if self.cfg.bug == Some(PlantedBug::OwnVoteBeforeSync) {
+            if let Some(v) = active.vote(self.cfg.id, slot, &self.quorum) {
+                self.learn(slot, &v, fx);
+            }
+        } else {
+            // Our own vote counts only once it is durable: it comes back to us as an Accepted,
+            // which the driver delivers after the sync that covers this step. The accepts above
+            // may leave before that sync (see `Message::waits_for_sync`), so followers write
+            // their votes while we write ours.
+            fx.send(self.cfg.id, Message::Accepted { ballot, slot });
         }
     }
 

@@ -134,8 +134,13 @@ impl Script {
     }
 
     fn absorb(&mut self, from: NodeId, fx: MultiEffects<KvOp, KvResult>) {
+        let mut own = Vec::new();
         for o in fx.send {
-            self.queue.push((from, o.to, o.msg));
+            if o.to == from {
+                own.push(o.msg);
+            } else {
+                self.queue.push((from, o.to, o.msg));
+            }
         }
         for out in fx.output {
             if let Output::Reply { seq, result, .. } = out {
@@ -146,6 +151,15 @@ impl Script {
                     label: format!("Response({result:?})"),
                 });
             }
+        }
+        // A leader's own vote comes back to it once written: a local step, not drawn.
+        for msg in own {
+            let fx = self
+                .replicas
+                .get_mut(&from)
+                .expect("replica")
+                .on_message(from, msg);
+            self.absorb(from, fx);
         }
     }
 
