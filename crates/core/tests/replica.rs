@@ -329,6 +329,29 @@ fn followers_forward_and_strangers_are_told_no_leader() {
 }
 
 #[test]
+fn a_command_sent_to_a_follower_is_answered_without_waiting_for_a_heartbeat() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.timer(1, Timer::Heartbeat);
+    net.settle();
+    net.request(3, 9, 1, 5);
+    // No timer fires: the leader must announce the new commit point on its own.
+    net.settle();
+    assert!(
+        net.replies.contains(&(
+            3,
+            Output::Reply {
+                client: 9,
+                seq: 1,
+                result: 5
+            }
+        )),
+        "replies: {:?}",
+        net.replies
+    );
+}
+
+#[test]
 fn a_full_window_batches_queued_commands_into_one_slot() {
     let mut net = Net::with_window(3, 1);
     net.elect(1);

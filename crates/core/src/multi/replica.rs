@@ -789,9 +789,30 @@ impl<S: StateMachine> Replica<S> {
             return;
         }
         if let Some(v) = active.vote(from, slot, &self.quorum) {
+            let (commit, next_slot) = (self.learner.commit(), active.next_slot);
             self.learn(slot, &v, fx);
             self.learner.catch_up(self.acceptor.log(), fx);
             self.propose_queued(fx);
+            // Followers learn the commit point from the next accept. When no accept goes out
+            // now, tell them at once: a client waiting at a follower would otherwise wait for
+            // the next heartbeat.
+            let proposed = matches!(&self.role, Role::Leader(a) if a.next_slot > next_slot);
+            if self.learner.commit() > commit && !proposed {
+                self.announce_commit(fx);
+            }
+        }
+    }
+
+    /// Sends the commit point to every other member.
+    fn announce_commit(&mut self, fx: &mut Fx<S>) {
+        let Role::Leader(active) = &self.role else {
+            return;
+        };
+        let (ballot, commit) = (active.ballot, self.learner.commit());
+        for &m in self.quorum.members() {
+            if m != self.cfg.id {
+                fx.send(m, Message::Heartbeat { ballot, commit });
+            }
         }
     }
 
@@ -833,11 +854,10 @@ impl<S: StateMachine> Replica<S> {
         };
         let ballot = active.ballot;
         let commit = self.learner.commit();
-        for &m in self.quorum.members() {
-            if m != self.cfg.id {
-                fx.send(m, Message::Heartbeat { ballot, commit });
-            }
-        }
+        self.announce_commit(fx);
+        let Role::Leader(active) = &self.role else {
+            return;
+        };
         // Retransmit the read probe and accepts that some member has not acknowledged
         // (messages get lost).
         if let Some((round, acks)) = active.reads.in_flight() {
