@@ -1,5 +1,6 @@
 //! Requests and responses, shaped like etcd v3's `etcdserverpb` messages so the gRPC layer maps
-//! them field by field. They are also the commands carried in the replicated log.
+//! them field by field. They are also the commands carried in the replicated log. Byte strings
+//! are serialized as such (`serde_bytes`), in one copy rather than element by element.
 
 use serde::{Deserialize, Serialize};
 
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValue {
     /// The key.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// Revision of the write that created the key (since its last deletion).
     pub create_revision: i64,
@@ -15,6 +17,7 @@ pub struct KeyValue {
     /// Writes since creation: 1 after the first put.
     pub version: i64,
     /// The value.
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// The lease the key is attached to (0: none).
     pub lease: i64,
@@ -52,8 +55,10 @@ pub enum SortTarget {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RangeRequest {
     /// First key (or the only one).
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// See [`crate::KeyRange::new`].
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
     /// At most this many keys (0: no limit).
     pub limit: i64,
@@ -94,8 +99,10 @@ pub struct RangeResponse {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutRequest {
     /// The key.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// The value.
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Attach to this lease (0: none).
     pub lease: i64,
@@ -118,8 +125,10 @@ pub struct PutResponse {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteRangeRequest {
     /// First key (or the only one).
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// See [`crate::KeyRange::new`].
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
     /// Return what was deleted.
     pub prev_kv: bool,
@@ -157,7 +166,7 @@ pub enum CompareTarget {
     /// The mod revision (0 if absent).
     Mod(i64),
     /// The value (a compare on an absent key's value is false).
-    Value(Vec<u8>),
+    Value(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The lease (0 if none or absent).
     Lease(i64),
 }
@@ -170,8 +179,10 @@ pub struct Compare {
     /// Field and value.
     pub target: CompareTarget,
     /// The key (or the first key of a range: every key in it must satisfy the compare).
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// See [`crate::KeyRange::new`].
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
 }
 

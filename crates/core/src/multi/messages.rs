@@ -61,8 +61,10 @@ pub struct Snapshot {
     /// The first slot not covered.
     pub slot: Slot,
     /// The state machine's bytes.
+    #[serde(with = "serde_bytes")]
     pub state: Vec<u8>,
     /// The session table (last result per client), encoded by the replica.
+    #[serde(with = "serde_bytes")]
     pub sessions: Vec<u8>,
 }
 
