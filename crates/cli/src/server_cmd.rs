@@ -44,7 +44,9 @@ pub struct ServerArgs {
     /// this and twice this stands for election. Default 30.
     #[arg(long, env = "SYNOD_ELECTION_TICKS")]
     election_ticks: Option<u64>,
-    /// Slots in flight at once (pipelining). Default 64.
+    /// Slots in flight at once (pipelining). Default 2: while two slots are out, new commands
+    /// queue up and share the next slot, which costs one round and one sync for all of them.
+    /// Raise it when round trips are long (distant nodes).
     #[arg(long, env = "SYNOD_WINDOW")]
     window: Option<usize>,
     /// Client commands per slot at most (batching). Default 256.
@@ -191,7 +193,7 @@ impl ServerArgs {
             tick: Duration::from_millis(tick_ms),
             heartbeat_ticks: heartbeat,
             election_ticks: (election, election * 2),
-            window: self.window.or(file.window).unwrap_or(64).max(1),
+            window: self.window.or(file.window).unwrap_or(2).max(1),
             max_batch: self.max_batch.or(file.max_batch).unwrap_or(256).max(1),
             max_request_bytes: self
                 .max_request_bytes
