@@ -247,6 +247,8 @@ pub struct Node {
     checkpointing: bool,
     /// Commands taken since the last flush, proposed together so they can share slots.
     proposals: Vec<Command<KvCommand>>,
+    /// The newest commit point not yet handed to the log.
+    lazy_commit: Option<Persist<KvCommand>>,
     /// Bytes of the latest checkpoint plus what the log gained since.
     checkpoint_bytes: u64,
     appended_at_checkpoint: u64,
@@ -344,6 +346,7 @@ impl Node {
             durable_rx: Some(durable_rx),
             checkpointing: false,
             proposals: Vec::new(),
+            lazy_commit: None,
             checkpoint_bytes,
             appended_at_checkpoint,
             outbox,
@@ -667,15 +670,29 @@ impl Node {
             let batch = std::mem::take(&mut self.proposals);
             fx.extend(self.replica.on_client_requests(batch));
         }
-        if !self.checkpointing
-            && self.replica.applied_index() >= self.replica.log_start() + self.snapshot_every
-        {
-            fx.extend(self.replica.take_snapshot());
-        }
         // Own votes released at once (nothing unsynced) produce effects of their own.
         while !fx.is_empty() {
             let step = std::mem::take(fx);
             self.flush_step(step, fx)?;
+        }
+        // Taken after every record of this turn is handed to the log, so the checkpoint covers
+        // exactly the records appended so far.
+        if !self.checkpointing
+            && self.replica.applied_index() >= self.replica.log_start() + self.snapshot_every
+        {
+            let started = Instant::now();
+            let snap = self.replica.take_snapshot();
+            if let Some(Persist::Snapshot(s)) = snap.persist.first() {
+                tracing::info!(
+                    slot = s.slot,
+                    bytes = s.state.len() + s.sessions.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "took a snapshot; checkpointing in the background"
+                );
+                // The log still holds every slot the snapshot covers until the checkpoint that
+                // includes it is saved, so the snapshot need not be written to the log too.
+                self.start_checkpoint();
+            }
         }
         let revision = self.replica.state_machine().revision();
         if revision != self.pumped_revision {
@@ -692,9 +709,18 @@ impl Node {
         next: &mut MultiEffects<KvCommand, KvOutput>,
     ) -> Result<(), StorageError> {
         let snapshotted = fx.persist.iter().any(|p| matches!(p, Persist::Snapshot(_)));
-        if !fx.persist.is_empty() {
-            let records: Vec<Vec<u8>> = fx
-                .persist
+        let mut persist = fx.persist;
+        if persist.iter().all(|p| matches!(p, Persist::Commit(_))) {
+            // A commit point alone is not worth a sync (losing it costs a catch-up, never
+            // safety): it rides along with the next records that need one.
+            if let Some(c) = persist.pop() {
+                self.lazy_commit = Some(c);
+            }
+        } else if let Some(c) = self.lazy_commit.take() {
+            persist.insert(0, c);
+        }
+        if !persist.is_empty() {
+            let records: Vec<Vec<u8>> = persist
                 .iter()
                 .map(|p| postcard::to_stdvec(&LogRecord::Persist(p.clone())).expect("serializes"))
                 .collect();
