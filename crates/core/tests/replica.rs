@@ -499,3 +499,36 @@ fn a_candidate_behind_compacted_acceptors_catches_up_instead_of_leading() {
     net.settle();
     assert_eq!(net.r(3).state_machine().0, 7);
 }
+
+#[test]
+fn a_snapshot_begun_earlier_compacts_only_what_it_covers() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    for seq in 1..=10 {
+        net.request(1, 9, seq, 3);
+        net.settle();
+    }
+    let pending = net.r(1).begin_snapshot().expect("something applied");
+    assert_eq!(pending.slot(), 10);
+    // The replica goes on while the state is encoded elsewhere.
+    for seq in 11..=15 {
+        net.request(1, 9, seq, 1);
+        net.settle();
+    }
+    let snap = pending.build();
+    let fx = net.r(1).finish_snapshot(snap.clone());
+    net.absorb(1, fx);
+    assert_eq!(net.r(1).log_start(), 10);
+    assert_eq!(net.r(1).log().len(), 5, "the slots after the snapshot stay");
+    assert_eq!(net.r(1).state_machine().0, 35);
+    // An older snapshot finished after a newer one changes nothing.
+    let newer = net.r(1).take_snapshot();
+    net.absorb(1, newer);
+    assert_eq!(net.r(1).log_start(), 15);
+    let fx = net.r(1).finish_snapshot(snap);
+    assert!(fx.persist.is_empty());
+    assert_eq!(net.r(1).log_start(), 15);
+    net.crash(1);
+    net.boot(1);
+    assert_eq!(net.r(1).state_machine().0, 35);
+}

@@ -76,11 +76,11 @@ impl Store {
                 };
                 let first = h.partition_point(|r| r.main < rev);
                 for i in (first..h.len()).take_while(|&i| h[i].main == rev) {
-                    let prev_kv = i.checked_sub(1).and_then(|j| h[j].kv.clone());
+                    let prev_kv = i.checked_sub(1).and_then(|j| h[j].kv.as_deref().cloned());
                     let event = match &h[i].kv {
                         Some(kv) => Event {
                             kind: EventKind::Put,
-                            kv: kv.clone(),
+                            kv: KeyValue::clone(kv),
                             prev_kv,
                         },
                         None => Event {

@@ -145,6 +145,11 @@ impl StateMachine for Store {
         postcard::to_stdvec(self).expect("the store serializes")
     }
 
+    fn snapshot_later(&self) -> Box<dyn FnOnce() -> Vec<u8> + Send> {
+        let copy = self.shared_copy();
+        Box::new(move || copy.snapshot())
+    }
+
     fn restore(bytes: &[u8]) -> Result<Self, String> {
         let mut store: Store =
             postcard::from_bytes(bytes).map_err(|e| format!("store snapshot: {e}"))?;

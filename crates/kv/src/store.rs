@@ -6,13 +6,16 @@ use crate::range::KeyRange;
 use crate::txn::{check_duplicates, compare_holds};
 use crate::types::*;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-/// One entry of a key's history: a value written at `(main, sub)`, or a deletion (`None`).
+/// One entry of a key's history: a value written at `(main, sub)`, or a deletion (`None`). The
+/// value is shared so that copying a history (copy-on-write, while a snapshot holds it) copies
+/// pointers, not values.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Rev {
     pub(crate) main: i64,
     pub(crate) sub: i64,
-    pub(crate) kv: Option<KeyValue>,
+    pub(crate) kv: Option<Arc<KeyValue>>,
 }
 
 /// An MVCC key-value store with etcd's revision rules: the store starts at revision 1; every
@@ -21,7 +24,9 @@ pub(crate) struct Rev {
 /// gone.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Store {
-    pub(crate) keys: BTreeMap<Vec<u8>, Vec<Rev>>,
+    /// Each key's history, shared copy-on-write so that a copy of the store for a snapshot
+    /// costs a pointer per key rather than the whole history.
+    pub(crate) keys: BTreeMap<Vec<u8>, Arc<Vec<Rev>>>,
     pub(crate) revision: i64,
     pub(crate) compacted: i64,
     /// Leases by id, with the keys attached to each.
@@ -58,6 +63,18 @@ impl Store {
         Self::default()
     }
 
+    /// A copy for a snapshot, cheap because histories are shared: a pointer per key and the
+    /// lease table. The revision index is left out, as snapshots leave it out.
+    pub fn shared_copy(&self) -> Store {
+        Store {
+            keys: self.keys.clone(),
+            revision: self.revision,
+            compacted: self.compacted,
+            leases: self.leases.clone(),
+            by_rev: BTreeMap::new(),
+        }
+    }
+
     /// The current revision.
     pub fn revision(&self) -> i64 {
         self.revision
@@ -84,7 +101,7 @@ impl Store {
     /// The value of `key` visible at revision `at`.
     fn visible(history: &[Rev], at: i64) -> Option<&KeyValue> {
         let i = history.partition_point(|r| r.main <= at);
-        history[..i].last().and_then(|r| r.kv.as_ref())
+        history[..i].last().and_then(|r| r.kv.as_deref())
     }
 
     /// The current value of one key.
@@ -191,6 +208,7 @@ impl Store {
                 for key in &w.touched {
                     let empty = match self.keys.get_mut(key) {
                         Some(h) => {
+                            let h = Arc::make_mut(h);
                             h.retain(|r| r.main != w.main);
                             h.is_empty()
                         }
@@ -239,6 +257,7 @@ impl Store {
             return Err(KvError::FutureRevision);
         }
         self.keys.retain(|_, h| {
+            let h = Arc::make_mut(h);
             // Keep the newest entry at or below `rev` (what a read at `rev` sees) and everything
             // after it. A deletion before `rev` hides the key, so it goes too; one made at `rev`
             // itself stays, because a watcher starting at `rev` must still see it.
@@ -342,12 +361,12 @@ impl Store {
         let rev = Rev {
             main: w.main,
             sub: w.sub,
-            kv,
+            kv: kv.map(Arc::new),
         };
         w.sub += 1;
         w.touched.insert(key.clone());
         w.order.push(key.clone());
-        let h = self.keys.entry(key).or_default();
+        let h = Arc::make_mut(self.keys.entry(key).or_default());
         debug_assert!(h
             .last()
             .is_none_or(|r| (r.main, r.sub) < (rev.main, rev.sub)));

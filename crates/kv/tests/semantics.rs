@@ -423,3 +423,24 @@ fn a_snapshot_restores_history_revisions_and_compaction() {
     assert_eq!(get_at(&back, "a", 2), Err(KvError::Compacted));
     assert!(Store::restore(b"garbage").is_err());
 }
+
+#[test]
+fn a_snapshot_taken_later_holds_the_state_when_it_was_begun() {
+    use synod_core::multi::StateMachine;
+    let mut s = Store::new();
+    put(&mut s, "a", "1");
+    put(&mut s, "b", "1");
+    let now = s.snapshot();
+    let later = s.snapshot_later();
+    // Writes after the copy, to a shared history and to a new key, and a compaction.
+    put(&mut s, "a", "2");
+    put(&mut s, "c", "1");
+    s.compact(&CompactionRequest { revision: 4 }).unwrap();
+    let bytes = later();
+    assert_eq!(bytes, now);
+    let restored = Store::restore(&bytes).unwrap();
+    assert_eq!(restored.get(b"a").unwrap().value, b"1");
+    assert!(restored.get(b"c").is_none());
+    assert_eq!(get_at(&restored, "a", 2).unwrap().unwrap().value, b"1");
+    assert_eq!(s.get(b"a").unwrap().value, b"2");
+}

@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use synod_core::multi::{
     ClientId, Command, Config, DurableState, Message, MultiEffects, Output, Persist, Replica,
-    RoleKind, Slot, Timer, Value,
+    RoleKind, Slot, Snapshot, Timer, Value,
 };
 use synod_core::quorum::{Quorum, QuorumSpec};
 use synod_core::{NodeId, PlantedBug};
@@ -125,8 +125,15 @@ enum Event {
         attempt: u32,
     },
     Crash,
-    /// A random live replica snapshots its state and compacts its log.
+    /// A random live replica begins a snapshot of its state.
     Snapshot,
+    /// The snapshot a node began is encoded: it compacts its log below it, unless it crashed
+    /// meanwhile. The delay between the two is what a server encoding off its loop sees.
+    SnapshotDone {
+        node: NodeId,
+        epoch: u64,
+        snapshot: Snapshot,
+    },
     /// A node's unsynced records reach the disk; what waited for them is released.
     Sync {
         node: NodeId,
@@ -494,11 +501,33 @@ impl MultiSim {
                     .filter(|id| self.nodes[id].replica.is_some())
                     .collect();
                 if let Some(&id) = live.choose(&mut self.rng) {
-                    let fx = self.with_replica(id, |r| r.take_snapshot());
-                    self.apply_effects(id, fx)?;
+                    let begun = self.nodes[&id]
+                        .replica
+                        .as_ref()
+                        .and_then(|r| r.begin_snapshot());
+                    if let Some(pending) = begun {
+                        let at = self.now + self.rng.gen_range(0..=20);
+                        let done = Event::SnapshotDone {
+                            node: id,
+                            epoch: self.nodes[&id].epoch,
+                            snapshot: pending.build(),
+                        };
+                        self.queue.push(at, done);
+                    }
                 }
                 let at = self.now + self.rng.gen_range(1..=self.cfg.snapshot_every);
                 self.queue.push(at, Event::Snapshot);
+            }
+            Event::SnapshotDone {
+                node,
+                epoch,
+                snapshot,
+            } => {
+                let n = &self.nodes[&node];
+                if n.epoch == epoch && n.replica.is_some() {
+                    let fx = self.with_replica(node, |r| r.finish_snapshot(snapshot));
+                    self.apply_effects(node, fx)?;
+                }
             }
             Event::Restart { node } => {
                 if self.nodes[&node].replica.is_none() {

@@ -3,6 +3,7 @@
 
 use super::log::Entry;
 use super::messages::{ClientId, MultiEffects, Output, Persist, Slot, Snapshot};
+use super::snapshot::PendingSnapshot;
 use super::state_machine::StateMachine;
 use crate::bugs::PlantedBug;
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,10 +75,15 @@ impl<S: StateMachine> Learner<S> {
 
     /// The state after every applied slot, as a snapshot.
     pub fn snapshot(&self) -> Snapshot {
+        self.snapshot_later().build()
+    }
+
+    /// The state after every applied slot, to be encoded later ([`PendingSnapshot::build`]).
+    pub fn snapshot_later(&self) -> PendingSnapshot {
         let sessions: Vec<(&ClientId, &(u64, S::Output))> = self.sessions.iter().collect();
-        Snapshot {
+        PendingSnapshot {
             slot: self.applied,
-            state: self.sm.snapshot(),
+            state: self.sm.snapshot_later(),
             sessions: postcard::to_stdvec(&sessions).expect("sessions serialize"),
         }
     }

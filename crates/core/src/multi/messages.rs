@@ -60,9 +60,9 @@ pub struct PromiseEntry<C> {
 pub struct Snapshot {
     /// The first slot not covered.
     pub slot: Slot,
-    /// The state machine's bytes.
-    #[serde(with = "serde_bytes")]
-    pub state: Vec<u8>,
+    /// The state machine's bytes, shared: a snapshot is cloned to persist it, to keep it and to
+    /// send it, and copying a large state each time would stall the caller.
+    pub state: bytes::Bytes,
     /// The session table (last result per client), encoded by the replica.
     #[serde(with = "serde_bytes")]
     pub sessions: Vec<u8>,

@@ -24,6 +24,7 @@ mod log;
 mod messages;
 pub mod reads;
 mod replica;
+mod snapshot;
 mod state_machine;
 
 pub use config::{Config, ConfigError};
@@ -34,4 +35,5 @@ pub use messages::{
 };
 pub use reads::ReadId;
 pub use replica::{Replica, RoleKind};
+pub use snapshot::PendingSnapshot;
 pub use state_machine::StateMachine;

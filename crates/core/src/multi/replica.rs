@@ -11,6 +11,7 @@ use super::messages::{
     Command, Message, MultiEffects, Output, Persist, PromiseEntry, Slot, Snapshot, Timer, Value,
 };
 use super::reads::ReadId;
+use super::snapshot::PendingSnapshot;
 use super::state_machine::StateMachine;
 use crate::ballot::{Ballot, NodeId};
 use crate::bugs::PlantedBug;
@@ -208,9 +209,29 @@ impl<S: StateMachine> Replica<S> {
     /// snapshot (the step's `Persist::Snapshot`) and may then drop those log records. Does
     /// nothing if nothing new was applied since the last snapshot.
     pub fn take_snapshot(&mut self) -> Fx<S> {
+        match self.begin_snapshot() {
+            Some(pending) => self.finish_snapshot(pending.build()),
+            None => Fx::<S>::new(),
+        }
+    }
+
+    /// The first half of [`Replica::take_snapshot`], for a driver that encodes the state off
+    /// its loop: copies the applied state now (see [`StateMachine::snapshot_later`]). `None` if
+    /// nothing new was applied since the log start.
+    pub fn begin_snapshot(&self) -> Option<PendingSnapshot> {
+        (self.learner.applied() > self.acceptor.log_start()).then(|| self.learner.snapshot_later())
+    }
+
+    /// The second half: adopts `snap` (built from [`Replica::begin_snapshot`], however many
+    /// steps ago) and compacts the log below it. Does nothing if the log start has moved past it
+    /// meanwhile (a newer snapshot was taken or installed).
+    pub fn finish_snapshot(&mut self, snap: Snapshot) -> Fx<S> {
         let mut fx = Fx::<S>::new();
-        if self.learner.applied() > self.acceptor.log_start() {
-            let snap = self.learner.snapshot();
+        assert!(
+            snap.slot <= self.learner.applied(),
+            "a snapshot ahead of the applied state"
+        );
+        if snap.slot > self.acceptor.log_start() {
             self.acceptor.compact(snap.slot);
             fx.persist(Persist::Snapshot(snap.clone()));
             self.snapshot = Some(snap);

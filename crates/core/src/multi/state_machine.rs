@@ -18,6 +18,14 @@ pub trait StateMachine: Sized {
     /// The whole state as bytes, for a snapshot.
     fn snapshot(&self) -> Vec<u8>;
 
+    /// The state as of now, encoded later, possibly on another thread: what a driver uses to
+    /// take a snapshot without stalling. The default encodes at once; a machine whose state is
+    /// cheap to copy (shared, copy-on-write) overrides it to copy now and encode in the closure.
+    fn snapshot_later(&self) -> Box<dyn FnOnce() -> Vec<u8> + Send> {
+        let bytes = self.snapshot();
+        Box::new(move || bytes)
+    }
+
     /// Rebuilds the state from [`StateMachine::snapshot`]'s bytes.
     fn restore(bytes: &[u8]) -> Result<Self, String>;
 }

@@ -1,0 +1,37 @@
+//! A snapshot taken in two steps, so that encoding a large state can happen off the caller's
+//! thread: [`Replica::begin_snapshot`](super::Replica::begin_snapshot) copies the state,
+//! [`PendingSnapshot::build`] encodes it, and
+//! [`Replica::finish_snapshot`](super::Replica::finish_snapshot) compacts the log below it.
+
+use super::messages::{Slot, Snapshot};
+
+/// The applied state at one slot, not yet encoded.
+pub struct PendingSnapshot {
+    pub(crate) slot: Slot,
+    pub(crate) sessions: Vec<u8>,
+    pub(crate) state: Box<dyn FnOnce() -> Vec<u8> + Send>,
+}
+
+impl PendingSnapshot {
+    /// The first slot the snapshot does not cover.
+    pub fn slot(&self) -> Slot {
+        self.slot
+    }
+
+    /// Encodes the state: the costly part, safe to run on any thread.
+    pub fn build(self) -> Snapshot {
+        Snapshot {
+            slot: self.slot,
+            state: (self.state)().into(),
+            sessions: self.sessions,
+        }
+    }
+}
+
+impl std::fmt::Debug for PendingSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingSnapshot")
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
+}
