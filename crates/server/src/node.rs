@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synod_core::multi::{
     ClientId, Command, Config, DurableState, Message, MultiEffects, Output, Persist, Replica,
-    RoleKind, Timer,
+    RoleKind, Snapshot, Timer,
 };
 use synod_core::{NodeId, Outgoing};
 use synod_kv::{KvCommand, KvOutput, RangeRequest, RangeResponse, Store};
@@ -223,9 +223,14 @@ enum Durable {
     /// A checkpoint was saved and the log below it dropped: its size, and the log's byte
     /// counter right after.
     Checkpointed(Result<(u64, u64), StorageError>),
+    /// A snapshot begun on the loop was encoded on a blocking thread.
+    SnapshotBuilt { snapshot: Snapshot, ms: u64 },
 }
 
 type Outgoings = Vec<Outgoing<Message<KvCommand>>>;
+
+/// A loop turn at least this long is logged as a warning.
+const SLOW_TURN_MS: u64 = 50;
 
 /// The node's state, owned by its loop.
 pub struct Node {
@@ -243,8 +248,10 @@ pub struct Node {
     held: VecDeque<(u64, Outgoings)>,
     durable_tx: mpsc::UnboundedSender<Durable>,
     durable_rx: Option<mpsc::UnboundedReceiver<Durable>>,
-    /// A checkpoint is being written in the background.
+    /// A snapshot is being encoded or a checkpoint written in the background.
     checkpointing: bool,
+    /// A snapshot encoded in the background, to adopt at the end of the loop turn.
+    built_snapshot: Option<Snapshot>,
     /// Commands taken since the last flush, proposed together so they can share slots.
     proposals: Vec<Command<KvCommand>>,
     /// The newest commit point not yet handed to the log.
@@ -345,6 +352,7 @@ impl Node {
             durable_tx,
             durable_rx: Some(durable_rx),
             checkpointing: false,
+            built_snapshot: None,
             proposals: Vec::new(),
             lazy_commit: None,
             checkpoint_bytes,
@@ -402,6 +410,7 @@ impl Node {
                 }
                 Some(d) = durable_rx.recv() => self.on_durable(d, &mut pending),
             };
+            let turn = Instant::now();
             // Group commit: take whatever else is already queued before handing one batch to
             // the log.
             let mut n = 0;
@@ -421,6 +430,11 @@ impl Node {
             if let Err(e) = drained {
                 tracing::error!(error = %e, "cannot write the log; stopping this node");
                 break;
+            }
+            let ms = turn.elapsed().as_millis() as u64;
+            if ms >= SLOW_TURN_MS {
+                // Nothing is received, sent or ticked meanwhile: long enough and peers elect.
+                tracing::warn!(ms, inputs = n, "slow node loop turn");
             }
         }
         for (_, w) in std::mem::take(&mut self.waiting) {
@@ -642,6 +656,15 @@ impl Node {
                     self.send(msgs, fx);
                 }
             }
+            Durable::SnapshotBuilt { snapshot, ms } => {
+                tracing::info!(
+                    slot = snapshot.slot,
+                    bytes = snapshot.state.len() + snapshot.sessions.len(),
+                    ms,
+                    "encoded a snapshot; checkpointing in the background"
+                );
+                self.built_snapshot = Some(snapshot);
+            }
             Durable::Checkpointed(result) => {
                 let (bytes, log_bytes) = result?;
                 self.checkpointing = false;
@@ -675,25 +698,7 @@ impl Node {
             let step = std::mem::take(fx);
             self.flush_step(step, fx)?;
         }
-        // Taken after every record of this turn is handed to the log, so the checkpoint covers
-        // exactly the records appended so far.
-        if !self.checkpointing
-            && self.replica.applied_index() >= self.replica.log_start() + self.snapshot_every
-        {
-            let started = Instant::now();
-            let snap = self.replica.take_snapshot();
-            if let Some(Persist::Snapshot(s)) = snap.persist.first() {
-                tracing::info!(
-                    slot = s.slot,
-                    bytes = s.state.len() + s.sessions.len(),
-                    ms = started.elapsed().as_millis() as u64,
-                    "took a snapshot; checkpointing in the background"
-                );
-                // The log still holds every slot the snapshot covers until the checkpoint that
-                // includes it is saved, so the snapshot need not be written to the log too.
-                self.start_checkpoint();
-            }
-        }
+        self.snapshot_step();
         let revision = self.replica.state_machine().revision();
         if revision != self.pumped_revision {
             self.pumped_revision = revision;
@@ -807,6 +812,40 @@ impl Node {
     /// Folds the log into a checkpoint in the background: boot epoch, snapshot, promise, the
     /// log from the snapshot on, and the commit point. The loop goes on meanwhile; the log's
     /// segments below the checkpoint are dropped once it is saved.
+    /// Begins a snapshot when enough was applied since the last one, or adopts one encoded in
+    /// the background. Encoding a large store takes long enough to stall the loop (and, on the
+    /// leader, to let followers time out), so only the copy of the state happens here.
+    fn snapshot_step(&mut self) {
+        if let Some(snapshot) = self.built_snapshot.take() {
+            // After every record of this turn is handed to the log, so the checkpoint covers
+            // exactly the records appended so far. The log still holds every slot the snapshot
+            // covers until that checkpoint is saved, so the snapshot is not written to the log.
+            if self.replica.finish_snapshot(snapshot).persist.is_empty() {
+                // A snapshot installed meanwhile already moved the log start past this one.
+                self.checkpointing = false;
+            } else {
+                self.start_checkpoint();
+            }
+            return;
+        }
+        if self.checkpointing
+            || self.replica.applied_index() < self.replica.log_start() + self.snapshot_every
+        {
+            return;
+        }
+        let Some(pending) = self.replica.begin_snapshot() else {
+            return;
+        };
+        self.checkpointing = true;
+        let tx = self.durable_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let snapshot = pending.build();
+            let ms = started.elapsed().as_millis() as u64;
+            let _ = tx.send(Durable::SnapshotBuilt { snapshot, ms });
+        });
+    }
+
     fn start_checkpoint(&mut self) {
         let r = &self.replica;
         let mut records: Vec<Persist<KvCommand>> = Vec::new();
@@ -843,14 +882,25 @@ impl Node {
         self.checkpointing = true;
         tokio::task::spawn_blocking(move || {
             let result = (|| {
+                let started = Instant::now();
                 let data = postcard::to_stdvec(&checkpoint).expect("checkpoints serialize");
+                let encoded = started.elapsed();
                 // Saved only once what it covers is durable, so the log never ends before it.
                 wal.append_batch_durable(Vec::new())?;
                 snapshots.save(covered, b"", &data)?;
+                let saved = started.elapsed();
                 let log_bytes = wal.with_wal(move |w| {
                     w.compact(covered + 1)?;
                     Ok::<_, StorageError>(w.stats().bytes)
                 })??;
+                tracing::info!(
+                    covered,
+                    bytes = data.len(),
+                    encode_ms = encoded.as_millis() as u64,
+                    save_ms = (saved - encoded).as_millis() as u64,
+                    compact_ms = (started.elapsed() - saved).as_millis() as u64,
+                    "checkpoint saved"
+                );
                 Ok((data.len() as u64, log_bytes))
             })();
             let _ = tx.send(Durable::Checkpointed(result));
