@@ -6,20 +6,12 @@ use synod_sim::{Faults, Protocol, SimOptions};
 
 /// Runs seeds until the bug is caught; returns the first failing seed.
 fn catch(protocol: Protocol, bug: PlantedBug, within: u64) -> u64 {
-    catch_with(
-        SimOptions {
-            protocol,
-            faults: Faults::ALL,
-            bug: Some(bug),
-            ..Default::default()
-        },
-        within,
-    )
-}
-
-/// As [`catch`], with options of the test's choosing (`opts.bug` must be set).
-fn catch_with(opts: SimOptions, within: u64) -> u64 {
-    let (protocol, bug) = (opts.protocol, opts.bug.expect("a planted bug"));
+    let opts = SimOptions {
+        protocol,
+        faults: Faults::ALL,
+        bug: Some(bug),
+        ..Default::default()
+    };
     for seed in 0..within {
         let (r, _) = opts.run_one(seed, false).expect("valid options");
         if let Some(v) = r.violation {
@@ -61,18 +53,11 @@ fn basic_ignore_promise_values_is_caught_within_10_seeds() {
 }
 
 /// Stale reads need a deposed leader that still answers after a new leader took writes, so
-/// they surface rarely: with the default 4 clients the first is seed 845. Eight clients put
-/// more reads at the deposed leader: the first is seed 368.
+/// they surface rarely: 12 of the first 3,400 seeds (the first is seed 254). Where the first
+/// one falls moves with any change to message timing, so the budget is eight times the mean gap.
 #[test]
-fn multi_unconfirmed_reads_are_caught_within_500_seeds() {
-    let opts = SimOptions {
-        protocol: Protocol::Multi,
-        faults: Faults::ALL,
-        bug: Some(PlantedBug::UnconfirmedReads),
-        clients: 8,
-        ..Default::default()
-    };
-    catch_with(opts, 500);
+fn multi_unconfirmed_reads_are_caught_within_2000_seeds() {
+    catch(Protocol::Multi, PlantedBug::UnconfirmedReads, 2000);
 }
 
 /// Accepts leave before the leader's own vote is durable, so a leader that counted that vote at
