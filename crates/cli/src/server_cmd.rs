@@ -55,7 +55,9 @@ pub struct ServerArgs {
     /// Largest client request accepted, in bytes. Default 1.5 MiB, as etcd.
     #[arg(long, env = "SYNOD_MAX_REQUEST_BYTES")]
     max_request_bytes: Option<usize>,
-    /// Snapshot the store and compact the log after this many applied slots. Default 10000.
+    /// Snapshot the store and compact the log after this many applied slots, and once the log
+    /// has grown by as many bytes as the last snapshot holds (so a store that keeps all its
+    /// history is not encoded ever more often for its size). Default 10000.
     #[arg(long, env = "SYNOD_SNAPSHOT_EVERY")]
     snapshot_every: Option<u64>,
     /// How often an idle watcher that asked for progress notifications gets one, in

@@ -516,7 +516,12 @@ fn a_snapshot_begun_earlier_compacts_only_what_it_covers() {
         net.settle();
     }
     let snap = pending.build();
-    let fx = net.r(1).finish_snapshot(snap.clone());
+    let (fx, removed) = net.r(1).finish_snapshot(snap.clone());
+    assert_eq!(
+        removed.0.len(),
+        10,
+        "the compacted slots come back to the caller"
+    );
     net.absorb(1, fx);
     assert_eq!(net.r(1).log_start(), 10);
     assert_eq!(net.r(1).log().len(), 5, "the slots after the snapshot stay");
@@ -525,8 +530,8 @@ fn a_snapshot_begun_earlier_compacts_only_what_it_covers() {
     let newer = net.r(1).take_snapshot();
     net.absorb(1, newer);
     assert_eq!(net.r(1).log_start(), 15);
-    let fx = net.r(1).finish_snapshot(snap);
-    assert!(fx.persist.is_empty());
+    let (fx, removed) = net.r(1).finish_snapshot(snap);
+    assert!(fx.persist.is_empty() && removed.0.is_empty());
     assert_eq!(net.r(1).log_start(), 15);
     net.crash(1);
     net.boot(1);

@@ -42,7 +42,8 @@ pub struct ServerConfig {
     pub max_batch: usize,
     /// Largest client request accepted, in bytes.
     pub max_request_bytes: usize,
-    /// Snapshot the store and compact the log after this many applied slots.
+    /// Snapshot the store and compact the log after this many applied slots, and once the log
+    /// has grown by as many bytes as the last checkpoint holds.
     pub snapshot_every: u64,
     /// Deliberately unsafe, for testing the tests: serve linearizable reads from this replica's
     /// local state without confirming leadership, so a deposed or partitioned node answers with

@@ -820,7 +820,10 @@ impl Node {
             // After every record of this turn is handed to the log, so the checkpoint covers
             // exactly the records appended so far. The log still holds every slot the snapshot
             // covers until that checkpoint is saved, so the snapshot is not written to the log.
-            if self.replica.finish_snapshot(snapshot).persist.is_empty() {
+            let (fx, removed) = self.replica.finish_snapshot(snapshot);
+            // Thousands of slots' commands: freeing them here stalled the loop for ~100 ms.
+            tokio::task::spawn_blocking(move || drop(removed));
+            if fx.persist.is_empty() {
                 // A snapshot installed meanwhile already moved the log start past this one.
                 self.checkpointing = false;
             } else {
@@ -831,6 +834,18 @@ impl Node {
         if self.checkpointing
             || self.replica.applied_index() < self.replica.log_start() + self.snapshot_every
         {
+            return;
+        }
+        // Encoding costs the whole state. Waiting until the log has grown by as much as the last
+        // checkpoint keeps that cost within the bytes logged since; otherwise a store keeping
+        // all its history (27 MB after 10,000 slots of 64-client puts, 84 MB after 30,000) is
+        // encoded as often when large as when small.
+        let logged = self
+            .wal
+            .stats()
+            .bytes
+            .saturating_sub(self.appended_at_checkpoint);
+        if logged < self.checkpoint_bytes {
             return;
         }
         let Some(pending) = self.replica.begin_snapshot() else {

@@ -525,7 +525,7 @@ impl MultiSim {
             } => {
                 let n = &self.nodes[&node];
                 if n.epoch == epoch && n.replica.is_some() {
-                    let fx = self.with_replica(node, |r| r.finish_snapshot(snapshot));
+                    let fx = self.with_replica(node, |r| r.finish_snapshot(snapshot).0);
                     self.apply_effects(node, fx)?;
                 }
             }

@@ -50,23 +50,29 @@ impl<C: Clone + Eq + std::fmt::Debug> Acceptor<C> {
         self.log_start
     }
 
-    /// Drops every slot below `upto`, which this replica has applied and snapshotted: each of
-    /// them must be known chosen here.
-    pub fn compact(&mut self, upto: Slot) {
+    /// Removes every slot below `upto`, which this replica has applied and snapshotted: each of
+    /// them must be known chosen here. Returns what was removed, for the caller to drop.
+    pub fn compact(&mut self, upto: Slot) -> BTreeMap<Slot, Entry<C>> {
         debug_assert!(
             self.log.range(..upto).all(|(_, e)| e.chosen),
             "compacting a slot that is not known chosen"
         );
-        self.drop_below(upto);
+        self.remove_below(upto)
     }
 
     /// Drops every slot below `upto` because a snapshot covering them was installed: the
     /// snapshot, not this log, is the proof that they are chosen.
     pub fn drop_below(&mut self, upto: Slot) {
-        if upto > self.log_start {
-            self.log = self.log.split_off(&upto);
-            self.log_start = upto;
+        self.remove_below(upto);
+    }
+
+    fn remove_below(&mut self, upto: Slot) -> BTreeMap<Slot, Entry<C>> {
+        if upto <= self.log_start {
+            return BTreeMap::new();
         }
+        let kept = self.log.split_off(&upto);
+        self.log_start = upto;
+        std::mem::replace(&mut self.log, kept)
     }
 
     /// The current promise.

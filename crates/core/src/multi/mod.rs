@@ -35,5 +35,5 @@ pub use messages::{
 };
 pub use reads::ReadId;
 pub use replica::{Replica, RoleKind};
-pub use snapshot::PendingSnapshot;
+pub use snapshot::{Compacted, PendingSnapshot};
 pub use state_machine::StateMachine;

@@ -11,7 +11,7 @@ use super::messages::{
     Command, Message, MultiEffects, Output, Persist, PromiseEntry, Slot, Snapshot, Timer, Value,
 };
 use super::reads::ReadId;
-use super::snapshot::PendingSnapshot;
+use super::snapshot::{Compacted, PendingSnapshot};
 use super::state_machine::StateMachine;
 use crate::ballot::{Ballot, NodeId};
 use crate::bugs::PlantedBug;
@@ -210,7 +210,7 @@ impl<S: StateMachine> Replica<S> {
     /// nothing if nothing new was applied since the last snapshot.
     pub fn take_snapshot(&mut self) -> Fx<S> {
         match self.begin_snapshot() {
-            Some(pending) => self.finish_snapshot(pending.build()),
+            Some(pending) => self.finish_snapshot(pending.build()).0,
             None => Fx::<S>::new(),
         }
     }
@@ -224,19 +224,22 @@ impl<S: StateMachine> Replica<S> {
 
     /// The second half: adopts `snap` (built from [`Replica::begin_snapshot`], however many
     /// steps ago) and compacts the log below it. Does nothing if the log start has moved past it
-    /// meanwhile (a newer snapshot was taken or installed).
-    pub fn finish_snapshot(&mut self, snap: Snapshot) -> Fx<S> {
+    /// meanwhile (a newer snapshot was taken or installed). Also returns the log entries it
+    /// removed: freeing thousands of slots' commands takes long enough that a driver may want
+    /// to drop them off its loop.
+    pub fn finish_snapshot(&mut self, snap: Snapshot) -> (Fx<S>, Compacted<S::Command>) {
         let mut fx = Fx::<S>::new();
         assert!(
             snap.slot <= self.learner.applied(),
             "a snapshot ahead of the applied state"
         );
+        let mut removed = BTreeMap::new();
         if snap.slot > self.acceptor.log_start() {
-            self.acceptor.compact(snap.slot);
+            removed = self.acceptor.compact(snap.slot);
             fx.persist(Persist::Snapshot(snap.clone()));
             self.snapshot = Some(snap);
         }
-        fx
+        (fx, Compacted(removed))
     }
 
     // ----- inputs -----

@@ -3,7 +3,13 @@
 //! [`PendingSnapshot::build`] encodes it, and
 //! [`Replica::finish_snapshot`](super::Replica::finish_snapshot) compacts the log below it.
 
+use super::log::Entry;
 use super::messages::{Slot, Snapshot};
+use std::collections::BTreeMap;
+
+/// Log entries a snapshot replaced, handed back so the driver chooses where to free them.
+#[derive(Debug)]
+pub struct Compacted<C>(pub BTreeMap<Slot, Entry<C>>);
 
 /// The applied state at one slot, not yet encoded.
 pub struct PendingSnapshot {
