@@ -15,7 +15,7 @@ pub struct Metrics {
     pub applied: IntCounter,
     /// Client commands per applied slot.
     pub batch_size: Histogram,
-    /// Time for one group-commit fsync.
+    /// From handing a batch to the group committer until it is durable.
     pub fsync_seconds: Histogram,
     /// Records per fsync.
     pub records_per_fsync: Histogram,
@@ -85,7 +85,7 @@ impl Metrics {
             ),
             fsync_seconds: hist(
                 "synod_fsync_seconds",
-                "Duration of one group-commit fsync.",
+                "From handing a batch of log records to the group committer until they are durable (the fsync and any wait for the one before it).",
                 lat,
             ),
             records_per_fsync: hist(
