@@ -282,11 +282,11 @@ impl Store {
         if req.lease != 0 && !req.ignore_lease && !self.leases.contains_key(&req.lease) {
             return Err(KvError::LeaseNotFound);
         }
-        let prev = self
-            .keys
-            .get(&req.key)
-            .and_then(|h| Self::visible(h, w.main))
-            .cloned();
+        // Shared, not copied: most puts do not return the previous value.
+        let prev = self.keys.get(&req.key).and_then(|h| {
+            let i = h.partition_point(|r| r.main <= w.main);
+            h[..i].last().and_then(|r| r.kv.clone())
+        });
         if (req.ignore_value || req.ignore_lease) && prev.is_none() {
             return Err(KvError::KeyNotFound);
         }
@@ -308,7 +308,7 @@ impl Store {
         };
         self.record(w, req.key.clone(), Some(kv));
         Ok(PutResponse {
-            prev_kv: if req.prev_kv { prev } else { None },
+            prev_kv: prev.filter(|_| req.prev_kv).map(Arc::unwrap_or_clone),
         })
     }
 

@@ -326,7 +326,10 @@ impl Node {
         let mut wal = opened.wal;
         let snapshots = Arc::new(opened.snapshots);
         // A new boot epoch gives this run's lanes client ids no earlier run used.
-        wal.append(&postcard::to_stdvec(&LogRecord::Boot(boot + 1)).expect("serializes"))?;
+        wal.append(
+            &postcard::to_stdvec(&LogRecord::<Persist<KvCommand>>::Boot(boot + 1))
+                .expect("serializes"),
+        )?;
         wal.sync()?;
         let appended = wal.last_index();
         let appended_at_checkpoint = wal.stats().bytes;
@@ -727,7 +730,7 @@ impl Node {
         if !persist.is_empty() {
             let records: Vec<Vec<u8>> = persist
                 .iter()
-                .map(|p| postcard::to_stdvec(&LogRecord::Persist(p.clone())).expect("serializes"))
+                .map(|p| postcard::to_stdvec(&LogRecord::Persist(p)).expect("serializes"))
                 .collect();
             self.appended += records.len() as u64;
             self.batches += 1;
@@ -930,13 +933,45 @@ struct Checkpoint {
     records: Vec<Persist<KvCommand>>,
 }
 
-/// What the log file holds.
+/// What the log file holds. Generic so that a record is written from a reference
+/// (`LogRecord<&Persist<_>>` encodes exactly as `LogRecord<Persist<_>>`), without copying
+/// every command of a batch first.
 #[derive(serde::Serialize, serde::Deserialize)]
-enum LogRecord {
+enum LogRecord<P = Persist<KvCommand>> {
     /// A replica persist record.
-    Persist(Persist<KvCommand>),
+    Persist(P),
     /// A boot epoch (one per start).
     Boot(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synod_core::multi::{Command, Value};
+    use synod_kv::PutRequest;
+
+    #[test]
+    fn a_record_written_by_reference_reads_back_as_owned() {
+        let put = KvCommand::Put(PutRequest {
+            key: b"k".to_vec(),
+            value: vec![7; 300],
+            ..Default::default()
+        });
+        let p = Persist::Accept {
+            slot: 9,
+            ballot: synod_core::Ballot::new(3, 2),
+            value: Value::batch(vec![Command {
+                client: 5,
+                seq: 6,
+                op: put,
+            }]),
+        };
+        let by_ref = postcard::to_stdvec(&LogRecord::Persist(&p)).unwrap();
+        let owned = postcard::to_stdvec(&LogRecord::Persist(p.clone())).unwrap();
+        assert_eq!(by_ref, owned);
+        let back: LogRecord = postcard::from_bytes(&by_ref).unwrap();
+        assert!(matches!(back, LogRecord::Persist(q) if q == p));
+    }
 }
 
 /// Why a node could not start.

@@ -245,7 +245,7 @@ mod tests {
     fn chosen_slots_answer_with_their_value_and_keep_it() {
         let mut a: Acceptor<u32> = Acceptor::new(Ballot::ZERO, BTreeMap::new(), None);
         let mut fx = Fx::new();
-        let v = Value::Batch(vec![super::super::Command {
+        let v = Value::batch(vec![super::super::Command {
             client: 1,
             seq: 1,
             op: 5,

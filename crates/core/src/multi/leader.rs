@@ -204,7 +204,7 @@ mod tests {
         PromiseEntry {
             slot,
             ballot: Ballot::new(r, 1),
-            value: Value::Batch(vec![Command {
+            value: Value::batch(vec![Command {
                 client: 1,
                 seq: v as u64,
                 op: v,
@@ -214,7 +214,7 @@ mod tests {
     }
 
     fn val(v: u32) -> Value<u32> {
-        Value::Batch(vec![Command {
+        Value::batch(vec![Command {
             client: 1,
             seq: v as u64,
             op: v,
@@ -285,7 +285,7 @@ mod tests {
         assert_eq!(a.queue.len(), 5);
         let batch = a.next_batch(1, 3).unwrap();
         assert_eq!(batch.len(), 3);
-        a.proposed(0, Value::Batch(batch));
+        a.proposed(0, Value::batch(batch));
         assert!(a.next_batch(1, 3).is_none(), "window of one is full");
         a.enqueue(Command {
             client: 1,

@@ -4,6 +4,7 @@ use super::reads::ReadId;
 use crate::ballot::{Ballot, NodeId};
 use crate::effects::Effects;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// A position in the replicated log.
 pub type Slot = u64;
@@ -27,11 +28,17 @@ pub struct Command<C> {
 pub enum Value<C> {
     /// Fills a slot a new leader found empty, so later slots can be applied.
     Noop,
-    /// Commands applied in order.
-    Batch(Vec<Command<C>>),
+    /// Commands applied in order. Shared: a leader's value is persisted, kept in flight and sent
+    /// to every follower, and copying each command for each of those was a good part of its CPU.
+    Batch(Arc<[Command<C>]>),
 }
 
 impl<C> Value<C> {
+    /// A batch of commands.
+    pub fn batch(commands: Vec<Command<C>>) -> Self {
+        Value::Batch(commands.into())
+    }
+
     /// The commands in this value (none for a no-op).
     pub fn commands(&self) -> &[Command<C>] {
         match self {

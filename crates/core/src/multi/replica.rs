@@ -759,7 +759,7 @@ impl<S: StateMachine> Replica<S> {
             };
             let slot = active.next_slot;
             active.next_slot += 1;
-            self.propose(slot, Value::Batch(batch), fx);
+            self.propose(slot, Value::batch(batch), fx);
         }
         self.learner.catch_up(self.acceptor.log(), fx);
     }
