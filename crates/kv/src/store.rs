@@ -100,8 +100,13 @@ impl Store {
 
     /// The value of `key` visible at revision `at`.
     fn visible(history: &[Rev], at: i64) -> Option<&KeyValue> {
+        Self::visible_shared(history, at).map(|kv| &**kv)
+    }
+
+    /// As [`Store::visible`], as the shared value (cloning it copies a pointer).
+    fn visible_shared(history: &[Rev], at: i64) -> Option<&Arc<KeyValue>> {
         let i = history.partition_point(|r| r.main <= at);
-        history[..i].last().and_then(|r| r.kv.as_deref())
+        history[..i].last().and_then(|r| r.kv.as_ref())
     }
 
     /// The current value of one key.
@@ -283,10 +288,11 @@ impl Store {
             return Err(KvError::LeaseNotFound);
         }
         // Shared, not copied: most puts do not return the previous value.
-        let prev = self.keys.get(&req.key).and_then(|h| {
-            let i = h.partition_point(|r| r.main <= w.main);
-            h[..i].last().and_then(|r| r.kv.clone())
-        });
+        let prev = self
+            .keys
+            .get(&req.key)
+            .and_then(|h| Self::visible_shared(h, w.main))
+            .cloned();
         if (req.ignore_value || req.ignore_lease) && prev.is_none() {
             return Err(KvError::KeyNotFound);
         }
