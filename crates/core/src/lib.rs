@@ -16,6 +16,7 @@ pub mod ballot;
 pub mod basic;
 pub mod bugs;
 pub mod effects;
+pub mod encode;
 pub mod multi;
 pub mod quorum;
 pub mod rng;

@@ -142,7 +142,7 @@ impl StateMachine for Store {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("the store serializes")
+        synod_core::encode::to_vec_exact(self).expect("the store serializes")
     }
 
     fn snapshot_later(&self) -> Box<dyn FnOnce() -> Vec<u8> + Send> {

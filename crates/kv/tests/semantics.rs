@@ -425,6 +425,23 @@ fn a_snapshot_restores_history_revisions_and_compaction() {
 }
 
 #[test]
+fn a_snapshot_is_the_stores_plain_postcard_encoding_at_exactly_its_size() {
+    use synod_core::multi::StateMachine;
+    let mut s = Store::new();
+    for i in 0..300 {
+        put(&mut s, &format!("k{}", i % 7), &"v".repeat(i));
+    }
+    let bytes = s.snapshot();
+    // Snapshots written before the buffer was sized up front must still read back.
+    assert_eq!(bytes, postcard::to_stdvec(&s).unwrap());
+    assert_eq!(
+        bytes.capacity(),
+        bytes.len(),
+        "allocated once, at its final size"
+    );
+}
+
+#[test]
 fn a_snapshot_taken_later_holds_the_state_when_it_was_begun() {
     use synod_core::multi::StateMachine;
     let mut s = Store::new();

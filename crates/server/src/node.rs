@@ -899,7 +899,8 @@ impl Node {
         tokio::task::spawn_blocking(move || {
             let result = (|| {
                 let started = Instant::now();
-                let data = postcard::to_stdvec(&checkpoint).expect("checkpoints serialize");
+                let data =
+                    synod_core::encode::to_vec_exact(&checkpoint).expect("checkpoints serialize");
                 let encoded = started.elapsed();
                 // Saved only once what it covers is durable, so the log never ends before it.
                 wal.append_batch_durable(Vec::new())?;

@@ -40,16 +40,24 @@ pub struct Snapshot {
 
 /// Encodes a snapshot file's bytes.
 pub fn encode_snapshot(index: u64, meta: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + meta.len() + data.len() + 4);
+    let head = encode_head(index, meta, data.len());
+    let mut out = Vec::with_capacity(head.len() + data.len() + 4);
+    out.extend_from_slice(&head);
+    out.extend_from_slice(data);
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&head), data);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The header and metadata: everything in a snapshot file before the data.
+fn encode_head(index: u64, meta: &[u8], data_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + meta.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
     out.extend_from_slice(&index.to_le_bytes());
-    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(data_len as u64).to_le_bytes());
     out.extend_from_slice(meta);
-    out.extend_from_slice(data);
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
@@ -178,19 +186,25 @@ impl SnapshotStore {
         }
         let path = self.dir.join(file_name(index));
         let tmp = self.dir.join(format!("{}.tmp", file_name(index)));
-        let bytes = encode_snapshot(index, meta, data);
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .open(&tmp)
             .ctx("create", &tmp)?;
+        // Written from the caller's buffer as it is, not copied into one holding the whole
+        // file: the data can be hundreds of megabytes.
+        let head = encode_head(index, meta, data.len());
+        let mut crc = crc32c::crc32c(&head);
+        f.write_all(&head).ctx("write", &tmp)?;
         // In pieces, each made durable before the next: a log fsync on the same disk then waits
         // behind one piece's writeback, not a whole large snapshot's.
-        for piece in bytes.chunks(SYNC_PIECE) {
+        for piece in data.chunks(SYNC_PIECE) {
+            crc = crc32c::crc32c_append(crc, piece);
             f.write_all(piece).ctx("write", &tmp)?;
             f.sync_data().ctx("fsync", &tmp)?;
         }
+        f.write_all(&crc.to_le_bytes()).ctx("write", &tmp)?;
         f.sync_all().ctx("fsync", &tmp)?;
         drop(f);
         std::fs::rename(&tmp, &path).ctx("rename", &tmp)?;

@@ -38,6 +38,20 @@ fn save_load_and_prune() {
 }
 
 #[test]
+fn a_saved_file_holds_exactly_the_encoding_even_across_sync_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = SnapshotStore::open(dir.path(), 2).unwrap();
+    // Larger than one 4 MiB piece, and not a multiple of it, so the checksum runs over pieces.
+    let data: Vec<u8> = (0..9_000_000u32).map(|i| (i % 251) as u8).collect();
+    let path = store.save(7, b"meta", &data).unwrap();
+    let written = std::fs::read(&path).unwrap();
+    assert!(written == synod_storage::encode_snapshot(7, b"meta", &data));
+    let loaded = store.load_latest().unwrap().snapshot.unwrap();
+    assert_eq!((loaded.index, loaded.meta.as_slice()), (7, &b"meta"[..]));
+    assert!(loaded.data == data);
+}
+
+#[test]
 fn a_leftover_temporary_file_is_ignored_and_removed() {
     let dir = tempfile::tempdir().unwrap();
     {
