@@ -254,6 +254,9 @@ pub struct Node {
     built_snapshot: Option<Snapshot>,
     /// Commands taken since the last flush, proposed together so they can share slots.
     proposals: Vec<Command<KvCommand>>,
+    /// Reads that arrived this turn: handed to the replica together, so one round of probes
+    /// confirms them all.
+    new_reads: Vec<u64>,
     /// The newest commit point not yet handed to the log.
     lazy_commit: Option<Persist<KvCommand>>,
     /// Bytes of the latest checkpoint plus what the log gained since.
@@ -357,6 +360,7 @@ impl Node {
             checkpointing: false,
             built_snapshot: None,
             proposals: Vec::new(),
+            new_reads: Vec::new(),
             lazy_commit: None,
             checkpoint_bytes,
             appended_at_checkpoint,
@@ -456,7 +460,7 @@ impl Node {
                 self.next_read += 1;
                 let id = self.next_read;
                 self.reads.insert(id, (req, reply, self.now));
-                fx.extend(self.replica.on_read(id));
+                self.new_reads.push(id);
             }
             Input::ReadLocal(req, reply) => {
                 let store = self.replica.state_machine();
@@ -690,6 +694,10 @@ impl Node {
         if !self.proposals.is_empty() {
             let batch = std::mem::take(&mut self.proposals);
             fx.extend(self.replica.on_client_requests(batch));
+        }
+        if !self.new_reads.is_empty() {
+            let batch = std::mem::take(&mut self.new_reads);
+            fx.extend(self.replica.on_reads(batch));
         }
         // Own votes released at once (nothing unsynced) produce effects of their own.
         while !fx.is_empty() {

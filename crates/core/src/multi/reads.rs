@@ -15,16 +15,25 @@
 //!    log end. `index` is the log end, not the commit point, because the re-proposed slots may
 //!    not be known chosen yet.
 //!
-//! Reads are batched: every read that arrives while a probe round is in flight shares the next
-//! round, so there is at most one round in flight.
+//! Reads are batched: every read registered before a round starts shares that round. Up to
+//! [`MAX_ROUNDS_IN_FLIGHT`] rounds are out at once, so a read that arrives while a round is
+//! out need not wait for it to come back before its own round starts: it waits one round trip,
+//! not one and a half on average. An acknowledgement of round `r` vouches for every round up
+//! to `r` too (it was sent after they all started), so a member's highest acknowledged round
+//! is all that is kept.
 
 use super::messages::Slot;
 use crate::ballot::NodeId;
 use crate::quorum::QuorumSystem;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// The driver's name for one read request.
 pub type ReadId = u64;
+
+/// Confirmation rounds out at once, at most. Past this, reads wait for one to come back: a
+/// bound on the probes a burst of reads sends, and a round per read would buy nothing while
+/// the members are already busy answering.
+pub const MAX_ROUNDS_IN_FLIGHT: u64 = 8;
 
 #[derive(Clone, Debug)]
 struct Pending {
@@ -49,9 +58,10 @@ pub struct Confirmed {
 /// The leader's reads in progress.
 #[derive(Clone, Debug, Default)]
 pub struct Reads {
-    /// Rounds started so far; the latest is in flight if `acks` is `Some`.
+    /// Rounds started so far, numbered from 1; rounds above `confirmed` are in flight.
     started: u64,
-    acks: Option<BTreeSet<NodeId>>,
+    /// Each member's highest acknowledged round (ourselves included).
+    acked: BTreeMap<NodeId, u64>,
     /// Highest round a quorum confirmed.
     confirmed: u64,
     pending: VecDeque<Pending>,
@@ -59,14 +69,10 @@ pub struct Reads {
 
 impl Reads {
     /// Registers a read that arrived when the log ended at `index`, on behalf of `origin` (a
-    /// follower) or our own client. Returns the round to probe for if a new round must start
-    /// now.
-    pub fn request(&mut self, id: ReadId, index: Slot, origin: Option<NodeId>) -> Option<u64> {
-        let (round, start) = if self.acks.is_some() {
-            (self.started + 1, false)
-        } else {
-            (self.started + 1, true)
-        };
+    /// follower) or our own client. It waits for the next round to start
+    /// ([`Reads::next_round`]): only a round started after the read arrived can vouch for it.
+    pub fn request(&mut self, id: ReadId, index: Slot, origin: Option<NodeId>) {
+        let round = self.started + 1;
         debug_assert!(self
             .pending
             .back()
@@ -77,32 +83,50 @@ impl Reads {
             round,
             origin,
         });
-        start.then(|| self.start_round())
     }
 
-    fn start_round(&mut self) -> u64 {
-        self.started += 1;
-        self.acks = Some(BTreeSet::new());
-        self.started
+    /// Starts a round if reads wait for one and fewer than [`MAX_ROUNDS_IN_FLIGHT`] are out;
+    /// returns the round to probe for.
+    pub fn next_round(&mut self) -> Option<u64> {
+        let waiting = self.pending.back().is_some_and(|p| p.round > self.started);
+        let room = self.started - self.confirmed < MAX_ROUNDS_IN_FLIGHT;
+        (waiting && room).then(|| {
+            self.started += 1;
+            self.started
+        })
     }
 
-    /// The round in flight, if any.
-    pub fn in_flight(&self) -> Option<(u64, &BTreeSet<NodeId>)> {
-        self.acks.as_ref().map(|a| (self.started, a))
+    /// The latest round in flight that reads wait for, if any, and who has acknowledged it.
+    pub fn in_flight(&self) -> Option<(u64, BTreeSet<NodeId>)> {
+        (self.started > self.confirmed && !self.pending.is_empty()).then(|| {
+            let acks = self.acked.iter().filter(|&(_, &r)| r >= self.started);
+            (self.started, acks.map(|(&m, _)| m).collect())
+        })
     }
 
-    /// `from` confirmed our leadership for `round`. Returns the next round to probe for, when
-    /// reads are already waiting for it.
-    pub fn ack(&mut self, from: NodeId, round: u64, quorum: &dyn QuorumSystem) -> Option<u64> {
-        let acks = self.acks.as_mut().filter(|_| round == self.started)?;
-        acks.insert(from);
-        if !quorum.is_phase2_quorum(acks) {
-            return None;
+    /// `from` confirmed our leadership for `round` (and so for every earlier round).
+    pub fn ack(&mut self, from: NodeId, round: u64, quorum: &dyn QuorumSystem) {
+        if round > self.started || round <= self.confirmed {
+            return;
         }
-        self.confirmed = round;
-        self.acks = None;
-        let waiting = self.pending.back().is_some_and(|p| p.round > round);
-        waiting.then(|| self.start_round())
+        let best = self.acked.entry(from).or_insert(0);
+        *best = (*best).max(round);
+        // The highest round that a quorum acknowledged, counting later acks as earlier ones.
+        let mut rounds: Vec<u64> = self.acked.values().copied().collect();
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        rounds.dedup();
+        for r in rounds.into_iter().take_while(|&r| r > self.confirmed) {
+            let members: BTreeSet<NodeId> = self
+                .acked
+                .iter()
+                .filter(|&(_, &a)| a >= r)
+                .map(|(&m, _)| m)
+                .collect();
+            if quorum.is_phase2_quorum(&members) {
+                self.confirmed = r;
+                break;
+            }
+        }
     }
 
     /// Treats every read as confirmed at once: the planted `UnconfirmedReads` bug.
@@ -110,7 +134,6 @@ impl Reads {
         if let Some(p) = self.pending.back() {
             self.confirmed = self.confirmed.max(p.round);
             self.started = self.started.max(p.round);
-            self.acks = None;
         }
     }
 
@@ -134,7 +157,6 @@ impl Reads {
 
     /// Every read still waiting (when leadership ends, they all fail), with its origin.
     pub fn drain(&mut self) -> Vec<(ReadId, Option<NodeId>)> {
-        self.acks = None;
         self.pending.drain(..).map(|p| (p.id, p.origin)).collect()
     }
 }
@@ -144,34 +166,94 @@ mod tests {
     use super::*;
     use crate::quorum::Quorum;
 
+    fn ids(c: Vec<Confirmed>) -> Vec<ReadId> {
+        c.into_iter().map(|c| c.id).collect()
+    }
+
     #[test]
-    fn reads_wait_for_a_quorum_round_after_them_and_for_the_apply_point() {
+    fn reads_wait_for_a_quorum_round_started_after_them_and_for_the_apply_point() {
         let q = Quorum::majority(&[1, 2, 3]).expect("valid");
         let mut r = Reads::default();
-        assert_eq!(r.request(10, 5, None), Some(1));
-        // A read arriving during round 1 must wait for round 2.
-        assert_eq!(r.request(11, 6, None), None);
-        assert_eq!(r.ack(1, 1, &q), None);
+        assert_eq!(r.next_round(), None, "no read waits");
+        r.request(10, 5, None);
+        assert!(r.ready(100).is_empty(), "no round has started yet");
+        assert_eq!(r.next_round(), Some(1));
+        assert_eq!(r.next_round(), None, "read 10 has its round");
+        // A read arriving while round 1 is out gets a round of its own.
+        r.request(11, 6, None);
+        assert_eq!(r.next_round(), Some(2));
+        r.ack(1, 1, &q);
         assert!(r.ready(100).is_empty(), "one ack is no quorum");
-        assert_eq!(r.ack(2, 1, &q), Some(2), "round 2 starts for read 11");
+        r.ack(2, 1, &q);
         assert!(r.ready(4).is_empty(), "slot 4 is not applied yet");
-        let ids = |c: Vec<Confirmed>| c.into_iter().map(|c| c.id).collect::<Vec<_>>();
         assert_eq!(ids(r.ready(5)), vec![10]);
         assert!(r.ready(100).is_empty(), "read 11 waits for round 2");
-        assert_eq!(r.ack(3, 1, &q), None, "a stale round's ack is ignored");
+        assert_eq!(r.in_flight(), Some((2, BTreeSet::new())));
         r.ack(1, 2, &q);
+        assert_eq!(r.in_flight(), Some((2, BTreeSet::from([1]))));
         r.ack(3, 2, &q);
         assert_eq!(ids(r.ready(6)), vec![11]);
-        assert_eq!(r.request(12, 7, None), Some(3));
-        assert_eq!(r.drain(), vec![(12, None)]);
         assert_eq!(r.in_flight(), None);
+        r.request(12, 7, None);
+        assert_eq!(r.next_round(), Some(3));
+        assert_eq!(r.drain(), vec![(12, None)]);
+        assert_eq!(r.in_flight(), None, "nothing waits for round 3 any more");
+    }
+
+    #[test]
+    fn a_later_rounds_ack_vouches_for_earlier_rounds() {
+        let q = Quorum::majority(&[1, 2, 3]).expect("valid");
+        let mut r = Reads::default();
+        for (id, round) in [(1, 1), (2, 2), (3, 3)] {
+            r.request(id, 0, None);
+            assert_eq!(r.next_round(), Some(round));
+        }
+        // Member 1 (us) acked round 3, member 2 only round 2 (its ack of round 3 is lost or
+        // late): a quorum vouches for rounds 1 and 2, not 3.
+        r.ack(1, 3, &q);
+        r.ack(2, 2, &q);
+        assert_eq!(ids(r.ready(0)), vec![1, 2]);
+        // An ack of a confirmed round, or of one never started, changes nothing.
+        r.ack(3, 1, &q);
+        r.ack(3, 9, &q);
+        assert!(r.ready(0).is_empty());
+        r.ack(3, 3, &q);
+        assert_eq!(ids(r.ready(0)), vec![3]);
+    }
+
+    #[test]
+    fn rounds_in_flight_are_bounded_and_later_reads_share_the_next() {
+        let q = Quorum::majority(&[1, 2, 3]).expect("valid");
+        let mut r = Reads::default();
+        for id in 0..MAX_ROUNDS_IN_FLIGHT {
+            r.request(id, 0, None);
+            assert_eq!(r.next_round(), Some(id + 1));
+        }
+        r.request(100, 0, None);
+        r.request(101, 0, None);
+        assert_eq!(r.next_round(), None, "no room for another round");
+        r.ack(1, 1, &q);
+        r.ack(2, 1, &q);
+        assert_eq!(ids(r.ready(0)), vec![0]);
+        let next = MAX_ROUNDS_IN_FLIGHT + 1;
+        assert_eq!(
+            r.next_round(),
+            Some(next),
+            "one round for both waiting reads"
+        );
+        assert_eq!(r.next_round(), None);
+        r.ack(1, next, &q);
+        r.ack(3, next, &q);
+        let all: Vec<ReadId> = (1..MAX_ROUNDS_IN_FLIGHT).chain([100, 101]).collect();
+        assert_eq!(ids(r.ready(0)), all);
     }
 
     #[test]
     fn a_followers_read_is_released_on_confirmation_without_waiting_for_our_apply_point() {
         let q = Quorum::majority(&[1, 2, 3]).expect("valid");
         let mut r = Reads::default();
-        assert_eq!(r.request(7, 9, Some(2)), Some(1));
+        r.request(7, 9, Some(2));
+        assert_eq!(r.next_round(), Some(1));
         r.ack(1, 1, &q);
         r.ack(3, 1, &q);
         assert_eq!(

@@ -301,17 +301,26 @@ impl<S: StateMachine> Replica<S> {
     /// [`Output::ReadReady`] (read this replica's state machine then) or [`Output::ReadFailed`]
     /// (this replica does not lead; ask `leader`). See [`super::reads`] for why it is safe.
     pub fn on_read(&mut self, id: ReadId) -> Fx<S> {
+        self.on_reads([id])
+    }
+
+    /// Several reads at once ([`Replica::on_read`] for each): a leader confirms them all with
+    /// one round of probes.
+    pub fn on_reads(&mut self, ids: impl IntoIterator<Item = ReadId>) -> Fx<S> {
         let mut fx = Fx::<S>::new();
-        match &self.role {
-            Role::Leader(_) => self.lead_read(id, None, &mut fx),
-            Role::Follower if self.leader_hint.is_some_and(|l| l != self.cfg.id) => {
-                // The leader confirms and names the index; we serve from our own state.
-                let leader = self.leader_hint.expect("checked");
-                self.remote_reads.insert(id, None);
-                fx.send(leader, Message::ReadIndexRequest { id });
+        for id in ids {
+            match &self.role {
+                Role::Leader(_) => self.register_read(id, None),
+                Role::Follower if self.leader_hint.is_some_and(|l| l != self.cfg.id) => {
+                    // The leader confirms and names the index; we serve from our own state.
+                    let leader = self.leader_hint.expect("checked");
+                    self.remote_reads.insert(id, None);
+                    fx.send(leader, Message::ReadIndexRequest { id });
+                }
+                _ => fx.output(Output::ReadFailed { id, leader: None }),
             }
-            _ => fx.output(Output::ReadFailed { id, leader: None }),
         }
+        self.start_read_round(&mut fx);
         self.serve_reads(&mut fx);
         fx
     }
@@ -321,22 +330,22 @@ impl<S: StateMachine> Replica<S> {
         self.remote_reads.remove(&id);
     }
 
-    /// As leader, registers a read (ours, or a follower's) at the current log end.
-    fn lead_read(&mut self, id: ReadId, origin: Option<NodeId>, fx: &mut Fx<S>) {
+    /// As leader, registers a read (ours, or a follower's) at the current log end; it waits
+    /// for the next round of probes ([`Replica::start_read_round`]).
+    fn register_read(&mut self, id: ReadId, origin: Option<NodeId>) {
         let Role::Leader(active) = &mut self.role else {
             return;
         };
-        let round = active.reads.request(id, active.next_slot, origin);
+        active.reads.request(id, active.next_slot, origin);
         if self.cfg.bug == Some(PlantedBug::UnconfirmedReads) {
             active.reads.confirm_all();
-        } else if let Some(round) = round {
-            self.probe(round, fx);
         }
     }
 
     fn on_read_index_request(&mut self, from: NodeId, id: ReadId, fx: &mut Fx<S>) {
         if matches!(self.role, Role::Leader(_)) {
-            self.lead_read(id, Some(from), fx);
+            self.register_read(id, Some(from));
+            self.start_read_round(fx);
         } else {
             fx.send(from, Message::ReadIndexReply { id, index: None });
         }
@@ -369,16 +378,17 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
-    /// Starts probe round `round`: our own confirmation, then the others'.
-    fn probe(&mut self, round: u64, fx: &mut Fx<S>) {
+    /// Starts a round of leadership probes for the reads waiting for one, if there is room
+    /// for another round in flight. Our own acknowledgement counts at once.
+    fn start_read_round(&mut self, fx: &mut Fx<S>) {
         let Role::Leader(active) = &mut self.role else {
             return;
         };
+        let Some(round) = active.reads.next_round() else {
+            return;
+        };
         let ballot = active.ballot;
-        if let Some(next) = active.reads.ack(self.cfg.id, round, &self.quorum) {
-            // A one-member quorum: confirmed at once, and the next round with it.
-            return self.probe(next, fx);
-        }
+        active.reads.ack(self.cfg.id, round, &self.quorum);
         for &m in self.quorum.members() {
             if m != self.cfg.id {
                 fx.send(m, Message::ReadProbe { ballot, round });
@@ -450,9 +460,8 @@ impl<S: StateMachine> Replica<S> {
         if active.ballot != ballot {
             return;
         }
-        if let Some(next) = active.reads.ack(from, round, &self.quorum) {
-            self.probe(next, fx);
-        }
+        active.reads.ack(from, round, &self.quorum);
+        self.start_read_round(fx);
         self.serve_reads(fx);
     }
 
