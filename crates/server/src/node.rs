@@ -61,6 +61,8 @@ pub struct NodeStatus {
     pub log_bytes: u64,
     /// Live keys.
     pub keys: usize,
+    /// Proposal lanes free: how many more commands this node can have in flight.
+    pub lanes_free: usize,
 }
 
 /// A read's store revision and result, or why it was not served.
@@ -201,7 +203,10 @@ impl NodeHandle {
 
 /// Exactly-once needs a client id and a sequence number per command, with one command in flight
 /// per client id. The node runs many "lanes": each proposal takes a free lane, so concurrency is
-/// bounded by the lane count and the session table by lanes per boot.
+/// bounded by the lane count and the session table by lanes per boot. A lane's next command
+/// takes the next sequence number, even after one that timed out and may still be chosen: the
+/// replicas skip a lane's command whose number is below one already applied, and replies are
+/// matched by number, so the late one can neither run after the new one nor answer it.
 const LANES: u64 = 4096;
 
 struct Waiting {
@@ -559,6 +564,7 @@ impl Node {
             revision: r.state_machine().revision(),
             log_bytes: self.checkpoint_bytes + self.logged_since_checkpoint(),
             keys: r.state_machine().len(),
+            lanes_free: self.free_lanes.len(),
         }
     }
 
@@ -623,8 +629,10 @@ impl Node {
             if now - w.first_tick >= self.give_up_ticks {
                 let w = self.waiting.remove(&key).expect("present");
                 let _ = w.reply.send(Err(ProposeError::Timeout));
-                // The command may still commit later; its lane stays retired for this boot so a
-                // late result can never be mistaken for a newer command's.
+                // The command may still be chosen later; the lane's next command has a higher
+                // number (see `LANES`), so the lane is free again. Kept retired, every lane of a
+                // node cut off long enough would be used up until a restart.
+                self.free_lanes.push(Self::lane_of(key.0));
                 continue;
             }
             w.submitted_tick = now;
@@ -978,6 +986,50 @@ mod tests {
         assert_eq!(by_ref, owned);
         let back: LogRecord = postcard::from_bytes(&by_ref).unwrap();
         assert!(matches!(back, LogRecord::Persist(q) if q == p));
+    }
+
+    #[tokio::test]
+    async fn a_lane_whose_command_timed_out_is_free_again() {
+        let dir = tempfile::tempdir().unwrap();
+        // A member of three whose peers never answer: nothing commits, every proposal times out.
+        let member = |id: NodeId| crate::config::Member {
+            id,
+            peer_addr: ([127, 0, 0, 1], 9).into(),
+            client_addr: None,
+        };
+        let cfg = ServerConfig {
+            id: 1,
+            members: vec![member(1), member(2), member(3)],
+            client_addr: ([127, 0, 0, 1], 9).into(),
+            admin_addr: None,
+            data_dir: dir.path().to_path_buf(),
+            tick: Duration::from_millis(1),
+            heartbeat_ticks: 1,
+            election_ticks: (3, 6),
+            window: 2,
+            max_batch: 16,
+            max_request_bytes: 1 << 20,
+            snapshot_every: 1000,
+            unsafe_local_reads: false,
+            watch_progress_interval: Duration::from_secs(600),
+        };
+        let node = Node::open(&cfg, Outbox::default(), Metrics::new()).unwrap();
+        let (handle, join) = spawn(node, cfg.tick);
+        let lanes = handle.status().await.unwrap().lanes_free;
+        assert_eq!(lanes, LANES as usize);
+        let put = |i: u8| {
+            KvCommand::Put(PutRequest {
+                key: vec![i],
+                value: vec![i],
+                ..Default::default()
+            })
+        };
+        let tries = (0..3).map(|i| handle.propose(put(i)));
+        for r in futures::future::join_all(tries).await {
+            assert_eq!(r, Err(ProposeError::Timeout));
+        }
+        assert_eq!(handle.status().await.unwrap().lanes_free, lanes);
+        join.abort();
     }
 }
 
