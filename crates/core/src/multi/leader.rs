@@ -2,7 +2,7 @@
 //! for the whole log suffix, and an [`Active`] leader then runs only phase 2, one slot at a time,
 //! with a window of slots in flight.
 
-use super::messages::{Command, PromiseEntry, Slot, Value};
+use super::messages::{ClientId, Command, PromiseEntry, Slot, Value};
 use super::reads::Reads;
 use crate::ballot::{Ballot, NodeId};
 use crate::quorum::QuorumSystem;
@@ -119,28 +119,72 @@ pub struct Active<C> {
     pub ballot: Ballot,
     /// The next slot to propose a new batch in.
     pub next_slot: Slot,
-    /// Slots proposed in this ballot, not yet chosen.
-    pub in_flight: BTreeMap<Slot, InFlight<C>>,
+    /// Slots proposed in this ballot, not yet chosen. Changed only through [`Active::proposed`],
+    /// [`Active::vote`] and [`Active::withdraw`], which keep `present` in step.
+    in_flight: BTreeMap<Slot, InFlight<C>>,
     /// Client commands waiting for a free slot in the window.
-    pub queue: VecDeque<Command<C>>,
+    queue: VecDeque<Command<C>>,
+    /// How many times each `(client, seq)` is in `queue` and `in_flight` together, so that a
+    /// retry is recognised without scanning both: with hundreds of clients that scan, once per
+    /// command, grew with the square of the load.
+    present: BTreeMap<(ClientId, u64), usize>,
     /// Linearizable reads waiting for a confirmation round or for the apply point.
     pub reads: Reads,
+}
+
+fn key<C>(c: &Command<C>) -> (ClientId, u64) {
+    (c.client, c.seq)
 }
 
 impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
     /// A new leader proposing fresh batches from `next_slot` on.
     pub fn new(ballot: Ballot, next_slot: Slot, queue: VecDeque<Command<C>>) -> Self {
+        let mut present = BTreeMap::new();
+        for c in &queue {
+            *present.entry(key(c)).or_insert(0) += 1;
+        }
         Active {
             ballot,
             next_slot,
             in_flight: BTreeMap::new(),
             queue,
+            present,
             reads: Reads::default(),
+        }
+    }
+
+    /// Slots proposed in this ballot and not yet known chosen.
+    pub fn in_flight(&self) -> &BTreeMap<Slot, InFlight<C>> {
+        &self.in_flight
+    }
+
+    /// Commands waiting for a slot, oldest first.
+    pub fn queued(&self) -> &VecDeque<Command<C>> {
+        &self.queue
+    }
+
+    /// The waiting commands, for a leader that steps down and hands them on.
+    pub fn into_queue(self) -> VecDeque<Command<C>> {
+        self.queue
+    }
+
+    fn count(&mut self, commands: &[Command<C>], up: bool) {
+        for c in commands {
+            let k = key(c);
+            if up {
+                *self.present.entry(k).or_insert(0) += 1;
+            } else if let Some(n) = self.present.get_mut(&k) {
+                *n -= 1;
+                if *n == 0 {
+                    self.present.remove(&k);
+                }
+            }
         }
     }
 
     /// Records that `value` is proposed for `slot` in this ballot.
     pub fn proposed(&mut self, slot: Slot, value: Value<C>) {
+        self.count(value.commands(), true);
         let prev = self.in_flight.insert(
             slot,
             InFlight {
@@ -165,10 +209,17 @@ impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
         let f = self.in_flight.get_mut(&slot)?;
         f.acks.insert(from);
         if quorum.is_phase2_quorum(&f.acks) {
-            self.in_flight.remove(&slot).map(|f| f.value)
+            self.withdraw(slot).map(|f| f.value)
         } else {
             None
         }
+    }
+
+    /// Takes `slot` out of the slots in flight (it is chosen, by this ballot or another).
+    pub fn withdraw(&mut self, slot: Slot) -> Option<InFlight<C>> {
+        let f = self.in_flight.remove(&slot)?;
+        self.count(f.value.commands(), false);
+        Some(f)
     }
 
     /// Takes the next batch of queued commands if the window has room, skipping commands
@@ -178,18 +229,15 @@ impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
             return None;
         }
         let n = self.queue.len().min(max_batch);
-        Some(self.queue.drain(..n).collect())
+        let batch: Vec<Command<C>> = self.queue.drain(..n).collect();
+        self.count(&batch, false);
+        Some(batch)
     }
 
     /// Queues a command unless the same `(client, seq)` is already queued or in flight.
     pub fn enqueue(&mut self, cmd: Command<C>) {
-        let same = |c: &Command<C>| c.client == cmd.client && c.seq == cmd.seq;
-        let queued = self.queue.iter().any(same);
-        let flying = self
-            .in_flight
-            .values()
-            .any(|f| f.value.commands().iter().any(same));
-        if !queued && !flying {
+        if !self.present.contains_key(&key(&cmd)) {
+            self.count(std::slice::from_ref(&cmd), true);
             self.queue.push_back(cmd);
         }
     }
@@ -282,7 +330,7 @@ mod tests {
             seq: 1,
             op: 0,
         });
-        assert_eq!(a.queue.len(), 5);
+        assert_eq!(a.queued().len(), 5);
         let batch = a.next_batch(1, 3).unwrap();
         assert_eq!(batch.len(), 3);
         a.proposed(0, Value::batch(batch));
@@ -292,10 +340,51 @@ mod tests {
             seq: 1,
             op: 0,
         });
-        assert_eq!(a.queue.len(), 2, "in-flight command not queued again");
+        assert_eq!(a.queued().len(), 2, "in-flight command not queued again");
         assert!(a.vote(1, 0, &q).is_none());
         assert!(a.vote(2, 0, &q).is_some());
-        assert_eq!(a.next_batch(1, 3).unwrap().len(), 2);
+        let rest = a.next_batch(1, 3).unwrap();
+        assert_eq!(rest.len(), 2);
+        a.proposed(1, Value::batch(rest));
+        // A new leader re-proposing an old value may hold a command twice: counted, not lost.
+        a.proposed(
+            2,
+            Value::batch(vec![Command {
+                client: 3,
+                seq: 1,
+                op: 0,
+            }]),
+        );
+        a.enqueue(Command {
+            client: 3,
+            seq: 1,
+            op: 0,
+        });
+        assert!(a.queued().is_empty(), "still in flight in slot 1 and 2");
+        assert!(a.withdraw(2).is_some());
+        a.enqueue(Command {
+            client: 3,
+            seq: 1,
+            op: 0,
+        });
+        assert!(a.queued().is_empty(), "still in flight in slot 1");
+        assert!(a.vote(1, 1, &q).is_none());
+        assert!(a.vote(3, 1, &q).is_some());
+        assert!(
+            a.present.is_empty(),
+            "nothing queued or in flight: {:?}",
+            a.present
+        );
+        a.enqueue(Command {
+            client: 3,
+            seq: 1,
+            op: 0,
+        });
+        assert_eq!(
+            a.queued().len(),
+            1,
+            "chosen and gone: a retry is queued again"
+        );
     }
 
     #[test]

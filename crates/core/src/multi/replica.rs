@@ -577,7 +577,7 @@ impl<S: StateMachine> Replica<S> {
             Role::Candidate(s) => s.queue,
             Role::Leader(mut a) => {
                 Self::fail_led_reads(a.reads.drain(), fx);
-                a.queue
+                a.into_queue()
             }
             Role::Follower => VecDeque::new(),
         };
@@ -854,7 +854,7 @@ impl<S: StateMachine> Replica<S> {
     /// it steps down before it could advertise a commit point covering its own stale proposal.
     fn learn(&mut self, slot: Slot, value: &Value<S::Command>, fx: &mut Fx<S>) {
         if let Role::Leader(active) = &mut self.role {
-            if let Some(f) = active.in_flight.remove(&slot) {
+            if let Some(f) = active.withdraw(slot) {
                 if f.value != *value {
                     self.step_down(fx);
                 }
@@ -900,7 +900,7 @@ impl<S: StateMachine> Replica<S> {
                 }
             }
         }
-        for (&slot, f) in &active.in_flight {
+        for (&slot, f) in active.in_flight() {
             for &m in self.quorum.members() {
                 if m != self.cfg.id && !f.acks.contains(&m) {
                     fx.send(
