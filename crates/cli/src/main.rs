@@ -11,9 +11,10 @@ mod flow_cmd;
 mod server_cmd;
 mod sim_cmd;
 
-// The server allocates per request (gRPC frames, batches, log records) and now and then builds a
-// snapshot of many megabytes; glibc's allocator served those big buffers with fresh mmaps, and
-// their page faults alone showed up as a tenth of the leader's CPU in profiles.
+// The server allocates and frees several small buffers per request (gRPC frames, batches, log
+// records); malloc was a tenth of a leader's profile under glibc, and mimalloc served 19-26%
+// more linearizable gets at 64 clients (docs/performance.md). Large buffers that grow by
+// reallocation are copied under mimalloc, so snapshots are sized up front (core::encode).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -127,6 +127,11 @@ impl Reads {
                 break;
             }
         }
+        // Only a started round can be confirmed: its probes went out after its reads arrived.
+        assert!(
+            self.confirmed <= self.started,
+            "confirmed a round never started"
+        );
     }
 
     /// Treats every read as confirmed at once: the planted `UnconfirmedReads` bug.
