@@ -23,16 +23,23 @@ pub enum PlantedBug {
     /// its accepts leave ahead of its sync: a value can look chosen with fewer durable votes
     /// than a quorum.
     OwnVoteBeforeSync,
+    /// The node layer starts its read ids from zero at every boot, so an index reply meant for
+    /// an earlier boot's read can answer a later read.
+    ReadIdsReusedAcrossBoots,
+    /// The node layer sends promises and votes to peers before their records are durable.
+    SendBeforeSync,
 }
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 5] = [
+    pub const ALL: [PlantedBug; 7] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
         PlantedBug::UnconfirmedReads,
         PlantedBug::OwnVoteBeforeSync,
+        PlantedBug::ReadIdsReusedAcrossBoots,
+        PlantedBug::SendBeforeSync,
     ];
 
     /// The name used on the command line.
@@ -43,6 +50,8 @@ impl PlantedBug {
             PlantedBug::ApplyBeforeChosen => "apply-before-chosen",
             PlantedBug::UnconfirmedReads => "unconfirmed-reads",
             PlantedBug::OwnVoteBeforeSync => "own-vote-before-sync",
+            PlantedBug::ReadIdsReusedAcrossBoots => "read-ids-reused-across-boots",
+            PlantedBug::SendBeforeSync => "send-before-sync",
         }
     }
 }

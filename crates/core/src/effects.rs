@@ -2,16 +2,23 @@
 //!
 //! # The persist-before-send contract
 //!
-//! Everything a step puts in [`Effects::persist`] must be durable (written and synced) **before
-//! any message in [`Effects::send`] leaves the node and before any output in
-//! [`Effects::output`] is acted on** (for example, before a client is told its command
-//! committed). An acceptor's promise or vote that a peer has counted must survive a crash of the
-//! acceptor; otherwise, after a restart, it could promise or vote again differently and two values
-//! could be chosen.
+//! An acceptor's promise or vote that a peer has counted must survive a crash of the acceptor;
+//! otherwise, after a restart, it could promise or vote again differently and two values could
+//! be chosen. The protocol, not the driver, knows which messages reveal such state, so every
+//! step sorts its messages itself:
 //!
-//! Drivers may batch the persists of many steps into one sync (group commit) as long as the
-//! messages and outputs of each of those steps wait for that sync. Persist records of one step
-//! are applied in order.
+//! - [`Effects::send_after_sync`]: messages that reveal durable state (a promise, a vote, a
+//!   prepare for a ballot this node just promised itself). They leave only once every record of
+//!   this step **and of every earlier step** is durable (written and synced).
+//! - [`Effects::send`]: messages that reveal nothing a crash could take back (an accept, which
+//!   the leader's own durable promise already covers; a heartbeat; a read probe). They may
+//!   leave at once, so that a leader's disk and its followers' disks write in parallel.
+//!
+//! Outputs ([`Effects::output`]) rest on values chosen by durable votes and may be acted on at
+//! once. Drivers may batch the persists of many steps into one sync (group commit) as long as
+//! each step's `send_after_sync` waits for the sync that covers it. Persist records of one step
+//! are applied in order. No driver re-derives this rule from message kinds: it reads the two
+//! lists.
 //!
 //! Timers are requests to call the instance's timer handler after a number of ticks; arming a
 //! timer kind that is already armed replaces its deadline, so a driver keeps at most one
@@ -35,14 +42,17 @@ pub struct TimerRequest<T> {
     pub after: u64,
 }
 
-/// What a step asks its driver to do: persist `P`, then send `M` and act on outputs `O`; arm
-/// timers `T`. See the module documentation for the ordering contract.
+/// What a step asks its driver to do: persist `P`, send `M` (some at once, some once `P` is
+/// durable), act on outputs `O`, arm timers `T`. See the module documentation for the ordering
+/// contract.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Effects<M, P, O, T> {
-    /// State to make durable before anything else of this step happens.
+    /// State to make durable, in order.
     pub persist: Vec<P>,
-    /// Messages to send, after `persist` is durable.
+    /// Messages that may leave at once.
     pub send: Vec<Outgoing<M>>,
+    /// Messages that leave only once `persist`, and every earlier step's persists, are durable.
+    pub send_after_sync: Vec<Outgoing<M>>,
     /// Outputs (decisions, client replies), after `persist` is durable.
     pub output: Vec<O>,
     /// Timers to (re)arm.
@@ -54,6 +64,7 @@ impl<M, P, O, T> Default for Effects<M, P, O, T> {
         Effects {
             persist: Vec::new(),
             send: Vec::new(),
+            send_after_sync: Vec::new(),
             output: Vec::new(),
             timers: Vec::new(),
         }
@@ -66,12 +77,18 @@ impl<M, P, O, T> Effects<M, P, O, T> {
         Self::default()
     }
 
-    /// Queues `msg` for `to`.
+    /// Queues `msg` for `to`, free to leave at once.
     pub fn send(&mut self, to: crate::NodeId, msg: M) {
         self.send.push(Outgoing { to, msg });
     }
 
-    /// Queues a copy of `msg` for every node in `to`.
+    /// Queues `msg` for `to`, to leave only once this step's records (and every earlier step's)
+    /// are durable: the message reveals them.
+    pub fn send_after_sync(&mut self, to: crate::NodeId, msg: M) {
+        self.send_after_sync.push(Outgoing { to, msg });
+    }
+
+    /// Queues a copy of `msg` for every node in `to`, free to leave at once.
     pub fn broadcast<'a>(&mut self, to: impl IntoIterator<Item = &'a crate::NodeId>, msg: M)
     where
         M: Clone,
@@ -79,6 +96,25 @@ impl<M, P, O, T> Effects<M, P, O, T> {
         for &n in to {
             self.send(n, msg.clone());
         }
+    }
+
+    /// Queues a copy of `msg` for every node in `to`, each to leave once this step's records are
+    /// durable.
+    pub fn broadcast_after_sync<'a>(
+        &mut self,
+        to: impl IntoIterator<Item = &'a crate::NodeId>,
+        msg: M,
+    ) where
+        M: Clone,
+    {
+        for &n in to {
+            self.send_after_sync(n, msg.clone());
+        }
+    }
+
+    /// Every message of the step, those free to leave at once first.
+    pub fn all_sends(&self) -> impl Iterator<Item = &Outgoing<M>> {
+        self.send.iter().chain(&self.send_after_sync)
     }
 
     /// Asks for `record` to be made durable before this step's messages leave.
@@ -103,6 +139,7 @@ impl<M, P, O, T> Effects<M, P, O, T> {
     pub fn is_empty(&self) -> bool {
         self.persist.is_empty()
             && self.send.is_empty()
+            && self.send_after_sync.is_empty()
             && self.output.is_empty()
             && self.timers.is_empty()
     }
@@ -111,6 +148,7 @@ impl<M, P, O, T> Effects<M, P, O, T> {
     pub fn extend(&mut self, other: Effects<M, P, O, T>) {
         self.persist.extend(other.persist);
         self.send.extend(other.send);
+        self.send_after_sync.extend(other.send_after_sync);
         self.output.extend(other.output);
         self.timers.extend(other.timers);
     }

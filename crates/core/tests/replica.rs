@@ -84,7 +84,8 @@ impl Net {
         for p in &fx.persist {
             disk.apply(p);
         }
-        for o in fx.send {
+        // Records are durable at once here: every message may leave.
+        for o in fx.send.into_iter().chain(fx.send_after_sync) {
             self.queue.push_back((id, o.to, o.msg));
         }
         for out in fx.output {

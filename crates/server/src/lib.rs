@@ -5,7 +5,6 @@ pub mod admin;
 pub mod config;
 pub mod convert;
 pub mod grpc;
-pub mod lease_clock;
 pub mod lease_svc;
 pub mod metrics;
 pub mod node;

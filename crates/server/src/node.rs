@@ -1,11 +1,10 @@
 //! The node loop: one task owns the replica. It takes inputs (peer messages, client proposals,
 //! ticks), hands the persist records of everything it handled to the log's flusher thread as one
-//! group, and goes on while the disk syncs. Messages that reveal this node's promises and votes
-//! wait for that sync (`Message::waits_for_sync`); accepts, heartbeats and client replies do not,
-//! so a leader's disk and its followers' disks write in parallel.
+//! group, and goes on while the disk syncs. Messages the core marks as revealing this node's
+//! promises and votes (`Effects::send_after_sync`) wait for that sync; accepts, heartbeats and
+//! client replies do not, so a leader's disk and its followers' disks write in parallel.
 
 use crate::config::ServerConfig;
-use crate::lease_clock::LeaseClock;
 use crate::metrics::Metrics;
 use crate::peer::Outbox;
 use crate::watch::{WatchHub, WatchMsg, WatchSpec};
@@ -18,6 +17,7 @@ use synod_core::multi::{
 };
 use synod_core::{NodeId, Outgoing};
 use synod_kv::{KvCommand, KvOutput, RangeRequest, RangeResponse, Store};
+use synod_node::lease_clock::LeaseClock;
 use synod_storage::{
     CommitHandle, GroupCommitter, SnapshotStore, StorageError, StorageOptions, WalOptions,
 };
@@ -763,10 +763,10 @@ impl Node {
             self.timers.insert(t.kind, self.now + t.after);
         }
         let me = self.replica.id();
-        let (late, early): (Outgoings, Outgoings) = fx
-            .send
-            .into_iter()
-            .partition(|o| o.to == me || o.msg.waits_for_sync());
+        // Messages to ourselves are local steps: they always wait (the core sends none at once).
+        let (mut late, early): (Outgoings, Outgoings) =
+            fx.send.into_iter().partition(|o| o.to == me);
+        late.extend(fx.send_after_sync);
         for o in early {
             self.metrics.sent.with_label_values(&[o.msg.kind()]).inc();
             self.outbox.send(o.to, o.msg);
@@ -786,7 +786,7 @@ impl Node {
     }
 
     /// Acts on a replica output. Outputs need not wait for a sync: they rest on values chosen
-    /// by durable votes (see `Message::waits_for_sync`).
+    /// by durable votes (see `synod_core::effects`).
     fn on_output(&mut self, out: Output<KvOutput>) {
         match out {
             Output::Reply {

@@ -437,7 +437,9 @@ impl BasicSim {
         for Output::Chosen(v) in fx.output {
             self.confirm(id, &v)?;
         }
-        for o in fx.send {
+        // This world syncs every step's records before anything else of the step happens, so
+        // messages held for the sync leave with the rest.
+        for o in fx.send.into_iter().chain(fx.send_after_sync) {
             self.stats.sent += 1;
             let to = o.to;
             let summary = self.trace.on().then(|| format!("{:?}", o.msg));

@@ -591,6 +591,16 @@ impl MultiSim {
     ) -> Result<(), Violation> {
         let dying = std::mem::take(&mut self.nodes.get_mut(&id).expect("node").dying);
         let mut held = Vec::with_capacity(fx.output.len() + fx.send.len());
+        if let Some(o) = fx.send.iter().find(|o| o.to == id) {
+            return Err(Violation {
+                check: "durability",
+                at: self.now,
+                detail: format!(
+                    "node {id} hands itself {} without waiting for its sync",
+                    o.msg.kind()
+                ),
+            });
+        }
         let mut answered = Vec::new();
         for out in fx.output {
             let value = |slot: Slot| -> Value<KvOp> {
@@ -638,13 +648,19 @@ impl MultiSim {
                 }
             });
         }
-        // Outputs, and messages that reveal nothing about this node's acceptor, may go before
-        // the sync; promises, votes and prepares wait for it (`Message::waits_for_sync`).
-        let (late, early): (Vec<_>, Vec<_>) =
-            fx.send.into_iter().partition(|o| o.msg.waits_for_sync());
-        let mut early: Vec<Held> = early.into_iter().map(|o| Held::Send(o.to, o.msg)).collect();
+        // Outputs, and the messages the core lets go at once, go before the sync; the rest wait
+        // for it (the contract of `synod_core::effects`).
+        let mut early: Vec<Held> = fx
+            .send
+            .into_iter()
+            .map(|o| Held::Send(o.to, o.msg))
+            .collect();
         early.append(&mut held);
-        let held: Vec<Held> = late.into_iter().map(|o| Held::Send(o.to, o.msg)).collect();
+        let held: Vec<Held> = fx
+            .send_after_sync
+            .into_iter()
+            .map(|o| Held::Send(o.to, o.msg))
+            .collect();
         let node = self.nodes.get_mut(&id).expect("node");
         for read in answered {
             node.reads.remove(&read);

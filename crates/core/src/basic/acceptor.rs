@@ -90,7 +90,7 @@ impl<V: Clone + Eq + std::fmt::Debug> Acceptor<V> {
                         fx.persist(Persist::Promised(ballot));
                     }
                     let accepted = self.state.accepted.clone();
-                    fx.send(from, Message::Promise { ballot, accepted });
+                    fx.send_after_sync(from, Message::Promise { ballot, accepted });
                 } else {
                     fx.send(
                         from,
@@ -111,10 +111,10 @@ impl<V: Clone + Eq + std::fmt::Debug> Acceptor<V> {
                     debug_assert!(self.state.promised >= before, "promise went backwards");
                     fx.persist(Persist::Accepted(ballot, value.clone()));
                     let reply = Message::Accepted { ballot, value };
-                    fx.send(from, reply.clone());
+                    fx.send_after_sync(from, reply.clone());
                     for &l in &self.learners {
                         if l != from {
-                            fx.send(l, reply.clone());
+                            fx.send_after_sync(l, reply.clone());
                         }
                     }
                 } else {
@@ -128,8 +128,9 @@ impl<V: Clone + Eq + std::fmt::Debug> Acceptor<V> {
                 }
             }
             Message::Query => {
+                // The vote may have been cast by a step whose sync is still to come.
                 if let Some((ballot, value)) = self.state.accepted.clone() {
-                    fx.send(from, Message::Accepted { ballot, value });
+                    fx.send_after_sync(from, Message::Accepted { ballot, value });
                 }
             }
             // Answers meant for proposers and learners are not for us.
@@ -152,8 +153,9 @@ mod tests {
         let mut a: Acceptor<&str> = Acceptor::new(10, vec![20]);
         let fx = a.on_message(1, Message::Prepare { ballot: b(2, 1) });
         assert_eq!(fx.persist, vec![Persist::Promised(b(2, 1))]);
+        assert!(fx.send.is_empty(), "a promise waits for its record");
         assert_eq!(
-            fx.send[0].msg,
+            fx.send_after_sync[0].msg,
             Message::Promise {
                 ballot: b(2, 1),
                 accepted: None
@@ -191,12 +193,13 @@ mod tests {
             },
         );
         assert_eq!(fx.persist, vec![Persist::Accepted(b(1, 1), "v")]);
-        let to: Vec<_> = fx.send.iter().map(|o| o.to).collect();
+        assert!(fx.send.is_empty(), "a vote waits for its record");
+        let to: Vec<_> = fx.send_after_sync.iter().map(|o| o.to).collect();
         assert_eq!(to, vec![1, 20, 21]);
 
         let fx = a.on_message(2, Message::Prepare { ballot: b(2, 2) });
         assert_eq!(
-            fx.send[0].msg,
+            fx.send_after_sync[0].msg,
             Message::Promise {
                 ballot: b(2, 2),
                 accepted: Some((b(1, 1), "v"))
@@ -250,7 +253,11 @@ mod tests {
     #[test]
     fn query_repeats_the_latest_vote() {
         let mut a = Acceptor::new(10, vec![]);
-        assert!(a.on_message(20, Message::Query).send.is_empty());
+        assert!(a
+            .on_message(20, Message::Query)
+            .all_sends()
+            .next()
+            .is_none());
         a.on_message(
             1,
             Message::Accept {
@@ -260,7 +267,7 @@ mod tests {
         );
         let fx = a.on_message(20, Message::Query);
         assert_eq!(
-            fx.send[0].msg,
+            fx.send_after_sync[0].msg,
             Message::Accepted {
                 ballot: b(1, 1),
                 value: 'v'

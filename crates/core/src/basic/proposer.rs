@@ -146,7 +146,8 @@ impl<V: Clone + Eq + std::fmt::Debug> Proposer<V> {
             ballot,
             promises: BTreeMap::new(),
         };
-        fx.broadcast(self.cfg.quorum.members(), Message::Prepare { ballot });
+        // The round is durable before anyone sees the ballot: a restart never reuses it.
+        fx.broadcast_after_sync(self.cfg.quorum.members(), Message::Prepare { ballot });
         self.arm_retry(&mut fx);
         fx
     }
@@ -270,7 +271,8 @@ mod tests {
         let mut p = proposer(1);
         let fx = p.propose("v");
         assert_eq!(fx.persist, vec![Persist::Round(1)]);
-        assert_eq!(fx.send.len(), 3);
+        assert!(fx.send.is_empty(), "prepares wait for the round's record");
+        assert_eq!(fx.send_after_sync.len(), 3);
         assert_eq!(fx.timers[0].kind, Timer::Retry);
         p.on_message(
             10,
@@ -370,7 +372,7 @@ mod tests {
             },
         );
         // A quorum of two was already reached at acceptor 11: "b" (ballot 4.2) beats "a".
-        assert!(fx.send.is_empty(), "already in phase 2");
+        assert!(fx.all_sends().next().is_none(), "already in phase 2");
         assert_eq!(p.ballot(), Some(bl));
         match &p.phase {
             Phase::Accepting { value, .. } => assert_eq!(*value, "b"),

@@ -45,20 +45,18 @@ impl<C: Clone + Eq + std::fmt::Debug> Scout<C> {
         self.promises.contains_key(&node)
     }
 
-    /// Records a promise; returns true when the promises now form a phase-1 quorum.
+    /// Records a promise; returns true when the promises now form a phase-1 quorum. A promise
+    /// that reports a vote at or above the ballot it promises cannot come from a correct
+    /// acceptor (it voted in a ballot it had not yet promised, or the ballot was used twice): it
+    /// is refused and counts for nothing.
     pub fn promise(
         &mut self,
         from: NodeId,
         entries: Vec<PromiseEntry<C>>,
         quorum: &dyn QuorumSystem,
     ) -> bool {
-        for e in &entries {
-            assert!(
-                e.chosen || e.ballot < self.ballot,
-                "promise for {} reports a vote in {} at or above it",
-                self.ballot,
-                e.ballot
-            );
+        if entries.iter().any(|e| !e.chosen && e.ballot >= self.ballot) {
+            return false;
         }
         self.promises.insert(from, entries);
         let voters: BTreeSet<NodeId> = self.promises.keys().copied().collect();
@@ -388,10 +386,17 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "at or above")]
-    fn a_promise_reporting_a_vote_above_the_ballot_is_a_bug() {
+    fn a_promise_reporting_a_vote_at_or_above_the_ballot_is_refused() {
         let q = Quorum::majority(&[1, 2, 3]).unwrap();
         let mut s: Scout<u32> = Scout::new(Ballot::new(2, 2), 0, VecDeque::new());
-        s.promise(1, vec![entry(0, 3, 1, false)], &q);
+        assert!(!s.promise(1, vec![entry(0, 3, 1, false)], &q));
+        assert!(!s.has_promise(1), "a refused promise is not recorded");
+        let at_ballot = PromiseEntry {
+            ballot: Ballot::new(2, 2),
+            ..entry(0, 0, 1, false)
+        };
+        assert!(!s.promise(3, vec![at_ballot], &q));
+        assert!(!s.promise(2, vec![], &q), "one valid promise is no quorum");
+        assert!(s.promise(1, vec![entry(0, 1, 1, false)], &q));
     }
 }

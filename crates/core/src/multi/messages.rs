@@ -185,25 +185,6 @@ pub enum Message<C> {
 }
 
 impl<C> Message<C> {
-    /// Whether this message must wait until the records persisted by the step that produced it
-    /// (and every earlier step) are durable. Only promises, votes and prepares do: they tell the
-    /// receiver something about the sender's acceptor that a crash must not take back (a
-    /// candidate counts its own promise at once, so its prepares wait too).
-    ///
-    /// Every other message, and every [`Output`], may be acted on before that sync, because a
-    /// replica only ever learns a value is chosen from durable votes: its peers' votes arrive
-    /// after their syncs, and a leader's own vote comes back to it as an `Accepted` addressed to
-    /// itself, which waits for its sync like any other vote. So accepts, heartbeats and commit
-    /// points leave while the leader's disk is still writing, and client replies go out as soon
-    /// as a quorum's votes are durable. This relaxes the contract of [`crate::effects`] for
-    /// Multi-Paxos; drivers that honour only the strict contract stay correct.
-    pub fn waits_for_sync(&self) -> bool {
-        matches!(
-            self,
-            Message::Prepare { .. } | Message::Promise { .. } | Message::Accepted { .. }
-        )
-    }
-
     /// A short name of the message kind, for metrics and traces.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -56,9 +56,9 @@ pub struct Replica<S: StateMachine> {
     heard: bool,
     /// The latest snapshot (the log holds only slots from its `slot` on).
     snapshot: Option<Snapshot>,
-    /// Reads this follower asked the leader about: waiting for the read index (`None`), then
-    /// for the apply point to reach it.
-    remote_reads: BTreeMap<ReadId, Option<Slot>>,
+    /// Reads this follower asked a leader about, with the leader asked: waiting for the read
+    /// index (`None`), then for the apply point to reach it.
+    remote_reads: BTreeMap<ReadId, (NodeId, Option<Slot>)>,
 }
 
 impl<S: StateMachine> std::fmt::Debug for Replica<S> {
@@ -306,6 +306,10 @@ impl<S: StateMachine> Replica<S> {
 
     /// Several reads at once ([`Replica::on_read`] for each): a leader confirms them all with
     /// one round of probes.
+    ///
+    /// Read ids are the driver's, and must be unique for the life of the node's data, across
+    /// restarts: a follower's index request may be answered after it restarted, and that answer
+    /// must not be taken for a later read's.
     pub fn on_reads(&mut self, ids: impl IntoIterator<Item = ReadId>) -> Fx<S> {
         let mut fx = Fx::<S>::new();
         for id in ids {
@@ -314,7 +318,7 @@ impl<S: StateMachine> Replica<S> {
                 Role::Follower if self.leader_hint.is_some_and(|l| l != self.cfg.id) => {
                     // The leader confirms and names the index; we serve from our own state.
                     let leader = self.leader_hint.expect("checked");
-                    self.remote_reads.insert(id, None);
+                    self.remote_reads.insert(id, (leader, None));
                     fx.send(leader, Message::ReadIndexRequest { id });
                 }
                 _ => fx.output(Output::ReadFailed { id, leader: None }),
@@ -351,10 +355,23 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
-    fn on_read_index_reply(&mut self, id: ReadId, index: Option<Slot>, fx: &mut Fx<S>) {
-        let Some(waiting @ None) = self.remote_reads.get_mut(&id) else {
+    /// Only the leader we asked may answer, and only once: a reply from anyone else (or one
+    /// meant for an earlier read under the same id, say from before a restart) could name an
+    /// index from before writes this read must see. Read ids must not repeat across restarts
+    /// either (see [`Replica::on_reads`]).
+    fn on_read_index_reply(
+        &mut self,
+        from: NodeId,
+        id: ReadId,
+        index: Option<Slot>,
+        fx: &mut Fx<S>,
+    ) {
+        let Some((asked, waiting @ None)) = self.remote_reads.get_mut(&id) else {
             return;
         };
+        if *asked != from {
+            return;
+        }
         match index {
             Some(i) => *waiting = Some(i),
             None => {
@@ -369,7 +386,7 @@ impl<S: StateMachine> Replica<S> {
         let unanswered: Vec<ReadId> = self
             .remote_reads
             .iter()
-            .filter(|(_, i)| i.is_none())
+            .filter(|(_, (_, i))| i.is_none())
             .map(|(&id, _)| id)
             .collect();
         for id in unanswered {
@@ -418,7 +435,7 @@ impl<S: StateMachine> Replica<S> {
             let ready: Vec<ReadId> = self
                 .remote_reads
                 .iter()
-                .filter(|(_, i)| i.is_some_and(|i| i <= applied))
+                .filter(|(_, (_, i))| i.is_some_and(|i| i <= applied))
                 .map(|(&id, _)| id)
                 .collect();
             for id in ready {
@@ -490,9 +507,10 @@ impl<S: StateMachine> Replica<S> {
                         ballot: s.ballot,
                         from: s.from,
                     };
+                    // Our promise of this ballot may still be on its way to the disk.
                     for &m in self.quorum.members() {
                         if m != self.cfg.id && !s.has_promise(m) {
-                            fx.send(m, msg.clone());
+                            fx.send_after_sync(m, msg.clone());
                         }
                     }
                     fx.arm(Timer::Heartbeat, self.cfg.heartbeat_ticks);
@@ -507,8 +525,10 @@ impl<S: StateMachine> Replica<S> {
     /// Handles one message from replica `from`.
     pub fn on_message(&mut self, from: NodeId, msg: Message<S::Command>) -> Fx<S> {
         let mut fx = Fx::<S>::new();
-        let own_vote = from == self.cfg.id && matches!(msg, Message::Accepted { .. });
-        if !self.cfg.members.contains(&from) || (from == self.cfg.id && !own_vote) {
+        // Our own promise and votes come back to us once durable; nothing else may.
+        let own = from == self.cfg.id
+            && matches!(msg, Message::Accepted { .. } | Message::Promise { .. });
+        if !self.cfg.members.contains(&from) || (from == self.cfg.id && !own) {
             return fx;
         }
         match msg {
@@ -547,7 +567,9 @@ impl<S: StateMachine> Replica<S> {
             }
             Message::ReadAck { ballot, round } => self.on_read_ack(from, ballot, round, &mut fx),
             Message::ReadIndexRequest { id } => self.on_read_index_request(from, id, &mut fx),
-            Message::ReadIndexReply { id, index } => self.on_read_index_reply(id, index, &mut fx),
+            Message::ReadIndexReply { id, index } => {
+                self.on_read_index_reply(from, id, index, &mut fx)
+            }
             Message::Forward { commands } => {
                 match &mut self.role {
                     Role::Leader(a) => commands.into_iter().for_each(|c| a.enqueue(c)),
@@ -582,26 +604,33 @@ impl<S: StateMachine> Replica<S> {
             Role::Follower => VecDeque::new(),
         };
         self.fail_unanswered_reads(fx);
-        // Our own promise is persisted in this step, before the prepares leave: a restart can
-        // never reuse this ballot.
+        // Our own promise is persisted in this step. It counts toward phase 1 only once it is
+        // durable, when it comes back to us as a message after the sync; the prepares wait for
+        // that sync too. Counted at once, a candidate whose phase-1 quorum is itself alone (one
+        // node, or flexible quorums with q1 = 1) would win and send accepts for a ballot that a
+        // crash could take back and a restart hand out again, with a different value.
         let own = self
             .acceptor
             .prepare(ballot, from, fx)
             .expect("a fresh ballot above every promise is accepted");
         self.leader_hint = None;
-        let mut scout = Scout::new(ballot, from, queue);
-        let won = scout.promise(self.cfg.id, own, &self.quorum);
-        self.role = Role::Candidate(scout);
+        self.role = Role::Candidate(Scout::new(ballot, from, queue));
+        let log_start = self.acceptor.log_start();
+        fx.send_after_sync(
+            self.cfg.id,
+            Message::Promise {
+                ballot,
+                entries: own,
+                log_start,
+            },
+        );
         let msg = Message::Prepare { ballot, from };
         for &m in self.quorum.members() {
             if m != self.cfg.id {
-                fx.send(m, msg.clone());
+                fx.send_after_sync(m, msg.clone());
             }
         }
         fx.arm(Timer::Heartbeat, self.cfg.heartbeat_ticks);
-        if won {
-            self.become_leader(fx);
-        }
     }
 
     fn on_prepare(&mut self, from: NodeId, ballot: Ballot, slot: Slot, fx: &mut Fx<S>) {
@@ -617,7 +646,7 @@ impl<S: StateMachine> Replica<S> {
                     self.leader_hint = None;
                 }
                 let log_start = self.acceptor.log_start();
-                fx.send(
+                fx.send_after_sync(
                     from,
                     Message::Promise {
                         ballot,
@@ -663,11 +692,21 @@ impl<S: StateMachine> Replica<S> {
         };
         let ignore = self.cfg.bug == Some(PlantedBug::IgnorePromiseValues);
         let obligations = scout.obligations(ignore);
-        let next = obligations.keys().next_back().map_or(scout.from, |s| s + 1);
+        // While we stood, slots may have been learned and even compacted into a snapshot of
+        // ours: everything below our commit point is chosen, and below the log start it is gone
+        // from the log. New batches go after both; no obligation below the commit point needs
+        // a round (the slot is decided, and below the log start there is no slot to vote in).
+        let settled = self.learner.commit();
+        debug_assert!(self.acceptor.log_start() <= settled);
+        let next = obligations
+            .keys()
+            .next_back()
+            .map_or(scout.from, |s| s + 1)
+            .max(settled);
         let ballot = scout.ballot;
         self.role = Role::Leader(Active::new(ballot, next, scout.queue));
         self.leader_hint = Some(self.cfg.id);
-        for (slot, ob) in obligations {
+        for (slot, ob) in obligations.into_iter().filter(|(s, _)| *s >= settled) {
             match ob {
                 Obligation::Learn(v) => {
                     self.learn(slot, &v, fx);
@@ -752,9 +791,9 @@ impl<S: StateMachine> Replica<S> {
         } else {
             // Our own vote counts only once it is durable: it comes back to us as an Accepted,
             // which the driver delivers after the sync that covers this step. The accepts above
-            // may leave before that sync (see `Message::waits_for_sync`), so followers write
-            // their votes while we write ours.
-            fx.send(self.cfg.id, Message::Accepted { ballot, slot });
+            // leave before that sync (our promise of this ballot is durable already), so
+            // followers write their votes while we write ours.
+            fx.send_after_sync(self.cfg.id, Message::Accepted { ballot, slot });
         }
     }
 
@@ -792,7 +831,7 @@ impl<S: StateMachine> Replica<S> {
                     self.leader_hint = Some(from);
                     self.heard = true;
                 }
-                fx.send(from, Message::Accepted { ballot, slot });
+                fx.send_after_sync(from, Message::Accepted { ballot, slot });
                 self.learn_commit(ballot, commit, fx);
             }
             Vote::Refused(promised) => fx.send(from, Message::Nack { ballot, promised }),

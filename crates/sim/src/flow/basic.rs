@@ -117,7 +117,8 @@ impl Script {
     }
 
     fn absorb(&mut self, from: NodeId, fx: BasicEffects<String>) {
-        for o in fx.send {
+        // Records are durable at once here: every message may leave.
+        for o in fx.send.into_iter().chain(fx.send_after_sync) {
             self.queue.push((from, o.to, o.msg));
         }
         for Output::Chosen(v) in fx.output {

@@ -135,7 +135,8 @@ impl Script {
 
     fn absorb(&mut self, from: NodeId, fx: MultiEffects<KvOp, KvResult>) {
         let mut own = Vec::new();
-        for o in fx.send {
+        // Records are durable at once here: every message may leave.
+        for o in fx.send.into_iter().chain(fx.send_after_sync) {
             if o.to == from {
                 own.push(o.msg);
             } else {
@@ -152,7 +153,7 @@ impl Script {
                 });
             }
         }
-        // A leader's own vote comes back to it once written: a local step, not drawn.
+        // A replica's own promise and votes come back to it once written: local steps, not drawn.
         for msg in own {
             let fx = self
                 .replicas

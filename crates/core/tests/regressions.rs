@@ -1,0 +1,239 @@
+//! Regressions for bugs found on main, each driven step by step against one replica, with the
+//! exact effects it returns checked (the step that went wrong is the one asserted on).
+
+use synod_core::multi::{
+    Command, Config, DurableState, Message, MultiEffects, Output, Replica, RoleKind, StateMachine,
+    Timer, Value,
+};
+use synod_core::quorum::QuorumSpec;
+use synod_core::{Ballot, NodeId};
+
+/// Adds numbers; returns the running total.
+#[derive(Default, Debug)]
+struct Counter(u64);
+
+impl StateMachine for Counter {
+    type Command = u64;
+    type Output = u64;
+    fn apply(&mut self, add: &u64) -> u64 {
+        self.0 += add;
+        self.0
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        self.0.to_le_bytes().to_vec()
+    }
+    fn restore(bytes: &[u8]) -> Result<Self, String> {
+        let b: [u8; 8] = bytes.try_into().map_err(|_| "need 8 bytes".to_string())?;
+        Ok(Counter(u64::from_le_bytes(b)))
+    }
+}
+
+type Fx = MultiEffects<u64, u64>;
+
+fn replica(id: NodeId, n: u64, quorum: QuorumSpec, disk: DurableState<u64>) -> Replica<Counter> {
+    let mut c = Config::new(id, (1..=n).collect());
+    c.quorum = quorum;
+    let mut r = Replica::recover(c, Counter::default(), disk).expect("valid config");
+    r.start();
+    r
+}
+
+/// Fires the election timer until the replica stands (the first firing may find it heard from
+/// a leader); returns what standing did.
+fn stand(r: &mut Replica<Counter>) -> Fx {
+    let mut fx = r.on_timer(Timer::Election);
+    if r.ballot().is_none() {
+        fx = r.on_timer(Timer::Election);
+    }
+    assert!(r.ballot().is_some(), "the replica stood for election");
+    fx
+}
+
+fn cmd(seq: u64, add: u64) -> Command<u64> {
+    Command {
+        client: 7,
+        seq,
+        op: add,
+    }
+}
+
+/// A ballot that leaves the node at once (before the step's records are durable).
+fn ballots_sent_at_once(fx: &Fx) -> Vec<Ballot> {
+    fx.send
+        .iter()
+        .filter_map(|o| match &o.msg {
+            Message::Prepare { ballot, .. }
+            | Message::Accept { ballot, .. }
+            | Message::Heartbeat { ballot, .. }
+            | Message::ReadProbe { ballot, .. } => Some(*ballot),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Flexible quorums with q1 = 1: the candidate is a phase-1 quorum by itself. It used to win
+/// in the step that wrote its promise and send accepts at once; a crash before the sync took the
+/// promise back, and the restarted node handed out the same ballot again with another value.
+#[test]
+fn a_lone_phase1_quorum_leads_only_once_its_own_promise_is_durable() {
+    let q = QuorumSpec::Flexible { q1: 1, q2: 3 };
+    let mut r = replica(1, 3, q, DurableState::default());
+    let fx = stand(&mut r);
+    let ballot = r.ballot().expect("standing");
+    assert_eq!(r.role_kind(), RoleKind::Candidate, "no win before the sync");
+    assert!(
+        ballots_sent_at_once(&fx).is_empty(),
+        "nothing reveals the ballot before its promise is durable: {:?}",
+        fx.send
+    );
+    let own: Vec<_> = fx
+        .send_after_sync
+        .iter()
+        .filter(|o| o.to == 1)
+        .map(|o| o.msg.clone())
+        .collect();
+    assert!(
+        matches!(own.as_slice(), [Message::Promise { ballot: b, .. }] if *b == ballot),
+        "the own promise comes back after the sync: {own:?}"
+    );
+    // A client command waits in the candidate's queue.
+    let fx = r.on_client_request(cmd(1, 5));
+    assert!(ballots_sent_at_once(&fx).is_empty());
+
+    // The node crashes before the sync: its disk never saw the promise. The restart may pick
+    // the same ballot, which is harmless exactly because no one ever saw it.
+    let mut r = replica(1, 3, q, DurableState::default());
+    let fx = stand(&mut r);
+    assert_eq!(r.ballot(), Some(ballot), "the ballot may be picked again");
+    let mut disk = DurableState::default();
+    fx.persist.iter().for_each(|p| disk.apply(p));
+    assert_eq!(disk.promised, ballot);
+    // Once durable, the own promise is delivered and the node leads.
+    let own = fx
+        .send_after_sync
+        .into_iter()
+        .find(|o| o.to == 1)
+        .expect("own promise");
+    let fx = r.on_message(1, own.msg);
+    assert_eq!(r.role_kind(), RoleKind::Leader);
+    let fx2 = r.on_client_request(cmd(1, 5));
+    let accepts: Vec<_> = fx
+        .send
+        .iter()
+        .chain(&fx2.send)
+        .filter(|o| matches!(o.msg, Message::Accept { .. }))
+        .collect();
+    assert_eq!(accepts.len(), 2, "accepts go to both peers once leading");
+}
+
+/// A single node is the same case with majority quorums.
+#[test]
+fn a_single_node_counts_its_promise_only_after_the_sync() {
+    let mut r = replica(1, 1, QuorumSpec::Majority, DurableState::default());
+    let fx = stand(&mut r);
+    assert_eq!(r.role_kind(), RoleKind::Candidate);
+    let own = fx.send_after_sync.into_iter().find(|o| o.to == 1).unwrap();
+    r.on_message(1, own.msg);
+    assert_eq!(r.role_kind(), RoleKind::Leader);
+}
+
+/// A candidate that learned chosen slots during its election and compacted them into a snapshot
+/// used to become leader at its old commit point, proposing slots below its own log start: a
+/// panic in debug builds, a step-down in release.
+#[test]
+fn a_leader_never_proposes_below_a_snapshot_taken_during_its_election() {
+    let mut r = replica(1, 3, QuorumSpec::Majority, DurableState::default());
+    let fx = stand(&mut r);
+    let ballot = r.ballot().unwrap();
+    for o in fx.send_after_sync.into_iter().filter(|o| o.to == 1) {
+        r.on_message(1, o.msg);
+    }
+    assert_eq!(r.role_kind(), RoleKind::Candidate, "one promise of three");
+    // Node 2 tells us slots 0 and 1 are chosen; we apply them and snapshot.
+    for slot in 0..2 {
+        r.on_message(
+            2,
+            Message::Chosen {
+                slot,
+                value: Value::batch(vec![cmd(slot + 1, 1)]),
+            },
+        );
+    }
+    assert_eq!(r.applied_index(), 2);
+    r.take_snapshot();
+    assert_eq!(r.log_start(), 2);
+    r.on_client_request(cmd(3, 10));
+    // Node 3 promises (it knows nothing): we win with a prepare that started at slot 0.
+    let fx = r.on_message(
+        3,
+        Message::Promise {
+            ballot,
+            entries: Vec::new(),
+            log_start: 0,
+        },
+    );
+    assert_eq!(r.role_kind(), RoleKind::Leader);
+    let slots: Vec<u64> = fx
+        .send
+        .iter()
+        .filter_map(|o| match &o.msg {
+            Message::Accept { slot, .. } => Some(*slot),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        slots,
+        vec![2, 2],
+        "the new batch goes to slot 2, past the snapshot"
+    );
+    // The command is chosen there and applied once.
+    for from in [1, 2] {
+        r.on_message(from, Message::Accepted { ballot, slot: 2 });
+    }
+    assert_eq!(r.state_machine().0, 12);
+    assert!(!r
+        .on_message(3, Message::Accepted { ballot, slot: 2 })
+        .output
+        .iter()
+        .any(|o| matches!(o, Output::Reply { .. })));
+}
+
+/// A follower's read asked of one leader must not be answered by another member: the other's
+/// index can come from before writes the read must see.
+#[test]
+fn a_read_index_reply_counts_only_from_the_leader_asked() {
+    let mut r = replica(2, 3, QuorumSpec::Majority, DurableState::default());
+    // Node 1 leads (a heartbeat says so).
+    r.on_message(
+        1,
+        Message::Heartbeat {
+            ballot: Ballot::new(1, 1),
+            commit: 0,
+        },
+    );
+    let fx = r.on_read(40);
+    assert!(fx
+        .send
+        .iter()
+        .any(|o| o.to == 1 && matches!(o.msg, Message::ReadIndexRequest { id: 40 })));
+    let fx = r.on_message(
+        3,
+        Message::ReadIndexReply {
+            id: 40,
+            index: Some(0),
+        },
+    );
+    assert!(
+        fx.output.is_empty(),
+        "node 3 was not asked: {:?}",
+        fx.output
+    );
+    let fx = r.on_message(
+        1,
+        Message::ReadIndexReply {
+            id: 40,
+            index: Some(0),
+        },
+    );
+    assert_eq!(fx.output, vec![Output::ReadReady { id: 40 }]);
+}

@@ -1,0 +1,145 @@
+//! The durability gate: which records go to the log in which batch, and which messages wait
+//! for which batch to be durable.
+//!
+//! The core sorts each step's messages ([`synod_core::Effects::send_after_sync`]); the gate only
+//! keeps the order. Records of many steps share one batch (group commit): one
+//! [`crate::Action::Write`] per loop turn at most, one sync for all of it. A message that waits
+//! is released once the newest batch handed to the log when it was produced is durable, which
+//! covers its own step's records and every earlier step's.
+//!
+//! A commit point alone is not worth a sync (losing it costs a catch-up, never safety): it
+//! rides along with the next records that need one.
+
+use std::collections::VecDeque;
+use synod_core::multi::{Message, Persist};
+use synod_core::Outgoing;
+use synod_kv::KvCommand;
+
+/// Messages to peers (or to this node itself).
+pub type Outgoings = Vec<Outgoing<Message<KvCommand>>>;
+
+/// Batches handed to the log and messages held for them.
+#[derive(Debug, Default)]
+pub struct Gate {
+    /// Batches handed to the log so far (numbered from 1).
+    batches: u64,
+    /// The newest batch known durable.
+    synced: u64,
+    /// Messages waiting for a batch, oldest first.
+    held: VecDeque<(u64, Outgoings)>,
+    /// The newest commit point not yet handed to the log.
+    lazy_commit: Option<Persist<KvCommand>>,
+    /// Records staged this turn, written as one batch at the end of it.
+    staged: Vec<Persist<KvCommand>>,
+}
+
+impl Gate {
+    /// Stages one step's records for this turn's batch.
+    pub fn stage(&mut self, mut persist: Vec<Persist<KvCommand>>) {
+        if self.staged.is_empty() && persist.iter().all(|p| matches!(p, Persist::Commit(_))) {
+            if let Some(c) = persist.pop() {
+                self.lazy_commit = Some(c);
+            }
+            return;
+        }
+        if persist.is_empty() {
+            return;
+        }
+        if let Some(c) = self.lazy_commit.take() {
+            self.staged.push(c);
+        }
+        self.staged.extend(persist);
+    }
+
+    /// True when records were staged this turn and not yet cut into a batch, or a batch is
+    /// not yet durable: a message that must wait, waits.
+    pub fn unsynced(&self) -> bool {
+        !self.staged.is_empty() || self.batches > self.synced
+    }
+
+    /// Holds messages until everything staged or written so far is durable.
+    pub fn hold(&mut self, msgs: Outgoings) {
+        // The batch the staged records will be cut into, or the newest one written.
+        let batch = self.batches + u64::from(!self.staged.is_empty());
+        match self.held.back_mut() {
+            Some((b, m)) if *b == batch => m.extend(msgs),
+            _ => self.held.push_back((batch, msgs)),
+        }
+    }
+
+    /// Cuts the records staged this turn into the next batch, if there are any.
+    pub fn cut(&mut self) -> Option<(u64, Vec<Persist<KvCommand>>)> {
+        if self.staged.is_empty() {
+            return None;
+        }
+        self.batches += 1;
+        Some((self.batches, std::mem::take(&mut self.staged)))
+    }
+
+    /// Batch `batch` (and so every earlier one) is durable: returns the messages it releases.
+    pub fn synced(&mut self, batch: u64) -> Outgoings {
+        assert!(batch <= self.batches, "batch {batch} was never written");
+        self.synced = self.synced.max(batch);
+        let mut out = Vec::new();
+        while self.held.front().is_some_and(|(b, _)| *b <= self.synced) {
+            out.extend(self.held.pop_front().expect("checked").1);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synod_core::Ballot;
+
+    fn msg(to: u64) -> Outgoings {
+        vec![Outgoing {
+            to,
+            msg: Message::CatchUpRequest { from: 0 },
+        }]
+    }
+
+    #[test]
+    fn held_messages_wait_for_the_batch_their_records_went_into() {
+        let mut g = Gate::default();
+        assert!(!g.unsynced());
+        g.stage(vec![Persist::Promise(Ballot::new(1, 1))]);
+        assert!(g.unsynced(), "staged, not yet written");
+        g.hold(msg(2));
+        assert_eq!(g.cut().map(|(b, r)| (b, r.len())), Some((1, 1)));
+        g.stage(vec![Persist::Promise(Ballot::new(2, 1))]);
+        g.hold(msg(3));
+        assert_eq!(g.cut().map(|(b, _)| b), Some(2));
+        assert!(g.synced(1).iter().map(|o| o.to).eq([2]));
+        assert!(g.unsynced());
+        assert!(g.synced(2).iter().map(|o| o.to).eq([3]));
+        assert!(!g.unsynced());
+        assert!(g.cut().is_none(), "nothing staged");
+    }
+
+    #[test]
+    fn a_message_with_nothing_new_to_persist_still_waits_for_earlier_batches() {
+        let mut g = Gate::default();
+        g.stage(vec![Persist::Promise(Ballot::new(1, 1))]);
+        g.cut();
+        // A duplicate prepare: no new record, but the promise it repeats is not durable yet.
+        assert!(g.unsynced());
+        g.hold(msg(2));
+        assert!(g.synced(1).iter().map(|o| o.to).eq([2]));
+    }
+
+    #[test]
+    fn a_commit_point_alone_rides_with_the_next_batch() {
+        let mut g = Gate::default();
+        g.stage(vec![Persist::Commit(4)]);
+        assert!(g.cut().is_none(), "not worth a sync alone");
+        g.stage(vec![Persist::Commit(5)]);
+        g.stage(vec![Persist::Promise(Ballot::new(1, 1))]);
+        let (_, records) = g.cut().unwrap();
+        assert_eq!(
+            records,
+            vec![Persist::Commit(5), Persist::Promise(Ballot::new(1, 1))]
+        );
+    }
+}

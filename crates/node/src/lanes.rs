@@ -1,0 +1,200 @@
+//! Client lanes: how a node turns requests from many gRPC clients into the replica's exactly-once
+//! sessions.
+//!
+//! Exactly-once needs a client id and a sequence number per command, with one command in flight
+//! per client id. The node runs many "lanes": each proposal takes a free lane, so concurrency is
+//! bounded by the lane count and the session table by lanes per boot. A lane's client id holds
+//! the node id and the boot epoch, so no two nodes and no two boots of one node share one. A
+//! lane's next command takes the next sequence number, even after one that timed out and may
+//! still be chosen: the replicas skip a lane's command whose number is below one already applied,
+//! and replies are matched by number, so the late one can neither run after the new one nor
+//! answer it.
+
+use crate::Ticket;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use synod_core::multi::{ClientId, Command};
+use synod_core::NodeId;
+use synod_kv::KvCommand;
+
+/// Lanes per node.
+pub const LANES: u64 = 4096;
+
+/// A command waiting for its reply.
+#[derive(Debug)]
+struct Waiting {
+    cmd: Command<KvCommand>,
+    /// Who to answer (`None`: the node's own command, such as a lease expiry).
+    ticket: Option<Ticket>,
+    submitted_tick: u64,
+    first_tick: u64,
+}
+
+/// What the periodic check of waiting commands decided.
+#[derive(Debug, Default)]
+pub struct Due {
+    /// Commands to hand to the replica again (same client id and number: applied at most once).
+    pub resubmit: Vec<Command<KvCommand>>,
+    /// Commands given up on: their clients are told the request timed out. The command may
+    /// still be chosen later.
+    pub gave_up: Vec<Option<Ticket>>,
+}
+
+/// The node's lanes.
+#[derive(Debug)]
+pub struct Lanes {
+    node: NodeId,
+    boot: u64,
+    free: Vec<u64>,
+    seq: Vec<u64>,
+    waiting: BTreeMap<(ClientId, u64), Waiting>,
+    retry: VecDeque<(ClientId, u64)>,
+}
+
+impl Lanes {
+    /// Every lane free, for `node` in boot epoch `boot`.
+    pub fn new(node: NodeId, boot: u64) -> Self {
+        Lanes {
+            node,
+            boot,
+            free: (0..LANES).rev().collect(),
+            seq: vec![0; LANES as usize],
+            waiting: BTreeMap::new(),
+            retry: VecDeque::new(),
+        }
+    }
+
+    /// The client id of `lane`: node, boot epoch (20 bits) and lane (24 bits).
+    pub fn client_id(&self, lane: u64) -> ClientId {
+        (self.node << 48) | ((self.boot & 0xF_FFFF) << 24) | lane
+    }
+
+    fn lane_of(client: ClientId) -> u64 {
+        client & 0xFF_FFFF
+    }
+
+    /// Lanes free now.
+    pub fn free(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Takes a free lane for `op` (answer `ticket`); `None` when every lane is busy.
+    pub fn take(
+        &mut self,
+        op: KvCommand,
+        ticket: Option<Ticket>,
+        now: u64,
+    ) -> Option<Command<KvCommand>> {
+        let lane = self.free.pop()?;
+        self.seq[lane as usize] += 1;
+        let cmd = Command {
+            client: self.client_id(lane),
+            seq: self.seq[lane as usize],
+            op,
+        };
+        self.waiting.insert(
+            (cmd.client, cmd.seq),
+            Waiting {
+                cmd: cmd.clone(),
+                ticket,
+                submitted_tick: now,
+                first_tick: now,
+            },
+        );
+        Some(cmd)
+    }
+
+    /// The reply to `(client, seq)` arrived: frees its lane and returns who to answer, if it is
+    /// still waiting (`Some(None)`: the node's own command).
+    pub fn complete(&mut self, client: ClientId, seq: u64) -> Option<Option<Ticket>> {
+        let w = self.waiting.remove(&(client, seq))?;
+        self.free.push(Self::lane_of(client));
+        Some(w.ticket)
+    }
+
+    /// The replica knew no leader for `(client, seq)`: submit it again at the next check.
+    pub fn retry_later(&mut self, client: ClientId, seq: u64) {
+        self.retry.push_back((client, seq));
+    }
+
+    /// Commands submitted `resubmit_ticks` ago or told "no leader" are submitted again;
+    /// those first submitted `give_up_ticks` ago are given up, and their lanes freed (kept
+    /// retired, every lane of a node cut off long enough would be used up until a restart).
+    pub fn due(&mut self, now: u64, resubmit_ticks: u64, give_up_ticks: u64) -> Due {
+        let stale: BTreeSet<(ClientId, u64)> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| now - w.submitted_tick >= resubmit_ticks)
+            .map(|(k, _)| *k)
+            .chain(self.retry.drain(..))
+            .collect();
+        let mut due = Due::default();
+        for key in stale {
+            let Some(w) = self.waiting.get_mut(&key) else {
+                continue;
+            };
+            if now - w.first_tick >= give_up_ticks {
+                let w = self.waiting.remove(&key).expect("present");
+                self.free.push(Self::lane_of(key.0));
+                due.gave_up.push(w.ticket);
+                continue;
+            }
+            w.submitted_tick = now;
+            due.resubmit.push(w.cmd.clone());
+        }
+        due
+    }
+
+    /// Every waiting command's ticket, for a node that stops.
+    pub fn drain(&mut self) -> Vec<Ticket> {
+        let tickets = self.waiting.values().filter_map(|w| w.ticket).collect();
+        self.waiting.clear();
+        tickets
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synod_kv::PutRequest;
+
+    fn put() -> KvCommand {
+        KvCommand::Put(PutRequest::default())
+    }
+
+    #[test]
+    fn client_ids_differ_across_nodes_and_boots() {
+        let a = Lanes::new(1, 1).client_id(5);
+        let b = Lanes::new(1, 2).client_id(5);
+        let c = Lanes::new(2, 1).client_id(5);
+        assert!(a != b && a != c && b != c);
+    }
+
+    #[test]
+    fn a_lane_is_reused_with_the_next_number_after_a_reply_or_a_give_up() {
+        let mut l = Lanes::new(1, 1);
+        let c1 = l.take(put(), Some(10), 0).unwrap();
+        assert_eq!(l.free(), LANES as usize - 1);
+        assert_eq!(l.complete(c1.client, c1.seq), Some(Some(10)));
+        assert_eq!(l.complete(c1.client, c1.seq), None, "answered once");
+        let c2 = l.take(put(), Some(11), 0).unwrap();
+        assert_eq!((c2.client, c2.seq), (c1.client, c1.seq + 1));
+        // Resubmitted after 5 ticks, given up after 20.
+        assert!(l.due(4, 5, 20).resubmit.is_empty());
+        let d = l.due(5, 5, 20);
+        assert_eq!(d.resubmit, vec![c2.clone()]);
+        assert!(l.due(6, 5, 20).resubmit.is_empty(), "not again at once");
+        let d = l.due(20, 5, 20);
+        assert_eq!(d.gave_up, vec![Some(11)]);
+        assert_eq!(l.free(), LANES as usize);
+        let c3 = l.take(put(), None, 21).unwrap();
+        assert_eq!((c3.client, c3.seq), (c1.client, c1.seq + 2));
+    }
+
+    #[test]
+    fn a_command_told_no_leader_is_resubmitted_at_the_next_check() {
+        let mut l = Lanes::new(1, 1);
+        let c = l.take(put(), Some(1), 0).unwrap();
+        l.retry_later(c.client, c.seq);
+        assert_eq!(l.due(1, 100, 1000).resubmit, vec![c]);
+    }
+}

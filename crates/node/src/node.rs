@@ -1,0 +1,614 @@
+//! [`NodeCore`]: one server node's decisions, around its replica.
+
+use crate::gate::{Gate, Outgoings};
+use crate::lanes::Lanes;
+use crate::lease_clock::LeaseClock;
+use crate::reads::ReadTable;
+use crate::record::{Checkpoint, Recovered};
+use crate::{ProposeError, ReadResult, Ticket};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use synod_core::multi::{
+    Compacted, Config, ConfigError, Message, MultiEffects, Output, PendingSnapshot, Persist,
+    Replica, RoleKind, Slot, Snapshot, Timer, Value,
+};
+use synod_core::quorum::QuorumSpec;
+use synod_core::{NodeId, PlantedBug};
+use synod_kv::{KvCommand, KvOutput, RangeRequest, Store};
+
+type Fx = MultiEffects<KvCommand, KvOutput>;
+
+/// How a node is set up. Times are in ticks.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node.
+    pub id: NodeId,
+    /// Every member, this one included.
+    pub members: Vec<NodeId>,
+    /// Quorum sizes.
+    pub quorum: QuorumSpec,
+    /// How long a tick is (lease TTLs are in seconds).
+    pub tick: Duration,
+    /// Leader heartbeat interval.
+    pub heartbeat_ticks: u64,
+    /// Election timeout range.
+    pub election_ticks: (u64, u64),
+    /// Slots in flight at once.
+    pub window: usize,
+    /// Commands per slot at most.
+    pub max_batch: usize,
+    /// Snapshot once this many slots were applied since the last one (and the log grew as much
+    /// as the last checkpoint).
+    pub snapshot_every: u64,
+    /// Mixed with the boot epoch into the replica's seed for its election timeouts.
+    pub seed: u64,
+    /// A bug planted on purpose, for the simulator's own tests. Never set in production.
+    pub bug: Option<PlantedBug>,
+}
+
+impl NodeConfig {
+    /// Defaults for node `id` of `members` with ticks of `tick`.
+    pub fn new(id: NodeId, members: Vec<NodeId>, tick: Duration) -> Self {
+        let c = Config::new(id, members.clone());
+        NodeConfig {
+            id,
+            members,
+            quorum: c.quorum,
+            tick,
+            heartbeat_ticks: c.heartbeat_ticks,
+            election_ticks: c.election_ticks,
+            window: c.window,
+            max_batch: c.max_batch,
+            snapshot_every: 10_000,
+            seed: id,
+            bug: None,
+        }
+    }
+
+    fn replica_config(&self, boot: u64) -> Config {
+        let mut rc = Config::new(self.id, self.members.clone());
+        rc.quorum = self.quorum;
+        rc.heartbeat_ticks = self.heartbeat_ticks;
+        rc.election_ticks = self.election_ticks;
+        rc.window = self.window;
+        rc.max_batch = self.max_batch;
+        rc.seed = self.seed ^ boot.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        rc.bug = self.bug;
+        rc
+    }
+}
+
+/// What the node asks its driver to do, in order.
+#[derive(Debug)]
+pub enum Action {
+    /// Send `msg` to peer `to`.
+    Send {
+        /// The peer.
+        to: NodeId,
+        /// The message.
+        msg: Message<KvCommand>,
+    },
+    /// Append `records` to the log and sync them; then call [`NodeCore::synced`] with `batch`.
+    Write {
+        /// The batch number (batches are written in order).
+        batch: u64,
+        /// The records, in order.
+        records: Vec<Persist<KvCommand>>,
+    },
+    /// Answer a proposal.
+    Reply {
+        /// Whom.
+        ticket: Ticket,
+        /// The command's result, or why it did not complete.
+        result: Result<KvOutput, ProposeError>,
+    },
+    /// Answer a linearizable read.
+    ReadReply {
+        /// Whom.
+        ticket: Ticket,
+        /// What was read.
+        result: ReadResult,
+    },
+    /// Encode this snapshot (it may take a while: off the loop) and hand it back with
+    /// [`NodeCore::snapshot_built`].
+    BuildSnapshot(PendingSnapshot),
+    /// Once every record written so far is durable, save `checkpoint` as covering the log up
+    /// to record `covered`, drop the log up to there, and call [`NodeCore::checkpointed`].
+    Checkpoint {
+        /// Index of the last log record the checkpoint covers.
+        covered: u64,
+        /// The state to save.
+        checkpoint: Checkpoint,
+    },
+    /// Log entries compacted away; freeing thousands of them takes long enough that a driver
+    /// may want to drop them off its loop.
+    Free(Compacted<KvCommand>),
+    /// Slot `slot` became known chosen with `value` (for checkers and metrics).
+    Chosen {
+        /// The slot.
+        slot: Slot,
+        /// Its value.
+        value: Value<KvCommand>,
+    },
+    /// Slot `slot` was applied to the store.
+    Applied {
+        /// The slot.
+        slot: Slot,
+        /// Its value.
+        value: Value<KvCommand>,
+    },
+}
+
+/// Counters a driver may export.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NodeCounters {
+    /// Client commands proposed.
+    pub proposals: u64,
+    /// Elections this node started.
+    pub elections: u64,
+}
+
+/// One node's decisions. See the crate documentation for the driver's contract.
+pub struct NodeCore {
+    cfg: NodeConfig,
+    replica: Replica<Store>,
+    boot: u64,
+    now: u64,
+    timers: BTreeMap<Timer, u64>,
+    /// Effects of this turn's steps not yet sorted into actions.
+    pending: Fx,
+    actions: Vec<Action>,
+    gate: Gate,
+    /// Index of the last record handed to the log.
+    appended: u64,
+    lanes: Lanes,
+    /// Commands taken this turn, proposed together so they can share slots.
+    proposals: Vec<synod_core::multi::Command<KvCommand>>,
+    reads: ReadTable,
+    lease_clock: LeaseClock,
+    leases_granted: u64,
+    resubmit_ticks: u64,
+    give_up_ticks: u64,
+    /// A snapshot is being encoded or a checkpoint saved.
+    checkpointing: bool,
+    /// A snapshot encoded by the driver, adopted at the end of the turn.
+    built: Option<Snapshot>,
+    checkpoint_bytes: u64,
+    /// The log's size as last reported, and at the latest checkpoint.
+    log_bytes: u64,
+    log_bytes_at_checkpoint: u64,
+    counters: NodeCounters,
+}
+
+impl NodeCore {
+    /// A node restarted from what [`crate::record::recover`] read back. The driver must have
+    /// written and synced the boot record of epoch `recovered.boot + 1` already
+    /// ([`crate::record::encode_boot`]), which is the log's record number `log_index`; the log
+    /// then holds `log_bytes` bytes.
+    pub fn new(
+        cfg: NodeConfig,
+        recovered: Recovered,
+        log_index: u64,
+        log_bytes: u64,
+    ) -> Result<NodeCore, ConfigError> {
+        let boot = recovered.boot + 1;
+        let replica = Replica::recover(cfg.replica_config(boot), Store::new(), recovered.durable)?;
+        let election_max = cfg.election_ticks.1;
+        let reuse_ids = cfg.bug == Some(PlantedBug::ReadIdsReusedAcrossBoots);
+        Ok(NodeCore {
+            lanes: Lanes::new(cfg.id, boot),
+            reads: ReadTable::new(boot, reuse_ids),
+            lease_clock: LeaseClock::new(cfg.tick, election_max * 2),
+            replica,
+            boot,
+            now: 0,
+            timers: BTreeMap::new(),
+            pending: Fx::new(),
+            actions: Vec::new(),
+            gate: Gate::default(),
+            appended: log_index,
+            proposals: Vec::new(),
+            leases_granted: 0,
+            resubmit_ticks: election_max,
+            give_up_ticks: election_max * 10,
+            checkpointing: false,
+            built: None,
+            checkpoint_bytes: recovered.checkpoint_bytes,
+            log_bytes,
+            log_bytes_at_checkpoint: log_bytes,
+            counters: NodeCounters::default(),
+            cfg,
+        })
+    }
+
+    /// Arms the replica's first timers. Call once, then [`NodeCore::flush`].
+    pub fn start(&mut self) {
+        let fx = self.replica.start();
+        self.pending.extend(fx);
+    }
+
+    // ----- introspection -----
+
+    /// The replica.
+    pub fn replica(&self) -> &Replica<Store> {
+        &self.replica
+    }
+
+    /// The store, as applied so far.
+    pub fn store(&self) -> &Store {
+        self.replica.state_machine()
+    }
+
+    /// Ticks since this boot.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// This boot's epoch.
+    pub fn boot(&self) -> u64 {
+        self.boot
+    }
+
+    /// Proposal lanes free.
+    pub fn lanes_free(&self) -> usize {
+        self.lanes.free()
+    }
+
+    /// Bytes of the latest checkpoint plus what the log gained since.
+    pub fn log_bytes(&self) -> u64 {
+        self.checkpoint_bytes + self.logged_since_checkpoint()
+    }
+
+    /// Counters for metrics.
+    pub fn counters(&self) -> NodeCounters {
+        self.counters
+    }
+
+    /// Seconds left on lease `id` by this node's clock (`None`: it has not seen it).
+    pub fn lease_remaining(&self, id: i64) -> Option<i64> {
+        self.lease_clock.remaining_secs(id, self.now)
+    }
+
+    /// The actions queued so far, in order.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    // ----- inputs -----
+
+    /// A client proposes `cmd`; answered by an [`Action::Reply`] for `ticket`.
+    pub fn propose(&mut self, ticket: Ticket, mut cmd: KvCommand) {
+        if let KvCommand::LeaseGrant { id, .. } = &mut cmd {
+            if *id == 0 {
+                *id = self.fresh_lease_id();
+            }
+        }
+        self.submit(Some(ticket), cmd);
+    }
+
+    fn submit(&mut self, ticket: Option<Ticket>, cmd: KvCommand) {
+        match self.lanes.take(cmd, ticket, self.now) {
+            Some(command) => {
+                self.counters.proposals += 1;
+                self.proposals.push(command);
+            }
+            None => {
+                if let Some(ticket) = ticket {
+                    self.actions.push(Action::Reply {
+                        ticket,
+                        result: Err(ProposeError::Timeout),
+                    });
+                }
+            }
+        }
+    }
+
+    /// A lease id no other node and no earlier boot of this one can pick: node id, boot epoch
+    /// and a counter, kept positive.
+    fn fresh_lease_id(&mut self) -> i64 {
+        self.leases_granted += 1;
+        let id = ((self.cfg.id & 0x7FF) << 52)
+            | ((self.boot & 0xF_FFFF) << 32)
+            | (self.leases_granted & 0xFFFF_FFFF);
+        id as i64
+    }
+
+    /// A client asks for a linearizable read without a log slot; answered by an
+    /// [`Action::ReadReply`] for `ticket` (`Err(NotLeader)`: no leader known; order it through
+    /// the log instead).
+    pub fn read_index(&mut self, ticket: Ticket, req: RangeRequest) {
+        self.reads.add(req, ticket, self.now);
+    }
+
+    /// A message from peer `from`.
+    pub fn on_peer(&mut self, from: NodeId, msg: Message<KvCommand>) {
+        let fx = self.replica.on_message(from, msg);
+        self.pending.extend(fx);
+    }
+
+    /// One tick of the node's clock: timers, lease deadlines, resubmits and give-ups.
+    pub fn tick(&mut self) {
+        self.now += 1;
+        let due: Vec<Timer> = self
+            .timers
+            .iter()
+            .filter(|(_, &at)| at <= self.now)
+            .map(|(&k, _)| k)
+            .collect();
+        for k in due {
+            self.timers.remove(&k);
+            let before = self.replica.ballot();
+            let fx = self.replica.on_timer(k);
+            self.pending.extend(fx);
+            if self.replica.role_kind() == RoleKind::Candidate && self.replica.ballot() != before {
+                self.counters.elections += 1;
+            }
+        }
+        let leading = self.replica.role_kind() == RoleKind::Leader;
+        let expired = self
+            .lease_clock
+            .observe(self.replica.state_machine(), leading, self.now);
+        for (id, refreshes) in expired {
+            self.submit(None, KvCommand::LeaseExpire { id, refreshes });
+        }
+        // A read whose confirmation round never completes (a leader cut off from its quorum)
+        // times out like a proposal.
+        for (id, ticket) in self.reads.expired(self.now, self.give_up_ticks) {
+            self.replica.cancel_read(id);
+            self.actions.push(Action::ReadReply {
+                ticket,
+                result: Err(ProposeError::Timeout),
+            });
+        }
+        // Commands told "no leader", or stuck behind a lost forward or a dead leader, are
+        // submitted again; exactly-once application makes that safe.
+        let due = self
+            .lanes
+            .due(self.now, self.resubmit_ticks, self.give_up_ticks);
+        for ticket in due.gave_up.into_iter().flatten() {
+            self.actions.push(Action::Reply {
+                ticket,
+                result: Err(ProposeError::Timeout),
+            });
+        }
+        if !due.resubmit.is_empty() {
+            let fx = self.replica.on_client_requests(due.resubmit);
+            self.pending.extend(fx);
+        }
+    }
+
+    /// Batch `batch` of [`Action::Write`] (and every earlier one) is durable. `log_bytes` is the
+    /// log's size now.
+    pub fn synced(&mut self, batch: u64, log_bytes: u64) {
+        self.log_bytes = log_bytes;
+        let released = self.gate.synced(batch);
+        self.release(released);
+    }
+
+    /// The snapshot asked for by [`Action::BuildSnapshot`] is encoded.
+    pub fn snapshot_built(&mut self, snapshot: Snapshot) {
+        self.built = Some(snapshot);
+    }
+
+    /// The checkpoint asked for by [`Action::Checkpoint`] is saved (`bytes` long) and the log
+    /// below it dropped, leaving `log_bytes`.
+    pub fn checkpointed(&mut self, bytes: u64, log_bytes: u64) {
+        self.checkpointing = false;
+        self.checkpoint_bytes = bytes;
+        self.log_bytes = log_bytes;
+        self.log_bytes_at_checkpoint = log_bytes;
+    }
+
+    /// Ends a loop turn: hands the turn's proposals and reads to the replica, sorts every
+    /// effect into actions (one [`Action::Write`] for the whole turn), and takes or adopts a
+    /// snapshot when one is due.
+    pub fn flush(&mut self) {
+        if !self.proposals.is_empty() {
+            let batch = std::mem::take(&mut self.proposals);
+            let fx = self.replica.on_client_requests(batch);
+            self.pending.extend(fx);
+        }
+        let fresh = self.reads.take_fresh();
+        if !fresh.is_empty() {
+            let fx = self.replica.on_reads(fresh);
+            self.pending.extend(fx);
+        }
+        // Own messages released at once (nothing unsynced) produce effects of their own.
+        while !self.pending.is_empty() {
+            let step = std::mem::take(&mut self.pending);
+            self.sort(step);
+        }
+        if let Some((batch, records)) = self.gate.cut() {
+            let snapshotted = records.iter().any(|p| matches!(p, Persist::Snapshot(_)));
+            self.appended += records.len() as u64;
+            self.actions.push(Action::Write { batch, records });
+            if snapshotted {
+                // An installed snapshot: fold the log into a checkpoint once it is written.
+                self.start_checkpoint();
+            }
+        }
+        self.snapshot_step();
+        debug_assert!(self.pending.is_empty());
+    }
+
+    /// Sorts one step's effects: records to this turn's batch, timers armed, messages sent or
+    /// held for the sync, outputs answered.
+    fn sort(&mut self, fx: Fx) {
+        self.gate.stage(fx.persist);
+        for t in fx.timers {
+            self.timers.insert(t.kind, self.now + t.after);
+        }
+        let me = self.cfg.id;
+        // Messages to ourselves are local steps: they always wait (the core sends none at once).
+        let (mut late, early): (Outgoings, Outgoings) =
+            fx.send.into_iter().partition(|o| o.to == me);
+        for o in early {
+            self.actions.push(Action::Send {
+                to: o.to,
+                msg: o.msg,
+            });
+        }
+        if self.cfg.bug == Some(PlantedBug::SendBeforeSync) {
+            // The planted bug: gated messages to peers leave with their records unwritten.
+            let (own, out): (Outgoings, Outgoings) =
+                fx.send_after_sync.into_iter().partition(|o| o.to == me);
+            late.extend(own);
+            self.release(out);
+        } else {
+            late.extend(fx.send_after_sync);
+        }
+        if !late.is_empty() {
+            if self.gate.unsynced() {
+                self.gate.hold(late);
+            } else {
+                self.release(late);
+            }
+        }
+        for out in fx.output {
+            self.on_output(out);
+        }
+    }
+
+    /// Sends messages whose records are durable; our own go back into the replica.
+    fn release(&mut self, msgs: Outgoings) {
+        let me = self.cfg.id;
+        for o in msgs {
+            if o.to == me {
+                let fx = self.replica.on_message(me, o.msg);
+                self.pending.extend(fx);
+            } else {
+                self.actions.push(Action::Send {
+                    to: o.to,
+                    msg: o.msg,
+                });
+            }
+        }
+    }
+
+    /// Acts on a replica output. Outputs need not wait for a sync: they rest on values chosen
+    /// by durable votes (see `synod_core::effects`).
+    fn on_output(&mut self, out: Output<KvOutput>) {
+        match out {
+            Output::Reply {
+                client,
+                seq,
+                result,
+            } => {
+                if let Some(Some(ticket)) = self.lanes.complete(client, seq) {
+                    self.actions.push(Action::Reply {
+                        ticket,
+                        result: Ok(result),
+                    });
+                }
+            }
+            Output::NotLeader { client, seq, .. } => self.lanes.retry_later(client, seq),
+            Output::Chosen { slot } | Output::Applied { slot } => {
+                let Some(value) = self.replica.log().get(&slot).map(|e| e.value.clone()) else {
+                    return;
+                };
+                self.actions.push(match out {
+                    Output::Chosen { .. } => Action::Chosen { slot, value },
+                    _ => Action::Applied { slot, value },
+                });
+            }
+            Output::ReadReady { id } => {
+                if let Some((req, ticket)) = self.reads.remove(id) {
+                    let store = self.replica.state_machine();
+                    let result = Ok((store.revision(), store.range(&req)));
+                    self.actions.push(Action::ReadReply { ticket, result });
+                }
+            }
+            Output::ReadFailed { id, .. } => {
+                if let Some((_, ticket)) = self.reads.remove(id) {
+                    self.actions.push(Action::ReadReply {
+                        ticket,
+                        result: Err(ProposeError::NotLeader),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Every client still waiting, for a node that stops: their tickets.
+    pub fn stop(&mut self) -> Vec<Ticket> {
+        let mut t = self.lanes.drain();
+        t.extend(self.reads.drain());
+        t
+    }
+
+    // ----- snapshots and checkpoints -----
+
+    /// Begins a snapshot when enough was applied since the last one, or adopts one encoded by
+    /// the driver. Encoding a large store takes long enough to stall a loop (and, on the
+    /// leader, to let followers time out), so only the copy of the state happens here.
+    fn snapshot_step(&mut self) {
+        if let Some(snapshot) = self.built.take() {
+            // After every record of this turn is handed to the log, so the checkpoint covers
+            // exactly the records appended so far. The log still holds every slot the snapshot
+            // covers until that checkpoint is saved, so the snapshot is not written to the log.
+            let (fx, removed) = self.replica.finish_snapshot(snapshot);
+            self.actions.push(Action::Free(removed));
+            if fx.persist.is_empty() {
+                // A snapshot installed meanwhile already moved the log start past this one.
+                self.checkpointing = false;
+            } else {
+                self.start_checkpoint();
+            }
+            return;
+        }
+        if self.checkpointing
+            || self.replica.applied_index() < self.replica.log_start() + self.cfg.snapshot_every
+        {
+            return;
+        }
+        // Encoding costs the whole state. Waiting until the log has grown by as much as the
+        // last checkpoint keeps that cost within the bytes logged since; otherwise a store
+        // keeping all its history is encoded as often when large as when small.
+        if self.logged_since_checkpoint() < self.checkpoint_bytes {
+            return;
+        }
+        let Some(pending) = self.replica.begin_snapshot() else {
+            return;
+        };
+        self.checkpointing = true;
+        self.actions.push(Action::BuildSnapshot(pending));
+    }
+
+    fn logged_since_checkpoint(&self) -> u64 {
+        self.log_bytes.saturating_sub(self.log_bytes_at_checkpoint)
+    }
+
+    /// Folds the durable state into a checkpoint: boot epoch, snapshot, promise, the log from
+    /// the snapshot on, and the commit point. It covers every record handed to the log so far.
+    fn start_checkpoint(&mut self) {
+        let r = &self.replica;
+        let mut records: Vec<Persist<KvCommand>> = Vec::new();
+        if let Some(s) = r.snapshot() {
+            records.push(Persist::Snapshot(s.clone()));
+        }
+        records.push(Persist::Promise(r.promised()));
+        for (&slot, e) in r.log() {
+            records.push(if e.chosen {
+                Persist::Chosen {
+                    slot,
+                    value: e.value.clone(),
+                }
+            } else {
+                Persist::Accept {
+                    slot,
+                    ballot: e.ballot,
+                    value: e.value.clone(),
+                }
+            });
+        }
+        records.push(Persist::Commit(r.commit_index()));
+        self.checkpointing = true;
+        self.actions.push(Action::Checkpoint {
+            covered: self.appended,
+            checkpoint: Checkpoint {
+                boot: self.boot,
+                records,
+            },
+        });
+    }
+}
