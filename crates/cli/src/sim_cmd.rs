@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
 use std::time::Instant;
+use synod_core::quorum::QuorumSpec;
 use synod_core::PlantedBug;
 use synod_sim::trace::write_jsonl;
 use synod_sim::{run_many, Faults, Protocol, SimOptions};
@@ -31,14 +32,25 @@ pub struct SimArgs {
     /// Run this one seed only (to replay a failure); combine with --trace.
     #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
     seed: Option<u64>,
-    /// Faults to inject: a comma-separated list of loss, dup, reorder, partition, crash; or
-    /// `all` or `none`.
+    /// Faults allowed: a comma-separated list of loss, dup, reorder, partition, crash, pause;
+    /// or `all` or `none`. With swarm testing (the default) each seed runs a mix of them.
     #[arg(long, default_value = "all")]
     faults: Faults,
-    /// Plant a bug on purpose to see the checkers catch it: accept-below-promise,
-    /// ignore-promise-values, or apply-before-chosen (multi only).
+    /// Plant a bug on purpose to see the checkers catch it (`synod sim --list-bugs` names
+    /// them all; most exist in Multi-Paxos only).
     #[arg(long)]
     bug: Option<PlantedBug>,
+    /// List the bugs that can be planted, with what each breaks, and exit.
+    #[arg(long)]
+    list_bugs: bool,
+    /// Quorum sizes (multi only): `majority`, or `Q1,Q2` for flexible quorums (phase 1 and
+    /// phase 2 sizes, which must add up to more than the node count).
+    #[arg(long, default_value = "majority", value_parser = parse_quorum)]
+    quorum: QuorumSpec,
+    /// Run every seed with every allowed fault at fixed rates, instead of drawing a mix and
+    /// rates per seed (swarm testing; multi only).
+    #[arg(long)]
+    no_swarm: bool,
     /// Concurrent key-value clients (multi only).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     clients: u64,
@@ -53,9 +65,44 @@ pub struct SimArgs {
     json: bool,
 }
 
+/// Parses `majority` or `Q1,Q2`.
+fn parse_quorum(s: &str) -> Result<QuorumSpec, String> {
+    if s == "majority" {
+        return Ok(QuorumSpec::Majority);
+    }
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    match parts.as_slice() {
+        [a, b] => {
+            let n = |x: &str| {
+                x.parse::<usize>()
+                    .map_err(|_| format!("'{x}' is not a quorum size (a whole number)"))
+            };
+            Ok(QuorumSpec::Flexible {
+                q1: n(a)?,
+                q2: n(b)?,
+            })
+        }
+        _ => Err(format!(
+            "expected 'majority' or 'Q1,Q2' (e.g. 4,2 for five nodes), not '{s}'"
+        )),
+    }
+}
+
 pub fn run(args: SimArgs) -> Result<Outcome> {
-    if args.bug == Some(PlantedBug::ApplyBeforeChosen) && args.protocol == Protocol::Basic {
-        anyhow::bail!("--bug apply-before-chosen exists only in Multi-Paxos (--protocol multi)");
+    if args.list_bugs {
+        for b in PlantedBug::ALL {
+            println!("{:<30} {}", b.name(), b.describe());
+        }
+        return Ok(Outcome::Ok);
+    }
+    let basic_bugs = [
+        PlantedBug::AcceptBelowPromise,
+        PlantedBug::IgnorePromiseValues,
+    ];
+    if let Some(b) = args.bug.filter(|b| !basic_bugs.contains(b)) {
+        if args.protocol == Protocol::Basic {
+            anyhow::bail!("--bug {b} exists only in Multi-Paxos (--protocol multi)");
+        }
     }
     let opts = SimOptions {
         protocol: args.protocol,
@@ -65,7 +112,14 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
         clients: args.clients as usize,
         ops: args.ops as usize,
         linearizability: true,
+        quorum: args.quorum,
+        swarm: !args.no_swarm,
     };
+    if args.protocol == Protocol::Multi {
+        let ids: Vec<u64> = (1..=args.nodes).collect();
+        synod_core::Quorum::from_spec(args.quorum, &ids)
+            .map_err(|e| anyhow::anyhow!("--quorum: {e}"))?;
+    }
     let (first, count) = match args.seed {
         Some(s) => (s, 1),
         None => (args.first_seed, args.seeds),

@@ -28,11 +28,27 @@ pub enum PlantedBug {
     ReadIdsReusedAcrossBoots,
     /// The node layer sends promises and votes to peers before their records are durable.
     SendBeforeSync,
+    /// An acceptor promises without persisting the promise.
+    PromiseNotPersisted,
+    /// An acceptor votes without persisting the vote.
+    VoteNotPersisted,
+    /// Reads are served once the apply point is one short of the read index.
+    ReadBelowIndex,
+    /// A replica installs a snapshot older than what it has applied.
+    StaleSnapshotInstall,
+    /// A replica applies a retried command again (no exactly-once check).
+    RetryAppliedTwice,
+    /// A follower takes a leader's commit point as covering votes of other ballots.
+    CommitAnyBallot,
+    /// The node layer gives every boot the same epoch, so lane ids repeat across restarts.
+    BootEpochReused,
+    /// Catch-up hands out votes not known chosen as if they were chosen.
+    CatchUpUnchosen,
 }
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 7] = [
+    pub const ALL: [PlantedBug; 15] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -40,7 +56,40 @@ impl PlantedBug {
         PlantedBug::OwnVoteBeforeSync,
         PlantedBug::ReadIdsReusedAcrossBoots,
         PlantedBug::SendBeforeSync,
+        PlantedBug::PromiseNotPersisted,
+        PlantedBug::VoteNotPersisted,
+        PlantedBug::ReadBelowIndex,
+        PlantedBug::StaleSnapshotInstall,
+        PlantedBug::RetryAppliedTwice,
+        PlantedBug::CommitAnyBallot,
+        PlantedBug::BootEpochReused,
+        PlantedBug::CatchUpUnchosen,
     ];
+
+    /// What the bug breaks, in one line.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PlantedBug::AcceptBelowPromise => "an acceptor votes below its promise",
+            PlantedBug::IgnorePromiseValues => "a new leader ignores votes reported in promises",
+            PlantedBug::ApplyBeforeChosen => "a replica applies a value before it is chosen",
+            PlantedBug::UnconfirmedReads => "a leader serves reads without a quorum round",
+            PlantedBug::OwnVoteBeforeSync => "a leader counts its own vote before it is durable",
+            PlantedBug::ReadIdsReusedAcrossBoots => {
+                "the node layer reuses read ids after a restart"
+            }
+            PlantedBug::SendBeforeSync => "the node layer sends votes before they are durable",
+            PlantedBug::PromiseNotPersisted => "an acceptor promises without persisting it",
+            PlantedBug::VoteNotPersisted => "an acceptor votes without persisting the vote",
+            PlantedBug::ReadBelowIndex => "reads are served one slot short of their index",
+            PlantedBug::StaleSnapshotInstall => {
+                "a replica installs a snapshot older than its state"
+            }
+            PlantedBug::RetryAppliedTwice => "a retried command is applied twice",
+            PlantedBug::CommitAnyBallot => "a follower commits votes of any ballot",
+            PlantedBug::BootEpochReused => "the node layer reuses lane ids after a restart",
+            PlantedBug::CatchUpUnchosen => "catch-up sends votes not known chosen",
+        }
+    }
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
@@ -52,6 +101,14 @@ impl PlantedBug {
             PlantedBug::OwnVoteBeforeSync => "own-vote-before-sync",
             PlantedBug::ReadIdsReusedAcrossBoots => "read-ids-reused-across-boots",
             PlantedBug::SendBeforeSync => "send-before-sync",
+            PlantedBug::PromiseNotPersisted => "promise-not-persisted",
+            PlantedBug::VoteNotPersisted => "vote-not-persisted",
+            PlantedBug::ReadBelowIndex => "read-below-index",
+            PlantedBug::StaleSnapshotInstall => "stale-snapshot-install",
+            PlantedBug::RetryAppliedTwice => "retry-applied-twice",
+            PlantedBug::CommitAnyBallot => "commit-any-ballot",
+            PlantedBug::BootEpochReused => "boot-epoch-reused",
+            PlantedBug::CatchUpUnchosen => "catch-up-unchosen",
         }
     }
 }

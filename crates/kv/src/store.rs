@@ -109,7 +109,15 @@ impl Store {
         history[..i].last().and_then(|r| r.kv.as_ref())
     }
 
-    /// The current value of one key.
+    /// Every version of every key still kept (not compacted away), deletions left out: what
+    /// each write left behind, for checking that no write was applied twice.
+    pub fn versions(&self) -> impl Iterator<Item = &KeyValue> + '_ {
+        self.keys
+            .values()
+            .flat_map(|h| h.iter().filter_map(|r| r.kv.as_deref()))
+    }
+
+    /// The current version of `key`, if it exists.
     pub fn get(&self, key: &[u8]) -> Option<&KeyValue> {
         self.keys.get(key).and_then(|h| Self::visible(h, i64::MAX))
     }

@@ -461,3 +461,22 @@ fn a_snapshot_taken_later_holds_the_state_when_it_was_begun() {
     assert_eq!(get_at(&restored, "a", 2).unwrap().unwrap().value, b"1");
     assert_eq!(s.get(b"a").unwrap().value, b"2");
 }
+
+#[test]
+fn versions_lists_every_write_kept_and_not_deletions() {
+    let mut s = Store::new();
+    put(&mut s, "a", "1");
+    put(&mut s, "a", "2");
+    put(&mut s, "b", "3");
+    s.delete_range(&DeleteRangeRequest {
+        key: b"b".to_vec(),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut vals: Vec<String> = s
+        .versions()
+        .map(|kv| String::from_utf8(kv.value.clone()).unwrap())
+        .collect();
+    vals.sort();
+    assert_eq!(vals, vec!["1", "2", "3"]);
+}

@@ -24,7 +24,7 @@ mod reads;
 pub mod record;
 
 pub use lanes::LANES;
-pub use node::{Action, NodeConfig, NodeCore};
+pub use node::{Action, NodeConfig, NodeCore, NodeCounters};
 pub use record::{Checkpoint, LogRecord, Recovered};
 
 /// The driver's name for a client request awaiting an answer.

@@ -195,8 +195,13 @@ impl NodeCore {
         let replica = Replica::recover(cfg.replica_config(boot), Store::new(), recovered.durable)?;
         let election_max = cfg.election_ticks.1;
         let reuse_ids = cfg.bug == Some(PlantedBug::ReadIdsReusedAcrossBoots);
+        let lane_epoch = if cfg.bug == Some(PlantedBug::BootEpochReused) {
+            1
+        } else {
+            boot
+        };
         Ok(NodeCore {
-            lanes: Lanes::new(cfg.id, boot),
+            lanes: Lanes::new(cfg.id, lane_epoch),
             reads: ReadTable::new(boot, reuse_ids),
             lease_clock: LeaseClock::new(cfg.tick, election_max * 2),
             replica,

@@ -2,13 +2,12 @@
 //! ground truth computed from every vote persisted.
 
 use crate::faults::Faults;
-use crate::net::{transmit, NetConfig, Partition};
-use crate::queue::EventQueue;
-use crate::report::{RunReport, Stats, Violation};
-use crate::trace::{Trace, TraceEvent};
+use crate::net::NetConfig;
+use crate::report::{RunReport, Violation};
+use crate::trace::TraceEvent;
+use crate::world::World;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use synod_core::basic::{
@@ -119,19 +118,13 @@ enum Event {
 pub struct BasicSim {
     cfg: BasicSimConfig,
     seed: u64,
-    rng: ChaCha8Rng,
-    now: u64,
-    queue: EventQueue<Event>,
+    world: World<Event>,
     ids: Vec<NodeId>,
     nodes: BTreeMap<NodeId, Node>,
     quorum: Arc<Quorum>,
-    faults: Faults,
-    partition: Partition,
     votes: HashMap<Ballot, (String, BTreeSet<NodeId>)>,
     chosen: Option<String>,
     knows: BTreeMap<NodeId, String>,
-    stats: Stats,
-    trace: Trace,
 }
 
 impl BasicSim {
@@ -146,19 +139,13 @@ impl BasicSim {
         ids.extend(&acceptors);
         ids.extend((1..=cfg.learners as NodeId).map(|i| LEARNER_BASE + i));
         let mut sim = BasicSim {
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            world: World::new(seed, cfg.net.clone(), cfg.faults, cfg.trace),
             seed,
-            now: 0,
-            queue: EventQueue::default(),
             nodes: BTreeMap::new(),
             quorum,
-            faults: cfg.faults,
-            partition: Partition::none(),
             votes: HashMap::new(),
             chosen: None,
             knows: BTreeMap::new(),
-            stats: Stats::default(),
-            trace: Trace::new(cfg.trace),
             ids,
             cfg,
         };
@@ -175,15 +162,15 @@ impl BasicSim {
             );
             sim.boot(id).map_err(|v| v.to_string())?;
         }
-        if sim.faults.crash {
-            let at = sim.rng.gen_range(5..100);
-            sim.queue.push(at, Event::Crash);
+        if sim.world.faults.crash {
+            let at = sim.world.rng.gen_range(5..100);
+            sim.world.queue.push(at, Event::Crash);
         }
-        if sim.faults.partition {
-            let at = sim.rng.gen_range(5..100);
-            sim.queue.push(at, Event::Partition);
+        if sim.world.faults.partition {
+            let at = sim.world.rng.gen_range(5..100);
+            sim.world.queue.push(at, Event::Partition);
         }
-        sim.queue.push(sim.cfg.fault_until, Event::FaultsEnd);
+        sim.world.queue.push(sim.cfg.fault_until, Event::FaultsEnd);
         Ok(sim)
     }
 
@@ -202,8 +189,8 @@ impl BasicSim {
                 bug: self.cfg.bug,
             };
             let p = Proposer::recover(cfg, node.disk.round);
-            let at = self.now + self.rng.gen_range(0..50);
-            self.queue.push(at, Event::Propose { node: id });
+            let at = self.world.now + self.world.rng.gen_range(0..50);
+            self.world.queue.push(at, Event::Propose { node: id });
             (Role::Proposer(p), BasicEffects::new())
         } else if id < LEARNER_BASE {
             let learners = (1..=self.cfg.learners as NodeId)
@@ -225,14 +212,15 @@ impl BasicSim {
     /// Runs to completion (or to the first violation).
     pub fn run(mut self) -> (RunReport, Vec<TraceEvent>) {
         let violation = self.run_inner().err();
-        self.stats.decisions = self.chosen.is_some() as u64;
-        self.stats.end_time = self.now;
+        let mut stats = std::mem::take(&mut self.world.stats);
+        stats.decisions = self.chosen.is_some() as u64;
+        stats.end_time = self.world.now;
         let report = RunReport {
             seed: self.seed,
-            stats: self.stats,
+            stats,
             violation,
         };
-        (report, self.trace.take())
+        (report, self.world.trace.take())
     }
 
     fn everyone_knows(&self) -> bool {
@@ -244,14 +232,14 @@ impl BasicSim {
 
     fn run_inner(&mut self) -> Result<(), Violation> {
         let deadline = self.cfg.fault_until + self.cfg.liveness_bound;
-        while let Some((at, ev)) = self.queue.pop() {
-            self.now = at;
-            self.stats.steps += 1;
+        while let Some((at, ev)) = self.world.queue.pop() {
+            self.world.now = at;
+            self.world.stats.steps += 1;
             self.step(ev)?;
-            if self.now >= self.cfg.fault_until && self.everyone_knows() {
+            if self.world.now >= self.cfg.fault_until && self.everyone_knows() {
                 return Ok(());
             }
-            if self.now > deadline {
+            if self.world.now > deadline {
                 break;
             }
         }
@@ -263,7 +251,7 @@ impl BasicSim {
             .collect();
         Err(Violation {
             check: "liveness",
-            at: self.now,
+            at: self.world.now,
             detail: format!(
                 "faults stopped at t={} but {missing:?} did not learn the decision within {} ticks",
                 self.cfg.fault_until, self.cfg.liveness_bound
@@ -275,10 +263,10 @@ impl BasicSim {
         match ev {
             Event::Deliver { from, to, msg } => {
                 let Some(role) = self.nodes.get_mut(&to).and_then(|n| n.role.as_mut()) else {
-                    self.stats.dropped += 1;
+                    self.world.stats.dropped += 1;
                     return Ok(());
                 };
-                self.stats.delivered += 1;
+                self.world.stats.delivered += 1;
                 let fx = match role {
                     Role::Proposer(p) => p.on_message(from, msg),
                     Role::Acceptor(a) => a.on_message(from, msg),
@@ -288,7 +276,7 @@ impl BasicSim {
             }
             Event::Timer { node, kind, epoch } => {
                 let n = self.nodes.get_mut(&node).expect("node");
-                if n.epoch != epoch || n.timers.get(&kind) != Some(&self.now) {
+                if n.epoch != epoch || n.timers.get(&kind) != Some(&self.world.now) {
                     return Ok(());
                 }
                 n.timers.remove(&kind);
@@ -309,70 +297,56 @@ impl BasicSim {
                 }
             }
             Event::Crash => {
-                if self.faults.crash && self.now < self.cfg.fault_until {
+                if self.world.faults.crash && self.world.now < self.cfg.fault_until {
                     let live: Vec<NodeId> = self
                         .ids
                         .iter()
                         .copied()
                         .filter(|id| self.nodes[id].role.is_some())
                         .collect();
-                    if let Some(&v) = live.choose(&mut self.rng) {
-                        if self.rng.gen_bool(self.cfg.crash_mid_step) {
+                    if let Some(&v) = live.choose(&mut self.world.rng) {
+                        if self.world.rng.gen_bool(self.cfg.crash_mid_step) {
                             self.nodes.get_mut(&v).expect("node").dying = true;
                         } else {
                             self.crash(v, false);
                         }
                     }
-                    let at = self.now + self.rng.gen_range(20..150);
-                    self.queue.push(at, Event::Crash);
+                    let at = self.world.now + self.world.rng.gen_range(20..150);
+                    self.world.queue.push(at, Event::Crash);
                 }
             }
             Event::Restart { node } => {
                 if self.nodes[&node].role.is_none() {
-                    self.trace
-                        .record(|| TraceEvent::Restart { t: self.now, node });
+                    self.world.trace.record(|| TraceEvent::Restart {
+                        t: self.world.now,
+                        node,
+                    });
                     self.boot(node)?;
                 }
             }
             Event::Partition => {
-                if self.faults.partition && self.now < self.cfg.fault_until {
-                    let mut ids = self.ids.clone();
-                    ids.shuffle(&mut self.rng);
-                    let k = self.rng.gen_range(1..ids.len());
-                    let side: BTreeSet<NodeId> = ids[..k].iter().copied().collect();
-                    self.partition = if self.rng.gen_bool(0.25) {
-                        Partition::one_way(
-                            ids[0],
-                            &self.ids,
-                            format!("one-way: {} cannot send", ids[0]),
-                        )
-                    } else {
-                        Partition::split(&self.ids, &side, format!("split {side:?} | rest"))
-                    };
-                    self.stats.partitions += 1;
-                    let label = self.partition.label.clone();
-                    self.trace
-                        .record(|| TraceEvent::Partition { t: self.now, label });
-                    let at = self.now + self.rng.gen_range(20..200);
-                    self.queue.push(at, Event::Heal);
+                if self.world.faults.partition && self.world.now < self.cfg.fault_until {
+                    let ids = self.ids.clone();
+                    self.world.partition_randomly(&ids, None);
+                    let at = self.world.rng.gen_range(20..200);
+                    self.world.after(at, Event::Heal);
                 }
             }
             Event::Heal => {
-                self.partition = Partition::none();
-                self.trace.record(|| TraceEvent::Heal { t: self.now });
-                if self.faults.partition && self.now < self.cfg.fault_until {
-                    let at = self.now + self.rng.gen_range(10..100);
-                    self.queue.push(at, Event::Partition);
+                self.world.heal();
+                if self.world.faults.partition && self.world.now < self.cfg.fault_until {
+                    let at = self.world.rng.gen_range(10..100);
+                    self.world.after(at, Event::Partition);
                 }
             }
             Event::FaultsEnd => {
-                self.faults = Faults::NONE;
-                self.partition = Partition::none();
+                self.world.faults = Faults::NONE;
+                self.world.heal();
                 for id in self.ids.clone() {
                     self.nodes.get_mut(&id).expect("node").dying = false;
                     if self.nodes[&id].role.is_none() {
-                        self.trace.record(|| TraceEvent::Restart {
-                            t: self.now,
+                        self.world.trace.record(|| TraceEvent::Restart {
+                            t: self.world.now,
                             node: id,
                         });
                         self.boot(id)?;
@@ -389,20 +363,20 @@ impl BasicSim {
         node.epoch += 1;
         node.timers.clear();
         node.dying = false;
-        self.stats.crashes += 1;
-        self.trace.record(|| TraceEvent::Crash {
-            t: self.now,
+        self.world.stats.crashes += 1;
+        self.world.trace.record(|| TraceEvent::Crash {
+            t: self.world.now,
             node: id,
             mid_step,
         });
-        let at = self.now + self.rng.gen_range(10..150);
-        self.queue.push(at, Event::Restart { node: id });
+        let at = self.world.now + self.world.rng.gen_range(10..150);
+        self.world.queue.push(at, Event::Restart { node: id });
     }
 
     fn apply_effects(&mut self, id: NodeId, fx: BasicEffects<String>) -> Result<(), Violation> {
         let dying = std::mem::take(&mut self.nodes.get_mut(&id).expect("node").dying);
         let keep = if dying {
-            self.rng.gen_range(0..=fx.persist.len())
+            self.world.rng.gen_range(0..=fx.persist.len())
         } else {
             fx.persist.len()
         };
@@ -422,10 +396,10 @@ impl BasicSim {
         }
         for t in fx.timers {
             let node = self.nodes.get_mut(&id).expect("node");
-            let at = self.now + t.after;
+            let at = self.world.now + t.after;
             node.timers.insert(t.kind, at);
             let epoch = node.epoch;
-            self.queue.push(
+            self.world.queue.push(
                 at,
                 Event::Timer {
                     node: id,
@@ -440,37 +414,14 @@ impl BasicSim {
         // This world syncs every step's records before anything else of the step happens, so
         // messages held for the sync leave with the rest.
         for o in fx.send.into_iter().chain(fx.send_after_sync) {
-            self.stats.sent += 1;
             let to = o.to;
-            let summary = self.trace.on().then(|| format!("{:?}", o.msg));
-            let dropped = transmit(
-                &mut self.rng,
-                &self.cfg.net,
-                self.faults,
-                &self.partition,
-                &mut self.queue,
-                self.now,
+            self.world.send(
                 id,
                 to,
                 o.msg,
+                |m| format!("{m:?}"),
                 |msg| Event::Deliver { from: id, to, msg },
             );
-            self.stats.dropped += dropped.is_some() as u64;
-            self.trace.record(|| match dropped {
-                Some(reason) => TraceEvent::Drop {
-                    t: self.now,
-                    from: id,
-                    to,
-                    msg: summary.unwrap_or_default(),
-                    reason: reason.into(),
-                },
-                None => TraceEvent::Send {
-                    t: self.now,
-                    from: id,
-                    to,
-                    msg: summary.unwrap_or_default(),
-                },
-            });
         }
         Ok(())
     }
@@ -489,14 +440,14 @@ impl BasicSim {
         if !(1..=self.cfg.proposers as NodeId).any(|p| Self::value_of(p) == v) {
             return Err(Violation {
                 check: "validity",
-                at: self.now,
+                at: self.world.now,
                 detail: format!("{v} was chosen but no proposer proposed it"),
             });
         }
         match &self.chosen {
             Some(c) if *c != v => Err(Violation {
                 check: "agreement",
-                at: self.now,
+                at: self.world.now,
                 detail: format!(
                     "{c} was chosen, then {v} by a quorum {voters:?} in ballot {ballot}"
                 ),
@@ -510,8 +461,8 @@ impl BasicSim {
 
     /// A proposer or learner says `value` is chosen: it must be what ground truth says.
     fn confirm(&mut self, node: NodeId, value: &str) -> Result<(), Violation> {
-        self.trace.record(|| TraceEvent::Chosen {
-            t: self.now,
+        self.world.trace.record(|| TraceEvent::Chosen {
+            t: self.world.now,
             node,
             slot: 0,
             value: value.to_string(),
@@ -519,7 +470,7 @@ impl BasicSim {
         if self.chosen.as_deref() != Some(value) {
             return Err(Violation {
                 check: "agreement",
-                at: self.now,
+                at: self.world.now,
                 detail: format!(
                     "node {node} learned {value}, but ground truth says {:?}",
                     self.chosen

@@ -18,6 +18,9 @@ pub struct Faults {
     /// Nodes crash (losing everything not persisted, sometimes in the middle of a step) and
     /// restart later.
     pub crash: bool,
+    /// Nodes pause (a stalled process: a long GC, a stopped VM) and resume later, acting on
+    /// what queued up meanwhile as if no time had passed.
+    pub pause: bool,
 }
 
 impl Faults {
@@ -28,6 +31,7 @@ impl Faults {
         reorder: false,
         partition: false,
         crash: false,
+        pause: false,
     };
 
     /// Every fault.
@@ -37,6 +41,7 @@ impl Faults {
         reorder: true,
         partition: true,
         crash: true,
+        pause: true,
     };
 
     /// True when any fault is on.
@@ -60,10 +65,11 @@ impl FromStr for Faults {
                 "reorder" => f.reorder = true,
                 "partition" => f.partition = true,
                 "crash" => f.crash = true,
+                "pause" => f.pause = true,
                 other => {
                     return Err(format!(
                         "unknown fault '{other}'; expected a comma-separated list of \
-                         loss, dup, reorder, partition, crash, or 'all' / 'none'"
+                         loss, dup, reorder, partition, crash, pause, or 'all' / 'none'"
                     ))
                 }
             }
@@ -83,6 +89,7 @@ impl fmt::Display for Faults {
             (self.reorder, "reorder"),
             (self.partition, "partition"),
             (self.crash, "crash"),
+            (self.pause, "pause"),
         ]
         .iter()
         .filter(|(on, _)| *on)

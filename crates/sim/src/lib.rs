@@ -1,8 +1,9 @@
 //! Synod's deterministic simulator.
 //!
-//! It drives the very protocol code of `synod-core` through lost, duplicated, reordered and
-//! delayed messages, partitions and crash-restarts, in virtual time, with every run a pure
-//! function of its seed. After every step the checkers compare what nodes claim (learned,
+//! It drives the very protocol code of `synod-core`, and the server's own node layer
+//! (`synod-node`) over the real store, through lost, duplicated, reordered and delayed
+//! messages, partitions, crash-restarts aimed at write and sync boundaries and slow disks, in
+//! virtual time, with every run a pure function of its seed. After every step the checkers compare what nodes claim (learned,
 //! applied, acknowledged to a client) with ground truth computed from every vote ever persisted.
 
 pub mod basic;
@@ -15,8 +16,10 @@ pub mod net;
 pub mod queue;
 pub mod report;
 pub mod runner;
+pub mod swarm;
 pub mod trace;
 pub mod truth;
+pub mod world;
 
 pub use basic::{BasicSim, BasicSimConfig};
 pub use faults::Faults;

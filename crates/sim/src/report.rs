@@ -44,6 +44,8 @@ pub struct Stats {
     pub crashes: u64,
     /// Partitions injected.
     pub partitions: u64,
+    /// Pauses injected.
+    pub pauses: u64,
     /// Virtual time at the end.
     pub end_time: u64,
 }
@@ -59,6 +61,7 @@ impl Stats {
         self.ops += o.ops;
         self.crashes += o.crashes;
         self.partitions += o.partitions;
+        self.pauses += o.pauses;
         self.end_time += o.end_time;
     }
 }

@@ -9,6 +9,7 @@ use crate::trace::TraceEvent;
 use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
+use synod_core::quorum::QuorumSpec;
 use synod_core::PlantedBug;
 
 /// Which protocol to simulate.
@@ -59,6 +60,10 @@ pub struct SimOptions {
     pub ops: usize,
     /// Check client histories for linearizability (multi only).
     pub linearizability: bool,
+    /// Quorum sizes (multi only).
+    pub quorum: QuorumSpec,
+    /// Each seed draws its own fault mix (multi only).
+    pub swarm: bool,
 }
 
 impl Default for SimOptions {
@@ -71,6 +76,8 @@ impl Default for SimOptions {
             clients: 4,
             ops: 25,
             linearizability: true,
+            quorum: QuorumSpec::Majority,
+            swarm: true,
         }
     }
 }
@@ -84,6 +91,12 @@ impl SimOptions {
         );
         if self.protocol == Protocol::Multi {
             cmd += &format!(" --clients {} --ops {}", self.clients, self.ops);
+            if let QuorumSpec::Flexible { q1, q2 } = self.quorum {
+                cmd += &format!(" --quorum {q1},{q2}");
+            }
+            if !self.swarm {
+                cmd += " --no-swarm";
+            }
         }
         if let Some(b) = self.bug {
             cmd += &format!(" --bug {b}");
@@ -91,8 +104,39 @@ impl SimOptions {
         cmd + " --trace trace.jsonl"
     }
 
-    /// Runs one seed, with or without a trace.
+    /// Runs one seed, with or without a trace. A panic inside the protocol, the node layer or
+    /// the simulator is reported as a violation of that seed, not a crash of the runner.
     pub fn run_one(&self, seed: u64, trace: bool) -> Result<(RunReport, Vec<TraceEvent>), String> {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.run_unguarded(seed, trace)
+        }));
+        match run {
+            Ok(r) => r,
+            Err(payload) => {
+                let what = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "a panic without a message".into());
+                let report = RunReport {
+                    seed,
+                    stats: Stats::default(),
+                    violation: Some(Violation {
+                        check: "panic",
+                        at: 0,
+                        detail: what,
+                    }),
+                };
+                Ok((report, Vec::new()))
+            }
+        }
+    }
+
+    fn run_unguarded(
+        &self,
+        seed: u64,
+        trace: bool,
+    ) -> Result<(RunReport, Vec<TraceEvent>), String> {
         match self.protocol {
             Protocol::Basic => {
                 let cfg = BasicSimConfig {
@@ -112,6 +156,8 @@ impl SimOptions {
                     faults: self.faults,
                     bug: self.bug,
                     trace,
+                    quorum: self.quorum,
+                    swarm: self.swarm,
                     ..Default::default()
                 };
                 let (mut report, events, history) = MultiSim::new(cfg, seed)?.run();

@@ -5,24 +5,31 @@
 //! persisted, so it knows exactly what is chosen at every instant, and holds every node's claims
 //! (learned, applied, acknowledged) against that.
 
-use crate::kv::KvOp;
 use crate::report::Violation;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use synod_core::multi::{ClientId, Slot, Value};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Debug;
+use synod_core::multi::{Slot, Value};
 use synod_core::{Ballot, NodeId, QuorumSystem};
 
-/// Everything chosen so far, and the votes that chose it.
-pub struct Truth {
+/// Everything chosen so far, and the votes that chose it. Commands are told apart by their
+/// encoding: the simulated clients make every write unique, and the node layer picks the
+/// session ids, so `(client, seq)` is not the client's to know.
+pub struct Truth<C> {
     quorum: Box<dyn QuorumSystem>,
-    votes: HashMap<(Slot, Ballot), (Value<KvOp>, BTreeSet<NodeId>)>,
-    chosen: BTreeMap<Slot, Value<KvOp>>,
-    /// Where each client command was first chosen.
-    placed: HashMap<(ClientId, u64), Slot>,
-    /// Every command any client issued, for validity.
-    issued: HashMap<(ClientId, u64), KvOp>,
+    votes: HashMap<(Slot, Ballot), (Value<C>, BTreeSet<NodeId>)>,
+    chosen: BTreeMap<Slot, Value<C>>,
+    /// Where each command was first chosen, by its encoding.
+    placed: HashMap<Vec<u8>, Slot>,
+    /// Every command any client issued, by its encoding, for validity.
+    issued: HashSet<Vec<u8>>,
 }
 
-impl Truth {
+fn key<C: Serialize>(op: &C) -> Vec<u8> {
+    postcard::to_stdvec(op).expect("commands serialize")
+}
+
+impl<C: Clone + Eq + Debug + Serialize> Truth<C> {
     /// Ground truth for acceptors judged by `quorum`.
     pub fn new(quorum: Box<dyn QuorumSystem>) -> Self {
         Truth {
@@ -30,13 +37,13 @@ impl Truth {
             votes: HashMap::new(),
             chosen: BTreeMap::new(),
             placed: HashMap::new(),
-            issued: HashMap::new(),
+            issued: HashSet::new(),
         }
     }
 
-    /// A client issued `op` as `(client, seq)`.
-    pub fn issued(&mut self, client: ClientId, seq: u64, op: KvOp) {
-        self.issued.insert((client, seq), op);
+    /// A client issued `op`.
+    pub fn issued(&mut self, op: &C) {
+        self.issued.insert(key(op));
     }
 
     /// Acceptor `node` persisted a vote. Checks agreement and validity when it completes a quorum.
@@ -46,7 +53,7 @@ impl Truth {
         node: NodeId,
         slot: Slot,
         ballot: Ballot,
-        value: &Value<KvOp>,
+        value: &Value<C>,
     ) -> Result<bool, Violation> {
         let (v, voters) = self
             .votes
@@ -77,19 +84,17 @@ impl Truth {
             Some(_) => Ok(false),
             None => {
                 for cmd in value.commands() {
-                    match self.issued.get(&(cmd.client, cmd.seq)) {
-                        Some(op) if *op == cmd.op => {}
-                        _ => {
-                            return Err(Violation {
-                                check: "validity",
-                                at,
-                                detail: format!(
-                                    "slot {slot} chose a command no client issued: {cmd:?}"
-                                ),
-                            })
-                        }
+                    let k = key(&cmd.op);
+                    if !self.issued.contains(&k) {
+                        return Err(Violation {
+                            check: "validity",
+                            at,
+                            detail: format!(
+                                "slot {slot} chose a command no client issued: {cmd:?}"
+                            ),
+                        });
                     }
-                    self.placed.entry((cmd.client, cmd.seq)).or_insert(slot);
+                    self.placed.entry(k).or_insert(slot);
                 }
                 self.chosen.insert(slot, value.clone());
                 Ok(true)
@@ -98,13 +103,18 @@ impl Truth {
     }
 
     /// The chosen value of `slot`, if any.
-    pub fn chosen(&self, slot: Slot) -> Option<&Value<KvOp>> {
+    pub fn chosen(&self, slot: Slot) -> Option<&Value<C>> {
         self.chosen.get(&slot)
     }
 
-    /// The slot where `(client, seq)` was chosen, if it was.
-    pub fn placed(&self, client: ClientId, seq: u64) -> Option<Slot> {
-        self.placed.get(&(client, seq)).copied()
+    /// The slot where `op` was first chosen, if it was.
+    pub fn placed(&self, op: &C) -> Option<Slot> {
+        self.placed.get(&key(op)).copied()
+    }
+
+    /// Every slot chosen so far, in order.
+    pub fn chosen_log(&self) -> &BTreeMap<Slot, Value<C>> {
+        &self.chosen
     }
 
     /// Number of slots chosen.
@@ -119,7 +129,7 @@ impl Truth {
         node: NodeId,
         what: &'static str,
         slot: Slot,
-        value: &Value<KvOp>,
+        value: &Value<C>,
     ) -> Result<(), Violation> {
         match self.chosen.get(&slot) {
             Some(c) if c == value => Ok(()),

@@ -5,7 +5,18 @@ use synod_sim::{
     run_many, BasicSim, BasicSimConfig, Faults, MultiSim, MultiSimConfig, Protocol, SimOptions,
 };
 
+/// `SYNOD_SIM_QUICK=1` runs an eighth of each sweep: the suite mutation testing runs once per
+/// mutant (docs/testing.md).
+fn scaled(count: u64) -> u64 {
+    if std::env::var_os("SYNOD_SIM_QUICK").is_some() {
+        (count / 8).max(5)
+    } else {
+        count
+    }
+}
+
 fn sweep(opts: SimOptions, count: u64) {
+    let count = scaled(count);
     let summary = run_many(&opts, 0, count, |_| {}).expect("valid options");
     if let Some(r) = &summary.first_failure {
         panic!(
@@ -39,6 +50,20 @@ fn multi_paxos_3_nodes_200_seeds_all_faults() {
     sweep(opts, 200);
 }
 
+/// Every cluster size from one node to seven, each with every fault (the node layer, the real
+/// store and the simulated disk included).
+#[test]
+fn multi_paxos_1_to_7_nodes_hold_under_faults() {
+    for nodes in [1, 2, 3, 4, 6, 7] {
+        let opts = SimOptions {
+            protocol: Protocol::Multi,
+            nodes,
+            ..Default::default()
+        };
+        sweep(opts, 40);
+    }
+}
+
 #[test]
 fn basic_paxos_500_seeds_all_faults() {
     let opts = SimOptions {
@@ -50,9 +75,11 @@ fn basic_paxos_500_seeds_all_faults() {
 
 #[test]
 fn multi_paxos_flexible_quorums_hold_under_faults() {
-    for seed in 0..100 {
+    for seed in 0..scaled(120) {
+        // Phase-1 quorums of one are the case of the ballot-reuse regression.
+        let q = [(4, 2), (2, 4), (1, 5)][seed as usize % 3];
         let cfg = MultiSimConfig {
-            quorum: QuorumSpec::Flexible { q1: 4, q2: 2 },
+            quorum: QuorumSpec::Flexible { q1: q.0, q2: q.1 },
             ..Default::default()
         };
         let (r, _, _) = MultiSim::new(cfg, seed).expect("valid").run();
@@ -68,7 +95,10 @@ fn faults_actually_happen() {
     };
     let s = run_many(&opts, 0, 20, |_| {}).expect("valid");
     assert!(
-        s.stats.crashes > 20 && s.stats.partitions > 20 && s.stats.dropped > 1000,
+        s.stats.crashes > 20
+            && s.stats.partitions > 20
+            && s.stats.pauses > 20
+            && s.stats.dropped > 1000,
         "{:?}",
         s.stats
     );

@@ -98,7 +98,9 @@ impl<C: Clone + Eq + std::fmt::Debug> Acceptor<C> {
         }
         if ballot > self.promised {
             self.promised = ballot;
-            fx.persist(Persist::Promise(ballot));
+            if self.bug != Some(PlantedBug::PromiseNotPersisted) {
+                fx.persist(Persist::Promise(ballot));
+            }
         }
         Ok(self
             .log
@@ -146,11 +148,13 @@ impl<C: Clone + Eq + std::fmt::Debug> Acceptor<C> {
                 chosen: false,
             },
         );
-        fx.persist(Persist::Accept {
-            slot,
-            ballot,
-            value: value.clone(),
-        });
+        if self.bug != Some(PlantedBug::VoteNotPersisted) {
+            fx.persist(Persist::Accept {
+                slot,
+                ballot,
+                value: value.clone(),
+            });
+        }
         Vote::Accepted
     }
 
@@ -203,9 +207,10 @@ impl<C: Clone + Eq + std::fmt::Debug> Acceptor<C> {
 
     /// The vote for `slot` if it was cast in `ballot`.
     pub fn vote_in(&self, slot: Slot, ballot: Ballot) -> Option<&Value<C>> {
+        let any = self.bug == Some(PlantedBug::CommitAnyBallot);
         self.log
             .get(&slot)
-            .filter(|e| !e.chosen && e.ballot == ballot)
+            .filter(|e| !e.chosen && (e.ballot == ballot || any))
             .map(|e| &e.value)
     }
 }

@@ -169,7 +169,11 @@ impl<S: StateMachine> Learner<S> {
         for cmd in entry.value.commands() {
             let result = match self.sessions.get(&cmd.client) {
                 // Exactly once: a retry that made it into the log twice is not applied again.
-                Some((seq, _)) if *seq >= cmd.seq => continue,
+                Some((seq, _))
+                    if *seq >= cmd.seq && self.bug != Some(PlantedBug::RetryAppliedTwice) =>
+                {
+                    continue
+                }
                 _ => self.sm.apply(&cmd.op),
             };
             self.sessions.insert(cmd.client, (cmd.seq, result.clone()));

@@ -144,7 +144,8 @@ impl Reads {
 
     /// Reads whose round is confirmed: our own once every slot below their index is applied
     /// (`applied`), a follower's at once (it waits for its own apply point).
-    pub fn ready(&mut self, applied: Slot) -> Vec<Confirmed> {
+    pub fn ready(&mut self, applied: Slot, off_by_one: bool) -> Vec<Confirmed> {
+        let applied = applied + u64::from(off_by_one);
         let mut out = Vec::new();
         while let Some(p) = self.pending.front() {
             if p.round > self.confirmed || (p.origin.is_none() && p.index > applied) {
@@ -181,23 +182,23 @@ mod tests {
         let mut r = Reads::default();
         assert_eq!(r.next_round(), None, "no read waits");
         r.request(10, 5, None);
-        assert!(r.ready(100).is_empty(), "no round has started yet");
+        assert!(r.ready(100, false).is_empty(), "no round has started yet");
         assert_eq!(r.next_round(), Some(1));
         assert_eq!(r.next_round(), None, "read 10 has its round");
         // A read arriving while round 1 is out gets a round of its own.
         r.request(11, 6, None);
         assert_eq!(r.next_round(), Some(2));
         r.ack(1, 1, &q);
-        assert!(r.ready(100).is_empty(), "one ack is no quorum");
+        assert!(r.ready(100, false).is_empty(), "one ack is no quorum");
         r.ack(2, 1, &q);
-        assert!(r.ready(4).is_empty(), "slot 4 is not applied yet");
-        assert_eq!(ids(r.ready(5)), vec![10]);
-        assert!(r.ready(100).is_empty(), "read 11 waits for round 2");
+        assert!(r.ready(4, false).is_empty(), "slot 4 is not applied yet");
+        assert_eq!(ids(r.ready(5, false)), vec![10]);
+        assert!(r.ready(100, false).is_empty(), "read 11 waits for round 2");
         assert_eq!(r.in_flight(), Some((2, BTreeSet::new())));
         r.ack(1, 2, &q);
         assert_eq!(r.in_flight(), Some((2, BTreeSet::from([1]))));
         r.ack(3, 2, &q);
-        assert_eq!(ids(r.ready(6)), vec![11]);
+        assert_eq!(ids(r.ready(6, false)), vec![11]);
         assert_eq!(r.in_flight(), None);
         r.request(12, 7, None);
         assert_eq!(r.next_round(), Some(3));
@@ -217,13 +218,13 @@ mod tests {
         // late): a quorum vouches for rounds 1 and 2, not 3.
         r.ack(1, 3, &q);
         r.ack(2, 2, &q);
-        assert_eq!(ids(r.ready(0)), vec![1, 2]);
+        assert_eq!(ids(r.ready(0, false)), vec![1, 2]);
         // An ack of a confirmed round, or of one never started, changes nothing.
         r.ack(3, 1, &q);
         r.ack(3, 9, &q);
-        assert!(r.ready(0).is_empty());
+        assert!(r.ready(0, false).is_empty());
         r.ack(3, 3, &q);
-        assert_eq!(ids(r.ready(0)), vec![3]);
+        assert_eq!(ids(r.ready(0, false)), vec![3]);
     }
 
     #[test]
@@ -239,7 +240,7 @@ mod tests {
         assert_eq!(r.next_round(), None, "no room for another round");
         r.ack(1, 1, &q);
         r.ack(2, 1, &q);
-        assert_eq!(ids(r.ready(0)), vec![0]);
+        assert_eq!(ids(r.ready(0, false)), vec![0]);
         let next = MAX_ROUNDS_IN_FLIGHT + 1;
         assert_eq!(
             r.next_round(),
@@ -250,7 +251,7 @@ mod tests {
         r.ack(1, next, &q);
         r.ack(3, next, &q);
         let all: Vec<ReadId> = (1..MAX_ROUNDS_IN_FLIGHT).chain([100, 101]).collect();
-        assert_eq!(ids(r.ready(0)), all);
+        assert_eq!(ids(r.ready(0, false)), all);
     }
 
     #[test]
@@ -262,7 +263,7 @@ mod tests {
         r.ack(1, 1, &q);
         r.ack(3, 1, &q);
         assert_eq!(
-            r.ready(0),
+            r.ready(0, false),
             vec![Confirmed {
                 id: 7,
                 index: 9,

@@ -195,6 +195,12 @@ impl<S: StateMachine> Replica<S> {
         self.learner.state_machine()
     }
 
+    /// The applied state and client sessions, encoded as a snapshot would hold them: two
+    /// replicas that applied the same prefix hold the same bytes.
+    pub fn applied_state(&self) -> Snapshot {
+        self.learner.snapshot()
+    }
+
     /// The latest snapshot, if any.
     pub fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref()
@@ -418,7 +424,8 @@ impl<S: StateMachine> Replica<S> {
     fn serve_reads(&mut self, fx: &mut Fx<S>) {
         let applied = self.learner.applied();
         if let Role::Leader(active) = &mut self.role {
-            for c in active.reads.ready(applied) {
+            let off_by_one = self.cfg.bug == Some(PlantedBug::ReadBelowIndex);
+            for c in active.reads.ready(applied, off_by_one) {
                 match c.origin {
                     Some(f) => fx.send(
                         f,
@@ -432,6 +439,7 @@ impl<S: StateMachine> Replica<S> {
             }
         }
         if !self.remote_reads.is_empty() {
+            let applied = applied + u64::from(self.cfg.bug == Some(PlantedBug::ReadBelowIndex));
             let ready: Vec<ReadId> = self
                 .remote_reads
                 .iter()
@@ -996,17 +1004,24 @@ impl<S: StateMachine> Replica<S> {
             }
             return;
         }
-        let entries: Vec<_> = (from..self.learner.commit())
-            .take(self.cfg.catch_up_batch)
-            .filter_map(|s| self.acceptor.chosen(s).map(|v| (s, v.clone())))
-            .collect();
+        let entries: Vec<_> = if self.cfg.bug == Some(PlantedBug::CatchUpUnchosen) {
+            let log = self.acceptor.log().range(from..);
+            let votes = log.map(|(&s, e)| (s, e.value.clone()));
+            votes.take(self.cfg.catch_up_batch).collect()
+        } else {
+            (from..self.learner.commit())
+                .take(self.cfg.catch_up_batch)
+                .filter_map(|s| self.acceptor.chosen(s).map(|v| (s, v.clone())))
+                .collect()
+        };
         if !entries.is_empty() {
             fx.send(to, Message::CatchUp { entries });
         }
     }
 
     fn on_install_snapshot(&mut self, snapshot: Snapshot, fx: &mut Fx<S>) {
-        if snapshot.slot <= self.learner.applied() {
+        let stale_ok = self.cfg.bug == Some(PlantedBug::StaleSnapshotInstall);
+        if snapshot.slot <= self.learner.applied() && !(stale_ok && snapshot.slot > 0) {
             return;
         }
         // A leader or candidate this far behind has been overtaken; it must not keep proposing
