@@ -2,30 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use synod_core::multi::{
-    Command, Config, DurableState, Message, MultiEffects, Output, Replica, RoleKind, StateMachine,
-    Timer, Value,
+    Command, Config, DurableState, Message, MultiEffects, Output, Replica, RoleKind, Timer, Value,
 };
 use synod_core::{Ballot, NodeId};
 
-/// Adds numbers; returns the running total. Applying twice would show in the total.
-#[derive(Default, Debug)]
-struct Counter(u64);
-
-impl StateMachine for Counter {
-    type Command = u64;
-    type Output = u64;
-    fn apply(&mut self, add: &u64) -> u64 {
-        self.0 += add;
-        self.0
-    }
-    fn snapshot(&self) -> Vec<u8> {
-        self.0.to_le_bytes().to_vec()
-    }
-    fn restore(bytes: &[u8]) -> Result<Self, String> {
-        let b: [u8; 8] = bytes.try_into().map_err(|_| "need 8 bytes".to_string())?;
-        Ok(Counter(u64::from_le_bytes(b)))
-    }
-}
+mod common;
+use common::Counter;
 
 type Fx = MultiEffects<u64, u64>;
 
