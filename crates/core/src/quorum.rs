@@ -198,6 +198,9 @@ mod tests {
     #[test]
     fn flexible_quorums_differ_by_phase() {
         let q = Quorum::flexible(&[1, 2, 3, 4, 5], 4, 2).unwrap();
+        assert_eq!((q.q1(), q.q2()), (4, 2));
+        let m = Quorum::majority(&[1, 2, 3, 4, 5, 6]).unwrap();
+        assert_eq!((m.q1(), m.q2()), (4, 4));
         assert!(q.is_phase2_quorum(&set(&[1, 5])));
         assert!(!q.is_phase1_quorum(&set(&[1, 5])));
         assert!(q.is_phase1_quorum(&set(&[1, 2, 3, 5])));

@@ -151,6 +151,7 @@ mod tests {
     #[test]
     fn promises_once_then_refuses_lower_ballots() {
         let mut a: Acceptor<&str> = Acceptor::new(10, vec![20]);
+        assert_eq!(a.id(), 10);
         let fx = a.on_message(1, Message::Prepare { ballot: b(2, 1) });
         assert_eq!(fx.persist, vec![Persist::Promised(b(2, 1))]);
         assert!(fx.send.is_empty(), "a promise waits for its record");
@@ -161,6 +162,13 @@ mod tests {
                 accepted: None
             }
         );
+
+        let fx = a.on_message(3, Message::Prepare { ballot: b(2, 1) });
+        assert!(
+            fx.persist.is_empty(),
+            "a repeated promise is not written again"
+        );
+        assert!(matches!(fx.send_after_sync[0].msg, Message::Promise { .. }));
 
         let fx = a.on_message(2, Message::Prepare { ballot: b(1, 2) });
         assert!(fx.persist.is_empty());

@@ -112,6 +112,7 @@ mod tests {
         );
         let fx = l.on_message(11, accepted(1, "v"));
         assert_eq!(fx.output, vec![Output::Chosen("v")]);
+        assert_eq!((l.id(), l.learned()), (20, Some(&"v")));
         assert!(
             l.on_message(12, accepted(1, "v")).output.is_empty(),
             "reported once"

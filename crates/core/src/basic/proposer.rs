@@ -269,6 +269,7 @@ mod tests {
     #[test]
     fn happy_path_persists_round_then_prepares_accepts_and_decides() {
         let mut p = proposer(1);
+        assert_eq!(p.id(), 1);
         let fx = p.propose("v");
         assert_eq!(fx.persist, vec![Persist::Round(1)]);
         assert!(fx.send.is_empty(), "prepares wait for the round's record");
@@ -431,5 +432,43 @@ mod tests {
                 value: "mine"
             }
         );
+    }
+
+    #[test]
+    fn only_a_nack_of_the_current_ballot_from_above_interrupts_the_round() {
+        let mut p = proposer(1);
+        p.propose("v");
+        let mine = p.ballot().expect("preparing");
+        // A late nack of an older ballot, and a nack that names no higher promise, change
+        // nothing: the round goes on.
+        let old = Ballot::new(mine.round - 1, 1);
+        assert!(p
+            .on_message(
+                10,
+                Message::Nack {
+                    ballot: old,
+                    promised: b(9, 2)
+                }
+            )
+            .is_empty());
+        assert!(p
+            .on_message(
+                10,
+                Message::Nack {
+                    ballot: mine,
+                    promised: mine
+                }
+            )
+            .is_empty());
+        assert_eq!(p.ballot(), Some(mine));
+        let fx = p.on_message(
+            10,
+            Message::Nack {
+                ballot: mine,
+                promised: b(9, 2),
+            },
+        );
+        assert_eq!(fx.timers[0].kind, Timer::Retry, "backs off");
+        assert_eq!(p.ballot(), None);
     }
 }

@@ -244,6 +244,10 @@ mod tests {
             a.accept(b(1, 3), 9, &Value::Noop, &mut fx),
             Vote::Refused(b(2, 2))
         );
+        // A retransmitted prepare of the ballot promised gets the promise again, unwritten.
+        let mut fx = Fx::new();
+        assert!(a.prepare(b(2, 2), 2, &mut fx).is_ok());
+        assert!(fx.persist.is_empty());
     }
 
     #[test]
