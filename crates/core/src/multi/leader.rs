@@ -383,6 +383,11 @@ mod tests {
             1,
             "chosen and gone: a retry is queued again"
         );
+        assert_eq!(
+            a.into_queue().len(),
+            1,
+            "a leader standing again keeps its queue"
+        );
     }
 
     #[test]
@@ -398,5 +403,6 @@ mod tests {
         assert!(!s.promise(3, vec![at_ballot], &q));
         assert!(!s.promise(2, vec![], &q), "one valid promise is no quorum");
         assert!(s.promise(1, vec![entry(0, 1, 1, false)], &q));
+        assert!(s.has_promise(1) && s.has_promise(2) && !s.has_promise(3));
     }
 }
