@@ -1,0 +1,99 @@
+//! The Multi-Paxos learner on its own: sessions, waiting clients, snapshot install. These are
+//! bookkeeping the simulator's safety checkers rightly do not see (a client answered late, or a
+//! stale duplicate proposed again, breaks nothing), so they are pinned here.
+
+use std::collections::BTreeMap;
+use synod_core::multi::learner::Learner;
+use synod_core::multi::{Command, Entry, MultiEffects, Output, Value};
+use synod_core::Ballot;
+
+mod common;
+use common::Counter;
+
+type Fx = MultiEffects<u64, u64>;
+
+/// A log whose slots, from 0, are chosen batches of the given `(client, seq, add)` commands.
+fn chosen_log(slots: &[&[(u64, u64, u64)]]) -> BTreeMap<u64, Entry<u64>> {
+    slots
+        .iter()
+        .enumerate()
+        .map(|(slot, cmds)| {
+            let value = Value::batch(
+                cmds.iter()
+                    .map(|&(client, seq, op)| Command { client, seq, op })
+                    .collect(),
+            );
+            let entry = Entry {
+                ballot: Ballot::new(1, 1),
+                value,
+                chosen: true,
+            };
+            (slot as u64, entry)
+        })
+        .collect()
+}
+
+fn replies(fx: &Fx) -> Vec<(u64, u64, u64)> {
+    fx.output
+        .iter()
+        .filter_map(|o| match o {
+            Output::Reply {
+                client,
+                seq,
+                result,
+            } => Some((*client, *seq, *result)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn applied_result_tells_the_latest_the_stale_and_the_new_apart() {
+    let mut l = Learner::new(Counter::default(), None);
+    let mut fx = Fx::new();
+    l.catch_up(&chosen_log(&[&[(7, 5, 10)]]), &mut fx);
+    assert_eq!(l.applied_result(7, 5), Some(Ok(10)), "the latest is cached");
+    assert_eq!(
+        l.applied_result(7, 3),
+        Some(Err(())),
+        "an older one is stale"
+    );
+    assert_eq!(l.applied_result(7, 6), None, "a newer one is new");
+    assert_eq!(l.applied_result(8, 1), None, "another client is new");
+}
+
+#[test]
+fn a_forgotten_client_is_not_answered() {
+    let mut l = Learner::new(Counter::default(), None);
+    l.wait_for(1, 1);
+    l.wait_for(2, 1);
+    l.forget(1, 1);
+    let mut fx = Fx::new();
+    l.catch_up(&chosen_log(&[&[(1, 1, 3), (2, 1, 4)]]), &mut fx);
+    assert_eq!(replies(&fx), vec![(2, 1, 7)]);
+}
+
+#[test]
+fn a_snapshot_answers_the_clients_it_covers_and_drops_the_stale_ones() {
+    let mut source = Learner::new(Counter::default(), None);
+    let mut fx = Fx::new();
+    source.catch_up(&chosen_log(&[&[(1, 2, 5)], &[(2, 3, 6)]]), &mut fx);
+    let snap = source.snapshot();
+
+    let mut l = Learner::new(Counter::default(), None);
+    l.wait_for(1, 2); // covered exactly: answered with its result
+    l.wait_for(2, 2); // older than what the snapshot applied for client 2: dropped unanswered
+    l.wait_for(3, 1); // not covered: still waits
+    let mut fx = Fx::new();
+    l.install(&snap, &mut fx).expect("install");
+    assert_eq!(replies(&fx), vec![(1, 2, 5)]);
+    assert_eq!(l.applied(), 2);
+    assert_eq!(l.state_machine().0, 11);
+
+    // The dropped wait is gone and the uncovered one remains: applying their commands later
+    // answers only the one still waiting.
+    let mut fx = Fx::new();
+    let log = chosen_log(&[&[], &[], &[(2, 2, 100), (3, 1, 1)]]);
+    l.catch_up(&log, &mut fx);
+    assert_eq!(replies(&fx), vec![(3, 1, 12)]);
+}
