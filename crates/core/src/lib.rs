@@ -11,10 +11,12 @@
 //! - [`effects`]: the output of every step, and the persist-before-send contract.
 //! - [`basic`]: single-decree Paxos with separate proposer, acceptor and learner roles.
 //! - [`multi`]: Multi-Paxos for state machine replication, roles collapsed into one replica.
+//! - [`commit`]: atomic commit: 2PC, 3PC and Paxos Commit, the foils and the fix.
 
 pub mod ballot;
 pub mod basic;
 pub mod bugs;
+pub mod commit;
 pub mod effects;
 pub mod encode;
 pub mod multi;

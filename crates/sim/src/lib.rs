@@ -7,6 +7,7 @@
 //! applied, acknowledged to a client) with ground truth computed from every vote ever persisted.
 
 pub mod basic;
+pub mod commit;
 pub mod faults;
 pub mod flow;
 pub mod history;

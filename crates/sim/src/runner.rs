@@ -1,6 +1,7 @@
 //! Runs many seeds of either protocol and sums up what they found.
 
 use crate::basic::{BasicSim, BasicSimConfig};
+use crate::commit::{CommitSim, CommitSimConfig};
 use crate::faults::Faults;
 use crate::history::check_history;
 use crate::multi::{MultiSim, MultiSimConfig};
@@ -9,6 +10,7 @@ use crate::trace::TraceEvent;
 use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
+use synod_core::commit::{paxos_commit, three_pc, two_pc, CommitNode};
 use synod_core::quorum::QuorumSpec;
 use synod_core::PlantedBug;
 
@@ -19,6 +21,31 @@ pub enum Protocol {
     Basic,
     /// Multi-Paxos replicas with key-value clients.
     Multi,
+    /// Two-phase commit.
+    TwoPc,
+    /// Three-phase commit.
+    ThreePc,
+    /// Paxos Commit.
+    PaxosCommit,
+}
+
+impl Protocol {
+    /// True for the atomic-commit protocols.
+    pub fn is_commit(&self) -> bool {
+        matches!(
+            self,
+            Protocol::TwoPc | Protocol::ThreePc | Protocol::PaxosCommit
+        )
+    }
+
+    /// The node count when none is given: replicas, acceptors, or participants.
+    pub fn default_nodes(&self) -> usize {
+        if self.is_commit() {
+            3
+        } else {
+            5
+        }
+    }
 }
 
 impl FromStr for Protocol {
@@ -27,8 +54,11 @@ impl FromStr for Protocol {
         match s {
             "basic" => Ok(Protocol::Basic),
             "multi" => Ok(Protocol::Multi),
+            "2pc" => Ok(Protocol::TwoPc),
+            "3pc" => Ok(Protocol::ThreePc),
+            "paxos-commit" => Ok(Protocol::PaxosCommit),
             other => Err(format!(
-                "unknown protocol '{other}'; expected basic or multi"
+                "unknown protocol '{other}'; expected basic, multi, 2pc, 3pc or paxos-commit"
             )),
         }
     }
@@ -39,6 +69,9 @@ impl fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Basic => "basic",
             Protocol::Multi => "multi",
+            Protocol::TwoPc => "2pc",
+            Protocol::ThreePc => "3pc",
+            Protocol::PaxosCommit => "paxos-commit",
         })
     }
 }
@@ -48,7 +81,7 @@ impl fmt::Display for Protocol {
 pub struct SimOptions {
     /// The protocol.
     pub protocol: Protocol,
-    /// Replicas (multi) or acceptors (basic).
+    /// Replicas (multi), acceptors (basic) or participants (commit protocols).
     pub nodes: usize,
     /// Faults to inject.
     pub faults: Faults,
@@ -148,6 +181,9 @@ impl SimOptions {
                 };
                 Ok(BasicSim::new(cfg, seed)?.run())
             }
+            Protocol::TwoPc => Ok(self.run_commit::<two_pc::Node>(seed, trace)?),
+            Protocol::ThreePc => Ok(self.run_commit::<three_pc::Node>(seed, trace)?),
+            Protocol::PaxosCommit => Ok(self.run_commit::<paxos_commit::Node>(seed, trace)?),
             Protocol::Multi => {
                 let cfg = MultiSimConfig {
                     nodes: self.nodes,
@@ -173,6 +209,23 @@ impl SimOptions {
                 Ok((report, events))
             }
         }
+    }
+}
+
+impl SimOptions {
+    fn run_commit<N: CommitNode>(
+        &self,
+        seed: u64,
+        trace: bool,
+    ) -> Result<(RunReport, Vec<TraceEvent>), String> {
+        let cfg = CommitSimConfig {
+            participants: self.nodes,
+            faults: self.faults,
+            trace,
+            ..Default::default()
+        };
+        let (report, events, _) = CommitSim::<N>::new(cfg, seed)?.run();
+        Ok((report, events))
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod basic;
 mod chart;
+mod commit;
 mod multi;
 
 pub use chart::{Chart, Column, Row};
@@ -143,6 +144,31 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "collapsed-roles",
         title: "Multi-Paxos with collapsed roles: the leader fails, another server takes over",
         run: || multi_drawn(multi::collapsed_roles(), 0),
+    },
+    Scenario {
+        name: "2pc",
+        title: "Why Paxos, 1: two-phase commit without failures",
+        run: commit::two_pc_success,
+    },
+    Scenario {
+        name: "2pc-blocked",
+        title: "Why Paxos, 2: two-phase commit blocks when the coordinator dies after the votes",
+        run: commit::two_pc_blocked,
+    },
+    Scenario {
+        name: "3pc",
+        title: "Why Paxos, 3: three-phase commit without failures",
+        run: commit::three_pc_success,
+    },
+    Scenario {
+        name: "3pc-split",
+        title: "Why Paxos, 4: three-phase commit decides both ways under a partition",
+        run: commit::three_pc_split,
+    },
+    Scenario {
+        name: "paxos-commit",
+        title: "Why Paxos, 5: Paxos Commit survives the coordinator's failure",
+        run: commit::paxos_commit_survives,
     },
 ];
 
