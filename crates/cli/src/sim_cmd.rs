@@ -116,13 +116,19 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
         .nodes
         .map(|n| n as usize)
         .unwrap_or(args.protocol.default_nodes());
-    if args.protocol.is_commit() {
-        if let Some(b) = args.bug {
-            anyhow::bail!(
+    if let Some(b) = args.bug {
+        match b.commit_protocol() {
+            Some(p) if p != args.protocol.to_string() => {
+                anyhow::bail!("--bug {b} is planted in {p} (--protocol {p})")
+            }
+            None if args.protocol.is_commit() => anyhow::bail!(
                 "--bug {b} is planted in Paxos (basic or multi), not in {}",
                 args.protocol
-            );
+            ),
+            _ => {}
         }
+    }
+    if args.protocol.is_commit() {
         if nodes > 9 {
             anyhow::bail!("--nodes: commit protocols run with 1 to 9 participants");
         }
@@ -131,7 +137,10 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
     ];
-    if let Some(b) = args.bug.filter(|b| !basic_bugs.contains(b)) {
+    if let Some(b) = args
+        .bug
+        .filter(|b| !basic_bugs.contains(b) && b.commit_protocol().is_none())
+    {
         if args.protocol == Protocol::Basic {
             anyhow::bail!("--bug {b} exists only in Multi-Paxos (--protocol multi)");
         }

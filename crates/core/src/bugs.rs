@@ -44,11 +44,16 @@ pub enum PlantedBug {
     BootEpochReused,
     /// Catch-up hands out votes not known chosen as if they were chosen.
     CatchUpUnchosen,
+    /// A 2PC participant uncertain for too long aborts on its own.
+    UncertainParticipantAborts,
+    /// A Paxos Commit leader recovering a transaction proposes `Aborted` everywhere, ignoring
+    /// the votes its phase 1 found.
+    RecoveryIgnoresVotes,
 }
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 15] = [
+    pub const ALL: [PlantedBug; 17] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -64,7 +69,18 @@ impl PlantedBug {
         PlantedBug::CommitAnyBallot,
         PlantedBug::BootEpochReused,
         PlantedBug::CatchUpUnchosen,
+        PlantedBug::UncertainParticipantAborts,
+        PlantedBug::RecoveryIgnoresVotes,
     ];
+
+    /// The commit protocol the bug is planted in; `None` for the Paxos bugs (basic and multi).
+    pub fn commit_protocol(self) -> Option<&'static str> {
+        match self {
+            PlantedBug::UncertainParticipantAborts => Some("2pc"),
+            PlantedBug::RecoveryIgnoresVotes => Some("paxos-commit"),
+            _ => None,
+        }
+    }
 
     /// What the bug breaks, in one line.
     pub fn describe(self) -> &'static str {
@@ -88,6 +104,12 @@ impl PlantedBug {
             PlantedBug::CommitAnyBallot => "a follower commits votes of any ballot",
             PlantedBug::BootEpochReused => "the node layer reuses lane ids after a restart",
             PlantedBug::CatchUpUnchosen => "catch-up sends votes not known chosen",
+            PlantedBug::UncertainParticipantAborts => {
+                "a 2PC participant uncertain too long aborts alone"
+            }
+            PlantedBug::RecoveryIgnoresVotes => {
+                "a Paxos Commit recovery leader ignores the votes it found"
+            }
         }
     }
 
@@ -109,6 +131,8 @@ impl PlantedBug {
             PlantedBug::CommitAnyBallot => "commit-any-ballot",
             PlantedBug::BootEpochReused => "boot-epoch-reused",
             PlantedBug::CatchUpUnchosen => "catch-up-unchosen",
+            PlantedBug::UncertainParticipantAborts => "uncertain-participant-aborts",
+            PlantedBug::RecoveryIgnoresVotes => "recovery-ignores-votes",
         }
     }
 }

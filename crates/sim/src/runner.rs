@@ -221,6 +221,7 @@ impl SimOptions {
         let cfg = CommitSimConfig {
             participants: self.nodes,
             faults: self.faults,
+            bug: self.bug,
             trace,
             ..Default::default()
         };

@@ -8,6 +8,7 @@ use synod_sim::{Faults, Protocol, SimOptions};
 fn catch(protocol: Protocol, bug: PlantedBug, within: u64) -> u64 {
     let opts = SimOptions {
         protocol,
+        nodes: protocol.default_nodes(),
         faults: Faults::ALL,
         bug: Some(bug),
         ..Default::default()
@@ -131,4 +132,14 @@ fn a_panic_is_a_violation_of_its_seed_and_the_runner_goes_on() {
     let first = summary.first_failure.expect("caught");
     let v = first.violation.expect("a violation");
     assert_eq!(v.check, "panic", "{v}");
+}
+
+#[test]
+fn two_pc_uncertain_participant_aborting_alone_is_caught_within_20_seeds() {
+    catch(Protocol::TwoPc, PlantedBug::UncertainParticipantAborts, 20);
+}
+
+#[test]
+fn paxos_commit_recovery_ignoring_votes_is_caught_within_50_seeds() {
+    catch(Protocol::PaxosCommit, PlantedBug::RecoveryIgnoresVotes, 50);
 }

@@ -22,6 +22,7 @@ pub mod three_pc;
 pub mod two_pc;
 
 use crate::ballot::NodeId;
+use crate::bugs::PlantedBug;
 use crate::effects::Effects;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -110,6 +111,8 @@ pub struct Setup {
     pub refuse: BTreeSet<(TxId, NodeId)>,
     /// Ticks a process waits for the next step of a transaction before acting on its own.
     pub timeout: u64,
+    /// A bug planted on purpose (simulator only).
+    pub bug: Option<PlantedBug>,
 }
 
 impl Setup {

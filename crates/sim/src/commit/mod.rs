@@ -58,6 +58,8 @@ pub struct CommitSimConfig {
     /// Probability that a crash strikes in the middle of a step (some of its records written,
     /// none of its messages sent).
     pub crash_mid_step: f64,
+    /// A bug planted on purpose.
+    pub bug: Option<synod_core::PlantedBug>,
     /// Record a trace.
     pub trace: bool,
 }
@@ -77,6 +79,7 @@ impl Default for CommitSimConfig {
             stay_down: 1,
             permanent: 0.25,
             crash_mid_step: 0.3,
+            bug: None,
             trace: false,
         }
     }
@@ -181,6 +184,7 @@ pub fn setup_for<R: Rng>(rng: &mut R, cfg: &CommitSimConfig, uses_acceptors: boo
         acceptors,
         refuse,
         timeout: cfg.timeout,
+        bug: cfg.bug,
     }
 }
 

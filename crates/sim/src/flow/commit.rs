@@ -39,6 +39,7 @@ impl<N: CommitNode> Script<N> {
             acceptors: (1..=acceptors).map(|i| 20 + i).collect(),
             refuse: BTreeSet::new(),
             timeout: 20,
+            bug: None,
         };
         let mut columns = vec![Column {
             node: C,

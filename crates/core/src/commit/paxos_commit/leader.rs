@@ -8,6 +8,7 @@
 
 use super::{Fx, Msg, Record, Val};
 use crate::ballot::{Ballot, NodeId};
+use crate::bugs::PlantedBug;
 use crate::commit::{CommitTimer, Decision, Setup, TxId};
 use crate::rng::SplitMix64;
 use std::collections::{BTreeMap, BTreeSet};
@@ -135,6 +136,10 @@ impl Leader {
                     .participants
                     .iter()
                     .map(|&p| (p, best.get(&p).map(|&(_, v)| v).unwrap_or(Val::Aborted)))
+                    .map(|(p, v)| match self.setup.bug {
+                        Some(PlantedBug::RecoveryIgnoresVotes) => (p, Val::Aborted),
+                        _ => (p, v),
+                    })
                     .collect();
                 t.round = Some(Round::Phase2);
                 fx.broadcast(&self.setup.acceptors, Msg::Phase2a { tx, ballot, values });

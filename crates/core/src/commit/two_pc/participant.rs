@@ -3,6 +3,7 @@
 
 use super::{Fx, Msg, Record};
 use crate::ballot::NodeId;
+use crate::bugs::PlantedBug;
 use crate::commit::{CommitOutput, CommitTimer, Decision, Setup, TxId, Vote};
 use std::collections::BTreeMap;
 
@@ -103,6 +104,11 @@ impl Participant {
         let mut fx = Fx::new();
         if let Some(t) = self.txs.get(&tx) {
             if t.vote == Some(Vote::Yes) && t.decision.is_none() {
+                if self.setup.bug == Some(PlantedBug::UncertainParticipantAborts) {
+                    // The bug: the coordinator may have decided commit.
+                    self.decide(tx, Decision::Abort, &mut fx);
+                    return fx;
+                }
                 fx.send(self.setup.coordinator, Msg::Ask { tx });
                 let others: Vec<NodeId> = self.setup.others(self.id).copied().collect();
                 fx.broadcast(&others, Msg::Ask { tx });
