@@ -128,10 +128,8 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
             _ => {}
         }
     }
-    if args.protocol.is_commit() {
-        if nodes > 9 {
-            anyhow::bail!("--nodes: commit protocols run with 1 to 9 participants");
-        }
+    if args.protocol.is_commit() && nodes > 9 {
+        anyhow::bail!("--nodes: commit protocols run with 1 to 9 participants");
     }
     let basic_bugs = [
         PlantedBug::AcceptBelowPromise,
@@ -194,10 +192,19 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
     } else {
         let s = &summary.stats;
         println!(
-            "{} seeds of {} Paxos, {} nodes, faults: {}{}",
+            "{} seeds of {}, {} {}, faults: {}{}",
             summary.seeds,
-            opts.protocol,
+            if opts.protocol.is_commit() {
+                opts.protocol.to_string()
+            } else {
+                format!("{} Paxos", opts.protocol)
+            },
             opts.nodes,
+            if opts.protocol.is_commit() {
+                "participants"
+            } else {
+                "nodes"
+            },
             opts.faults,
             opts.bug
                 .map(|b| format!(", planted bug: {b}"))

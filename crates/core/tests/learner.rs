@@ -97,3 +97,16 @@ fn a_snapshot_answers_the_clients_it_covers_and_drops_the_stale_ones() {
     l.catch_up(&log, &mut fx);
     assert_eq!(replies(&fx), vec![(3, 1, 12)]);
 }
+
+#[test]
+fn the_commit_point_is_persisted_when_it_advances_and_only_then() {
+    use synod_core::multi::Persist;
+    let mut l = Learner::new(Counter::default(), None);
+    let log = chosen_log(&[&[(1, 1, 1)], &[(1, 2, 1)]]);
+    let mut fx = Fx::new();
+    l.catch_up(&log, &mut fx);
+    assert_eq!(fx.persist, vec![Persist::Commit(2)]);
+    let mut fx = Fx::new();
+    l.catch_up(&log, &mut fx);
+    assert!(fx.persist.is_empty(), "nothing new: no record");
+}
