@@ -114,7 +114,14 @@ pub fn compare(
     seeds: u64,
     participants: usize,
 ) -> Result<(Vec<CompareRow>, Vec<DelayRow>), String> {
-    let classes = ["none", "crash", "partition", "loss,dup,reorder", "all"];
+    let classes = [
+        "none",
+        "crash",
+        "pause",
+        "partition",
+        "loss,dup,reorder",
+        "all",
+    ];
     let mut rows = Vec::new();
     for class in classes {
         let f: Faults = class.parse()?;

@@ -112,6 +112,7 @@ enum Event<M> {
     Deliver { from: NodeId, to: NodeId, msg: M },
     Timer { node: NodeId, tx: TxId, epoch: u64 },
     Crash,
+    Pause,
     Restart { node: NodeId },
     Partition,
     Heal,
@@ -125,6 +126,9 @@ struct Proc<N: CommitNode> {
     timers: HashMap<TxId, u64>,
     dying: bool,
     down_since: Option<u64>,
+    /// Stalled (a long GC, a stopped VM) until then: its events wait, then it acts on them as
+    /// if no time had passed.
+    paused_until: u64,
 }
 
 /// One simulated run of the commit protocol `N`.
@@ -230,6 +234,7 @@ impl<N: CommitNode> CommitSim<N> {
                     timers: HashMap::new(),
                     dying: false,
                     down_since: None,
+                    paused_until: 0,
                 },
             );
             sim.boot(id);
@@ -246,6 +251,10 @@ impl<N: CommitNode> CommitSim<N> {
         if sim.world.faults.partition {
             let at = sim.world.rng.gen_range(5..80);
             sim.world.queue.push(at, Event::Partition);
+        }
+        if sim.world.faults.pause {
+            let at = sim.world.rng.gen_range(5..80);
+            sim.world.queue.push(at, Event::Pause);
         }
         sim.world.queue.push(sim.cfg.fault_until, Event::FaultsEnd);
         Ok(sim)
@@ -371,6 +380,27 @@ impl<N: CommitNode> CommitSim<N> {
     }
 
     fn step(&mut self, ev: Event<N::Msg>) {
+        let target = match &ev {
+            Event::Begin { .. } => Some(COORDINATOR),
+            Event::Deliver { to, .. } => Some(*to),
+            Event::Timer { node, .. } => Some(*node),
+            _ => None,
+        };
+        if let Some(node) = target {
+            let now = self.world.now;
+            let p = self.procs.get_mut(&node).expect("process");
+            if p.paused_until > now {
+                let until = p.paused_until;
+                // A timer due during the pause fires when the process resumes.
+                if let Event::Timer { tx, .. } = &ev {
+                    if p.timers.get(tx) == Some(&now) {
+                        p.timers.insert(*tx, until);
+                    }
+                }
+                self.world.queue.push(until, ev);
+                return;
+            }
+        }
         match ev {
             Event::Begin { tx } => {
                 self.begins_left -= 1;
@@ -423,6 +453,20 @@ impl<N: CommitNode> CommitSim<N> {
                 }
                 let at = self.world.rng.gen_range(20..150);
                 self.world.after(at, Event::Crash);
+            }
+            Event::Pause => {
+                if self.faults_over {
+                    return;
+                }
+                if let Some(&v) = self.live().choose(&mut self.world.rng) {
+                    let d = self.world.rng.gen_range(10..100);
+                    let p = self.procs.get_mut(&v).expect("process");
+                    p.paused_until = p.paused_until.max(self.world.now + d);
+                    self.world.stats.pauses += 1;
+                    self.note(format!("{} pauses for {d} ticks", name(v)));
+                }
+                let at = self.world.rng.gen_range(30..150);
+                self.world.after(at, Event::Pause);
             }
             Event::Restart { node } => {
                 if self.procs[&node].node.is_none() && !self.permanent.contains(&node) {
@@ -495,6 +539,7 @@ impl<N: CommitNode> CommitSim<N> {
         p.epoch += 1;
         p.timers.clear();
         p.dying = false;
+        p.paused_until = 0;
         p.down_since = Some(now);
         self.world.stats.crashes += 1;
         self.world.trace.record(|| TraceEvent::Crash {
