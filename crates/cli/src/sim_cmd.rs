@@ -214,10 +214,17 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
             "  steps {}   messages sent {}   delivered {}   dropped {}",
             s.steps, s.sent, s.delivered, s.dropped
         );
-        println!(
-            "  decisions {}   client ops {}   crashes {}   partitions {}",
-            s.decisions, s.ops, s.crashes, s.partitions
-        );
+        if opts.protocol.is_commit() {
+            println!(
+                "  transactions begun {}   decided {}   crashes {}   partitions {}   pauses {}",
+                s.ops, s.decisions, s.crashes, s.partitions, s.pauses
+            );
+        } else {
+            println!(
+                "  decisions {}   client ops {}   crashes {}   partitions {}",
+                s.decisions, s.ops, s.crashes, s.partitions
+            );
+        }
         println!(
             "  {:.2}s wall, {:.0} deliveries/s, {:.0} steps/s",
             secs,
