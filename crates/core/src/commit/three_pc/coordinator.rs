@@ -64,7 +64,8 @@ impl Coordinator {
         fx
     }
 
-    /// Votes, pre-commit acknowledgements, outcome acknowledgements and state requests.
+    /// Votes, pre-commit acknowledgements and outcome acknowledgements. (Termination leaders ask
+    /// only participants: the coordinator is the one presumed gone.)
     pub fn on_message(&mut self, from: NodeId, msg: Msg) -> Fx {
         let mut fx = Fx::new();
         if !self.setup.participants.contains(&from) {
@@ -103,13 +104,6 @@ impl Coordinator {
             }
             (Msg::Ack { .. }, Phase::Decided(_, acked)) => {
                 acked.insert(from);
-            }
-            (Msg::StateRequest { .. }, Phase::Decided(decision, _)) => {
-                let state = match decision {
-                    Decision::Commit => super::State::Committed,
-                    Decision::Abort => super::State::Aborted,
-                };
-                fx.send(from, Msg::StateReport { tx, state });
             }
             _ => {}
         }
