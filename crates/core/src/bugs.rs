@@ -49,11 +49,15 @@ pub enum PlantedBug {
     /// A Paxos Commit leader recovering a transaction proposes `Aborted` everywhere, ignoring
     /// the votes its phase 1 found.
     RecoveryIgnoresVotes,
+    /// Fast Paxos: nodes count a fast quorum one member too small.
+    FastQuorumTooSmall,
+    /// Fast Paxos: recovery picks a value other than the one that may have been chosen.
+    RecoveryPicksUnsafe,
 }
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 17] = [
+    pub const ALL: [PlantedBug; 19] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -71,6 +75,8 @@ impl PlantedBug {
         PlantedBug::CatchUpUnchosen,
         PlantedBug::UncertainParticipantAborts,
         PlantedBug::RecoveryIgnoresVotes,
+        PlantedBug::FastQuorumTooSmall,
+        PlantedBug::RecoveryPicksUnsafe,
     ];
 
     /// The commit protocol the bug is planted in; `None` for the Paxos bugs (basic and multi).
@@ -110,6 +116,10 @@ impl PlantedBug {
             PlantedBug::RecoveryIgnoresVotes => {
                 "a Paxos Commit recovery leader ignores the votes it found"
             }
+            PlantedBug::FastQuorumTooSmall => "Fast Paxos nodes count a fast quorum one too small",
+            PlantedBug::RecoveryPicksUnsafe => {
+                "Fast Paxos recovery picks a value that was not possibly chosen"
+            }
         }
     }
 
@@ -133,6 +143,8 @@ impl PlantedBug {
             PlantedBug::CatchUpUnchosen => "catch-up-unchosen",
             PlantedBug::UncertainParticipantAborts => "uncertain-participant-aborts",
             PlantedBug::RecoveryIgnoresVotes => "recovery-ignores-votes",
+            PlantedBug::FastQuorumTooSmall => "fast-quorum-too-small",
+            PlantedBug::RecoveryPicksUnsafe => "recovery-picks-unsafe",
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`quorum`]: quorum systems behind one trait (majority, flexible Q1/Q2).
 //! - [`effects`]: the output of every step, and the persist-before-send contract.
 //! - [`basic`]: single-decree Paxos with separate proposer, acceptor and learner roles.
+//! - [`fast`]: single-decree Fast Paxos: fast rounds, collisions, both recoveries.
 //! - [`multi`]: Multi-Paxos for state machine replication, roles collapsed into one replica.
 //! - [`commit`]: atomic commit: 2PC, 3PC and Paxos Commit, the foils and the fix.
 
@@ -19,6 +20,7 @@ pub mod bugs;
 pub mod commit;
 pub mod effects;
 pub mod encode;
+pub mod fast;
 pub mod multi;
 pub mod quorum;
 pub mod rng;

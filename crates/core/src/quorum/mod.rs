@@ -6,6 +6,10 @@
 //! acceptors, Fast Paxos's larger fast quorums, Byzantine 2f+1-of-3f+1 quorums, weighted
 //! quorums) fit behind the same trait.
 
+mod fast;
+
+pub use fast::{FastQuorum, FastQuorumError};
+
 use crate::ballot::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -21,6 +25,12 @@ pub trait QuorumSystem: Debug + Send + Sync {
     fn is_phase1_quorum(&self, voters: &BTreeSet<NodeId>) -> bool;
     /// True when `voters` contains a phase-2 (accept/accepted) quorum.
     fn is_phase2_quorum(&self, voters: &BTreeSet<NodeId>) -> bool;
+    /// True when `voters` contains a fast quorum: enough to choose a value in a fast round,
+    /// where acceptors vote for whatever reaches them first. Systems without fast rounds have
+    /// no fast quorums, so nothing is ever chosen fast with them.
+    fn is_fast_quorum(&self, _voters: &BTreeSet<NodeId>) -> bool {
+        false
+    }
 }
 
 /// Why a quorum configuration was rejected.
@@ -35,7 +45,7 @@ pub enum QuorumError {
     /// A quorum size of zero or larger than the membership.
     #[error("{phase} quorum size {size} is out of range 1..={n}")]
     SizeOutOfRange {
-        /// "phase-1" or "phase-2".
+        /// "phase-1", "phase-2", "classic" or "fast".
         phase: &'static str,
         /// The size asked for.
         size: usize,

@@ -1,0 +1,369 @@
+//! Fast Paxos roles, tested by the exact effects of each step.
+
+use std::sync::Arc;
+use synod_core::fast::{
+    Acceptor, AcceptorConfig, AcceptorState, Coordinator, CoordinatorConfig, FastEffects, Learner,
+    Message, Output, Persist, Recovery, Round, Timer, Vote,
+};
+use synod_core::quorum::FastQuorum;
+use synod_core::NodeId;
+
+const COORD: NodeId = 1;
+const LEARNER: NodeId = 201;
+const CLIENT: NodeId = 301;
+
+fn quorum(n: u64) -> Arc<FastQuorum> {
+    Arc::new(FastQuorum::majority(&(101..101 + n).collect::<Vec<_>>()).unwrap())
+}
+
+fn acceptor(id: NodeId, n: u64) -> Acceptor<String> {
+    let cfg = AcceptorConfig {
+        id,
+        quorum: quorum(n),
+        learners: vec![LEARNER],
+        bug: None,
+    };
+    Acceptor::recover(cfg, AcceptorState::default())
+}
+
+fn coordinator(n: u64, recovery: Recovery) -> Coordinator<String> {
+    let cfg = CoordinatorConfig {
+        id: COORD,
+        quorum: quorum(n),
+        recovery,
+        retry_ticks: (10, 20),
+        seed: 7,
+        bug: None,
+    };
+    Coordinator::recover(cfg, 0)
+}
+
+fn vote(round: Round, fast: bool, value: &str) -> Vote<String> {
+    Vote {
+        round,
+        fast,
+        value: value.into(),
+    }
+}
+
+fn propose(v: &str) -> Message<String> {
+    Message::Propose { value: v.into() }
+}
+
+fn any(round: Round, recovery: Recovery) -> Message<String> {
+    Message::Any { round, recovery }
+}
+
+/// The messages of `fx`, in order, as (to, message), those held for the sync included.
+fn sent(fx: &FastEffects<String>) -> Vec<(NodeId, Message<String>)> {
+    fx.all_sends().map(|o| (o.to, o.msg.clone())).collect()
+}
+
+#[test]
+fn acceptor_votes_for_the_first_proposal_of_a_fast_round_only() {
+    let mut a = acceptor(101, 4);
+    let r = Round::new(1, COORD);
+    assert!(a
+        .on_message(COORD, any(r, Recovery::Coordinated))
+        .is_empty());
+    let fx = a.on_message(CLIENT, propose("x"));
+    assert_eq!(fx.persist, vec![Persist::Voted(vote(r, true, "x"))]);
+    assert!(fx.send.is_empty(), "a vote leaves only once it is durable");
+    let to: Vec<NodeId> = fx.send_after_sync.iter().map(|o| o.to).collect();
+    assert_eq!(to, vec![COORD, LEARNER]);
+    // A second proposal in the same round gets no vote.
+    assert!(a.on_message(CLIENT, propose("y")).is_empty());
+    assert_eq!(a.state().vote, Some(vote(r, true, "x")));
+}
+
+#[test]
+fn proposal_before_any_is_voted_when_any_arrives() {
+    let mut a = acceptor(101, 4);
+    assert!(a.on_message(CLIENT, propose("early")).is_empty());
+    let r = Round::new(2, COORD);
+    let fx = a.on_message(COORD, any(r, Recovery::Coordinated));
+    assert_eq!(fx.persist, vec![Persist::Voted(vote(r, true, "early"))]);
+}
+
+#[test]
+fn acceptor_refuses_rounds_below_its_promise() {
+    let mut a = acceptor(101, 4);
+    let high = Round::new(5, 2);
+    let fx = a.on_message(2, Message::Prepare { round: high });
+    assert_eq!(fx.persist, vec![Persist::Promised(high)]);
+    assert_eq!(
+        sent(&fx),
+        vec![(
+            2,
+            Message::Promise {
+                round: high,
+                vote: None
+            }
+        )]
+    );
+    let low = Round::new(4, COORD);
+    let fx = a.on_message(
+        COORD,
+        Message::Accept {
+            round: low,
+            value: "v".into(),
+        },
+    );
+    assert_eq!(
+        sent(&fx),
+        vec![(
+            COORD,
+            Message::Nack {
+                round: low,
+                promised: high
+            }
+        )]
+    );
+    // An Any below the promise opens no fast round.
+    assert!(a
+        .on_message(COORD, any(low, Recovery::Coordinated))
+        .is_empty());
+    assert!(a.on_message(CLIENT, propose("x")).is_empty());
+    assert_eq!(a.state().vote, None);
+}
+
+#[test]
+fn uncoordinated_recovery_votes_in_the_next_step_once_a_collision_is_certain() {
+    // N = 4: Qc = 3, Qf = 3.
+    let mut a = acceptor(101, 4);
+    let r = Round::new(1, COORD);
+    a.on_message(COORD, any(r, Recovery::Uncoordinated));
+    let fx = a.on_message(CLIENT, propose("b"));
+    // Uncoordinated: the vote goes to the other acceptors too.
+    let to: Vec<NodeId> = fx.send_after_sync.iter().map(|o| o.to).collect();
+    assert_eq!(to, vec![COORD, 102, 103, 104, LEARNER]);
+    // a, a from 102 and 103: a can still reach 3 with 104.
+    let fx = a.on_message(
+        102,
+        Message::Accepted {
+            vote: vote(r, true, "a"),
+        },
+    );
+    assert!(fx.is_empty());
+    let fx = a.on_message(
+        103,
+        Message::Accepted {
+            vote: vote(r, true, "a"),
+        },
+    );
+    assert!(fx.is_empty(), "a may still be chosen: no recovery yet");
+    // b from 104: a has 2, b has 2, nobody silent: a collision. The rule is free and suggests
+    // the most voted value, ties to the smallest: a.
+    let fx = a.on_message(
+        104,
+        Message::Accepted {
+            vote: vote(r, true, "b"),
+        },
+    );
+    assert_eq!(
+        fx.persist,
+        vec![Persist::Voted(vote(r.next_step(), true, "a"))]
+    );
+}
+
+#[test]
+fn uncoordinated_recovery_waits_while_a_value_may_still_be_chosen() {
+    // N = 5: Qc = 3, Qf = 4. Heard b, a, a with two silent: a may still reach 4.
+    let mut a = acceptor(101, 5);
+    let r = Round::new(1, COORD);
+    a.on_message(COORD, any(r, Recovery::Uncoordinated));
+    a.on_message(CLIENT, propose("b"));
+    a.on_message(
+        102,
+        Message::Accepted {
+            vote: vote(r, true, "a"),
+        },
+    );
+    let fx = a.on_message(
+        103,
+        Message::Accepted {
+            vote: vote(r, true, "a"),
+        },
+    );
+    assert!(fx.is_empty());
+    // c from 104: a has 2 and one acceptor is silent, so 3 at most: certain, and free; the
+    // most voted value is suggested.
+    let fx = a.on_message(
+        104,
+        Message::Accepted {
+            vote: vote(r, true, "c"),
+        },
+    );
+    assert_eq!(
+        fx.persist,
+        vec![Persist::Voted(vote(r.next_step(), true, "a"))]
+    );
+    // The last vote of the old step changes nothing: the next step has its vote.
+    let fx = a.on_message(
+        105,
+        Message::Accepted {
+            vote: vote(r, true, "b"),
+        },
+    );
+    assert!(fx.is_empty());
+}
+
+#[test]
+fn coordinated_recovery_sends_a_classic_accept_for_the_next_step() {
+    let mut c = coordinator(4, Recovery::Coordinated);
+    let fx = c.start();
+    let r = Round::new(1, COORD);
+    assert_eq!(fx.persist, vec![Persist::Number(1)]);
+    assert!(
+        fx.send.is_empty(),
+        "a prepare waits for its round number to be durable"
+    );
+    assert_eq!(fx.send_after_sync.len(), 4);
+    assert_eq!(fx.timers.len(), 1);
+    let mut fx = FastEffects::new();
+    for id in 101..=103 {
+        fx = c.on_message(
+            id,
+            Message::Promise {
+                round: r,
+                vote: None,
+            },
+        );
+    }
+    let anys: Vec<_> = sent(&fx);
+    assert_eq!(anys.len(), 4);
+    assert!(anys
+        .iter()
+        .all(|(_, m)| *m == any(r, Recovery::Coordinated)));
+    // Votes a, b, a, b: a collision among all four.
+    for (id, v) in [(101, "a"), (102, "b"), (103, "a")] {
+        let fx = c.on_message(
+            id,
+            Message::Accepted {
+                vote: vote(r, true, v),
+            },
+        );
+        assert!(fx.is_empty(), "no collision is certain before vote {id}");
+    }
+    let fx = c.on_message(
+        104,
+        Message::Accepted {
+            vote: vote(r, true, "b"),
+        },
+    );
+    let accepts = sent(&fx);
+    assert_eq!(accepts.len(), 4);
+    assert!(accepts.iter().all(|(_, m)| *m
+        == Message::Accept {
+            round: r.next_step(),
+            value: "a".into()
+        }));
+    assert_eq!(c.round(), Some(r.next_step()));
+}
+
+#[test]
+fn coordinator_proposes_the_possibly_chosen_value_after_phase_1() {
+    // N = 5 (Qf = 4): promises report a, a, b from fast round 1.1; a may have been chosen.
+    let mut c = coordinator(5, Recovery::Coordinated);
+    c.start();
+    let old = Round::new(1, 9);
+    let fx = c.on_timer(Timer::Retry);
+    assert_eq!(fx.persist, vec![Persist::Number(2)]);
+    let r = Round::new(2, COORD);
+    let mut fx = FastEffects::new();
+    for (id, v) in [(101, "b"), (102, "a"), (103, "a")] {
+        let vote = Some(vote(old, true, v));
+        fx = c.on_message(id, Message::Promise { round: r, vote });
+    }
+    assert!(sent(&fx).iter().all(|(_, m)| *m
+        == Message::Accept {
+            round: r,
+            value: "a".into()
+        }));
+    assert_eq!(sent(&fx).len(), 5);
+}
+
+#[test]
+fn learner_needs_a_fast_quorum_in_a_fast_round_and_a_classic_one_in_a_classic_round() {
+    // N = 5: Qc = 3, Qf = 4.
+    let mut l = Learner::new(LEARNER, quorum(5), vec![CLIENT], 50);
+    let fast = Round::new(1, COORD);
+    for id in 101..=103 {
+        let fx = l.on_message(
+            id,
+            Message::Accepted {
+                vote: vote(fast, true, "x"),
+            },
+        );
+        assert!(
+            fx.output.is_empty(),
+            "three votes are not a fast quorum of five"
+        );
+    }
+    let classic = fast.next_step();
+    l.on_message(
+        101,
+        Message::Accepted {
+            vote: vote(classic, false, "y"),
+        },
+    );
+    l.on_message(
+        102,
+        Message::Accepted {
+            vote: vote(classic, false, "y"),
+        },
+    );
+    let fx = l.on_message(
+        104,
+        Message::Accepted {
+            vote: vote(classic, false, "y"),
+        },
+    );
+    assert_eq!(fx.output, vec![Output::Chosen("y".into())]);
+    assert_eq!(
+        sent(&fx),
+        vec![(CLIENT, Message::Chosen { value: "y".into() })]
+    );
+    // A fourth fast vote afterwards changes nothing.
+    let fx = l.on_message(
+        104,
+        Message::Accepted {
+            vote: vote(fast, true, "x"),
+        },
+    );
+    assert!(fx.output.is_empty());
+    assert_eq!(l.learned(), Some(&"y".to_string()));
+}
+
+#[test]
+fn learner_ignores_votes_of_non_members_and_of_a_mislabelled_round() {
+    let mut l = Learner::new(LEARNER, quorum(3), vec![], 50);
+    let r = Round::new(1, COORD);
+    l.on_message(
+        101,
+        Message::Accepted {
+            vote: vote(r, false, "x"),
+        },
+    );
+    // The same round claimed fast by another acceptor: not counted.
+    l.on_message(
+        102,
+        Message::Accepted {
+            vote: vote(r, true, "x"),
+        },
+    );
+    let fx = l.on_message(
+        999,
+        Message::Accepted {
+            vote: vote(r, false, "x"),
+        },
+    );
+    assert!(fx.output.is_empty());
+    let fx = l.on_message(
+        103,
+        Message::Accepted {
+            vote: vote(r, false, "x"),
+        },
+    );
+    assert_eq!(fx.output, vec![Output::Chosen("x".into())]);
+}
