@@ -79,12 +79,14 @@ impl PlantedBug {
         PlantedBug::RecoveryPicksUnsafe,
     ];
 
-    /// The commit protocol the bug is planted in; `None` for the Paxos bugs (basic and multi).
-    pub fn commit_protocol(self) -> Option<&'static str> {
+    /// The protocols (as `synod sim --protocol` names them) in which this bug is planted.
+    pub fn protocols(self) -> &'static [&'static str] {
         match self {
-            PlantedBug::UncertainParticipantAborts => Some("2pc"),
-            PlantedBug::RecoveryIgnoresVotes => Some("paxos-commit"),
-            _ => None,
+            PlantedBug::AcceptBelowPromise | PlantedBug::IgnorePromiseValues => &["basic", "multi"],
+            PlantedBug::UncertainParticipantAborts => &["2pc"],
+            PlantedBug::RecoveryIgnoresVotes => &["paxos-commit"],
+            PlantedBug::FastQuorumTooSmall | PlantedBug::RecoveryPicksUnsafe => &["fast"],
+            _ => &["multi"],
         }
     }
 

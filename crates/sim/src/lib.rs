@@ -8,6 +8,7 @@
 
 pub mod basic;
 pub mod commit;
+pub mod fast;
 pub mod faults;
 pub mod flow;
 pub mod history;
@@ -23,6 +24,7 @@ pub mod truth;
 pub mod world;
 
 pub use basic::{BasicSim, BasicSimConfig};
+pub use fast::{FastSim, FastSimConfig};
 pub use faults::Faults;
 pub use multi::{MultiSim, MultiSimConfig};
 pub use report::{RunReport, Stats, Violation};

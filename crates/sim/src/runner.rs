@@ -2,6 +2,7 @@
 
 use crate::basic::{BasicSim, BasicSimConfig};
 use crate::commit::{CommitSim, CommitSimConfig};
+use crate::fast::{FastSim, FastSimConfig};
 use crate::faults::Faults;
 use crate::history::check_history;
 use crate::multi::{MultiSim, MultiSimConfig};
@@ -19,6 +20,8 @@ use synod_core::PlantedBug;
 pub enum Protocol {
     /// Single-decree Paxos with separate roles.
     Basic,
+    /// Single-decree Fast Paxos: clients send straight to the acceptors.
+    Fast,
     /// Multi-Paxos replicas with key-value clients.
     Multi,
     /// Two-phase commit.
@@ -53,12 +56,13 @@ impl FromStr for Protocol {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "basic" => Ok(Protocol::Basic),
+            "fast" => Ok(Protocol::Fast),
             "multi" => Ok(Protocol::Multi),
             "2pc" => Ok(Protocol::TwoPc),
             "3pc" => Ok(Protocol::ThreePc),
             "paxos-commit" => Ok(Protocol::PaxosCommit),
             other => Err(format!(
-                "unknown protocol '{other}'; expected basic, multi, 2pc, 3pc or paxos-commit"
+                "unknown protocol '{other}'; expected basic, fast, multi, 2pc, 3pc or paxos-commit"
             )),
         }
     }
@@ -68,6 +72,7 @@ impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Protocol::Basic => "basic",
+            Protocol::Fast => "fast",
             Protocol::Multi => "multi",
             Protocol::TwoPc => "2pc",
             Protocol::ThreePc => "3pc",
@@ -180,6 +185,16 @@ impl SimOptions {
                     ..Default::default()
                 };
                 Ok(BasicSim::new(cfg, seed)?.run())
+            }
+            Protocol::Fast => {
+                let cfg = FastSimConfig {
+                    acceptors: self.nodes,
+                    faults: self.faults,
+                    bug: self.bug,
+                    trace,
+                    ..Default::default()
+                };
+                Ok(FastSim::new(cfg, seed)?.run())
             }
             Protocol::TwoPc => Ok(self.run_commit::<two_pc::Node>(seed, trace)?),
             Protocol::ThreePc => Ok(self.run_commit::<three_pc::Node>(seed, trace)?),

@@ -1,0 +1,75 @@
+//! `synod sim --compare latency`: message delays from a client's proposal to the first learner
+//! learning, counted hop by hop in fault-free runs of Fast Paxos.
+
+use super::{FastSim, FastSimConfig};
+use crate::faults::Faults;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use synod_core::fast::Recovery;
+
+/// One row: a recovery rule and a number of racing clients.
+#[derive(Clone, Debug, Serialize)]
+pub struct LatencyRow {
+    /// "coordinated" or "uncoordinated".
+    pub rule: &'static str,
+    /// Clients proposing at about the same time.
+    pub clients: usize,
+    /// Seeds run.
+    pub seeds: u64,
+    /// Seeds in which a fast round collided (acceptors voted for different values).
+    pub collided: u64,
+    /// Seeds in which a collision left no value a fast quorum, so a recovery round ran.
+    pub recovered: u64,
+    /// Message delays to learning, over seeds without a recovery: delays → seeds.
+    pub fast: BTreeMap<u32, u64>,
+    /// The same over seeds with a recovery.
+    pub recovering: BTreeMap<u32, u64>,
+    /// Seeds with a violation (there should be none).
+    pub failing: u64,
+}
+
+/// Runs `seeds` fault-free seeds per row: 1 client (no collision possible) and 3 racing
+/// clients, under each recovery rule.
+pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
+    let mut rows = Vec::new();
+    for (recovery, name) in [
+        (Recovery::Coordinated, "coordinated"),
+        (Recovery::Uncoordinated, "uncoordinated"),
+    ] {
+        for clients in [1, 3] {
+            let mut row = LatencyRow {
+                rule: name,
+                clients,
+                seeds,
+                collided: 0,
+                recovered: 0,
+                fast: BTreeMap::new(),
+                recovering: BTreeMap::new(),
+                failing: 0,
+            };
+            for seed in 0..seeds {
+                let cfg = FastSimConfig {
+                    coordinators: 1,
+                    clients,
+                    recovery: Some(recovery),
+                    faults: Faults::NONE,
+                    ..Default::default()
+                };
+                let (report, _, outcome) = FastSim::new(cfg, seed)?.run_measured();
+                row.failing += report.violation.is_some() as u64;
+                row.collided += (outcome.collisions > 0) as u64;
+                let bucket = if outcome.recoveries > 0 {
+                    row.recovered += 1;
+                    &mut row.recovering
+                } else {
+                    &mut row.fast
+                };
+                if let Some(d) = outcome.delays {
+                    *bucket.entry(d).or_default() += 1;
+                }
+            }
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
