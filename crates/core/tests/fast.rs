@@ -367,3 +367,118 @@ fn learner_ignores_votes_of_non_members_and_of_a_mislabelled_round() {
     );
     assert_eq!(fx.output, vec![Output::Chosen("x".into())]);
 }
+
+fn server(id: NodeId, coordinator: bool) -> synod_core::fast::Server<String> {
+    let servers: Vec<NodeId> = (101..=104).collect();
+    let quorum = Arc::new(FastQuorum::majority(&servers).unwrap());
+    let acceptor = AcceptorConfig {
+        id,
+        quorum: quorum.clone(),
+        learners: servers,
+        bug: None,
+    };
+    let coord = coordinator.then(|| {
+        let cfg = CoordinatorConfig {
+            id,
+            quorum,
+            recovery: Recovery::Uncoordinated,
+            retry_ticks: (10, 20),
+            seed: 1,
+            bug: None,
+        };
+        (cfg, 0)
+    });
+    synod_core::fast::Server::recover(acceptor, AcceptorState::default(), vec![CLIENT], 50, coord)
+}
+
+#[test]
+fn a_server_hears_its_own_promise_only_after_the_sync() {
+    let mut s = server(101, true);
+    let fx = s.start();
+    assert_eq!(fx.persist, vec![Persist::Number(1)]);
+    assert!(fx.send.is_empty());
+    let to: Vec<NodeId> = fx.send_after_sync.iter().map(|o| o.to).collect();
+    assert_eq!(
+        to,
+        vec![101, 102, 103, 104],
+        "its own prepare waits for the sync too"
+    );
+    let r = Round::new(1, 101);
+    let fx = s.on_message(101, Message::Prepare { round: r });
+    assert_eq!(fx.persist, vec![Persist::Promised(r)]);
+    assert_eq!(
+        sent(&fx),
+        vec![(
+            101,
+            Message::Promise {
+                round: r,
+                vote: None
+            }
+        )]
+    );
+    assert!(fx.send.is_empty());
+    // Its own promise and two more make a classic quorum (3 of 4): Any, to itself at once.
+    s.on_message(
+        101,
+        Message::Promise {
+            round: r,
+            vote: None,
+        },
+    );
+    s.on_message(
+        102,
+        Message::Promise {
+            round: r,
+            vote: None,
+        },
+    );
+    let fx = s.on_message(
+        103,
+        Message::Promise {
+            round: r,
+            vote: None,
+        },
+    );
+    let to: Vec<NodeId> = fx.send.iter().map(|o| o.to).collect();
+    assert_eq!(
+        to,
+        vec![102, 103, 104],
+        "the Any to itself is handled inside the step"
+    );
+}
+
+#[test]
+fn a_server_counts_its_own_vote_only_after_the_sync() {
+    let mut s = server(102, false);
+    let r = Round::new(1, 101);
+    s.on_message(101, any(r, Recovery::Coordinated));
+    let fx = s.on_message(CLIENT, propose("x"));
+    assert_eq!(fx.persist, vec![Persist::Voted(vote(r, true, "x"))]);
+    assert!(fx.output.is_empty());
+    assert!(fx
+        .send_after_sync
+        .iter()
+        .any(|o| o.to == 102 && matches!(o.msg, Message::Accepted { .. })));
+    // Two peers' votes: with its own not yet handed back, three of four is not counted.
+    s.on_message(
+        103,
+        Message::Accepted {
+            vote: vote(r, true, "x"),
+        },
+    );
+    let fx = s.on_message(
+        104,
+        Message::Accepted {
+            vote: vote(r, true, "x"),
+        },
+    );
+    assert!(fx.output.is_empty(), "its own vote is not durable yet");
+    let fx = s.on_message(
+        102,
+        Message::Accepted {
+            vote: vote(r, true, "x"),
+        },
+    );
+    assert_eq!(fx.output, vec![Output::Chosen("x".into())]);
+    assert_eq!(s.learned(), Some(&"x".to_string()));
+}

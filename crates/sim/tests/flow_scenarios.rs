@@ -222,3 +222,78 @@ fn paxos_commit_survives_the_coordinators_failure() {
     assert!(labels.contains(&"1a(1.21)"), "{labels:?}");
     assert!(labels.contains(&"Outcome(commit)"), "{labels:?}");
 }
+
+#[test]
+fn fast_paxos_without_a_collision_learns_two_delays_after_the_request() {
+    let d = run("fast");
+    assert_eq!(
+        d.chart.labels(),
+        vec![
+            "Any(1.1,coordinated)",
+            "Accept!(W)",
+            "Accepted(1.1,W)",
+            "Response(W)"
+        ]
+    );
+    assert_eq!(d.outcome.values(), vec!["W"]);
+    assert_eq!(d.facts, vec!["round 1.1: A1=W A2=W A3=W A4=W"]);
+}
+
+#[test]
+fn fast_paxos_collision_with_coordinated_recovery_runs_a_classic_next_step() {
+    let d = run("fast-coordinated");
+    assert_eq!(
+        d.chart.labels(),
+        vec![
+            "Any(1.1,coordinated)",
+            "Accept!(V)",
+            "Accept!(W)",
+            "Accepted(1.1,V)",
+            "Accepted(1.1,W)",
+            "Accept!(1.1+1,V)",
+            "Accepted(1.1+1,V)",
+            "Response(V)"
+        ]
+    );
+    assert_eq!(d.facts[0], "round 1.1: A1=V A2=V A3=W A4=W");
+    assert_eq!(d.outcome.values(), vec!["V"]);
+    assert_eq!(
+        d.outcome.learned.len(),
+        5,
+        "both clients, both learners, the leader"
+    );
+}
+
+#[test]
+fn fast_paxos_collision_with_uncoordinated_recovery_needs_no_leader() {
+    let d = run("fast-uncoordinated");
+    let labels = d.chart.labels();
+    assert_eq!(labels[5], "Accepted(1.1+1,V)", "{labels:?}");
+    assert!(
+        !labels.iter().any(|l| l.starts_with("Accept!(1.1+1")),
+        "{labels:?}"
+    );
+    assert_eq!(d.outcome.values(), vec!["V"]);
+}
+
+#[test]
+fn fast_paxos_with_collapsed_roles_recovers_among_the_servers() {
+    let d = run("fast-collapsed");
+    assert_eq!(
+        d.chart.labels(),
+        vec![
+            "Any(1.101,uncoordinated)",
+            "Accept!(V)",
+            "Accept!(W)",
+            "Accepted(1.101,V)",
+            "Accepted(1.101,W)",
+            "Accepted(1.101+1,V)",
+            "Response(V)"
+        ]
+    );
+    let servers: Vec<_> = learned(&d)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with('S'))
+        .collect();
+    assert_eq!(servers.len(), 4, "every server learns: {servers:?}");
+}

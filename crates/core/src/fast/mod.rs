@@ -10,6 +10,8 @@
 //! - [`Learner`] learns `v` when a fast quorum voted `v` in one fast round, or a classic quorum in
 //!   a classic round, and tells the clients.
 //! - [`Client`] sends its proposal to every acceptor (and coordinator) until told the decision.
+//! - [`Server`] collapses the roles: an acceptor and a learner, and optionally a coordinator,
+//!   in one process (the seed's "collapsed roles").
 //!
 //! **Collisions.** Two clients' proposals may reach the acceptors in different orders, so that
 //! no value gets a fast quorum. Recovery runs in the next step of the round, which nothing can
@@ -30,6 +32,7 @@ mod coordinator;
 mod learner;
 mod messages;
 mod pick;
+mod server;
 
 pub use acceptor::{Acceptor, AcceptorConfig, AcceptorState};
 pub use client::Client;
@@ -37,3 +40,4 @@ pub use coordinator::{Coordinator, CoordinatorConfig};
 pub use learner::Learner;
 pub use messages::{FastEffects, Message, Output, Persist, Recovery, Round, Timer, Value, Vote};
 pub use pick::{pick, Pick};
+pub use server::Server;

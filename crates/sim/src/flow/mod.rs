@@ -7,6 +7,7 @@
 mod basic;
 mod chart;
 mod commit;
+mod fast;
 mod multi;
 
 pub use chart::{Chart, Column, Row};
@@ -144,6 +145,26 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "collapsed-roles",
         title: "Multi-Paxos with collapsed roles: the leader fails, another server takes over",
         run: || multi_drawn(multi::collapsed_roles(), 0),
+    },
+    Scenario {
+        name: "fast",
+        title: "Fast Paxos without a collision: client to acceptors to learners, 2 delays",
+        run: fast::non_conflicting,
+    },
+    Scenario {
+        name: "fast-coordinated",
+        title: "Fast Paxos, conflicting proposals, coordinated recovery",
+        run: fast::coordinated_recovery,
+    },
+    Scenario {
+        name: "fast-uncoordinated",
+        title: "Fast Paxos, conflicting proposals, uncoordinated recovery",
+        run: fast::uncoordinated_recovery,
+    },
+    Scenario {
+        name: "fast-collapsed",
+        title: "Fast Paxos with uncoordinated recovery and collapsed roles",
+        run: fast::collapsed,
     },
     Scenario {
         name: "2pc",
