@@ -335,19 +335,20 @@ fn compare_latency(seeds: u64, json: bool) -> Result<Outcome> {
         parts.join(" ")
     };
     println!(
-        "Fast Paxos, 5 acceptors, 1 coordinator, no faults, {seeds} seeds per row; message \
+        "Fast Paxos, 5 acceptors (or servers), 1 coordinator, no faults, {seeds} seeds per row; message \
          delays\nfrom a client's proposal to the first learner learning (delays:seeds)\n"
     );
     println!(
-        "{:<14} {:>7} {:>9} {:>10} {:<16} {:<20}",
-        "recovery", "clients", "collided", "recovered", "fast path", "with recovery"
+        "{:<14} {:<9} {:>7} {:>9} {:>10} {:<16} {:<20}",
+        "recovery", "roles", "clients", "collided", "recovered", "fast path", "with recovery"
     );
     let mut failing = 0;
     for r in &rows {
         failing += r.failing;
         println!(
-            "{:<14} {:>7} {:>9} {:>10} {:<16} {:<20}",
+            "{:<14} {:<9} {:>7} {:>9} {:>10} {:<16} {:<20}",
             r.rule,
+            if r.collapsed { "collapsed" } else { "separate" },
             r.clients,
             r.collided,
             r.recovered,

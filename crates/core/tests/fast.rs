@@ -482,3 +482,42 @@ fn a_server_counts_its_own_vote_only_after_the_sync() {
     assert_eq!(fx.output, vec![Output::Chosen("x".into())]);
     assert_eq!(s.learned(), Some(&"x".to_string()));
 }
+
+#[test]
+fn a_learner_that_knows_answers_queries_and_a_learner_that_asks_adopts_the_answer() {
+    let mut knows = Learner::new(201, quorum(3), vec![], 50);
+    let r = Round::new(1, COORD);
+    for id in 101..=102 {
+        knows.on_message(
+            id,
+            Message::Accepted {
+                vote: vote(r, false, "x"),
+            },
+        );
+    }
+    assert_eq!(knows.learned(), Some(&"x".to_string()));
+    let fx = knows.on_message(202, Message::Query);
+    assert_eq!(
+        sent(&fx),
+        vec![(202, Message::Chosen { value: "x".into() })]
+    );
+
+    let mut asks = Learner::new(202, quorum(3), vec![CLIENT], 50).ask_also(vec![201, 202, COORD]);
+    let fx = asks.on_timer(Timer::Query);
+    let to: Vec<NodeId> = sent(&fx).into_iter().map(|(to, _)| to).collect();
+    assert_eq!(
+        to,
+        vec![101, 102, 103, 201, COORD],
+        "acceptors and peers, not itself"
+    );
+    let fx = asks.on_message(201, Message::Chosen { value: "x".into() });
+    assert_eq!(fx.output, vec![Output::Chosen("x".into())]);
+    assert_eq!(
+        sent(&fx),
+        vec![(CLIENT, Message::Chosen { value: "x".into() })]
+    );
+    assert!(
+        asks.on_timer(Timer::Query).is_empty(),
+        "no more queries once learned"
+    );
+}

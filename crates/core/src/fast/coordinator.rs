@@ -127,6 +127,11 @@ impl<V: Value> Coordinator<V> {
             }
             Message::Promise { round, vote } => self.on_promise(from, round, vote, &mut fx),
             Message::Nack { promised, .. } => self.seen = self.seen.max(promised.number),
+            Message::Query => {
+                if let Some(value) = self.learned().cloned() {
+                    fx.send(from, Message::Chosen { value });
+                }
+            }
             Message::Accepted { vote } => {
                 let known = self.learned().is_some();
                 self.learner.on_vote(from, vote.clone(), &mut fx);

@@ -13,6 +13,8 @@ pub struct Learner<V> {
     id: NodeId,
     quorum: Arc<FastQuorum>,
     clients: Vec<NodeId>,
+    /// Other learners and coordinators, asked too: one that knows the decision answers.
+    peers: Vec<NodeId>,
     query_ticks: u64,
     /// Votes by round: the round's kind as its first vote said, and who voted what.
     votes: BTreeMap<Round, (bool, BTreeMap<NodeId, V>)>,
@@ -32,10 +34,20 @@ impl<V: Value> Learner<V> {
             id,
             quorum,
             clients,
+            peers: Vec::new(),
             query_ticks,
             votes: BTreeMap::new(),
             learned: None,
         }
+    }
+
+    /// Also asks `peers` (other learners, coordinators) when it queries. Acceptors report
+    /// only their latest votes, which after a decision may lie in different rounds and make no
+    /// quorum in any one; a peer that learned the decision answers with it.
+    pub fn ask_also(mut self, peers: Vec<NodeId>) -> Self {
+        self.peers = peers;
+        self.peers.retain(|&p| p != self.id);
+        self
     }
 
     /// This learner's id.
@@ -60,9 +72,17 @@ impl<V: Value> Learner<V> {
         let mut fx = FastEffects::new();
         match msg {
             Message::Accepted { vote } => self.on_vote(from, vote, &mut fx),
-            Message::Propose { .. } => {
+            Message::Propose { .. } | Message::Query => {
                 if let Some(value) = self.learned.clone() {
                     fx.send(from, Message::Chosen { value });
+                }
+            }
+            Message::Chosen { value } => {
+                // Only learners and coordinators send this, and only what they learned.
+                if self.learned.is_none() {
+                    self.learned = Some(value.clone());
+                    fx.output(Output::Chosen(value.clone()));
+                    fx.broadcast(&self.clients, Message::Chosen { value });
                 }
             }
             _ => {}
@@ -102,6 +122,7 @@ impl<V: Value> Learner<V> {
         let mut fx = FastEffects::new();
         if kind == Timer::Query && self.learned.is_none() {
             fx.broadcast(self.quorum.members(), Message::Query);
+            fx.broadcast(&self.peers, Message::Query);
             fx.arm(Timer::Query, self.query_ticks);
         }
         fx

@@ -119,7 +119,11 @@ impl<V: Value> Server<V> {
             }
             step.extend(fx);
         }
-        if let Message::Accepted { .. } | Message::Propose { .. } = msg {
+        if let Message::Accepted { .. }
+        | Message::Propose { .. }
+        | Message::Query
+        | Message::Chosen { .. } = msg
+        {
             step.extend(self.learner.on_message(from, msg.clone()));
         }
         if let Some(c) = self.coordinator.as_mut() {
@@ -128,7 +132,10 @@ impl<V: Value> Server<V> {
             | Message::Accepted { .. }
             | Message::Propose { .. } = msg
             {
-                step.extend(c.on_message(from, msg));
+                // The learner reports the decision; the coordinator's own copy would repeat it.
+                let mut fx = c.on_message(from, msg);
+                fx.output.clear();
+                step.extend(fx);
             }
         }
         step

@@ -12,6 +12,8 @@ use synod_core::fast::Recovery;
 pub struct LatencyRow {
     /// "coordinated" or "uncoordinated".
     pub rule: &'static str,
+    /// Servers with collapsed roles (acceptor and learner in one process).
+    pub collapsed: bool,
     /// Clients proposing at about the same time.
     pub clients: usize,
     /// Seeds run.
@@ -29,16 +31,18 @@ pub struct LatencyRow {
 }
 
 /// Runs `seeds` fault-free seeds per row: 1 client (no collision possible) and 3 racing
-/// clients, under each recovery rule.
+/// clients, under each recovery rule, and with collapsed roles under uncoordinated recovery.
 pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
     let mut rows = Vec::new();
-    for (recovery, name) in [
-        (Recovery::Coordinated, "coordinated"),
-        (Recovery::Uncoordinated, "uncoordinated"),
+    for (recovery, name, collapsed) in [
+        (Recovery::Coordinated, "coordinated", false),
+        (Recovery::Uncoordinated, "uncoordinated", false),
+        (Recovery::Uncoordinated, "uncoordinated", true),
     ] {
         for clients in [1, 3] {
             let mut row = LatencyRow {
                 rule: name,
+                collapsed,
                 clients,
                 seeds,
                 collided: 0,
@@ -52,6 +56,7 @@ pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
                     coordinators: 1,
                     clients,
                     recovery: Some(recovery),
+                    collapsed: Some(collapsed),
                     faults: Faults::NONE,
                     ..Default::default()
                 };

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use synod_core::fast::{
     Acceptor, AcceptorConfig, AcceptorState, Client, Coordinator, CoordinatorConfig, FastEffects,
-    Learner, Message, Output, Persist, Recovery, Round, Timer,
+    Learner, Message, Output, Persist, Recovery, Round, Server, Timer,
 };
 use synod_core::quorum::FastQuorum;
 use synod_core::{NodeId, PlantedBug, QuorumSystem};
@@ -37,6 +37,10 @@ pub struct FastSimConfig {
     pub clients: usize,
     /// The recovery rule every coordinator announces; `None` lets each coordinator draw one.
     pub recovery: Option<Recovery>,
+    /// Collapsed roles: acceptors are servers that also learn, the first `coordinators` of
+    /// them coordinate too, and there are no separate learners or coordinators. `None` lets
+    /// each seed draw.
+    pub collapsed: Option<bool>,
     /// Faults injected until `fault_until`.
     pub faults: Faults,
     /// The network model.
@@ -61,6 +65,7 @@ impl Default for FastSimConfig {
             learners: 2,
             clients: 3,
             recovery: None,
+            collapsed: None,
             faults: Faults::ALL,
             net: NetConfig::default(),
             fault_until: 800,
@@ -86,6 +91,7 @@ enum Role {
     Acceptor(Acceptor<String>),
     Learner(Learner<String>),
     Client(Client<String>),
+    Server(Server<String>),
 }
 
 #[derive(Default)]
@@ -151,6 +157,7 @@ pub struct FastSim {
     truth: Arc<FastQuorum>,
     quorum: Arc<FastQuorum>,
     recovery: BTreeMap<NodeId, Recovery>,
+    collapsed: bool,
     /// Ground truth: every persisted vote, by round.
     votes: HashMap<Round, (bool, BTreeMap<String, BTreeSet<NodeId>>)>,
     chosen: Option<String>,
@@ -169,13 +176,25 @@ impl FastSim {
             Some(PlantedBug::FastQuorumTooSmall) => Arc::new(truth.planted_too_small()),
             _ => truth.clone(),
         };
-        let mut ids: Vec<NodeId> = (1..=cfg.coordinators as NodeId).collect();
-        ids.extend(&acceptors);
-        ids.extend((1..=cfg.learners as NodeId).map(|i| LEARNER_BASE + i));
-        ids.extend((1..=cfg.clients as NodeId).map(|i| CLIENT_BASE + i));
         let mut world = World::new(seed, cfg.net.clone(), cfg.faults, cfg.trace);
-        let recovery = (1..=cfg.coordinators as NodeId)
-            .map(|c| {
+        let collapsed = cfg.collapsed.unwrap_or_else(|| world.rng.gen_bool(0.5));
+        let coordinators: Vec<NodeId> = if collapsed {
+            acceptors.iter().copied().take(cfg.coordinators).collect()
+        } else {
+            (1..=cfg.coordinators as NodeId).collect()
+        };
+        let mut ids: Vec<NodeId> = Vec::new();
+        if !collapsed {
+            ids.extend(&coordinators);
+        }
+        ids.extend(&acceptors);
+        if !collapsed {
+            ids.extend((1..=cfg.learners as NodeId).map(|i| LEARNER_BASE + i));
+        }
+        ids.extend((1..=cfg.clients as NodeId).map(|i| CLIENT_BASE + i));
+        let recovery = coordinators
+            .iter()
+            .map(|&c| {
                 let drawn = if world.rng.gen_bool(0.5) {
                     Recovery::Coordinated
                 } else {
@@ -191,6 +210,7 @@ impl FastSim {
             truth,
             quorum,
             recovery,
+            collapsed,
             votes: HashMap::new(),
             chosen: None,
             knows: BTreeMap::new(),
@@ -229,9 +249,23 @@ impl FastSim {
     }
 
     fn learners(&self) -> Vec<NodeId> {
+        if self.collapsed {
+            return self.quorum.members().to_vec();
+        }
         (1..=self.cfg.learners as NodeId)
             .map(|i| LEARNER_BASE + i)
             .collect()
+    }
+
+    fn coordinator_config(&self, id: NodeId) -> CoordinatorConfig {
+        CoordinatorConfig {
+            id,
+            quorum: self.quorum.clone(),
+            recovery: self.recovery[&id],
+            retry_ticks: (60, 180),
+            seed: self.seed.wrapping_mul(131).wrapping_add(id),
+            bug: self.cfg.bug,
+        }
     }
 
     fn clients(&self) -> Vec<NodeId> {
@@ -242,16 +276,13 @@ impl FastSim {
 
     fn boot(&mut self, id: NodeId) -> Result<(), Violation> {
         let (learners, clients) = (self.learners(), self.clients());
+        let coordinator = self
+            .recovery
+            .contains_key(&id)
+            .then(|| self.coordinator_config(id));
         let node = self.nodes.get_mut(&id).expect("node");
         let role = if id < ACCEPTOR_BASE {
-            let cfg = CoordinatorConfig {
-                id,
-                quorum: self.quorum.clone(),
-                recovery: self.recovery[&id],
-                retry_ticks: (60, 180),
-                seed: self.seed.wrapping_mul(131).wrapping_add(id),
-                bug: self.cfg.bug,
-            };
+            let cfg = coordinator.expect("a coordinator's id");
             Role::Coordinator(Coordinator::recover(cfg, node.disk.number))
         } else if id < LEARNER_BASE {
             let cfg = AcceptorConfig {
@@ -260,13 +291,23 @@ impl FastSim {
                 learners: learners.clone(),
                 bug: self.cfg.bug,
             };
-            Role::Acceptor(Acceptor::recover(cfg, node.disk.acceptor.clone()))
+            let state = node.disk.acceptor.clone();
+            if self.collapsed {
+                let coordinator = coordinator.map(|c| (c, node.disk.number));
+                Role::Server(Server::recover(cfg, state, clients, 80, coordinator))
+            } else {
+                Role::Acceptor(Acceptor::recover(cfg, state))
+            }
         } else if id < CLIENT_BASE {
-            Role::Learner(Learner::new(id, self.quorum.clone(), clients, 80))
+            let mut peers = learners;
+            peers.extend(self.recovery.keys());
+            Role::Learner(Learner::new(id, self.quorum.clone(), clients, 80).ask_also(peers))
         } else {
-            let mut targets: Vec<NodeId> = (1..=self.cfg.coordinators as NodeId).collect();
+            let mut targets: Vec<NodeId> = self.recovery.keys().copied().collect();
             targets.extend(self.quorum.members());
             targets.extend(learners);
+            targets.sort();
+            targets.dedup();
             Role::Client(Client::new(id, Self::value_of(id), targets, 150))
         };
         self.nodes.get_mut(&id).expect("node").role = Some(role);
@@ -304,7 +345,7 @@ impl FastSim {
     }
 
     fn must_learn(&self, id: NodeId) -> bool {
-        !is_acceptor(id)
+        self.collapsed || !is_acceptor(id)
     }
 
     fn everyone_knows(&self) -> bool {
@@ -361,6 +402,7 @@ impl FastSim {
                     Role::Acceptor(a) => a.on_message(from, msg),
                     Role::Learner(l) => l.on_message(from, msg),
                     Role::Client(c) => c.on_message(from, msg),
+                    Role::Server(s) => s.on_message(from, msg),
                 };
                 self.apply_effects(to, fx, hops.map(|h| h + 1))?;
             }
@@ -374,6 +416,7 @@ impl FastSim {
                     Some(Role::Coordinator(c)) => c.on_timer(kind),
                     Some(Role::Learner(l)) => l.on_timer(kind),
                     Some(Role::Client(c)) => c.on_timer(kind),
+                    Some(Role::Server(s)) => s.on_timer(kind),
                     _ => return Ok(()),
                 };
                 self.apply_effects(node, fx, None)?;
@@ -383,6 +426,7 @@ impl FastSim {
                     Some(Role::Coordinator(c)) => (c.start(), None),
                     Some(Role::Learner(l)) => (l.start(), None),
                     Some(Role::Client(c)) => (c.start(), Some(1)),
+                    Some(Role::Server(s)) => (s.start(), None),
                     _ => return Ok(()),
                 };
                 self.apply_effects(node, fx, hops)?;
@@ -418,7 +462,8 @@ impl FastSim {
             Event::Partition => {
                 if self.world.faults.partition && self.world.now < self.cfg.fault_until {
                     let ids = self.ids.clone();
-                    self.world.partition_randomly(&ids, Some(1));
+                    let leader = self.recovery.keys().next().copied();
+                    self.world.partition_randomly(&ids, leader);
                     let at = self.world.rng.gen_range(20..200);
                     self.world.after(at, Event::Heal);
                 }
@@ -511,6 +556,18 @@ impl FastSim {
         // messages held for the sync leave with the rest.
         for o in fx.send.into_iter().chain(fx.send_after_sync) {
             let to = o.to;
+            if to == id {
+                // A server handing itself what waited for its sync: no network involved.
+                let msg = o.msg;
+                let ev = Event::Deliver {
+                    from: id,
+                    to,
+                    msg,
+                    hops,
+                };
+                self.world.queue.push(self.world.now, ev);
+                continue;
+            }
             self.world.send(
                 id,
                 to,
@@ -604,13 +661,8 @@ impl FastSim {
                 ),
             });
         }
-        let learner = (LEARNER_BASE + 1..CLIENT_BASE).contains(&node);
-        if learner
-            && self
-                .knows
-                .keys()
-                .all(|k| !(LEARNER_BASE + 1..CLIENT_BASE).contains(k))
-        {
+        let learners = self.learners();
+        if learners.contains(&node) && self.knows.keys().all(|k| !learners.contains(k)) {
             self.outcome.delays = hops;
         }
         self.knows.insert(node, value.to_string());
