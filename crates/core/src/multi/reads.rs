@@ -206,6 +206,21 @@ mod tests {
         assert_eq!(r.in_flight(), None, "nothing waits for round 3 any more");
     }
 
+    /// A confirmed round is not in flight, even while its reads wait for the apply point: the
+    /// heartbeat would otherwise probe again for a round already settled.
+    #[test]
+    fn a_confirmed_round_is_not_in_flight_while_its_reads_wait_to_apply() {
+        let q = Quorum::majority(&[1, 2, 3]).expect("valid");
+        let mut r = Reads::default();
+        r.request(10, 5, None);
+        assert_eq!(r.next_round(), Some(1));
+        r.ack(1, 1, &q);
+        r.ack(2, 1, &q);
+        assert!(r.ready(4, false).is_empty(), "slot 5 is not applied yet");
+        assert_eq!(r.in_flight(), None);
+        assert_eq!(ids(r.ready(5, false)), vec![10]);
+    }
+
     #[test]
     fn a_later_rounds_ack_vouches_for_earlier_rounds() {
         let q = Quorum::majority(&[1, 2, 3]).expect("valid");
