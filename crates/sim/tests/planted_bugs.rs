@@ -145,14 +145,14 @@ fn paxos_commit_recovery_ignoring_votes_is_caught_within_50_seeds() {
 }
 
 /// A learner that counts a fast quorum one too small learns a value no quorum chose: seed 1
-/// with 5 acceptors (Qf 4 counted as 3), and 205 of the first 500 seeds.
+/// with 5 acceptors (Qf 4 counted as 3), and 229 of the first 500 seeds.
 #[test]
 fn fast_quorum_too_small_is_caught_within_20_seeds() {
     catch(Protocol::Fast, PlantedBug::FastQuorumTooSmall, 20);
 }
 
 /// Recovery that proposes another colliding value than the possibly chosen one needs a fast
-/// round that chose with a dissenting vote and a later phase 1 that sees both: seed 2, and 71
+/// round that chose with a dissenting vote and a later phase 1 that sees both: seed 0, and 62
 /// of the first 500 seeds.
 #[test]
 fn fast_recovery_picking_an_unsafe_value_is_caught_within_50_seeds() {
