@@ -53,11 +53,13 @@ pub enum PlantedBug {
     FastQuorumTooSmall,
     /// Fast Paxos: recovery picks a value other than the one that may have been chosen.
     RecoveryPicksUnsafe,
+    /// Generalized Paxos: nodes take a read and a write of one register to commute.
+    ConflictsCommute,
 }
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 19] = [
+    pub const ALL: [PlantedBug; 20] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -77,6 +79,7 @@ impl PlantedBug {
         PlantedBug::RecoveryIgnoresVotes,
         PlantedBug::FastQuorumTooSmall,
         PlantedBug::RecoveryPicksUnsafe,
+        PlantedBug::ConflictsCommute,
     ];
 
     /// The protocols (as `synod sim --protocol` names them) in which this bug is planted.
@@ -86,6 +89,7 @@ impl PlantedBug {
             PlantedBug::UncertainParticipantAborts => &["2pc"],
             PlantedBug::RecoveryIgnoresVotes => &["paxos-commit"],
             PlantedBug::FastQuorumTooSmall | PlantedBug::RecoveryPicksUnsafe => &["fast"],
+            PlantedBug::ConflictsCommute => &["generalized"],
             _ => &["multi"],
         }
     }
@@ -122,6 +126,9 @@ impl PlantedBug {
             PlantedBug::RecoveryPicksUnsafe => {
                 "Fast Paxos recovery picks a value that was not possibly chosen"
             }
+            PlantedBug::ConflictsCommute => {
+                "Generalized Paxos takes a read and a write of one register to commute"
+            }
         }
     }
 
@@ -147,6 +154,7 @@ impl PlantedBug {
             PlantedBug::RecoveryIgnoresVotes => "recovery-ignores-votes",
             PlantedBug::FastQuorumTooSmall => "fast-quorum-too-small",
             PlantedBug::RecoveryPicksUnsafe => "recovery-picks-unsafe",
+            PlantedBug::ConflictsCommute => "conflicts-commute",
         }
     }
 }
