@@ -18,12 +18,13 @@ use synod_sim::{run_many, Faults, Protocol, SimOptions};
 pub struct SimArgs {
     /// Protocol to simulate: `basic` (single decree, separate roles), `fast` (single-decree
     /// Fast Paxos: 2 coordinators, acceptors, 2 learners and 3 clients racing), `multi`
-    /// (Multi-Paxos replicas serving key-value clients), or an atomic-commit protocol: `2pc`,
+    /// (Multi-Paxos replicas serving key-value clients), `generalized` (Generalized Paxos: 2
+    /// leaders, 3 acceptors, 2 learners, 3 clients reading and writing two registers), or an atomic-commit protocol: `2pc`,
     /// `3pc`, `paxos-commit` (a coordinator, participants, and for Paxos Commit 3 acceptors).
     #[arg(long, default_value = "multi")]
     protocol: Protocol,
     /// Replicas (multi, default 5), acceptors (basic and fast, default 5; basic adds 3
-    /// proposers and 2 learners), or participants (commit protocols, default 3, at most 9).
+    /// proposers and 2 learners; generalized, default 3), or participants (commit protocols, default 3, at most 9).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=15))]
     nodes: Option<u64>,
     /// Compare protocols over the same seeds and fault classes instead of running one:

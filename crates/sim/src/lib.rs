@@ -11,6 +11,7 @@ pub mod commit;
 pub mod fast;
 pub mod faults;
 pub mod flow;
+pub mod generalized;
 pub mod history;
 pub mod kv;
 pub mod multi;

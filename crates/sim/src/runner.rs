@@ -4,6 +4,7 @@ use crate::basic::{BasicSim, BasicSimConfig};
 use crate::commit::{CommitSim, CommitSimConfig};
 use crate::fast::{FastSim, FastSimConfig};
 use crate::faults::Faults;
+use crate::generalized::{GenSim, GenSimConfig};
 use crate::history::check_history;
 use crate::multi::{MultiSim, MultiSimConfig};
 use crate::report::{RunReport, Stats, Violation};
@@ -22,6 +23,8 @@ pub enum Protocol {
     Basic,
     /// Single-decree Fast Paxos: clients send straight to the acceptors.
     Fast,
+    /// Generalized Paxos: one growing command history; commuting commands need no order.
+    Generalized,
     /// Multi-Paxos replicas with key-value clients.
     Multi,
     /// Two-phase commit.
@@ -43,7 +46,7 @@ impl Protocol {
 
     /// The node count when none is given: replicas, acceptors, or participants.
     pub fn default_nodes(&self) -> usize {
-        if self.is_commit() {
+        if self.is_commit() || *self == Protocol::Generalized {
             3
         } else {
             5
@@ -57,12 +60,13 @@ impl FromStr for Protocol {
         match s {
             "basic" => Ok(Protocol::Basic),
             "fast" => Ok(Protocol::Fast),
+            "generalized" => Ok(Protocol::Generalized),
             "multi" => Ok(Protocol::Multi),
             "2pc" => Ok(Protocol::TwoPc),
             "3pc" => Ok(Protocol::ThreePc),
             "paxos-commit" => Ok(Protocol::PaxosCommit),
             other => Err(format!(
-                "unknown protocol '{other}'; expected basic, fast, multi, 2pc, 3pc or paxos-commit"
+                "unknown protocol '{other}'; expected basic, fast, generalized, multi, 2pc, 3pc or paxos-commit"
             )),
         }
     }
@@ -73,6 +77,7 @@ impl fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Basic => "basic",
             Protocol::Fast => "fast",
+            Protocol::Generalized => "generalized",
             Protocol::Multi => "multi",
             Protocol::TwoPc => "2pc",
             Protocol::ThreePc => "3pc",
@@ -195,6 +200,16 @@ impl SimOptions {
                     ..Default::default()
                 };
                 Ok(FastSim::new(cfg, seed)?.run())
+            }
+            Protocol::Generalized => {
+                let cfg = GenSimConfig {
+                    acceptors: self.nodes,
+                    faults: self.faults,
+                    bug: self.bug,
+                    trace,
+                    ..Default::default()
+                };
+                Ok(GenSim::new(cfg, seed)?.run())
             }
             Protocol::TwoPc => Ok(self.run_commit::<two_pc::Node>(seed, trace)?),
             Protocol::ThreePc => Ok(self.run_commit::<three_pc::Node>(seed, trace)?),

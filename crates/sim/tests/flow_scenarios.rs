@@ -297,3 +297,36 @@ fn fast_paxos_with_collapsed_roles_recovers_among_the_servers() {
         .collect();
     assert_eq!(servers.len(), 4, "every server learns: {servers:?}");
 }
+
+#[test]
+fn generalized_paxos_learns_commuting_reads_at_once_and_resolves_conflicts() {
+    let d = run("generalized");
+    // The two reads reach the acceptors in different orders and are learned together; each
+    // conflict (a write and a read of one register, ordered differently) costs a new step.
+    assert_eq!(
+        d.facts,
+        vec![
+            "<>",
+            "<ReadA,ReadB>",
+            "<ReadA,ReadB,ReadA,ReadB,WriteB>",
+            "<ReadA,ReadB,ReadA,ReadB,WriteB,ReadA,WriteA>"
+        ]
+    );
+    let labels = d.chart.labels();
+    assert!(
+        labels.contains(&"Accepted(1.1,<ReadA,ReadB>)"),
+        "{labels:?}"
+    );
+    assert!(
+        labels.contains(&"Accepted(1.1,<ReadB,ReadA>)"),
+        "{labels:?}"
+    );
+    assert!(labels.contains(&"Prepare(1.1+1)") && labels.contains(&"Prepare(1.1+2)"));
+    assert!(!labels.contains(&"Prepare(1.1+3)"), "{labels:?}");
+    assert_eq!(
+        d.outcome.values().len(),
+        1,
+        "both learners learn the same: {:?}",
+        d.outcome
+    );
+}

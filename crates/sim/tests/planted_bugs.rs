@@ -158,3 +158,11 @@ fn fast_quorum_too_small_is_caught_within_20_seeds() {
 fn fast_recovery_picking_an_unsafe_value_is_caught_within_50_seeds() {
     catch(Protocol::Fast, PlantedBug::RecoveryPicksUnsafe, 50);
 }
+
+/// Nodes that take a read and a write of one register to commute learn histories that order
+/// them differently, or more than the true relation lets any quorum choose: seed 0, and 194 of
+/// the first 300 seeds with 3 acceptors.
+#[test]
+fn generalized_conflicts_taken_to_commute_are_caught_within_10_seeds() {
+    catch(Protocol::Generalized, PlantedBug::ConflictsCommute, 10);
+}

@@ -200,7 +200,10 @@ mod tests {
         // Their longest common prefix leaves out the two B commands they order differently,
         // and keeps 5:Read(A) and 6:Write(A), which conflict with neither.
         let g = a.glb(&x, &Registers);
-        assert!(g.equivalent(&h(&[&c[0], &c[1], &c[4], &c[5]]), &Registers), "{g}");
+        assert!(
+            g.equivalent(&h(&[&c[0], &c[1], &c[4], &c[5]]), &Registers),
+            "{g}"
+        );
     }
 
     #[test]

@@ -125,6 +125,13 @@ impl Leader {
             Message::Promise { round, vote } => self.on_promise(from, round, vote, &mut fx),
             Message::Nack { promised, .. } => self.seen = self.seen.max(promised.number),
             Message::Accepted { round, value } => {
+                // What acceptors hold counts as proposed: a leader back from a crash learns of
+                // commands that wait from their histories.
+                for c in value.commands() {
+                    if !self.known.contains(c) && self.known.len() < MAX_KNOWN {
+                        self.known.push(c.clone());
+                    }
+                }
                 self.learner.on_vote(from, round, value.clone(), &mut fx);
                 self.on_vote(from, round, value, &mut fx);
             }
@@ -181,12 +188,14 @@ impl Leader {
         };
     }
 
-    /// A conflict: two acceptors of the open round hold incompatible histories. With votes
-    /// from a classic quorum, their histories serve as promises for the round's next step,
-    /// which nothing can precede, so the leader opens it at once with one order for all.
+    /// A conflict: two acceptors of the open round hold incompatible histories, so no quorum
+    /// can choose past their common prefix. The leader prepares the round's next step, which
+    /// nothing can precede. Unlike a single-decree fast round, an acceptor's vote here is not
+    /// its last word in the round (it goes on appending), so the votes cannot stand in for
+    /// promises: a real phase 1 stops the round. That is the seed's two extra round trips.
     fn on_vote(&mut self, from: NodeId, round: Round, value: CStruct, fx: &mut GenEffects) {
-        let q = self.cfg.quorum.clone();
         let rel = self.cfg.relation.clone();
+        let members = self.cfg.quorum.members().to_vec();
         let Phase::Open {
             round: current,
             votes,
@@ -194,7 +203,7 @@ impl Leader {
         else {
             return;
         };
-        if round != *current || !q.members().contains(&from) {
+        if round != *current || !members.contains(&from) {
             return;
         }
         let newer = votes
@@ -203,26 +212,28 @@ impl Leader {
         if newer {
             votes.insert(from, value);
         }
-        let voters: BTreeSet<NodeId> = votes.keys().copied().collect();
         let hs: Vec<&CStruct> = votes.values().collect();
         let conflict = hs
             .iter()
             .enumerate()
             .any(|(i, a)| hs[i + 1..].iter().any(|b| !a.compatible(b, rel.as_ref())));
-        if !conflict || !q.is_phase1_quorum(&voters) {
+        if !conflict {
             return;
         }
-        let reports = votes
-            .iter()
-            .map(|(&id, h)| (id, Some((round, h.clone()))))
-            .collect();
-        let mut base = proved_safe(&q, &reports, rel.as_ref());
-        for h in votes.values() {
+        // Everything the acceptors hold goes into the next base, in one order.
+        for h in hs {
             for c in h.commands() {
-                base.append(c.clone());
+                if !self.known.contains(c) && self.known.len() < MAX_KNOWN {
+                    self.known.push(c.clone());
+                }
             }
         }
-        self.open(round.next_step(), base, fx);
+        let next = round.next_step();
+        fx.broadcast(&members, Message::Prepare { round: next });
+        self.phase = Phase::Preparing {
+            round: next,
+            promises: BTreeMap::new(),
+        };
     }
 
     /// Handles a timer: commands that stayed unlearned since the last check get a new round.
@@ -243,6 +254,9 @@ impl Leader {
         if stuck || preparing {
             self.prepare(&mut fx);
         } else {
+            // Ask the acceptors what they hold, so that commands nobody told it of (it may have
+            // restarted) still get a round if they stay unlearned.
+            fx.broadcast(self.cfg.quorum.members(), Message::Query);
             self.arm(&mut fx);
         }
         fx

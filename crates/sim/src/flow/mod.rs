@@ -8,6 +8,7 @@ mod basic;
 mod chart;
 mod commit;
 mod fast;
+mod generalized;
 mod multi;
 
 pub use chart::{Chart, Column, Row};
@@ -165,6 +166,11 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "fast-collapsed",
         title: "Fast Paxos with uncoordinated recovery and collapsed roles",
         run: fast::collapsed,
+    },
+    Scenario {
+        name: "generalized",
+        title: "Generalized Paxos: commuting commands learned in any order, conflicts resolved",
+        run: generalized::example,
     },
     Scenario {
         name: "2pc",
