@@ -120,10 +120,10 @@ impl<V: Value> Coordinator<V> {
     pub fn on_message(&mut self, from: NodeId, msg: Message<V>) -> FastEffects<V> {
         let mut fx = FastEffects::new();
         match msg {
-            Message::Propose { value } => {
-                if self.proposals.len() < MAX_PROPOSALS && !self.proposals.contains(&value) {
-                    self.proposals.push(value);
-                }
+            Message::Propose { value }
+                if self.proposals.len() < MAX_PROPOSALS && !self.proposals.contains(&value) =>
+            {
+                self.proposals.push(value);
             }
             Message::Promise { round, vote } => self.on_promise(from, round, vote, &mut fx),
             Message::Nack { promised, .. } => self.seen = self.seen.max(promised.number),

@@ -77,13 +77,11 @@ impl<V: Value> Learner<V> {
                     fx.send(from, Message::Chosen { value });
                 }
             }
-            Message::Chosen { value } => {
-                // Only learners and coordinators send this, and only what they learned.
-                if self.learned.is_none() {
-                    self.learned = Some(value.clone());
-                    fx.output(Output::Chosen(value.clone()));
-                    fx.broadcast(&self.clients, Message::Chosen { value });
-                }
+            // Only learners and coordinators send this, and only what they learned.
+            Message::Chosen { value } if self.learned.is_none() => {
+                self.learned = Some(value.clone());
+                fx.output(Output::Chosen(value.clone()));
+                fx.broadcast(&self.clients, Message::Chosen { value });
             }
             _ => {}
         }

@@ -117,10 +117,10 @@ impl Leader {
     pub fn on_message(&mut self, from: NodeId, msg: Message) -> GenEffects {
         let mut fx = GenEffects::new();
         match msg {
-            Message::Propose { cmd } => {
-                if !self.known.contains(&cmd) && self.known.len() < MAX_KNOWN {
-                    self.known.push(cmd);
-                }
+            Message::Propose { cmd }
+                if !self.known.contains(&cmd) && self.known.len() < MAX_KNOWN =>
+            {
+                self.known.push(cmd);
             }
             Message::Promise { round, vote } => self.on_promise(from, round, vote, &mut fx),
             Message::Nack { promised, .. } => self.seen = self.seen.max(promised.number),

@@ -91,7 +91,7 @@ enum Role {
     Acceptor(Acceptor<String>),
     Learner(Learner<String>),
     Client(Client<String>),
-    Server(Server<String>),
+    Server(Box<Server<String>>),
 }
 
 #[derive(Default)]
@@ -294,7 +294,13 @@ impl FastSim {
             let state = node.disk.acceptor.clone();
             if self.collapsed {
                 let coordinator = coordinator.map(|c| (c, node.disk.number));
-                Role::Server(Server::recover(cfg, state, clients, 80, coordinator))
+                Role::Server(Box::new(Server::recover(
+                    cfg,
+                    state,
+                    clients,
+                    80,
+                    coordinator,
+                )))
             } else {
                 Role::Acceptor(Acceptor::recover(cfg, state))
             }

@@ -25,7 +25,7 @@ enum Proc {
     Acceptor(Acceptor<String>),
     Learner(Learner<String>),
     Client(Client<String>),
-    Server(Server<String>),
+    Server(Box<Server<String>>),
 }
 
 impl Proc {
@@ -162,7 +162,7 @@ impl Script {
                 100,
                 coordinator,
             );
-            s.procs.insert(id, Proc::Server(server));
+            s.procs.insert(id, Proc::Server(Box::new(server)));
         }
         s.clients(&servers);
         s
