@@ -2,14 +2,15 @@
 //! writes of two registers at once, under faults. Ground truth is computed from every history
 //! persisted, with the true commutativity relation even when the nodes were given a wrong one.
 
+use crate::cast::{Cast, CastSim, Timing};
 use crate::faults::Faults;
 use crate::net::NetConfig;
 use crate::report::{RunReport, Violation};
 use crate::trace::TraceEvent;
 use crate::world::World;
 use rand::seq::SliceRandom;
-use rand::Rng;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 use synod_core::generalized::{
     chosen_in_round, Acceptor, AcceptorConfig, AcceptorState, CStruct, Client, Command, GenEffects,
@@ -71,57 +72,30 @@ const ACCEPTOR_BASE: NodeId = 100;
 const LEARNER_BASE: NodeId = 200;
 const CLIENT_BASE: NodeId = 300;
 
-enum Role {
+/// A running process of the Generalized Paxos world.
+pub enum Role {
+    /// A leader.
     Leader(Leader),
+    /// An acceptor.
     Acceptor(Acceptor),
+    /// A learner.
     Learner(Learner),
+    /// A client.
     Client(Client),
 }
 
+/// What a Generalized Paxos process keeps on disk.
 #[derive(Default)]
-struct Disk {
+pub struct Disk {
     number: u64,
     acceptor: AcceptorState,
 }
 
-struct Node {
-    role: Option<Role>,
-    disk: Disk,
-    epoch: u64,
-    timers: HashMap<Timer, u64>,
-    dying: bool,
-}
-
-enum Event {
-    Deliver {
-        from: NodeId,
-        to: NodeId,
-        msg: Message,
-    },
-    Timer {
-        node: NodeId,
-        kind: Timer,
-        epoch: u64,
-    },
-    Start {
-        node: NodeId,
-    },
-    Crash,
-    Restart {
-        node: NodeId,
-    },
-    Partition,
-    Heal,
-    FaultsEnd,
-}
-
-/// One simulated Generalized Paxos run.
-pub struct GenSim {
+/// The Generalized Paxos side of the single-instance world.
+pub struct GenCast {
     cfg: GenSimConfig,
     seed: u64,
-    world: World<Event>,
     ids: Vec<NodeId>,
-    nodes: BTreeMap<NodeId, Node>,
     quorum: Arc<FastQuorum>,
     /// The relation the nodes use (wrong when the relation bug is planted).
     relation: Arc<dyn Relation>,
@@ -135,6 +109,11 @@ pub struct GenSim {
     learned: BTreeMap<NodeId, CStruct>,
     /// Clients that finished.
     finished: BTreeMap<NodeId, bool>,
+}
+
+/// One simulated Generalized Paxos run.
+pub struct GenSim {
+    sim: CastSim<GenCast>,
 }
 
 impl GenSim {
@@ -166,10 +145,14 @@ impl GenSim {
                 (c, list)
             })
             .collect();
-        let mut sim = GenSim {
-            world,
+        let timing = Timing {
+            fault_until: cfg.fault_until,
+            liveness_bound: cfg.liveness_bound,
+            crash_mid_step: cfg.crash_mid_step,
+        };
+        let cast = GenCast {
             seed,
-            nodes: BTreeMap::new(),
+            ids,
             quorum,
             relation,
             ops,
@@ -177,34 +160,24 @@ impl GenSim {
             chosen: CStruct::new(),
             learned: BTreeMap::new(),
             finished: BTreeMap::new(),
-            ids,
             cfg,
         };
-        for id in sim.ids.clone() {
-            sim.nodes.insert(
-                id,
-                Node {
-                    role: None,
-                    disk: Disk::default(),
-                    epoch: 0,
-                    timers: HashMap::new(),
-                    dying: false,
-                },
-            );
-            sim.boot(id);
-        }
-        if sim.world.faults.crash {
-            let at = sim.world.rng.gen_range(5..100);
-            sim.world.queue.push(at, Event::Crash);
-        }
-        if sim.world.faults.partition {
-            let at = sim.world.rng.gen_range(5..100);
-            sim.world.queue.push(at, Event::Partition);
-        }
-        sim.world.queue.push(sim.cfg.fault_until, Event::FaultsEnd);
-        Ok(sim)
+        Ok(GenSim {
+            sim: CastSim::new(cast, world, timing, seed),
+        })
     }
 
+    /// Runs to completion (or to the first violation).
+    pub fn run(mut self) -> (RunReport, Vec<TraceEvent>) {
+        let (mut report, trace) = self.sim.run();
+        let cast = &self.sim.cast;
+        report.stats.decisions = cast.chosen.len() as u64;
+        report.stats.ops = (cast.finished.len() * cast.cfg.ops) as u64;
+        (report, trace)
+    }
+}
+
+impl GenCast {
     fn learners(&self) -> Vec<NodeId> {
         (1..=self.cfg.learners as NodeId)
             .map(|i| LEARNER_BASE + i)
@@ -213,63 +186,6 @@ impl GenSim {
 
     fn leaders(&self) -> Vec<NodeId> {
         (1..=self.cfg.leaders as NodeId).collect()
-    }
-
-    fn boot(&mut self, id: NodeId) {
-        let learners = self.learners();
-        let leaders = self.leaders();
-        let rel = self.relation.clone();
-        let quorum = self.quorum.clone();
-        let node = self.nodes.get_mut(&id).expect("node");
-        let role = if id < ACCEPTOR_BASE {
-            let cfg = LeaderConfig {
-                id,
-                quorum,
-                relation: rel,
-                retry_ticks: (80, 200),
-                seed: self.seed.wrapping_mul(131).wrapping_add(id),
-            };
-            Role::Leader(Leader::recover(cfg, node.disk.number))
-        } else if id < LEARNER_BASE {
-            let cfg = AcceptorConfig {
-                id,
-                quorum,
-                learners,
-                relation: rel,
-            };
-            Role::Acceptor(Acceptor::recover(cfg, node.disk.acceptor.clone()))
-        } else if id < CLIENT_BASE {
-            let mut peers = learners;
-            peers.extend(&leaders);
-            Role::Learner(Learner::new(id, quorum, rel, peers, 80))
-        } else {
-            // Learners hear proposals too: a restarted client starts from its first command,
-            // and a learner that has it answers at once.
-            let mut targets = leaders;
-            targets.extend(quorum.members());
-            targets.extend(learners);
-            Role::Client(Client::new(id, self.ops[&id].clone(), targets, 150))
-        };
-        node.role = Some(role);
-        self.learned.remove(&id);
-        let delay = if id >= CLIENT_BASE { 20..60 } else { 0..10 };
-        let at = self.world.now + self.world.rng.gen_range(delay);
-        self.world.queue.push(at, Event::Start { node: id });
-    }
-
-    /// Runs to completion (or to the first violation).
-    pub fn run(mut self) -> (RunReport, Vec<TraceEvent>) {
-        let violation = self.run_inner().err();
-        let mut stats = std::mem::take(&mut self.world.stats);
-        stats.decisions = self.chosen.len() as u64;
-        stats.ops = (self.finished.len() * self.cfg.ops) as u64;
-        stats.end_time = self.world.now;
-        let report = RunReport {
-            seed: self.seed,
-            stats,
-            violation,
-        };
-        (report, self.world.trace.take())
     }
 
     fn all_commands(&self) -> Vec<Command> {
@@ -285,230 +201,9 @@ impl GenSim {
             .collect()
     }
 
-    fn done(&self) -> bool {
-        let all = self.all_commands();
-        self.learners().iter().all(|l| {
-            self.learned
-                .get(l)
-                .is_some_and(|h| all.iter().all(|c| h.contains(c)))
-        }) && self.finished.len() == self.cfg.clients
-    }
-
-    fn run_inner(&mut self) -> Result<(), Violation> {
-        let deadline = self.cfg.fault_until + self.cfg.liveness_bound;
-        while let Some((at, ev)) = self.world.queue.pop() {
-            self.world.now = at;
-            self.world.stats.steps += 1;
-            self.step(ev)?;
-            if self.world.now >= self.cfg.fault_until && self.done() {
-                return Ok(());
-            }
-            if self.world.now > deadline {
-                break;
-            }
-        }
-        let missing: Vec<String> = self
-            .learners()
-            .iter()
-            .map(|l| {
-                let have = self.learned.get(l).map_or(0, |h| h.len());
-                format!("{l} learned {have}")
-            })
-            .collect();
-        Err(Violation {
-            check: "liveness",
-            at: self.world.now,
-            detail: format!(
-                "faults stopped at t={} but within {} ticks not every command of {} was learned \
-                 everywhere ({}; clients finished: {})",
-                self.cfg.fault_until,
-                self.cfg.liveness_bound,
-                self.all_commands().len(),
-                missing.join(", "),
-                self.finished.len()
-            ),
-        })
-    }
-
-    fn step(&mut self, ev: Event) -> Result<(), Violation> {
-        match ev {
-            Event::Deliver { from, to, msg } => {
-                let Some(role) = self.nodes.get_mut(&to).and_then(|n| n.role.as_mut()) else {
-                    self.world.stats.dropped += 1;
-                    return Ok(());
-                };
-                self.world.stats.delivered += 1;
-                let fx = match role {
-                    Role::Leader(p) => p.on_message(from, msg),
-                    Role::Acceptor(p) => p.on_message(from, msg),
-                    Role::Learner(p) => p.on_message(from, msg),
-                    Role::Client(p) => p.on_message(from, msg),
-                };
-                self.apply_effects(to, fx)?;
-            }
-            Event::Timer { node, kind, epoch } => {
-                let n = self.nodes.get_mut(&node).expect("node");
-                if n.epoch != epoch || n.timers.get(&kind) != Some(&self.world.now) {
-                    return Ok(());
-                }
-                n.timers.remove(&kind);
-                let fx = match n.role.as_mut() {
-                    Some(Role::Leader(p)) => p.on_timer(kind),
-                    Some(Role::Learner(p)) => p.on_timer(kind),
-                    Some(Role::Client(p)) => p.on_timer(kind),
-                    _ => return Ok(()),
-                };
-                self.apply_effects(node, fx)?;
-            }
-            Event::Start { node } => {
-                let fx = match self.nodes.get_mut(&node).and_then(|n| n.role.as_mut()) {
-                    Some(Role::Leader(p)) => p.start(),
-                    Some(Role::Learner(p)) => p.start(),
-                    Some(Role::Client(p)) => p.start(),
-                    _ => return Ok(()),
-                };
-                self.apply_effects(node, fx)?;
-            }
-            Event::Crash => {
-                if self.world.faults.crash && self.world.now < self.cfg.fault_until {
-                    let live: Vec<NodeId> = self
-                        .ids
-                        .iter()
-                        .copied()
-                        .filter(|id| self.nodes[id].role.is_some())
-                        .collect();
-                    if let Some(&v) = live.choose(&mut self.world.rng) {
-                        if self.world.rng.gen_bool(self.cfg.crash_mid_step) {
-                            self.nodes.get_mut(&v).expect("node").dying = true;
-                        } else {
-                            self.crash(v, false);
-                        }
-                    }
-                    let at = self.world.now + self.world.rng.gen_range(20..150);
-                    self.world.queue.push(at, Event::Crash);
-                }
-            }
-            Event::Restart { node } => {
-                if self.nodes[&node].role.is_none() {
-                    self.world.trace.record(|| TraceEvent::Restart {
-                        t: self.world.now,
-                        node,
-                    });
-                    self.boot(node);
-                }
-            }
-            Event::Partition => {
-                if self.world.faults.partition && self.world.now < self.cfg.fault_until {
-                    let ids = self.ids.clone();
-                    self.world.partition_randomly(&ids, Some(1));
-                    let at = self.world.rng.gen_range(20..200);
-                    self.world.after(at, Event::Heal);
-                }
-            }
-            Event::Heal => {
-                self.world.heal();
-                if self.world.faults.partition && self.world.now < self.cfg.fault_until {
-                    let at = self.world.rng.gen_range(10..100);
-                    self.world.after(at, Event::Partition);
-                }
-            }
-            Event::FaultsEnd => {
-                self.world.faults = Faults::NONE;
-                self.world.heal();
-                for id in self.ids.clone() {
-                    self.nodes.get_mut(&id).expect("node").dying = false;
-                    if self.nodes[&id].role.is_none() {
-                        self.world.trace.record(|| TraceEvent::Restart {
-                            t: self.world.now,
-                            node: id,
-                        });
-                        self.boot(id);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn crash(&mut self, id: NodeId, mid_step: bool) {
-        let node = self.nodes.get_mut(&id).expect("node");
-        node.role = None;
-        node.epoch += 1;
-        node.timers.clear();
-        node.dying = false;
-        self.world.stats.crashes += 1;
-        self.world.trace.record(|| TraceEvent::Crash {
-            t: self.world.now,
-            node: id,
-            mid_step,
-        });
-        let at = self.world.now + self.world.rng.gen_range(10..150);
-        self.world.queue.push(at, Event::Restart { node: id });
-    }
-
-    fn apply_effects(&mut self, id: NodeId, fx: GenEffects) -> Result<(), Violation> {
-        let dying = std::mem::take(&mut self.nodes.get_mut(&id).expect("node").dying);
-        let keep = if dying {
-            self.world.rng.gen_range(0..=fx.persist.len())
-        } else {
-            fx.persist.len()
-        };
-        for record in &fx.persist[..keep] {
-            if let Persist::Voted(round, h) = record {
-                self.vote(id, *round, h)?;
-            }
-            let disk = &mut self.nodes.get_mut(&id).expect("node").disk;
-            match record {
-                Persist::Number(n) => disk.number = disk.number.max(*n),
-                other => disk.acceptor.apply(other),
-            }
-        }
-        if dying {
-            self.crash(id, true);
-            return Ok(());
-        }
-        for t in fx.timers {
-            let node = self.nodes.get_mut(&id).expect("node");
-            let at = self.world.now + t.after;
-            node.timers.insert(t.kind, at);
-            let epoch = node.epoch;
-            let ev = Event::Timer {
-                node: id,
-                kind: t.kind,
-                epoch,
-            };
-            self.world.queue.push(at, ev);
-        }
-        for out in fx.output {
-            match out {
-                Output::Learned(h) => self.confirm(id, h)?,
-                Output::Done(_) => {
-                    let finished = matches!(
-                        self.nodes[&id].role,
-                        Some(Role::Client(ref c)) if c.finished()
-                    );
-                    if finished {
-                        self.finished.insert(id, true);
-                    }
-                }
-            }
-        }
-        for o in fx.send.into_iter().chain(fx.send_after_sync) {
-            let to = o.to;
-            self.world.send(
-                id,
-                to,
-                o.msg,
-                |m| format!("{m:?}"),
-                |msg| Event::Deliver { from: id, to, msg },
-            );
-        }
-        Ok(())
-    }
-
     /// Ground truth: acceptor `node` persisted history `h` in `round`. What the round's
     /// quorums chose must be compatible with everything chosen before, under the true relation.
-    fn vote(&mut self, node: NodeId, round: Round, h: &CStruct) -> Result<(), Violation> {
+    fn vote(&mut self, node: NodeId, round: Round, h: &CStruct, now: u64) -> Result<(), Violation> {
         let by = self.votes.entry(round).or_default();
         by.insert(node, h.clone());
         let Some(chosen) = chosen_in_round(&self.quorum, by, &Registers) else {
@@ -523,7 +218,7 @@ impl GenSim {
             if !proposed {
                 return Err(Violation {
                     check: "validity",
-                    at: self.world.now,
+                    at: now,
                     detail: format!("{c:?} was chosen but no client proposed it"),
                 });
             }
@@ -535,7 +230,7 @@ impl GenSim {
             }
             None => Err(Violation {
                 check: "agreement",
-                at: self.world.now,
+                at: now,
                 detail: format!(
                     "round {round} chose {chosen}, incompatible with what was chosen before: {}",
                     self.chosen
@@ -546,11 +241,11 @@ impl GenSim {
 
     /// A node's learned history grew to `h`: it must extend what it learned before, be
     /// compatible with every other learner's, and hold only what was chosen.
-    fn confirm(&mut self, node: NodeId, h: CStruct) -> Result<(), Violation> {
+    fn confirm(&mut self, node: NodeId, h: CStruct, now: u64) -> Result<(), Violation> {
         let rel = &Registers;
         let fail = |detail: String| Violation {
             check: "agreement",
-            at: self.world.now,
+            at: now,
             detail,
         };
         if let Some(old) = self.learned.get(&node) {
@@ -573,13 +268,166 @@ impl GenSim {
                 )));
             }
         }
-        self.world.trace.record(|| TraceEvent::Chosen {
-            t: self.world.now,
-            node,
-            slot: 0,
-            value: h.to_string(),
-        });
         self.learned.insert(node, h);
         Ok(())
+    }
+}
+
+impl Cast for GenCast {
+    type Msg = Message;
+    type Record = Persist;
+    type Out = Output;
+    type Timer = Timer;
+    type Disk = Disk;
+    type Proc = Role;
+
+    fn ids(&self) -> Vec<NodeId> {
+        self.ids.clone()
+    }
+
+    fn boot(&mut self, id: NodeId, disk: &Disk) -> Role {
+        let learners = self.learners();
+        let leaders = self.leaders();
+        let rel = self.relation.clone();
+        let quorum = self.quorum.clone();
+        if id < ACCEPTOR_BASE {
+            let cfg = LeaderConfig {
+                id,
+                quorum,
+                relation: rel,
+                retry_ticks: (80, 200),
+                seed: self.seed.wrapping_mul(131).wrapping_add(id),
+            };
+            Role::Leader(Leader::recover(cfg, disk.number))
+        } else if id < LEARNER_BASE {
+            let cfg = AcceptorConfig {
+                id,
+                quorum,
+                learners,
+                relation: rel,
+            };
+            Role::Acceptor(Acceptor::recover(cfg, disk.acceptor.clone()))
+        } else if id < CLIENT_BASE {
+            let mut peers = learners;
+            peers.extend(&leaders);
+            Role::Learner(Learner::new(id, quorum, rel, peers, 80))
+        } else {
+            // Learners hear proposals too: a restarted client starts from its first command,
+            // and a learner that has it answers at once.
+            let mut targets = leaders;
+            targets.extend(quorum.members());
+            targets.extend(learners);
+            Role::Client(Client::new(id, self.ops[&id].clone(), targets, 150))
+        }
+    }
+
+    fn start_delay(&self, id: NodeId) -> Range<u64> {
+        if id >= CLIENT_BASE {
+            20..60
+        } else {
+            0..10
+        }
+    }
+
+    fn start(proc: &mut Role) -> (GenEffects, Option<u32>) {
+        let fx = match proc {
+            Role::Leader(p) => p.start(),
+            Role::Learner(p) => p.start(),
+            Role::Client(p) => p.start(),
+            Role::Acceptor(_) => GenEffects::new(),
+        };
+        (fx, None)
+    }
+
+    fn deliver(proc: &mut Role, from: NodeId, msg: Message) -> GenEffects {
+        match proc {
+            Role::Leader(p) => p.on_message(from, msg),
+            Role::Acceptor(p) => p.on_message(from, msg),
+            Role::Learner(p) => p.on_message(from, msg),
+            Role::Client(p) => p.on_message(from, msg),
+        }
+    }
+
+    fn timer(proc: &mut Role, kind: Timer) -> GenEffects {
+        match proc {
+            Role::Leader(p) => p.on_timer(kind),
+            Role::Learner(p) => p.on_timer(kind),
+            Role::Client(p) => p.on_timer(kind),
+            Role::Acceptor(_) => GenEffects::new(),
+        }
+    }
+
+    fn persisted(
+        &mut self,
+        id: NodeId,
+        record: &Persist,
+        disk: &mut Disk,
+        now: u64,
+    ) -> Result<(), Violation> {
+        if let Persist::Voted(round, h) = record {
+            self.vote(id, *round, h, now)?;
+        }
+        match record {
+            Persist::Number(n) => disk.number = disk.number.max(*n),
+            other => disk.acceptor.apply(other),
+        }
+        Ok(())
+    }
+
+    fn output(
+        &mut self,
+        id: NodeId,
+        proc: &Role,
+        out: Output,
+        _hops: Option<u32>,
+        now: u64,
+    ) -> Result<(), Violation> {
+        match out {
+            Output::Learned(h) => self.confirm(id, h, now),
+            Output::Done(_) => {
+                if matches!(proc, Role::Client(c) if c.finished()) {
+                    self.finished.insert(id, true);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn decision(out: &Output) -> Option<String> {
+        match out {
+            Output::Learned(h) => Some(h.to_string()),
+            Output::Done(_) => None,
+        }
+    }
+
+    fn rebooted(&mut self, id: NodeId) {
+        self.learned.remove(&id);
+    }
+
+    fn finished(&self) -> bool {
+        let all = self.all_commands();
+        self.learners().iter().all(|l| {
+            self.learned
+                .get(l)
+                .is_some_and(|h| all.iter().all(|c| h.contains(c)))
+        }) && self.finished.len() == self.cfg.clients
+    }
+
+    fn missing(&self) -> String {
+        let have: Vec<String> = self
+            .learners()
+            .iter()
+            .map(|l| format!("{l} learned {}", self.learned.get(l).map_or(0, |h| h.len())))
+            .collect();
+        format!(
+            "not every command of {} was learned everywhere ({}; clients finished: {})",
+            self.all_commands().len(),
+            have.join(", "),
+            self.finished.len()
+        )
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        Some(1)
     }
 }

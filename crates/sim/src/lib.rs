@@ -7,6 +7,7 @@
 //! applied, acknowledged to a client) with ground truth computed from every vote ever persisted.
 
 pub mod basic;
+pub mod cast;
 pub mod commit;
 pub mod fast;
 pub mod faults;
