@@ -74,6 +74,11 @@ pub trait Cast {
         hops: Option<u32>,
         now: u64,
     ) -> Result<(), Violation>;
+    /// True when `proc`'s handling of `msg` begins a new client request (a client that hears
+    /// its command is done proposes the next): its messages then count hops from 1 again.
+    fn starts_request(_proc: &Self::Proc, _msg: &Self::Msg) -> bool {
+        false
+    }
     /// What an output says was decided, for the trace (`None`: not a decision).
     fn decision(_out: &Self::Out) -> Option<String> {
         None
@@ -259,8 +264,13 @@ impl<C: Cast> CastSim<C> {
                     return Ok(());
                 };
                 self.world.stats.delivered += 1;
+                let hops = if C::starts_request(proc, &msg) {
+                    Some(1)
+                } else {
+                    hops.map(|h| h + 1)
+                };
                 let fx = C::deliver(proc, from, msg);
-                self.apply(to, fx, hops.map(|h| h + 1))?;
+                self.apply(to, fx, hops)?;
             }
             Event::Timer { node, kind, epoch } => {
                 let n = self.nodes.get_mut(&node).expect("node");
@@ -407,7 +417,8 @@ impl<C: Cast> CastSim<C> {
                 });
             }
             let proc = self.nodes[&id].proc.as_ref().expect("a live process");
-            self.cast.output(id, proc, out, hops.map(|h| h - 1), now)?;
+            self.cast
+                .output(id, proc, out, hops.map(|h| h.saturating_sub(1)), now)?;
         }
         for o in fx.send.into_iter().chain(fx.send_after_sync) {
             let (to, msg) = (o.to, o.msg);

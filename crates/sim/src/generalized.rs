@@ -9,7 +9,7 @@ use crate::report::{RunReport, Violation};
 use crate::trace::TraceEvent;
 use crate::world::World;
 use rand::seq::SliceRandom;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::Arc;
 use synod_core::generalized::{
@@ -109,6 +109,19 @@ pub struct GenCast {
     learned: BTreeMap<NodeId, CStruct>,
     /// Clients that finished.
     finished: BTreeMap<NodeId, bool>,
+    /// Commands some learner has learned, and what the run measured.
+    first_learned: BTreeSet<Command>,
+    outcome: GenOutcome,
+}
+
+/// What a Generalized Paxos run measured besides its report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GenOutcome {
+    /// Message delays from a command's proposal to the first learner learning it: delays →
+    /// commands (commands learned through a timer's retry are not counted).
+    pub delays: BTreeMap<u32, u64>,
+    /// Recovery steps (a conflict's next step) that acceptors voted in.
+    pub recoveries: u64,
 }
 
 /// One simulated Generalized Paxos run.
@@ -160,6 +173,8 @@ impl GenSim {
             chosen: CStruct::new(),
             learned: BTreeMap::new(),
             finished: BTreeMap::new(),
+            first_learned: BTreeSet::new(),
+            outcome: GenOutcome::default(),
             cfg,
         };
         Ok(GenSim {
@@ -168,12 +183,18 @@ impl GenSim {
     }
 
     /// Runs to completion (or to the first violation).
-    pub fn run(mut self) -> (RunReport, Vec<TraceEvent>) {
+    pub fn run(self) -> (RunReport, Vec<TraceEvent>) {
+        let (report, trace, _) = self.run_measured();
+        (report, trace)
+    }
+
+    /// Runs, and also returns what the run measured.
+    pub fn run_measured(mut self) -> (RunReport, Vec<TraceEvent>, GenOutcome) {
         let (mut report, trace) = self.sim.run();
-        let cast = &self.sim.cast;
+        let cast = self.sim.cast;
         report.stats.decisions = cast.chosen.len() as u64;
         report.stats.ops = (cast.finished.len() * cast.cfg.ops) as u64;
-        (report, trace)
+        (report, trace, cast.outcome)
     }
 }
 
@@ -205,6 +226,9 @@ impl GenCast {
     /// quorums chose must be compatible with everything chosen before, under the true relation.
     fn vote(&mut self, node: NodeId, round: Round, h: &CStruct, now: u64) -> Result<(), Violation> {
         let by = self.votes.entry(round).or_default();
+        if by.is_empty() && round.step > 0 {
+            self.outcome.recoveries += 1;
+        }
         by.insert(node, h.clone());
         let Some(chosen) = chosen_in_round(&self.quorum, by, &Registers) else {
             return Ok(());
@@ -330,13 +354,12 @@ impl Cast for GenCast {
     }
 
     fn start(proc: &mut Role) -> (GenEffects, Option<u32>) {
-        let fx = match proc {
-            Role::Leader(p) => p.start(),
-            Role::Learner(p) => p.start(),
-            Role::Client(p) => p.start(),
-            Role::Acceptor(_) => GenEffects::new(),
-        };
-        (fx, None)
+        match proc {
+            Role::Leader(p) => (p.start(), None),
+            Role::Learner(p) => (p.start(), None),
+            Role::Client(p) => (p.start(), Some(1)),
+            Role::Acceptor(_) => (GenEffects::new(), None),
+        }
     }
 
     fn deliver(proc: &mut Role, from: NodeId, msg: Message) -> GenEffects {
@@ -379,17 +402,35 @@ impl Cast for GenCast {
         id: NodeId,
         proc: &Role,
         out: Output,
-        _hops: Option<u32>,
+        hops: Option<u32>,
         now: u64,
     ) -> Result<(), Violation> {
         match out {
-            Output::Learned(h) => self.confirm(id, h, now),
+            Output::Learned(h) => {
+                if self.learners().contains(&id) {
+                    for c in h.commands() {
+                        if self.first_learned.insert(c.clone()) {
+                            if let Some(d) = hops {
+                                *self.outcome.delays.entry(d).or_default() += 1;
+                            }
+                        }
+                    }
+                }
+                self.confirm(id, h, now)
+            }
             Output::Done(_) => {
                 if matches!(proc, Role::Client(c) if c.finished()) {
                     self.finished.insert(id, true);
                 }
                 Ok(())
             }
+        }
+    }
+
+    fn starts_request(proc: &Role, msg: &Message) -> bool {
+        match (proc, msg) {
+            (Role::Client(c), Message::Done { cmd }) => c.current().as_ref() == Some(cmd),
+            _ => false,
         }
     }
 

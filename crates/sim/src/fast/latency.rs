@@ -1,8 +1,9 @@
 //! `synod sim --compare latency`: message delays from a client's proposal to the first learner
-//! learning, counted hop by hop in fault-free runs of Fast Paxos.
+//! learning, counted hop by hop in fault-free runs of Fast and Generalized Paxos.
 
 use super::{FastSim, FastSimConfig};
 use crate::faults::Faults;
+use crate::generalized::{GenSim, GenSimConfig};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use synod_core::fast::Recovery;
@@ -10,6 +11,8 @@ use synod_core::fast::Recovery;
 /// One row: a recovery rule and a number of racing clients.
 #[derive(Clone, Debug, Serialize)]
 pub struct LatencyRow {
+    /// "fast" or "generalized".
+    pub protocol: &'static str,
     /// "coordinated" or "uncoordinated".
     pub rule: &'static str,
     /// Servers with collapsed roles (acceptor and learner in one process).
@@ -22,7 +25,8 @@ pub struct LatencyRow {
     pub collided: u64,
     /// Seeds in which a collision left no value a fast quorum, so a recovery round ran.
     pub recovered: u64,
-    /// Message delays to learning, over seeds without a recovery: delays → seeds.
+    /// Message delays to learning, over seeds without a recovery: delays → seeds (Fast
+    /// Paxos) or commands (Generalized Paxos).
     pub fast: BTreeMap<u32, u64>,
     /// The same over seeds with a recovery.
     pub recovering: BTreeMap<u32, u64>,
@@ -41,6 +45,7 @@ pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
     ] {
         for clients in [1, 3] {
             let mut row = LatencyRow {
+                protocol: "fast",
                 rule: name,
                 collapsed,
                 clients,
@@ -76,5 +81,47 @@ pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
             rows.push(row);
         }
     }
+    for clients in [1, 3] {
+        rows.push(generalized(seeds, clients)?);
+    }
     Ok(rows)
+}
+
+/// Generalized Paxos (3 acceptors, 1 leader, clients issuing 4 random reads and writes of two
+/// registers each): delays per command, split by whether the seed needed a recovery.
+fn generalized(seeds: u64, clients: usize) -> Result<LatencyRow, String> {
+    let mut row = LatencyRow {
+        protocol: "generalized",
+        rule: "coordinated",
+        collapsed: false,
+        clients,
+        seeds,
+        collided: 0,
+        recovered: 0,
+        fast: BTreeMap::new(),
+        recovering: BTreeMap::new(),
+        failing: 0,
+    };
+    for seed in 0..seeds {
+        let cfg = GenSimConfig {
+            leaders: 1,
+            clients,
+            faults: Faults::NONE,
+            ..Default::default()
+        };
+        let (report, _, outcome) = GenSim::new(cfg, seed)?.run_measured();
+        row.failing += report.violation.is_some() as u64;
+        let recovered = outcome.recoveries > 0;
+        row.collided += recovered as u64;
+        row.recovered += recovered as u64;
+        let bucket = if recovered {
+            &mut row.recovering
+        } else {
+            &mut row.fast
+        };
+        for (d, n) in outcome.delays {
+            *bucket.entry(d).or_default() += n;
+        }
+    }
+    Ok(row)
 }
