@@ -119,6 +119,32 @@ fn acceptor_refuses_rounds_below_its_promise() {
             }
         )]
     );
+    // A prepare below the promise is refused; the same one again is promised again, without a
+    // second write.
+    let fx = a.on_message(COORD, Message::Prepare { round: low });
+    assert_eq!(
+        sent(&fx),
+        vec![(
+            COORD,
+            Message::Nack {
+                round: low,
+                promised: high
+            }
+        )]
+    );
+    let fx = a.on_message(2, Message::Prepare { round: high });
+    assert!(fx.persist.is_empty());
+    assert_eq!(
+        sent(&fx),
+        vec![(
+            2,
+            Message::Promise {
+                round: high,
+                vote: None
+            }
+        )]
+    );
+    assert_eq!(a.id(), 101);
     // An Any below the promise opens no fast round.
     assert!(a
         .on_message(COORD, any(low, Recovery::Coordinated))
@@ -520,4 +546,44 @@ fn a_learner_that_knows_answers_queries_and_a_learner_that_asks_adopts_the_answe
         asks.on_timer(Timer::Query).is_empty(),
         "no more queries once learned"
     );
+}
+
+#[test]
+fn a_waiting_proposal_gets_one_rounds_vote_only() {
+    let mut a = acceptor(101, 4);
+    a.on_message(CLIENT, propose("early"));
+    let r1 = Round::new(1, COORD);
+    let fx = a.on_message(COORD, any(r1, Recovery::Coordinated));
+    assert_eq!(fx.persist, vec![Persist::Voted(vote(r1, true, "early"))]);
+    // A later fast round does not vote for it again by itself: it waits for a proposal.
+    let r2 = Round::new(2, COORD);
+    assert!(a
+        .on_message(COORD, any(r2, Recovery::Coordinated))
+        .is_empty());
+    let fx = a.on_message(CLIENT, propose("late"));
+    assert_eq!(fx.persist, vec![Persist::Voted(vote(r2, true, "late"))]);
+}
+
+#[test]
+fn a_peer_vote_in_a_step_without_successor_is_refused() {
+    let mut a = acceptor(101, 4);
+    let r = Round::new(1, COORD);
+    a.on_message(COORD, any(r, Recovery::Uncoordinated));
+    a.on_message(CLIENT, propose("x"));
+    let last = Round {
+        step: u32::MAX,
+        ..r
+    };
+    for peer in 102..=104 {
+        let fx = a.on_message(
+            peer,
+            Message::Accepted {
+                vote: vote(last, true, "y"),
+            },
+        );
+        assert!(
+            fx.is_empty(),
+            "a bad peer's vote neither panics nor moves the acceptor"
+        );
+    }
 }

@@ -145,7 +145,7 @@ fn paxos_commit_recovery_ignoring_votes_is_caught_within_50_seeds() {
 }
 
 /// A learner that counts a fast quorum one too small learns a value no quorum chose: seed 1
-/// with 5 acceptors (Qf 4 counted as 3), and 229 of the first 500 seeds.
+/// with 5 acceptors (Qf 4 counted as 3), and 228 of the first 500 seeds.
 #[test]
 fn fast_quorum_too_small_is_caught_within_20_seeds() {
     catch(Protocol::Fast, PlantedBug::FastQuorumTooSmall, 20);

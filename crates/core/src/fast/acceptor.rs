@@ -107,7 +107,8 @@ impl<V: Value> Acceptor<V> {
                 if round >= self.state.promised && !self.state.voted_at_or_above(round) {
                     self.any = Some((round, recovery));
                     self.heard.retain(|r, _| round.same_lineage(*r));
-                    if let Some(value) = self.pending.clone() {
+                    // The waiting proposal gets this round's vote, and only this round's.
+                    if let Some(value) = self.pending.take() {
                         self.vote(round, true, value, &mut fx);
                     }
                 }
@@ -197,7 +198,9 @@ impl<V: Value> Acceptor<V> {
 
     fn on_peer_vote(&mut self, from: NodeId, vote: Vote<V>, fx: &mut FastEffects<V>) {
         let member = self.cfg.quorum.members().contains(&from);
-        if !member || !vote.fast || !self.uncoordinated(vote.round) {
+        // A step with no successor cannot be recovered from; only a bad peer sends one.
+        let last_step = vote.round.step == u32::MAX;
+        if !member || !vote.fast || last_step || !self.uncoordinated(vote.round) {
             return;
         }
         self.heard

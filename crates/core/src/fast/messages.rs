@@ -40,12 +40,15 @@ impl Round {
         }
     }
 
-    /// The recovery round right after this one.
+    /// The recovery round right after this one. Callers make sure there is one: a step of
+    /// `u32::MAX` would take four billion recoveries of one round, and a peer's claim of one
+    /// is refused before it gets here.
     pub fn next_step(self) -> Round {
-        Round {
-            step: self.step + 1,
-            ..self
-        }
+        let step = self
+            .step
+            .checked_add(1)
+            .expect("a round's recovery steps ran out");
+        Round { step, ..self }
     }
 
     /// True when `later` is one of this prepared round's recovery steps (or itself).

@@ -10,6 +10,13 @@
 //!   "possibly chosen" when (votes for v in Q) + (acceptors outside Q) ≥ Qf. The fast quorum
 //!   condition (Qc + 2·Qf > 2N) makes at most one v possibly chosen, and that v must be picked.
 //!   If none is, no value was chosen in k (nor, by induction, below it) and the choice is free.
+//!
+//! One step leans on how fast rounds are opened. When k is fast and its one voted value v cannot
+//! have been chosen, the rule answers `Free` (suggesting v) where Lamport's picks v. That is safe
+//! because a fast round is only ever opened by `Any`, which a coordinator sends only when its own
+//! rule left the choice free, or is an uncoordinated recovery step after a collision that ruled
+//! out every value: either way nothing was chosen below k. A fast round opened with a fixed value
+//! would break that and must not be added without changing this rule.
 
 use super::messages::{Value, Vote};
 use crate::ballot::NodeId;
@@ -32,15 +39,16 @@ pub fn pick<V: Value>(
     reports: &BTreeMap<NodeId, Option<Vote<V>>>,
     bug: Option<PlantedBug>,
 ) -> Pick<V> {
-    let Some(k) = reports.values().flatten().map(|v| v.round).max() else {
-        return Pick::Free(None);
-    };
-    let in_k: Vec<&Vote<V>> = reports
+    // Only members' votes count, for k as for everything else.
+    let votes: Vec<&Vote<V>> = reports
         .iter()
         .filter(|(id, _)| quorum.members().contains(id))
         .filter_map(|(_, v)| v.as_ref())
-        .filter(|v| v.round == k)
         .collect();
+    let Some(k) = votes.iter().map(|v| v.round).max() else {
+        return Pick::Free(None);
+    };
+    let in_k: Vec<&Vote<V>> = votes.into_iter().filter(|v| v.round == k).collect();
     let Some(first) = in_k.first() else {
         return Pick::Free(None);
     };
@@ -151,6 +159,15 @@ mod tests {
         ]);
         // b: 1 + 2 outside = 3 < 4: free.
         assert_eq!(pick(&q(5), &r, None), Pick::Free(Some("b".into())));
+    }
+
+    #[test]
+    fn a_non_member_cannot_hide_the_members_votes() {
+        // A report from outside the membership with a higher round must not make k a round
+        // no member voted in.
+        let mut r = reports(&[(1, vote(1, false, "a")), (2, None), (3, None)]);
+        r.insert(99, vote(7, true, "z"));
+        assert_eq!(pick(&q(5), &r, None), Pick::Constrained("a".into()));
     }
 
     #[test]
