@@ -369,10 +369,11 @@ impl<C: Cast> CastSim<C> {
         self.world.queue.push(at, Event::Restart { node: id });
     }
 
-    /// Carries out one step's effects: records first (a process dying mid-step keeps only a
-    /// prefix of them and does nothing else), then timers, outputs, and messages. Every record
-    /// of the step is durable before anything else of it happens here, so messages held for
-    /// the sync leave with the rest.
+    /// Carries out one step's effects: records first, then timers, outputs, and messages. A
+    /// process dying in the middle of the step keeps only a prefix of its records, and of its
+    /// messages only those free to leave before the sync go out. Otherwise every record of the
+    /// step is durable before anything else of it happens here, so messages held for the sync
+    /// leave with the rest.
     fn apply(
         &mut self,
         id: NodeId,
@@ -391,6 +392,13 @@ impl<C: Cast> CastSim<C> {
             self.cast.persisted(id, record, &mut node.disk, now)?;
         }
         if dying {
+            // Messages free to leave at once may be out before the sync that the crash cut
+            // short; those held for it never leave.
+            for o in fx.send {
+                if o.to != id {
+                    self.transmit(id, o.to, o.msg, hops);
+                }
+            }
             self.crash(id, true);
             return Ok(());
         }
@@ -421,31 +429,34 @@ impl<C: Cast> CastSim<C> {
                 .output(id, proc, out, hops.map(|h| h.saturating_sub(1)), now)?;
         }
         for o in fx.send.into_iter().chain(fx.send_after_sync) {
-            let (to, msg) = (o.to, o.msg);
-            if to == id {
+            if o.to == id {
                 // A process handing itself what waited for its sync: no network involved.
                 let ev = Event::Deliver {
                     from: id,
-                    to,
-                    msg,
+                    to: id,
+                    msg: o.msg,
                     hops,
                 };
                 self.world.queue.push(now, ev);
                 continue;
             }
-            self.world.send(
-                id,
-                to,
-                msg,
-                |m| format!("{m:?}"),
-                |msg| Event::Deliver {
-                    from: id,
-                    to,
-                    msg,
-                    hops,
-                },
-            );
+            self.transmit(id, o.to, o.msg, hops);
         }
         Ok(())
+    }
+
+    fn transmit(&mut self, from: NodeId, to: NodeId, msg: C::Msg, hops: Option<u32>) {
+        self.world.send(
+            from,
+            to,
+            msg,
+            |m| format!("{m:?}"),
+            |msg| Event::Deliver {
+                from,
+                to,
+                msg,
+                hops,
+            },
+        );
     }
 }

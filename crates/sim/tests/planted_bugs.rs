@@ -145,14 +145,14 @@ fn paxos_commit_recovery_ignoring_votes_is_caught_within_50_seeds() {
 }
 
 /// A learner that counts a fast quorum one too small learns a value no quorum chose: seed 1
-/// with 5 acceptors (Qf 4 counted as 3), and 228 of the first 500 seeds.
+/// with 5 acceptors (Qf 4 counted as 3), and 227 of the first 500 seeds.
 #[test]
 fn fast_quorum_too_small_is_caught_within_20_seeds() {
     catch(Protocol::Fast, PlantedBug::FastQuorumTooSmall, 20);
 }
 
 /// Recovery that proposes another colliding value than the possibly chosen one needs a fast
-/// round that chose with a dissenting vote and a later phase 1 that sees both: seed 0, and 62
+/// round that chose with a dissenting vote and a later phase 1 that sees both: seed 0, and 65
 /// of the first 500 seeds.
 #[test]
 fn fast_recovery_picking_an_unsafe_value_is_caught_within_50_seeds() {
@@ -160,7 +160,7 @@ fn fast_recovery_picking_an_unsafe_value_is_caught_within_50_seeds() {
 }
 
 /// Nodes that take a read and a write of one register to commute learn histories that order
-/// them differently, or more than the true relation lets any quorum choose: seed 0, and 194 of
+/// them differently, or more than the true relation lets any quorum choose: seed 0, and 198 of
 /// the first 300 seeds with 3 acceptors.
 #[test]
 fn generalized_conflicts_taken_to_commute_are_caught_within_10_seeds() {
