@@ -97,6 +97,8 @@ pub struct BasicCast {
     votes: HashMap<Ballot, (String, BTreeSet<NodeId>)>,
     chosen: Option<String>,
     knows: BTreeMap<NodeId, String>,
+    /// Message delays from a proposer's first Prepare to the first learner learning.
+    delays: Option<u32>,
 }
 
 /// One simulated single-decree run.
@@ -128,6 +130,7 @@ impl BasicSim {
             votes: HashMap::new(),
             chosen: None,
             knows: BTreeMap::new(),
+            delays: None,
             cfg,
         };
         Ok(BasicSim {
@@ -136,10 +139,17 @@ impl BasicSim {
     }
 
     /// Runs to completion (or to the first violation).
-    pub fn run(mut self) -> (RunReport, Vec<TraceEvent>) {
+    pub fn run(self) -> (RunReport, Vec<TraceEvent>) {
+        let (report, trace, _) = self.run_measured();
+        (report, trace)
+    }
+
+    /// Runs, and also returns the message delays from a proposer's first Prepare to the first
+    /// learner learning (when the decision descends from a proposal, not a retry).
+    pub fn run_measured(mut self) -> (RunReport, Vec<TraceEvent>, Option<u32>) {
         let (mut report, trace) = self.sim.run();
         report.stats.decisions = self.sim.cast.chosen.is_some() as u64;
-        (report, trace)
+        (report, trace, self.sim.cast.delays)
     }
 }
 
@@ -232,15 +242,14 @@ impl Cast for BasicCast {
     }
 
     fn start(proc: &mut Role) -> (BasicEffects<String>, Option<u32>) {
-        let fx = match proc {
+        match proc {
             Role::Proposer(p) => {
                 let value = Self::value_of(p.id());
-                p.propose(value)
+                (p.propose(value), Some(1))
             }
-            Role::Learner(l) => l.start(),
-            Role::Acceptor(_) => BasicEffects::new(),
-        };
-        (fx, None)
+            Role::Learner(l) => (l.start(), None),
+            Role::Acceptor(_) => (BasicEffects::new(), None),
+        }
     }
 
     fn deliver(proc: &mut Role, from: NodeId, msg: Message<String>) -> BasicEffects<String> {
@@ -282,10 +291,14 @@ impl Cast for BasicCast {
         node: NodeId,
         _proc: &Role,
         out: Output<String>,
-        _hops: Option<u32>,
+        hops: Option<u32>,
         now: u64,
     ) -> Result<(), Violation> {
         let Output::Chosen(value) = out;
+        let learner = node > LEARNER_BASE;
+        if learner && self.knows.keys().all(|&k| k <= LEARNER_BASE) {
+            self.delays = hops;
+        }
         if self.chosen.as_deref() != Some(value.as_str()) {
             return Err(Violation {
                 check: "agreement",

@@ -2,6 +2,7 @@
 //! learning, counted hop by hop in fault-free runs of Fast and Generalized Paxos.
 
 use super::{FastSim, FastSimConfig};
+use crate::basic::{BasicSim, BasicSimConfig};
 use crate::faults::Faults;
 use crate::generalized::{GenSim, GenSimConfig};
 use serde::Serialize;
@@ -11,7 +12,7 @@ use synod_core::fast::Recovery;
 /// One row: a recovery rule and a number of racing clients.
 #[derive(Clone, Debug, Serialize)]
 pub struct LatencyRow {
-    /// "fast" or "generalized".
+    /// "basic", "fast" or "generalized".
     pub protocol: &'static str,
     /// "coordinated" or "uncoordinated".
     pub rule: &'static str,
@@ -38,6 +39,9 @@ pub struct LatencyRow {
 /// clients, under each recovery rule, and with collapsed roles under uncoordinated recovery.
 pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
     let mut rows = Vec::new();
+    for proposers in [1, 3] {
+        rows.push(basic(seeds, proposers)?);
+    }
     for (recovery, name, collapsed) in [
         (Recovery::Coordinated, "coordinated", false),
         (Recovery::Uncoordinated, "uncoordinated", false),
@@ -85,6 +89,38 @@ pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
         rows.push(generalized(seeds, clients)?);
     }
     Ok(rows)
+}
+
+/// Basic Paxos (5 acceptors, 2 learners, `proposers` proposing at once): delays from a
+/// proposer's first Prepare, phase 1 included; "recovered" counts seeds in which the decision
+/// came through a retry (duelling proposers), whose delays are not counted.
+fn basic(seeds: u64, proposers: usize) -> Result<LatencyRow, String> {
+    let mut row = LatencyRow {
+        protocol: "basic",
+        rule: "-",
+        collapsed: false,
+        clients: proposers,
+        seeds,
+        collided: 0,
+        recovered: 0,
+        fast: BTreeMap::new(),
+        recovering: BTreeMap::new(),
+        failing: 0,
+    };
+    for seed in 0..seeds {
+        let cfg = BasicSimConfig {
+            proposers,
+            faults: Faults::NONE,
+            ..Default::default()
+        };
+        let (report, _, delays) = BasicSim::new(cfg, seed)?.run_measured();
+        row.failing += report.violation.is_some() as u64;
+        match delays {
+            Some(d) => *row.fast.entry(d).or_default() += 1,
+            None => row.recovered += 1,
+        }
+    }
+    Ok(row)
 }
 
 /// Generalized Paxos (3 acceptors, 1 leader, clients issuing 4 random reads and writes of two
