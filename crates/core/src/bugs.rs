@@ -55,11 +55,14 @@ pub enum PlantedBug {
     RecoveryPicksUnsafe,
     /// Generalized Paxos: nodes take a read and a write of one register to commute.
     ConflictsCommute,
+    /// Generalized Paxos: an acceptor tells a client its command is done once it holds it,
+    /// before any quorum chose it.
+    DoneBeforeChosen,
 }
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 20] = [
+    pub const ALL: [PlantedBug; 21] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -80,6 +83,7 @@ impl PlantedBug {
         PlantedBug::FastQuorumTooSmall,
         PlantedBug::RecoveryPicksUnsafe,
         PlantedBug::ConflictsCommute,
+        PlantedBug::DoneBeforeChosen,
     ];
 
     /// The protocols (as `synod sim --protocol` names them) in which this bug is planted.
@@ -89,7 +93,7 @@ impl PlantedBug {
             PlantedBug::UncertainParticipantAborts => &["2pc"],
             PlantedBug::RecoveryIgnoresVotes => &["paxos-commit"],
             PlantedBug::FastQuorumTooSmall | PlantedBug::RecoveryPicksUnsafe => &["fast"],
-            PlantedBug::ConflictsCommute => &["generalized"],
+            PlantedBug::ConflictsCommute | PlantedBug::DoneBeforeChosen => &["generalized"],
             _ => &["multi"],
         }
     }
@@ -129,6 +133,9 @@ impl PlantedBug {
             PlantedBug::ConflictsCommute => {
                 "Generalized Paxos takes a read and a write of one register to commute"
             }
+            PlantedBug::DoneBeforeChosen => {
+                "a Generalized Paxos acceptor acknowledges a command before it is chosen"
+            }
         }
     }
 
@@ -155,6 +162,7 @@ impl PlantedBug {
             PlantedBug::FastQuorumTooSmall => "fast-quorum-too-small",
             PlantedBug::RecoveryPicksUnsafe => "recovery-picks-unsafe",
             PlantedBug::ConflictsCommute => "conflicts-commute",
+            PlantedBug::DoneBeforeChosen => "done-before-chosen",
         }
     }
 }

@@ -33,6 +33,7 @@ fn acceptor(id: NodeId) -> Acceptor {
         quorum: quorum(),
         learners: vec![LEARNER],
         relation: rel(),
+        bug: None,
     };
     Acceptor::recover(cfg, AcceptorState::default())
 }

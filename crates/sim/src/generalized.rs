@@ -111,6 +111,10 @@ pub struct GenCast {
     finished: BTreeMap<NodeId, bool>,
     /// Commands some learner has learned, and what the run measured.
     first_learned: BTreeSet<Command>,
+    /// When each client heard its command was done, and when it first proposed each command
+    /// (a client's first command counts as proposed at time 0).
+    done_at: BTreeMap<Command, u64>,
+    proposed_at: BTreeMap<Command, u64>,
     outcome: GenOutcome,
 }
 
@@ -174,6 +178,8 @@ impl GenSim {
             learned: BTreeMap::new(),
             finished: BTreeMap::new(),
             first_learned: BTreeSet::new(),
+            done_at: BTreeMap::new(),
+            proposed_at: BTreeMap::new(),
             outcome: GenOutcome::default(),
             cfg,
         };
@@ -249,8 +255,8 @@ impl GenCast {
         }
         match self.chosen.lub(&chosen, &Registers) {
             Some(l) => {
-                self.chosen = l;
-                Ok(())
+                let before = std::mem::replace(&mut self.chosen, l);
+                self.check_real_time(&before, now)
             }
             None => Err(Violation {
                 check: "agreement",
@@ -261,6 +267,39 @@ impl GenCast {
                 ),
             }),
         }
+    }
+
+    /// Real-time order, the linearizability of this world's clients: a command a client heard
+    /// was done before another client proposed a conflicting one must come first in what was
+    /// chosen, since the second could only have read or overwritten the first's effect. Checked
+    /// for every command that just joined the chosen history.
+    fn check_real_time(&self, before: &CStruct, now: u64) -> Result<(), Violation> {
+        let pos = |c: &Command| self.chosen.commands().iter().position(|x| x == c);
+        for b in self
+            .chosen
+            .commands()
+            .iter()
+            .filter(|c| !before.contains(c))
+        {
+            let proposed = self.proposed_at.get(b).copied().unwrap_or(0);
+            for (a, &done) in &self.done_at {
+                if done >= proposed || !Registers.conflict(&a.op, &b.op) {
+                    continue;
+                }
+                if !matches!((pos(a), pos(b)), (Some(pa), Some(pb)) if pa < pb) {
+                    return Err(Violation {
+                        check: "real-time order",
+                        at: now,
+                        detail: format!(
+                            "{a:?} was done at t={done}, before {b:?} was proposed at \
+                             t={proposed}, yet the chosen history {} does not put it first",
+                            self.chosen
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A node's learned history grew to `h`: it must extend what it learned before, be
@@ -329,6 +368,7 @@ impl Cast for GenCast {
                 quorum,
                 learners,
                 relation: rel,
+                bug: self.cfg.bug,
             };
             Role::Acceptor(Acceptor::recover(cfg, disk.acceptor.clone()))
         } else if id < CLIENT_BASE {
@@ -418,9 +458,17 @@ impl Cast for GenCast {
                 }
                 self.confirm(id, h, now)
             }
-            Output::Done(_) => {
-                if matches!(proc, Role::Client(c) if c.finished()) {
-                    self.finished.insert(id, true);
+            Output::Done(cmd) => {
+                self.done_at.entry(cmd).or_insert(now);
+                if let Role::Client(c) = proc {
+                    match c.current() {
+                        Some(next) => {
+                            self.proposed_at.entry(next).or_insert(now);
+                        }
+                        None => {
+                            self.finished.insert(id, true);
+                        }
+                    }
                 }
                 Ok(())
             }

@@ -5,6 +5,7 @@ use super::cstruct::CStruct;
 use super::messages::{GenEffects, Message, Persist, Round};
 use super::relation::{Command, Relation};
 use crate::ballot::NodeId;
+use crate::bugs::PlantedBug;
 use crate::quorum::FastQuorum;
 use std::sync::Arc;
 
@@ -45,6 +46,8 @@ pub struct AcceptorConfig {
     pub learners: Vec<NodeId>,
     /// Which commands conflict.
     pub relation: Arc<dyn Relation>,
+    /// A bug planted on purpose (simulator tests only).
+    pub bug: Option<PlantedBug>,
 }
 
 /// A Generalized Paxos acceptor.
@@ -117,8 +120,11 @@ impl Acceptor {
         match self.state.vote.clone() {
             Some((round, mut h)) if round >= self.state.promised => {
                 if !h.contains(&cmd) {
-                    h.append(cmd);
+                    h.append(cmd.clone());
                     self.vote(round, h, fx);
+                    if self.cfg.bug == Some(PlantedBug::DoneBeforeChosen) {
+                        fx.send(cmd.client, Message::Done { cmd });
+                    }
                 }
             }
             other => {

@@ -97,6 +97,7 @@ impl Script {
                 quorum: quorum.clone(),
                 learners: LEARNERS.to_vec(),
                 relation: rel.clone(),
+                bug: None,
             };
             let a = Acceptor::recover(cfg, AcceptorState::default());
             s.procs.insert(id, Proc::Acceptor(a));
