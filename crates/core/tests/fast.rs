@@ -587,3 +587,66 @@ fn a_peer_vote_in_a_step_without_successor_is_refused() {
         );
     }
 }
+
+#[test]
+fn peer_votes_outside_an_announced_uncoordinated_round_are_ignored() {
+    // N = 5 (Qf 4): a, a, b, b from four peers make a certain collision. Still, an acceptor
+    // never told the round is uncoordinated must not vote in its next step (that round's
+    // coordinator may run it classic).
+    let split = [(102, "a"), (103, "a"), (104, "b"), (105, "b")];
+    let r = Round::new(1, COORD);
+    let mut a = acceptor(101, 5);
+    for (peer, v) in split {
+        assert!(a
+            .on_message(
+                peer,
+                Message::Accepted {
+                    vote: vote(r, true, v)
+                }
+            )
+            .is_empty());
+    }
+    // Nor when told it is coordinated.
+    let mut b = acceptor(101, 5);
+    b.on_message(COORD, any(r, Recovery::Coordinated));
+    for (peer, v) in split {
+        assert!(b
+            .on_message(
+                peer,
+                Message::Accepted {
+                    vote: vote(r, true, v)
+                }
+            )
+            .is_empty());
+    }
+    // Classic votes and votes from outside the membership do not count either.
+    let mut c = acceptor(101, 5);
+    c.on_message(COORD, any(r, Recovery::Uncoordinated));
+    for (peer, v) in split {
+        let classic = vote(r, false, v);
+        assert!(c
+            .on_message(peer, Message::Accepted { vote: classic })
+            .is_empty());
+        let stranger = Message::Accepted {
+            vote: vote(r, true, v),
+        };
+        assert!(c.on_message(peer + 800, stranger).is_empty());
+    }
+    // The same votes, fast, from members, in an announced uncoordinated round: it recovers.
+    let fx = (102..=105)
+        .zip(["a", "a", "b", "b"])
+        .map(|(peer, v)| {
+            c.on_message(
+                peer,
+                Message::Accepted {
+                    vote: vote(r, true, v),
+                },
+            )
+        })
+        .last()
+        .expect("four votes");
+    assert_eq!(
+        fx.persist,
+        vec![Persist::Voted(vote(r.next_step(), true, "a"))]
+    );
+}
