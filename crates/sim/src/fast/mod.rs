@@ -221,6 +221,8 @@ impl FastSim {
         let (mut report, trace) = self.sim.run();
         let cast = self.sim.cast;
         report.stats.decisions = cast.chosen.is_some() as u64;
+        // A client's operation is its proposal; it completes when the client hears the decision.
+        report.stats.ops = cast.knows.keys().filter(|&&k| k > CLIENT_BASE).count() as u64;
         let mut outcome = cast.outcome;
         outcome.chosen = cast.chosen;
         (report, trace, outcome)
