@@ -542,6 +542,10 @@ fn a_learner_that_knows_answers_queries_and_a_learner_that_asks_adopts_the_answe
         sent(&fx),
         vec![(CLIENT, Message::Chosen { value: "x".into() })]
     );
+    // Hearing it again, from anyone, changes nothing and tells nobody twice.
+    let again = asks.on_message(COORD, Message::Chosen { value: "x".into() });
+    assert!(again.is_empty());
+    assert_eq!(asks.id(), 202);
     assert!(
         asks.on_timer(Timer::Query).is_empty(),
         "no more queries once learned"
