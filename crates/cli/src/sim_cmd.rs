@@ -30,8 +30,9 @@ pub struct SimArgs {
     /// Compare protocols over the same seeds and fault classes instead of running one:
     /// `commit` runs 2pc, 3pc and paxos-commit (each for --seeds seeds, default 1000) and
     /// prints what each decided, blocked and split, and what each costs without faults;
-    /// `latency` counts Fast Paxos's message delays from proposal to learning, with and
-    /// without collisions, under each recovery rule (--seeds seeds per row).
+    /// `latency` counts message delays from proposal to learning, hop by hop, in fault-free
+    /// runs of Basic, Fast (each recovery rule, with and without collisions) and Generalized
+    /// Paxos (--seeds seeds per row).
     #[arg(long, conflicts_with_all = ["seed", "bug", "trace"])]
     compare: Option<CompareWhat>,
     /// How many seeds to run.
@@ -81,7 +82,7 @@ pub struct SimArgs {
 enum CompareWhat {
     /// 2PC, 3PC and Paxos Commit.
     Commit,
-    /// Message delays of Fast Paxos, fast path and recoveries.
+    /// Message delays of Basic, Fast and Generalized Paxos, with and without collisions.
     Latency,
 }
 
