@@ -191,6 +191,8 @@ mod tests {
         .map(|(i, op)| cmd(i as u64 + 1, op))
         .collect();
         let a = h(&[&c[0], &c[1], &c[2], &c[3], &c[4], &c[5]]);
+        assert!(!a.is_empty() && CStruct::new().is_empty());
+        assert_eq!(a.len(), 6);
         let b = h(&[&c[0], &c[1], &c[4], &c[2], &c[3], &c[5]]);
         assert!(a.equivalent(&b, &Registers));
         // Swapping 3:Write(B) and 4:Read(B) is another history.
