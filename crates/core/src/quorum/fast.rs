@@ -222,6 +222,31 @@ mod tests {
     }
 
     #[test]
+    fn phases_use_classic_quorums_and_fast_rounds_fast_ones() {
+        // N = 5: Qc = 3, Qf = 4.
+        let q = FastQuorum::majority(&members(5)).unwrap();
+        let (two, three, four): (BTreeSet<NodeId>, BTreeSet<NodeId>, BTreeSet<NodeId>) =
+            ([1, 2].into(), [1, 2, 3].into(), [1, 2, 3, 4].into());
+        for (set, classic, fast) in [
+            (&two, false, false),
+            (&three, true, false),
+            (&four, true, true),
+        ] {
+            assert_eq!(q.is_phase1_quorum(set), classic, "{set:?}");
+            assert_eq!(q.is_phase2_quorum(set), classic, "{set:?}");
+            assert_eq!(q.is_quorum(set, false), classic, "{set:?}");
+            assert_eq!(q.is_fast_quorum(set), fast, "{set:?}");
+            assert_eq!(q.is_quorum(set, true), fast, "{set:?}");
+        }
+        // Non-members count for nothing.
+        let strangers: BTreeSet<NodeId> = [7, 8, 9, 10].into();
+        assert!(!q.is_fast_quorum(&strangers) && !q.is_phase2_quorum(&strangers));
+        // Systems without fast rounds have no fast quorums.
+        let classic = crate::quorum::Quorum::majority(&members(5)).unwrap();
+        assert!(!classic.is_fast_quorum(&four));
+    }
+
+    #[test]
     fn three_quarters_is_unsafe_for_five() {
         let err = FastQuorum::new(&members(5), 3, 3).unwrap_err();
         assert_eq!(
