@@ -324,7 +324,7 @@ fn compare_commit(seeds: u64, participants: usize, json: bool) -> Result<Outcome
 
 /// `--compare latency`: Fast Paxos's message delays, counted hop by hop from runs.
 fn compare_latency(seeds: u64, json: bool) -> Result<Outcome> {
-    let rows = synod_sim::fast::latency::compare(seeds).map_err(anyhow::Error::msg)?;
+    let rows = synod_sim::latency::compare(seeds).map_err(anyhow::Error::msg)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(Outcome::Ok);

@@ -15,6 +15,7 @@ pub mod flow;
 pub mod generalized;
 pub mod history;
 pub mod kv;
+pub mod latency;
 pub mod multi;
 pub mod net;
 pub mod queue;

@@ -1,7 +1,7 @@
 //! Fast Paxos in the simulator: safe and live under every fault for every cluster size, and the
 //! seed's message-delay claims counted from runs.
 
-use synod_sim::fast::latency::compare;
+use synod_sim::latency::compare;
 use synod_sim::{run_many, Faults, Protocol, SimOptions};
 
 #[test]

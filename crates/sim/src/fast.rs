@@ -6,8 +6,6 @@
 //! learner learning: the figure the seed's charts claim (2 on the fast path, 3 with
 //! uncoordinated recovery, 4 with coordinated recovery).
 
-pub mod latency;
-
 use crate::cast::{Cast, CastEffects, CastSim, Timing};
 use crate::faults::Faults;
 use crate::net::NetConfig;

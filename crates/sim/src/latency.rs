@@ -1,8 +1,8 @@
 //! `synod sim --compare latency`: message delays from a client's proposal to the first learner
 //! learning, counted hop by hop in fault-free runs of Fast and Generalized Paxos.
 
-use super::{FastSim, FastSimConfig};
 use crate::basic::{BasicSim, BasicSimConfig};
+use crate::fast::{FastSim, FastSimConfig};
 use crate::faults::Faults;
 use crate::generalized::{GenSim, GenSimConfig};
 use serde::Serialize;
