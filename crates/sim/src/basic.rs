@@ -1,7 +1,7 @@
 //! The single-decree world: separate proposers, acceptors and learners under faults, with
 //! ground truth computed from every vote persisted.
 
-use crate::cast::{Cast, CastSim, Timing};
+use crate::cast::{learned_what_was_chosen, Cast, CastSim, Timing};
 use crate::faults::Faults;
 use crate::net::NetConfig;
 use crate::report::{RunReport, Violation};
@@ -299,16 +299,7 @@ impl Cast for BasicCast {
         if learner && self.knows.keys().all(|&k| k <= LEARNER_BASE) {
             self.delays = hops;
         }
-        if self.chosen.as_deref() != Some(value.as_str()) {
-            return Err(Violation {
-                check: "agreement",
-                at: now,
-                detail: format!(
-                    "node {node} learned {value}, but ground truth says {:?}",
-                    self.chosen
-                ),
-            });
-        }
+        learned_what_was_chosen(node, &value, self.chosen.as_deref(), now)?;
         self.knows.insert(node, value);
         Ok(())
     }

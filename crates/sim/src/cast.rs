@@ -95,6 +95,24 @@ pub trait Cast {
     }
 }
 
+/// The agreement check of a single-decree protocol: `node` says `value` is chosen, and ground
+/// truth (computed from every persisted vote) must have chosen exactly that.
+pub fn learned_what_was_chosen(
+    node: NodeId,
+    value: &str,
+    chosen: Option<&str>,
+    now: u64,
+) -> Result<(), Violation> {
+    if chosen == Some(value) {
+        return Ok(());
+    }
+    Err(Violation {
+        check: "agreement",
+        at: now,
+        detail: format!("node {node} learned {value}, but ground truth says {chosen:?}"),
+    })
+}
+
 /// The harness's timing.
 #[derive(Clone, Debug)]
 pub struct Timing {

@@ -6,7 +6,7 @@
 //! learner learning: the figure the seed's charts claim (2 on the fast path, 3 with
 //! uncoordinated recovery, 4 with coordinated recovery).
 
-use crate::cast::{Cast, CastEffects, CastSim, Timing};
+use crate::cast::{learned_what_was_chosen, Cast, CastEffects, CastSim, Timing};
 use crate::faults::Faults;
 use crate::net::NetConfig;
 use crate::report::{RunReport, Violation};
@@ -442,16 +442,7 @@ impl Cast for FastCast {
         now: u64,
     ) -> Result<(), Violation> {
         let Output::Chosen(value) = out;
-        if self.chosen.as_deref() != Some(value.as_str()) {
-            return Err(Violation {
-                check: "agreement",
-                at: now,
-                detail: format!(
-                    "node {node} learned {value}, but ground truth says {:?}",
-                    self.chosen
-                ),
-            });
-        }
+        learned_what_was_chosen(node, &value, self.chosen.as_deref(), now)?;
         let learners = self.learners();
         if learners.contains(&node) && self.knows.keys().all(|k| !learners.contains(k)) {
             self.outcome.delays = hops;

@@ -35,6 +35,29 @@ pub struct LatencyRow {
     pub failing: u64,
 }
 
+impl LatencyRow {
+    fn new(
+        protocol: &'static str,
+        rule: &'static str,
+        collapsed: bool,
+        clients: usize,
+        seeds: u64,
+    ) -> Self {
+        LatencyRow {
+            protocol,
+            rule,
+            collapsed,
+            clients,
+            seeds,
+            collided: 0,
+            recovered: 0,
+            fast: BTreeMap::new(),
+            recovering: BTreeMap::new(),
+            failing: 0,
+        }
+    }
+}
+
 /// Runs `seeds` fault-free seeds per row: 1 client (no collision possible) and 3 racing
 /// clients, under each recovery rule, and with collapsed roles under uncoordinated recovery.
 pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
@@ -48,18 +71,7 @@ pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
         (Recovery::Uncoordinated, "uncoordinated", true),
     ] {
         for clients in [1, 3] {
-            let mut row = LatencyRow {
-                protocol: "fast",
-                rule: name,
-                collapsed,
-                clients,
-                seeds,
-                collided: 0,
-                recovered: 0,
-                fast: BTreeMap::new(),
-                recovering: BTreeMap::new(),
-                failing: 0,
-            };
+            let mut row = LatencyRow::new("fast", name, collapsed, clients, seeds);
             for seed in 0..seeds {
                 let cfg = FastSimConfig {
                     coordinators: 1,
@@ -95,18 +107,7 @@ pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
 /// proposer's first Prepare, phase 1 included; "recovered" counts seeds in which the decision
 /// came through a retry (duelling proposers), whose delays are not counted.
 fn basic(seeds: u64, proposers: usize) -> Result<LatencyRow, String> {
-    let mut row = LatencyRow {
-        protocol: "basic",
-        rule: "-",
-        collapsed: false,
-        clients: proposers,
-        seeds,
-        collided: 0,
-        recovered: 0,
-        fast: BTreeMap::new(),
-        recovering: BTreeMap::new(),
-        failing: 0,
-    };
+    let mut row = LatencyRow::new("basic", "-", false, proposers, seeds);
     for seed in 0..seeds {
         let cfg = BasicSimConfig {
             proposers,
@@ -126,18 +127,7 @@ fn basic(seeds: u64, proposers: usize) -> Result<LatencyRow, String> {
 /// Generalized Paxos (3 acceptors, 1 leader, clients issuing 4 random reads and writes of two
 /// registers each): delays per command, split by whether the seed needed a recovery.
 fn generalized(seeds: u64, clients: usize) -> Result<LatencyRow, String> {
-    let mut row = LatencyRow {
-        protocol: "generalized",
-        rule: "coordinated",
-        collapsed: false,
-        clients,
-        seeds,
-        collided: 0,
-        recovered: 0,
-        fast: BTreeMap::new(),
-        recovering: BTreeMap::new(),
-        failing: 0,
-    };
+    let mut row = LatencyRow::new("generalized", "coordinated", false, clients, seeds);
     for seed in 0..seeds {
         let cfg = GenSimConfig {
             leaders: 1,

@@ -324,11 +324,10 @@ pub(super) fn non_conflicting() -> Drawn {
     s.drawn()
 }
 
-/// Two clients race; A1, A2 see V first, A3, A4 see W first: no value has a fast quorum. The
-/// leader, holding all four votes, picks by the rule and runs the next step as a classic round.
-pub(super) fn coordinated_recovery() -> Drawn {
-    let mut s = Script::separate(Recovery::Coordinated);
-    s.prepared_off_chart(LEADER);
+/// Two clients race after `leader` opened round 1 with `Any`: A1, A2 (or S1, S2) see V
+/// first, the other two W, so no value has a fast quorum; then everything settles.
+fn race_after_any(mut s: Script, leader: NodeId) -> Drawn {
+    s.prepared_off_chart(leader);
     s.step(|_, _, _| true); // Any
     s.clients_propose(&[CLIENT_V, CLIENT_W]);
     s.step(race(&[1, 2]));
@@ -336,25 +335,19 @@ pub(super) fn coordinated_recovery() -> Drawn {
     s.drawn()
 }
 
-/// The same race with uncoordinated recovery: each acceptor hears the others' votes, picks by
-/// the same rule, and votes in the next step on its own.
+/// The race with coordinated recovery: the leader, holding all four votes, picks by the rule
+/// and runs the next step as a classic round.
+pub(super) fn coordinated_recovery() -> Drawn {
+    race_after_any(Script::separate(Recovery::Coordinated), LEADER)
+}
+
+/// The race with uncoordinated recovery: each acceptor hears the others' votes, picks by the
+/// same rule, and votes in the next step on its own.
 pub(super) fn uncoordinated_recovery() -> Drawn {
-    let mut s = Script::separate(Recovery::Uncoordinated);
-    s.prepared_off_chart(LEADER);
-    s.step(|_, _, _| true); // Any
-    s.clients_propose(&[CLIENT_V, CLIENT_W]);
-    s.step(race(&[1, 2]));
-    s.settle();
-    s.drawn()
+    race_after_any(Script::separate(Recovery::Uncoordinated), LEADER)
 }
 
 /// Collapsed roles with uncoordinated recovery: servers are acceptors and learners.
 pub(super) fn collapsed() -> Drawn {
-    let mut s = Script::collapsed();
-    s.prepared_off_chart(acceptor_id(1));
-    s.step(|_, _, _| true); // Any
-    s.clients_propose(&[CLIENT_V, CLIENT_W]);
-    s.step(race(&[1, 2]));
-    s.settle();
-    s.drawn()
+    race_after_any(Script::collapsed(), acceptor_id(1))
 }
