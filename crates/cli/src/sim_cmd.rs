@@ -17,13 +17,16 @@ use synod_sim::{run_many, Faults, Protocol, SimOptions};
 #[derive(Args)]
 pub struct SimArgs {
     /// Protocol to simulate: `basic` (single decree, separate roles), `fast` (single-decree
-    /// Fast Paxos: 2 coordinators, acceptors, 2 learners and 3 clients racing), `multi`
+    /// Fast Paxos: 2 coordinators, acceptors, 2 learners and 3 clients racing), `fast-multi`
+    /// (Fast Multi-Paxos: servers that accept, learn and lead, and 3 clients proposing 4
+    /// commands each straight to the acceptors), `multi`
     /// (Multi-Paxos replicas serving key-value clients), `generalized` (Generalized Paxos: 2
     /// leaders, 3 acceptors, 2 learners, 3 clients reading and writing two registers), or an atomic-commit protocol: `2pc`,
     /// `3pc`, `paxos-commit` (a coordinator, participants, and for Paxos Commit 3 acceptors).
     #[arg(long, default_value = "multi")]
     protocol: Protocol,
-    /// Replicas (multi, default 5), acceptors (basic and fast, default 5; basic adds 3
+    /// Replicas (multi, default 5), servers (fast-multi, default 5), acceptors (basic and
+    /// fast, default 5; basic adds 3
     /// proposers and 2 learners; generalized, default 3), or participants (commit protocols, default 3, at most 9).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=15))]
     nodes: Option<u64>,

@@ -58,11 +58,14 @@ pub enum PlantedBug {
     /// Generalized Paxos: an acceptor tells a client its command is done once it holds it,
     /// before any quorum chose it.
     DoneBeforeChosen,
+    /// Fast Multi-Paxos: a new leader opens the fast round over slots its phase 1 found votes
+    /// in, instead of above them.
+    AnyOverVotedSlots,
 }
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 21] = [
+    pub const ALL: [PlantedBug; 22] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -84,6 +87,7 @@ impl PlantedBug {
         PlantedBug::RecoveryPicksUnsafe,
         PlantedBug::ConflictsCommute,
         PlantedBug::DoneBeforeChosen,
+        PlantedBug::AnyOverVotedSlots,
     ];
 
     /// The protocols (as `synod sim --protocol` names them) in which this bug is planted.
@@ -92,7 +96,10 @@ impl PlantedBug {
             PlantedBug::AcceptBelowPromise | PlantedBug::IgnorePromiseValues => &["basic", "multi"],
             PlantedBug::UncertainParticipantAborts => &["2pc"],
             PlantedBug::RecoveryIgnoresVotes => &["paxos-commit"],
-            PlantedBug::FastQuorumTooSmall | PlantedBug::RecoveryPicksUnsafe => &["fast"],
+            PlantedBug::FastQuorumTooSmall | PlantedBug::RecoveryPicksUnsafe => {
+                &["fast", "fast-multi"]
+            }
+            PlantedBug::AnyOverVotedSlots => &["fast-multi"],
             PlantedBug::ConflictsCommute | PlantedBug::DoneBeforeChosen => &["generalized"],
             _ => &["multi"],
         }
@@ -136,6 +143,9 @@ impl PlantedBug {
             PlantedBug::DoneBeforeChosen => {
                 "a Generalized Paxos acceptor acknowledges a command before it is chosen"
             }
+            PlantedBug::AnyOverVotedSlots => {
+                "a Fast Multi-Paxos leader opens the fast round over slots with votes"
+            }
         }
     }
 
@@ -163,6 +173,7 @@ impl PlantedBug {
             PlantedBug::RecoveryPicksUnsafe => "recovery-picks-unsafe",
             PlantedBug::ConflictsCommute => "conflicts-commute",
             PlantedBug::DoneBeforeChosen => "done-before-chosen",
+            PlantedBug::AnyOverVotedSlots => "any-over-voted-slots",
         }
     }
 }

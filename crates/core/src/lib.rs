@@ -11,6 +11,7 @@
 //! - [`effects`]: the output of every step, and the persist-before-send contract.
 //! - [`basic`]: single-decree Paxos with separate proposer, acceptor and learner roles.
 //! - [`fast`]: single-decree Fast Paxos: fast rounds, collisions, both recoveries.
+//! - [`fast_multi`]: Fast Multi-Paxos: a log whose commands skip the leader when they do not collide.
 //! - [`generalized`]: Generalized Paxos: command histories, commuting commands, conflicts.
 //! - [`multi`]: Multi-Paxos for state machine replication, roles collapsed into one replica.
 //! - [`commit`]: atomic commit: 2PC, 3PC and Paxos Commit, the foils and the fix.
@@ -22,6 +23,7 @@ pub mod commit;
 pub mod effects;
 pub mod encode;
 pub mod fast;
+pub mod fast_multi;
 pub mod generalized;
 pub mod multi;
 pub mod quorum;

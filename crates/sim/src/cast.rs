@@ -83,6 +83,15 @@ pub trait Cast {
     fn decision(_out: &Self::Out) -> Option<String> {
         None
     }
+    /// The log slot a decision is in (single-decree protocols have only slot 0).
+    fn decision_slot(_out: &Self::Out) -> u64 {
+        0
+    }
+    /// True when the fault world may crash `id` (clients whose history is checked may not: a
+    /// client that forgot what it finished would do it again).
+    fn may_crash(&self, _id: NodeId) -> bool {
+        true
+    }
     /// `id` booted again: forget what it claimed before.
     fn rebooted(&mut self, id: NodeId);
     /// True once everything the protocol promises after faults stop has happened.
@@ -314,7 +323,7 @@ impl<C: Cast> CastSim<C> {
                     let live: Vec<NodeId> = self
                         .nodes
                         .iter()
-                        .filter(|(_, n)| n.proc.is_some())
+                        .filter(|(&id, n)| n.proc.is_some() && self.cast.may_crash(id))
                         .map(|(&id, _)| id)
                         .collect();
                     if let Some(&v) = live.choose(&mut self.world.rng) {
@@ -434,11 +443,11 @@ impl<C: Cast> CastSim<C> {
         }
         for out in fx.output {
             if let Some(value) = C::decision(&out) {
-                let node = id;
+                let (node, slot) = (id, C::decision_slot(&out));
                 self.world.trace.record(|| TraceEvent::Chosen {
                     t: now,
                     node,
-                    slot: 0,
+                    slot,
                     value,
                 });
             }

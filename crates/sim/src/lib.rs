@@ -10,6 +10,7 @@ pub mod basic;
 pub mod cast;
 pub mod commit;
 pub mod fast;
+pub mod fast_multi;
 pub mod faults;
 pub mod flow;
 pub mod generalized;
@@ -28,6 +29,7 @@ pub mod world;
 
 pub use basic::{BasicSim, BasicSimConfig};
 pub use fast::{FastSim, FastSimConfig};
+pub use fast_multi::{FastMultiSim, FastMultiSimConfig};
 pub use faults::Faults;
 pub use multi::{MultiSim, MultiSimConfig};
 pub use report::{RunReport, Stats, Violation};

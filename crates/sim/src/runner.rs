@@ -3,6 +3,7 @@
 use crate::basic::{BasicSim, BasicSimConfig};
 use crate::commit::{CommitSim, CommitSimConfig};
 use crate::fast::{FastSim, FastSimConfig};
+use crate::fast_multi::{FastMultiSim, FastMultiSimConfig};
 use crate::faults::Faults;
 use crate::generalized::{GenSim, GenSimConfig};
 use crate::history::check_history;
@@ -23,6 +24,8 @@ pub enum Protocol {
     Basic,
     /// Single-decree Fast Paxos: clients send straight to the acceptors.
     Fast,
+    /// Fast Multi-Paxos: a log whose commands go straight to the acceptors.
+    FastMulti,
     /// Generalized Paxos: one growing command history; commuting commands need no order.
     Generalized,
     /// Multi-Paxos replicas with key-value clients.
@@ -60,13 +63,14 @@ impl FromStr for Protocol {
         match s {
             "basic" => Ok(Protocol::Basic),
             "fast" => Ok(Protocol::Fast),
+            "fast-multi" => Ok(Protocol::FastMulti),
             "generalized" => Ok(Protocol::Generalized),
             "multi" => Ok(Protocol::Multi),
             "2pc" => Ok(Protocol::TwoPc),
             "3pc" => Ok(Protocol::ThreePc),
             "paxos-commit" => Ok(Protocol::PaxosCommit),
             other => Err(format!(
-                "unknown protocol '{other}'; expected basic, fast, generalized, multi, 2pc, 3pc or paxos-commit"
+                "unknown protocol '{other}'; expected basic, fast, fast-multi, generalized, multi, 2pc, 3pc or paxos-commit"
             )),
         }
     }
@@ -77,6 +81,7 @@ impl fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Basic => "basic",
             Protocol::Fast => "fast",
+            Protocol::FastMulti => "fast-multi",
             Protocol::Generalized => "generalized",
             Protocol::Multi => "multi",
             Protocol::TwoPc => "2pc",
@@ -200,6 +205,16 @@ impl SimOptions {
                     ..Default::default()
                 };
                 Ok(FastSim::new(cfg, seed)?.run())
+            }
+            Protocol::FastMulti => {
+                let cfg = FastMultiSimConfig {
+                    servers: self.nodes,
+                    faults: self.faults,
+                    bug: self.bug,
+                    trace,
+                    ..Default::default()
+                };
+                Ok(FastMultiSim::new(cfg, seed)?.run())
             }
             Protocol::Generalized => {
                 let cfg = GenSimConfig {

@@ -249,7 +249,7 @@ impl<V: Value> Acceptor<V> {
 
 /// True when no value can reach a fast quorum among `votes` of one fast round, even with every
 /// acceptor not yet heard from.
-pub(super) fn collision<V: Value>(q: &FastQuorum, votes: &BTreeMap<NodeId, V>) -> bool {
+pub fn collision<V: Value>(q: &FastQuorum, votes: &BTreeMap<NodeId, V>) -> bool {
     let voters: BTreeSet<NodeId> = votes.keys().copied().collect();
     let silent = q.members().len() - q.count(&voters);
     let mut counts: BTreeMap<&V, usize> = BTreeMap::new();

@@ -34,7 +34,7 @@ mod messages;
 mod pick;
 mod server;
 
-pub use acceptor::{Acceptor, AcceptorConfig, AcceptorState};
+pub use acceptor::{collision, Acceptor, AcceptorConfig, AcceptorState};
 pub use client::Client;
 pub use coordinator::{Coordinator, CoordinatorConfig};
 pub use learner::Learner;

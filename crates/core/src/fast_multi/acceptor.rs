@@ -1,0 +1,233 @@
+//! The Fast Multi-Paxos acceptor: one promise for every slot, a vote per slot, and a fast round
+//! in which each client proposal takes the acceptor's next free slot.
+
+use super::messages::{is_member, Entry, EntryVote, FmEffects, Message, Persist, Slot};
+use crate::ballot::NodeId;
+use crate::fast::{Round, Value, Vote};
+use crate::quorum::FastQuorum;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+/// Proposals an acceptor holds while no fast round is open; older ones are dropped beyond it
+/// (their proposers propose again).
+const PENDING_CAP: usize = 1024;
+
+/// What an acceptor keeps on disk, rebuilt from its [`Persist`] records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptorState<V> {
+    /// The highest round promised or voted in, for every slot.
+    pub promised: Round,
+    /// The latest vote in each slot.
+    pub votes: BTreeMap<Slot, EntryVote<V>>,
+}
+
+impl<V> Default for AcceptorState<V> {
+    fn default() -> Self {
+        AcceptorState {
+            promised: Round::ZERO,
+            votes: BTreeMap::new(),
+        }
+    }
+}
+
+impl<V: Value> AcceptorState<V> {
+    /// Applies one persisted record, in the order written.
+    pub fn apply(&mut self, record: &Persist<V>) {
+        match record {
+            Persist::Promised(r) => self.promised = self.promised.max(*r),
+            Persist::Voted { slot, vote } => {
+                self.promised = self.promised.max(vote.round);
+                self.votes.insert(*slot, vote.clone());
+            }
+            Persist::Number(_) => {}
+        }
+    }
+
+    fn voted_at_or_above(&self, slot: Slot, round: Round) -> bool {
+        self.votes.get(&slot).is_some_and(|v| v.round >= round)
+    }
+}
+
+/// An acceptor's settings.
+#[derive(Clone, Debug)]
+pub struct AcceptorConfig {
+    /// This acceptor.
+    pub id: NodeId,
+    /// Every acceptor, this one included, with the quorum sizes.
+    pub quorum: Arc<FastQuorum>,
+    /// Learners, told of every vote.
+    pub learners: Vec<NodeId>,
+}
+
+/// A Fast Multi-Paxos acceptor.
+///
+/// Every slot is a single-decree Fast Paxos instance ([`crate::fast`]) whose promise is the
+/// acceptor's one promise; a `Prepare` for slots from `s` on is a promise in each of them, and
+/// an `Any` opens the fast round in each slot from its `from` on.
+///
+/// Invariants (asserted): the promise never decreases; a vote is never below the promise, and
+/// never a second one in a slot in the same round.
+#[derive(Clone, Debug)]
+pub struct Acceptor<V> {
+    cfg: AcceptorConfig,
+    state: AcceptorState<V>,
+    /// The open fast round and the first slot of its fast region. Volatile: losing it in a
+    /// crash costs the fast path until the next heartbeat.
+    any: Option<(Round, Slot)>,
+    /// Commands voted for in the open fast round, and where: a proposer's retry does not take
+    /// a second slot from this acceptor, but repeats the vote to learners that may have missed it.
+    voted_now: BTreeMap<V, Slot>,
+    /// Proposals waiting for a fast round.
+    pending: VecDeque<V>,
+}
+
+impl<V: Value> Acceptor<V> {
+    /// An acceptor restarted from what it persisted (or fresh, from the default state).
+    pub fn recover(cfg: AcceptorConfig, state: AcceptorState<V>) -> Self {
+        Acceptor {
+            cfg,
+            state,
+            any: None,
+            voted_now: BTreeMap::new(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// The promise and votes as they stand.
+    pub fn state(&self) -> &AcceptorState<V> {
+        &self.state
+    }
+
+    /// Handles one message.
+    pub fn on_message(&mut self, from: NodeId, msg: Message<V>) -> FmEffects<V> {
+        let mut fx = FmEffects::new();
+        match msg {
+            Message::Prepare { round, from: slot } => self.on_prepare(from, round, slot, &mut fx),
+            Message::Any {
+                round, from: slot, ..
+            } => self.on_any(round, slot, &mut fx),
+            Message::Accept { round, slot, value } => {
+                if round < self.state.promised {
+                    self.nack(from, round, &mut fx);
+                } else if !self.state.voted_at_or_above(slot, round) {
+                    self.vote(slot, round, false, value, &mut fx);
+                }
+            }
+            Message::Propose { value } => {
+                if self.open_round().is_some() {
+                    self.vote_fast(value, &mut fx);
+                } else if !self.pending.contains(&value) {
+                    if self.pending.len() == PENDING_CAP {
+                        self.pending.pop_front();
+                    }
+                    self.pending.push_back(value);
+                }
+            }
+            _ => {}
+        }
+        fx
+    }
+
+    fn on_prepare(&mut self, from: NodeId, round: Round, slot: Slot, fx: &mut FmEffects<V>) {
+        if round < self.state.promised {
+            return self.nack(from, round, fx);
+        }
+        if round > self.state.promised {
+            self.state.promised = round;
+            fx.persist(Persist::Promised(round));
+        }
+        let votes = self
+            .state
+            .votes
+            .range(slot..)
+            .map(|(&s, v)| (s, v.clone()))
+            .collect();
+        let msg = Message::Promise {
+            round,
+            from: slot,
+            votes,
+        };
+        fx.send_after_sync(from, msg);
+    }
+
+    fn on_any(&mut self, round: Round, slot: Slot, fx: &mut FmEffects<V>) {
+        if round < self.state.promised || self.any.is_some_and(|(r, _)| r >= round) {
+            return;
+        }
+        self.any = Some((round, slot));
+        self.voted_now.clear();
+        while self.open_round().is_some() {
+            let Some(value) = self.pending.pop_front() else {
+                break;
+            };
+            self.vote_fast(value, fx);
+        }
+    }
+
+    /// The fast round open for votes, if any: one whose `Any` came and that no promise has
+    /// overtaken since.
+    fn open_round(&self) -> Option<(Round, Slot)> {
+        self.any.filter(|(r, _)| *r >= self.state.promised)
+    }
+
+    fn vote_fast(&mut self, value: V, fx: &mut FmEffects<V>) {
+        let Some((round, first)) = self.open_round() else {
+            return;
+        };
+        if let Some(&slot) = self.voted_now.get(&value) {
+            if let Some(vote) = self.state.votes.get(&slot).filter(|v| v.round == round) {
+                let vote = vote.clone();
+                fx.broadcast_after_sync(&self.reported_to(round), Message::Accepted { slot, vote });
+            }
+            return;
+        }
+        let mut slot = first;
+        while self.state.voted_at_or_above(slot, round) {
+            slot += 1;
+        }
+        self.voted_now.insert(value.clone(), slot);
+        self.vote(slot, round, true, Entry::Command(value), fx);
+    }
+
+    /// Who hears of a vote in `round`: the learners and the round's leader, not this acceptor
+    /// (its server's learner hears of it once it is durable).
+    fn reported_to(&self, round: Round) -> BTreeSet<NodeId> {
+        let mut to: BTreeSet<NodeId> = self.cfg.learners.iter().copied().collect();
+        to.insert(round.coordinator);
+        to.remove(&self.cfg.id);
+        to
+    }
+
+    fn nack(&self, to: NodeId, round: Round, fx: &mut FmEffects<V>) {
+        let promised = self.state.promised;
+        fx.send(to, Message::Nack { round, promised });
+    }
+
+    fn vote(
+        &mut self,
+        slot: Slot,
+        round: Round,
+        fast: bool,
+        value: Entry<V>,
+        fx: &mut FmEffects<V>,
+    ) {
+        assert!(round >= self.state.promised, "vote below the promise");
+        assert!(
+            !self.state.voted_at_or_above(slot, round),
+            "a second vote in a slot and round"
+        );
+        let vote = Vote { round, fast, value };
+        self.state.promised = round;
+        self.state.votes.insert(slot, vote.clone());
+        fx.persist(Persist::Voted {
+            slot,
+            vote: vote.clone(),
+        });
+        fx.broadcast_after_sync(&self.reported_to(round), Message::Accepted { slot, vote });
+    }
+
+    /// True when `from` is one of the acceptors (the learner counts only their votes).
+    pub fn is_acceptor(&self, from: NodeId) -> bool {
+        is_member(&self.cfg.quorum, from)
+    }
+}
