@@ -341,9 +341,10 @@ fn compare_latency(seeds: u64, json: bool) -> Result<Outcome> {
     };
     println!(
         "No faults, {seeds} seeds per row. Basic Paxos: 5 acceptors, 2 learners. Fast Paxos: 5 acceptors (or servers), 1 coordinator; \
-         Generalized Paxos: 3 acceptors, 1 leader,\n4 reads and writes of two registers per \
-         client. Message delays from a client's proposal to the first learner learning it\n\
-         (delays:seeds for Fast Paxos, delays:commands for Generalized Paxos).\n"
+         Fast Multi-Paxos: 5 servers, 4 commands per client;\nGeneralized Paxos: 3 acceptors, 1 leader, \
+         4 reads and writes of two registers per client. Message delays from a client's proposal\n\
+         to the first learner learning it (delays:seeds for Fast Paxos, delays:commands for Fast Multi- and Generalized Paxos;\n\
+         for Fast Multi-Paxos the columns split commands chosen in a fast round from those chosen in a classic one).\n"
     );
     println!(
         "{:<12} {:<14} {:<9} {:>7} {:>9} {:>10} {:<20} {:<20}",

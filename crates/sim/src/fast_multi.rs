@@ -101,6 +101,11 @@ pub struct FastMultiOutcome {
     pub rounds: u64,
     /// Commands chosen in more than one slot (applied once).
     pub repeats: u64,
+    /// Message delays from a client's proposal to the first server learning its slot, for
+    /// commands chosen in a fast round: delays → commands.
+    pub fast_delays: BTreeMap<u32, u64>,
+    /// The same for commands chosen in a classic round (after a collision or a stall).
+    pub recovered_delays: BTreeMap<u32, u64>,
 }
 
 /// A finished client command.
@@ -137,6 +142,8 @@ pub struct FastMultiCast {
     /// When each client's current command began (its previous one's end).
     began: BTreeMap<NodeId, u64>,
     finished: Vec<Finished>,
+    /// Slots some server learned.
+    learned: BTreeSet<Slot>,
     outcome: FastMultiOutcome,
 }
 
@@ -178,6 +185,7 @@ impl FastMultiSim {
             log_through: 0,
             applied: BTreeMap::new(),
             finished: Vec::new(),
+            learned: BTreeSet::new(),
             outcome: FastMultiOutcome::default(),
             cfg,
         };
@@ -329,6 +337,28 @@ impl FastMultiCast {
         Ok(())
     }
 
+    /// Counts the delays to the first server learning `slot`, when that descends from a
+    /// client's proposal of the command it holds.
+    fn count_delays(&mut self, slot: Slot, value: &Entry<String>, hops: Option<u32>) {
+        let (Some(hops), Entry::Command(_)) = (hops, value) else {
+            return;
+        };
+        if !self.learned.insert(slot) {
+            return;
+        }
+        let fast = self
+            .slots
+            .get(&slot)
+            .and_then(|t| t.chosen.as_ref())
+            .map(|(_, f)| *f);
+        let bucket = match fast {
+            Some(true) => &mut self.outcome.fast_delays,
+            Some(false) => &mut self.outcome.recovered_delays,
+            None => return,
+        };
+        *bucket.entry(hops).or_default() += 1;
+    }
+
     fn total(&self) -> u64 {
         (self.clients.len() * self.cfg.commands) as u64
     }
@@ -432,11 +462,12 @@ impl Cast for FastMultiCast {
         node: NodeId,
         _proc: &Role,
         out: Output<String>,
-        _hops: Option<u32>,
+        hops: Option<u32>,
         now: u64,
     ) -> Result<(), Violation> {
         match out {
             Output::Chosen { slot, value } => {
+                self.count_delays(slot, &value, hops);
                 if self.chosen(slot) != Some(&value) {
                     let d = format!(
                         "server {node} learned {value:?} in slot {slot}, but ground truth says {:?}",
@@ -459,6 +490,14 @@ impl Cast for FastMultiCast {
             Output::Done { value, index } => self.done(node, &value, index, now)?,
         }
         Ok(())
+    }
+
+    /// A client told its command is done proposes the next: a new request.
+    fn starts_request(proc: &Role, msg: &Message<String>) -> bool {
+        match (proc, msg) {
+            (Role::Client(c), Message::Done { value, .. }) => c.current() == Some(value),
+            _ => false,
+        }
     }
 
     fn decision(out: &Output<String>) -> Option<String> {

@@ -1,8 +1,10 @@
 //! `synod sim --compare latency`: message delays from a client's proposal to the first learner
-//! learning, counted hop by hop in fault-free runs of Fast and Generalized Paxos.
+//! learning, counted hop by hop in fault-free runs of Basic, Fast, Fast Multi- and Generalized
+//! Paxos.
 
 use crate::basic::{BasicSim, BasicSimConfig};
 use crate::fast::{FastSim, FastSimConfig};
+use crate::fast_multi::{FastMultiSim, FastMultiSimConfig};
 use crate::faults::Faults;
 use crate::generalized::{GenSim, GenSimConfig};
 use serde::Serialize;
@@ -12,7 +14,7 @@ use synod_core::fast::Recovery;
 /// One row: a recovery rule and a number of racing clients.
 #[derive(Clone, Debug, Serialize)]
 pub struct LatencyRow {
-    /// "basic", "fast" or "generalized".
+    /// "basic", "fast", "fast-multi" or "generalized".
     pub protocol: &'static str,
     /// "coordinated" or "uncoordinated".
     pub rule: &'static str,
@@ -98,6 +100,9 @@ pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
         }
     }
     for clients in [1, 3] {
+        rows.push(fast_multi(seeds, clients)?);
+    }
+    for clients in [1, 3] {
         rows.push(generalized(seeds, clients)?);
     }
     Ok(rows)
@@ -119,6 +124,31 @@ fn basic(seeds: u64, proposers: usize) -> Result<LatencyRow, String> {
         match delays {
             Some(d) => *row.fast.entry(d).or_default() += 1,
             None => row.recovered += 1,
+        }
+    }
+    Ok(row)
+}
+
+/// Fast Multi-Paxos (5 servers, clients proposing 4 commands each): delays per command, split
+/// by whether its slot was chosen in a fast round or a classic one; "recovered" counts seeds in
+/// which the leader ran a new round after its first.
+fn fast_multi(seeds: u64, clients: usize) -> Result<LatencyRow, String> {
+    let mut row = LatencyRow::new("fast-multi", "new round", true, clients, seeds);
+    for seed in 0..seeds {
+        let cfg = FastMultiSimConfig {
+            clients,
+            faults: Faults::NONE,
+            ..Default::default()
+        };
+        let (report, _, outcome) = FastMultiSim::new(cfg, seed)?.run_measured();
+        row.failing += report.violation.is_some() as u64;
+        row.collided += (outcome.collisions > 0) as u64;
+        row.recovered += (outcome.rounds > 1) as u64;
+        for (d, n) in outcome.fast_delays {
+            *row.fast.entry(d).or_default() += n;
+        }
+        for (d, n) in outcome.recovered_delays {
+            *row.recovering.entry(d).or_default() += n;
         }
     }
     Ok(row)

@@ -86,3 +86,36 @@ fn a_run_is_a_function_of_its_seed() {
         assert_eq!(run(seed), run(seed));
     }
 }
+
+/// The seed's claim for the fast path, counted from runs: 2 message delays from a proposal to
+/// a server learning it (Multi-Paxos takes 3: client to leader, Accept, Accepted). A command
+/// caught in a collision pays a new round on top (6 in most cases), whether the new round then
+/// chooses it classically or in its own fast region.
+#[test]
+fn the_fast_path_takes_two_message_delays() {
+    let mut fast = std::collections::BTreeMap::new();
+    let mut recovered = std::collections::BTreeMap::new();
+    for seed in 0..50 {
+        for clients in [1, 3] {
+            let o = calm(clients, seed);
+            for (d, n) in o.fast_delays {
+                *fast.entry(d).or_insert(0) += n;
+            }
+            for (d, n) in o.recovered_delays {
+                *recovered.entry(d).or_insert(0) += n;
+            }
+        }
+    }
+    eprintln!("fast {fast:?} recovered {recovered:?}");
+    let total: u64 = fast.values().sum();
+    assert!(
+        fast[&2] * 10 > total * 9,
+        "the fast path is the rule: {fast:?}"
+    );
+    assert!(fast.keys().all(|&d| d == 2 || d >= 6), "{fast:?}");
+    assert!(!recovered.is_empty());
+    assert!(
+        recovered.keys().all(|&d| d >= 5),
+        "a new round first: {recovered:?}"
+    );
+}
