@@ -20,8 +20,9 @@ fn learned(d: &Drawn) -> Vec<(&str, &str)> {
 fn every_scenario_renders_and_never_learns_two_values() {
     for s in SCENARIOS {
         let d = s.run();
-        // The 3PC split is the one chart whose point is two outcomes; its own test checks it.
-        if s.name != "3pc-split" {
+        // The 3PC split is the one chart whose point is two outcomes, and the Fast Multi-Paxos
+        // chart fills a log of three slots: their own tests check them.
+        if s.name != "3pc-split" && s.name != "fast-multi" {
             assert!(d.outcome.values().len() <= 1, "{}: {:?}", s.name, d.outcome);
         }
         let text = d.chart.render();
@@ -329,4 +330,47 @@ fn generalized_paxos_learns_commuting_reads_at_once_and_resolves_conflicts() {
         "both learners learn the same: {:?}",
         d.outcome
     );
+}
+
+#[test]
+fn fast_multi_paxos_takes_the_fast_path_then_recovers_a_collision_in_a_new_round() {
+    let d = run("fast-multi");
+    let labels = d.chart.labels();
+    // The fast path: Propose, Accepted, and the client is answered.
+    assert_eq!(
+        labels[..4],
+        [
+            "Any(1.1,from 0)",
+            "Propose(a)",
+            "Accepted(1.1,#0=a)",
+            "Done(a,#0)"
+        ],
+        "{labels:?}"
+    );
+    // The race splits slots 1 and 2; the leader prepares round 2 from slot 1, finishes both
+    // classically, and reopens the fast round at slot 3.
+    for l in [
+        "Prepare(2.1,from 1)",
+        "Accept!(2.1,#1=b)",
+        "Accept!(2.1,#2=c)",
+        "Any(2.1,from 3)",
+        "Done(b,#1)",
+        "Done(c,#2)",
+    ] {
+        assert!(labels.contains(&l), "{l} missing: {labels:?}");
+    }
+    assert_eq!(
+        d.facts,
+        vec![
+            "#0: S1=a@1.1 S2=a@1.1 S3=a@1.1 S4=a@1.1",
+            "#1: S1=b@1.1 S2=b@1.1 S3=c@1.1 S4=c@1.1 S1=b@2.1 S2=b@2.1 S3=b@2.1 S4=b@2.1",
+            "#2: S3=b@1.1 S4=b@1.1 S1=c@1.1 S2=c@1.1 S1=c@2.1 S2=c@2.1 S3=c@2.1 S4=c@2.1",
+        ]
+    );
+    for s in 1..=4 {
+        for (slot, v) in [(0, "a"), (1, "b"), (2, "c")] {
+            assert_eq!(d.outcome.learned[&format!("S{s} #{slot}")], v);
+        }
+    }
+    assert_eq!(d.outcome.learned["C2 #2"], "c");
 }

@@ -8,6 +8,7 @@ mod basic;
 mod chart;
 mod commit;
 mod fast;
+mod fast_multi;
 mod generalized;
 mod multi;
 
@@ -166,6 +167,11 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "fast-collapsed",
         title: "Fast Paxos with uncoordinated recovery and collapsed roles",
         run: fast::collapsed,
+    },
+    Scenario {
+        name: "fast-multi",
+        title: "Fast Multi-Paxos: a command on the fast path, then a collision recovered in a new round",
+        run: fast_multi::collision,
     },
     Scenario {
         name: "generalized",
