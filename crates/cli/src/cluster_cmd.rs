@@ -23,6 +23,10 @@ pub struct ClusterArgs {
     /// Peer port of node 1; likewise.
     #[arg(long, default_value_t = 2380)]
     peer_port: u16,
+    /// The protocol every node runs: `multi` (the default) or `fast-multi` (experimental;
+    /// see `synod server --help`).
+    #[arg(long)]
+    protocol: Option<synod_server::config::ServerProtocol>,
 }
 
 fn port(base: u16, i: u64) -> Result<u16> {
@@ -67,6 +71,14 @@ pub fn run(args: ClusterArgs) -> Result<Outcome> {
                 "--data-dir".into(),
                 dir.display().to_string(),
             ];
+            let mut argv = argv;
+            if let Some(p) = args.protocol {
+                argv.push("--protocol".into());
+                argv.push(match p {
+                    synod_server::config::ServerProtocol::Multi => "multi".into(),
+                    synod_server::config::ServerProtocol::FastMulti => "fast-multi".into(),
+                });
+            }
             let child = Command::new(&exe)
                 .args(&argv)
                 .stdin(Stdio::null())

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use synod_server::config::{Member, ServerConfig};
+use synod_server::config::{Member, ServerConfig, ServerProtocol};
 
 /// Options of `synod server`.
 #[derive(Args, Debug)]
@@ -64,6 +64,11 @@ pub struct ServerArgs {
     /// milliseconds. Default 600000 (ten minutes, as etcd).
     #[arg(long, env = "SYNOD_WATCH_PROGRESS_MS")]
     watch_progress_ms: Option<u64>,
+    /// The protocol that orders the log: `multi` (Multi-Paxos, the default) or `fast-multi`
+    /// (Fast Multi-Paxos: each node proposes its clients' writes straight to the acceptors;
+    /// experimental: no log compaction, leases never expire; see docs/protocol.md).
+    #[arg(long, env = "SYNOD_PROTOCOL")]
+    protocol: Option<ServerProtocol>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "SYNOD_CONFIG")]
     config: Option<PathBuf>,
@@ -94,6 +99,7 @@ struct FileConfig {
     max_request_bytes: Option<usize>,
     snapshot_every: Option<u64>,
     watch_progress_ms: Option<u64>,
+    protocol: Option<ServerProtocol>,
 }
 
 fn parse_list(what: &str, s: &str) -> Result<Vec<(u64, SocketAddr)>> {
@@ -213,6 +219,7 @@ impl ServerArgs {
                     .unwrap_or(600_000)
                     .max(1),
             ),
+            protocol: self.protocol.or(file.protocol).unwrap_or_default(),
         };
         if cfg.unsafe_local_reads {
             tracing::warn!(

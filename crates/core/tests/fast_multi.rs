@@ -642,3 +642,78 @@ fn a_collision_in_the_led_round_starts_a_new_one_and_a_late_one_does_not() {
     assert_eq!(fx.persist, vec![Persist::Number(2)]);
     assert!(matches!(sent(&fx)[0].1, Message::Prepare { from: 0, .. }));
 }
+
+#[test]
+fn a_proposer_repeats_what_is_in_flight_and_gives_up_in_time() {
+    use synod_core::fast_multi::Proposer;
+    let mut p = Proposer::new(vec![1, 2, 3], 10, 3);
+    let fx = p.propose("x".to_string());
+    assert_eq!(sent(&fx).len(), 3);
+    assert_eq!(fx.timers.len(), 1, "the retry timer is armed once");
+    let fx = p.propose("y".to_string());
+    assert!(fx.timers.is_empty());
+    assert!(
+        sent(&p.propose("y".to_string())).is_empty(),
+        "in flight already"
+    );
+    assert_eq!(p.in_flight(), 2);
+    assert!(p.applied(&"x".to_string()));
+    assert!(!p.applied(&"x".to_string()));
+    let fx = p.on_timer(Timer::Retry);
+    assert_eq!(
+        sent(&fx),
+        (1..=3).map(|i| (i, propose("y"))).collect::<Vec<_>>()
+    );
+    assert_eq!(fx.timers.len(), 1);
+    p.on_timer(Timer::Retry);
+    let fx = p.on_timer(Timer::Retry);
+    assert!(sent(&fx).is_empty());
+    assert_eq!(
+        fx.output,
+        vec![Output::GaveUp {
+            value: "y".to_string()
+        }]
+    );
+    assert!(
+        fx.timers.is_empty(),
+        "nothing left in flight: the timer rests"
+    );
+    assert_eq!(p.in_flight(), 0);
+    assert!(p.on_timer(Timer::Election).is_empty());
+}
+
+#[test]
+fn a_quiet_server_answers_nobody_and_skips_what_it_applied() {
+    let mut s = server(1, 1).quiet();
+    let fx = s.on_timer(Timer::Election);
+    let mut queue: Vec<(NodeId, Message<String>)> =
+        fx.all_sends().map(|o| (o.to, o.msg.clone())).collect();
+    queue.push((1, propose("a")));
+    let mut applied = Vec::new();
+    while let Some((_, msg)) = queue.pop() {
+        let fx = s.on_message(1, msg);
+        applied.extend(
+            fx.output
+                .iter()
+                .filter(|o| matches!(o, Output::Applied { .. }))
+                .cloned(),
+        );
+        queue.extend(
+            fx.all_sends()
+                .filter(|o| o.to == 1)
+                .map(|o| (o.to, o.msg.clone())),
+        );
+        assert!(fx
+            .all_sends()
+            .all(|o| !matches!(o.msg, Message::Done { .. })));
+    }
+    assert_eq!(
+        applied,
+        vec![Output::Applied {
+            index: 0,
+            value: "a".into()
+        }]
+    );
+    let fx = s.on_message(CLIENT, propose("a"));
+    assert!(fx.is_empty(), "applied already: no vote, no answer");
+}

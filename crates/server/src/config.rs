@@ -17,6 +17,31 @@ pub struct Member {
     pub client_addr: Option<SocketAddr>,
 }
 
+/// Which protocol orders the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerProtocol {
+    /// Multi-Paxos: a leader orders commands (batched, pipelined); the default.
+    #[default]
+    Multi,
+    /// Fast Multi-Paxos: every node proposes its clients' commands straight to the acceptors;
+    /// collisions fall back to the leader.
+    FastMulti,
+}
+
+impl std::str::FromStr for ServerProtocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "multi" => Ok(ServerProtocol::Multi),
+            "fast-multi" => Ok(ServerProtocol::FastMulti),
+            other => Err(format!(
+                "unknown protocol '{other}'; expected multi or fast-multi"
+            )),
+        }
+    }
+}
+
 /// A server's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerConfig {
@@ -53,6 +78,9 @@ pub struct ServerConfig {
     /// How often an idle watcher that asked for progress notifications gets one.
     #[serde(default = "default_progress_interval")]
     pub watch_progress_interval: Duration,
+    /// The protocol that orders the log.
+    #[serde(default)]
+    pub protocol: ServerProtocol,
 }
 
 fn default_progress_interval() -> Duration {

@@ -1,9 +1,11 @@
-//! Synod's server: a Multi-Paxos replica driven by tokio, with peers over TCP, a write-ahead
-//! log honouring the persist-before-send contract with group commit, and the etcd v3 gRPC API.
+//! Synod's server: a Multi-Paxos replica driven by tokio (or, with `--protocol fast-multi`, a
+//! Fast Multi-Paxos server), with peers over TCP, a write-ahead log honouring the
+//! persist-before-send contract with group commit, and the etcd v3 gRPC API.
 
 pub mod admin;
 pub mod config;
 pub mod convert;
+pub mod fast_node;
 pub mod grpc;
 pub mod lease_svc;
 pub mod metrics;

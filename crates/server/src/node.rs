@@ -115,6 +115,11 @@ pub struct NodeHandle {
 }
 
 impl NodeHandle {
+    /// A handle feeding `tx` (a node loop's input queue).
+    pub(crate) fn new(tx: mpsc::Sender<Input>) -> Self {
+        NodeHandle { tx }
+    }
+
     /// Orders `cmd` through the replicated log and returns its result.
     pub async fn propose(&self, cmd: KvCommand) -> Result<KvOutput, ProposeError> {
         let (tx, rx) = oneshot::channel();
@@ -177,9 +182,10 @@ impl NodeHandle {
         rx.await.map_err(|_| ProposeError::Stopped)
     }
 
-    /// Hands the node a message from a peer (dropped if the node is overloaded: Paxos copes
-    /// with lost messages, and a peer must never stall on us).
-    pub fn deliver(&self, from: NodeId, msg: Message<KvCommand>) {
+}
+
+impl crate::peer::Deliver<Message<KvCommand>> for NodeHandle {
+    fn deliver(&self, from: NodeId, msg: Message<KvCommand>) {
         let _ = self.tx.try_send(Input::Peer(from, msg));
     }
 }
@@ -212,7 +218,7 @@ pub struct Node {
     snapshots: Arc<SnapshotStore>,
     durable_tx: mpsc::UnboundedSender<Durable>,
     durable_rx: Option<mpsc::UnboundedReceiver<Durable>>,
-    outbox: Outbox,
+    outbox: Outbox<Message<KvCommand>>,
     metrics: Metrics,
     /// Counters already exported to `metrics`.
     exported: synod_node::NodeCounters,
@@ -227,7 +233,11 @@ pub struct Node {
 
 impl Node {
     /// Opens the log, recovers the node from it, and returns the node ready to run.
-    pub fn open(cfg: &ServerConfig, outbox: Outbox, metrics: Metrics) -> Result<Node, NodeError> {
+    pub fn open(
+        cfg: &ServerConfig,
+        outbox: Outbox<Message<KvCommand>>,
+        metrics: Metrics,
+    ) -> Result<Node, NodeError> {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| NodeError::DataDir(cfg.data_dir.clone(), e))?;
         let opts = StorageOptions {
@@ -377,25 +387,8 @@ impl Node {
     }
 
     fn on_watch(&mut self, input: WatchInput) {
-        let store = self.core.store();
-        let now = self.core.now();
-        match input {
-            WatchInput::Create {
-                stream,
-                id,
-                spec,
-                tx,
-            } => {
-                self.watchers.create(stream, id, spec, tx, store, now);
-                self.watchers.pump(store, now, self.progress_ticks);
-            }
-            WatchInput::Cancel { stream, id } => {
-                self.watchers.cancel(stream, id);
-                self.watchers.pump(store, now, self.progress_ticks);
-            }
-            WatchInput::Progress { stream, tx } => self.watchers.progress(stream, &tx, store),
-            WatchInput::Close { stream } => self.watchers.close(stream),
-        }
+        let (store, now) = (self.core.store(), self.core.now());
+        self.watchers.handle(input, store, now, self.progress_ticks);
         self.metrics.watchers.set(self.watchers.len() as i64);
     }
 
@@ -606,6 +599,7 @@ mod tests {
             snapshot_every: 1000,
             unsafe_local_reads: false,
             watch_progress_interval: Duration::from_secs(600),
+            protocol: Default::default(),
         };
         let node = Node::open(&cfg, Outbox::default(), Metrics::new()).unwrap();
         let (handle, join) = spawn(node, cfg.tick);

@@ -1,17 +1,17 @@
 //! Peer transport: one outbound TCP connection per peer, length-delimited frames carrying
 //! postcard-encoded messages, reconnect with backoff; an inbound listener that accepts only
-//! configured peers and closes any connection that sends a malformed frame.
+//! configured peers and closes any connection that sends a malformed frame. Generic over the
+//! protocol's message type (Multi-Paxos by default, Fast Multi-Paxos with `--protocol`).
 
 use crate::config::Member;
-use crate::node::NodeHandle;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
-use synod_core::multi::Message;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use synod_core::NodeId;
-use synod_kv::KvCommand;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -31,14 +31,22 @@ fn codec() -> LengthDelimitedCodec {
 
 /// Queues for messages to each peer. Full queues drop messages rather than stall the node:
 /// Paxos tolerates loss, and retransmission covers it.
-#[derive(Clone, Default)]
-pub struct Outbox {
-    queues: HashMap<NodeId, mpsc::Sender<Message<KvCommand>>>,
+#[derive(Clone)]
+pub struct Outbox<M> {
+    queues: HashMap<NodeId, mpsc::Sender<M>>,
 }
 
-impl Outbox {
+impl<M> Default for Outbox<M> {
+    fn default() -> Self {
+        Outbox {
+            queues: HashMap::new(),
+        }
+    }
+}
+
+impl<M> Outbox<M> {
     /// Queues `msg` for `to`.
-    pub fn send(&self, to: NodeId, msg: Message<KvCommand>) {
+    pub fn send(&self, to: NodeId, msg: M) {
         if let Some(q) = self.queues.get(&to) {
             let _ = q.try_send(msg);
         }
@@ -46,7 +54,7 @@ impl Outbox {
 }
 
 /// Starts one writer task per peer and returns the outbox that feeds them.
-pub fn start_writers(me: NodeId, members: &[Member]) -> Outbox {
+pub fn start_writers<M: Serialize + Send + 'static>(me: NodeId, members: &[Member]) -> Outbox<M> {
     let mut queues = HashMap::new();
     for m in members.iter().filter(|m| m.id != me) {
         let (tx, rx) = mpsc::channel(16_384);
@@ -56,11 +64,11 @@ pub fn start_writers(me: NodeId, members: &[Member]) -> Outbox {
     Outbox { queues }
 }
 
-async fn writer(
+async fn writer<M: Serialize>(
     me: NodeId,
     peer: NodeId,
     addr: SocketAddr,
-    mut rx: mpsc::Receiver<Message<KvCommand>>,
+    mut rx: mpsc::Receiver<M>,
 ) {
     let mut backoff = Duration::from_millis(20);
     loop {
@@ -102,8 +110,20 @@ async fn writer(
     }
 }
 
+/// What takes a peer's messages in (a node's input queue).
+pub trait Deliver<M>: Clone + Send + 'static {
+    /// Hands the node `msg` from `from`, dropping it if the node is overloaded: Paxos copes
+    /// with lost messages, and a peer must never stall on us.
+    fn deliver(&self, from: NodeId, msg: M);
+}
+
 /// Accepts peer connections on `listener` and hands their messages to `node`.
-pub async fn serve(listener: TcpListener, me: NodeId, members: Vec<Member>, node: NodeHandle) {
+pub async fn serve<M: DeserializeOwned, D: Deliver<M>>(
+    listener: TcpListener,
+    me: NodeId,
+    members: Vec<Member>,
+    node: D,
+) {
     loop {
         let Ok((stream, remote)) = listener.accept().await else {
             continue;
@@ -118,12 +138,12 @@ pub async fn serve(listener: TcpListener, me: NodeId, members: Vec<Member>, node
     }
 }
 
-async fn inbound(
+async fn inbound<M: DeserializeOwned, D: Deliver<M>>(
     stream: TcpStream,
     remote: SocketAddr,
     me: NodeId,
     members: &[Member],
-    node: NodeHandle,
+    node: D,
 ) -> Result<(), String> {
     if !members
         .iter()
@@ -150,7 +170,7 @@ async fn inbound(
     }
     while let Some(frame) = framed.next().await {
         let frame = frame.map_err(|e| format!("bad frame from node {from}: {e}"))?;
-        let msg: Message<KvCommand> = postcard::from_bytes(&frame)
+        let msg: M = postcard::from_bytes(&frame)
             .map_err(|e| format!("malformed message from node {from}: {e}"))?;
         node.deliver(from, msg);
     }

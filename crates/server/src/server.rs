@@ -1,7 +1,8 @@
 //! Starting a server: bind the ports, recover the node from its log, and serve.
 
 use crate::admin;
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, ServerProtocol};
+use crate::fast_node::{self, FastNode};
 use crate::grpc::Api;
 use crate::metrics::Metrics;
 use crate::node::{self, Node, NodeError};
@@ -74,16 +75,26 @@ pub async fn run(
         None => None,
     };
     let metrics = Metrics::new();
-    let outbox = peer::start_writers(cfg.id, &cfg.members);
-    let node = Node::open(&cfg, outbox, metrics.clone())?;
-    let (handle, join) = node::spawn(node, cfg.tick);
-    tokio::spawn(peer::serve(
-        peer_listener,
-        cfg.id,
-        cfg.members.clone(),
-        handle.clone(),
-    ));
-    tracing::info!(id = cfg.id, client = %cfg.client_addr, peer = %me.peer_addr, "serving");
+    let (handle, join) = match cfg.protocol {
+        ServerProtocol::Multi => {
+            let outbox = peer::start_writers(cfg.id, &cfg.members);
+            let node = Node::open(&cfg, outbox, metrics.clone())?;
+            let (handle, join) = node::spawn(node, cfg.tick);
+            let members = cfg.members.clone();
+            let peers = handle.clone();
+            tokio::spawn(peer::serve(peer_listener, cfg.id, members, peers));
+            (handle, join)
+        }
+        ServerProtocol::FastMulti => {
+            let outbox = peer::start_writers(cfg.id, &cfg.members);
+            let node = FastNode::open(&cfg, outbox, metrics.clone())?;
+            let (handle, peers, join) = fast_node::spawn(node, cfg.tick);
+            let members = cfg.members.clone();
+            tokio::spawn(peer::serve(peer_listener, cfg.id, members, peers));
+            (handle, join)
+        }
+    };
+    tracing::info!(id = cfg.id, client = %cfg.client_addr, peer = %me.peer_addr, protocol = ?cfg.protocol, "serving");
 
     let cfg = Arc::new(cfg);
     if let Some(l) = admin_listener {

@@ -164,6 +164,34 @@ impl WatchHub {
         }
     }
 
+    /// Carries out what a watch stream asked for, at store time `now`.
+    pub fn handle(
+        &mut self,
+        input: crate::node::WatchInput,
+        store: &Store,
+        now: u64,
+        progress_every: u64,
+    ) {
+        use crate::node::WatchInput;
+        match input {
+            WatchInput::Create {
+                stream,
+                id,
+                spec,
+                tx,
+            } => {
+                self.create(stream, id, spec, tx, store, now);
+                self.pump(store, now, progress_every);
+            }
+            WatchInput::Cancel { stream, id } => {
+                self.cancel(stream, id);
+                self.pump(store, now, progress_every);
+            }
+            WatchInput::Progress { stream, tx } => self.progress(stream, &tx, store),
+            WatchInput::Close { stream } => self.close(stream),
+        }
+    }
+
     /// Number of watchers.
     pub fn len(&self) -> usize {
         self.watchers.len()

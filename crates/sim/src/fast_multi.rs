@@ -488,6 +488,8 @@ impl Cast for FastMultiCast {
                 *n = (*n).max(index + 1);
             }
             Output::Done { value, index } => self.done(node, &value, index, now)?,
+            // Clients propose until told; only a server's proposer gives up.
+            Output::GaveUp { .. } => {}
         }
         Ok(())
     }

@@ -74,6 +74,9 @@ pub struct Acceptor<V> {
     /// The open fast round and the first slot of its fast region. Volatile: losing it in a
     /// crash costs the fast path until the next heartbeat.
     any: Option<(Round, Slot)>,
+    /// Every slot of the fast region below this one holds a vote at the open round or above
+    /// (votes are never taken back), so the search for the next free slot starts here.
+    cursor: Slot,
     /// Commands voted for in the open fast round, and where: a proposer's retry does not take
     /// a second slot from this acceptor, but repeats the vote to learners that may have missed it.
     voted_now: BTreeMap<V, Slot>,
@@ -88,6 +91,7 @@ impl<V: Value> Acceptor<V> {
             cfg,
             state,
             any: None,
+            cursor: 0,
             voted_now: BTreeMap::new(),
             pending: VecDeque::new(),
         }
@@ -155,6 +159,7 @@ impl<V: Value> Acceptor<V> {
             return;
         }
         self.any = Some((round, slot));
+        self.cursor = slot;
         self.voted_now.clear();
         while self.open_round().is_some() {
             let Some(value) = self.pending.pop_front() else {
@@ -171,7 +176,7 @@ impl<V: Value> Acceptor<V> {
     }
 
     fn vote_fast(&mut self, value: V, fx: &mut FmEffects<V>) {
-        let Some((round, first)) = self.open_round() else {
+        let Some((round, _)) = self.open_round() else {
             return;
         };
         if let Some(&slot) = self.voted_now.get(&value) {
@@ -181,10 +186,11 @@ impl<V: Value> Acceptor<V> {
             }
             return;
         }
-        let mut slot = first;
+        let mut slot = self.cursor;
         while self.state.voted_at_or_above(slot, round) {
             slot += 1;
         }
+        self.cursor = slot + 1;
         self.voted_now.insert(value.clone(), slot);
         self.vote(slot, round, true, Entry::Command(value), fx);
     }

@@ -131,6 +131,11 @@ pub enum Output<V> {
         /// The command.
         value: V,
     },
+    /// A proposer gave `value` up: it was not applied within its time.
+    GaveUp {
+        /// The command.
+        value: V,
+    },
     /// A proposer heard that its `value` is the `index`-th distinct command.
     Done {
         /// The command.
@@ -149,7 +154,7 @@ pub enum Timer {
     Heartbeat,
     /// Learner: ask peers about slots it knows were chosen but not what.
     Query,
-    /// Proposer: propose again.
+    /// Proposer: propose again what is still in flight.
     Retry,
 }
 

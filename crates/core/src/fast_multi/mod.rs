@@ -10,7 +10,8 @@
 //!   classic quorum in a classic round; it tells the leader of collisions and catches up from
 //!   its peers.
 //! - [`Server`] collapses the three and applies the log, each distinct command once.
-//! - [`Client`] proposes to every acceptor.
+//! - [`Client`] proposes its commands to every acceptor one at a time; [`Proposer`] keeps many
+//!   in flight (a server proposing for its own clients).
 //!
 //! **Collisions.** Acceptors that see two proposals in different orders vote them into
 //! different slots, and a lost proposal shifts every later slot of one acceptor. The leader,
@@ -31,6 +32,7 @@ mod client;
 mod leader;
 mod learner;
 mod messages;
+mod proposer;
 mod server;
 
 pub use acceptor::{Acceptor, AcceptorConfig, AcceptorState};
@@ -38,4 +40,5 @@ pub use client::Client;
 pub use leader::{Leader, LeaderConfig};
 pub use learner::Learner;
 pub use messages::{Entry, EntryVote, FmEffects, Message, Output, Persist, Slot, Timer};
+pub use proposer::Proposer;
 pub use server::Server;

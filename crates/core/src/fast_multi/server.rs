@@ -28,6 +28,8 @@ pub struct Server<V> {
     next_apply: Slot,
     /// Who proposed a command not yet applied here, to be told when it is.
     proposers: BTreeMap<V, NodeId>,
+    /// Whether it tells proposers (off where every server answers its own clients).
+    answers: bool,
 }
 
 impl<V: Value> Server<V> {
@@ -51,7 +53,15 @@ impl<V: Value> Server<V> {
             applied: BTreeMap::new(),
             next_apply: 0,
             proposers: BTreeMap::new(),
+            answers: true,
         }
+    }
+
+    /// A server that never sends `Done`: its driver answers its own clients from
+    /// [`Output::Applied`], and proposals from peers need no answer.
+    pub fn quiet(mut self) -> Self {
+        self.answers = false;
+        self
     }
 
     /// This server's id.
@@ -72,6 +82,11 @@ impl<V: Value> Server<V> {
     /// How many distinct commands it applied.
     pub fn applied(&self) -> u64 {
         self.applied.len() as u64
+    }
+
+    /// Every slot below this one is known chosen here.
+    pub fn learned_through(&self) -> Slot {
+        self.learner.prefix()
     }
 
     /// Every slot below this one is applied.
@@ -118,12 +133,17 @@ impl<V: Value> Server<V> {
         let mut step = FmEffects::new();
         match &msg {
             Message::Propose { value } => {
+                // Applied already: no slot for it again; its proposer hears where it is.
                 if let Some(&index) = self.applied.get(value) {
-                    let value = value.clone();
-                    step.send(from, Message::Done { value, index });
+                    if self.answers {
+                        let value = value.clone();
+                        step.send(from, Message::Done { value, index });
+                    }
                     return step;
                 }
-                self.proposers.insert(value.clone(), from);
+                if self.answers {
+                    self.proposers.insert(value.clone(), from);
+                }
             }
             Message::Prepare { round, .. } | Message::Accept { round, .. } => {
                 self.heard(from, *round, &mut step);

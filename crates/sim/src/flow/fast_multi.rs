@@ -118,7 +118,7 @@ impl Script {
                     self.learned
                         .insert(format!("C{} #{index}", from - 100), value);
                 }
-                Output::Applied { .. } => {}
+                Output::Applied { .. } | Output::GaveUp { .. } => {}
             }
         }
         // Records are durable at once here: every message may leave.
