@@ -717,3 +717,66 @@ fn a_quiet_server_answers_nobody_and_skips_what_it_applied() {
     let fx = s.on_message(CLIENT, propose("a"));
     assert!(fx.is_empty(), "applied already: no vote, no answer");
 }
+
+#[test]
+fn a_repeated_prepare_is_answered_again_without_a_new_record() {
+    let mut a = acceptor(1, 3);
+    a.on_message(2, Message::Prepare { round: R2, from: 0 });
+    let fx = a.on_message(2, Message::Prepare { round: R2, from: 0 });
+    assert!(fx.persist.is_empty(), "the promise is on disk already");
+    let promise = Message::Promise {
+        round: R2,
+        from: 0,
+        votes: vec![],
+    };
+    assert_eq!(sent(&fx), vec![(2, promise)]);
+}
+
+#[test]
+fn an_any_below_the_promise_opens_nothing() {
+    let mut a = acceptor(1, 3);
+    a.on_message(2, Message::Prepare { round: R2, from: 0 });
+    assert!(a.on_message(CLIENT, propose("x")).is_empty());
+    assert!(
+        a.on_message(1, any(R1, 0)).is_empty(),
+        "R1 is below the promise"
+    );
+    assert!(a.on_message(CLIENT, propose("y")).is_empty());
+    let fx = a.on_message(2, any(R2, 0));
+    assert_eq!(voted(&fx), vec![(0, fast(R2, "x")), (1, fast(R2, "y"))]);
+}
+
+#[test]
+fn a_client_proposes_one_command_at_a_time_and_repeats_it_until_done() {
+    let mut c = Client::new(vec![1, 2], vec!["a".to_string(), "b".to_string()], 7);
+    assert!(!c.finished());
+    let fx = c.start();
+    assert_eq!(sent(&fx), vec![(1, propose("a")), (2, propose("a"))]);
+    assert_eq!(c.current(), Some(&"a".to_string()));
+    let fx = c.on_timer(Timer::Retry);
+    assert_eq!(sent(&fx), vec![(1, propose("a")), (2, propose("a"))]);
+    assert_eq!(fx.timers.len(), 1);
+    assert!(c.on_timer(Timer::Query).is_empty());
+    let done = |v: &str, index| Message::Done {
+        value: v.to_string(),
+        index,
+    };
+    assert!(
+        c.on_message(done("b", 0)).is_empty(),
+        "not the command in flight"
+    );
+    let fx = c.on_message(done("a", 3));
+    assert_eq!(
+        fx.output,
+        vec![Output::Done {
+            value: "a".into(),
+            index: 3
+        }]
+    );
+    assert_eq!(sent(&fx), vec![(1, propose("b")), (2, propose("b"))]);
+    assert!(!c.finished());
+    c.on_message(done("b", 4));
+    assert!(c.finished());
+    assert_eq!(c.current(), None);
+    assert!(c.on_timer(Timer::Retry).is_empty(), "nothing in flight");
+}

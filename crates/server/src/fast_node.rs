@@ -156,9 +156,8 @@ impl FastNode {
         wal.sync()?;
         let log = GroupCommitter::start(wal)?;
         let ids: Vec<NodeId> = cfg.members.iter().map(|m| m.id).collect();
-        let quorum = Arc::new(
-            FastQuorum::majority(&ids).map_err(|e| NodeError::Config(e.to_string()))?,
-        );
+        let quorum =
+            Arc::new(FastQuorum::majority(&ids).map_err(|e| NodeError::Config(e.to_string()))?);
         let acceptor = AcceptorConfig {
             id: cfg.id,
             quorum: quorum.clone(),
@@ -201,9 +200,8 @@ impl FastNode {
             replies: HashMap::new(),
             watchers: WatchHub::default(),
             pumped_revision: 0,
-            progress_ticks: (cfg.watch_progress_interval.as_millis()
-                / cfg.tick.as_millis().max(1))
-            .max(1) as u64,
+            progress_ticks: (cfg.watch_progress_interval.as_millis() / cfg.tick.as_millis().max(1))
+                .max(1) as u64,
         })
     }
 
@@ -397,7 +395,9 @@ impl FastNode {
             let metrics = self.metrics.clone();
             let n = records.len();
             self.wal.append_then(records, move |result| {
-                metrics.fsync_seconds.observe(started.elapsed().as_secs_f64());
+                metrics
+                    .fsync_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 metrics.records_per_fsync.observe(n as f64);
                 let _ = tx.send((batch, result.map(|_| ())));
             });
@@ -441,7 +441,12 @@ impl FastNode {
         NodeStatus {
             id: self.id,
             leader: leading.map(|_| self.id),
-            role: if leading.is_some() { "leader" } else { "follower" }.into(),
+            role: if leading.is_some() {
+                "leader"
+            } else {
+                "follower"
+            }
+            .into(),
             ballot: self.server.acceptor_state().promised.to_string(),
             term: self.server.acceptor_state().promised.number,
             commit_index: self.server.learned_through(),

@@ -181,7 +181,6 @@ impl NodeHandle {
             .map_err(|_| ProposeError::Stopped)?;
         rx.await.map_err(|_| ProposeError::Stopped)
     }
-
 }
 
 impl crate::peer::Deliver<Message<KvCommand>> for NodeHandle {

@@ -6,11 +6,11 @@
 use crate::config::Member;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use synod_core::NodeId;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;

@@ -1,7 +1,7 @@
 //! The Fast Multi-Paxos acceptor: one promise for every slot, a vote per slot, and a fast round
 //! in which each client proposal takes the acceptor's next free slot.
 
-use super::messages::{is_member, Entry, EntryVote, FmEffects, Message, Persist, Slot};
+use super::messages::{Entry, EntryVote, FmEffects, Message, Persist, Slot};
 use crate::ballot::NodeId;
 use crate::fast::{Round, Value, Vote};
 use crate::quorum::FastQuorum;
@@ -230,10 +230,5 @@ impl<V: Value> Acceptor<V> {
             vote: vote.clone(),
         });
         fx.broadcast_after_sync(&self.reported_to(round), Message::Accepted { slot, vote });
-    }
-
-    /// True when `from` is one of the acceptors (the learner counts only their votes).
-    pub fn is_acceptor(&self, from: NodeId) -> bool {
-        is_member(&self.cfg.quorum, from)
     }
 }
