@@ -36,6 +36,8 @@ pub struct Config {
     pub synod: PathBuf,
     /// Pass the testing-only `--unsafe-local-reads` switch to the servers (the teeth test).
     pub unsafe_local_reads: bool,
+    /// The servers' `--protocol` (`multi` when unset).
+    pub protocol: Option<String>,
     /// Namespaces or loopback.
     pub network: Network,
     /// How long a client waits for an answer before recording the operation as indeterminate.
@@ -59,6 +61,7 @@ impl Config {
             out_dir,
             synod,
             unsafe_local_reads: false,
+            protocol: None,
             network: Network::Namespaces,
             op_timeout: Duration::from_millis(1000),
             check_time: Duration::from_secs(120),

@@ -37,7 +37,8 @@ pub struct Cluster {
     dir: PathBuf,
     peers: String,
     clients: String,
-    unsafe_local_reads: bool,
+    /// Arguments every server gets besides its addresses.
+    server_args: Vec<String>,
 }
 
 impl Cluster {
@@ -47,7 +48,7 @@ impl Cluster {
         synod: &Path,
         dir: &Path,
         placements: Vec<Placement>,
-        unsafe_local_reads: bool,
+        server_args: Vec<String>,
     ) -> Cluster {
         let list = |f: fn(&Placement) -> SocketAddr| {
             placements
@@ -69,7 +70,7 @@ impl Cluster {
                 .collect(),
             synod: synod.to_path_buf(),
             dir: dir.to_path_buf(),
-            unsafe_local_reads,
+            server_args,
         }
     }
 
@@ -106,12 +107,12 @@ impl Cluster {
             path: log_path.clone(),
             source,
         })?;
-        let (synod, peers, clients, unsafe_reads) = (
+        let (synod, peers, clients) = (
             self.synod.clone(),
             self.peers.clone(),
             self.clients.clone(),
-            self.unsafe_local_reads,
         );
+        let server_args = self.server_args.clone();
         let node = self.node(id)?;
         // `ip netns exec` enters the namespace and then execs the server, so the pid we get is
         // the server's own and signals reach it directly.
@@ -140,9 +141,7 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
-        if unsafe_reads {
-            cmd.arg("--unsafe-local-reads");
-        }
+        cmd.args(&server_args);
         let child = cmd.spawn().map_err(|source| ChaosError::Spawn {
             node: id,
             binary: synod.clone(),

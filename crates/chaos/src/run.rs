@@ -109,7 +109,15 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
             ""
         }
     ));
-    let mut cluster = Cluster::new(&cfg.synod, &cfg.out_dir, placements, cfg.unsafe_local_reads);
+    let mut server_args = Vec::new();
+    if cfg.unsafe_local_reads {
+        server_args.push("--unsafe-local-reads".to_string());
+    }
+    if let Some(p) = &cfg.protocol {
+        say(format!("servers run --protocol {p}"));
+        server_args.extend(["--protocol".to_string(), p.clone()]);
+    }
+    let mut cluster = Cluster::new(&cfg.synod, &cfg.out_dir, placements, server_args);
     for &i in &ids {
         cluster.start(i)?;
     }

@@ -45,6 +45,9 @@ pub struct ChaosArgs {
     /// find stale reads (exit 1).
     #[arg(long)]
     unsafe_local_reads: bool,
+    /// The protocol the servers run: `multi` (the default) or `fast-multi`.
+    #[arg(long)]
+    protocol: Option<synod_server::config::ServerProtocol>,
     /// Run on loopback without network namespaces, even as root (only kill and pause faults).
     #[arg(long)]
     no_netns: bool,
@@ -100,6 +103,9 @@ fn reproduce(args: &ChaosArgs, seed: u64, faults: &[FaultKind], network: Network
     if args.unsafe_local_reads {
         cmd.push_str(" --unsafe-local-reads");
     }
+    if let Some(p) = args.protocol {
+        cmd.push_str(&format!(" --protocol {p}"));
+    }
     cmd
 }
 
@@ -137,6 +143,7 @@ pub fn run(args: ChaosArgs) -> Result<Outcome> {
     cfg.keys = args.keys;
     cfg.faults = faults;
     cfg.unsafe_local_reads = args.unsafe_local_reads;
+    cfg.protocol = args.protocol.map(|p| p.to_string());
     cfg.network = network;
     cfg.op_timeout = Duration::from_millis(args.op_timeout_ms.max(1));
     cfg.check_time = Duration::from_secs(args.check_seconds.max(1));

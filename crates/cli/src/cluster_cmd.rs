@@ -74,10 +74,7 @@ pub fn run(args: ClusterArgs) -> Result<Outcome> {
             let mut argv = argv;
             if let Some(p) = args.protocol {
                 argv.push("--protocol".into());
-                argv.push(match p {
-                    synod_server::config::ServerProtocol::Multi => "multi".into(),
-                    synod_server::config::ServerProtocol::FastMulti => "fast-multi".into(),
-                });
+                argv.push(p.to_string());
             }
             let child = Command::new(&exe)
                 .args(&argv)

@@ -29,6 +29,15 @@ pub enum ServerProtocol {
     FastMulti,
 }
 
+impl std::fmt::Display for ServerProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServerProtocol::Multi => "multi",
+            ServerProtocol::FastMulti => "fast-multi",
+        })
+    }
+}
+
 impl std::str::FromStr for ServerProtocol {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
