@@ -81,7 +81,7 @@ for round in $(seq 1 "$rounds"); do
         conns=$((clients < 8 ? 1 : 8))
         before=$(cpu_ticks "$proto")
         res=$("$synod" bench run --endpoints "127.0.0.1:$(port "$b" "$n")" \
-          --clients "$clients" --conns "$conns" --duration "$duration")
+          --clients "$clients" --conns "$conns" --duration "$duration" 2>>"$work/bench.log")
         after=$(cpu_ticks "$proto")
         ops=$(echo "$res" | sed -n 's/.*(\([0-9]*\) ops,.*/\1/p' | head -1)
         rate=$(echo "$res" | sed -n 's/^\([0-9.]*\) ops\/s.*/\1/p' | head -1)
