@@ -30,6 +30,7 @@ async fn start_synod(dir: &std::path::Path) -> (String, tokio::sync::oneshot::Se
         snapshot_every: 10_000,
         unsafe_local_reads: false,
         watch_progress_interval: Duration::from_secs(600),
+        protocol: Default::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

@@ -107,11 +107,8 @@ impl Cluster {
             path: log_path.clone(),
             source,
         })?;
-        let (synod, peers, clients) = (
-            self.synod.clone(),
-            self.peers.clone(),
-            self.clients.clone(),
-        );
+        let (synod, peers, clients) =
+            (self.synod.clone(), self.peers.clone(), self.clients.clone());
         let server_args = self.server_args.clone();
         let node = self.node(id)?;
         // `ip netns exec` enters the namespace and then execs the server, so the pid we get is
