@@ -780,3 +780,138 @@ fn a_client_proposes_one_command_at_a_time_and_repeats_it_until_done() {
     assert_eq!(c.current(), None);
     assert!(c.on_timer(Timer::Retry).is_empty(), "nothing in flight");
 }
+
+fn timer_kinds(fx: &FmEffects<String>) -> Vec<Timer> {
+    fx.timers.iter().map(|t| t.kind).collect()
+}
+
+#[test]
+fn roles_arm_their_timers_at_start() {
+    let mut leader = Leader::<String>::recover(leader_cfg(1, 3, None), 0);
+    let fx = leader.start();
+    assert_eq!(timer_kinds(&fx), vec![Timer::Election]);
+    assert_eq!(fx.timers[0].after, 50);
+    let mut l = learner(1, 3);
+    let fx = l.start();
+    assert_eq!(timer_kinds(&fx), vec![Timer::Query]);
+    assert_eq!(fx.timers[0].after, 30);
+    let mut s = server(2, 3);
+    assert_eq!(s.id(), 2);
+    assert_eq!(s.leading(), None);
+    let mut kinds = timer_kinds(&s.start());
+    kinds.sort();
+    assert_eq!(kinds, vec![Timer::Election, Timer::Query]);
+}
+
+/// Makes `leader` lead a fresh round with promises from 1 and 2 of 3.
+fn lead(leader: &mut Leader<String>, l: &Learner<String>) -> Round {
+    let (round, _) = campaign(leader, l);
+    let promise = Message::Promise {
+        round,
+        from: 0,
+        votes: vec![],
+    };
+    leader.on_message(1, promise.clone(), l);
+    leader.on_message(2, promise, l);
+    assert_eq!(leader.leading(), Some(round));
+    round
+}
+
+#[test]
+fn a_leader_keeps_its_round_against_stale_news_and_its_own_round() {
+    let l = learner(1, 3);
+    let mut leader = Leader::recover(leader_cfg(1, 3, None), 0);
+    // A follower hearing a round has nothing to step down from.
+    assert!(leader.heard(R1).is_empty());
+    let round = lead(&mut leader, &l);
+    assert!(leader.heard(round).is_empty(), "its own round");
+    assert!(leader.heard(Round::new(0, 3)).is_empty());
+    // A refusal of another round, or one that is not above, changes nothing.
+    let nack = |round, promised| Message::Nack { round, promised };
+    assert!(leader
+        .on_message(3, nack(Round::new(0, 1), R2), &l)
+        .is_empty());
+    assert!(leader.on_message(3, nack(round, round), &l).is_empty());
+    assert_eq!(leader.leading(), Some(round));
+    // Its election timer does nothing while it leads.
+    let fx = leader.on_timer(Timer::Election, &l);
+    assert!(fx.is_empty());
+    assert_eq!(leader.leading(), Some(round));
+    // A refusal of its round by a higher promise ends it.
+    let fx = leader.on_message(3, nack(round, Round::new(round.number + 1, 3)), &l);
+    assert_eq!(leader.leading(), None);
+    assert_eq!(timer_kinds(&fx), vec![Timer::Election]);
+}
+
+#[test]
+fn an_idle_leader_never_prepares_again() {
+    let l = learner(1, 3);
+    let mut leader = Leader::recover(leader_cfg(1, 3, None), 0);
+    let round = lead(&mut leader, &l);
+    for _ in 0..5 {
+        let fx = leader.on_timer(Timer::Heartbeat, &l);
+        assert!(fx.persist.is_empty(), "nothing waits: no new round");
+        assert_eq!(timer_kinds(&fx), vec![Timer::Heartbeat]);
+    }
+    assert_eq!(leader.leading(), Some(round));
+}
+
+#[test]
+fn a_learner_adopts_decisions_only_from_members_and_asks_across_a_gap() {
+    let mut l = learner(1, 3);
+    let (fx, _) = l.on_message(
+        9,
+        Message::Chosen {
+            slot: 0,
+            value: cmd("x"),
+        },
+    );
+    assert!(fx.output.is_empty(), "a stranger's word is not taken");
+    assert_eq!(l.chosen(0), None);
+    // Slot 1 known, slot 0 not: behind, though no leader announced a commit point.
+    l.on_message(
+        2,
+        Message::Chosen {
+            slot: 1,
+            value: cmd("y"),
+        },
+    );
+    assert_eq!(l.prefix(), 0);
+    let fx = l.on_timer(Timer::Query);
+    assert_eq!(
+        sent(&fx),
+        vec![
+            (2, Message::Query { from: 0 }),
+            (3, Message::Query { from: 0 })
+        ]
+    );
+    l.on_message(
+        3,
+        Message::Chosen {
+            slot: 0,
+            value: cmd("x"),
+        },
+    );
+    assert_eq!(l.prefix(), 2);
+    l.note_commit(2);
+    assert!(
+        sent(&l.on_timer(Timer::Query)).is_empty(),
+        "level with the commit point"
+    );
+}
+
+#[test]
+fn a_server_reports_its_acceptors_promise() {
+    let mut s = server(1, 1);
+    assert_eq!(s.acceptor_state().promised, Round::ZERO);
+    let mut queue: Vec<Message<String>> = s
+        .on_timer(Timer::Election)
+        .all_sends()
+        .map(|o| o.msg.clone())
+        .collect();
+    while let Some(m) = queue.pop() {
+        queue.extend(s.on_message(1, m).all_sends().map(|o| o.msg.clone()));
+    }
+    assert_eq!(s.acceptor_state().promised, Round::new(1, 1));
+    assert_eq!(s.leading(), Some(Round::new(1, 1)));
+}
