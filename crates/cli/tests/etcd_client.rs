@@ -3,32 +3,9 @@
 
 mod common;
 
-use common::Cluster;
+use common::{connect, put_retry, Cluster};
 use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
 use std::time::{Duration, Instant};
-
-async fn connect(endpoints: Vec<String>) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match Client::connect(endpoints.clone(), None).await {
-            Ok(c) => return c,
-            Err(e) if Instant::now() > deadline => panic!("cannot connect: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
-/// Retries `put` until a leader answers (right after start or a kill, one may not yet).
-async fn put_retry(c: &mut Client, k: &str, v: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match c.put(k, v, None).await {
-            Ok(_) => return,
-            Err(e) if Instant::now() > deadline => panic!("put {k} never succeeded: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
 
 async fn leader(c: &mut Client, endpoints: &[String]) -> u64 {
     for ep in endpoints {
@@ -46,7 +23,7 @@ async fn leader(c: &mut Client, endpoints: &[String]) -> u64 {
 async fn kv_api_works_like_etcd() {
     let cluster = Cluster::start(3);
     let mut c = connect(cluster.endpoints()).await;
-    put_retry(&mut c, "foo/a", "1").await;
+    put_retry(&mut c, "foo/a", "1", None).await;
     c.put("foo/b", "2", None).await.unwrap();
     let r = c
         .put("foo/a", "3", Some(PutOptions::new().with_prev_key()))
@@ -118,13 +95,13 @@ async fn a_killed_leader_is_replaced_and_no_acknowledged_write_is_lost() {
     let mut cluster = Cluster::start(3);
     let mut c = connect(cluster.endpoints()).await;
     for i in 0..20 {
-        put_retry(&mut c, &format!("k{i}"), &format!("v{i}")).await;
+        put_retry(&mut c, &format!("k{i}"), &format!("v{i}"), None).await;
     }
     let old = leader(&mut c, &cluster.endpoints()).await;
     cluster.kill(old);
     let mut c = connect(cluster.endpoints()).await;
     for i in 20..40 {
-        put_retry(&mut c, &format!("k{i}"), &format!("v{i}")).await;
+        put_retry(&mut c, &format!("k{i}"), &format!("v{i}"), None).await;
     }
     let new = leader(&mut c, &cluster.endpoints()).await;
     assert_ne!(new, old, "a dead node cannot lead");
@@ -137,7 +114,7 @@ async fn a_killed_leader_is_replaced_and_no_acknowledged_write_is_lost() {
         cluster.restart(i);
     }
     let mut c = connect(cluster.endpoints()).await;
-    put_retry(&mut c, "after", "restart").await;
+    put_retry(&mut c, "after", "restart", None).await;
     let r = c
         .get("k", Some(GetOptions::new().with_prefix()))
         .await
@@ -153,11 +130,11 @@ async fn a_killed_leader_is_replaced_and_no_acknowledged_write_is_lost() {
 async fn snapshots_bound_the_log_and_bring_a_restarted_node_up_to_date() {
     let mut cluster = Cluster::start_with(3, &["--snapshot-every", "20"]);
     let mut c = connect(cluster.endpoints()).await;
-    put_retry(&mut c, "warm", "up").await;
+    put_retry(&mut c, "warm", "up", None).await;
     cluster.kill(3);
     let mut c = connect(cluster.endpoints()).await;
     for i in 0..150 {
-        put_retry(&mut c, &format!("s{i:03}"), &format!("{i}")).await;
+        put_retry(&mut c, &format!("s{i:03}"), &format!("{i}"), None).await;
     }
     // The live nodes checkpointed: snapshots on disk, so log segments below them can go.
     let snaps = std::fs::read_dir(cluster.data_dir(1).join("snap"))
@@ -199,7 +176,7 @@ async fn snapshots_bound_the_log_and_bring_a_restarted_node_up_to_date() {
         cluster.restart(i);
     }
     let mut c = connect(cluster.endpoints()).await;
-    put_retry(&mut c, "after", "restart").await;
+    put_retry(&mut c, "after", "restart", None).await;
     let r = c
         .get("s", Some(GetOptions::new().with_prefix()))
         .await

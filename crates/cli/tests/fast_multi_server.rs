@@ -4,32 +4,9 @@
 
 mod common;
 
-use common::Cluster;
+use common::{connect, put_retry, Cluster};
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 use std::time::{Duration, Instant};
-
-async fn connect(endpoints: Vec<String>) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match Client::connect(endpoints.clone(), None).await {
-            Ok(c) => return c,
-            Err(e) if Instant::now() > deadline => panic!("cannot connect: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
-/// Retries `put` until it lands (right after a start or a kill no leader may lead yet).
-async fn put_retry(c: &mut Client, k: &str, v: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match c.put(k, v, None).await {
-            Ok(_) => return,
-            Err(e) if Instant::now() > deadline => panic!("put {k} never succeeded: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
 
 /// The value of `k`, read linearizably (retried while the cluster recovers).
 async fn get_retry(c: &mut Client, k: &str) -> Option<String> {
@@ -55,7 +32,7 @@ async fn fast_multi_paxos_serves_the_kv_api_and_survives_kills() {
     let mut via2 = connect(vec![cluster.endpoint(2)]).await;
     let mut via3 = connect(vec![cluster.endpoint(3)]).await;
     for i in 0..20 {
-        put_retry(&mut via2, &format!("k{i}"), &format!("v{i}")).await;
+        put_retry(&mut via2, &format!("k{i}"), &format!("v{i}"), None).await;
     }
     for i in 0..20 {
         assert_eq!(
@@ -70,7 +47,7 @@ async fn fast_multi_paxos_serves_the_kv_api_and_survives_kills() {
         tasks.push(tokio::spawn(async move {
             let mut c = connect(vec![ep]).await;
             for i in 0..30 {
-                put_retry(&mut c, &format!("n{node}/{i}"), "x").await;
+                put_retry(&mut c, &format!("n{node}/{i}"), "x", None).await;
             }
         }));
     }
@@ -91,7 +68,7 @@ async fn fast_multi_paxos_serves_the_kv_api_and_survives_kills() {
 
     // The first leader (node 1: the shortest election timeout) dies; the others go on.
     cluster.kill(1);
-    put_retry(&mut via2, "after-kill", "yes").await;
+    put_retry(&mut via2, "after-kill", "yes", None).await;
     assert_eq!(
         get_retry(&mut via3, "after-kill").await.as_deref(),
         Some("yes")

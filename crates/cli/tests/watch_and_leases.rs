@@ -4,33 +4,11 @@
 
 mod common;
 
-use common::Cluster;
+use common::{connect, put_retry, Cluster};
 use etcd_client::{
     Client, EventType, GetOptions, LeaseTimeToLiveOptions, PutOptions, WatchOptions,
 };
 use std::time::{Duration, Instant};
-
-async fn connect(endpoints: Vec<String>) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match Client::connect(endpoints.clone(), None).await {
-            Ok(c) => return c,
-            Err(e) if Instant::now() > deadline => panic!("cannot connect: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
-async fn put_retry(c: &mut Client, k: &str, v: &str, opts: Option<PutOptions>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match c.put(k, v, opts.clone()).await {
-            Ok(_) => return,
-            Err(e) if Instant::now() > deadline => panic!("put {k} never succeeded: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
 
 /// The leader's id, asking each node until one knows.
 async fn leader(cluster: &Cluster) -> u64 {

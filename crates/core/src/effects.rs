@@ -112,6 +112,16 @@ impl<M, P, O, T> Effects<M, P, O, T> {
         }
     }
 
+    /// Takes out the messages free to leave at once that are addressed to `me` (a process with
+    /// collapsed roles hands them to itself within the step), in order; the rest stay.
+    pub fn take_sends_to(&mut self, me: crate::NodeId) -> Vec<M> {
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.send)
+            .into_iter()
+            .partition(|o| o.to == me);
+        self.send = rest;
+        mine.into_iter().map(|o| o.msg).collect()
+    }
+
     /// Every message of the step, those free to leave at once first.
     pub fn all_sends(&self) -> impl Iterator<Item = &Outgoing<M>> {
         self.send.iter().chain(&self.send_after_sync)

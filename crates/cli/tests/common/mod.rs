@@ -166,3 +166,33 @@ fn wait_for_port(port: u16) {
     }
     panic!("synod server did not open port {port} within 10 s");
 }
+
+/// An etcd client of `endpoints`, retried for up to 10 s while the servers start.
+pub async fn connect(endpoints: Vec<String>) -> etcd_client::Client {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match etcd_client::Client::connect(endpoints.clone(), None).await {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("cannot connect: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Retries a put for up to 20 s, until a leader answers (right after a start or a kill, none
+/// may yet).
+pub async fn put_retry(
+    c: &mut etcd_client::Client,
+    k: &str,
+    v: &str,
+    opts: Option<etcd_client::PutOptions>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match c.put(k, v, opts.clone()).await {
+            Ok(_) => return,
+            Err(e) if Instant::now() > deadline => panic!("put {k} never succeeded: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}

@@ -12,7 +12,6 @@ use super::coordinator::{Coordinator, CoordinatorConfig};
 use super::learner::Learner;
 use super::messages::{FastEffects, Message, Persist, Timer, Value};
 use crate::ballot::NodeId;
-use crate::effects::Outgoing;
 use std::collections::VecDeque;
 
 /// A Fast Paxos server with collapsed roles.
@@ -149,14 +148,7 @@ impl<V: Value> Server<V> {
         inbox: &mut VecDeque<(NodeId, Message<V>)>,
         out: &mut FastEffects<V>,
     ) {
-        let send = std::mem::take(&mut fx.send);
-        for Outgoing { to, msg } in send {
-            if to == self.id {
-                inbox.push_back((self.id, msg));
-            } else {
-                fx.send(to, msg);
-            }
-        }
+        inbox.extend(fx.take_sends_to(self.id).into_iter().map(|m| (self.id, m)));
         out.extend(fx);
     }
 }

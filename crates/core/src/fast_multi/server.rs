@@ -11,7 +11,6 @@ use super::leader::{Leader, LeaderConfig};
 use super::learner::Learner;
 use super::messages::{Entry, FmEffects, Message, Output, Persist, Slot, Timer};
 use crate::ballot::NodeId;
-use crate::effects::Outgoing;
 use crate::fast::{Round, Value};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -230,14 +229,7 @@ impl<V: Value> Server<V> {
         inbox: &mut VecDeque<(NodeId, Message<V>)>,
         out: &mut FmEffects<V>,
     ) {
-        let send = std::mem::take(&mut fx.send);
-        for Outgoing { to, msg } in send {
-            if to == self.id {
-                inbox.push_back((self.id, msg));
-            } else {
-                fx.send(to, msg);
-            }
-        }
+        inbox.extend(fx.take_sends_to(self.id).into_iter().map(|m| (self.id, m)));
         out.extend(fx);
     }
 }
