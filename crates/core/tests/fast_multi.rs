@@ -915,3 +915,83 @@ fn a_server_reports_its_acceptors_promise() {
     assert_eq!(s.acceptor_state().promised, Round::new(1, 1));
     assert_eq!(s.leading(), Some(Round::new(1, 1)));
 }
+
+/// A server of 3 that has heard nothing yet.
+fn follower(id: NodeId) -> Server<String> {
+    let mut s = server(id, 3);
+    s.start();
+    s
+}
+
+fn any_at(round: Round, from: u64, commit: u64) -> Message<String> {
+    Message::Any {
+        round,
+        from,
+        commit,
+    }
+}
+
+#[test]
+fn a_server_that_hears_a_leader_does_not_campaign_and_one_that_does_not_does() {
+    let mut s = follower(2);
+    s.on_message(1, any_at(R1, 0, 0));
+    let fx = s.on_timer(Timer::Election);
+    assert!(fx.persist.is_empty(), "it heard round {R1} from node 1");
+    let fx = s.on_timer(Timer::Election);
+    assert_eq!(
+        fx.persist,
+        vec![Persist::Number(2)],
+        "then silence: it campaigns"
+    );
+    // Its own messages, or a round below its promise, are no news of a leader.
+    let mut s = follower(2);
+    s.on_message(2, any_at(R1, 0, 0));
+    assert_eq!(
+        s.on_timer(Timer::Election).persist,
+        vec![Persist::Number(1)]
+    );
+    let mut s = follower(3);
+    s.on_message(2, Message::Prepare { round: R2, from: 0 });
+    s.on_message(1, any_at(R1, 0, 0));
+    s.on_timer(Timer::Election); // clears what Prepare(R2) said
+    let fx = s.on_timer(Timer::Election);
+    assert_eq!(
+        fx.persist,
+        vec![Persist::Number(3)],
+        "R1 is below its promise: no leader heard; it campaigns above R2"
+    );
+}
+
+#[test]
+fn a_server_behind_the_leaders_commit_point_asks_and_one_ahead_of_it_tells() {
+    let mut behind = follower(2);
+    behind.on_message(1, any_at(R1, 0, 3));
+    let fx = behind.on_timer(Timer::Query);
+    assert_eq!(
+        sent(&fx),
+        vec![
+            (1, Message::Query { from: 0 }),
+            (3, Message::Query { from: 0 })
+        ]
+    );
+    // Node 3 knows slots 0 and 1; the leader (node 1) says only slot 0 is committed.
+    let mut ahead = follower(3);
+    for slot in 0..2 {
+        let value = cmd(&format!("v{slot}"));
+        ahead.on_message(2, Message::Chosen { slot, value });
+    }
+    let fx = ahead.on_message(1, any_at(R1, 0, 1));
+    assert_eq!(
+        sent(&fx),
+        vec![(
+            1,
+            Message::Chosen {
+                slot: 1,
+                value: cmd("v1")
+            }
+        )]
+    );
+    // A leader level with it, or its own Any, gets nothing.
+    assert!(sent(&ahead.on_message(1, any_at(R1, 0, 2))).is_empty());
+    assert!(sent(&ahead.on_message(3, any_at(R1, 0, 0))).is_empty());
+}
