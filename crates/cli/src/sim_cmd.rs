@@ -376,7 +376,7 @@ fn compare_latency(seeds: u64, json: bool) -> Result<Outcome> {
         "\nBasic Paxos counts from a proposer's first Prepare (phase 1 included; its `clients` are \
          proposers, and\n`recovered` counts decisions reached through a retry, not counted). \
          Multi-Paxos with a stable leader skips\nphase 1: 3 delays (client to leader, Accept, \
-         Accepted), as `synod flow multi-steady` draws. collided:\nacceptors split their votes \
+         Accepted), counted on the requests `synod flow multi-steady` draws. collided:\nacceptors split their votes \
          (Fast) or hold conflicting histories (Generalized); recovered: a recovery\nround ran. \
          violations: {failing}"
     );

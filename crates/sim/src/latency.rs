@@ -67,6 +67,7 @@ pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
     for proposers in [1, 3] {
         rows.push(basic(seeds, proposers)?);
     }
+    rows.push(multi_steady());
     for (recovery, name, collapsed) in [
         (Recovery::Coordinated, "coordinated", false),
         (Recovery::Uncoordinated, "uncoordinated", false),
@@ -127,6 +128,31 @@ fn basic(seeds: u64, proposers: usize) -> Result<LatencyRow, String> {
         }
     }
     Ok(row)
+}
+
+/// Multi-Paxos with a steady leader, counted on the scripted run of real replicas that
+/// `synod flow multi-steady` draws: for each client request, the messages on its path until
+/// the leader holds a quorum of `Accepted` (heartbeats in between are not on the path).
+fn multi_steady() -> LatencyRow {
+    let mut row = LatencyRow::new("multi", "steady leader", true, 1, 1);
+    let drawn = crate::flow::scenario("multi-steady")
+        .map(|s| s.run())
+        .expect("the multi-steady scenario exists");
+    let mut on_path: Option<u32> = None;
+    for label in drawn.chart.labels() {
+        if label.starts_with("Request") {
+            on_path = Some(1);
+        } else if label.starts_with("Heartbeat") {
+            continue;
+        } else if let Some(n) = on_path.as_mut() {
+            *n += 1;
+            if label.starts_with("Accepted") {
+                *row.fast.entry(*n).or_default() += 1;
+                on_path = None;
+            }
+        }
+    }
+    row
 }
 
 /// Fast Multi-Paxos (5 servers, clients proposing 4 commands each): delays per command, split

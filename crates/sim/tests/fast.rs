@@ -40,6 +40,17 @@ fn fast_paxos_holds_under_every_fault_for_one_to_seven_acceptors() {
 #[test]
 fn message_delays_match_the_seed() {
     let rows = compare(400).expect("runs");
+    let multi: Vec<_> = rows.iter().filter(|r| r.protocol == "multi").collect();
+    assert_eq!(multi.len(), 1);
+    assert_eq!(
+        multi[0]
+            .fast
+            .iter()
+            .map(|(d, n)| (*d, *n))
+            .collect::<Vec<_>>(),
+        vec![(3, 2)],
+        "both requests of the steady-leader chart: 3 delays"
+    );
     assert_eq!(
         rows.iter().filter(|r| r.protocol == "generalized").count(),
         2
