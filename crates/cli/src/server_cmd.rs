@@ -66,7 +66,7 @@ pub struct ServerArgs {
     watch_progress_ms: Option<u64>,
     /// The protocol that orders the log: `multi` (Multi-Paxos, the default) or `fast-multi`
     /// (Fast Multi-Paxos: each node proposes its clients' writes straight to the acceptors;
-    /// experimental: no log compaction, leases never expire; see docs/protocol.md).
+    /// experimental: no log compaction yet; see docs/protocol.md).
     #[arg(long, env = "SYNOD_PROTOCOL")]
     protocol: Option<ServerProtocol>,
     /// A TOML file with any of the settings above (snake_case keys).

@@ -173,7 +173,17 @@ async fn gone_within(c: &mut Client, k: &str, limit: Duration) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_expire_are_kept_alive_and_revoked() {
-    let cluster = Cluster::start(3);
+    lease_lifecycle(&[]).await;
+}
+
+/// The same with Fast Multi-Paxos servers, whose leading node keeps the lease clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_expire_are_kept_alive_and_revoked_under_fast_multi_paxos() {
+    lease_lifecycle(&["--protocol", "fast-multi"]).await;
+}
+
+async fn lease_lifecycle(server_args: &[&str]) {
+    let cluster = Cluster::start_with(3, server_args);
     let mut c = connect(cluster.endpoints()).await;
     put_retry(&mut c, "warm", "up", None).await;
 

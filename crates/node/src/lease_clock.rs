@@ -11,6 +11,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 use synod_kv::Store;
 
+/// A lease id no other node and no other boot of this one can pick: the node id, the boot
+/// epoch and a counter, kept positive.
+pub fn fresh_lease_id(node: u64, boot: u64, counter: u64) -> i64 {
+    (((node & 0x7FF) << 52) | ((boot & 0xF_FFFF) << 32) | (counter & 0xFFFF_FFFF)) as i64
+}
+
 struct Deadline {
     at: u64,
     refreshes: u64,
@@ -90,6 +96,21 @@ mod tests {
 
     fn clock() -> LeaseClock {
         LeaseClock::new(Duration::from_millis(10), 50)
+    }
+
+    #[test]
+    fn fresh_lease_ids_are_positive_and_differ_by_node_boot_and_counter() {
+        let ids = [
+            fresh_lease_id(1, 1, 1),
+            fresh_lease_id(2, 1, 1),
+            fresh_lease_id(1, 2, 1),
+            fresh_lease_id(1, 1, 2),
+            fresh_lease_id(0x7FF, 0xF_FFFF, 0xFFFF_FFFF),
+        ];
+        assert!(ids.iter().all(|&id| id > 0), "{ids:?}");
+        let distinct: std::collections::BTreeSet<i64> = ids.iter().copied().collect();
+        assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+        assert_eq!(fresh_lease_id(1, 1, 1), (1 << 52) | (1 << 32) | 1);
     }
 
     #[test]

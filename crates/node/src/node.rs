@@ -308,14 +308,10 @@ impl NodeCore {
         }
     }
 
-    /// A lease id no other node and no earlier boot of this one can pick: node id, boot epoch
-    /// and a counter, kept positive.
+    /// A lease id no other node and no earlier boot of this one can pick.
     fn fresh_lease_id(&mut self) -> i64 {
         self.leases_granted += 1;
-        let id = ((self.cfg.id & 0x7FF) << 52)
-            | ((self.boot & 0xF_FFFF) << 32)
-            | (self.leases_granted & 0xFFFF_FFFF);
-        id as i64
+        crate::lease_clock::fresh_lease_id(self.cfg.id, self.boot, self.leases_granted)
     }
 
     /// A client asks for a linearizable read without a log slot; answered by an

@@ -5,9 +5,12 @@
 //! in, the step's records go to the log (one group per loop turn) and the messages held for
 //! them leave once it is synced, applied commands go to the store and answer their clients.
 //!
+//! Leases expire as in the default mode: the node that leads keeps a lease clock over the
+//! store and proposes each lease's expiry when its TTL ran out without a keep-alive.
+//!
 //! What it does not do yet: compact the log (acceptors' votes and the learned log stay for
-//! good, and a restarted node relearns the whole log from its peers), expire leases (no lease
-//! clock), or serve reads without a log slot (linearizable reads are ordered through the log).
+//! good, and a restarted node relearns the whole log from its peers), or serve reads without a
+//! log slot (linearizable reads are ordered through the log).
 
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
@@ -27,6 +30,7 @@ use synod_core::multi::StateMachine;
 use synod_core::quorum::FastQuorum;
 use synod_core::NodeId;
 use synod_kv::{KvCommand, KvOutput, Store};
+use synod_node::lease_clock::{fresh_lease_id, LeaseClock};
 use synod_node::ProposeError;
 use synod_storage::{CommitHandle, GroupCommitter, StorageError, StorageOptions, WalOptions};
 use tokio::sync::{mpsc, oneshot};
@@ -122,6 +126,7 @@ pub struct FastNode {
     watchers: WatchHub,
     pumped_revision: i64,
     progress_ticks: u64,
+    leases: LeaseClock,
 }
 
 impl FastNode {
@@ -202,6 +207,7 @@ impl FastNode {
             pumped_revision: 0,
             progress_ticks: (cfg.watch_progress_interval.as_millis() / cfg.tick.as_millis().max(1))
                 .max(1) as u64,
+            leases: LeaseClock::new(cfg.tick, cfg.election_ticks.1 * 2),
         })
     }
 
@@ -259,18 +265,16 @@ impl FastNode {
 
     fn handle(&mut self, input: Input) {
         match input {
-            Input::Propose(cmd, reply) => {
-                self.next_seq += 1;
-                let value = FastCmd {
-                    origin: self.id,
-                    boot: self.boot,
-                    seq: self.next_seq,
-                    cmd: postcard::to_stdvec(&cmd).expect("commands always serialize"),
-                };
-                self.replies.insert(self.next_seq, reply);
-                self.metrics.proposals.inc();
-                let fx = self.proposer.propose(value);
-                self.absorb(fx);
+            Input::Propose(mut cmd, reply) => {
+                // The proposing node picks a lease id the client left to the server, as the
+                // default mode does.
+                if let KvCommand::LeaseGrant { id, .. } = &mut cmd {
+                    if *id == 0 {
+                        *id = fresh_lease_id(self.id, self.boot, self.next_seq + 1);
+                    }
+                }
+                let seq = self.propose(&cmd);
+                self.replies.insert(seq, reply);
             }
             // No read without a log slot here: the caller orders the read through the log.
             Input::ReadIndex(_, reply) => {
@@ -287,12 +291,27 @@ impl FastNode {
                     .handle(w, &self.store, self.now, self.progress_ticks);
                 self.metrics.watchers.set(self.watchers.len() as i64);
             }
-            Input::LeaseRemaining(_, reply) => {
-                let _ = reply.send(None);
+            Input::LeaseRemaining(id, reply) => {
+                let _ = reply.send(self.leases.remaining_secs(id, self.now));
             }
             // Peers of this mode come in on their own channel.
             Input::Peer(..) => {}
         }
+    }
+
+    /// Proposes `cmd` as this node's next command; returns its sequence number.
+    fn propose(&mut self, cmd: &KvCommand) -> u64 {
+        self.next_seq += 1;
+        let value = FastCmd {
+            origin: self.id,
+            boot: self.boot,
+            seq: self.next_seq,
+            cmd: postcard::to_stdvec(cmd).expect("commands always serialize"),
+        };
+        self.metrics.proposals.inc();
+        let fx = self.proposer.propose(value);
+        self.absorb(fx);
+        self.next_seq
     }
 
     fn peer(&mut self, from: NodeId, msg: FastMessage) {
@@ -320,6 +339,10 @@ impl FastNode {
         if !self.watchers.is_empty() {
             self.watchers
                 .pump(&self.store, self.now, self.progress_ticks);
+        }
+        let leading = self.server.leading().is_some();
+        for (id, refreshes) in self.leases.observe(&self.store, leading, self.now) {
+            self.propose(&KvCommand::LeaseExpire { id, refreshes });
         }
     }
 
