@@ -995,3 +995,16 @@ fn a_server_behind_the_leaders_commit_point_asks_and_one_ahead_of_it_tells() {
     assert!(sent(&ahead.on_message(1, any_at(R1, 0, 2))).is_empty());
     assert!(sent(&ahead.on_message(3, any_at(R1, 0, 0))).is_empty());
 }
+
+#[test]
+fn a_repeated_any_keeps_the_fast_rounds_memory_of_what_it_voted() {
+    let mut a = acceptor(2, 3);
+    a.on_message(1, any(R1, 0));
+    a.on_message(CLIENT, propose("x"));
+    // The leader's heartbeat repeats its Any: same round, nothing new.
+    assert!(a.on_message(1, any(R1, 0)).is_empty());
+    let fx = a.on_message(CLIENT, propose("x"));
+    assert!(fx.persist.is_empty(), "x keeps its one slot of the round");
+    let fx = a.on_message(CLIENT, propose("y"));
+    assert_eq!(voted(&fx), vec![(1, fast(R1, "y"))]);
+}
