@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use synod_core::fast::{Round, Vote};
+use synod_core::fast::{Recovery, Round, Vote};
 use synod_core::fast_multi::{
     Acceptor, AcceptorConfig, AcceptorState, Client, Entry, FmEffects, Leader, LeaderConfig,
     Learner, Message, Output, Persist, Server, Timer,
@@ -23,6 +23,7 @@ fn acceptor(id: NodeId, n: u64) -> Acceptor<String> {
         id,
         quorum: quorum(n),
         learners: (1..=n).collect(),
+        bug: None,
     };
     Acceptor::recover(cfg, AcceptorState::default())
 }
@@ -34,6 +35,7 @@ fn leader_cfg(id: NodeId, n: u64, bug: Option<PlantedBug>) -> LeaderConfig {
         heartbeat_ticks: 10,
         election_ticks: 50,
         stall_beats: 2,
+        recovery: Recovery::Coordinated,
         bug,
     }
 }
@@ -67,6 +69,7 @@ fn any(round: Round, from: u64) -> Message<String> {
         round,
         from,
         commit: 0,
+        recovery: Recovery::Coordinated,
     }
 }
 
@@ -384,6 +387,7 @@ fn a_leader_finishes_voted_slots_classically_and_opens_the_fast_round_above_them
         round,
         from: 4,
         commit: 0,
+        recovery: Recovery::Coordinated,
     }));
     assert_eq!(sent(&fx), expected);
     // Its heartbeat repeats the Any.
@@ -534,6 +538,7 @@ fn server(id: NodeId, n: u64) -> Server<String> {
         id,
         quorum: quorum(n),
         learners: (1..=n).collect(),
+        bug: None,
     };
     let mut cfg = leader_cfg(id, n, None);
     cfg.election_ticks = 50 * id;
@@ -928,6 +933,7 @@ fn any_at(round: Round, from: u64, commit: u64) -> Message<String> {
         round,
         from,
         commit,
+        recovery: Recovery::Coordinated,
     }
 }
 
@@ -1007,4 +1013,104 @@ fn a_repeated_any_keeps_the_fast_rounds_memory_of_what_it_voted() {
     assert!(fx.persist.is_empty(), "x keeps its one slot of the round");
     let fx = a.on_message(CLIENT, propose("y"));
     assert_eq!(voted(&fx), vec![(1, fast(R1, "y"))]);
+}
+
+fn any_unco(round: Round, from: u64) -> Message<String> {
+    Message::Any {
+        round,
+        from,
+        commit: 0,
+        recovery: Recovery::Uncoordinated,
+    }
+}
+
+#[test]
+fn under_uncoordinated_recovery_acceptors_resolve_a_split_slot_in_its_next_step() {
+    // Three acceptors: classic quorum 2, fast quorum 3.
+    let mut a = acceptor(1, 3);
+    a.on_message(2, any_unco(R1, 0));
+    let fx = a.on_message(CLIENT, propose("x"));
+    assert_eq!(voted(&fx), vec![(0, fast(R1, "x"))]);
+    // Its vote goes to every peer too (they are learners here anyway), after the sync.
+    let accepted = Message::Accepted {
+        slot: 0,
+        vote: fast(R1, "x"),
+    };
+    assert_eq!(sent(&fx), vec![(2, accepted.clone()), (3, accepted)]);
+    // A stranger's vote, or a classic one, is no report.
+    assert!(a.on_message(9, accepted_msg(0, fast(R1, "y"))).is_empty());
+    assert!(a
+        .on_message(2, accepted_msg(0, classic(R1, cmd("y"))))
+        .is_empty());
+    // Peer 2 voted y there: with x and y from a classic quorum neither can reach 3 votes. The
+    // rule leaves the choice free and suggests the first of the tied entries, x.
+    let fx = a.on_message(2, accepted_msg(0, fast(R1, "y")));
+    let next = R1.next_step();
+    assert_eq!(voted(&fx), vec![(0, fast(next, "x"))]);
+    // That vote is a promise for slot 0 only: the fast round goes on in the other slots.
+    assert_eq!(a.state().promised, R1);
+    let fx = a.on_message(CLIENT, propose("z"));
+    assert_eq!(voted(&fx), vec![(1, fast(R1, "z"))]);
+    // On disk too: the records rebuild the same promise.
+    let mut disk = AcceptorState::<String>::default();
+    disk.apply(&Persist::Voted {
+        slot: 0,
+        vote: fast(R1, "x"),
+    });
+    disk.apply(&Persist::Voted {
+        slot: 0,
+        vote: fast(next, "x"),
+    });
+    assert_eq!(disk.promised, R1);
+}
+
+fn accepted_msg(slot: u64, vote: Vote<Entry<String>>) -> Message<String> {
+    Message::Accepted { slot, vote }
+}
+
+#[test]
+fn under_coordinated_recovery_acceptors_leave_a_split_slot_to_the_leader() {
+    let mut a = acceptor(1, 3);
+    a.on_message(2, any(R1, 0));
+    a.on_message(CLIENT, propose("x"));
+    assert!(a.on_message(2, accepted_msg(0, fast(R1, "y"))).is_empty());
+    assert!(a.on_message(3, accepted_msg(0, fast(R1, "z"))).is_empty());
+}
+
+#[test]
+fn a_leader_leaves_collisions_to_the_acceptors_under_uncoordinated_recovery() {
+    let l = learner(1, 3);
+    let mut cfg = leader_cfg(1, 3, None);
+    cfg.recovery = Recovery::Uncoordinated;
+    let mut leader = Leader::recover(cfg, 0);
+    let round = lead(&mut leader, &l);
+    assert!(leader.on_collision(round, &l).is_empty());
+    assert_eq!(leader.leading(), Some(round));
+    let fx = leader.on_timer(Timer::Heartbeat, &l);
+    assert!(sent(&fx).iter().all(|(_, m)| matches!(
+        m,
+        Message::Any {
+            recovery: Recovery::Uncoordinated,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_server_gives_a_command_that_lost_its_slot_a_new_one() {
+    // Node 2 voted x into slot 0, but slot 0 was chosen for y: x proposed again takes slot 1.
+    let mut s = follower(2);
+    s.on_message(1, any_at(R1, 0, 0));
+    s.on_message(CLIENT, propose("x"));
+    s.on_message(
+        1,
+        Message::Chosen {
+            slot: 0,
+            value: cmd("y"),
+        },
+    );
+    let fx = s.on_message(CLIENT, propose("x"));
+    assert_eq!(voted(&fx), vec![(1, fast(R1, "x"))]);
+    // Proposed once more, it keeps that slot: its vote is repeated, no new one.
+    assert!(s.on_message(CLIENT, propose("x")).persist.is_empty());
 }

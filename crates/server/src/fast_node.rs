@@ -22,6 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synod_core::effects::Outgoing;
+use synod_core::fast::Recovery;
 use synod_core::fast_multi::{
     AcceptorConfig, AcceptorState, FmEffects, LeaderConfig, Message, Output, Persist, Proposer,
     Server, Timer,
@@ -167,6 +168,7 @@ impl FastNode {
             id: cfg.id,
             quorum: quorum.clone(),
             learners: ids.clone(),
+            bug: None,
         };
         // Election timeouts differ by member, so that campaigns rarely duel.
         let position = ids.iter().position(|&i| i == cfg.id).unwrap_or(0) as u64;
@@ -178,6 +180,7 @@ impl FastNode {
             heartbeat_ticks: cfg.heartbeat_ticks,
             election_ticks: low + spread * position,
             stall_beats: 3,
+            recovery: Recovery::Coordinated,
             bug: None,
         };
         let query_ticks = cfg.heartbeat_ticks.max(1);

@@ -17,10 +17,11 @@ use crate::net::NetConfig;
 use crate::report::{RunReport, Violation};
 use crate::trace::TraceEvent;
 use crate::world::World;
+use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
-use synod_core::fast::Round;
+use synod_core::fast::{Recovery, Round};
 use synod_core::fast_multi::{
     AcceptorConfig, AcceptorState, Client, Entry, FmEffects, LeaderConfig, Message, Output,
     Persist, Server, Slot, Timer,
@@ -47,6 +48,8 @@ pub struct FastMultiSimConfig {
     pub liveness_bound: u64,
     /// Probability that a crash strikes in the middle of a step.
     pub crash_mid_step: f64,
+    /// How collisions are resolved; `None` lets each seed draw.
+    pub recovery: Option<Recovery>,
     /// A bug planted on purpose.
     pub bug: Option<PlantedBug>,
     /// Record a trace.
@@ -64,6 +67,7 @@ impl Default for FastMultiSimConfig {
             fault_until: 800,
             liveness_bound: 4_000,
             crash_mid_step: 0.3,
+            recovery: None,
             bug: None,
             trace: false,
         }
@@ -93,8 +97,10 @@ pub struct Disk {
 pub struct FastMultiOutcome {
     /// Slots chosen.
     pub slots: u64,
-    /// Slots chosen in a fast round (the fast path).
+    /// Slots chosen in a fast round (the fast path, or an uncoordinated recovery step).
     pub fast_slots: u64,
+    /// Slots chosen in a recovery step of a fast round (uncoordinated recovery).
+    pub step_slots: u64,
     /// Slots where a fast round's votes went to different entries.
     pub collisions: u64,
     /// Rounds prepared (campaigns, including recoveries).
@@ -102,9 +108,10 @@ pub struct FastMultiOutcome {
     /// Commands chosen in more than one slot (applied once).
     pub repeats: u64,
     /// Message delays from a client's proposal to the first server learning its slot, for
-    /// commands chosen in a fast round: delays → commands.
+    /// commands chosen in a fast round's first step: delays → commands.
     pub fast_delays: BTreeMap<u32, u64>,
-    /// The same for commands chosen in a classic round (after a collision or a stall).
+    /// The same for commands chosen in a recovery: a classic round after a collision or a
+    /// stall (coordinated), or a fast round's later step (uncoordinated).
     pub recovered_delays: BTreeMap<u32, u64>,
 }
 
@@ -122,6 +129,7 @@ type RoundVotes = (bool, BTreeMap<Entry<String>, BTreeSet<NodeId>>);
 #[derive(Default)]
 struct SlotTruth {
     votes: HashMap<Round, RoundVotes>,
+    /// The entry, and whether it was chosen on the fast path (a fast round's first step).
     chosen: Option<(Entry<String>, bool)>,
 }
 
@@ -132,6 +140,7 @@ pub struct FastMultiCast {
     clients: Vec<NodeId>,
     truth: Arc<FastQuorum>,
     quorum: Arc<FastQuorum>,
+    recovery: Recovery,
     slots: BTreeMap<Slot, SlotTruth>,
     /// The chosen log's distinct commands, in order, as far as it is contiguous.
     log: Vec<String>,
@@ -167,7 +176,13 @@ impl FastMultiSim {
             Some(PlantedBug::FastQuorumTooSmall) => Arc::new(truth.planted_too_small()),
             _ => truth.clone(),
         };
-        let world = World::new(seed, cfg.net.clone(), cfg.faults, cfg.trace);
+        let mut world = World::new(seed, cfg.net.clone(), cfg.faults, cfg.trace);
+        let drawn = if world.rng.gen_bool(0.5) {
+            Recovery::Coordinated
+        } else {
+            Recovery::Uncoordinated
+        };
+        let recovery = cfg.recovery.unwrap_or(drawn);
         let timing = Timing {
             fault_until: cfg.fault_until,
             liveness_bound: cfg.liveness_bound,
@@ -179,6 +194,7 @@ impl FastMultiSim {
             clients,
             truth,
             quorum,
+            recovery,
             slots: BTreeMap::new(),
             log: Vec::new(),
             in_log: BTreeSet::new(),
@@ -276,9 +292,10 @@ impl FastMultiCast {
             }
             Some(_) => Ok(()),
             None => {
-                truth.chosen = Some((entry.clone(), fast));
+                truth.chosen = Some((entry.clone(), fast && round.step == 0));
                 self.outcome.slots += 1;
                 self.outcome.fast_slots += fast as u64;
+                self.outcome.step_slots += (round.step > 0) as u64;
                 self.extend_log();
                 Ok(())
             }
@@ -387,6 +404,7 @@ impl Cast for FastMultiCast {
             id,
             quorum: self.quorum.clone(),
             learners: self.servers.clone(),
+            bug: self.cfg.bug,
         };
         let leader = LeaderConfig {
             id,
@@ -394,6 +412,7 @@ impl Cast for FastMultiCast {
             heartbeat_ticks: 20,
             election_ticks: 60 + 30 * (id - 1),
             stall_beats: 3,
+            recovery: self.recovery,
             bug: self.cfg.bug,
         };
         let state = disk.acceptor.clone();

@@ -100,8 +100,10 @@ pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
             rows.push(row);
         }
     }
-    for clients in [1, 3] {
-        rows.push(fast_multi(seeds, clients)?);
+    for recovery in [Recovery::Coordinated, Recovery::Uncoordinated] {
+        for clients in [1, 3] {
+            rows.push(fast_multi(seeds, clients, recovery)?);
+        }
     }
     for clients in [1, 3] {
         rows.push(generalized(seeds, clients)?);
@@ -156,20 +158,26 @@ fn multi_steady() -> LatencyRow {
 }
 
 /// Fast Multi-Paxos (5 servers, clients proposing 4 commands each): delays per command, split
-/// by whether its slot was chosen in a fast round or a classic one; "recovered" counts seeds in
-/// which the leader ran a new round after its first.
-fn fast_multi(seeds: u64, clients: usize) -> Result<LatencyRow, String> {
-    let mut row = LatencyRow::new("fast-multi", "new round", true, clients, seeds);
+/// by whether its slot was chosen on the fast path or by a recovery; "recovered" counts seeds
+/// in which the leader ran a new round after its first (coordinated) or acceptors chose a slot
+/// in a recovery step (uncoordinated).
+fn fast_multi(seeds: u64, clients: usize, recovery: Recovery) -> Result<LatencyRow, String> {
+    let rule = match recovery {
+        Recovery::Coordinated => "coordinated",
+        Recovery::Uncoordinated => "uncoordinated",
+    };
+    let mut row = LatencyRow::new("fast-multi", rule, true, clients, seeds);
     for seed in 0..seeds {
         let cfg = FastMultiSimConfig {
             clients,
+            recovery: Some(recovery),
             faults: Faults::NONE,
             ..Default::default()
         };
         let (report, _, outcome) = FastMultiSim::new(cfg, seed)?.run_measured();
         row.failing += report.violation.is_some() as u64;
         row.collided += (outcome.collisions > 0) as u64;
-        row.recovered += (outcome.rounds > 1) as u64;
+        row.recovered += (outcome.rounds > 1 || outcome.step_slots > 0) as u64;
         for (d, n) in outcome.fast_delays {
             *row.fast.entry(d).or_default() += n;
         }

@@ -1,6 +1,8 @@
 //! Fast Multi-Paxos in the simulator: safe and live under every fault for every cluster size;
 //! the fast path taken when proposals do not race, and collisions recovered when they do.
 
+use std::collections::BTreeMap;
+use synod_core::fast::Recovery;
 use synod_sim::fast_multi::{FastMultiOutcome, FastMultiSim, FastMultiSimConfig};
 use synod_sim::{run_many, Faults, Protocol, SimOptions};
 
@@ -60,7 +62,8 @@ fn a_lone_client_takes_the_fast_path_for_every_command() {
 }
 
 /// Racing clients make acceptors order proposals differently: collisions happen, the leader
-/// recovers them in new rounds, and every command still lands once.
+/// (or, under uncoordinated recovery, the acceptors) recovers them, and every command still
+/// lands once.
 #[test]
 fn racing_clients_collide_and_the_leader_recovers() {
     let mut collisions = 0;
@@ -87,17 +90,19 @@ fn a_run_is_a_function_of_its_seed() {
     }
 }
 
-/// The seed's claim for the fast path, counted from runs: 2 message delays from a proposal to
-/// a server learning it (Multi-Paxos takes 3: client to leader, Accept, Accepted). A command
-/// caught in a collision pays a new round on top (6 in most cases), whether the new round then
-/// chooses it classically or in its own fast region.
-#[test]
-fn the_fast_path_takes_two_message_delays() {
-    let mut fast = std::collections::BTreeMap::new();
-    let mut recovered = std::collections::BTreeMap::new();
+/// Delays per command over 50 calm seeds of 1 and 3 clients: (fast path, recovered).
+fn delays(recovery: Recovery) -> (BTreeMap<u32, u64>, BTreeMap<u32, u64>) {
+    let (mut fast, mut recovered) = (BTreeMap::new(), BTreeMap::new());
     for seed in 0..50 {
         for clients in [1, 3] {
-            let o = calm(clients, seed);
+            let cfg = FastMultiSimConfig {
+                clients,
+                recovery: Some(recovery),
+                faults: Faults::NONE,
+                ..Default::default()
+            };
+            let (report, _, o) = FastMultiSim::new(cfg, seed).expect("setup").run_measured();
+            assert!(report.violation.is_none(), "seed {seed}: {report:?}");
             for (d, n) in o.fast_delays {
                 *fast.entry(d).or_insert(0) += n;
             }
@@ -106,16 +111,45 @@ fn the_fast_path_takes_two_message_delays() {
             }
         }
     }
-    eprintln!("fast {fast:?} recovered {recovered:?}");
-    let total: u64 = fast.values().sum();
-    assert!(
-        fast[&2] * 10 > total * 9,
-        "the fast path is the rule: {fast:?}"
-    );
-    assert!(fast.keys().all(|&d| d == 2 || d >= 6), "{fast:?}");
-    assert!(!recovered.is_empty());
-    assert!(
-        recovered.keys().all(|&d| d >= 5),
-        "a new round first: {recovered:?}"
-    );
+    eprintln!("{recovery:?}: fast {fast:?} recovered {recovered:?}");
+    (fast, recovered)
+}
+
+fn most(m: &BTreeMap<u32, u64>) -> u32 {
+    m.iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(d, _)| *d)
+        .expect("some commands")
+}
+
+/// The seed's claims, counted from runs: 2 message delays from a proposal to a server learning
+/// it on the fast path (Multi-Paxos takes 3: client to leader, Accept, Accepted). A command
+/// caught in a collision pays for the recovery: under coordinated recovery a new round (6 in
+/// most cases, whether the new round then chooses it classically or in its fast region), under
+/// uncoordinated recovery the slot's next step (3 in most cases).
+#[test]
+fn the_fast_path_takes_two_message_delays_and_recoveries_six_or_three() {
+    for recovery in [Recovery::Coordinated, Recovery::Uncoordinated] {
+        let (fast, recovered) = delays(recovery);
+        let total: u64 = fast.values().sum();
+        assert!(
+            fast[&2] * 10 > total * 9,
+            "the fast path is the rule: {fast:?}"
+        );
+        assert!(
+            !recovered.is_empty(),
+            "{recovery:?}: no collision recovered"
+        );
+        match recovery {
+            Recovery::Coordinated => {
+                assert!(fast.keys().all(|&d| d == 2 || d >= 6), "{fast:?}");
+                assert!(
+                    recovered.keys().all(|&d| d >= 5),
+                    "a new round first: {recovered:?}"
+                );
+                assert_eq!(most(&recovered), 6);
+            }
+            Recovery::Uncoordinated => assert_eq!(most(&recovered), 3, "{recovered:?}"),
+        }
+    }
 }

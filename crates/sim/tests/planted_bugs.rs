@@ -177,21 +177,22 @@ fn generalized_done_before_chosen_is_caught_within_50_seeds() {
 }
 
 /// Fast Multi-Paxos with a fast quorum one too small: a server learns a slot no true fast
-/// quorum chose at seed 0, and in 498 of the first 500 seeds.
+/// quorum chose at seed 0, and in 499 of the first 500 seeds.
 #[test]
 fn fast_multi_quorum_too_small_is_caught_within_10_seeds() {
     catch(Protocol::FastMulti, PlantedBug::FastQuorumTooSmall, 10);
 }
 
-/// A recovering Fast Multi-Paxos leader that picks another colliding entry than the possibly
-/// chosen one: seed 3, and 72 of the first 500 seeds.
+/// A Fast Multi-Paxos recovery (a new leader's phase 1, or acceptors' uncoordinated step) that
+/// picks another colliding entry than the possibly chosen one: seed 16, and 64 of the first
+/// 500 seeds.
 #[test]
 fn fast_multi_recovery_picking_an_unsafe_entry_is_caught_within_50_seeds() {
     catch(Protocol::FastMulti, PlantedBug::RecoveryPicksUnsafe, 50);
 }
 
 /// A new leader that opens the fast round over slots its phase 1 found votes in lets one round
-/// be both fast and classic in a slot: seed 0, and 495 of the first 500 seeds.
+/// be both fast and classic in a slot: seed 1, and 496 of the first 500 seeds.
 #[test]
 fn fast_multi_any_over_voted_slots_is_caught_within_10_seeds() {
     catch(Protocol::FastMulti, PlantedBug::AnyOverVotedSlots, 10);

@@ -1,10 +1,13 @@
 //! The Fast Multi-Paxos acceptor: one promise for every slot, a vote per slot, and a fast round
-//! in which each client proposal takes the acceptor's next free slot.
+//! in which each client proposal takes the acceptor's next free slot. Under uncoordinated
+//! recovery it also resolves a collided slot with its peers, in the slot's next step.
 
 use super::messages::{Entry, EntryVote, FmEffects, Message, Persist, Slot};
 use crate::ballot::NodeId;
-use crate::fast::{Round, Value, Vote};
+use crate::bugs::PlantedBug;
+use crate::fast::{collision, pick, Pick, Recovery, Round, Value, Vote};
 use crate::quorum::FastQuorum;
+use crate::quorum::QuorumSystem;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
@@ -30,13 +33,23 @@ impl<V> Default for AcceptorState<V> {
     }
 }
 
+/// True when a vote also raises the acceptor's promise for every slot. A vote in a recovery
+/// step of a fast round (uncoordinated recovery) is a promise for its own slot only: raised
+/// for all, it would close the fast round in every other slot. Nothing can come between a
+/// round and its next step, so no other slot's instance can need it.
+fn raises_promise<V>(vote: &EntryVote<V>) -> bool {
+    !(vote.fast && vote.round.step > 0)
+}
+
 impl<V: Value> AcceptorState<V> {
     /// Applies one persisted record, in the order written.
     pub fn apply(&mut self, record: &Persist<V>) {
         match record {
             Persist::Promised(r) => self.promised = self.promised.max(*r),
             Persist::Voted { slot, vote } => {
-                self.promised = self.promised.max(vote.round);
+                if raises_promise(vote) {
+                    self.promised = self.promised.max(vote.round);
+                }
                 self.votes.insert(*slot, vote.clone());
             }
             Persist::Number(_) => {}
@@ -57,6 +70,8 @@ pub struct AcceptorConfig {
     pub quorum: Arc<FastQuorum>,
     /// Learners, told of every vote.
     pub learners: Vec<NodeId>,
+    /// A bug planted on purpose (simulator tests only).
+    pub bug: Option<PlantedBug>,
 }
 
 /// A Fast Multi-Paxos acceptor.
@@ -73,7 +88,7 @@ pub struct Acceptor<V> {
     state: AcceptorState<V>,
     /// The open fast round and the first slot of its fast region. Volatile: losing it in a
     /// crash costs the fast path until the next heartbeat.
-    any: Option<(Round, Slot)>,
+    any: Option<(Round, Slot, Recovery)>,
     /// Every slot of the fast region below this one holds a vote at the open round or above
     /// (votes are never taken back), so the search for the next free slot starts here.
     cursor: Slot,
@@ -82,6 +97,9 @@ pub struct Acceptor<V> {
     voted_now: BTreeMap<V, Slot>,
     /// Proposals waiting for a fast round.
     pending: VecDeque<V>,
+    /// Under uncoordinated recovery: the votes heard in each slot and fast round of the open
+    /// round's lineage, this acceptor's own included.
+    heard: BTreeMap<(Slot, Round), BTreeMap<NodeId, Entry<V>>>,
 }
 
 impl<V: Value> Acceptor<V> {
@@ -94,6 +112,7 @@ impl<V: Value> Acceptor<V> {
             cursor: 0,
             voted_now: BTreeMap::new(),
             pending: VecDeque::new(),
+            heard: BTreeMap::new(),
         }
     }
 
@@ -102,14 +121,29 @@ impl<V: Value> Acceptor<V> {
         &self.state
     }
 
+    /// The slot this acceptor gave `value` in the open fast round, if any.
+    pub fn slot_of(&self, value: &V) -> Option<Slot> {
+        self.voted_now.get(value).copied()
+    }
+
+    /// `value` lost the slot it had here (another entry was chosen there): a proposal of it
+    /// again gets a new slot instead of a repeat of the lost vote.
+    pub fn release(&mut self, value: &V) {
+        self.voted_now.remove(value);
+    }
+
     /// Handles one message.
     pub fn on_message(&mut self, from: NodeId, msg: Message<V>) -> FmEffects<V> {
         let mut fx = FmEffects::new();
         match msg {
             Message::Prepare { round, from: slot } => self.on_prepare(from, round, slot, &mut fx),
             Message::Any {
-                round, from: slot, ..
-            } => self.on_any(round, slot, &mut fx),
+                round,
+                from: slot,
+                recovery,
+                ..
+            } => self.on_any(round, slot, recovery, &mut fx),
+            Message::Accepted { slot, vote } => self.on_peer_vote(from, slot, vote, &mut fx),
             Message::Accept { round, slot, value } => {
                 if round < self.state.promised {
                     self.nack(from, round, &mut fx);
@@ -154,13 +188,14 @@ impl<V: Value> Acceptor<V> {
         fx.send_after_sync(from, msg);
     }
 
-    fn on_any(&mut self, round: Round, slot: Slot, fx: &mut FmEffects<V>) {
-        if round < self.state.promised || self.any.is_some_and(|(r, _)| r >= round) {
+    fn on_any(&mut self, round: Round, slot: Slot, recovery: Recovery, fx: &mut FmEffects<V>) {
+        if round < self.state.promised || self.any.is_some_and(|(r, _, _)| r >= round) {
             return;
         }
-        self.any = Some((round, slot));
+        self.any = Some((round, slot, recovery));
         self.cursor = slot;
         self.voted_now.clear();
+        self.heard.clear();
         while self.open_round().is_some() {
             let Some(value) = self.pending.pop_front() else {
                 break;
@@ -172,25 +207,99 @@ impl<V: Value> Acceptor<V> {
     /// The fast round open for votes, if any: one whose `Any` came and that no promise has
     /// overtaken since.
     fn open_round(&self) -> Option<(Round, Slot)> {
-        self.any.filter(|(r, _)| *r >= self.state.promised)
+        self.any
+            .filter(|(r, _, _)| *r >= self.state.promised)
+            .map(|(r, s, _)| (r, s))
+    }
+
+    /// True when `round` is a fast round (or a recovery step of one) of the open round's
+    /// lineage with uncoordinated recovery.
+    fn uncoordinated(&self, round: Round) -> bool {
+        matches!(self.any, Some((r, _, Recovery::Uncoordinated)) if r.same_lineage(round))
+    }
+
+    /// A peer's vote: under uncoordinated recovery, one more report towards resolving a
+    /// collision in its slot.
+    fn on_peer_vote(
+        &mut self,
+        from: NodeId,
+        slot: Slot,
+        vote: EntryVote<V>,
+        fx: &mut FmEffects<V>,
+    ) {
+        // A step with no successor cannot be recovered from; only a bad peer sends one.
+        let last_step = vote.round.step == u32::MAX;
+        let member = self.cfg.quorum.members().contains(&from);
+        if !member || !vote.fast || last_step || !self.uncoordinated(vote.round) {
+            return;
+        }
+        self.heard
+            .entry((slot, vote.round))
+            .or_default()
+            .insert(from, vote.value);
+        self.try_recover(slot, vote.round, fx);
+    }
+
+    /// Uncoordinated recovery of `slot`: once the votes heard there in fast round `round` come
+    /// from a classic quorum and no entry can still reach a fast quorum, pick by the Fast Paxos
+    /// rule and vote in the slot's next step, fast, as if a leader had sent that entry. Peers
+    /// that pick differently only collide again, one step further.
+    fn try_recover(&mut self, slot: Slot, round: Round, fx: &mut FmEffects<V>) {
+        let next = round.next_step();
+        if self.state.promised > next || self.state.voted_at_or_above(slot, next) {
+            return;
+        }
+        let Some(votes) = self.heard.get(&(slot, round)) else {
+            return;
+        };
+        let q = &self.cfg.quorum;
+        let voters: BTreeSet<NodeId> = votes.keys().copied().collect();
+        if !q.is_phase1_quorum(&voters) || !collision(q, votes) {
+            return;
+        }
+        let reports = votes
+            .iter()
+            .map(|(&id, v)| {
+                let vote = Vote {
+                    round,
+                    fast: true,
+                    value: v.clone(),
+                };
+                (id, Some(vote))
+            })
+            .collect();
+        let value = match pick(q, &reports, self.cfg.bug) {
+            Pick::Constrained(v) | Pick::Free(Some(v)) => v,
+            Pick::Free(None) => return,
+        };
+        self.vote(slot, next, true, value, fx);
     }
 
     fn vote_fast(&mut self, value: V, fx: &mut FmEffects<V>) {
         let Some((round, _)) = self.open_round() else {
             return;
         };
+        let entry = Entry::Command(value.clone());
         if let Some(&slot) = self.voted_now.get(&value) {
-            if let Some(vote) = self.state.votes.get(&slot).filter(|v| v.round == round) {
+            // Still its vote there (in the round or a recovery step of it): repeat it. Gone,
+            // because an uncoordinated recovery gave the slot to another command: a new slot.
+            if let Some(vote) = self.state.votes.get(&slot).filter(|v| v.value == entry) {
                 let vote = vote.clone();
-                fx.broadcast_after_sync(&self.reported_to(round), Message::Accepted { slot, vote });
+                let to = self.reported_to(vote.round);
+                fx.broadcast_after_sync(&to, Message::Accepted { slot, vote });
+                return;
             }
-            return;
         }
         let mut slot = self.cursor;
         while self.state.voted_at_or_above(slot, round) {
             slot += 1;
         }
         self.cursor = slot + 1;
+        // Collisions far behind the fast region's front are resolved or for the leader now.
+        if self.heard.len() > 4096 {
+            let keep = self.cursor.saturating_sub(1024);
+            self.heard.retain(|(s, _), _| *s >= keep);
+        }
         self.voted_now.insert(value.clone(), slot);
         self.vote(slot, round, true, Entry::Command(value), fx);
     }
@@ -223,12 +332,27 @@ impl<V: Value> Acceptor<V> {
             "a second vote in a slot and round"
         );
         let vote = Vote { round, fast, value };
-        self.state.promised = round;
+        if raises_promise(&vote) {
+            self.state.promised = round;
+        }
         self.state.votes.insert(slot, vote.clone());
         fx.persist(Persist::Voted {
             slot,
             vote: vote.clone(),
         });
-        fx.broadcast_after_sync(&self.reported_to(round), Message::Accepted { slot, vote });
+        let mut to = self.reported_to(round);
+        if fast && self.uncoordinated(round) {
+            // Every peer hears it too, and so does this acceptor's own recovery.
+            to.extend(self.cfg.quorum.members().iter().copied());
+            to.remove(&self.cfg.id);
+            self.heard
+                .entry((slot, round))
+                .or_default()
+                .insert(self.cfg.id, vote.value.clone());
+        }
+        fx.broadcast_after_sync(&to, Message::Accepted { slot, vote });
+        if fast && self.uncoordinated(round) {
+            self.try_recover(slot, round, fx);
+        }
     }
 }

@@ -8,7 +8,7 @@ use super::learner::Learner;
 use super::messages::{Entry, EntryVote, FmEffects, Message, Persist, Slot, Timer};
 use crate::ballot::NodeId;
 use crate::bugs::PlantedBug;
-use crate::fast::{pick, Pick, Round, Value};
+use crate::fast::{pick, Pick, Recovery, Round, Value};
 use crate::quorum::{FastQuorum, QuorumSystem};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -30,6 +30,9 @@ pub struct LeaderConfig {
     pub election_ticks: u64,
     /// Heartbeats in a row with an unchosen slot and no progress before a new round.
     pub stall_beats: u32,
+    /// How collisions in the fast region are resolved, announced with `Any`: by this leader
+    /// in a new round (coordinated), or by the acceptors in the slot's next step.
+    pub recovery: Recovery,
     /// A bug planted on purpose (simulator tests only).
     pub bug: Option<PlantedBug>,
 }
@@ -147,11 +150,17 @@ impl<V: Value> Leader<V> {
         }
     }
 
-    /// The learner saw a collision in fast round `round`: if that is the round it leads,
-    /// recover in a new one (a late vote of an older round changes nothing).
+    /// The learner saw a collision in fast round `round`: if that is the round it leads and
+    /// recovery is coordinated, recover in a new one (a late vote of an older round changes
+    /// nothing; under uncoordinated recovery the acceptors resolve it, and a slot they leave
+    /// stuck shows up as a stall).
     pub fn on_collision(&mut self, round: Round, learner: &Learner<V>) -> FmEffects<V> {
         match self.phase {
-            Phase::Leading { round: r, .. } if r == round => self.campaign(learner),
+            Phase::Leading { round: r, .. }
+                if r == round && self.cfg.recovery == Recovery::Coordinated =>
+            {
+                self.campaign(learner)
+            }
             _ => FmEffects::new(),
         }
     }
@@ -182,12 +191,14 @@ impl<V: Value> Leader<V> {
                 }
                 let mut fx = FmEffects::new();
                 let commit = learner.prefix();
+                let recovery = self.cfg.recovery;
                 fx.broadcast(
                     self.cfg.quorum.members(),
                     Message::Any {
                         round,
                         from,
                         commit,
+                        recovery,
                     },
                 );
                 fx.arm(Timer::Heartbeat, self.cfg.heartbeat_ticks);
@@ -288,6 +299,7 @@ impl<V: Value> Leader<V> {
                 round,
                 from: fast_from,
                 commit,
+                recovery: self.cfg.recovery,
             },
         );
         fx.arm(Timer::Heartbeat, self.cfg.heartbeat_ticks);

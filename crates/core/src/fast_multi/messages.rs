@@ -2,7 +2,7 @@
 
 use crate::ballot::NodeId;
 use crate::effects::Effects;
-use crate::fast::{Round, Vote};
+use crate::fast::{Recovery, Round, Vote};
 use crate::quorum::QuorumSystem;
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +53,9 @@ pub enum Message<V> {
         from: Slot,
         /// Every slot below this one is chosen, as far as the leader knows.
         commit: Slot,
+        /// How a collision in a slot of the fast region is resolved: by the leader in a new
+        /// round, or by the acceptors in the slot's next step.
+        recovery: Recovery,
     },
     /// Phase 2a of a classic round for one slot.
     Accept {

@@ -143,6 +143,14 @@ impl<V: Value> Server<V> {
                 if self.answers {
                     self.proposers.insert(value.clone(), from);
                 }
+                // Proposed again after its slot here went to another command: a new slot.
+                let lost = self
+                    .acceptor
+                    .slot_of(value)
+                    .and_then(|s| self.learner.chosen(s));
+                if lost.is_some_and(|e| *e != Entry::Command(value.clone())) {
+                    self.acceptor.release(value);
+                }
             }
             Message::Prepare { round, .. } | Message::Accept { round, .. } => {
                 self.heard(from, *round, &mut step);
@@ -162,21 +170,15 @@ impl<V: Value> Server<V> {
             Message::Propose { .. }
             | Message::Prepare { .. }
             | Message::Any { .. }
-            | Message::Accept { .. } => {
-                let mut fx = self.acceptor.on_message(from, msg);
-                // The acceptor tells its peers of a vote, never itself: the server's own learner
-                // hears it once it is durable.
-                for record in fx.persist.clone() {
-                    if let Persist::Voted { slot, vote } = record {
-                        fx.send_after_sync(self.id, Message::Accepted { slot, vote });
-                    }
-                }
-                step.extend(fx);
-            }
+            | Message::Accept { .. } => step.extend(self.acceptor_step(from, msg)),
             Message::Promise { .. } | Message::Nack { .. } => {
                 step.extend(self.leader.on_message(from, msg, &self.learner));
             }
             Message::Accepted { .. } | Message::Chosen { .. } | Message::Query { .. } => {
+                // A peer's vote also goes to the acceptor, for uncoordinated recovery.
+                if from != self.id && matches!(msg, Message::Accepted { .. }) {
+                    step.extend(self.acceptor_step(from, msg.clone()));
+                }
                 let (fx, collided) = self.learner.on_message(from, msg);
                 let learned = fx.output.iter().any(|o| matches!(o, Output::Chosen { .. }));
                 step.extend(fx);
@@ -190,6 +192,18 @@ impl<V: Value> Server<V> {
             Message::Done { .. } => {}
         }
         step
+    }
+
+    /// Hands `msg` to the acceptor. It tells its peers of a vote, never itself: the server's
+    /// own learner hears it once it is durable, as a message held for the sync.
+    fn acceptor_step(&mut self, from: NodeId, msg: Message<V>) -> FmEffects<V> {
+        let mut fx = self.acceptor.on_message(from, msg);
+        for record in fx.persist.clone() {
+            if let Persist::Voted { slot, vote } = record {
+                fx.send_after_sync(self.id, Message::Accepted { slot, vote });
+            }
+        }
+        fx
     }
 
     /// Another node's round reached this node: a sign of a live leader, unless the acceptor

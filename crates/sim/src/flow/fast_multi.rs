@@ -6,6 +6,7 @@ use super::chart::{Chart, Column, Row, RowGroups};
 use super::{Drawn, Outcome};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use synod_core::fast::Recovery;
 use synod_core::fast_multi::{
     AcceptorConfig, AcceptorState, Client, Entry, FmEffects, LeaderConfig, Message, Output,
     Persist, Server, Timer,
@@ -86,6 +87,7 @@ impl Script {
                 id,
                 quorum: quorum.clone(),
                 learners: SERVERS.to_vec(),
+                bug: None,
             };
             let leader = LeaderConfig {
                 id,
@@ -93,6 +95,7 @@ impl Script {
                 heartbeat_ticks: 100,
                 election_ticks: 100 * id,
                 stall_beats: 3,
+                recovery: Recovery::Coordinated,
                 bug: None,
             };
             let server = Server::recover(acceptor, AcceptorState::default(), leader, 0, 100);
