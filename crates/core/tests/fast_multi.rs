@@ -1114,3 +1114,14 @@ fn a_server_gives_a_command_that_lost_its_slot_a_new_one() {
     // Proposed once more, it keeps that slot: its vote is repeated, no new one.
     assert!(s.on_message(CLIENT, propose("x")).persist.is_empty());
 }
+
+#[test]
+fn a_strangers_votes_leave_no_trace_a_leader_would_wait_for() {
+    let mut l = learner(1, 3);
+    for from in [7, 8, 9] {
+        l.on_message(from, accepted_msg(99, fast(R1, "x")));
+    }
+    assert_eq!(l.highest_heard(), None, "no slot 99 to wait for");
+    l.on_message(2, accepted_msg(4, fast(R1, "x")));
+    assert_eq!(l.highest_heard(), Some(4));
+}
