@@ -1125,3 +1125,63 @@ fn a_strangers_votes_leave_no_trace_a_leader_would_wait_for() {
     l.on_message(2, accepted_msg(4, fast(R1, "x")));
     assert_eq!(l.highest_heard(), Some(4));
 }
+
+#[test]
+fn a_bad_leader_at_the_end_of_the_slot_and_step_space_crashes_nobody() {
+    // A fast region that starts at the last slot: one vote there, then no free slot.
+    let mut a = acceptor(1, 3);
+    a.on_message(2, any(R1, u64::MAX));
+    let fx = a.on_message(CLIENT, propose("x"));
+    assert_eq!(voted(&fx), vec![(u64::MAX, fast(R1, "x"))]);
+    assert!(a.on_message(CLIENT, propose("y")).is_empty());
+    // An uncoordinated round at the last step: a split there is left alone.
+    let last = Round {
+        number: 1,
+        coordinator: 2,
+        step: u32::MAX,
+    };
+    let mut a = acceptor(1, 3);
+    a.on_message(2, any_unco(last, 0));
+    assert_eq!(
+        voted(&a.on_message(CLIENT, propose("x"))),
+        vec![(0, fast(last, "x"))]
+    );
+    assert!(a.on_message(3, accepted_msg(0, fast(last, "y"))).is_empty());
+    let mut b = acceptor(1, 3);
+    b.on_message(2, any_unco(last, 0));
+    b.on_message(3, accepted_msg(0, fast(last, "y")));
+    let fx = b.on_message(CLIENT, propose("x"));
+    assert_eq!(
+        voted(&fx),
+        vec![(0, fast(last, "x"))],
+        "its own vote, no recovery step"
+    );
+    // A promise reporting a vote absurdly far ahead does not count (the leader would fill
+    // every slot in between); one just inside the span does.
+    let l = learner(1, 3);
+    let mut leader = Leader::recover(leader_cfg(1, 3, None), 0);
+    let (round, _) = campaign(&mut leader, &l);
+    let old = Round::new(0, 3);
+    let promise = |slot| Message::Promise {
+        round,
+        from: 0,
+        votes: vec![(slot, fast(old, "z"))],
+    };
+    leader.on_message(2, promise(u64::MAX), &l);
+    leader.on_message(2, promise(synod_core::fast_multi::MAX_PROMISE_SPAN), &l);
+    leader.on_message(
+        3,
+        Message::Promise {
+            round,
+            from: 0,
+            votes: vec![],
+        },
+        &l,
+    );
+    assert_eq!(leader.leading(), None, "node 2's promises did not count");
+    let fx = leader.on_message(2, promise(9), &l);
+    assert_eq!(leader.leading(), Some(round));
+    assert!(sent(&fx)
+        .iter()
+        .any(|(_, m)| matches!(m, Message::Any { from: 10, .. })));
+}

@@ -245,6 +245,10 @@ impl<V: Value> Acceptor<V> {
     /// rule and vote in the slot's next step, fast, as if a leader had sent that entry. Peers
     /// that pick differently only collide again, one step further.
     fn try_recover(&mut self, slot: Slot, round: Round, fx: &mut FmEffects<V>) {
+        // A step with no successor cannot be recovered from; only a bad leader announces one.
+        if round.step == u32::MAX {
+            return;
+        }
         let next = round.next_step();
         if self.state.promised > next || self.state.voted_at_or_above(slot, next) {
             return;
@@ -292,9 +296,13 @@ impl<V: Value> Acceptor<V> {
         }
         let mut slot = self.cursor;
         while self.state.voted_at_or_above(slot, round) {
-            slot += 1;
+            // Only a bad leader opens the fast region so near the end of the slot space.
+            let Some(next) = slot.checked_add(1) else {
+                return;
+            };
+            slot = next;
         }
-        self.cursor = slot + 1;
+        self.cursor = slot.saturating_add(1);
         // Collisions far behind the fast region's front are resolved or for the leader now.
         if self.heard.len() > 4096 {
             let keep = self.cursor.saturating_sub(1024);

@@ -13,6 +13,12 @@ use crate::quorum::{FastQuorum, QuorumSystem};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+/// How far beyond the first slot of its phase 1 a promise may report a vote. A correct acceptor
+/// is never that far ahead of a leader's learner (that many proposals would be in flight at
+/// once); a promise claiming it comes from a bad peer, and would have the leader fill every slot
+/// in between.
+pub const MAX_PROMISE_SPAN: u64 = 1 << 24;
+
 /// What each acceptor of a quorum reported of one slot.
 type Reports<V> = BTreeMap<NodeId, Option<EntryVote<V>>>;
 
@@ -124,7 +130,9 @@ impl<V: Value> Leader<V> {
                     promises,
                 } = &mut self.phase
                 {
-                    let fits = votes.iter().all(|(s, v)| *s >= first && v.round < round);
+                    let fits = votes.iter().all(|(s, v)| {
+                        *s >= first && *s - first < MAX_PROMISE_SPAN && v.round < round
+                    });
                     if *r == round
                         && *f == first
                         && fits
@@ -268,7 +276,7 @@ impl<V: Value> Leader<V> {
         let top = by_slot.keys().next_back().copied();
         let mut fx = FmEffects::new();
         let members = self.cfg.quorum.members().to_vec();
-        for slot in from..top.map_or(from, |t| t + 1) {
+        for slot in from..top.map_or(from, |t| t.saturating_add(1)) {
             if learner.chosen(slot).is_some() {
                 continue;
             }
@@ -284,7 +292,7 @@ impl<V: Value> Leader<V> {
         }
         let fast_from = match (self.cfg.bug, top) {
             (Some(PlantedBug::AnyOverVotedSlots), _) | (_, None) => from,
-            (_, Some(t)) => t + 1,
+            (_, Some(t)) => t.saturating_add(1),
         };
         self.phase = Phase::Leading {
             round,

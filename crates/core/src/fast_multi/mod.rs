@@ -37,7 +37,7 @@ mod server;
 
 pub use acceptor::{Acceptor, AcceptorConfig, AcceptorState};
 pub use client::Client;
-pub use leader::{Leader, LeaderConfig};
+pub use leader::{Leader, LeaderConfig, MAX_PROMISE_SPAN};
 pub use learner::Learner;
 pub use messages::{Entry, EntryVote, FmEffects, Message, Output, Persist, Slot, Timer};
 pub use proposer::Proposer;
