@@ -1185,3 +1185,19 @@ fn a_bad_leader_at_the_end_of_the_slot_and_step_space_crashes_nobody() {
         .iter()
         .any(|(_, m)| matches!(m, Message::Any { from: 10, .. })));
 }
+
+#[test]
+fn a_peers_round_at_the_end_of_the_number_space_leaves_a_follower() {
+    let l = learner(1, 3);
+    let mut leader = Leader::recover(leader_cfg(1, 3, None), 0);
+    leader.start();
+    leader.heard(Round::new(u64::MAX, 2));
+    leader.on_timer(Timer::Election, &l);
+    let fx = leader.on_timer(Timer::Election, &l);
+    assert!(
+        fx.persist.is_empty() && sent(&fx).is_empty(),
+        "no round to campaign in"
+    );
+    assert_eq!(timer_kinds(&fx), vec![Timer::Election]);
+    assert_eq!(leader.leading(), None);
+}

@@ -232,10 +232,11 @@ impl<V: Value> Leader<V> {
 
     /// Phase 1 in a fresh round, for every slot from the first one not known chosen.
     fn campaign(&mut self, learner: &Learner<V>) -> FmEffects<V> {
-        let number = self
-            .number
-            .checked_add(1)
-            .expect("round numbers ran out after 2^64 campaigns");
+        // `number` also rises with peers' rounds: only a bad peer claims the last one, and
+        // this node then stays a follower instead of panicking.
+        let Some(number) = self.number.checked_add(1) else {
+            return self.step_down();
+        };
         self.number = number;
         let round = Round::new(number, self.cfg.id);
         let from = learner.prefix();
