@@ -169,11 +169,16 @@ pub struct NodeCore {
     leases_granted: u64,
     resubmit_ticks: u64,
     give_up_ticks: u64,
-    /// A snapshot is being encoded or a checkpoint saved.
-    checkpointing: bool,
+    /// A snapshot asked for by [`Action::BuildSnapshot`] is being encoded.
+    building: bool,
+    /// Checkpoints asked for and not yet reported saved. An installed snapshot can start one
+    /// while another is in flight, and the server saves them on separate threads.
+    saving: u32,
     /// A snapshot encoded by the driver, adopted at the end of the turn.
     built: Option<Snapshot>,
+    /// The size of the newest checkpoint reported saved, and the log record it covers.
     checkpoint_bytes: u64,
+    checkpoint_covered: u64,
     /// The log's size as last reported, and at the latest checkpoint.
     log_bytes: u64,
     log_bytes_at_checkpoint: u64,
@@ -216,9 +221,11 @@ impl NodeCore {
             leases_granted: 0,
             resubmit_ticks: election_max,
             give_up_ticks: election_max * 10,
-            checkpointing: false,
+            building: false,
+            saving: 0,
             built: None,
             checkpoint_bytes: recovered.checkpoint_bytes,
+            checkpoint_covered: 0,
             log_bytes,
             log_bytes_at_checkpoint: log_bytes,
             counters: NodeCounters::default(),
@@ -391,13 +398,18 @@ impl NodeCore {
         self.built = Some(snapshot);
     }
 
-    /// The checkpoint asked for by [`Action::Checkpoint`] is saved (`bytes` long) and the log
-    /// below it dropped, leaving `log_bytes`.
-    pub fn checkpointed(&mut self, bytes: u64, log_bytes: u64) {
-        self.checkpointing = false;
-        self.checkpoint_bytes = bytes;
+    /// The checkpoint asked for by [`Action::Checkpoint`] covering log record `covered` is
+    /// saved (`bytes` long) and the log below it dropped, leaving `log_bytes`. A checkpoint
+    /// reported after a newer one only updates the log's size: the newer one is what a restart
+    /// reads, so its size is what the next snapshot is weighed against.
+    pub fn checkpointed(&mut self, covered: u64, bytes: u64, log_bytes: u64) {
+        self.saving = self.saving.saturating_sub(1);
         self.log_bytes = log_bytes;
-        self.log_bytes_at_checkpoint = log_bytes;
+        if covered >= self.checkpoint_covered {
+            self.checkpoint_covered = covered;
+            self.checkpoint_bytes = bytes;
+            self.log_bytes_at_checkpoint = log_bytes;
+        }
     }
 
     /// Ends a loop turn: hands the turn's proposals and reads to the replica, sorts every
@@ -549,15 +561,15 @@ impl NodeCore {
             // covers until that checkpoint is saved, so the snapshot is not written to the log.
             let (fx, removed) = self.replica.finish_snapshot(snapshot);
             self.actions.push(Action::Free(removed));
-            if fx.persist.is_empty() {
-                // A snapshot installed meanwhile already moved the log start past this one.
-                self.checkpointing = false;
-            } else {
+            self.building = false;
+            // Empty when a snapshot installed meanwhile already moved the log start past it.
+            if !fx.persist.is_empty() {
                 self.start_checkpoint();
             }
             return;
         }
-        if self.checkpointing
+        if self.building
+            || self.saving > 0
             || self.replica.applied_index() < self.replica.log_start() + self.cfg.snapshot_every
         {
             return;
@@ -571,7 +583,7 @@ impl NodeCore {
         let Some(pending) = self.replica.begin_snapshot() else {
             return;
         };
-        self.checkpointing = true;
+        self.building = true;
         self.actions.push(Action::BuildSnapshot(pending));
     }
 
@@ -603,7 +615,7 @@ impl NodeCore {
             });
         }
         records.push(Persist::Commit(r.commit_index()));
-        self.checkpointing = true;
+        self.saving += 1;
         self.actions.push(Action::Checkpoint {
             covered: self.appended,
             checkpoint: Checkpoint {

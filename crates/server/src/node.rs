@@ -198,9 +198,9 @@ enum Durable {
         records: usize,
         result: Result<(), StorageError>,
     },
-    /// A checkpoint was saved and the log below it dropped: its size, and the log's byte
-    /// counter right after.
-    Checkpointed(Result<(u64, u64), StorageError>),
+    /// A checkpoint was saved and the log below it dropped: the log record it covers, its
+    /// size, and the log's byte counter right after.
+    Checkpointed(Result<(u64, u64, u64), StorageError>),
     /// A snapshot begun on the loop was encoded on a blocking thread.
     SnapshotBuilt { snapshot: Snapshot, ms: u64 },
 }
@@ -447,8 +447,8 @@ impl Node {
                 self.core.snapshot_built(snapshot);
             }
             Durable::Checkpointed(result) => {
-                let (bytes, log_bytes) = result?;
-                self.core.checkpointed(bytes, log_bytes);
+                let (covered, bytes, log_bytes) = result?;
+                self.core.checkpointed(covered, bytes, log_bytes);
             }
         }
         Ok(())
@@ -562,7 +562,7 @@ impl Node {
                     compact_ms = (started.elapsed() - saved).as_millis() as u64,
                     "checkpoint saved"
                 );
-                Ok((data.len() as u64, log_bytes))
+                Ok((covered, data.len() as u64, log_bytes))
             })();
             let _ = tx.send(Durable::Checkpointed(result));
         });

@@ -167,16 +167,10 @@ impl<C: Clone + Eq + std::fmt::Debug> Acceptor<C> {
             return false;
         }
         match self.log.get_mut(&slot) {
-            Some(e) if e.chosen => {
-                // Two different chosen values would break agreement; the simulator's checkers
-                // report it rather than this assertion under planted bugs.
-                debug_assert!(
-                    self.bug.is_some() || e.value == *value,
-                    "slot {slot} chosen twice: {:?} and {value:?}",
-                    e.value
-                );
-                false
-            }
+            // A peer's news that contradicts a value known chosen is refused: only a faulty
+            // peer (or a broken protocol, which the simulator's agreement check reports) sends
+            // it, and it must not crash this node.
+            Some(e) if e.chosen => false,
             Some(e) if e.value == *value => {
                 e.chosen = true;
                 true
@@ -267,6 +261,22 @@ mod tests {
             Vote::AlreadyChosen(v.clone())
         );
         assert_eq!(a.chosen(0), Some(&v));
+    }
+
+    #[test]
+    fn news_contradicting_a_chosen_value_is_refused() {
+        let mut a: Acceptor<u32> = Acceptor::new(Ballot::ZERO, BTreeMap::new(), None);
+        let mut fx = Fx::new();
+        assert!(a.learn(0, &Value::Noop, &mut fx));
+        let mut fx = Fx::new();
+        let other = Value::batch(vec![super::super::messages::Command {
+            client: 1,
+            seq: 1,
+            op: 9,
+        }]);
+        assert!(!a.learn(0, &other, &mut fx));
+        assert!(fx.persist.is_empty());
+        assert_eq!(a.chosen(0), Some(&Value::Noop));
     }
 
     #[test]

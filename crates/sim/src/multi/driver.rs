@@ -232,7 +232,7 @@ impl MultiSim {
         let n = self.nodes.get_mut(&id).expect("node");
         let bytes = n.disk.save_checkpoint(covered, checkpoint);
         let log_bytes = n.disk.log_bytes();
-        self.drive(id, |c| c.checkpointed(bytes, log_bytes))
+        self.drive(id, |c| c.checkpointed(covered, bytes, log_bytes))
     }
 
     /// Starts (or restarts) node `id` from its disk, through the server's recovery code.
