@@ -225,8 +225,8 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
             );
         } else {
             println!(
-                "  decisions {}   client ops {}   crashes {}   partitions {}",
-                s.decisions, s.ops, s.crashes, s.partitions
+                "  decisions {}   client ops {}   crashes {}   partitions {}   held for a restart {}",
+                s.decisions, s.ops, s.crashes, s.partitions, s.redelivered
             );
         }
         println!(

@@ -40,6 +40,9 @@ pub struct Partition {
     cuts: BTreeSet<(NodeId, NodeId)>,
     /// A short description for traces and reports.
     pub label: String,
+    /// The node that hears both sides, when there is one: both sides may elect leaders
+    /// through it, so it is where a forgotten promise does harm.
+    pub bridge: Option<NodeId>,
 }
 
 impl Partition {
@@ -58,7 +61,11 @@ impl Partition {
                 }
             }
         }
-        Partition { cuts, label }
+        Partition {
+            cuts,
+            label,
+            bridge: None,
+        }
     }
 
     /// Messages from `from` to every node in `to` are dropped (but not the other way).
@@ -68,12 +75,17 @@ impl Partition {
             .filter(|&&t| t != from)
             .map(|&t| (from, t))
             .collect();
-        Partition { cuts, label }
+        Partition {
+            cuts,
+            label,
+            bridge: None,
+        }
     }
 
     /// The same cuts, except that `node` hears and is heard by everyone (a bridge).
     pub fn without_node(mut self, node: NodeId) -> Self {
         self.cuts.retain(|&(a, b)| a != node && b != node);
+        self.bridge = Some(node);
         self
     }
 

@@ -46,6 +46,8 @@ pub struct Stats {
     pub partitions: u64,
     /// Pauses injected.
     pub pauses: u64,
+    /// Messages that reached a crashed node, were held, and reached its next life.
+    pub redelivered: u64,
     /// Virtual time at the end.
     pub end_time: u64,
 }
@@ -62,6 +64,7 @@ impl Stats {
         self.crashes += o.crashes;
         self.partitions += o.partitions;
         self.pauses += o.pauses;
+        self.redelivered += o.redelivered;
         self.end_time += o.end_time;
     }
 }

@@ -36,6 +36,20 @@ pub struct Swarm {
     /// Probability that a node crashes right after it sends a promise or a vote (which must be
     /// durable by then).
     pub crash_after_vote: f64,
+    /// Probability that a follower crashes right after it asks the leader for a read index,
+    /// leaving the answer in flight to its next life.
+    pub crash_after_ask: f64,
+    /// Probability that the bridge of a bridged partition crashes right after it promises
+    /// (a crash aimed where two leaders can each reach a quorum through one node).
+    pub crash_bridge_promise: f64,
+    /// Probability that a peer message reaching a crashed node waits for its restart, as the
+    /// server's peer queues hold what they could not send until they reconnect.
+    pub redeliver: f64,
+    /// The longest wait after a restart before such held messages arrive (the reconnect).
+    pub reconnect: u64,
+    /// Probability that a client turns to a node that just restarted (a client balancing its
+    /// calls over the endpoints that answer, as etcd's does).
+    pub rejoin: f64,
     /// A node syncs within this many ticks of writing.
     pub sync_delay: u64,
     /// Probability that a sync stalls for up to `stall` ticks (a slow disk).
@@ -77,6 +91,11 @@ impl Swarm {
             crash_at_write: 0.0,
             crash_at_sync: 0.0,
             crash_after_vote: 0.0,
+            crash_after_ask: 0.0,
+            crash_bridge_promise: 0.0,
+            redeliver: 0.0,
+            reconnect: 1,
+            rejoin: 0.0,
             sync_delay: 4,
             stall_chance: 0.0,
             stall: 0,
@@ -136,6 +155,12 @@ impl Swarm {
             } else {
                 0.0
             },
+            // Drawn at the end, so the draws above stay as they were for every seed.
+            crash_after_ask: 0.0,
+            crash_bridge_promise: 0.0,
+            redeliver: 0.0,
+            reconnect: 1,
+            rejoin: 0.0,
             sync_delay: rng.gen_range(0..=12),
             stall_chance: rng.gen_range(0.0..0.05),
             stall: rng.gen_range(20..=200),
@@ -156,6 +181,14 @@ impl Swarm {
         let hb = swarm.heartbeat;
         let lo = 2 * hb + rng.gen_range(1..=3 * hb);
         swarm.election = (lo, lo + rng.gen_range(lo / 2..=2 * lo));
+        if crashes {
+            swarm.crash_after_ask = rng.gen_range(0.0..0.1);
+            swarm.redeliver = rng.gen_range(0.0..1.0);
+            // The server's peer writers back off up to a second between connection attempts.
+            swarm.reconnect = rng.gen_range(1..=200);
+            swarm.rejoin = rng.gen_range(0.0..0.5);
+            swarm.crash_bridge_promise = rng.gen_range(0.0..1.0);
+        }
         swarm
     }
 }

@@ -121,6 +121,12 @@ fn multi_catch_up_unchosen_is_caught_within_500_seeds() {
 }
 
 #[test]
+fn multi_promise_not_persisted_is_caught_within_100_seeds() {
+    // Needs a node that bridges a split to crash right after a promise: the nemesis aims there.
+    catch(Protocol::Multi, PlantedBug::PromiseNotPersisted, 100);
+}
+
+#[test]
 fn a_panic_is_a_violation_of_its_seed_and_the_runner_goes_on() {
     let opts = SimOptions {
         protocol: Protocol::Multi,

@@ -98,7 +98,8 @@ fn faults_actually_happen() {
         s.stats.crashes > 20
             && s.stats.partitions > 20
             && s.stats.pauses > 20
-            && s.stats.dropped > 1000,
+            && s.stats.dropped > 1000
+            && s.stats.redelivered > 20,
         "{:?}",
         s.stats
     );

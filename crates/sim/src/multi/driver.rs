@@ -7,6 +7,7 @@ use super::{Event, MultiSim};
 use crate::report::Violation;
 use crate::trace::TraceEvent;
 use rand::Rng;
+use std::collections::BTreeMap;
 use synod_core::multi::{Message, Persist};
 use synod_core::NodeId;
 use synod_kv::KvCommand;
@@ -70,16 +71,26 @@ impl MultiSim {
         match action {
             Action::Send { to, msg } => {
                 let vote = matches!(msg, Message::Promise { .. } | Message::Accepted { .. });
+                let promise = matches!(msg, Message::Promise { .. });
+                let ask = matches!(msg, Message::ReadIndexRequest { .. });
                 self.world
                     .send(id, to, msg, summarize, |msg| Event::Deliver {
                         from: id,
                         to,
                         msg,
                     });
-                if vote
-                    && self.world.faults.crash
-                    && self.world.rng.gen_bool(self.swarm.crash_after_vote)
-                {
+                let aim = if promise && self.world.partition.bridge == Some(id) {
+                    self.swarm
+                        .crash_bridge_promise
+                        .max(self.swarm.crash_after_vote)
+                } else if vote {
+                    self.swarm.crash_after_vote
+                } else if ask {
+                    self.swarm.crash_after_ask
+                } else {
+                    0.0
+                };
+                if aim > 0.0 && self.world.faults.crash && self.world.rng.gen_bool(aim) {
                     let epoch = self.nodes[&id].epoch;
                     self.world.after(0, Event::CrashNode { node: id, epoch });
                 }
@@ -260,6 +271,23 @@ impl MultiSim {
         core.start();
         n.core = Some(core);
         let epoch = n.epoch;
+        let held = std::mem::take(&mut n.held);
+        self.world.stats.redelivered += held.len() as u64;
+        // What the peers queued for the dead node arrives once each of them reconnects.
+        let mut reconnect = BTreeMap::new();
+        for (from, msg) in held {
+            let at = *reconnect
+                .entry(from)
+                .or_insert_with(|| self.world.rng.gen_range(1..=self.swarm.reconnect.max(1)));
+            self.world.after(at, Event::Deliver { from, to: id, msg });
+        }
+        if self.swarm.rejoin > 0.0 {
+            for c in &mut self.clients {
+                if self.world.rng.gen_bool(self.swarm.rejoin) {
+                    c.target = id;
+                }
+            }
+        }
         self.world.after(1, Event::Tick { node: id, epoch });
         self.end_turn(id)
     }

@@ -160,7 +160,12 @@ struct SimNode {
     /// Reads the node's API is serving by ReadIndex, kept to order them through the log when
     /// no leader is known (as the gRPC layer does).
     reads: BTreeMap<Ticket, RangeRequest>,
+    /// Peer messages that reached the node while it was down and wait for its restart.
+    held: Vec<(NodeId, Message<KvCommand>)>,
 }
+
+/// The most messages held for a crashed node (the server's peer queues are bounded too).
+const HELD_MAX: usize = 256;
 
 /// One simulated Multi-Paxos run.
 pub struct MultiSim {
@@ -225,6 +230,7 @@ impl MultiSim {
                     sync_pending: false,
                     paused_until: 0,
                     reads: BTreeMap::new(),
+                    held: Vec::new(),
                 },
             );
             sim.boot(id).map_err(|v| v.to_string())?;
@@ -409,6 +415,14 @@ impl MultiSim {
             Event::Deliver { from, to, msg } => {
                 if self.nodes[&to].core.is_some() {
                     self.world.stats.delivered += 1;
+                } else if self.swarm.redeliver > 0.0
+                    && self.world.rng.gen_bool(self.swarm.redeliver)
+                {
+                    let n = self.nodes.get_mut(&to).expect("node");
+                    if n.held.len() < HELD_MAX {
+                        n.held.push((from, msg));
+                    }
+                    return Ok(());
                 }
                 self.drive(to, |c| c.on_peer(from, msg))
             }
