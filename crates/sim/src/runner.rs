@@ -155,6 +155,7 @@ impl SimOptions {
     /// Runs one seed, with or without a trace. A panic inside the protocol, the node layer or
     /// the simulator is reported as a violation of that seed, not a crash of the runner.
     pub fn run_one(&self, seed: u64, trace: bool) -> Result<(RunReport, Vec<TraceEvent>), String> {
+        crate::trace::take_salvaged();
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.run_unguarded(seed, trace)
         }));
@@ -166,16 +167,18 @@ impl SimOptions {
                     .cloned()
                     .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "a panic without a message".into());
+                let events = crate::trace::take_salvaged().unwrap_or_default();
                 let report = RunReport {
                     seed,
                     stats: Stats::default(),
                     violation: Some(Violation {
                         check: "panic",
+                        // Unknown: the run's clock unwound with it (the trace shows when).
                         at: 0,
                         detail: what,
                     }),
                 };
-                Ok((report, Vec::new()))
+                Ok((report, events))
             }
         }
     }

@@ -97,10 +97,34 @@ pub enum TraceEvent {
     },
 }
 
+thread_local! {
+    /// The events of a trace dropped while its run unwound from a panic, for the runner to
+    /// report with that panic.
+    static SALVAGED: std::cell::RefCell<Option<Vec<TraceEvent>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Takes the events of the last trace that unwound with a panic on this thread, if any.
+pub fn take_salvaged() -> Option<Vec<TraceEvent>> {
+    SALVAGED.with(|s| s.borrow_mut().take())
+}
+
 /// A trace being recorded, or not (recording costs time; runs of many seeds skip it).
 #[derive(Debug, Default)]
 pub struct Trace {
     events: Option<Vec<TraceEvent>>,
+}
+
+impl Drop for Trace {
+    /// A run that panics unwinds with its trace; keeping the events lets the runner show what
+    /// led up to the panic.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(events) = self.events.take() {
+                SALVAGED.with(|s| *s.borrow_mut() = Some(events));
+            }
+        }
+    }
 }
 
 impl Trace {
