@@ -520,3 +520,38 @@ fn a_snapshot_begun_earlier_compacts_only_what_it_covers() {
     net.boot(1);
     assert_eq!(net.r(1).state_machine().0, 35);
 }
+
+#[test]
+fn a_replica_knows_its_own_id() {
+    let net = Net::new(3);
+    for (&id, r) in &net.replicas {
+        assert_eq!(r.id(), id);
+    }
+}
+
+#[test]
+fn followers_name_the_leader_they_heard() {
+    let mut net = Net::new(3);
+    net.elect(2);
+    for id in 1..=3 {
+        assert_eq!(net.r(id).leader_hint(), Some(2), "node {id}");
+    }
+}
+
+#[test]
+fn a_snapshot_needs_something_applied_since_the_last_and_is_adopted_once() {
+    let mut net = Net::new(1);
+    net.elect(1);
+    net.request(1, 9, 1, 5);
+    net.settle();
+    let snap = net.r(1).begin_snapshot().expect("slots applied").build();
+    let (fx, _) = net.r(1).finish_snapshot(snap.clone());
+    assert_eq!(fx.persist.len(), 1, "the snapshot is recorded");
+    assert_eq!(net.r(1).log_start(), net.r(1).applied_index());
+    assert!(
+        net.r(1).begin_snapshot().is_none(),
+        "nothing applied since the last snapshot"
+    );
+    let (fx, _) = net.r(1).finish_snapshot(snap);
+    assert!(fx.persist.is_empty(), "the same snapshot is not recorded twice");
+}
