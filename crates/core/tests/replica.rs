@@ -71,7 +71,13 @@ impl Net {
             self.queue.push_back((id, o.to, o.msg));
         }
         for out in fx.output {
-            if matches!(out, Output::Reply { .. } | Output::NotLeader { .. }) {
+            if matches!(
+                out,
+                Output::Reply { .. }
+                    | Output::NotLeader { .. }
+                    | Output::ReadReady { .. }
+                    | Output::ReadFailed { .. }
+            ) {
                 self.replies.push((id, out));
             }
         }
@@ -553,5 +559,30 @@ fn a_snapshot_needs_something_applied_since_the_last_and_is_adopted_once() {
         "nothing applied since the last snapshot"
     );
     let (fx, _) = net.r(1).finish_snapshot(snap);
-    assert!(fx.persist.is_empty(), "the same snapshot is not recorded twice");
+    assert!(
+        fx.persist.is_empty(),
+        "the same snapshot is not recorded twice"
+    );
+}
+
+#[test]
+fn a_leader_serves_a_read_once_a_quorum_confirms_its_leadership() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    let fx = net.r(1).on_reads([7]);
+    net.absorb(1, fx);
+    assert!(net.replies.is_empty(), "not before the probes come back");
+    net.settle();
+    assert_eq!(net.replies, vec![(1, Output::ReadReady { id: 7 })]);
+}
+
+#[test]
+fn a_read_the_driver_cancelled_is_not_served_when_its_index_arrives() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    let fx = net.r(2).on_reads([5, 6]);
+    net.absorb(2, fx);
+    net.r(2).cancel_read(5);
+    net.settle();
+    assert_eq!(net.replies, vec![(2, Output::ReadReady { id: 6 })]);
 }
