@@ -586,3 +586,58 @@ fn a_read_the_driver_cancelled_is_not_served_when_its_index_arrives() {
     net.settle();
     assert_eq!(net.replies, vec![(2, Output::ReadReady { id: 6 })]);
 }
+
+#[test]
+fn a_leader_read_waits_until_every_slot_before_it_is_applied() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.request(1, 9, 1, 5);
+    let fx = net.r(1).on_reads([7]);
+    net.absorb(1, fx);
+    // The probes come back, but no vote for the write does: it is not chosen yet.
+    net.settle_with(|_, _, m| matches!(m, Message::Accepted { .. } | Message::Accept { .. }));
+    assert!(
+        !net.replies
+            .iter()
+            .any(|r| matches!(r, (1, Output::ReadReady { .. }))),
+        "served before the write ahead of it: {:?}",
+        net.replies
+    );
+}
+
+#[test]
+fn a_follower_fails_its_unanswered_reads_when_another_leader_takes_over() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    let fx = net.r(2).on_reads([5]);
+    net.absorb(2, fx);
+    // Node 1 never answers; node 3 wins an election meanwhile.
+    net.queue.clear();
+    net.down.insert(1);
+    net.elect(3);
+    assert!(
+        net.replies
+            .iter()
+            .any(|r| matches!(r, (2, Output::ReadFailed { id: 5, .. }))),
+        "{:?}",
+        net.replies
+    );
+}
+
+#[test]
+fn a_deposed_leader_fails_the_reads_it_held() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    let fx = net.r(1).on_reads([7]);
+    net.absorb(1, fx);
+    // Its probes are lost; node 2 wins an election meanwhile.
+    net.queue.clear();
+    net.elect(2);
+    assert!(
+        net.replies
+            .iter()
+            .any(|r| matches!(r, (1, Output::ReadFailed { id: 7, .. }))),
+        "{:?}",
+        net.replies
+    );
+}
