@@ -641,3 +641,61 @@ fn a_deposed_leader_fails_the_reads_it_held() {
         net.replies
     );
 }
+
+#[test]
+fn a_leader_steps_down_on_a_higher_ballot_in_a_probe_or_a_prepare() {
+    for probe in [true, false] {
+        let mut net = Net::new(3);
+        net.elect(1);
+        let mine = net.r(1).ballot().expect("leads");
+        let higher = Ballot::new(mine.round + 1, 2);
+        let msg = if probe {
+            Message::ReadProbe {
+                ballot: higher,
+                round: 1,
+            }
+        } else {
+            Message::Prepare {
+                ballot: higher,
+                from: 0,
+            }
+        };
+        let fx = net.r(1).on_message(2, msg);
+        net.absorb(1, fx);
+        assert_eq!(net.r(1).role_kind(), RoleKind::Follower, "probe: {probe}");
+    }
+}
+
+#[test]
+fn a_replica_refuses_a_heartbeat_that_claims_to_come_from_itself() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    let ballot = net.r(1).ballot().expect("leads");
+    net.crash(1);
+    net.boot(1);
+    let fx = net
+        .r(1)
+        .on_message(1, Message::Heartbeat { ballot, commit: 0 });
+    net.absorb(1, fx);
+    assert_eq!(net.r(1).leader_hint(), None);
+}
+
+#[test]
+fn a_candidate_asks_again_only_the_members_that_have_not_promised() {
+    let mut net = Net::new(5);
+    net.timer(1, Timer::Election);
+    net.timer(1, Timer::Election);
+    // Only node 2 hears the prepare: two promises of three needed.
+    net.settle_with(|from, to, m| from == 1 && to > 2 && matches!(m, Message::Prepare { .. }));
+    assert_eq!(net.r(1).role_kind(), RoleKind::Candidate);
+    let fx = net.r(1).on_timer(Timer::Heartbeat);
+    let mut asked: Vec<NodeId> = fx
+        .send
+        .iter()
+        .chain(&fx.send_after_sync)
+        .filter(|o| matches!(o.msg, Message::Prepare { .. }))
+        .map(|o| o.to)
+        .collect();
+    asked.sort_unstable();
+    assert_eq!(asked, vec![3, 4, 5]);
+}
