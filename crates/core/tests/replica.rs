@@ -699,3 +699,19 @@ fn a_candidate_asks_again_only_the_members_that_have_not_promised() {
     asked.sort_unstable();
     assert_eq!(asked, vec![3, 4, 5]);
 }
+
+#[test]
+fn a_follower_that_promises_a_new_candidate_forgets_the_old_leader() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    let old = net.r(1).ballot().expect("leads");
+    let fx = net.r(2).on_message(
+        3,
+        Message::Prepare {
+            ballot: Ballot::new(old.round + 1, 3),
+            from: 0,
+        },
+    );
+    net.absorb(2, fx);
+    assert_eq!(net.r(2).leader_hint(), None);
+}
