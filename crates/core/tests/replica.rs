@@ -715,3 +715,30 @@ fn a_follower_that_promises_a_new_candidate_forgets_the_old_leader() {
     net.absorb(2, fx);
     assert_eq!(net.r(2).leader_hint(), None);
 }
+
+#[test]
+fn a_leader_steps_down_on_a_nack_of_its_ballot_but_not_of_an_older_one() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    let mine = net.r(1).ballot().expect("leads");
+    let older = Ballot::new(mine.round.saturating_sub(1), 1);
+    // A refusal of an earlier ballot of ours, by a promise we have since overtaken.
+    let fx = net.r(1).on_message(
+        2,
+        Message::Nack {
+            ballot: older,
+            promised: Ballot::new(older.round, 3),
+        },
+    );
+    net.absorb(1, fx);
+    assert_eq!(net.r(1).role_kind(), RoleKind::Leader);
+    let fx = net.r(1).on_message(
+        2,
+        Message::Nack {
+            ballot: mine,
+            promised: Ballot::new(mine.round + 1, 3),
+        },
+    );
+    net.absorb(1, fx);
+    assert_eq!(net.r(1).role_kind(), RoleKind::Follower);
+}
