@@ -643,26 +643,31 @@ fn a_deposed_leader_fails_the_reads_it_held() {
 }
 
 #[test]
-fn a_leader_steps_down_on_a_higher_ballot_in_a_probe_or_a_prepare() {
-    for probe in [true, false] {
+fn a_leader_steps_down_on_a_higher_ballot_in_a_probe_a_prepare_or_an_accept() {
+    for kind in ["probe", "prepare", "accept"] {
         let mut net = Net::new(3);
         net.elect(1);
         let mine = net.r(1).ballot().expect("leads");
         let higher = Ballot::new(mine.round + 1, 2);
-        let msg = if probe {
-            Message::ReadProbe {
+        let msg = match kind {
+            "probe" => Message::ReadProbe {
                 ballot: higher,
                 round: 1,
-            }
-        } else {
-            Message::Prepare {
+            },
+            "prepare" => Message::Prepare {
                 ballot: higher,
                 from: 0,
-            }
+            },
+            _ => Message::Accept {
+                ballot: higher,
+                slot: 0,
+                value: Value::Noop,
+                commit: 0,
+            },
         };
         let fx = net.r(1).on_message(2, msg);
         net.absorb(1, fx);
-        assert_eq!(net.r(1).role_kind(), RoleKind::Follower, "probe: {probe}");
+        assert_eq!(net.r(1).role_kind(), RoleKind::Follower, "{kind}");
     }
 }
 
