@@ -112,6 +112,11 @@ impl Net {
         self.absorb(at, fx);
     }
 
+    fn read(&mut self, at: NodeId, ids: &[u64]) {
+        let fx = self.r(at).on_reads(ids.iter().copied());
+        self.absorb(at, fx);
+    }
+
     /// Delivers messages until none are left, dropping those `drop` selects.
     fn settle_with(&mut self, drop: impl Fn(NodeId, NodeId, &Message<u64>) -> bool) {
         let mut steps = 0;
@@ -569,8 +574,7 @@ fn a_snapshot_needs_something_applied_since_the_last_and_is_adopted_once() {
 fn a_leader_serves_a_read_once_a_quorum_confirms_its_leadership() {
     let mut net = Net::new(3);
     net.elect(1);
-    let fx = net.r(1).on_reads([7]);
-    net.absorb(1, fx);
+    net.read(1, &[7]);
     assert!(net.replies.is_empty(), "not before the probes come back");
     net.settle();
     assert_eq!(net.replies, vec![(1, Output::ReadReady { id: 7 })]);
@@ -580,8 +584,7 @@ fn a_leader_serves_a_read_once_a_quorum_confirms_its_leadership() {
 fn a_read_the_driver_cancelled_is_not_served_when_its_index_arrives() {
     let mut net = Net::new(3);
     net.elect(1);
-    let fx = net.r(2).on_reads([5, 6]);
-    net.absorb(2, fx);
+    net.read(2, &[5, 6]);
     net.r(2).cancel_read(5);
     net.settle();
     assert_eq!(net.replies, vec![(2, Output::ReadReady { id: 6 })]);
@@ -592,8 +595,7 @@ fn a_leader_read_waits_until_every_slot_before_it_is_applied() {
     let mut net = Net::new(3);
     net.elect(1);
     net.request(1, 9, 1, 5);
-    let fx = net.r(1).on_reads([7]);
-    net.absorb(1, fx);
+    net.read(1, &[7]);
     // The probes come back, but no vote for the write does: it is not chosen yet.
     net.settle_with(|_, _, m| matches!(m, Message::Accepted { .. } | Message::Accept { .. }));
     assert!(
@@ -605,41 +607,36 @@ fn a_leader_read_waits_until_every_slot_before_it_is_applied() {
     );
 }
 
-#[test]
-fn a_follower_fails_its_unanswered_reads_when_another_leader_takes_over() {
+/// Node 1 leads; `reader` asks for read 5, its messages are lost, node 1 falls silent when
+/// `leader_silent`, and `successor` wins an election; `reader` must have failed the read.
+fn read_fails_when_leadership_moves(reader: NodeId, leader_silent: bool, successor: NodeId) {
     let mut net = Net::new(3);
     net.elect(1);
-    let fx = net.r(2).on_reads([5]);
-    net.absorb(2, fx);
-    // Node 1 never answers; node 3 wins an election meanwhile.
+    net.read(reader, &[5]);
     net.queue.clear();
-    net.down.insert(1);
-    net.elect(3);
+    if leader_silent {
+        net.down.insert(1);
+    }
+    net.elect(successor);
     assert!(
         net.replies
             .iter()
-            .any(|r| matches!(r, (2, Output::ReadFailed { id: 5, .. }))),
+            .any(|r| matches!(r, (n, Output::ReadFailed { id: 5, .. }) if *n == reader)),
         "{:?}",
         net.replies
     );
 }
 
 #[test]
+fn a_follower_fails_its_unanswered_reads_when_another_leader_takes_over() {
+    // Node 1 never answers; node 3 wins an election meanwhile.
+    read_fails_when_leadership_moves(2, true, 3);
+}
+
+#[test]
 fn a_deposed_leader_fails_the_reads_it_held() {
-    let mut net = Net::new(3);
-    net.elect(1);
-    let fx = net.r(1).on_reads([7]);
-    net.absorb(1, fx);
     // Its probes are lost; node 2 wins an election meanwhile.
-    net.queue.clear();
-    net.elect(2);
-    assert!(
-        net.replies
-            .iter()
-            .any(|r| matches!(r, (1, Output::ReadFailed { id: 7, .. }))),
-        "{:?}",
-        net.replies
-    );
+    read_fails_when_leadership_moves(1, false, 2);
 }
 
 #[test]
