@@ -191,6 +191,40 @@ mod tests {
     }
 
     #[test]
+    fn a_freed_lane_is_the_one_taken_next_and_busy_lanes_never_share_a_client_id() {
+        let mut l = Lanes::new(1, 1);
+        let a = l.take(put(), Some(1), 0).unwrap();
+        let b = l.take(put(), Some(2), 0).unwrap();
+        assert_ne!(a.client, b.client);
+        // Freeing the second lane (a reply, then a give-up) hands that very lane out again,
+        // while the first is still busy.
+        assert_eq!(l.complete(b.client, b.seq), Some(Some(2)));
+        let c = l.take(put(), Some(3), 1).unwrap();
+        assert_eq!((c.client, c.seq), (b.client, b.seq + 1));
+        assert_ne!(c.client, a.client);
+        assert_eq!(l.complete(a.client, a.seq), Some(Some(1)));
+        assert_eq!(l.due(100, 50, 50).gave_up, vec![Some(3)]);
+        let d = l.take(put(), None, 101).unwrap();
+        let e = l.take(put(), None, 101).unwrap();
+        assert_eq!(
+            [(d.client, d.seq), (e.client, e.seq)],
+            [(b.client, b.seq + 2), (a.client, a.seq + 1)]
+        );
+    }
+
+    #[test]
+    fn a_stopping_node_answers_every_waiting_client_once() {
+        let mut l = Lanes::new(1, 1);
+        l.take(put(), Some(7), 0).unwrap();
+        l.take(put(), None, 0).unwrap();
+        l.take(put(), Some(9), 0).unwrap();
+        let mut t = l.drain();
+        t.sort();
+        assert_eq!(t, vec![7, 9], "the node's own command has no client");
+        assert!(l.drain().is_empty());
+    }
+
+    #[test]
     fn a_command_told_no_leader_is_resubmitted_at_the_next_check() {
         let mut l = Lanes::new(1, 1);
         let c = l.take(put(), Some(1), 0).unwrap();

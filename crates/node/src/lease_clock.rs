@@ -137,6 +137,22 @@ mod tests {
     }
 
     #[test]
+    fn a_revoked_lease_is_forgotten_so_a_new_grant_of_its_id_starts_afresh() {
+        let mut store = Store::new();
+        store.lease_grant(7, 1).unwrap();
+        let mut c = clock();
+        c.observe(&store, true, 0);
+        store.lease_revoke(7).unwrap();
+        assert!(c.observe(&store, true, 50).is_empty());
+        assert_eq!(c.remaining_secs(7, 50), None);
+        // Granted again long after the first deadline: it runs a full TTL from now.
+        store.lease_grant(7, 1).unwrap();
+        assert!(c.observe(&store, true, 1_000).is_empty());
+        assert!(c.observe(&store, true, 1_099).is_empty());
+        assert_eq!(c.observe(&store, true, 1_100), vec![(7, 0)]);
+    }
+
+    #[test]
     fn a_new_leader_extends_every_lease() {
         let mut store = Store::new();
         store.lease_grant(7, 2).unwrap();
