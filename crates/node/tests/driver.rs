@@ -1,9 +1,11 @@
-//! What a node reports to its driver (the server's metrics, lease API and shutdown), checked
-//! on a one-member cluster that decides on its own.
+//! What a node hands its driver: what it reports (the server's metrics, lease API and
+//! shutdown), what it decides on its own in a one-member cluster, and which messages leave
+//! before a sync.
 
 use std::time::Duration;
 use synod_core::multi::Message;
 use synod_core::multi::RoleKind;
+use synod_core::multi::Value;
 use synod_core::Ballot;
 use synod_kv::{KvCommand, KvResult, PutRequest};
 use synod_node::{Action, NodeConfig, NodeCore, Recovered};
@@ -20,7 +22,8 @@ fn node(boot_before: u64) -> NodeCore {
     n
 }
 
-/// Ends the turn and plays the driver: every write is durable at once. Returns the replies.
+/// Ends the turn and plays the driver: every write is durable at once. Returns the replies
+/// and the slots reported chosen and applied.
 fn turn(n: &mut NodeCore) -> Vec<Action> {
     let mut replies = Vec::new();
     let mut bytes = 0;
@@ -36,7 +39,10 @@ fn turn(n: &mut NodeCore) -> Vec<Action> {
                     bytes += 64 * records.len() as u64;
                     n.synced(batch, bytes);
                 }
-                Action::Reply { .. } | Action::ReadReply { .. } => replies.push(a),
+                Action::Reply { .. }
+                | Action::ReadReply { .. }
+                | Action::Chosen { .. }
+                | Action::Applied { .. } => replies.push(a),
                 _ => {}
             }
         }
@@ -78,7 +84,11 @@ fn the_node_reports_its_boot_clock_store_and_counters() {
     n.propose(8, put("b"));
     assert_eq!(n.lanes_free(), free - 2, "a lane per command in flight");
     let replies = turn(&mut n);
-    assert_eq!(replies.len(), 2, "{replies:?}");
+    let answered = replies
+        .iter()
+        .filter(|a| matches!(a, Action::Reply { .. }))
+        .count();
+    assert_eq!(answered, 2, "{replies:?}");
     assert_eq!(n.lanes_free(), free, "both lanes freed by the replies");
     assert_eq!(n.counters().proposals, 2);
     assert!(n.store().get(b"a").is_some() && n.store().get(b"b").is_some());
@@ -163,4 +173,134 @@ fn a_stopping_node_hands_back_every_waiting_client() {
     waiting.sort();
     assert_eq!(waiting, vec![3, 4]);
     assert!(n.stop().is_empty(), "each once");
+}
+
+#[test]
+fn every_slot_is_reported_chosen_before_it_is_reported_applied() {
+    let mut n = node(0);
+    elect(&mut n);
+    n.propose(1, put("a"));
+    n.propose(2, put("b"));
+    let reports = turn(&mut n);
+    let events: Vec<(&str, u64)> = reports
+        .iter()
+        .filter_map(|a| match a {
+            Action::Chosen { slot, .. } => Some(("chosen", *slot)),
+            Action::Applied { slot, .. } => Some(("applied", *slot)),
+            _ => None,
+        })
+        .collect();
+    let slots: std::collections::BTreeSet<u64> = events.iter().map(|e| e.1).collect();
+    assert!(!slots.is_empty(), "{reports:?}");
+    for s in slots {
+        let of: Vec<&str> = events.iter().filter(|e| e.1 == s).map(|e| e.0).collect();
+        assert_eq!(of, ["chosen", "applied"], "slot {s}: {events:?}");
+    }
+}
+
+#[test]
+fn a_leader_expires_a_lease_its_clock_saw_run_out() {
+    let mut n = node(0);
+    elect(&mut n);
+    n.propose(1, KvCommand::LeaseGrant { id: 0, ttl: 1 });
+    let ids = granted(&turn(&mut n));
+    let &[(1, id)] = ids.as_slice() else {
+        panic!("the lease is granted: {ids:?}");
+    };
+    // One second is 100 ticks; expiry is proposed then, and applied in the same turn.
+    for _ in 0..99 {
+        n.tick();
+        turn(&mut n);
+    }
+    assert!(n.store().lease(id).is_some(), "still within its TTL");
+    for _ in 0..3 {
+        n.tick();
+        turn(&mut n);
+    }
+    assert!(n.store().lease(id).is_none(), "expired through the log");
+}
+
+#[test]
+fn a_node_counts_the_elections_it_starts_not_its_retransmissions() {
+    // Node 1 of three hears nobody: it stands again and again, retransmitting its prepare to
+    // the silent peers between elections.
+    let cfg = NodeConfig::new(1, vec![1, 2, 3], Duration::from_millis(10));
+    let mut n = NodeCore::new(cfg, Recovered::default(), 1, 0).expect("valid config");
+    n.start();
+    let mut ballots = std::collections::BTreeSet::new();
+    let mut prepares = 0;
+    for _ in 0..2_000 {
+        n.tick();
+        n.flush();
+        // A sync releases the prepares held for it; they come out with the next batch.
+        let mut actions = n.take_actions();
+        let batches: Vec<u64> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Write { batch, .. } => Some(*batch),
+                _ => None,
+            })
+            .collect();
+        for b in batches {
+            n.synced(b, 0);
+        }
+        actions.extend(n.take_actions());
+        for a in actions {
+            match a {
+                Action::Send {
+                    msg: Message::Prepare { ballot, .. },
+                    ..
+                } => {
+                    prepares += 1;
+                    ballots.insert(ballot);
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(prepares > 2 * ballots.len(), "retransmitted: {prepares}");
+    assert_eq!(n.counters().elections, ballots.len() as u64);
+}
+
+#[test]
+fn a_followers_read_index_request_does_not_wait_for_its_votes_to_sync() {
+    let cfg = NodeConfig::new(2, vec![1, 2, 3], Duration::from_millis(10));
+    let mut n = NodeCore::new(cfg, Recovered::default(), 1, 0).expect("valid config");
+    n.start();
+    n.on_peer(
+        1,
+        Message::Accept {
+            ballot: Ballot::new(1, 1),
+            slot: 0,
+            value: Value::Noop,
+            commit: 0,
+        },
+    );
+    n.read_index(9, Default::default());
+    n.flush();
+    let actions = n.take_actions();
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::Write { .. })),
+        "the vote is being written: {actions:?}"
+    );
+    assert!(
+        !actions.iter().any(|a| matches!(
+            a,
+            Action::Send {
+                msg: Message::Accepted { .. },
+                ..
+            }
+        )),
+        "the vote waits for its sync"
+    );
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Send {
+                to: 1,
+                msg: Message::ReadIndexRequest { .. }
+            }
+        )),
+        "asking the leader needs nothing durable: {actions:?}"
+    );
 }
