@@ -1,7 +1,9 @@
 //! How the node layer accounts for checkpoints its driver reports saved.
 
 use std::time::Duration;
-use synod_node::{NodeConfig, NodeCore, Recovered};
+use synod_core::multi::{PendingSnapshot, RoleKind};
+use synod_kv::{KvCommand, PutRequest};
+use synod_node::{Action, NodeConfig, NodeCore, Recovered};
 
 fn node() -> NodeCore {
     let cfg = NodeConfig::new(1, vec![1, 2, 3], Duration::from_millis(10));
@@ -31,4 +33,120 @@ fn the_log_grown_since_the_newest_checkpoint_counts() {
     n.checkpointed(40, 9_000, 100);
     n.checkpointed(20, 300, 250);
     assert_eq!(n.log_bytes(), 9_000 + 150);
+}
+
+/// A one-member node that snapshots every ten slots, with a log on a disk the test keeps.
+struct Driven {
+    n: NodeCore,
+    /// The log's size: every write adds 100 bytes.
+    disk: u64,
+    /// Snapshots asked for and not yet handed back, with the log's size the node last saw.
+    builds: Vec<(PendingSnapshot, u64)>,
+    /// Checkpoints asked for and not yet reported saved: the record each covers.
+    saves: Vec<u64>,
+}
+
+impl Driven {
+    fn new() -> Self {
+        let mut cfg = NodeConfig::new(1, vec![1], Duration::from_millis(10));
+        cfg.snapshot_every = 10;
+        let mut n = NodeCore::new(cfg, Recovered::default(), 1, 0).expect("valid config");
+        n.start();
+        let mut d = Driven {
+            n,
+            disk: 0,
+            builds: Vec::new(),
+            saves: Vec::new(),
+        };
+        while d.n.replica().role_kind() != RoleKind::Leader {
+            d.n.tick();
+            d.turn();
+        }
+        d
+    }
+
+    /// Ends the turn; every write is durable at once.
+    fn turn(&mut self) {
+        loop {
+            self.n.flush();
+            let actions = self.n.take_actions();
+            if actions.is_empty() {
+                return;
+            }
+            // Decided at the flush, before this flush's write was synced.
+            let seen = self.disk;
+            for a in actions {
+                match a {
+                    Action::Write { batch, .. } => {
+                        self.disk += 100;
+                        self.n.synced(batch, self.disk);
+                    }
+                    Action::BuildSnapshot(p) => self.builds.push((p, seen)),
+                    Action::Checkpoint { covered, .. } => self.saves.push(covered),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn put(&mut self, i: u64) {
+        self.n.propose(
+            i,
+            KvCommand::Put(PutRequest {
+                key: format!("k{i}").into_bytes(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            }),
+        );
+        self.turn();
+    }
+}
+
+#[test]
+fn snapshots_checkpoints_and_their_pacing() {
+    let mut d = Driven::new();
+    // The first snapshot is asked for as soon as ten slots are applied, not before.
+    let mut i = 0;
+    while d.builds.is_empty() {
+        assert!(d.n.replica().applied_index() <= 10, "no snapshot asked for");
+        i += 1;
+        d.put(i);
+    }
+    let (pending, _) = d.builds.pop().expect("asked");
+    assert_eq!(pending.slot(), 10, "asked for at ten applied slots");
+    // One at a time: none while it is being built.
+    for _ in 0..15 {
+        i += 1;
+        d.put(i);
+    }
+    assert!(d.builds.is_empty(), "a second build while one runs");
+    // Built: the log is compacted under it and a checkpoint is asked for.
+    d.n.snapshot_built(pending.build());
+    d.turn();
+    assert_eq!(d.n.replica().log_start(), 10);
+    assert_eq!(d.saves.len(), 1, "a checkpoint of the new snapshot");
+    // None while that checkpoint is being saved, however far the log grows.
+    for _ in 0..15 {
+        i += 1;
+        d.put(i);
+    }
+    assert!(d.builds.is_empty(), "a build while a checkpoint is saved");
+    // Saved, 300 bytes large: the next snapshot waits for the log to grow as much.
+    let covered = d.saves.pop().expect("asked");
+    let at_save = d.disk;
+    d.n.checkpointed(covered, 300, at_save);
+    while d.builds.is_empty() {
+        i += 1;
+        d.put(i);
+        assert!(
+            i < 100,
+            "a snapshot once the log grew by the checkpoint's size"
+        );
+    }
+    let (_, seen) = d.builds.pop().expect("asked");
+    assert_eq!(
+        seen - at_save,
+        300,
+        "asked for as soon as the log grew by 300 bytes"
+    );
 }
