@@ -640,8 +640,8 @@ fn a_deposed_leader_fails_the_reads_it_held() {
 }
 
 #[test]
-fn a_leader_steps_down_on_a_higher_ballot_in_a_probe_a_prepare_or_an_accept() {
-    for kind in ["probe", "prepare", "accept"] {
+fn a_leader_steps_down_on_a_higher_ballot_in_a_probe_a_prepare_an_accept_or_a_heartbeat() {
+    for kind in ["probe", "prepare", "accept", "heartbeat"] {
         let mut net = Net::new(3);
         net.elect(1);
         let mine = net.r(1).ballot().expect("leads");
@@ -655,10 +655,14 @@ fn a_leader_steps_down_on_a_higher_ballot_in_a_probe_a_prepare_or_an_accept() {
                 ballot: higher,
                 from: 0,
             },
-            _ => Message::Accept {
+            "accept" => Message::Accept {
                 ballot: higher,
                 slot: 0,
                 value: Value::Noop,
+                commit: 0,
+            },
+            _ => Message::Heartbeat {
+                ballot: higher,
                 commit: 0,
             },
         };
@@ -743,4 +747,102 @@ fn a_leader_steps_down_on_a_nack_of_its_ballot_but_not_of_an_older_one() {
     );
     net.absorb(1, fx);
     assert_eq!(net.r(1).role_kind(), RoleKind::Follower);
+}
+
+/// What the leader `from` sends, taken off the queue, in order.
+fn sent_by(net: &mut Net, from: NodeId) -> Vec<(NodeId, Message<u64>)> {
+    let (mine, rest): (Vec<_>, Vec<_>) = net.queue.drain(..).partition(|(f, _, _)| *f == from);
+    net.queue.extend(rest);
+    mine.into_iter().map(|(_, to, m)| (to, m)).collect()
+}
+
+#[test]
+fn a_leader_retransmits_accepts_and_probes_only_to_members_that_have_not_answered() {
+    let mut net = Net::new(5);
+    net.elect(1);
+    net.request(1, 9, 1, 5);
+    net.read(1, &[4]);
+    // Only node 2 answers: neither the slot nor the read round reaches a quorum.
+    net.settle_with(|from, to, _| !(to == 2 || from == 2 || from == to));
+    assert!(net.replies.is_empty());
+    net.timer(1, Timer::Heartbeat);
+    let mut accepts = BTreeSet::new();
+    let mut probes = BTreeSet::new();
+    for (to, m) in sent_by(&mut net, 1) {
+        match m {
+            Message::Accept { .. } => accepts.insert(to),
+            Message::ReadProbe { .. } => probes.insert(to),
+            _ => false,
+        };
+    }
+    assert_eq!(accepts, BTreeSet::from([3, 4, 5]));
+    assert_eq!(probes, BTreeSet::from([3, 4, 5]));
+}
+
+#[test]
+fn a_slot_chosen_ahead_of_a_gap_announces_no_commit_point() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.request(1, 9, 1, 5);
+    net.request(1, 8, 1, 6);
+    let first = net.r(1).commit_index();
+    let heartbeats = std::cell::Cell::new(0);
+    // The first slot's votes are lost; the second is chosen, but the commit point cannot pass
+    // the first, so there is nothing to announce.
+    net.settle_with(|from, _, m| {
+        if from == 1 && matches!(m, Message::Heartbeat { .. }) {
+            heartbeats.set(heartbeats.get() + 1);
+        }
+        matches!(m, Message::Accepted { slot, .. } if *slot == first)
+    });
+    assert_eq!(net.r(1).commit_index(), first);
+    assert_eq!(heartbeats.get(), 0);
+    // Once the first slot is chosen the commit point jumps past both, and is announced.
+    net.timer(1, Timer::Heartbeat);
+    net.settle_with(|from, _, m| {
+        if from == 1 && matches!(m, Message::Heartbeat { .. }) {
+            heartbeats.set(heartbeats.get() + 1);
+        }
+        false
+    });
+    assert_eq!(net.r(1).commit_index(), first + 2);
+    assert!(heartbeats.get() > 0);
+}
+
+/// A leader with a slot in flight hears from node 2 that the slot is chosen: with its own
+/// value (`same`) or with another one. Returns whether it still leads.
+fn leads_after_hearing_its_slot_chosen(same: bool) -> bool {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.request(1, 9, 1, 5);
+    let (slot, value) = sent_by(&mut net, 1)
+        .into_iter()
+        .find_map(|(_, m)| match m {
+            Message::Accept { slot, value, .. } => Some((slot, value)),
+            _ => None,
+        })
+        .expect("the leader proposes");
+    let value = if same {
+        value
+    } else {
+        Value::Batch(
+            vec![Command {
+                client: 8,
+                seq: 1,
+                op: 7,
+            }]
+            .into(),
+        )
+    };
+    let fx = net.r(1).on_message(2, Message::Chosen { slot, value });
+    net.absorb(1, fx);
+    net.r(1).role_kind() == RoleKind::Leader
+}
+
+#[test]
+fn a_leader_that_learns_another_value_chosen_in_its_slot_steps_down() {
+    // Another value chosen there means a higher ballot chose it: announcing commit points in
+    // this ballot would let followers take their votes for our value as chosen.
+    assert!(!leads_after_hearing_its_slot_chosen(false));
+    assert!(leads_after_hearing_its_slot_chosen(true));
 }
