@@ -846,3 +846,34 @@ fn a_leader_that_learns_another_value_chosen_in_its_slot_steps_down() {
     assert!(!leads_after_hearing_its_slot_chosen(false));
     assert!(leads_after_hearing_its_slot_chosen(true));
 }
+
+#[test]
+fn a_follower_asks_to_catch_up_only_when_it_is_behind_the_leaders_commit_point() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.request(1, 9, 1, 5);
+    let asked = std::cell::RefCell::new(Vec::new());
+    let record = |from: NodeId, _: NodeId, m: &Message<u64>| {
+        if matches!(m, Message::CatchUpRequest { .. }) {
+            asked.borrow_mut().push(from);
+        }
+    };
+    // Node 3 misses the accept, so the next heartbeat finds it behind.
+    net.settle_with(|from, to, m| {
+        record(from, to, m);
+        to == 3 && matches!(m, Message::Accept { .. })
+    });
+    net.timer(1, Timer::Heartbeat);
+    net.settle_with(|from, to, m| {
+        record(from, to, m);
+        false
+    });
+    assert_eq!(*asked.borrow(), vec![3]);
+    // Everyone is up to date now: heartbeats ask for nothing.
+    net.timer(1, Timer::Heartbeat);
+    net.settle_with(|from, to, m| {
+        record(from, to, m);
+        false
+    });
+    assert_eq!(*asked.borrow(), vec![3]);
+}
