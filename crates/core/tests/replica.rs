@@ -877,3 +877,73 @@ fn a_follower_asks_to_catch_up_only_when_it_is_behind_the_leaders_commit_point()
     });
     assert_eq!(*asked.borrow(), vec![3]);
 }
+
+#[test]
+fn a_new_leader_does_not_propose_again_a_slot_it_learned_chosen_while_standing() {
+    // Two guards see to it: `become_leader` skips slots known chosen, and the leader's own
+    // acceptor answers an accept for a chosen slot with its value. Either alone suffices.
+    let mut net = Net::new(3);
+    net.elect(1);
+    let gap = net.r(1).commit_index();
+    net.request(1, 9, 1, 5);
+    net.request(1, 8, 1, 6);
+    let value = std::cell::RefCell::new(None);
+    // The first slot's votes are lost; the second is chosen, and only node 1 knows it.
+    net.settle_with(|_, _, m| match m {
+        Message::Accepted { slot, .. } => *slot == gap,
+        Message::Accept { slot, value: v, .. } if *slot == gap + 1 => {
+            value.replace(Some(v.clone()));
+            false
+        }
+        _ => false,
+    });
+    assert_eq!(net.r(1).commit_index(), gap);
+    let value = value.into_inner().expect("proposed");
+    // Node 2 stands without node 1. Its own promise reports its vote for the second slot;
+    // then, before node 3's promise arrives, it hears that slot chosen.
+    net.down.insert(1);
+    for _ in 0..2 {
+        if net.r(2).ballot().is_none() {
+            net.timer(2, Timer::Election);
+        }
+    }
+    let mut stash = Vec::new();
+    while let Some((from, to, msg)) = net.queue.pop_front() {
+        if net.down.contains(&to) || net.down.contains(&from) {
+            continue;
+        }
+        if (from, to) == (3, 2) {
+            stash.push((from, to, msg));
+            continue;
+        }
+        let fx = net.r(to).on_message(from, msg);
+        net.absorb(to, fx);
+    }
+    assert_eq!(net.r(2).role_kind(), RoleKind::Candidate);
+    let fx = net.r(2).on_message(
+        3,
+        Message::Chosen {
+            slot: gap + 1,
+            value,
+        },
+    );
+    net.absorb(2, fx);
+    net.queue.extend(stash);
+    let proposed = std::cell::RefCell::new(BTreeSet::new());
+    net.settle_with(|from, _, m| {
+        if let (2, Message::Accept { slot, .. }) = (from, m) {
+            proposed.borrow_mut().insert(*slot);
+        }
+        false
+    });
+    assert_eq!(net.r(2).role_kind(), RoleKind::Leader);
+    assert!(
+        proposed.borrow().contains(&gap),
+        "the gap needs a round: {proposed:?} gap {gap}"
+    );
+    assert!(
+        !proposed.borrow().contains(&(gap + 1)),
+        "the slot it knows chosen does not: {proposed:?} gap {gap}"
+    );
+    assert_eq!(net.r(2).commit_index(), gap + 2);
+}
