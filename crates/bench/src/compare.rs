@@ -422,6 +422,7 @@ async fn run_case(
         progress: cfg
             .progress
             .then(|| format!("{}/{} {sys} {}", round + 1, cfg.rounds, case.id)),
+        server_pids: cluster.pids(),
     };
     let perf = match (&cfg.profile_dir, profile) {
         (Some(dir), true) => Some(start_perf(dir, leader.pid, cfg.warmup + cfg.duration)?),
@@ -541,14 +542,21 @@ fn tidy_perf(text: &str) -> String {
     out
 }
 
-/// Throughput, p50 and p99 of every case, medians over rounds.
+/// Throughput, p50, p99 and CPU per request (servers' and the load generator's) of every
+/// case, medians over rounds; a figure one system lacks is left out.
 pub fn table_of(results: &[CaseResult]) -> Vec<Row> {
     let mut rows = Vec::new();
     type Figure = (&'static str, Better, fn(&RunResult) -> f64);
-    let figures: [Figure; 3] = [
+    let figures: [Figure; 5] = [
         ("ops/s", Better::Higher, |r| r.throughput),
         ("p50 ms", Better::Lower, |r| r.latency_ms.p50),
         ("p99 ms", Better::Lower, |r| r.latency_ms.p99),
+        ("server CPU us/op", Better::Lower, |r| {
+            r.server_cpu_us_per_op.unwrap_or(f64::NAN)
+        }),
+        ("load generator CPU us/op", Better::Lower, |r| {
+            r.loadgen_cpu_us_per_op.unwrap_or(f64::NAN)
+        }),
     ];
     for cr in results {
         for (figure, better, f) in figures {
@@ -708,6 +716,8 @@ mod tests {
             service_ms: None,
             cas: None,
             term_change: None,
+            server_cpu_us_per_op: Some(1e6 / throughput),
+            loadgen_cpu_us_per_op: None,
         }
     }
 
@@ -805,10 +815,18 @@ mod tests {
             ),
         ];
         let table = table_of(&results);
-        assert_eq!(table.len(), 9);
-        let put64 = &table[3];
+        // Throughput, p50, p99 and server CPU per case; no load generator CPU was recorded.
+        assert_eq!(table.len(), 12);
+        let put64 = &table[4];
         assert_eq!(put64.figure, "ops/s");
         assert_eq!((put64.synod, put64.etcd), (36000.0, 8500.0));
+        let cpu64 = &table[7];
+        assert_eq!(cpu64.figure, "server CPU us/op");
+        assert_eq!(
+            (cpu64.synod, cpu64.etcd),
+            (1e6 / 36000.0, 1e6 / 8500.0),
+            "medians of each round's own CPU per op"
+        );
         let t = targets_of(&results);
         assert_eq!(t.len(), 3);
         assert!(t[0].met, "{t:?}");

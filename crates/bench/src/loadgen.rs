@@ -3,6 +3,7 @@
 //! latency charged from the intended send time).
 
 use crate::error::{BenchError, Result};
+use crate::procs;
 use crate::result::{CasCounts, RunResult};
 use crate::schedule::{charged, Schedule};
 use crate::summary::{new_histogram, record, LatencySummary};
@@ -59,6 +60,8 @@ pub struct RunConfig {
     pub system: Option<String>,
     /// Show a progress bar on standard error with this label; none for silence.
     pub progress: Option<String>,
+    /// Server processes whose CPU time is accounted per request (`server_cpu_us_per_op`).
+    pub server_pids: Vec<u32>,
 }
 
 impl Default for RunConfig {
@@ -79,6 +82,7 @@ impl Default for RunConfig {
             preload: true,
             system: None,
             progress: None,
+            server_pids: Vec::new(),
         }
     }
 }
@@ -224,6 +228,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
         .progress
         .as_ref()
         .map(|label| spawn_progress(label, shared.clone(), start, cfg.warmup + cfg.duration));
+    let cpu = tokio::spawn(cpu_over(cfg.server_pids.clone(), measure_from, end));
     let workers: Vec<_> = (0..cfg.clients)
         .map(|i| tokio::spawn(worker(i as u64, kvs[i % kvs.len()].clone(), shared.clone())))
         .collect();
@@ -261,6 +266,11 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
     }
     samples.truncate(ERROR_SAMPLES);
     let secs = cfg.duration.as_secs_f64();
+    let (server_cpu, own_cpu) = cpu.await.unwrap_or((None, None));
+    let per_op = |d: Option<Duration>| {
+        d.filter(|_| ops > 0)
+            .map(|d| d.as_secs_f64() * 1e6 / ops as f64)
+    };
     Ok(RunResult {
         system: cfg.system.clone(),
         endpoints: cfg.endpoints.clone(),
@@ -282,7 +292,34 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
         service_ms: cfg.rate.map(|_| LatencySummary::of(&service)),
         cas: (cfg.workload == Workload::Cas).then_some(cas),
         term_change: None,
+        server_cpu_us_per_op: per_op(server_cpu),
+        loadgen_cpu_us_per_op: per_op(own_cpu),
     })
+}
+
+/// CPU time the servers `pids` (summed; none if any cannot be read, or none is named) and
+/// this process used between `from` and `to`.
+async fn cpu_over(
+    pids: Vec<u32>,
+    from: Instant,
+    to: Instant,
+) -> (Option<Duration>, Option<Duration>) {
+    let sample = |pids: &[u32]| {
+        let servers = if pids.is_empty() {
+            None
+        } else {
+            pids.iter()
+                .map(|&p| procs::cpu_time(p))
+                .sum::<Option<Duration>>()
+        };
+        (servers, procs::cpu_time(std::process::id()))
+    };
+    tokio::time::sleep_until(from.into()).await;
+    let (s0, o0) = sample(&pids);
+    tokio::time::sleep_until(to.into()).await;
+    let (s1, o1) = sample(&pids);
+    let diff = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
+    (diff(s0, s1), diff(o0, o1))
 }
 
 async fn worker(id: u64, mut kv: KvClient, sh: Arc<Shared>) -> WorkerOut {

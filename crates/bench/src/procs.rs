@@ -111,6 +111,28 @@ pub fn free_ports(n: usize) -> Result<Vec<u16>> {
         .map_err(|e| BenchError::process("cannot read a bound port", e))
 }
 
+/// User plus system CPU time process `pid` has used so far, all its threads together, read
+/// from `/proc/PID/stat`; none once the process is gone, or without procfs.
+pub fn cpu_time(pid: u32) -> Option<std::time::Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = stat_cpu_ticks(&text)?;
+    // SAFETY: sysconf only reads a constant of the running system.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as f64 } else { 100.0 };
+    Some(std::time::Duration::from_secs_f64(ticks as f64 / hz))
+}
+
+/// `utime + stime` (fields 14 and 15, in clock ticks) of a `/proc/PID/stat` line. The command
+/// name (field 2) is in parentheses and may itself hold spaces and parentheses, so fields are
+/// counted from the last `)`: the first after it is field 3.
+fn stat_cpu_ticks(text: &str) -> Option<u64> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// The full path of `program` if it is on the PATH.
 pub fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -122,6 +144,28 @@ pub fn which(program: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_ticks_are_read_past_a_command_name_with_spaces_and_parentheses() {
+        let line = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 120 0 0 0 731 269 0 0 20 0 9 0";
+        assert_eq!(stat_cpu_ticks(line), Some(1000));
+        assert_eq!(stat_cpu_ticks("4242 (cut short) S 1 2"), None);
+        assert_eq!(stat_cpu_ticks("no name at all"), None);
+    }
+
+    #[test]
+    fn this_process_cpu_time_grows_as_it_works() {
+        let me = std::process::id();
+        let before = cpu_time(me).expect("procfs");
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let after = cpu_time(me).expect("procfs");
+        assert!(after > before, "{before:?} then {after:?}");
+        assert!(cpu_time(u32::MAX).is_none(), "no such process");
+    }
 
     #[test]
     fn free_ports_are_distinct() {

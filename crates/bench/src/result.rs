@@ -61,4 +61,14 @@ pub struct RunResult {
     /// caller checked: more than zero means leadership changed during the measurement.
     #[serde(default)]
     pub term_change: Option<u64>,
+    /// Server CPU time (user + system, summed over the server processes the run was given)
+    /// per request completed in the measured window, in microseconds. On a machine where the
+    /// load generator shares the cores, this bounds throughput more than latency does. None
+    /// when no server processes were named or `/proc` could not be read.
+    #[serde(default)]
+    pub server_cpu_us_per_op: Option<f64>,
+    /// The load generator's own CPU time per completed request, in microseconds, over the same
+    /// window.
+    #[serde(default)]
+    pub loadgen_cpu_us_per_op: Option<f64>,
 }

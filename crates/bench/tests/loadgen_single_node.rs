@@ -75,6 +75,8 @@ fn config(endpoint: &str, workload: Workload) -> RunConfig {
         preload: true,
         system: Some("synod".into()),
         progress: None,
+        // The server runs in this very process.
+        server_pids: vec![std::process::id()],
     }
 }
 
@@ -98,6 +100,17 @@ async fn every_workload_runs_against_synod() {
         );
         assert!(l.p99 <= l.p999 && l.p999 <= l.max, "{w}: {l:?}");
         assert!((r.throughput - r.ops as f64 / 0.4).abs() < 1e-6);
+        // Server and load generator share this process, so both count the same CPU time, but
+        // for a clock tick that may fall between the two reads at either end.
+        let (Some(server), Some(own)) = (r.server_cpu_us_per_op, r.loadgen_cpu_us_per_op) else {
+            panic!("{w}: no CPU figures: {r:?}");
+        };
+        assert!(server > 0.0, "{w}: {server}");
+        assert!(
+            ((server - own) * r.ops as f64).abs() <= 20_000.0,
+            "{w}: {server} vs {own} us/op over {} ops",
+            r.ops
+        );
         assert!(
             r.service_ms.is_none(),
             "closed loop has no separate service time"

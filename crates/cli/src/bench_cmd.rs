@@ -162,6 +162,10 @@ pub struct RunArgs {
     /// Name of the system measured, recorded in the JSON (e.g. synod, etcd).
     #[arg(long)]
     system: Option<String>,
+    /// Process ids of the servers (comma-separated): their CPU time per request over the
+    /// measured window is reported, with the load generator's own.
+    #[arg(long, value_delimiter = ',')]
+    server_pids: Vec<u32>,
     /// Write the results as JSON to this file (`-` for standard output).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -305,6 +309,7 @@ fn run_load(a: RunArgs) -> Result<Outcome> {
         preload: !a.no_preload,
         system: a.system,
         progress: label,
+        server_pids: a.server_pids,
     };
     cfg.validate()?;
     let r = until_interrupted(async { Ok(synod_bench::run(&cfg).await?) })?;
@@ -362,6 +367,11 @@ fn print_run(r: &RunResult) {
             "service ms (from actual send): p50 {:.3}  p99 {:.3}  max {:.3}",
             s.p50, s.p99, s.max
         );
+    }
+    match (r.server_cpu_us_per_op, r.loadgen_cpu_us_per_op) {
+        (Some(s), Some(g)) => println!("cpu per op: servers {s:.1} us, load generator {g:.1} us"),
+        (None, Some(g)) => println!("cpu per op: load generator {g:.1} us"),
+        _ => {}
     }
     if let Some(c) = &r.cas {
         println!(
