@@ -638,6 +638,8 @@ pub fn curves_of(results: &[CaseResult]) -> Vec<Curve> {
                         throughput: c.median_of(s, |r| r.throughput)?,
                         p50: c.median_of(s, |r| r.latency_ms.p50)?,
                         p99: c.median_of(s, |r| r.latency_ms.p99)?,
+                        server_cpu_us: c
+                            .median_of(s, |r| r.server_cpu_us_per_op.unwrap_or(f64::NAN)),
                     })
                 })
                 .collect(),
