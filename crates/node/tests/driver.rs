@@ -246,15 +246,13 @@ fn a_node_counts_the_elections_it_starts_not_its_retransmissions() {
         }
         actions.extend(n.take_actions());
         for a in actions {
-            match a {
-                Action::Send {
-                    msg: Message::Prepare { ballot, .. },
-                    ..
-                } => {
-                    prepares += 1;
-                    ballots.insert(ballot);
-                }
-                _ => {}
+            if let Action::Send {
+                msg: Message::Prepare { ballot, .. },
+                ..
+            } = a
+            {
+                prepares += 1;
+                ballots.insert(ballot);
             }
         }
     }
