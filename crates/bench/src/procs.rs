@@ -157,12 +157,17 @@ mod tests {
     fn this_process_cpu_time_grows_as_it_works() {
         let me = std::process::id();
         let before = cpu_time(me).expect("procfs");
+        // Busy until the clock (which counts in ticks of 10 ms or so) moves; on a crowded
+        // machine that may take a while, so the limit is generous.
         let t = std::time::Instant::now();
         let mut x = 0u64;
-        while t.elapsed() < std::time::Duration::from_millis(300) {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        let mut after = before;
+        while after <= before && t.elapsed() < std::time::Duration::from_secs(20) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            after = cpu_time(me).expect("procfs");
         }
-        let after = cpu_time(me).expect("procfs");
         assert!(after > before, "{before:?} then {after:?}");
         assert!(cpu_time(u32::MAX).is_none(), "no such process");
     }

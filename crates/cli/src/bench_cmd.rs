@@ -312,6 +312,11 @@ fn run_load(a: RunArgs) -> Result<Outcome> {
         server_pids: a.server_pids,
     };
     cfg.validate()?;
+    for &pid in &cfg.server_pids {
+        if synod_bench::procs::cpu_time(pid).is_none() {
+            bail!("--server-pids: cannot read the CPU time of process {pid} (no such process, or no /proc)");
+        }
+    }
     let r = until_interrupted(async { Ok(synod_bench::run(&cfg).await?) })?;
     print_run(&r);
     if let Some(path) = a.json {
