@@ -137,10 +137,13 @@ fn key<C>(c: &Command<C>) -> (ClientId, u64) {
 impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
     /// A new leader proposing fresh batches from `next_slot` on.
     pub fn new(ballot: Ballot, next_slot: Slot, queue: VecDeque<Command<C>>) -> Self {
+        // A candidate queues what reaches it without looking, so a command forwarded again
+        // while it stood may be there twice; one copy is enough, as [`Active::enqueue`] keeps.
         let mut present = BTreeMap::new();
-        for c in &queue {
-            *present.entry(key(c)).or_insert(0) += 1;
-        }
+        let queue = queue
+            .into_iter()
+            .filter(|c| present.insert(key(c), 1).is_none())
+            .collect();
         Active {
             ballot,
             next_slot,
@@ -310,6 +313,26 @@ mod tests {
     fn no_votes_no_obligations() {
         let s: Scout<u32> = Scout::new(Ballot::new(1, 1), 3, VecDeque::new());
         assert!(s.obligations(false).is_empty());
+    }
+
+    #[test]
+    fn a_command_a_candidate_queued_twice_fills_one_place_in_one_batch() {
+        let cmd = |client| Command {
+            client,
+            seq: 1,
+            op: 0,
+        };
+        let queue = VecDeque::from([cmd(7), cmd(8), cmd(7)]);
+        let mut a: Active<u32> = Active::new(Ballot::new(1, 1), 0, queue);
+        assert_eq!(
+            a.queued().iter().map(|c| c.client).collect::<Vec<_>>(),
+            [7, 8]
+        );
+        let batch = a.next_batch(2, 10).expect("a batch");
+        assert_eq!(batch.len(), 2);
+        a.proposed(0, Value::batch(batch));
+        a.enqueue(cmd(7));
+        assert!(a.queued().is_empty(), "in flight: not queued again");
     }
 
     #[test]
