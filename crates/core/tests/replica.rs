@@ -118,7 +118,7 @@ impl Net {
     }
 
     /// Delivers messages until none are left, dropping those `drop` selects.
-    fn settle_with(&mut self, drop: impl Fn(NodeId, NodeId, &Message<u64>) -> bool) {
+    fn settle_with(&mut self, mut drop: impl FnMut(NodeId, NodeId, &Message<u64>) -> bool) {
         let mut steps = 0;
         while let Some((from, to, msg)) = self.queue.pop_front() {
             steps += 1;
@@ -786,27 +786,23 @@ fn a_slot_chosen_ahead_of_a_gap_announces_no_commit_point() {
     net.request(1, 9, 1, 5);
     net.request(1, 8, 1, 6);
     let first = net.r(1).commit_index();
-    let heartbeats = std::cell::Cell::new(0);
+    let mut heartbeats = 0;
     // The first slot's votes are lost; the second is chosen, but the commit point cannot pass
     // the first, so there is nothing to announce.
     net.settle_with(|from, _, m| {
-        if from == 1 && matches!(m, Message::Heartbeat { .. }) {
-            heartbeats.set(heartbeats.get() + 1);
-        }
+        heartbeats += usize::from(from == 1 && matches!(m, Message::Heartbeat { .. }));
         matches!(m, Message::Accepted { slot, .. } if *slot == first)
     });
     assert_eq!(net.r(1).commit_index(), first);
-    assert_eq!(heartbeats.get(), 0);
+    assert_eq!(heartbeats, 0);
     // Once the first slot is chosen the commit point jumps past both, and is announced.
     net.timer(1, Timer::Heartbeat);
     net.settle_with(|from, _, m| {
-        if from == 1 && matches!(m, Message::Heartbeat { .. }) {
-            heartbeats.set(heartbeats.get() + 1);
-        }
+        heartbeats += usize::from(from == 1 && matches!(m, Message::Heartbeat { .. }));
         false
     });
     assert_eq!(net.r(1).commit_index(), first + 2);
-    assert!(heartbeats.get() > 0);
+    assert!(heartbeats > 0);
 }
 
 /// A leader with a slot in flight hears from node 2 that the slot is chosen: with its own
@@ -852,30 +848,32 @@ fn a_follower_asks_to_catch_up_only_when_it_is_behind_the_leaders_commit_point()
     let mut net = Net::new(3);
     net.elect(1);
     net.request(1, 9, 1, 5);
-    let asked = std::cell::RefCell::new(Vec::new());
-    let record = |from: NodeId, _: NodeId, m: &Message<u64>| {
-        if matches!(m, Message::CatchUpRequest { .. }) {
-            asked.borrow_mut().push(from);
-        }
-    };
+    let is_ask = |m: &Message<u64>| matches!(m, Message::CatchUpRequest { .. });
+    let mut asked = Vec::new();
     // Node 3 misses the accept, so the next heartbeat finds it behind.
     net.settle_with(|from, to, m| {
-        record(from, to, m);
+        if is_ask(m) {
+            asked.push(from);
+        }
         to == 3 && matches!(m, Message::Accept { .. })
     });
     net.timer(1, Timer::Heartbeat);
-    net.settle_with(|from, to, m| {
-        record(from, to, m);
+    net.settle_with(|from, _, m| {
+        if is_ask(m) {
+            asked.push(from);
+        }
         false
     });
-    assert_eq!(*asked.borrow(), vec![3]);
+    assert_eq!(asked, vec![3]);
     // Everyone is up to date now: heartbeats ask for nothing.
     net.timer(1, Timer::Heartbeat);
-    net.settle_with(|from, to, m| {
-        record(from, to, m);
+    net.settle_with(|from, _, m| {
+        if is_ask(m) {
+            asked.push(from);
+        }
         false
     });
-    assert_eq!(*asked.borrow(), vec![3]);
+    assert_eq!(asked, vec![3]);
 }
 
 #[test]
@@ -887,18 +885,18 @@ fn a_new_leader_does_not_propose_again_a_slot_it_learned_chosen_while_standing()
     let gap = net.r(1).commit_index();
     net.request(1, 9, 1, 5);
     net.request(1, 8, 1, 6);
-    let value = std::cell::RefCell::new(None);
+    let mut value = None;
     // The first slot's votes are lost; the second is chosen, and only node 1 knows it.
     net.settle_with(|_, _, m| match m {
         Message::Accepted { slot, .. } => *slot == gap,
         Message::Accept { slot, value: v, .. } if *slot == gap + 1 => {
-            value.replace(Some(v.clone()));
+            value = Some(v.clone());
             false
         }
         _ => false,
     });
     assert_eq!(net.r(1).commit_index(), gap);
-    let value = value.into_inner().expect("proposed");
+    let value = value.expect("proposed");
     // Node 2 stands without node 1. Its own promise reports its vote for the second slot;
     // then, before node 3's promise arrives, it hears that slot chosen.
     net.down.insert(1);
@@ -908,17 +906,13 @@ fn a_new_leader_does_not_propose_again_a_slot_it_learned_chosen_while_standing()
         }
     }
     let mut stash = Vec::new();
-    while let Some((from, to, msg)) = net.queue.pop_front() {
-        if net.down.contains(&to) || net.down.contains(&from) {
-            continue;
+    net.settle_with(|from, to, m| {
+        let held = (from, to) == (3, 2);
+        if held {
+            stash.push((from, to, m.clone()));
         }
-        if (from, to) == (3, 2) {
-            stash.push((from, to, msg));
-            continue;
-        }
-        let fx = net.r(to).on_message(from, msg);
-        net.absorb(to, fx);
-    }
+        held
+    });
     assert_eq!(net.r(2).role_kind(), RoleKind::Candidate);
     let fx = net.r(2).on_message(
         3,
@@ -929,20 +923,20 @@ fn a_new_leader_does_not_propose_again_a_slot_it_learned_chosen_while_standing()
     );
     net.absorb(2, fx);
     net.queue.extend(stash);
-    let proposed = std::cell::RefCell::new(BTreeSet::new());
+    let mut proposed = BTreeSet::new();
     net.settle_with(|from, _, m| {
         if let (2, Message::Accept { slot, .. }) = (from, m) {
-            proposed.borrow_mut().insert(*slot);
+            proposed.insert(*slot);
         }
         false
     });
     assert_eq!(net.r(2).role_kind(), RoleKind::Leader);
     assert!(
-        proposed.borrow().contains(&gap),
+        proposed.contains(&gap),
         "the gap needs a round: {proposed:?} gap {gap}"
     );
     assert!(
-        !proposed.borrow().contains(&(gap + 1)),
+        !proposed.contains(&(gap + 1)),
         "the slot it knows chosen does not: {proposed:?} gap {gap}"
     );
     assert_eq!(net.r(2).commit_index(), gap + 2);

@@ -1,15 +1,12 @@
 //! How the node layer accounts for checkpoints its driver reports saved.
 
-use std::time::Duration;
-use synod_core::multi::{PendingSnapshot, RoleKind};
-use synod_kv::{KvCommand, PutRequest};
-use synod_node::{Action, NodeConfig, NodeCore, Recovered};
+mod common;
+
+use common::{put, start, Driver, TICK};
+use synod_node::{NodeConfig, NodeCore};
 
 fn node() -> NodeCore {
-    let cfg = NodeConfig::new(1, vec![1, 2, 3], Duration::from_millis(10));
-    let mut n = NodeCore::new(cfg, Recovered::default(), 1, 0).expect("valid config");
-    n.start();
-    n
+    start(NodeConfig::new(1, vec![1, 2, 3], TICK), 0)
 }
 
 #[test]
@@ -35,89 +32,37 @@ fn the_log_grown_since_the_newest_checkpoint_counts() {
     assert_eq!(n.log_bytes(), 9_000 + 150);
 }
 
-/// A one-member node that snapshots every ten slots, with a log on a disk the test keeps.
-struct Driven {
-    n: NodeCore,
-    /// The log's size: every write adds 100 bytes.
-    disk: u64,
-    /// Snapshots asked for and not yet handed back, with the log's size the node last saw.
-    builds: Vec<(PendingSnapshot, u64)>,
-    /// Checkpoints asked for and not yet reported saved: the record each covers.
-    saves: Vec<u64>,
+/// A one-member node that snapshots every ten slots, leading.
+fn driven() -> Driver {
+    let mut cfg = NodeConfig::new(1, vec![1], TICK);
+    cfg.snapshot_every = 10;
+    let mut d = Driver::new(cfg, 0);
+    d.elect();
+    d
 }
 
-impl Driven {
-    fn new() -> Self {
-        let mut cfg = NodeConfig::new(1, vec![1], Duration::from_millis(10));
-        cfg.snapshot_every = 10;
-        let mut n = NodeCore::new(cfg, Recovered::default(), 1, 0).expect("valid config");
-        n.start();
-        let mut d = Driven {
-            n,
-            disk: 0,
-            builds: Vec::new(),
-            saves: Vec::new(),
-        };
-        while d.n.replica().role_kind() != RoleKind::Leader {
-            d.n.tick();
-            d.turn();
-        }
-        d
-    }
-
-    /// Ends the turn; every write is durable at once.
-    fn turn(&mut self) {
-        loop {
-            self.n.flush();
-            let actions = self.n.take_actions();
-            if actions.is_empty() {
-                return;
-            }
-            // Decided at the flush, before this flush's write was synced.
-            let seen = self.disk;
-            for a in actions {
-                match a {
-                    Action::Write { batch, .. } => {
-                        self.disk += 100;
-                        self.n.synced(batch, self.disk);
-                    }
-                    Action::BuildSnapshot(p) => self.builds.push((p, seen)),
-                    Action::Checkpoint { covered, .. } => self.saves.push(covered),
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    fn put(&mut self, i: u64) {
-        self.n.propose(
-            i,
-            KvCommand::Put(PutRequest {
-                key: format!("k{i}").into_bytes(),
-                value: b"v".to_vec(),
-                ..Default::default()
-            }),
-        );
-        self.turn();
-    }
+/// Puts key `i`, and ends the turn.
+fn put_turn(d: &mut Driver, i: u64) {
+    d.n.propose(i, put(&format!("k{i}")));
+    d.turn();
 }
 
 #[test]
 fn snapshots_checkpoints_and_their_pacing() {
-    let mut d = Driven::new();
+    let mut d = driven();
     // The first snapshot is asked for as soon as ten slots are applied, not before.
     let mut i = 0;
     while d.builds.is_empty() {
         assert!(d.n.replica().applied_index() <= 10, "no snapshot asked for");
         i += 1;
-        d.put(i);
+        put_turn(&mut d, i);
     }
     let (pending, _) = d.builds.pop().expect("asked");
     assert_eq!(pending.slot(), 10, "asked for at ten applied slots");
     // One at a time: none while it is being built.
     for _ in 0..15 {
         i += 1;
-        d.put(i);
+        put_turn(&mut d, i);
     }
     assert!(d.builds.is_empty(), "a second build while one runs");
     // Built: the log is compacted under it and a checkpoint is asked for.
@@ -128,7 +73,7 @@ fn snapshots_checkpoints_and_their_pacing() {
     // None while that checkpoint is being saved, however far the log grows.
     for _ in 0..15 {
         i += 1;
-        d.put(i);
+        put_turn(&mut d, i);
     }
     assert!(d.builds.is_empty(), "a build while a checkpoint is saved");
     // Saved, 300 bytes large: the next snapshot waits for the log to grow as much.
@@ -137,7 +82,7 @@ fn snapshots_checkpoints_and_their_pacing() {
     d.n.checkpointed(covered, 300, at_save);
     while d.builds.is_empty() {
         i += 1;
-        d.put(i);
+        put_turn(&mut d, i);
         assert!(
             i < 100,
             "a snapshot once the log grew by the checkpoint's size"

@@ -2,101 +2,48 @@
 //! shutdown), what it decides on its own in a one-member cluster, and which messages leave
 //! before a sync.
 
-use std::time::Duration;
-use synod_core::multi::Message;
-use synod_core::multi::RoleKind;
-use synod_core::multi::Value;
-use synod_core::{Ballot, PlantedBug};
-use synod_kv::{KvCommand, KvResult, PutRequest};
-use synod_node::{Action, NodeConfig, NodeCore, Recovered};
+mod common;
+
+use common::{follower, put, Driver, TICK};
+use synod_core::multi::{Message, Value};
+use synod_core::PlantedBug;
+use synod_kv::{KvCommand, KvResult};
+use synod_node::{Action, NodeConfig};
 
 /// A one-member node restarted from a disk whose last boot was `boot_before`.
-fn node(boot_before: u64) -> NodeCore {
-    let cfg = NodeConfig::new(1, vec![1], Duration::from_millis(10));
-    let recovered = Recovered {
-        boot: boot_before,
-        ..Default::default()
-    };
-    let mut n = NodeCore::new(cfg, recovered, 1, 0).expect("valid config");
-    n.start();
-    n
-}
-
-/// Ends the turn and plays the driver: every write is durable at once. Returns the replies
-/// and the slots reported chosen and applied.
-fn turn(n: &mut NodeCore) -> Vec<Action> {
-    let mut replies = Vec::new();
-    let mut bytes = 0;
-    loop {
-        n.flush();
-        let actions = n.take_actions();
-        if actions.is_empty() {
-            return replies;
-        }
-        for a in actions {
-            match a {
-                Action::Write { batch, records } => {
-                    bytes += 64 * records.len() as u64;
-                    n.synced(batch, bytes);
-                }
-                Action::Reply { .. }
-                | Action::ReadReply { .. }
-                | Action::Chosen { .. }
-                | Action::Applied { .. } => replies.push(a),
-                _ => {}
-            }
-        }
-    }
-}
-
-/// Ticks until the node leads; returns how many ticks that took.
-fn elect(n: &mut NodeCore) -> u64 {
-    for t in 1..=1_000 {
-        n.tick();
-        turn(n);
-        if n.replica().role_kind() == RoleKind::Leader {
-            return t;
-        }
-    }
-    panic!("a one-member cluster elects itself");
-}
-
-fn put(key: &str) -> KvCommand {
-    KvCommand::Put(PutRequest {
-        key: key.into(),
-        value: b"v".to_vec(),
-        ..Default::default()
-    })
+fn single(boot_before: u64) -> Driver {
+    Driver::new(NodeConfig::new(1, vec![1], TICK), boot_before)
 }
 
 #[test]
 fn the_node_reports_its_boot_clock_store_and_counters() {
-    let mut n = node(4);
-    assert_eq!(n.boot(), 5, "the boot after the one on disk");
-    let ticks = elect(&mut n);
-    assert_eq!(n.now(), ticks);
-    assert_eq!(n.counters().elections, 1);
-    assert_eq!(n.counters().proposals, 0);
+    let mut d = single(4);
+    assert_eq!(d.n.boot(), 5, "the boot after the one on disk");
+    let ticks = d.elect();
+    assert_eq!(d.n.now(), ticks);
+    assert_eq!(d.n.counters().elections, 1);
+    assert_eq!(d.n.counters().proposals, 0);
 
-    let free = n.lanes_free();
+    let free = d.n.lanes_free();
     assert!(free > 1);
-    n.propose(7, put("a"));
-    n.propose(8, put("b"));
-    assert_eq!(n.lanes_free(), free - 2, "a lane per command in flight");
-    let replies = turn(&mut n);
+    d.n.propose(7, put("a"));
+    d.n.propose(8, put("b"));
+    assert_eq!(d.n.lanes_free(), free - 2, "a lane per command in flight");
+    let replies = d.turn();
     let answered = replies
         .iter()
         .filter(|a| matches!(a, Action::Reply { .. }))
         .count();
     assert_eq!(answered, 2, "{replies:?}");
-    assert_eq!(n.lanes_free(), free, "both lanes freed by the replies");
-    assert_eq!(n.counters().proposals, 2);
-    assert!(n.store().get(b"a").is_some() && n.store().get(b"b").is_some());
-    assert!(n.store().get(b"c").is_none());
+    assert_eq!(d.n.lanes_free(), free, "both lanes freed by the replies");
+    assert_eq!(d.n.counters().proposals, 2);
+    let store = d.n.store();
+    assert!(store.get(b"a").is_some() && store.get(b"b").is_some());
+    assert!(store.get(b"c").is_none());
 
-    n.tick();
-    turn(&mut n);
-    assert_eq!(n.now(), ticks + 1);
+    d.n.tick();
+    d.turn();
+    assert_eq!(d.n.now(), ticks + 1);
 }
 
 /// The lease ids granted, by ticket, among `replies`.
@@ -116,14 +63,24 @@ fn granted(replies: &[Action]) -> Vec<(u64, i64)> {
         .collect()
 }
 
+/// Grants a lease of `ttl` seconds with an id the node picks, and ends the turn; the id.
+fn grant(d: &mut Driver, ttl: i64) -> i64 {
+    d.n.propose(1, KvCommand::LeaseGrant { id: 0, ttl });
+    let ids = granted(&d.turn());
+    let &[(1, id)] = ids.as_slice() else {
+        panic!("the lease is granted: {ids:?}");
+    };
+    id
+}
+
 #[test]
 fn a_granted_lease_gets_a_fresh_id_unless_the_client_named_one() {
-    let mut n = node(0);
-    elect(&mut n);
-    n.propose(1, KvCommand::LeaseGrant { id: 0, ttl: 5 });
-    n.propose(2, KvCommand::LeaseGrant { id: 0, ttl: 5 });
-    n.propose(3, KvCommand::LeaseGrant { id: 42, ttl: 5 });
-    let mut ids = granted(&turn(&mut n));
+    let mut d = single(0);
+    d.elect();
+    d.n.propose(1, KvCommand::LeaseGrant { id: 0, ttl: 5 });
+    d.n.propose(2, KvCommand::LeaseGrant { id: 0, ttl: 5 });
+    d.n.propose(3, KvCommand::LeaseGrant { id: 42, ttl: 5 });
+    let mut ids = granted(&d.turn());
     ids.sort();
     assert_eq!(ids.len(), 3, "{ids:?}");
     assert_eq!(ids[2], (3, 42), "the client's own id is kept");
@@ -133,55 +90,47 @@ fn a_granted_lease_gets_a_fresh_id_unless_the_client_named_one() {
 
 #[test]
 fn a_granted_lease_runs_on_the_nodes_clock() {
-    let mut n = node(0);
-    elect(&mut n);
-    n.propose(1, KvCommand::LeaseGrant { id: 0, ttl: 5 });
-    let ids = granted(&turn(&mut n));
-    let &[(1, id)] = ids.as_slice() else {
-        panic!("the lease is granted: {ids:?}");
-    };
-    n.tick();
-    turn(&mut n);
-    assert_eq!(n.lease_remaining(id), Some(5));
+    let mut d = single(0);
+    d.elect();
+    let id = grant(&mut d, 5);
+    d.n.tick();
+    d.turn();
+    assert_eq!(d.n.lease_remaining(id), Some(5));
     // 10 ms ticks: two seconds later, three are left.
     for _ in 0..200 {
-        n.tick();
+        d.n.tick();
     }
-    turn(&mut n);
-    assert_eq!(n.lease_remaining(id), Some(3));
-    assert_eq!(n.lease_remaining(id + 1), None, "a lease it never saw");
+    d.turn();
+    assert_eq!(d.n.lease_remaining(id), Some(3));
+    assert_eq!(d.n.lease_remaining(id + 1), None, "a lease it never saw");
 }
 
 #[test]
 fn a_stopping_node_hands_back_every_waiting_client() {
     // A follower of node 1: its proposal is forwarded and its read asks the leader, and both
     // wait for answers that never come.
-    let cfg = NodeConfig::new(2, vec![1, 2, 3], Duration::from_millis(10));
-    let mut n = NodeCore::new(cfg, Recovered::default(), 1, 0).expect("valid config");
-    n.start();
-    n.on_peer(
-        1,
-        Message::Heartbeat {
-            ballot: Ballot::new(1, 1),
-            commit: 0,
-        },
+    let mut d = Driver::of(follower(0, None));
+    d.n.propose(3, put("a"));
+    d.n.read_index(4, Default::default());
+    assert!(
+        !d.turn()
+            .iter()
+            .any(|a| matches!(a, Action::Reply { .. } | Action::ReadReply { .. })),
+        "nothing answered yet"
     );
-    n.propose(3, put("a"));
-    n.read_index(4, Default::default());
-    assert!(turn(&mut n).is_empty(), "nothing answered yet");
-    let mut waiting = n.stop();
+    let mut waiting = d.n.stop();
     waiting.sort();
     assert_eq!(waiting, vec![3, 4]);
-    assert!(n.stop().is_empty(), "each once");
+    assert!(d.n.stop().is_empty(), "each once");
 }
 
 #[test]
 fn every_slot_is_reported_chosen_before_it_is_reported_applied() {
-    let mut n = node(0);
-    elect(&mut n);
-    n.propose(1, put("a"));
-    n.propose(2, put("b"));
-    let reports = turn(&mut n);
+    let mut d = single(0);
+    d.elect();
+    d.n.propose(1, put("a"));
+    d.n.propose(2, put("b"));
+    let reports = d.turn();
     let events: Vec<(&str, u64)> = reports
         .iter()
         .filter_map(|a| match a {
@@ -200,52 +149,32 @@ fn every_slot_is_reported_chosen_before_it_is_reported_applied() {
 
 #[test]
 fn a_leader_expires_a_lease_its_clock_saw_run_out() {
-    let mut n = node(0);
-    elect(&mut n);
-    n.propose(1, KvCommand::LeaseGrant { id: 0, ttl: 1 });
-    let ids = granted(&turn(&mut n));
-    let &[(1, id)] = ids.as_slice() else {
-        panic!("the lease is granted: {ids:?}");
-    };
+    let mut d = single(0);
+    d.elect();
+    let id = grant(&mut d, 1);
     // One second is 100 ticks; expiry is proposed then, and applied in the same turn.
     for _ in 0..99 {
-        n.tick();
-        turn(&mut n);
+        d.n.tick();
+        d.turn();
     }
-    assert!(n.store().lease(id).is_some(), "still within its TTL");
+    assert!(d.n.store().lease(id).is_some(), "still within its TTL");
     for _ in 0..3 {
-        n.tick();
-        turn(&mut n);
+        d.n.tick();
+        d.turn();
     }
-    assert!(n.store().lease(id).is_none(), "expired through the log");
+    assert!(d.n.store().lease(id).is_none(), "expired through the log");
 }
 
 #[test]
 fn a_node_counts_the_elections_it_starts_not_its_retransmissions() {
     // Node 1 of three hears nobody: it stands again and again, retransmitting its prepare to
     // the silent peers between elections.
-    let cfg = NodeConfig::new(1, vec![1, 2, 3], Duration::from_millis(10));
-    let mut n = NodeCore::new(cfg, Recovered::default(), 1, 0).expect("valid config");
-    n.start();
+    let mut d = Driver::new(NodeConfig::new(1, vec![1, 2, 3], TICK), 0);
     let mut ballots = std::collections::BTreeSet::new();
     let mut prepares = 0;
     for _ in 0..2_000 {
-        n.tick();
-        n.flush();
-        // A sync releases the prepares held for it; they come out with the next batch.
-        let mut actions = n.take_actions();
-        let batches: Vec<u64> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Write { batch, .. } => Some(*batch),
-                _ => None,
-            })
-            .collect();
-        for b in batches {
-            n.synced(b, 0);
-        }
-        actions.extend(n.take_actions());
-        for a in actions {
+        d.n.tick();
+        for a in d.turn() {
             if let Action::Send {
                 msg: Message::Prepare { ballot, .. },
                 ..
@@ -257,20 +186,17 @@ fn a_node_counts_the_elections_it_starts_not_its_retransmissions() {
         }
     }
     assert!(prepares > 2 * ballots.len(), "retransmitted: {prepares}");
-    assert_eq!(n.counters().elections, ballots.len() as u64);
+    assert_eq!(d.n.counters().elections, ballots.len() as u64);
 }
 
 /// A follower of node 1 votes in slot 0 and is asked for a read in the same turn; returns
 /// what it hands its driver before the vote is synced.
 fn vote_and_read(bug: Option<PlantedBug>) -> Vec<Action> {
-    let mut cfg = NodeConfig::new(2, vec![1, 2, 3], Duration::from_millis(10));
-    cfg.bug = bug;
-    let mut n = NodeCore::new(cfg, Recovered::default(), 1, 0).expect("valid config");
-    n.start();
+    let mut n = follower(0, bug);
     n.on_peer(
         1,
         Message::Accept {
-            ballot: Ballot::new(1, 1),
+            ballot: synod_core::Ballot::new(1, 1),
             slot: 0,
             value: Value::Noop,
             commit: 0,

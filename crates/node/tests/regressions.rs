@@ -1,32 +1,12 @@
 //! Regressions in the node layer, driven input by input.
 
-use std::time::Duration;
-use synod_core::multi::Message;
-use synod_core::{Ballot, PlantedBug};
-use synod_kv::RangeRequest;
-use synod_node::{Action, NodeConfig, NodeCore, Recovered};
+mod common;
 
-fn follower(boot_before: u64, bug: Option<PlantedBug>) -> NodeCore {
-    let mut cfg = NodeConfig::new(2, vec![1, 2, 3], Duration::from_millis(10));
-    cfg.bug = bug;
-    let recovered = Recovered {
-        boot: boot_before,
-        ..Default::default()
-    };
-    let mut n = NodeCore::new(cfg, recovered, 1, 0).expect("valid config");
-    n.start();
-    // Node 1 leads.
-    n.on_peer(
-        1,
-        Message::Heartbeat {
-            ballot: Ballot::new(1, 1),
-            commit: 0,
-        },
-    );
-    n.flush();
-    n.take_actions();
-    n
-}
+use common::follower;
+use synod_core::multi::Message;
+use synod_core::PlantedBug;
+use synod_kv::RangeRequest;
+use synod_node::{Action, NodeCore};
 
 /// Asks for a read as `ticket`; returns the read id sent to the leader.
 fn ask(n: &mut NodeCore, ticket: u64) -> u64 {
