@@ -1,0 +1,81 @@
+#!/bin/bash
+# Synod at scale: a 3-node cluster (`synod cluster`) is loaded with KEYS keys of 256-byte values
+# (default 1,000,000), then puts run in WINDOWS windows of 2 s each (default 40; 64 clients
+# over 8 connections, sent to the leader), then the cluster is stopped and started again.
+#
+# Prints, in this order: each node's resident memory (VmRSS, KiB) empty, after the load and
+# after the windows; the load's duration; one line per window (start, ops/s, p50/p90/p99 ms,
+# the servers' CPU per put in µs); the nodes' snapshot, checkpoint and slow-loop log lines, so
+# windows that overlapped a snapshot can be told apart; the data directory sizes; and the time
+# from starting the stopped cluster again until a put succeeds. docs/performance.md ("Scale")
+# has what it measured. Needs etcdctl (Debian's etcd-client) for the restart probe.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${SYNOD:-}" ]; then
+  cargo build --release -p synod >&2
+  SYNOD=./target/release/synod
+fi
+keys=${KEYS:-1000000}
+windows=${WINDOWS:-40}
+port=${PORT:-14379}
+work=$(mktemp -d)
+data=$work/data
+log=$work/cluster.log
+cluster=
+
+stop() {
+  if [ -n "$cluster" ]; then
+    kill "$cluster" 2>/dev/null || true
+    wait "$cluster" 2>/dev/null || true
+    cluster=
+  fi
+}
+trap 'stop; rm -rf "$work"' EXIT
+
+start() {
+  "$SYNOD" cluster --data-dir "$data" --client-port "$port" --peer-port $((port + 1)) >>"$log" 2>&1 &
+  cluster=$!
+}
+server_pids() { pgrep -f "server .*--data-dir $data/" | paste -sd, -; }
+rss() { for p in $(pgrep -f "server .*--data-dir $data/"); do awk '/VmRSS/{print $2}' "/proc/$p/status"; done | paste -sd' ' -; }
+# Client ports: node 1 on PORT, node i > 1 on PORT + 10000 * i; status pages on those + 2.
+endpoints="127.0.0.1:$port,127.0.0.1:$((port + 20000)),127.0.0.1:$((port + 30000))"
+leader() {
+  for p in $port $((port + 20000)) $((port + 30000)); do
+    if curl -fs "127.0.0.1:$((p + 2))/status" | grep -q '"role":"leader"'; then echo "127.0.0.1:$p"; return; fi
+  done
+  return 1
+}
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f\n", b - a }'; }
+wait_for_put() { until etcdctl --endpoints="$endpoints" --command-timeout=1s put scale-probe x >/dev/null 2>&1; do sleep 0.05; done; }
+
+start
+wait_for_put
+echo "rss_kib_empty $(rss)"
+target=$(leader)
+t0=$(date +%s.%N)
+"$SYNOD" bench run --endpoints "$target" --workload put --clients 64 --conns 8 --keys "$keys" \
+  --warmup 0s --duration 1s --quiet >/dev/null
+echo "load_s $(since "$t0")"
+sleep 2
+echo "rss_kib_loaded $(rss)"
+out=$work/window.txt
+for i in $(seq 1 "$windows"); do
+  at=$(date +%H:%M:%S.%N | cut -c1-12)
+  "$SYNOD" bench run --endpoints "$target" --workload put --clients 64 --conns 8 --keys "$keys" \
+    --no-preload --warmup 0s --duration 2s --server-pids "$(server_pids)" --quiet >"$out" 2>&1
+  echo "window $i $at $(sed -n 2p "$out" | cut -d' ' -f1) ops/s" \
+    "$(grep -o 'p50 [0-9.]*  p90 [0-9.]*  p99 [0-9.]*' "$out")" \
+    "$(grep -o 'servers [0-9.]* us' "$out")"
+done
+sleep 2
+echo "rss_kib_after $(rss)"
+grep -E "encoded a snapshot|checkpoint saved|slow node loop" "$log" | sed 's/\x1b\[[0-9;]*m//g' || true
+du -sh "$data"/*
+stop
+t0=$(date +%s.%N)
+start
+wait_for_put
+echo "restart_to_first_put_s $(since "$t0")"
+sleep 2
+echo "rss_kib_restarted $(rss)"
