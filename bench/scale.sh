@@ -3,12 +3,13 @@
 # (default 1,000,000), then puts run in WINDOWS windows of 2 s each (default 40; 64 clients
 # over 8 connections, sent to the leader), then the cluster is stopped and started again.
 #
-# Prints, in this order: each node's resident memory (VmRSS, KiB) empty, after the load and
-# after the windows; the load's duration; one line per window (start, ops/s, p50/p90/p99 ms,
-# the servers' CPU per put in µs); the nodes' snapshot, checkpoint and slow-loop log lines, so
-# windows that overlapped a snapshot can be told apart; the data directory sizes; and the time
-# from starting the stopped cluster again until a put succeeds. docs/performance.md ("Scale")
-# has what it measured. Needs etcdctl (Debian's etcd-client) for the restart probe.
+# Prints, in this order: each node's resident memory (VmRSS, KiB) empty and after the load;
+# the load's duration; one line per window (start, ops/s, p50/p90/p99 ms, the servers' CPU per
+# put in µs), then the median and the worst window; the memory after the windows; the nodes'
+# snapshot, checkpoint and slow-loop log lines, so windows that overlapped a snapshot can be
+# told apart; the data directory sizes; and the time from starting the stopped cluster again
+# until a put succeeds, with the memory after that. docs/performance.md ("Scale") has what it
+# measured. Needs etcdctl (Debian's etcd-client) for the probe puts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${SYNOD:-}" ]; then
@@ -55,11 +56,13 @@ echo "rss_kib_empty $(rss)"
 target=$(leader)
 t0=$(date +%s.%N)
 "$SYNOD" bench run --endpoints "$target" --workload put --clients 64 --conns 8 --keys "$keys" \
-  --warmup 0s --duration 1s --quiet >/dev/null
+  --warmup 0s --duration 1s --quiet >/dev/null 2>"$work/load.err" || { cat "$work/load.err" >&2; exit 1; }
 echo "load_s $(since "$t0")"
 sleep 2
 echo "rss_kib_loaded $(rss)"
 out=$work/window.txt
+rates=$work/rates.txt
+: >"$rates"
 for i in $(seq 1 "$windows"); do
   at=$(date +%H:%M:%S.%N | cut -c1-12)
   "$SYNOD" bench run --endpoints "$target" --workload put --clients 64 --conns 8 --keys "$keys" \
@@ -67,7 +70,11 @@ for i in $(seq 1 "$windows"); do
   echo "window $i $at $(sed -n 2p "$out" | cut -d' ' -f1) ops/s" \
     "$(grep -o 'p50 [0-9.]*  p90 [0-9.]*  p99 [0-9.]*' "$out")" \
     "$(grep -o 'servers [0-9.]* us' "$out")"
+  sed -n 2p "$out" | cut -d' ' -f1 >>"$rates"
 done
+# The dip: the worst window against the median of all of them.
+sort -n "$rates" | awk '{ r[NR] = $1 } END { if (NR) printf "windows: median %d ops/s, worst %d (%.0f%% of the median)\n", r[int((NR + 1) / 2)], r[1], 100 * r[1] / r[int((NR + 1) / 2)] }'
+
 sleep 2
 echo "rss_kib_after $(rss)"
 grep -E "encoded a snapshot|checkpoint saved|slow node loop" "$log" | sed 's/\x1b\[[0-9;]*m//g' || true
