@@ -337,7 +337,12 @@ impl Node {
             let ms = turn.elapsed().as_millis() as u64;
             if ms >= SLOW_TURN_MS {
                 // Nothing is received, sent or ticked meanwhile: long enough and peers elect.
-                tracing::warn!(ms, inputs = n, "slow node loop turn");
+                tracing::warn!(
+                    node = self.core.replica().id(),
+                    ms,
+                    inputs = n,
+                    "slow node loop turn"
+                );
             }
         }
         for ticket in self.core.stop() {
@@ -439,6 +444,7 @@ impl Node {
             }
             Durable::SnapshotBuilt { snapshot, ms } => {
                 tracing::info!(
+                    node = self.core.replica().id(),
                     slot = snapshot.slot,
                     bytes = snapshot.state.len() + snapshot.sessions.len(),
                     ms,
@@ -541,6 +547,8 @@ impl Node {
             self.snapshots.clone(),
             self.durable_tx.clone(),
         );
+        // Named in the lines it logs: `synod cluster` interleaves its nodes' logs.
+        let node = self.core.replica().id();
         tokio::task::spawn_blocking(move || {
             let result = (|| {
                 let started = Instant::now();
@@ -555,6 +563,7 @@ impl Node {
                     Ok::<_, StorageError>(w.stats().bytes)
                 })??;
                 tracing::info!(
+                    node,
                     covered,
                     bytes = data.len(),
                     encode_ms = encoded.as_millis() as u64,
