@@ -97,18 +97,46 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// `n` distinct free loopback ports. Every listener is held until all are chosen so that none
-/// repeats; another process could still take one before the server binds it, which the
-/// readiness check then reports.
+/// Where ports for servers are taken from: below the kernel's ephemeral range (Linux's
+/// default is 32768-60999), from which the local port of every outbound connection and every
+/// `bind(0)` comes. A port taken from that range and released for a server to bind could be
+/// taken by any outbound connection in between (a cluster's own peer connections make many),
+/// and the server then fails to listen; it happened to a test.
+const SERVER_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// `n` distinct loopback ports, free when chosen and never handed out twice by this process
+/// (tests run in parallel, each starting servers), taken from [`SERVER_PORTS`]. Another
+/// process could still bind one before the server does, which the readiness check reports.
 pub fn free_ports(n: usize) -> Result<Vec<u16>> {
-    let held = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(|e| BenchError::process("cannot find a free port on 127.0.0.1", e))?;
-    held.iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(|e| BenchError::process("cannot read a bound port", e))
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // Where this process starts in the range, so that processes running one after another
+    // or side by side begin at different places.
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(SERVER_PORTS.end - SERVER_PORTS.start);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..span {
+        if out.len() == n {
+            return Ok(out);
+        }
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        let port = SERVER_PORTS.start + offset as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            out.push(port);
+        }
+    }
+    Err(BenchError::process(
+        "cannot find free ports on 127.0.0.1",
+        std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("fewer than {n} free in {SERVER_PORTS:?}"),
+        ),
+    ))
 }
 
 /// User plus system CPU time process `pid` has used so far, all its threads together, read
@@ -173,11 +201,13 @@ mod tests {
     }
 
     #[test]
-    fn free_ports_are_distinct() {
+    fn free_ports_are_distinct_across_calls_and_outside_the_ephemeral_range() {
         let mut p = free_ports(8).expect("ports");
+        p.extend(free_ports(8).expect("ports"));
+        assert!(p.iter().all(|port| SERVER_PORTS.contains(port)), "{p:?}");
         p.sort_unstable();
         p.dedup();
-        assert_eq!(p.len(), 8);
+        assert_eq!(p.len(), 16);
     }
 
     #[test]

@@ -102,12 +102,7 @@ fn a_data_directory_of_the_other_protocol_is_refused_with_a_reason() {
         }
     });
     cluster.kill(1);
-    let free: Vec<u16> = (0..3)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect::<Vec<_>>()
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect();
+    let free = common::free_ports(3);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_synod"))
         .args(["server", "--id", "1", "--protocol", "fast-multi"])
         .args(["--peers", &format!("1=127.0.0.1:{}", free[0])])

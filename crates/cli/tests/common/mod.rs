@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,14 +37,10 @@ pub struct Cluster {
     extra: Vec<String>,
 }
 
-/// `n` distinct free ports: every listener is held until all are chosen, so none repeats.
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+/// `n` distinct free ports, outside the kernel's ephemeral range and never handed out twice in
+/// this process (see `synod_bench::procs::free_ports`).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    synod_bench::procs::free_ports(n).expect("free ports")
 }
 
 impl Cluster {
@@ -120,6 +115,15 @@ impl Cluster {
             .expect("start synod server");
         self.procs[idx] = Some(child);
         wait_for_port(self.client_ports[idx]);
+        // A server that could not listen exits at once; someone else answering on its port
+        // must not pass for it.
+        std::thread::sleep(Duration::from_millis(20));
+        if let Some(Ok(Some(status))) = self.procs[idx].as_mut().map(|c| c.try_wait()) {
+            panic!(
+                "node {i} exited at start ({status}); port {} in use?",
+                self.client_ports[idx]
+            );
+        }
     }
 
     /// kill -9 node `i`.
