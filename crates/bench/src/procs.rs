@@ -120,15 +120,17 @@ pub fn free_ports(n: usize) -> Result<Vec<u16>> {
         Ordering::SeqCst,
     );
     let mut out = Vec::with_capacity(n);
-    for _ in 0..span {
-        if out.len() == n {
-            return Ok(out);
-        }
+    let mut tried = 0;
+    while out.len() < n && tried < span {
+        tried += 1;
         let offset = NEXT.fetch_add(1, Ordering::SeqCst) % span;
         let port = SERVER_PORTS.start + offset as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             out.push(port);
         }
+    }
+    if out.len() == n {
+        return Ok(out);
     }
     Err(BenchError::process(
         "cannot find free ports on 127.0.0.1",

@@ -284,16 +284,16 @@ impl Store {
         };
         // Found first, changed after: the persistent map has no `retain`, and most keys usually
         // have nothing to drop.
-        let trim: Vec<(Vec<u8>, usize)> = self
+        let trim: Vec<(Vec<u8>, usize, bool)> = self
             .keys
             .iter()
             .filter_map(|(k, h)| {
                 let n = keep_from(h);
-                (n > 0).then(|| (k.clone(), n))
+                (n > 0).then(|| (k.clone(), n, n == h.len()))
             })
             .collect();
-        for (key, n) in trim {
-            if n == self.keys.get(&key).map_or(0, |h| h.len()) {
+        for (key, n, all) in trim {
+            if all {
                 self.keys.remove(&key);
             } else if let Some(h) = self.keys.get_mut(&key) {
                 Arc::make_mut(h).drain(..n);
