@@ -27,6 +27,11 @@ pub struct ClusterArgs {
     /// see `synod server --help`).
     #[arg(long)]
     protocol: Option<synod_server::config::ServerProtocol>,
+    /// Serve clients over TLS (client certificates required) and run mutual TLS between the
+    /// nodes, with a throwaway CA and certificates written to <data-dir>/tls on first use. The
+    /// etcdctl flags that use them are printed.
+    #[arg(long)]
+    tls: bool,
 }
 
 fn port(base: u16, i: u64) -> Result<u16> {
@@ -49,6 +54,14 @@ pub fn run(args: ClusterArgs) -> Result<Outcome> {
         clients.push(format!("{i}=127.0.0.1:{}", port(args.client_port, i)?));
     }
     let (peers, clients) = (peers.join(","), clients.join(","));
+    let certs = if args.tls {
+        Some(crate::certs::ensure(
+            &args.data_dir.join("tls"),
+            args.nodes,
+        )?)
+    } else {
+        None
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -76,6 +89,9 @@ pub fn run(args: ClusterArgs) -> Result<Outcome> {
                 argv.push("--protocol".into());
                 argv.push(p.to_string());
             }
+            if let Some(c) = &certs {
+                argv.extend(c.server_flags(i));
+            }
             let child = Command::new(&exe)
                 .args(&argv)
                 .stdin(Stdio::null())
@@ -84,14 +100,22 @@ pub fn run(args: ClusterArgs) -> Result<Outcome> {
                 .with_context(|| format!("cannot start node {i}"))?;
             children.push((i, child, argv));
         }
+        let scheme = if certs.is_some() { "https://" } else { "" };
         let endpoints: Vec<String> = ids
             .iter()
-            .map(|&i| port(args.client_port, i).map(|p| format!("127.0.0.1:{p}")))
+            .map(|&i| port(args.client_port, i).map(|p| format!("{scheme}127.0.0.1:{p}")))
             .collect::<Result<_>>()?;
+        let flags = match &certs {
+            Some(c) => format!("{} ", c.etcdctl_flags()),
+            None => String::new(),
+        };
         println!("Synod cluster of {} nodes, data in {}", ids.len(), args.data_dir.display());
+        if let Some(c) = &certs {
+            println!("TLS on, for clients and between nodes; certificates in {}", c.dir.display());
+        }
         println!("client endpoints: {}", endpoints.join(","));
-        println!("try:  etcdctl --endpoints={} put greeting hello", endpoints.join(","));
-        println!("      etcdctl --endpoints={} get greeting", endpoints.join(","));
+        println!("try:  etcdctl {flags}--endpoints={} put greeting hello", endpoints.join(","));
+        println!("      etcdctl {flags}--endpoints={} get greeting", endpoints.join(","));
         let admin: Vec<String> = ids
             .iter()
             .map(|&i| port(args.client_port + 2, i).map(|p| format!("http://127.0.0.1:{p}/status")))

@@ -4,6 +4,7 @@
 //! or environment.
 
 mod bench_cmd;
+mod certs;
 mod chaos_cmd;
 mod check_cmd;
 mod cluster_cmd;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use synod_server::config::{Member, ServerConfig, ServerProtocol};
+use synod_server::config::{Member, ServerConfig, ServerProtocol, TlsFiles};
 
 /// Options of `synod server`.
 #[derive(Args, Debug)]
@@ -69,6 +69,41 @@ pub struct ServerArgs {
     /// experimental: no log compaction yet; see docs/protocol.md).
     #[arg(long, env = "SYNOD_PROTOCOL")]
     protocol: Option<ServerProtocol>,
+    /// TLS for clients: this server's PEM certificate (with --key-file). Clients then connect
+    /// with https:// endpoints.
+    #[arg(long, env = "SYNOD_CERT_FILE")]
+    cert_file: Option<PathBuf>,
+    /// TLS for clients: the PEM private key of --cert-file.
+    #[arg(long, env = "SYNOD_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// PEM CA certificates that client certificates must chain to (with --client-cert-auth).
+    #[arg(long, env = "SYNOD_TRUSTED_CA_FILE")]
+    trusted_ca_file: Option<PathBuf>,
+    /// Require every client to present a certificate from --trusted-ca-file.
+    #[arg(long, env = "SYNOD_CLIENT_CERT_AUTH")]
+    client_cert_auth: bool,
+    /// Mutual TLS between members: this member's PEM certificate. It must name the member as
+    /// the DNS subject alternative name node<ID>.synod (node2.synod for --id 2), and also serve
+    /// as a client certificate; `synod cluster --tls` writes such certificates.
+    #[arg(long, env = "SYNOD_PEER_CERT_FILE")]
+    peer_cert_file: Option<PathBuf>,
+    /// The PEM private key of --peer-cert-file.
+    #[arg(long, env = "SYNOD_PEER_KEY_FILE")]
+    peer_key_file: Option<PathBuf>,
+    /// PEM CA certificates that every member's certificate must chain to.
+    #[arg(long, env = "SYNOD_PEER_TRUSTED_CA_FILE")]
+    peer_trusted_ca_file: Option<PathBuf>,
+    /// Accepted for etcd compatibility: with peer TLS on, Synod always requires peers'
+    /// certificates.
+    #[arg(long, env = "SYNOD_PEER_CLIENT_CERT_AUTH")]
+    peer_client_cert_auth: bool,
+    /// Auth token kind: `simple` (the default; tokens signed with a secret the cluster agrees
+    /// on through its log, valid at every member).
+    #[arg(long, env = "SYNOD_AUTH_TOKEN")]
+    auth_token: Option<String>,
+    /// How long an auth token stays valid, in seconds. Default 300, as etcd.
+    #[arg(long, env = "SYNOD_AUTH_TOKEN_TTL")]
+    auth_token_ttl: Option<u64>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "SYNOD_CONFIG")]
     config: Option<PathBuf>,
@@ -100,6 +135,45 @@ struct FileConfig {
     snapshot_every: Option<u64>,
     watch_progress_ms: Option<u64>,
     protocol: Option<ServerProtocol>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    trusted_ca_file: Option<PathBuf>,
+    client_cert_auth: Option<bool>,
+    peer_cert_file: Option<PathBuf>,
+    peer_key_file: Option<PathBuf>,
+    peer_trusted_ca_file: Option<PathBuf>,
+    peer_client_cert_auth: Option<bool>,
+    auth_token: Option<String>,
+    auth_token_ttl: Option<u64>,
+}
+
+/// TLS files from `--<prefix>cert-file` and friends: none, or a certificate with its key.
+fn tls_files(
+    prefix: &str,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    client_cert_auth: bool,
+) -> Result<Option<TlsFiles>> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            if client_cert_auth && ca.is_none() {
+                bail!("--{prefix}client-cert-auth needs --{prefix}trusted-ca-file");
+            }
+            Ok(Some(TlsFiles {
+                cert,
+                key,
+                trusted_ca: ca,
+                client_cert_auth,
+            }))
+        }
+        (None, None) if ca.is_none() && !client_cert_auth => Ok(None),
+        (None, None) => bail!(
+            "--{prefix}trusted-ca-file and --{prefix}client-cert-auth need --{prefix}cert-file and --{prefix}key-file"
+        ),
+        (Some(_), None) => bail!("--{prefix}cert-file needs --{prefix}key-file"),
+        (None, Some(_)) => bail!("--{prefix}key-file needs --{prefix}cert-file"),
+    }
 }
 
 fn parse_list(what: &str, s: &str) -> Result<Vec<(u64, SocketAddr)>> {
@@ -189,6 +263,38 @@ impl ServerArgs {
             a.set_port(listen_client.port().wrapping_add(2));
             a
         });
+        let client_tls = tls_files(
+            "",
+            self.cert_file.or(file.cert_file),
+            self.key_file.or(file.key_file),
+            self.trusted_ca_file.or(file.trusted_ca_file),
+            self.client_cert_auth || file.client_cert_auth.unwrap_or(false),
+        )?;
+        let (peer_cert, peer_key, peer_ca) = (
+            self.peer_cert_file.or(file.peer_cert_file),
+            self.peer_key_file.or(file.peer_key_file),
+            self.peer_trusted_ca_file.or(file.peer_trusted_ca_file),
+        );
+        if peer_ca.is_none() && (peer_cert.is_some() || peer_key.is_some()) {
+            bail!(
+                "peer TLS needs --peer-trusted-ca-file: members prove who they are with \
+                 certificates from that CA"
+            );
+        }
+        let peer_auth = peer_cert.is_some();
+        let peer_tls = tls_files("peer-", peer_cert, peer_key, peer_ca, peer_auth)?;
+        let peer_auth_asked =
+            self.peer_client_cert_auth || file.peer_client_cert_auth.unwrap_or(false);
+        if peer_auth_asked && peer_tls.is_none() {
+            bail!("--peer-client-cert-auth needs --peer-cert-file, --peer-key-file and --peer-trusted-ca-file");
+        }
+        match self.auth_token.or(file.auth_token).as_deref() {
+            None | Some("simple") => {}
+            Some(other) => bail!(
+                "--auth-token {other:?} is not supported; Synod offers `simple` (tokens signed \
+                 with a secret the members agree on through the log)"
+            ),
+        }
         let cfg = ServerConfig {
             id,
             members,
@@ -220,6 +326,14 @@ impl ServerArgs {
                     .max(1),
             ),
             protocol: self.protocol.or(file.protocol).unwrap_or_default(),
+            client_tls,
+            peer_tls,
+            auth_token_ttl: Duration::from_secs(
+                self.auth_token_ttl
+                    .or(file.auth_token_ttl)
+                    .unwrap_or(300)
+                    .max(1),
+            ),
         };
         if cfg.unsafe_local_reads {
             tracing::warn!(

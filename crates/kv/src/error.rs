@@ -32,4 +32,40 @@ pub enum KvError {
     /// More operations in a transaction than allowed.
     #[error("etcdserver: too many operations in txn request")]
     TooManyOps,
+    /// A request without a user while auth is on.
+    #[error("etcdserver: user name is empty")]
+    UserEmpty,
+    /// The user may not do this.
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    /// Adding a user that exists.
+    #[error("etcdserver: user name already exists")]
+    UserAlreadyExist,
+    /// No such user.
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    /// Adding a role that exists.
+    #[error("etcdserver: role name already exists")]
+    RoleAlreadyExist,
+    /// No such role.
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    /// An empty role name.
+    #[error("etcdserver: role name is empty")]
+    RoleEmpty,
+    /// Revoking a role the user does not have.
+    #[error("etcdserver: role is not granted to the user")]
+    RoleNotGranted,
+    /// Revoking a permission the role does not have.
+    #[error("etcdserver: permission is not granted to the role")]
+    PermissionNotGranted,
+    /// Enabling auth without a root user.
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    /// Enabling auth while root lacks the root role.
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
+    /// A change that would lock everyone out (deleting root while auth is on, and the like).
+    #[error("etcdserver: invalid auth management")]
+    InvalidAuthMgmt,
 }

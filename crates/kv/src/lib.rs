@@ -4,6 +4,7 @@
 //! replay. No protocol code here: Multi-Paxos orders the commands, and
 //! [`Store`] applies them deterministically.
 
+mod auth;
 mod error;
 mod events;
 mod lease;
@@ -13,6 +14,7 @@ mod store;
 mod txn;
 mod types;
 
+pub use auth::{AuthCommand, AuthState, PermKind, Permission, User, ROOT_ROLE, ROOT_USER};
 pub use error::KvError;
 pub use events::{Event, EventKind, EventSpan};
 pub use lease::{Expiry, Lease, MAX_LEASE_TTL};

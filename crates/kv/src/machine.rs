@@ -1,5 +1,6 @@
 //! The store as the state machine of a Multi-Paxos log.
 
+use crate::auth::AuthCommand;
 use crate::error::KvError;
 use crate::lease::Expiry;
 use crate::store::Store;
@@ -52,6 +53,38 @@ pub enum KvCommand {
         /// Keep-alives the leader had applied when it decided.
         refreshes: u64,
     },
+    /// A change to users, roles or the auth switch.
+    Auth(AuthCommand),
+    /// `cmd` on behalf of an authenticated user: checked against the user's permissions when
+    /// applied, so a revoked permission stops every write ordered after the revocation.
+    /// Commands without it run as no user, which auth-enabled stores refuse.
+    As {
+        /// The user's name.
+        user: String,
+        /// The command.
+        cmd: Box<KvCommand>,
+    },
+}
+
+impl KvCommand {
+    /// The command itself, without the user it runs as.
+    pub fn inner_mut(&mut self) -> &mut KvCommand {
+        match self {
+            KvCommand::As { cmd, .. } => cmd.inner_mut(),
+            other => other,
+        }
+    }
+
+    /// Runs `self` as `user` (no user: as it is).
+    pub fn run_as(self, user: Option<String>) -> KvCommand {
+        match user {
+            Some(user) => KvCommand::As {
+                user,
+                cmd: Box::new(self),
+            },
+            None => self,
+        }
+    }
 }
 
 /// The result of a command, with the store's revision after it (etcd's response header).
@@ -101,6 +134,8 @@ pub enum KvResult {
     },
     /// LeaseList: every lease id.
     Leases(Vec<i64>),
+    /// An auth change was made.
+    AuthChanged,
 }
 
 impl StateMachine for Store {
@@ -108,7 +143,44 @@ impl StateMachine for Store {
     type Output = KvOutput;
 
     fn apply(&mut self, cmd: &KvCommand) -> KvOutput {
-        let result = match cmd {
+        let result = self.apply_as(None, cmd);
+        KvOutput {
+            revision: self.revision(),
+            result,
+        }
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let mut bytes = synod_core::encode::to_vec_exact(self).expect("the store serializes");
+        self.append_auth(&mut bytes);
+        bytes
+    }
+
+    fn snapshot_later(&self) -> Box<dyn FnOnce() -> Vec<u8> + Send> {
+        let copy = self.shared_copy();
+        Box::new(move || copy.snapshot())
+    }
+
+    fn restore(bytes: &[u8]) -> Result<Self, String> {
+        let (mut store, rest): (Store, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|e| format!("store snapshot: {e}"))?;
+        store.restore_auth(rest)?;
+        store.rebuild_index();
+        Ok(store)
+    }
+}
+
+impl Store {
+    /// Applies `cmd` as `user`, after checking the user may.
+    fn apply_as(&mut self, user: Option<&str>, cmd: &KvCommand) -> Result<KvResult, KvError> {
+        if let KvCommand::As { user: who, cmd } = cmd {
+            if user.is_some() {
+                return Err(KvError::InvalidAuthMgmt);
+            }
+            return self.apply_as(Some(who), cmd);
+        }
+        self.auth().check_command(user, cmd, self)?;
+        match cmd {
             KvCommand::Range(r) => self.range(r).map(KvResult::Range),
             KvCommand::Put(p) => self.put(p).map(KvResult::Put),
             KvCommand::DeleteRange(d) => self.delete_range(d).map(KvResult::DeleteRange),
@@ -134,26 +206,8 @@ impl StateMachine for Store {
             KvCommand::LeaseExpire { id, refreshes } => self
                 .lease_expire(*id, *refreshes)
                 .map(KvResult::LeaseExpiry),
-        };
-        KvOutput {
-            revision: self.revision(),
-            result,
+            KvCommand::Auth(a) => self.auth_apply(a).map(|()| KvResult::AuthChanged),
+            KvCommand::As { .. } => unreachable!("unwrapped above"),
         }
-    }
-
-    fn snapshot(&self) -> Vec<u8> {
-        synod_core::encode::to_vec_exact(self).expect("the store serializes")
-    }
-
-    fn snapshot_later(&self) -> Box<dyn FnOnce() -> Vec<u8> + Send> {
-        let copy = self.shared_copy();
-        Box::new(move || copy.snapshot())
-    }
-
-    fn restore(bytes: &[u8]) -> Result<Self, String> {
-        let mut store: Store =
-            postcard::from_bytes(bytes).map_err(|e| format!("store snapshot: {e}"))?;
-        store.rebuild_index();
-        Ok(store)
     }
 }

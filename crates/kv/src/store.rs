@@ -1,5 +1,6 @@
 //! The multi-version store: every key keeps its history of values and deletions by revision.
 
+use crate::auth::{AuthCommand, AuthState};
 use crate::error::KvError;
 use crate::lease::Lease;
 use crate::range::KeyRange;
@@ -37,6 +38,11 @@ pub struct Store {
     /// `keys`, so snapshots leave it out and [`Store::rebuild_index`] recomputes it.
     #[serde(skip)]
     pub(crate) by_rev: BTreeMap<i64, Vec<Vec<u8>>>,
+    /// Users, roles and the auth switch. Snapshots carry it after the store's own bytes, and
+    /// only once auth was ever used, so snapshots from before auth existed still restore.
+    /// Shared, so the server can publish it to its request handlers without copying.
+    #[serde(skip)]
+    pub(crate) auth: Arc<AuthState>,
 }
 
 impl Default for Store {
@@ -47,6 +53,7 @@ impl Default for Store {
             compacted: 0,
             leases: BTreeMap::new(),
             by_rev: BTreeMap::new(),
+            auth: Arc::default(),
         }
     }
 }
@@ -74,7 +81,42 @@ impl Store {
             compacted: self.compacted,
             leases: self.leases.clone(),
             by_rev: BTreeMap::new(),
+            auth: self.auth.clone(),
         }
+    }
+
+    /// Users, roles and permissions, shared (cloning the `Arc` is how the server publishes
+    /// them; a change makes a new one).
+    pub fn auth(&self) -> &Arc<AuthState> {
+        &self.auth
+    }
+
+    pub(crate) fn auth_apply(&mut self, cmd: &AuthCommand) -> Result<(), KvError> {
+        // Tried on a copy, so a failed change leaves the shared state (and its `Arc`) as it was.
+        let mut next = (*self.auth).clone();
+        next.apply(cmd)?;
+        self.auth = Arc::new(next);
+        Ok(())
+    }
+
+    /// Appends the auth state to snapshot bytes, unless auth was never touched.
+    pub(crate) fn append_auth(&self, bytes: &mut Vec<u8>) {
+        if self.auth.revision() > 0 {
+            bytes.extend(postcard::to_stdvec(&*self.auth).expect("auth state serializes"));
+        }
+    }
+
+    /// Reads what [`Store::append_auth`] appended (nothing: auth never touched).
+    pub(crate) fn restore_auth(&mut self, rest: &[u8]) -> Result<(), String> {
+        if !rest.is_empty() {
+            let (auth, left): (AuthState, _) =
+                postcard::take_from_bytes(rest).map_err(|e| format!("auth snapshot: {e}"))?;
+            if !left.is_empty() {
+                return Err(format!("{} stray bytes after the snapshot", left.len()));
+            }
+            self.auth = Arc::new(auth);
+        }
+        Ok(())
     }
 
     /// The current revision.

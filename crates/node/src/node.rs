@@ -290,7 +290,7 @@ impl NodeCore {
 
     /// A client proposes `cmd`; answered by an [`Action::Reply`] for `ticket`.
     pub fn propose(&mut self, ticket: Ticket, mut cmd: KvCommand) {
-        if let KvCommand::LeaseGrant { id, .. } = &mut cmd {
+        if let KvCommand::LeaseGrant { id, .. } = cmd.inner_mut() {
             if *id == 0 {
                 *id = self.fresh_lease_id();
             }

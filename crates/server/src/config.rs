@@ -17,6 +17,20 @@ pub struct Member {
     pub client_addr: Option<SocketAddr>,
 }
 
+/// A certificate, its key, and the CA that the other side's certificates must chain to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsFiles {
+    /// PEM certificate chain, this node's first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM CA certificates the other side's certificates must chain to.
+    pub trusted_ca: Option<PathBuf>,
+    /// Require the other side to present a certificate from `trusted_ca` (always so between
+    /// peers).
+    pub client_cert_auth: bool,
+}
+
 /// Which protocol orders the log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -90,10 +104,23 @@ pub struct ServerConfig {
     /// The protocol that orders the log.
     #[serde(default)]
     pub protocol: ServerProtocol,
+    /// TLS for clients; plaintext if unset.
+    #[serde(default)]
+    pub client_tls: Option<TlsFiles>,
+    /// Mutual TLS between members; plaintext if unset.
+    #[serde(default)]
+    pub peer_tls: Option<TlsFiles>,
+    /// How long an auth token is valid.
+    #[serde(default = "default_token_ttl")]
+    pub auth_token_ttl: Duration,
 }
 
 fn default_progress_interval() -> Duration {
     Duration::from_secs(600)
+}
+
+fn default_token_ttl() -> Duration {
+    Duration::from_secs(300)
 }
 
 impl ServerConfig {

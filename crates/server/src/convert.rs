@@ -196,8 +196,21 @@ pub fn kv_error(e: kv::KvError) -> Status {
         E::LeaseNotFound => Status::not_found(e.to_string()),
         E::LeaseExists => Status::failed_precondition(e.to_string()),
         E::LeaseTtlTooLarge => Status::out_of_range(e.to_string()),
-        E::KeyNotFound | E::EmptyKey | E::DuplicateKey | E::TooManyOps => {
-            Status::invalid_argument(e.to_string())
-        }
+        E::KeyNotFound
+        | E::EmptyKey
+        | E::DuplicateKey
+        | E::TooManyOps
+        | E::UserEmpty
+        | E::RoleEmpty
+        | E::InvalidAuthMgmt => Status::invalid_argument(e.to_string()),
+        E::PermissionDenied => Status::permission_denied(e.to_string()),
+        E::UserAlreadyExist
+        | E::UserNotFound
+        | E::RoleAlreadyExist
+        | E::RoleNotFound
+        | E::RoleNotGranted
+        | E::PermissionNotGranted
+        | E::RootUserNotExist
+        | E::RootRoleNotExist => Status::failed_precondition(e.to_string()),
     }
 }

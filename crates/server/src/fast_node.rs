@@ -102,6 +102,8 @@ const GIVE_UP_PERIODS: u32 = 10;
 
 /// The shell's state, owned by its loop.
 pub struct FastNode {
+    /// Where the request handlers read the auth state this node applied.
+    auth: crate::auth::AuthView,
     id: NodeId,
     boot: u64,
     server: Server<FastCmd>,
@@ -137,6 +139,7 @@ impl FastNode {
         cfg: &ServerConfig,
         outbox: Outbox<FastMessage>,
         metrics: Metrics,
+        auth: crate::auth::AuthView,
     ) -> Result<FastNode, NodeError> {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| NodeError::DataDir(cfg.data_dir.clone(), e))?;
@@ -187,6 +190,7 @@ impl FastNode {
         let server = Server::recover(acceptor, state, leader, number, query_ticks).quiet();
         let (synced_tx, synced_rx) = mpsc::unbounded_channel();
         Ok(FastNode {
+            auth,
             id: cfg.id,
             boot,
             server,
@@ -271,7 +275,7 @@ impl FastNode {
             Input::Propose(mut cmd, reply) => {
                 // The proposing node picks a lease id the client left to the server, as the
                 // default mode does.
-                if let KvCommand::LeaseGrant { id, .. } = &mut cmd {
+                if let KvCommand::LeaseGrant { id, .. } = cmd.inner_mut() {
                     if *id == 0 {
                         *id = fresh_lease_id(self.id, self.boot, self.next_seq + 1);
                     }
@@ -387,7 +391,12 @@ impl FastNode {
                 self.proposer.applied(&value);
                 self.metrics.applied.inc();
                 let result = match postcard::from_bytes::<KvCommand>(&value.cmd) {
-                    Ok(cmd) => Ok(self.store.apply(&cmd)),
+                    Ok(cmd) => {
+                        let out = self.store.apply(&cmd);
+                        // Before the reply: a client that saw its auth change must find it.
+                        self.auth.publish(self.store.auth());
+                        Ok(out)
+                    }
                     // Every replica skips it alike: the bytes are the same everywhere.
                     Err(e) => {
                         tracing::error!(origin = value.origin, error = %e, "undecodable command in the log; skipped");

@@ -1,6 +1,7 @@
 //! The etcd v3 gRPC services: KV, Cluster (member list) and Maintenance (status). Watch and
 //! Lease live in `watch_svc` and `lease_svc`.
 
+use crate::auth::Authenticator;
 use crate::config::ServerConfig;
 use crate::convert::*;
 use crate::metrics::Metrics;
@@ -26,12 +27,43 @@ pub struct Api {
     pub(crate) node: NodeHandle,
     pub(crate) cfg: Arc<ServerConfig>,
     pub(crate) metrics: Metrics,
+    pub(crate) auth: Authenticator,
 }
 
 impl Api {
-    /// Services answering for `node`.
-    pub fn new(node: NodeHandle, cfg: Arc<ServerConfig>, metrics: Metrics) -> Self {
-        Api { node, cfg, metrics }
+    /// Services answering for `node`, with `auth` telling who sends each request.
+    pub fn new(
+        node: NodeHandle,
+        cfg: Arc<ServerConfig>,
+        metrics: Metrics,
+        auth: Authenticator,
+    ) -> Self {
+        Api {
+            node,
+            cfg,
+            metrics,
+            auth,
+        }
+    }
+
+    /// The user `req` runs as (see [`Authenticator::user`]).
+    pub(crate) fn user_of<T>(&self, req: &Request<T>) -> Result<Option<String>, Status> {
+        self.auth.user(req.metadata())
+    }
+
+    /// Refuses a read of `key..range_end` that `user` may not make, by this node's auth state.
+    /// For reads served without a log slot; everything ordered through the log is checked
+    /// again when applied.
+    pub(crate) fn check_read(
+        &self,
+        user: Option<&str>,
+        key: &[u8],
+        range_end: &[u8],
+    ) -> Result<(), Status> {
+        self.auth
+            .state()
+            .check(user, key, range_end, false)
+            .map_err(kv_error)
     }
 
     pub(crate) fn timer(&self, method: &str) -> prometheus::HistogramTimer {
@@ -50,13 +82,15 @@ impl Api {
         }
     }
 
+    /// Orders `cmd` through the log as `user`, and returns its result.
     pub(crate) async fn order(
         &self,
+        user: Option<String>,
         cmd: KvCommand,
     ) -> Result<(KvResult, pb::ResponseHeader), Status> {
         let KvOutput { revision, result } = self
             .node
-            .propose(cmd)
+            .propose(cmd.run_as(user))
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
         let result = result.map_err(kv_error)?;
@@ -77,7 +111,9 @@ impl Kv for Api {
         req: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
         let _t = self.timer("range");
+        let user = self.user_of(&req)?;
         let req = range_in(req.into_inner());
+        self.check_read(user.as_deref(), &req.key, &req.range_end)?;
         if req.serializable || self.cfg.unsafe_local_reads {
             let (rev, r) = self
                 .node
@@ -97,7 +133,7 @@ impl Kv for Api {
             Err(ProposeError::NotLeader) => {}
             Err(e) => return Err(Status::unavailable(e.to_string())),
         }
-        match self.order(KvCommand::Range(req)).await? {
+        match self.order(user, KvCommand::Range(req)).await? {
             (KvResult::Range(r), h) => Ok(Response::new(range_out(r, h))),
             (other, _) => Err(unexpected(other)),
         }
@@ -105,7 +141,11 @@ impl Kv for Api {
 
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
         let _t = self.timer("put");
-        match self.order(KvCommand::Put(put_in(req.into_inner()))).await? {
+        let user = self.user_of(&req)?;
+        match self
+            .order(user, KvCommand::Put(put_in(req.into_inner())))
+            .await?
+        {
             (KvResult::Put(p), h) => Ok(Response::new(put_out(p, h))),
             (other, _) => Err(unexpected(other)),
         }
@@ -116,8 +156,9 @@ impl Kv for Api {
         req: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
         let _t = self.timer("delete_range");
+        let user = self.user_of(&req)?;
         match self
-            .order(KvCommand::DeleteRange(delete_in(req.into_inner())))
+            .order(user, KvCommand::DeleteRange(delete_in(req.into_inner())))
             .await?
         {
             (KvResult::DeleteRange(d), h) => Ok(Response::new(delete_out(d, h))),
@@ -127,8 +168,9 @@ impl Kv for Api {
 
     async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
         let _t = self.timer("txn");
+        let user = self.user_of(&req)?;
         let t = txn_in(req.into_inner())?;
-        match self.order(KvCommand::Txn(t)).await? {
+        match self.order(user, KvCommand::Txn(t)).await? {
             (KvResult::Txn(t), h) => Ok(Response::new(txn_out(t, h))),
             (other, _) => Err(unexpected(other)),
         }
@@ -139,9 +181,13 @@ impl Kv for Api {
         req: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
         let _t = self.timer("compact");
+        let user = self.user_of(&req)?;
         let revision = req.into_inner().revision;
         match self
-            .order(KvCommand::Compact(synod_kv::CompactionRequest { revision }))
+            .order(
+                user,
+                KvCommand::Compact(synod_kv::CompactionRequest { revision }),
+            )
             .await?
         {
             (KvResult::Compacted, h) => {

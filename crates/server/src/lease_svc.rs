@@ -45,6 +45,7 @@ impl pb::lease_server::Lease for Api {
         req: Request<pb::LeaseGrantRequest>,
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
         let _t = self.timer("lease_grant");
+        let user = self.user_of(&req)?;
         let req = req.into_inner();
         if req.ttl > MAX_LEASE_TTL {
             return Err(crate::convert::kv_error(KvError::LeaseTtlTooLarge));
@@ -56,7 +57,7 @@ impl pb::lease_server::Lease for Api {
         }
         let ttl = req.ttl.max(self.cfg.min_lease_ttl());
         match self
-            .order(KvCommand::LeaseGrant { id: req.id, ttl })
+            .order(user, KvCommand::LeaseGrant { id: req.id, ttl })
             .await?
         {
             (KvResult::LeaseGranted { id, ttl }, header) => {
@@ -76,8 +77,9 @@ impl pb::lease_server::Lease for Api {
         req: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
         let _t = self.timer("lease_revoke");
+        let user = self.user_of(&req)?;
         let id = req.into_inner().id;
-        match self.order(KvCommand::LeaseRevoke { id }).await? {
+        match self.order(user, KvCommand::LeaseRevoke { id }).await? {
             (KvResult::LeaseRevoked, header) => Ok(Response::new(pb::LeaseRevokeResponse {
                 header: Some(header),
             })),
@@ -115,12 +117,13 @@ impl pb::lease_server::Lease for Api {
         req: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         let _t = self.timer("lease_time_to_live");
+        let user = self.user_of(&req)?;
         let req = req.into_inner();
         // Ordered through the log, so it sees every grant, put and revoke acknowledged before;
         // the time left is this node's lease clock.
         let out = self
             .node
-            .propose(KvCommand::LeaseQuery { id: req.id })
+            .propose(KvCommand::LeaseQuery { id: req.id }.run_as(user))
             .await
             .map_err(unavailable)?;
         let header = Some(self.header(out.revision, 0));
@@ -156,10 +159,11 @@ impl pb::lease_server::Lease for Api {
 
     async fn lease_leases(
         &self,
-        _req: Request<pb::LeaseLeasesRequest>,
+        req: Request<pb::LeaseLeasesRequest>,
     ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
         let _t = self.timer("lease_leases");
-        match self.order(KvCommand::LeaseList).await? {
+        let user = self.user_of(&req)?;
+        match self.order(user, KvCommand::LeaseList).await? {
             (KvResult::Leases(ids), header) => Ok(Response::new(pb::LeaseLeasesResponse {
                 header: Some(header),
                 leases: ids.into_iter().map(|id| pb::LeaseStatus { id }).collect(),

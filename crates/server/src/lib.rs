@@ -3,6 +3,8 @@
 //! persist-before-send contract with group commit, and the etcd v3 gRPC API.
 
 pub mod admin;
+pub mod auth;
+pub mod auth_svc;
 pub mod config;
 pub mod convert;
 pub mod fast_node;
@@ -13,5 +15,6 @@ pub mod node;
 pub mod peer;
 pub mod proto;
 pub mod server;
+pub mod tls;
 pub mod watch;
 pub mod watch_svc;

@@ -210,6 +210,8 @@ const SLOW_TURN_MS: u64 = 50;
 
 /// The node's shell, owned by its loop.
 pub struct Node {
+    /// Where the request handlers read the auth state this node applied.
+    auth: crate::auth::AuthView,
     core: NodeCore,
     /// Keeps the flusher thread running; dropping it completes what is queued.
     _log: GroupCommitter,
@@ -236,6 +238,7 @@ impl Node {
         cfg: &ServerConfig,
         outbox: Outbox<Message<KvCommand>>,
         metrics: Metrics,
+        auth: crate::auth::AuthView,
     ) -> Result<Node, NodeError> {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| NodeError::DataDir(cfg.data_dir.clone(), e))?;
@@ -272,6 +275,7 @@ impl Node {
         let core = NodeCore::new(nc, recovered, log_index, log_bytes)
             .map_err(|e| NodeError::Config(e.to_string()))?;
         Ok(Node {
+            auth,
             core,
             wal: log.handle(),
             _log: log,
@@ -464,6 +468,8 @@ impl Node {
     /// carries them out.
     fn flush(&mut self) {
         self.core.flush();
+        // Before the replies go: a client that saw its auth change must find it.
+        self.auth.publish(self.core.store().auth());
         for action in self.core.take_actions() {
             self.act(action);
         }
@@ -608,8 +614,11 @@ mod tests {
             unsafe_local_reads: false,
             watch_progress_interval: Duration::from_secs(600),
             protocol: Default::default(),
+            client_tls: None,
+            peer_tls: None,
+            auth_token_ttl: Duration::from_secs(300),
         };
-        let node = Node::open(&cfg, Outbox::default(), Metrics::new()).unwrap();
+        let node = Node::open(&cfg, Outbox::default(), Metrics::new(), Default::default()).unwrap();
         let (handle, join) = spawn(node, cfg.tick);
         let lanes = handle.status().await.unwrap().lanes_free;
         assert_eq!(lanes, synod_node::LANES as usize);

@@ -1,15 +1,19 @@
 //! Peer transport: one outbound TCP connection per peer, length-delimited frames carrying
 //! postcard-encoded messages, reconnect with backoff; an inbound listener that accepts only
 //! configured peers and closes any connection that sends a malformed frame. Generic over the
-//! protocol's message type (Multi-Paxos by default, Fast Multi-Paxos with `--protocol`).
+//! protocol's message type (Multi-Paxos by default, Fast Multi-Paxos with `--protocol`). With
+//! peer TLS, both directions run over mutual TLS and each side checks the other's certificate
+//! names the member it claims to be.
 
 use crate::config::Member;
+use crate::tls::{check_member, PeerIo, PeerTls};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use synod_core::NodeId;
 use tokio::net::{TcpListener, TcpStream};
@@ -53,28 +57,83 @@ impl<M> Outbox<M> {
     }
 }
 
+/// Logs a refused connection at warning level the first time a peer is refused for a reason,
+/// and at debug level after, so a peer retrying every second does not flood the log.
+#[derive(Clone, Default)]
+pub struct RefusalLog(Arc<Mutex<HashSet<String>>>);
+
+impl RefusalLog {
+    fn report(&self, who: &str, why: &str) {
+        let first = self
+            .0
+            .lock()
+            .map(|mut seen| seen.insert(format!("{who}: {why}")))
+            .unwrap_or(true);
+        if first {
+            tracing::warn!("{who}: {why} (logged once; later repeats at debug level)");
+        } else {
+            tracing::debug!("{who}: {why}");
+        }
+    }
+}
+
 /// Starts one writer task per peer and returns the outbox that feeds them.
-pub fn start_writers<M: Serialize + Send + 'static>(me: NodeId, members: &[Member]) -> Outbox<M> {
+pub fn start_writers<M: Serialize + Send + 'static>(
+    me: NodeId,
+    members: &[Member],
+    tls: Option<PeerTls>,
+) -> Outbox<M> {
     let mut queues = HashMap::new();
+    let refusals = RefusalLog::default();
     for m in members.iter().filter(|m| m.id != me) {
         let (tx, rx) = mpsc::channel(16_384);
         queues.insert(m.id, tx);
-        tokio::spawn(writer(me, m.id, m.peer_addr, rx));
+        let link = Link {
+            me,
+            peer: m.id,
+            addr: m.peer_addr,
+            tls: tls.clone(),
+            refusals: refusals.clone(),
+        };
+        tokio::spawn(writer(link, rx));
     }
     Outbox { queues }
 }
 
-async fn writer<M: Serialize>(
+/// Where and how one writer connects.
+struct Link {
     me: NodeId,
     peer: NodeId,
     addr: SocketAddr,
-    mut rx: mpsc::Receiver<M>,
-) {
+    tls: Option<PeerTls>,
+    refusals: RefusalLog,
+}
+
+impl Link {
+    async fn connect(&self) -> Option<Box<dyn PeerIo>> {
+        let tcp = TcpStream::connect(self.addr).await.ok()?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => Some(Box::new(tcp)),
+            Some(tls) => match tls.connect(self.peer, tcp).await {
+                Ok(s) => Some(s),
+                Err(why) => {
+                    let who = format!("connecting to node {} at {}", self.peer, self.addr);
+                    self.refusals.report(&who, &why);
+                    None
+                }
+            },
+        }
+    }
+}
+
+async fn writer<M: Serialize>(link: Link, mut rx: mpsc::Receiver<M>) {
+    let (me, peer, addr) = (link.me, link.peer, link.addr);
     let mut backoff = Duration::from_millis(20);
     loop {
-        let stream = match TcpStream::connect(addr).await {
-            Ok(s) => s,
-            Err(_) => {
+        let stream = match link.connect().await {
+            Some(s) => s,
+            None => {
                 // Drop what queued up while the peer was unreachable: it is stale by now.
                 while rx.try_recv().is_ok() {}
                 tokio::time::sleep(backoff).await;
@@ -85,7 +144,6 @@ async fn writer<M: Serialize>(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         backoff = Duration::from_millis(20);
         let mut framed = Framed::new(stream, codec());
         if framed.send(encode(&me)).await.is_err() {
@@ -123,16 +181,20 @@ pub async fn serve<M: DeserializeOwned, D: Deliver<M>>(
     me: NodeId,
     members: Vec<Member>,
     node: D,
+    tls: Option<PeerTls>,
 ) {
+    let refusals = RefusalLog::default();
     loop {
         let Ok((stream, remote)) = listener.accept().await else {
             continue;
         };
         let members = members.clone();
         let node = node.clone();
+        let tls = tls.clone();
+        let refusals = refusals.clone();
         tokio::spawn(async move {
-            if let Err(why) = inbound(stream, remote, me, &members, node).await {
-                tracing::warn!(%remote, "closed peer connection: {why}");
+            if let Err(why) = inbound(stream, remote, me, &members, node, tls).await {
+                refusals.report(&format!("closed peer connection from {remote}"), &why);
             }
         });
     }
@@ -144,6 +206,7 @@ async fn inbound<M: DeserializeOwned, D: Deliver<M>>(
     me: NodeId,
     members: &[Member],
     node: D,
+    tls: Option<PeerTls>,
 ) -> Result<(), String> {
     if !members
         .iter()
@@ -152,6 +215,13 @@ async fn inbound<M: DeserializeOwned, D: Deliver<M>>(
         return Err("address is not a configured peer".into());
     }
     let _ = stream.set_nodelay(true);
+    let (stream, cert): (Box<dyn PeerIo>, _) = match &tls {
+        None => (Box::new(stream), None),
+        Some(tls) => {
+            let (s, cert) = tls.accept(stream).await?;
+            (s, Some(cert))
+        }
+    };
     let mut framed = Framed::new(stream, codec());
     let hello = match tokio::time::timeout(Duration::from_secs(5), framed.next()).await {
         Ok(Some(Ok(f))) => f,
@@ -167,6 +237,9 @@ async fn inbound<M: DeserializeOwned, D: Deliver<M>>(
             "node {from} must connect from {}",
             member.peer_addr.ip()
         ));
+    }
+    if let Some(cert) = &cert {
+        check_member(cert, from).map_err(|why| format!("claims to be node {from}, but {why}"))?;
     }
     while let Some(frame) = framed.next().await {
         let frame = frame.map_err(|e| format!("bad frame from node {from}: {e}"))?;

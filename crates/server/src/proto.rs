@@ -7,6 +7,11 @@ pub mod mvccpb {
     tonic::include_proto!("mvccpb");
 }
 
+/// `authpb`: users, roles and permissions.
+pub mod authpb {
+    tonic::include_proto!("authpb");
+}
+
 /// `etcdserverpb`: requests, responses and services.
 pub mod etcdserverpb {
     tonic::include_proto!("etcdserverpb");

@@ -1,6 +1,7 @@
 //! Starting a server: bind the ports, recover the node from its log, and serve.
 
 use crate::admin;
+use crate::auth::{AuthView, Authenticator};
 use crate::config::{ServerConfig, ServerProtocol};
 use crate::fast_node::{self, FastNode};
 use crate::grpc::Api;
@@ -8,9 +9,10 @@ use crate::metrics::Metrics;
 use crate::node::{self, Node, NodeError};
 use crate::peer;
 use crate::proto::etcdserverpb::{
-    cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
-    maintenance_server::MaintenanceServer, watch_server::WatchServer,
+    auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
+    lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
+use crate::tls::PeerTls;
 use std::future::Future;
 use std::sync::Arc;
 use thiserror::Error;
@@ -38,6 +40,9 @@ pub enum ServerError {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    /// TLS could not be set up from the files given.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Runs a server until `shutdown` completes.
@@ -46,6 +51,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let me = cfg.me().cloned().ok_or(ServerError::NotAMember(cfg.id))?;
+    // TLS files first: a wrong path should fail before anything binds or opens the log.
+    let peer_tls = cfg.peer_tls.as_ref().map(PeerTls::new).transpose()?;
+    let client_tls = cfg
+        .client_tls
+        .as_ref()
+        .map(crate::tls::client_server_config)
+        .transpose()?;
     let peer_listener =
         TcpListener::bind(me.peer_addr)
             .await
@@ -75,26 +87,35 @@ pub async fn run(
         None => None,
     };
     let metrics = Metrics::new();
+    let auth_view = AuthView::default();
     let (handle, join) = match cfg.protocol {
         ServerProtocol::Multi => {
-            let outbox = peer::start_writers(cfg.id, &cfg.members);
-            let node = Node::open(&cfg, outbox, metrics.clone())?;
+            let outbox = peer::start_writers(cfg.id, &cfg.members, peer_tls.clone());
+            let node = Node::open(&cfg, outbox, metrics.clone(), auth_view.clone())?;
             let (handle, join) = node::spawn(node, cfg.tick);
             let members = cfg.members.clone();
             let peers = handle.clone();
-            tokio::spawn(peer::serve(peer_listener, cfg.id, members, peers));
+            tokio::spawn(peer::serve(peer_listener, cfg.id, members, peers, peer_tls));
             (handle, join)
         }
         ServerProtocol::FastMulti => {
-            let outbox = peer::start_writers(cfg.id, &cfg.members);
-            let node = FastNode::open(&cfg, outbox, metrics.clone())?;
+            let outbox = peer::start_writers(cfg.id, &cfg.members, peer_tls.clone());
+            let node = FastNode::open(&cfg, outbox, metrics.clone(), auth_view.clone())?;
             let (handle, peers, join) = fast_node::spawn(node, cfg.tick);
             let members = cfg.members.clone();
-            tokio::spawn(peer::serve(peer_listener, cfg.id, members, peers));
+            tokio::spawn(peer::serve(peer_listener, cfg.id, members, peers, peer_tls));
             (handle, join)
         }
     };
-    tracing::info!(id = cfg.id, client = %cfg.client_addr, peer = %me.peer_addr, protocol = ?cfg.protocol, "serving");
+    tracing::info!(
+        id = cfg.id,
+        client = %cfg.client_addr,
+        peer = %me.peer_addr,
+        protocol = ?cfg.protocol,
+        client_tls = client_tls.is_some(),
+        peer_tls = cfg.peer_tls.is_some(),
+        "serving"
+    );
 
     let cfg = Arc::new(cfg);
     if let Some(l) = admin_listener {
@@ -105,10 +126,16 @@ pub async fn run(
             }
         });
     }
-    let api = Api::new(handle, cfg.clone(), metrics);
+    let auth = Authenticator::new(auth_view, cfg.auth_token_ttl);
+    let api = Api::new(handle, cfg.clone(), metrics, auth);
     let limit = cfg.max_request_bytes;
     let incoming = tokio_stream_from(client_listener);
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = client_tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
+        .add_service(AuthServer::new(api.clone()))
         .add_service(KvServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(WatchServer::new(api.clone()))
         .add_service(LeaseServer::new(api.clone()))

@@ -38,6 +38,11 @@ pub struct WatchSpec {
 /// What the node tells a watch stream.
 #[derive(Clone, Debug, PartialEq)]
 pub enum WatchMsg {
+    /// A create request was refused (etcd answers created and canceled at once, with id -1).
+    Refused {
+        /// Why.
+        reason: String,
+    },
     /// The watcher exists.
     Created {
         /// Watcher id.

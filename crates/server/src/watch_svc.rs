@@ -45,6 +45,13 @@ impl Api {
     fn watch_response(&self, msg: WatchMsg) -> pb::WatchResponse {
         let mut r = pb::WatchResponse::default();
         let revision = match msg {
+            WatchMsg::Refused { reason } => {
+                r.watch_id = -1;
+                r.created = true;
+                r.canceled = true;
+                r.cancel_reason = reason;
+                0
+            }
             WatchMsg::Created { id, revision } => {
                 r.watch_id = id;
                 r.created = true;
@@ -84,6 +91,7 @@ impl Api {
 /// Reads a client's watch requests until its stream ends, then drops its watchers.
 async fn serve_requests(
     api: Api,
+    user: Option<String>,
     stream: u64,
     mut inbound: Streaming<pb::WatchRequest>,
     tx: mpsc::Sender<WatchMsg>,
@@ -93,6 +101,11 @@ async fn serve_requests(
     while let Ok(Some(req)) = inbound.message().await {
         let input = match req.request_union {
             Some(RequestUnion::CreateRequest(c)) => {
+                if let Err(e) = api.check_read(user.as_deref(), &c.key, &c.range_end) {
+                    let reason = e.message().to_string();
+                    let _ = tx.send(WatchMsg::Refused { reason }).await;
+                    continue;
+                }
                 let id = if c.watch_id != 0 {
                     c.watch_id
                 } else {
@@ -151,9 +164,16 @@ impl pb::watch_server::Watch for Api {
         &self,
         req: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<WatchStream>, Status> {
+        let user = self.user_of(&req)?;
         let stream = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(serve_requests(self.clone(), stream, req.into_inner(), tx));
+        tokio::spawn(serve_requests(
+            self.clone(),
+            user,
+            stream,
+            req.into_inner(),
+            tx,
+        ));
         let api = self.clone();
         let out = futures::stream::unfold((rx, api), |(mut rx, api)| async move {
             let msg = rx.recv().await?;

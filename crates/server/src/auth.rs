@@ -1,0 +1,268 @@
+//! Who a request comes from: the replicated auth state as this node last applied it, tokens
+//! signed with the cluster's secret, and password hashes.
+//!
+//! A token is `base64url(user, expiry) . base64url(HMAC-SHA256)`, keyed by the secret that the
+//! last `auth enable` put in the log. Every member holds that secret, so a token from one member
+//! works at all of them, and re-enabling auth invalidates every earlier token. The user a token
+//! names is only believed, never trusted: permissions are checked against the log's state
+//! when each command is applied.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use synod_kv::AuthState;
+use tonic::metadata::MetadataMap;
+use tonic::Status;
+
+/// Tokens longer than this are refused unread (a token we issue is under 200 bytes).
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// The auth state as this node last applied it, published by the node loop to the request
+/// handlers.
+#[derive(Clone, Default)]
+pub struct AuthView(Arc<RwLock<Arc<AuthState>>>);
+
+impl AuthView {
+    /// The state now.
+    pub fn current(&self) -> Arc<AuthState> {
+        self.0.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Publishes `state` if it is not what is published already (a pointer comparison, so the
+    /// node loop can call this every turn).
+    pub fn publish(&self, state: &Arc<AuthState>) {
+        let stale = self
+            .0
+            .read()
+            .map(|g| !Arc::ptr_eq(&g, state))
+            .unwrap_or(true);
+        if stale {
+            if let Ok(mut g) = self.0.write() {
+                *g = state.clone();
+            }
+        }
+    }
+}
+
+/// The error etcd clients re-authenticate on.
+pub fn invalid_token() -> Status {
+    Status::unauthenticated("etcdserver: invalid auth token")
+}
+
+/// Issues and checks tokens, and finds the user behind a request.
+#[derive(Clone)]
+pub struct Authenticator {
+    view: AuthView,
+    ttl: Duration,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Claims {
+    user: String,
+    expires: u64,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn mac(secret: &[u8], payload: &[u8]) -> Hmac<Sha256> {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    m.update(payload);
+    m
+}
+
+impl Authenticator {
+    /// Tokens valid for `ttl`, checked against `view`.
+    pub fn new(view: AuthView, ttl: Duration) -> Self {
+        Authenticator { view, ttl }
+    }
+
+    /// The auth state now.
+    pub fn state(&self) -> Arc<AuthState> {
+        self.view.current()
+    }
+
+    /// A token for `user`, signed with the current secret.
+    pub fn issue(&self, user: &str) -> String {
+        let claims = Claims {
+            user: user.to_string(),
+            expires: unix_now() + self.ttl.as_secs().max(1),
+        };
+        let payload = postcard::to_stdvec(&claims).expect("claims serialize");
+        let tag = mac(self.state().secret(), &payload).finalize().into_bytes();
+        format!("{}.{}", B64.encode(&payload), B64.encode(tag))
+    }
+
+    /// The user `token` names, if it is ours, unexpired and the user still exists.
+    pub fn verify(&self, token: &str) -> Result<String, Status> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(invalid_token());
+        }
+        let state = self.state();
+        let (payload, tag) = token.split_once('.').ok_or_else(invalid_token)?;
+        let payload = B64.decode(payload).map_err(|_| invalid_token())?;
+        let tag = B64.decode(tag).map_err(|_| invalid_token())?;
+        if state.secret().is_empty() {
+            return Err(invalid_token());
+        }
+        mac(state.secret(), &payload)
+            .verify_slice(&tag)
+            .map_err(|_| invalid_token())?;
+        let claims: Claims = postcard::from_bytes(&payload).map_err(|_| invalid_token())?;
+        if claims.expires < unix_now() || state.user(&claims.user).is_none() {
+            return Err(invalid_token());
+        }
+        Ok(claims.user)
+    }
+
+    /// The user a request runs as: the one its `token` names, or none. While auth is off a
+    /// token is ignored, as etcd ignores it; while it is on, a bad token is an error (clients
+    /// re-authenticate on it) and no token means no user.
+    pub fn user(&self, md: &MetadataMap) -> Result<Option<String>, Status> {
+        let Some(token) = md.get("token").or_else(|| md.get("authorization")) else {
+            return Ok(None);
+        };
+        let Ok(token) = token.to_str() else {
+            return Err(invalid_token());
+        };
+        match self.verify(token) {
+            Ok(user) => Ok(Some(user)),
+            Err(_) if !self.state().enabled() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Hashes a password (Argon2id with a random salt) into a PHC string. Slow on purpose: run it
+/// off the async workers.
+pub fn hash_password(password: &str) -> String {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("Argon2 hashes any password with a generated salt")
+        .to_string()
+}
+
+/// True if `password` matches `hash` (a PHC string). A hash that does not parse never matches.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// True if `hash` is a PHC string Synod can verify against (what `hashedPassword` must be).
+pub fn is_usable_hash(hash: &str) -> bool {
+    argon2::password_hash::PasswordHash::new(hash).is_ok_and(|h| h.algorithm.as_str() == "argon2id")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synod_core::multi::StateMachine;
+    use synod_kv::{AuthCommand, KvCommand, Store};
+
+    fn enabled_store() -> Store {
+        let mut s = Store::new();
+        for c in [
+            AuthCommand::UserAdd {
+                name: "root".into(),
+                password_hash: None,
+            },
+            AuthCommand::UserGrantRole {
+                user: "root".into(),
+                role: "root".into(),
+            },
+            AuthCommand::Enable {
+                secret: b"0123456789abcdef".to_vec(),
+            },
+        ] {
+            assert!(s.apply(&KvCommand::Auth(c)).result.is_ok());
+        }
+        s
+    }
+
+    #[test]
+    fn a_token_names_its_user_and_nothing_else_passes() {
+        let mut store = enabled_store();
+        let view = AuthView::default();
+        view.publish(store.auth());
+        let a = Authenticator::new(view.clone(), Duration::from_secs(60));
+        let t = a.issue("root");
+        assert_eq!(a.verify(&t).unwrap(), "root");
+        // Flip one character of the tag, of the payload; truncate; oversize.
+        let mut bad = t.clone().into_bytes();
+        let last = bad.len() - 1;
+        bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
+        assert!(a.verify(std::str::from_utf8(&bad).unwrap()).is_err());
+        assert!(a.verify(&format!("x{t}")).is_err());
+        assert!(a.verify(&t[..t.len() / 2]).is_err());
+        assert!(a.verify(&"a".repeat(MAX_TOKEN_BYTES + 1)).is_err());
+        assert!(a.verify("").is_err());
+        // Another cluster's (another secret's) token fails.
+        let mut other = Store::new();
+        for c in [
+            AuthCommand::UserAdd {
+                name: "root".into(),
+                password_hash: None,
+            },
+            AuthCommand::UserGrantRole {
+                user: "root".into(),
+                role: "root".into(),
+            },
+            AuthCommand::Enable {
+                secret: b"another".to_vec(),
+            },
+        ] {
+            other.apply(&KvCommand::Auth(c));
+        }
+        let ov = AuthView::default();
+        ov.publish(other.auth());
+        let foreign = Authenticator::new(ov, Duration::from_secs(60)).issue("root");
+        assert!(a.verify(&foreign).is_err());
+        // Disabling and enabling again draws a new secret: the old token dies.
+        store.apply(&KvCommand::Auth(AuthCommand::Disable));
+        store.apply(&KvCommand::Auth(AuthCommand::Enable {
+            secret: b"fresh".to_vec(),
+        }));
+        view.publish(store.auth());
+        assert!(a.verify(&t).is_err());
+    }
+
+    #[test]
+    fn an_expired_token_fails() {
+        let store = enabled_store();
+        let view = AuthView::default();
+        view.publish(store.auth());
+        let a = Authenticator::new(view, Duration::ZERO);
+        let payload = postcard::to_stdvec(&Claims {
+            user: "root".into(),
+            expires: unix_now() - 1,
+        })
+        .unwrap();
+        let tag = mac(b"0123456789abcdef", &payload).finalize().into_bytes();
+        let t = format!("{}.{}", B64.encode(&payload), B64.encode(tag));
+        assert!(a.verify(&t).is_err());
+        assert!(a.verify(&a.issue("root")).is_ok());
+    }
+
+    #[test]
+    fn passwords_verify_against_their_hash_only() {
+        let h = hash_password("s3cret");
+        assert!(is_usable_hash(&h));
+        assert!(verify_password("s3cret", &h));
+        assert!(!verify_password("s3cret ", &h));
+        assert!(!verify_password("s3cret", "not a hash"));
+        assert_ne!(h, hash_password("s3cret"), "salted");
+    }
+}

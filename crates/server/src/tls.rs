@@ -1,0 +1,241 @@
+//! TLS for clients (through tonic) and mutual TLS between peers (rustls directly), from PEM
+//! files. A peer's certificate must name the member it claims to be: the DNS name
+//! [`member_name`] among its subject alternative names, checked both ways (a dialling node
+//! checks the server it reached, an accepting node checks the client against the id the
+//! client then announces).
+
+use crate::config::TlsFiles;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use synod_core::NodeId;
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// A TLS handshake that takes longer than this is abandoned.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why TLS could not be set up from the files given.
+#[derive(Debug, Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("cannot read {what} {path}: {source}")]
+    Read {
+        /// Which flag named it.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A file held nothing usable.
+    #[error("{what} {path}: {why}")]
+    Content {
+        /// Which flag named it.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The certificate, key and CA do not make a TLS configuration.
+    #[error("{what}: {why}")]
+    Config {
+        /// Client or peer TLS.
+        what: &'static str,
+        /// What rustls said.
+        why: String,
+    },
+}
+
+/// The DNS name a member's peer certificate must carry (as a subject alternative name).
+pub fn member_name(id: NodeId) -> String {
+    format!("node{id}.synod")
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        what,
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn content(what: &'static str, path: &Path, why: impl ToString) -> TlsError {
+    TlsError::Content {
+        what,
+        path: path.display().to_string(),
+        why: why.to_string(),
+    }
+}
+
+/// Every certificate in a PEM file (at least one).
+pub fn load_certs(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = read(what, path)?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| content(what, path, format!("not a PEM certificate file ({e})")))?;
+    if certs.is_empty() {
+        return Err(content(what, path, "holds no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+/// The private key in a PEM file.
+pub fn load_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = read(what, path)?;
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|e| content(what, path, format!("holds no usable PEM private key ({e})")))
+}
+
+/// The trusted CAs in a PEM file.
+pub fn load_roots(what: &'static str, path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(what, path)? {
+        roots
+            .add(cert)
+            .map_err(|e| content(what, path, format!("not a usable CA certificate ({e})")))?;
+    }
+    Ok(roots)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Client TLS for the gRPC server, with client certificates required when asked for.
+pub fn client_server_config(
+    files: &TlsFiles,
+) -> Result<tonic::transport::ServerTlsConfig, TlsError> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    // Parse here first: tonic's own errors do not say which file is wrong.
+    let certs = load_certs("--cert-file", &files.cert)?;
+    let key = load_key("--key-file", &files.key)?;
+    check_pair("client TLS", certs, key)?;
+    let identity = Identity::from_pem(
+        read("--cert-file", &files.cert)?,
+        read("--key-file", &files.key)?,
+    );
+    let mut tls = ServerTlsConfig::new()
+        .identity(identity)
+        .timeout(HANDSHAKE_TIMEOUT);
+    if files.client_cert_auth {
+        let ca_path = files.trusted_ca.as_ref().ok_or(TlsError::Config {
+            what: "client TLS",
+            why: "--client-cert-auth needs --trusted-ca-file".into(),
+        })?;
+        load_roots("--trusted-ca-file", ca_path)?;
+        tls = tls.client_ca_root(Certificate::from_pem(read("--trusted-ca-file", ca_path)?));
+    }
+    Ok(tls)
+}
+
+/// Checks that a certificate chain and key make a server configuration (key matches).
+fn check_pair(
+    what: &'static str,
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<(), TlsError> {
+    ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map(|_| ())
+        .map_err(|e| TlsError::Config {
+            what,
+            why: e.to_string(),
+        })
+}
+
+/// A stream a peer connection runs over: plain TCP or TLS.
+pub trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerIo for T {}
+
+/// Mutual TLS between members.
+#[derive(Clone)]
+pub struct PeerTls {
+    acceptor: TlsAcceptor,
+    connector: TlsConnector,
+}
+
+impl PeerTls {
+    /// From this member's certificate and key and the CA its peers' certificates chain to.
+    pub fn new(files: &TlsFiles) -> Result<Self, TlsError> {
+        const WHAT: &str = "peer TLS";
+        let certs = load_certs("--peer-cert-file", &files.cert)?;
+        let key = load_key("--peer-key-file", &files.key)?;
+        let ca = files.trusted_ca.as_ref().ok_or(TlsError::Config {
+            what: WHAT,
+            why: "--peer-trusted-ca-file is required: peers prove who they are with \
+                  certificates from that CA"
+                .into(),
+        })?;
+        let roots = Arc::new(load_roots("--peer-trusted-ca-file", ca)?);
+        let config = |why: String| TlsError::Config { what: WHAT, why };
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+                .build()
+                .map_err(|e| config(e.to_string()))?;
+        let server = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| config(e.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs.clone(), key.clone_key())
+            .map_err(|e| config(e.to_string()))?;
+        let client = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| config(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| config(e.to_string()))?;
+        Ok(PeerTls {
+            acceptor: TlsAcceptor::from(Arc::new(server)),
+            connector: TlsConnector::from(Arc::new(client)),
+        })
+    }
+
+    /// Dials member `peer` over `tcp`: its certificate must name it.
+    pub async fn connect(&self, peer: NodeId, tcp: TcpStream) -> Result<Box<dyn PeerIo>, String> {
+        let name = ServerName::try_from(member_name(peer)).map_err(|e| e.to_string())?;
+        let s = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.connector.connect(name, tcp))
+            .await
+            .map_err(|_| "TLS handshake timed out".to_string())?
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+        Ok(Box::new(s))
+    }
+
+    /// Accepts a peer over `tcp`; returns the stream and the certificate it presented (which
+    /// the CA vouched for; whose it is, [`check_member`] decides).
+    pub async fn accept(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<(Box<dyn PeerIo>, CertificateDer<'static>), String> {
+        let s = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp))
+            .await
+            .map_err(|_| "TLS handshake timed out".to_string())?
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+        let cert = s
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .cloned()
+            .ok_or("no client certificate")?;
+        Ok((Box::new(s), cert))
+    }
+}
+
+/// Does `cert` name member `id`?
+pub fn check_member(cert: &CertificateDer<'_>, id: NodeId) -> Result<(), String> {
+    let name = ServerName::try_from(member_name(id)).map_err(|e| e.to_string())?;
+    let ee = webpki::EndEntityCert::try_from(cert).map_err(|e| format!("bad certificate: {e}"))?;
+    ee.verify_is_valid_for_subject_name(&name)
+        .map_err(|_| format!("its certificate does not name {}", member_name(id)))
+}
