@@ -3,7 +3,9 @@
 //! certificate for etcdctl. For trying TLS out, not for production: a real deployment's CA
 //! should not keep its key in the data directory.
 
+use crate::Outcome;
 use anyhow::{Context, Result};
+use clap::Args;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
@@ -143,4 +145,30 @@ pub fn ensure(dir: &Path, nodes: u64) -> Result<ClusterCerts> {
     write(&c, &cert.pem(), false)?;
     write(&k, &key.serialize_pem(), true)?;
     Ok(certs)
+}
+
+/// Options of `synod certs`.
+#[derive(Args, Debug)]
+pub struct CertsArgs {
+    /// Where to write them. Files already there are kept if the set is complete.
+    #[arg(long, default_value = "synod-tls")]
+    dir: PathBuf,
+    /// Certificates for nodes 1 to this.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=99))]
+    nodes: u64,
+}
+
+/// `synod certs`: writes the files and prints the flags that use them.
+pub fn run(args: CertsArgs) -> Result<Outcome> {
+    let certs = ensure(&args.dir, args.nodes)?;
+    println!("certificates in {}", certs.dir.display());
+    println!(
+        "node 1 serves with:  synod server --id 1 {} ...",
+        certs.server_flags(1).join(" ")
+    );
+    println!(
+        "etcdctl uses:        etcdctl {} --endpoints=https://...",
+        certs.etcdctl_flags()
+    );
+    Ok(Outcome::Ok)
 }

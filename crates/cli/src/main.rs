@@ -43,6 +43,8 @@ enum Command {
     Server(Box<server_cmd::ServerArgs>),
     /// Start a local cluster of `synod server` processes (Ctrl-C stops it).
     Cluster(cluster_cmd::ClusterArgs),
+    /// Write a throwaway CA and TLS certificates for a cluster's nodes and one client.
+    Certs(certs::CertsArgs),
     /// Check a recorded history (JSON lines) for linearizability.
     Check(check_cmd::CheckArgs),
     /// Benchmarks: load against etcd-API clusters (`run`, `compare`, `report`) and the WAL (`storage`).
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Flow(args) => flow_cmd::run(args),
         Command::Server(args) => server_cmd::run(*args),
         Command::Cluster(args) => cluster_cmd::run(args),
+        Command::Certs(args) => certs::run(args),
         Command::Check(args) => check_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Chaos(args) => chaos_cmd::run(args),

@@ -194,7 +194,9 @@ pub async fn serve<M: DeserializeOwned, D: Deliver<M>>(
         let refusals = refusals.clone();
         tokio::spawn(async move {
             if let Err(why) = inbound(stream, remote, me, &members, node, tls).await {
-                refusals.report(&format!("closed peer connection from {remote}"), &why);
+                // By address, not port: each retry comes from a new port.
+                let who = format!("closed peer connection from {}", remote.ip());
+                refusals.report(&who, &why);
             }
         });
     }

@@ -86,6 +86,10 @@ pub fn load_certs(
     if certs.is_empty() {
         return Err(content(what, path, "holds no PEM certificate"));
     }
+    for c in &certs {
+        webpki::EndEntityCert::try_from(c)
+            .map_err(|e| content(what, path, format!("not a valid X.509 certificate ({e})")))?;
+    }
     Ok(certs)
 }
 

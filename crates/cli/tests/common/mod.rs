@@ -86,7 +86,23 @@ impl Cluster {
 
     /// Starts (or restarts) node `i` from its data directory.
     pub fn restart(&mut self, i: u64) {
+        self.restart_with(i, &self.extra.clone());
+    }
+
+    /// Node `i`'s log (its stderr, appended across restarts).
+    pub fn log_path(&self, i: u64) -> PathBuf {
+        self.dir.path().join(format!("node{i}.log"))
+    }
+
+    /// Starts (or restarts) node `i` with `extra` arguments instead of the cluster's; `{id}` in
+    /// them stands for `i`.
+    pub fn restart_with(&mut self, i: u64, extra: &[String]) {
         let idx = (i - 1) as usize;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(i))
+            .expect("node log file");
         let child = Command::new(env!("CARGO_BIN_EXE_synod"))
             .args([
                 "server",
@@ -107,10 +123,11 @@ impl Cluster {
             ])
             .arg("--data-dir")
             .arg(self.data_dir(i))
-            .args(&self.extra)
+            .args(extra.iter().map(|a| a.replace("{id}", &i.to_string())))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start synod server");
         self.procs[idx] = Some(child);
@@ -119,8 +136,9 @@ impl Cluster {
         // must not pass for it.
         std::thread::sleep(Duration::from_millis(20));
         if let Some(Ok(Some(status))) = self.procs[idx].as_mut().map(|c| c.try_wait()) {
+            let log = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
             panic!(
-                "node {i} exited at start ({status}); port {} in use?",
+                "node {i} exited at start ({status}); port {} in use? Its log:\n{log}",
                 self.client_ports[idx]
             );
         }

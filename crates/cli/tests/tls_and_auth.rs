@@ -1,0 +1,526 @@
+//! Security as etcd users meet it, through the real etcdctl: TLS for clients, mutual TLS
+//! between members that names each member's id, and users, roles and permissions.
+
+mod common;
+
+use common::Cluster;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// etcdctl with `args`; (succeeded, stdout + stderr).
+fn etcdctl<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> (bool, String) {
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--command-timeout=5s", "--dial-timeout=3s"])
+        .args(args.iter().map(|a| a.as_ref()))
+        .output()
+        .expect("etcdctl is not installed: `apt-get install etcd-client` (the README says so)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Retries `args` for up to 15 s (a fresh cluster elects a leader first).
+fn until_ok<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (ok, out) = etcdctl(args);
+        if ok {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "etcdctl {args:?} kept failing: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs `args`, which must fail with `want` in the output.
+fn fails_with<S: AsRef<str> + std::fmt::Debug>(args: &[S], want: &str) {
+    let (ok, out) = etcdctl(args);
+    assert!(!ok, "etcdctl {args:?} should have failed: {out}");
+    assert!(
+        out.contains(want),
+        "etcdctl {args:?}: wanted {want:?} in: {out}"
+    );
+}
+
+fn with(base: &[String], more: &[&str]) -> Vec<String> {
+    base.iter()
+        .cloned()
+        .chain(more.iter().map(|s| s.to_string()))
+        .collect()
+}
+
+#[test]
+fn auth_gates_every_request_by_the_users_permissions() {
+    let cluster = Cluster::start(3);
+    let eps = format!("--endpoints={}", cluster.endpoints().join(","));
+    let e = |more: &[&str]| {
+        std::iter::once(eps.clone())
+            .chain(more.iter().map(|s| s.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let run = |more: &[&str]| until_ok(&with(&e(more), &[]));
+    run(&["user", "add", "root", "--new-user-password=rootpw"]);
+    run(&["user", "grant-role", "root", "root"]);
+    run(&["role", "add", "app"]);
+    run(&[
+        "role",
+        "grant-permission",
+        "app",
+        "readwrite",
+        "app/",
+        "--prefix=true",
+    ]);
+    run(&["role", "grant-permission", "app", "read", "shared"]);
+    run(&["user", "add", "alice", "--new-user-password=alicepw"]);
+    run(&["user", "grant-role", "alice", "app"]);
+    run(&["put", "secret", "s0"]);
+    run(&["put", "shared", "x"]);
+    assert!(run(&["auth", "enable"]).contains("Authentication Enabled"));
+
+    let alice = e(&["--user=alice:alicepw"]);
+    let root = e(&["--user=root:rootpw"]);
+    let alice = |more: &[&str]| with(&alice, more);
+    let root = |more: &[&str]| with(&root, more);
+    let txn_base = alice(&[]);
+
+    // No user at all: refused, as etcd refuses.
+    fails_with(&with(&e(&[]), &["put", "app/x", "1"]), "user name is empty");
+    fails_with(&with(&e(&[]), &["get", "shared"]), "user name is empty");
+    // A wrong password.
+    fails_with(
+        &with(&e(&["--user=alice:wrong"]), &["get", "app/x"]),
+        "authentication failed",
+    );
+
+    // Alice inside her permissions.
+    assert_eq!(until_ok(&alice(&["put", "app/x", "1"])).trim(), "OK");
+    assert!(until_ok(&alice(&["get", "app/x"])).contains('1'));
+    assert!(until_ok(&alice(&["get", "shared"])).contains('x'));
+    assert_eq!(until_ok(&alice(&["del", "app/x"])).trim(), "1");
+
+    // ... and outside them: get, put, delete, watch, a range reaching past her prefix, a
+    // write where she may only read.
+    let denied = "permission denied";
+    fails_with(&alice(&["get", "secret"]), denied);
+    fails_with(&alice(&["get", "--consistency=s", "secret"]), denied);
+    fails_with(&alice(&["put", "secret", "2"]), denied);
+    fails_with(&alice(&["del", "secret"]), denied);
+    fails_with(&alice(&["get", "app", "--prefix"]), denied);
+    fails_with(&alice(&["put", "shared", "y"]), denied);
+    fails_with(&alice(&["watch", "secret"]), denied);
+    fails_with(&alice(&["user", "list"]), denied);
+    fails_with(&alice(&["auth", "disable"]), denied);
+
+    // A transaction is checked key by key: its compare, and both branches.
+    let txn = |args: &[String], script: &str| {
+        use std::io::Write;
+        let mut child = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--command-timeout=5s"])
+            .args(args)
+            .args(["txn"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = txn(
+        &txn_base,
+        "value(\"shared\") = \"x\"\n\nput app/t 1\n\nput app/f 1\n\n",
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = txn(
+        &txn_base,
+        "value(\"shared\") = \"x\"\n\nput app/t 1\n\nput secret 1\n\n",
+    );
+    assert!(!ok && out.contains(denied), "{out}");
+    let (ok, out) = txn(&txn_base, "value(\"secret\") = \"s0\"\n\nput app/t 1\n\n\n");
+    assert!(!ok && out.contains(denied), "{out}");
+
+    // Root may do everything, at any member.
+    let other = format!("--endpoints={}", cluster.endpoint(2));
+    let at2 = |more: &[&str]| {
+        [other.as_str(), "--user=root:rootpw"]
+            .into_iter()
+            .chain(more.iter().copied())
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        until_ok(&with(&at2(&["put", "secret", "s1"]), &[])).trim(),
+        "OK"
+    );
+    assert!(until_ok(&root(&["get", "secret"])).contains("s1"));
+    let users = until_ok(&root(&["user", "list"]));
+    assert_eq!(users.lines().collect::<Vec<_>>(), ["alice", "root"]);
+    assert!(until_ok(&root(&["role", "get", "app"])).contains("[app/, app0)"));
+
+    // Revoking the role stops alice's next write; taking the permission away likewise.
+    until_ok(&root(&["user", "revoke-role", "alice", "app"]));
+    fails_with(&alice(&["put", "app/x", "2"]), denied);
+    // Root cannot lock everyone out.
+    fails_with(
+        &root(&["user", "delete", "root"]),
+        "invalid auth management",
+    );
+
+    assert!(until_ok(&root(&["auth", "disable"])).contains("Authentication Disabled"));
+    assert_eq!(
+        until_ok(&with(&e(&[]), &["put", "secret", "open"])).trim(),
+        "OK"
+    );
+}
+
+/// The certificates `synod certs` writes, in a fresh directory.
+fn certs(dir: &Path, nodes: u64) -> PathBuf {
+    let out = Command::new(env!("CARGO_BIN_EXE_synod"))
+        .args(["certs", "--nodes", &nodes.to_string(), "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.to_path_buf()
+}
+
+fn tls_flags(dir: &Path, peer_cert: &str) -> Vec<String> {
+    let p = |f: &str| dir.join(f).display().to_string();
+    vec![
+        "--cert-file".into(),
+        p("node{id}.pem"),
+        "--key-file".into(),
+        p("node{id}-key.pem"),
+        "--trusted-ca-file".into(),
+        p("ca.pem"),
+        "--client-cert-auth".into(),
+        "--peer-cert-file".into(),
+        p(&format!("{peer_cert}.pem")),
+        "--peer-key-file".into(),
+        p(&format!("{peer_cert}-key.pem")),
+        "--peer-trusted-ca-file".into(),
+        p("ca.pem"),
+    ]
+}
+
+/// A client certificate from a new CA (or expired, from the given CA files' own key).
+fn foreign_client(dir: &Path, name: &str, expired_from: Option<&Path>) -> (String, String) {
+    use rcgen::{CertificateParams, Issuer, KeyPair};
+    let (issuer_key, issuer_params) = match expired_from {
+        Some(ca_dir) => {
+            let key_pem = std::fs::read_to_string(ca_dir.join("ca-key.pem")).unwrap();
+            let cert_pem = std::fs::read_to_string(ca_dir.join("ca.pem")).unwrap();
+            let key = KeyPair::from_pem(&key_pem).unwrap();
+            let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).unwrap();
+            return leaf(dir, name, issuer, true);
+        }
+        None => {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            (KeyPair::generate().unwrap(), p)
+        }
+    };
+    leaf(dir, name, Issuer::new(issuer_params, issuer_key), false)
+}
+
+fn leaf(
+    dir: &Path,
+    name: &str,
+    issuer: rcgen::Issuer<'_, rcgen::KeyPair>,
+    expired: bool,
+) -> (String, String) {
+    use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
+    let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    if expired {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let key = KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, &issuer).unwrap();
+    let (c, k) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}-key.pem")),
+    );
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    (c.display().to_string(), k.display().to_string())
+}
+
+#[test]
+fn tls_clients_need_the_clusters_ca_and_a_valid_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = certs(&tmp.path().join("tls"), 3);
+    let flags = tls_flags(&dir, "node{id}");
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut cluster = Cluster::start_with(3, &flags);
+    let https: Vec<String> = cluster
+        .all_endpoints()
+        .iter()
+        .map(|e| format!("https://{e}"))
+        .collect();
+    let eps = format!("--endpoints={}", https.join(","));
+    let p = |f: &str| dir.join(f).display().to_string();
+    let (ca, cert, key) = (
+        format!("--cacert={}", p("ca.pem")),
+        format!("--cert={}", p("client.pem")),
+        format!("--key={}", p("client-key.pem")),
+    );
+    let good = [eps.as_str(), &ca, &cert, &key];
+    assert_eq!(until_ok(&with_strs(&good, &["put", "k", "v"])).trim(), "OK");
+    assert!(until_ok(&with_strs(&good, &["get", "k"])).contains('v'));
+
+    let deadline = "context deadline exceeded";
+    // Plaintext to a TLS port.
+    let plain = format!("--endpoints={}", cluster.all_endpoints().join(","));
+    fails_with(&[plain.as_str(), "get", "k"], deadline);
+    // TLS without a client certificate.
+    fails_with(&[eps.as_str(), &ca, "get", "k"], deadline);
+    // A client certificate from another CA, and an expired one from the right CA.
+    let (oc, ok_) = foreign_client(tmp.path(), "stranger", None);
+    let (oc, ok_) = (format!("--cert={oc}"), format!("--key={ok_}"));
+    fails_with(&[eps.as_str(), &ca, &oc, &ok_, "get", "k"], deadline);
+    let (xc, xk) = foreign_client(tmp.path(), "expired", Some(&dir));
+    let (xc, xk) = (format!("--cert={xc}"), format!("--key={xk}"));
+    fails_with(&[eps.as_str(), &ca, &xc, &xk, "get", "k"], deadline);
+    // A client that trusts another CA refuses the servers.
+    let other = certs(&tmp.path().join("other"), 1);
+    let wrong_ca = format!("--cacert={}", other.join("ca.pem").display());
+    fails_with(
+        &[eps.as_str(), &wrong_ca, &cert, &key, "get", "k"],
+        deadline,
+    );
+
+    // Garbage on the client and peer ports: the nodes keep serving.
+    garbage(cluster.endpoint(1).parse().unwrap());
+    assert!(until_ok(&with_strs(&good, &["get", "k"])).contains('v'));
+
+    // The cluster still commits with one node restarted over TLS.
+    cluster.kill(3);
+    cluster.restart(3);
+    assert_eq!(until_ok(&with_strs(&good, &["put", "k", "w"])).trim(), "OK");
+}
+
+fn with_strs<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<&'a str> {
+    a.iter().chain(b).copied().collect()
+}
+
+/// Writes random bytes, then a TLS-looking hello with nonsense, to `addr`.
+fn garbage(addr: std::net::SocketAddr) {
+    use std::io::Write;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let bytes: Vec<u8> = (0..20_000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    for prefix in [&[][..], &[0x16, 0x03, 0x01, 0xff, 0xff][..]] {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.write_all(prefix);
+            let _ = s.write_all(&bytes);
+        }
+    }
+}
+
+/// The status page's JSON for node `i`.
+fn status(cluster: &Cluster, i: u64) -> serde_json::Value {
+    let (_, body) = common::http_get(cluster.admin_ports[(i - 1) as usize], "/status");
+    serde_json::from_str(&body).unwrap_or_default()
+}
+
+#[test]
+fn a_peer_must_hold_a_certificate_naming_its_own_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = certs(&tmp.path().join("tls"), 3);
+    let good = tls_flags(&dir, "node{id}");
+    let good_strs: Vec<&str> = good.iter().map(String::as_str).collect();
+    let mut cluster = Cluster::start_with(3, &good_strs);
+    let p = |f: &str| dir.join(f).display().to_string();
+    let client = [
+        format!("--endpoints=https://{}", cluster.endpoint(1)),
+        format!("--cacert={}", p("ca.pem")),
+        format!("--cert={}", p("client.pem")),
+        format!("--key={}", p("client-key.pem")),
+    ];
+    let client: Vec<&str> = client.iter().map(String::as_str).collect();
+    until_ok(&with_strs(&client, &["put", "k", "1"]));
+
+    // Node 3 comes back holding node 2's certificate: the CA vouches for it, but it names
+    // node 2, so neither side talks to it.
+    cluster.kill(3);
+    let applied = |c: &Cluster| status(c, 3)["applied_index"].as_u64().unwrap_or(0);
+    cluster.restart_with(3, &tls_flags(&dir, "node2"));
+    for i in 2..=6 {
+        until_ok(&with_strs(&client, &["put", "k", &i.to_string()]));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let before = applied(&cluster);
+    until_ok(&with_strs(&client, &["put", "k", "7"]));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        applied(&cluster),
+        before,
+        "the impostor still learns new slots"
+    );
+    let log1 = std::fs::read_to_string(cluster.log_path(1)).unwrap();
+    let refusal = "claims to be node 3, but its certificate does not name node3.synod";
+    assert_eq!(
+        log1.matches(refusal).count(),
+        1,
+        "the refusal is logged once, not per retry:\n{log1}"
+    );
+    assert!(
+        log1.contains("connecting to node 3"),
+        "node 1 refuses node 3's server certificate too:\n{log1}"
+    );
+
+    // Node 3 with no peer certificate at all (plaintext to TLS peers).
+    cluster.kill(3);
+    let client_only: Vec<String> = good[..7].to_vec();
+    cluster.restart_with(3, &client_only);
+    until_ok(&with_strs(&client, &["put", "k", "8"]));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(applied(&cluster), before, "a peer without TLS still learns");
+
+    // With its own certificate it catches up.
+    cluster.kill(3);
+    cluster.restart(3);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while applied(&cluster) <= before {
+        assert!(Instant::now() < deadline, "node 3 never caught up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn bad_tls_files_stop_the_server_with_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = certs(&tmp.path().join("tls"), 1);
+    let junk = tmp.path().join("junk.pem");
+    std::fs::write(
+        &junk,
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let empty = tmp.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let p = |f: &str| dir.join(f).display().to_string();
+    let ports = common::free_ports(2);
+    let server = |extra: &[String]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_synod"))
+            .args(["server", "--id", "1"])
+            .arg(format!("--peers=1=127.0.0.1:{}", ports[0]))
+            .arg(format!("--listen-client=127.0.0.1:{}", ports[1]))
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let junk = junk.display().to_string();
+    let empty = empty.display().to_string();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            s(&["--cert-file", &junk, "--key-file", &p("node1-key.pem")]),
+            "--cert-file",
+        ),
+        (
+            s(&["--cert-file", &empty, "--key-file", &p("node1-key.pem")]),
+            "holds no PEM certificate",
+        ),
+        (
+            s(&["--cert-file", &p("node1.pem"), "--key-file", &empty]),
+            "--key-file",
+        ),
+        (
+            s(&[
+                "--cert-file",
+                "/nonexistent.pem",
+                "--key-file",
+                &p("node1-key.pem"),
+            ]),
+            "cannot read --cert-file /nonexistent.pem",
+        ),
+        (
+            s(&[
+                "--cert-file",
+                &p("node1.pem"),
+                "--key-file",
+                &p("client-key.pem"),
+            ]),
+            "client TLS",
+        ),
+        (
+            s(&["--cert-file", &p("node1.pem")]),
+            "--cert-file needs --key-file",
+        ),
+        (
+            s(&[
+                "--cert-file",
+                &p("node1.pem"),
+                "--key-file",
+                &p("node1-key.pem"),
+                "--client-cert-auth",
+            ]),
+            "--client-cert-auth needs --trusted-ca-file",
+        ),
+        (
+            s(&[
+                "--peer-cert-file",
+                &p("node1.pem"),
+                "--peer-key-file",
+                &p("node1-key.pem"),
+            ]),
+            "--peer-trusted-ca-file",
+        ),
+        (
+            s(&[
+                "--peer-cert-file",
+                &p("node1.pem"),
+                "--peer-key-file",
+                &p("node1-key.pem"),
+                "--peer-trusted-ca-file",
+                &junk,
+            ]),
+            "--peer-trusted-ca-file",
+        ),
+        (s(&["--auth-token", "jwt,sign-method=none"]), "--auth-token"),
+    ];
+    for (args, want) in cases {
+        let err = server(&args);
+        assert!(err.contains(want), "{args:?}: wanted {want:?} in: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
