@@ -229,34 +229,30 @@ fn tls_flags(dir: &Path, peer_cert: &str) -> Vec<String> {
     ]
 }
 
-/// A client certificate from a new CA (or expired, from the given CA files' own key).
-fn foreign_client(dir: &Path, name: &str, expired_from: Option<&Path>) -> (String, String) {
-    use rcgen::{CertificateParams, Issuer, KeyPair};
-    let (issuer_key, issuer_params) = match expired_from {
+/// A client certificate for `cn`, signed by the CA in `ca_dir` (a new CA if none), expired
+/// if asked.
+fn client_cert(
+    dir: &Path,
+    name: &str,
+    ca_dir: Option<&Path>,
+    cn: &str,
+    expired: bool,
+) -> (String, String) {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+    let issuer = match ca_dir {
         Some(ca_dir) => {
             let key_pem = std::fs::read_to_string(ca_dir.join("ca-key.pem")).unwrap();
             let cert_pem = std::fs::read_to_string(ca_dir.join("ca.pem")).unwrap();
-            let key = KeyPair::from_pem(&key_pem).unwrap();
-            let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).unwrap();
-            return leaf(dir, name, issuer, true);
+            Issuer::from_ca_cert_pem(&cert_pem, KeyPair::from_pem(&key_pem).unwrap()).unwrap()
         }
         None => {
             let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
             p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            (KeyPair::generate().unwrap(), p)
+            Issuer::new(p, KeyPair::generate().unwrap())
         }
     };
-    leaf(dir, name, Issuer::new(issuer_params, issuer_key), false)
-}
-
-fn leaf(
-    dir: &Path,
-    name: &str,
-    issuer: rcgen::Issuer<'_, rcgen::KeyPair>,
-    expired: bool,
-) -> (String, String) {
-    use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
     let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     if expired {
         p.not_before = rcgen::date_time_ymd(2020, 1, 1);
@@ -270,7 +266,10 @@ fn leaf(
     );
     std::fs::write(&c, cert.pem()).unwrap();
     std::fs::write(&k, key.serialize_pem()).unwrap();
-    (c.display().to_string(), k.display().to_string())
+    (
+        format!("--cert={}", c.display()),
+        format!("--key={}", k.display()),
+    )
 }
 
 #[test]
@@ -303,11 +302,9 @@ fn tls_clients_need_the_clusters_ca_and_a_valid_certificate() {
     // TLS without a client certificate.
     fails_with(&[eps.as_str(), &ca, "get", "k"], deadline);
     // A client certificate from another CA, and an expired one from the right CA.
-    let (oc, ok_) = foreign_client(tmp.path(), "stranger", None);
-    let (oc, ok_) = (format!("--cert={oc}"), format!("--key={ok_}"));
+    let (oc, ok_) = client_cert(tmp.path(), "stranger", None, "root", false);
     fails_with(&[eps.as_str(), &ca, &oc, &ok_, "get", "k"], deadline);
-    let (xc, xk) = foreign_client(tmp.path(), "expired", Some(&dir));
-    let (xc, xk) = (format!("--cert={xc}"), format!("--key={xk}"));
+    let (xc, xk) = client_cert(tmp.path(), "expired", Some(&dir), "root", true);
     fails_with(&[eps.as_str(), &ca, &xc, &xk, "get", "k"], deadline);
     // A client that trusts another CA refuses the servers.
     let other = certs(&tmp.path().join("other"), 1);
@@ -320,6 +317,23 @@ fn tls_clients_need_the_clusters_ca_and_a_valid_certificate() {
     // Garbage on the client and peer ports: the nodes keep serving.
     garbage(cluster.endpoint(1).parse().unwrap());
     assert!(until_ok(&with_strs(&good, &["get", "k"])).contains('v'));
+
+    // With auth on, a verified certificate's common name is the user, as in etcd: the
+    // client certificate `synod certs` writes is root's.
+    until_ok(&with_strs(
+        &good,
+        &["user", "add", "root", "--new-user-password=pw"],
+    ));
+    until_ok(&with_strs(&good, &["user", "grant-role", "root", "root"]));
+    until_ok(&with_strs(&good, &["auth", "enable"]));
+    assert_eq!(
+        until_ok(&with_strs(&good, &["put", "k", "root"])).trim(),
+        "OK"
+    );
+    let (ac, ak) = client_cert(tmp.path(), "alice", Some(&dir), "alice", false);
+    let alice = [eps.as_str(), &ca, &ac, &ak];
+    fails_with(&with_strs(&alice, &["get", "k"]), "permission denied");
+    until_ok(&with_strs(&good, &["auth", "disable"]));
 
     // The cluster still commits with one node restarted over TLS.
     cluster.kill(3);

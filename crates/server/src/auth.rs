@@ -122,12 +122,19 @@ impl Authenticator {
         Ok(claims.user)
     }
 
-    /// The user a request runs as: the one its `token` names, or none. While auth is off a
-    /// token is ignored, as etcd ignores it; while it is on, a bad token is an error (clients
-    /// re-authenticate on it) and no token means no user.
-    pub fn user(&self, md: &MetadataMap) -> Result<Option<String>, Status> {
+    /// The user a request runs as: the one its `token` names; without a token, the common
+    /// name of the client certificate it came with (`cert_user`, only given where the CA
+    /// vouched for the certificate), as etcd does; else none. While auth is off a token is
+    /// ignored, as etcd ignores it; while it is on, a bad token is an error (clients
+    /// re-authenticate on it).
+    pub fn user(
+        &self,
+        md: &MetadataMap,
+        cert_user: Option<String>,
+    ) -> Result<Option<String>, Status> {
         let Some(token) = md.get("token").or_else(|| md.get("authorization")) else {
-            return Ok(None);
+            // While auth is off, naming no user keeps the log's commands unwrapped.
+            return Ok(cert_user.filter(|_| self.state().enabled()));
         };
         let Ok(token) = token.to_str() else {
             return Err(invalid_token());
@@ -138,6 +145,13 @@ impl Authenticator {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The subject's common name in a DER certificate.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_string)
 }
 
 /// Hashes a password (Argon2id with a random salt) into a PHC string. Slow on purpose: run it

@@ -48,7 +48,19 @@ impl Api {
 
     /// The user `req` runs as (see [`Authenticator::user`]).
     pub(crate) fn user_of<T>(&self, req: &Request<T>) -> Result<Option<String>, Status> {
-        self.auth.user(req.metadata())
+        // A certificate names a user only where the CA checked it.
+        let verified = self
+            .cfg
+            .client_tls
+            .as_ref()
+            .is_some_and(|t| t.client_cert_auth);
+        let cert_user = if verified {
+            req.peer_certs()
+                .and_then(|c| c.first().and_then(|c| crate::auth::common_name(c)))
+        } else {
+            None
+        };
+        self.auth.user(req.metadata(), cert_user)
     }
 
     /// Refuses a read of `key..range_end` that `user` may not make, by this node's auth state.
