@@ -34,6 +34,7 @@ async fn start_synod(dir: &std::path::Path) -> (String, tokio::sync::oneshot::Se
         client_tls: None,
         peer_tls: None,
         auth_token_ttl: Duration::from_secs(300),
+        auth_token: "simple".into(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

@@ -97,11 +97,14 @@ pub struct ServerArgs {
     /// certificates.
     #[arg(long, env = "SYNOD_PEER_CLIENT_CERT_AUTH")]
     peer_client_cert_auth: bool,
-    /// Auth token kind: `simple` (the default; tokens signed with a secret the cluster agrees
-    /// on through its log, valid at every member).
+    /// Auth token kind, as etcd: `simple` (the default; tokens MACed with a secret the members
+    /// agree on through the log, valid at every member), or
+    /// `jwt,pub-key=FILE,priv-key=FILE,sign-method=ALG,ttl=5m` with ALG one of RS256/384/512,
+    /// PS256/384/512, ES256/384, EdDSA, or HS256/384/512 (the secret in priv-key).
     #[arg(long, env = "SYNOD_AUTH_TOKEN")]
     auth_token: Option<String>,
-    /// How long an auth token stays valid, in seconds. Default 300, as etcd.
+    /// How long a simple auth token stays valid, in seconds. Default 300, as etcd (JWTs take
+    /// theirs from the ttl option).
     #[arg(long, env = "SYNOD_AUTH_TOKEN_TTL")]
     auth_token_ttl: Option<u64>,
     /// A TOML file with any of the settings above (snake_case keys).
@@ -288,13 +291,6 @@ impl ServerArgs {
         if peer_auth_asked && peer_tls.is_none() {
             bail!("--peer-client-cert-auth needs --peer-cert-file, --peer-key-file and --peer-trusted-ca-file");
         }
-        match self.auth_token.or(file.auth_token).as_deref() {
-            None | Some("simple") => {}
-            Some(other) => bail!(
-                "--auth-token {other:?} is not supported; Synod offers `simple` (tokens signed \
-                 with a secret the members agree on through the log)"
-            ),
-        }
         let cfg = ServerConfig {
             id,
             members,
@@ -328,6 +324,10 @@ impl ServerArgs {
             protocol: self.protocol.or(file.protocol).unwrap_or_default(),
             client_tls,
             peer_tls,
+            auth_token: self
+                .auth_token
+                .or(file.auth_token)
+                .unwrap_or_else(|| "simple".into()),
             auth_token_ttl: Duration::from_secs(
                 self.auth_token_ttl
                     .or(file.auth_token_ttl)

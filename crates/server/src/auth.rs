@@ -7,6 +7,7 @@
 //! names is only believed, never trusted: permissions are checked against the log's state
 //! when each command is applied.
 
+use crate::jwt::JwtKeys;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -52,11 +53,36 @@ pub fn invalid_token() -> Status {
     Status::unauthenticated("etcdserver: invalid auth token")
 }
 
+/// Which tokens a server issues.
+#[derive(Clone)]
+pub enum TokenKind {
+    /// MACed with the secret the log holds (see the module's documentation).
+    Simple,
+    /// JWTs signed with keys every member is given.
+    Jwt(Arc<JwtKeys>),
+}
+
+impl TokenKind {
+    /// From `--auth-token`: `simple`, or `jwt,pub-key=...,priv-key=...,sign-method=...,ttl=...`.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (kind, options) = spec.split_once(',').unwrap_or((spec, ""));
+        match kind.trim() {
+            "simple" if options.trim().is_empty() => Ok(TokenKind::Simple),
+            "simple" => Err("simple tokens take no options".into()),
+            "jwt" => Ok(TokenKind::Jwt(Arc::new(JwtKeys::parse(options)?))),
+            other => Err(format!(
+                "unknown token kind '{other}'; expected simple or jwt,..."
+            )),
+        }
+    }
+}
+
 /// Issues and checks tokens, and finds the user behind a request.
 #[derive(Clone)]
 pub struct Authenticator {
     view: AuthView,
     ttl: Duration,
+    kind: TokenKind,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -79,9 +105,9 @@ fn mac(secret: &[u8], payload: &[u8]) -> Hmac<Sha256> {
 }
 
 impl Authenticator {
-    /// Tokens valid for `ttl`, checked against `view`.
-    pub fn new(view: AuthView, ttl: Duration) -> Self {
-        Authenticator { view, ttl }
+    /// Tokens of `kind` (simple ones valid for `ttl`), checked against `view`.
+    pub fn new(view: AuthView, ttl: Duration, kind: TokenKind) -> Self {
+        Authenticator { view, ttl, kind }
     }
 
     /// The auth state now.
@@ -89,8 +115,18 @@ impl Authenticator {
         self.view.current()
     }
 
-    /// A token for `user`, signed with the current secret.
-    pub fn issue(&self, user: &str) -> String {
+    /// A token for `user`.
+    pub fn issue(&self, user: &str) -> Result<String, Status> {
+        match &self.kind {
+            TokenKind::Simple => Ok(self.issue_simple(user)),
+            TokenKind::Jwt(keys) => keys
+                .issue(user, self.state().revision())
+                .map_err(Status::failed_precondition),
+        }
+    }
+
+    /// A simple token for `user`, signed with the current secret.
+    fn issue_simple(&self, user: &str) -> String {
         let claims = Claims {
             user: user.to_string(),
             expires: unix_now() + self.ttl.as_secs().max(1),
@@ -106,6 +142,13 @@ impl Authenticator {
             return Err(invalid_token());
         }
         let state = self.state();
+        if let TokenKind::Jwt(keys) = &self.kind {
+            let user = keys.verify(token).map_err(|()| invalid_token())?;
+            return match state.user(&user) {
+                Some(_) => Ok(user),
+                None => Err(invalid_token()),
+            };
+        }
         let (payload, tag) = token.split_once('.').ok_or_else(invalid_token)?;
         let payload = B64.decode(payload).map_err(|_| invalid_token())?;
         let tag = B64.decode(tag).map_err(|_| invalid_token())?;
@@ -211,8 +254,8 @@ mod tests {
         let mut store = enabled_store();
         let view = AuthView::default();
         view.publish(store.auth());
-        let a = Authenticator::new(view.clone(), Duration::from_secs(60));
-        let t = a.issue("root");
+        let a = Authenticator::new(view.clone(), Duration::from_secs(60), TokenKind::Simple);
+        let t = a.issue("root").unwrap();
         assert_eq!(a.verify(&t).unwrap(), "root");
         // Flip one character of the tag, of the payload; truncate; oversize.
         let mut bad = t.clone().into_bytes();
@@ -242,7 +285,9 @@ mod tests {
         }
         let ov = AuthView::default();
         ov.publish(other.auth());
-        let foreign = Authenticator::new(ov, Duration::from_secs(60)).issue("root");
+        let foreign = Authenticator::new(ov, Duration::from_secs(60), TokenKind::Simple)
+            .issue("root")
+            .unwrap();
         assert!(a.verify(&foreign).is_err());
         // Disabling and enabling again draws a new secret: the old token dies.
         store.apply(&KvCommand::Auth(AuthCommand::Disable));
@@ -258,7 +303,7 @@ mod tests {
         let store = enabled_store();
         let view = AuthView::default();
         view.publish(store.auth());
-        let a = Authenticator::new(view, Duration::ZERO);
+        let a = Authenticator::new(view, Duration::ZERO, TokenKind::Simple);
         let payload = postcard::to_stdvec(&Claims {
             user: "root".into(),
             expires: unix_now() - 1,
@@ -267,7 +312,7 @@ mod tests {
         let tag = mac(b"0123456789abcdef", &payload).finalize().into_bytes();
         let t = format!("{}.{}", B64.encode(&payload), B64.encode(tag));
         assert!(a.verify(&t).is_err());
-        assert!(a.verify(&a.issue("root")).is_ok());
+        assert!(a.verify(&a.issue("root").unwrap()).is_ok());
     }
 
     #[test]

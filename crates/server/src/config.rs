@@ -110,9 +110,17 @@ pub struct ServerConfig {
     /// Mutual TLS between members; plaintext if unset.
     #[serde(default)]
     pub peer_tls: Option<TlsFiles>,
-    /// How long an auth token is valid.
+    /// How long a simple auth token is valid.
     #[serde(default = "default_token_ttl")]
     pub auth_token_ttl: Duration,
+    /// The kind of auth token, as etcd's `--auth-token`: `simple`, or
+    /// `jwt,pub-key=FILE,priv-key=FILE,sign-method=ALG,ttl=5m`.
+    #[serde(default = "default_token_kind")]
+    pub auth_token: String,
+}
+
+fn default_token_kind() -> String {
+    "simple".into()
 }
 
 fn default_progress_interval() -> Duration {

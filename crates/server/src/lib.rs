@@ -9,6 +9,7 @@ pub mod config;
 pub mod convert;
 pub mod fast_node;
 pub mod grpc;
+pub mod jwt;
 pub mod lease_svc;
 pub mod metrics;
 pub mod node;

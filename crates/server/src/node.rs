@@ -617,6 +617,7 @@ mod tests {
             client_tls: None,
             peer_tls: None,
             auth_token_ttl: Duration::from_secs(300),
+            auth_token: "simple".into(),
         };
         let node = Node::open(&cfg, Outbox::default(), Metrics::new(), Default::default()).unwrap();
         let (handle, join) = spawn(node, cfg.tick);

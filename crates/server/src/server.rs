@@ -1,7 +1,7 @@
 //! Starting a server: bind the ports, recover the node from its log, and serve.
 
 use crate::admin;
-use crate::auth::{AuthView, Authenticator};
+use crate::auth::{AuthView, Authenticator, TokenKind};
 use crate::config::{ServerConfig, ServerProtocol};
 use crate::fast_node::{self, FastNode};
 use crate::grpc::Api;
@@ -40,6 +40,9 @@ pub enum ServerError {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    /// `--auth-token` is not usable.
+    #[error("--auth-token: {0}")]
+    AuthToken(String),
     /// TLS could not be set up from the files given.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -51,7 +54,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let me = cfg.me().cloned().ok_or(ServerError::NotAMember(cfg.id))?;
-    // TLS files first: a wrong path should fail before anything binds or opens the log.
+    // Files first: a wrong path should fail before anything binds or opens the log.
+    let tokens = TokenKind::parse(&cfg.auth_token).map_err(ServerError::AuthToken)?;
     let peer_tls = cfg.peer_tls.as_ref().map(PeerTls::new).transpose()?;
     let client_tls = cfg
         .client_tls
@@ -126,7 +130,7 @@ pub async fn run(
             }
         });
     }
-    let auth = Authenticator::new(auth_view, cfg.auth_token_ttl);
+    let auth = Authenticator::new(auth_view, cfg.auth_token_ttl, tokens);
     let api = Api::new(handle, cfg.clone(), metrics, auth);
     let limit = cfg.max_request_bytes;
     let incoming = tokio_stream_from(client_listener);
