@@ -143,7 +143,7 @@ impl Authenticator {
         }
         let state = self.state();
         if let TokenKind::Jwt(keys) = &self.kind {
-            let user = keys.verify(token).map_err(|()| invalid_token())?;
+            let user = keys.verify(token).ok_or_else(invalid_token)?;
             return match state.user(&user) {
                 Some(_) => Ok(user),
                 None => Err(invalid_token()),
