@@ -553,7 +553,7 @@ fn jwt_tokens_signed_with_the_members_key_pair() {
     );
     let cluster = Cluster::start_with(3, &[&spec]);
     let eps = format!("--endpoints={}", cluster.endpoints().join(","));
-    let e = |more: &[&str]| with(&[eps.clone()], more);
+    let e = |more: &[&str]| with(std::slice::from_ref(&eps), more);
     until_ok(&e(&["user", "add", "root", "--new-user-password=pw"]));
     until_ok(&e(&["user", "grant-role", "root", "root"]));
     until_ok(&e(&["auth", "enable"]));
