@@ -242,7 +242,7 @@ pub async fn run_compare(cfg: &CompareConfig) -> Result<CompareReport> {
             l.endpoint,
             c.dir().display()
         );
-        let kvs = loadgen::connect(&[l.endpoint], 8).await?;
+        let kvs = loadgen::connect(&[l.endpoint], 8, &Default::default()).await?;
         loadgen::preload(&kvs, cfg.keys, cfg.value_size, 64).await?;
     }
     let mut results: Vec<CaseResult> = cfg
@@ -423,6 +423,7 @@ async fn run_case(
             .progress
             .then(|| format!("{}/{} {sys} {}", round + 1, cfg.rounds, case.id)),
         server_pids: cluster.pids(),
+        security: Default::default(),
     };
     let perf = match (&cfg.profile_dir, profile) {
         (Some(dir), true) => Some(start_perf(dir, leader.pid, cfg.warmup + cfg.duration)?),

@@ -18,6 +18,8 @@ pub mod table;
 pub mod workload;
 
 pub use error::{BenchError, Result};
-pub use loadgen::{run, RunConfig};
+/// TLS settings for [`Security`], as the etcd client takes them.
+pub use etcd_client::{Certificate, Identity, TlsOptions};
+pub use loadgen::{run, RunConfig, Security};
 pub use result::RunResult;
 pub use workload::{KeyDist, Workload};

@@ -62,6 +62,18 @@ pub struct RunConfig {
     pub progress: Option<String>,
     /// Server processes whose CPU time is accounted per request (`server_cpu_us_per_op`).
     pub server_pids: Vec<u32>,
+    /// TLS and the user the connections log in as.
+    pub security: Security,
+}
+
+/// How the load generator's connections secure themselves.
+#[derive(Clone, Debug, Default)]
+pub struct Security {
+    /// TLS (with `https://` endpoints): the CA to trust and, if the servers ask, a client
+    /// certificate.
+    pub tls: Option<etcd_client::TlsOptions>,
+    /// A user and password to authenticate as, once per connection.
+    pub user: Option<(String, String)>,
 }
 
 impl Default for RunConfig {
@@ -83,6 +95,7 @@ impl Default for RunConfig {
             system: None,
             progress: None,
             server_pids: Vec::new(),
+            security: Security::default(),
         }
     }
 }
@@ -124,11 +137,21 @@ impl RunConfig {
 }
 
 /// Opens `conns` independent gRPC connections to `endpoints`.
-pub async fn connect(endpoints: &[String], conns: usize) -> Result<Vec<KvClient>> {
-    let opts = ConnectOptions::new()
+pub async fn connect(
+    endpoints: &[String],
+    conns: usize,
+    security: &Security,
+) -> Result<Vec<KvClient>> {
+    let mut opts = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
         // A request stuck longer than this is an error, not a hang of the whole benchmark.
         .with_timeout(Duration::from_secs(30));
+    if let Some(tls) = &security.tls {
+        opts = opts.with_tls(tls.clone());
+    }
+    if let Some((name, password)) = &security.user {
+        opts = opts.with_user(name, password);
+    }
     let mut out = Vec::with_capacity(conns);
     for i in 0..conns {
         let c = Client::connect(endpoints, Some(opts.clone()))
@@ -205,7 +228,7 @@ struct WorkerOut {
 /// Runs the configured load and returns what it measured.
 pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
     cfg.validate()?;
-    let kvs = connect(&cfg.endpoints, cfg.conns).await?;
+    let kvs = connect(&cfg.endpoints, cfg.conns, &cfg.security).await?;
     if cfg.preload {
         preload(&kvs, cfg.keys, cfg.value_size, cfg.clients.clamp(16, 64)).await?;
     }

@@ -81,6 +81,7 @@ fn config(endpoint: &str, workload: Workload) -> RunConfig {
         progress: None,
         // The server runs in this very process.
         server_pids: vec![std::process::id()],
+        security: Default::default(),
     }
 }
 

@@ -15,6 +15,8 @@ use synod_check::{Entry, Op, Outcome};
 pub struct Shared {
     /// `(node id, http://addr)` of every node's etcd API.
     pub endpoints: Vec<(u64, String)>,
+    /// TLS for the clients (the CA and a client certificate), if the servers serve TLS.
+    pub tls: Option<etcd_client::TlsOptions>,
     /// The keys.
     pub keys: Vec<String>,
     /// How long an operation may take before it is recorded as indeterminate.
@@ -32,12 +34,22 @@ pub fn keys(n: u64) -> Vec<String> {
     (0..n).map(|i| format!("chaos/k{i}")).collect()
 }
 
-/// Opens an etcd client to one endpoint. Connecting is lazy, so this rarely fails; a node
-/// that is down shows up as a failed or timed-out operation.
-pub async fn connect(endpoint: &str, op_timeout: Duration) -> Option<Client> {
-    let opts = ConnectOptions::new()
+/// Opens an etcd client to node `id`'s `endpoint`. Connecting is lazy, so this rarely fails; a
+/// node that is down shows up as a failed or timed-out operation.
+pub async fn connect(
+    id: u64,
+    endpoint: &str,
+    op_timeout: Duration,
+    tls: Option<&etcd_client::TlsOptions>,
+) -> Option<Client> {
+    let mut opts = ConnectOptions::new()
         .with_connect_timeout(Duration::from_millis(500))
         .with_timeout(op_timeout);
+    if let Some(tls) = tls {
+        // A node's certificate names it as node<ID>.synod (what `synod certs` writes and
+        // `synod server` checks between peers), whatever address it listens on.
+        opts = opts.with_tls(tls.clone().domain_name(format!("node{id}.synod")));
+    }
     let connecting = Client::connect([endpoint], Some(opts));
     tokio::time::timeout(op_timeout, connecting)
         .await
@@ -93,7 +105,14 @@ pub async fn run(id: u64, seed: u64, shared: Arc<Shared>) -> Vec<Entry> {
         stick -= 1;
         let client = match conns.get(&at) {
             Some(c) => c.clone(),
-            None => match connect(&shared.endpoints[at].1, shared.op_timeout).await {
+            None => match connect(
+                shared.endpoints[at].0,
+                &shared.endpoints[at].1,
+                shared.op_timeout,
+                shared.tls.as_ref(),
+            )
+            .await
+            {
                 Some(c) => {
                     conns.insert(at, c.clone());
                     c

@@ -44,6 +44,10 @@ pub struct Config {
     pub op_timeout: Duration,
     /// How long the checker may search before giving up with no verdict.
     pub check_time: Duration,
+    /// Run over TLS: a directory of certificates as `synod certs` writes them (ca.pem,
+    /// node<ID>.pem and node<ID>-key.pem, client.pem and client-key.pem). The servers serve
+    /// clients over TLS with client certificates and talk to each other over mutual TLS.
+    pub tls: Option<PathBuf>,
     /// The command line that reproduces this run (recorded in the summary).
     pub command: String,
 }
@@ -65,6 +69,7 @@ impl Config {
             network: Network::Namespaces,
             op_timeout: Duration::from_millis(1000),
             check_time: Duration::from_secs(120),
+            tls: None,
             command: String::new(),
         }
     }

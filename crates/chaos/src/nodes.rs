@@ -138,7 +138,11 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
-        cmd.args(&server_args);
+        cmd.args(
+            server_args
+                .iter()
+                .map(|a| a.replace("{id}", &id.to_string())),
+        );
         let child = cmd.spawn().map_err(|source| ChaosError::Spawn {
             node: id,
             binary: synod.clone(),

@@ -117,6 +117,14 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
         say(format!("servers run --protocol {p}"));
         server_args.extend(["--protocol".to_string(), p.clone()]);
     }
+    let client_tls = match &cfg.tls {
+        Some(dir) => {
+            say(format!("TLS on, certificates from {}", dir.display()));
+            server_args.extend(tls_server_args(dir));
+            Some(tls_client(dir)?)
+        }
+        None => None,
+    };
     let mut cluster = Cluster::new(&cfg.synod, &cfg.out_dir, placements, server_args);
     for &i in &ids {
         cluster.start(i)?;
@@ -143,15 +151,17 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
     ));
 
     let clock = Clock::start();
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let shared = Arc::new(Shared {
         endpoints: ids
             .iter()
             .filter_map(|&i| {
                 cluster
                     .placement(i)
-                    .map(|p| (i, format!("http://{}", p.client)))
+                    .map(|p| (i, format!("{scheme}://{}", p.client)))
             })
             .collect(),
+        tls: client_tls,
         keys: client::keys(cfg.keys),
         op_timeout: cfg.op_timeout,
         clock,
@@ -252,6 +262,7 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
         &clock,
         cfg.op_timeout,
         Duration::from_secs(30),
+        shared.tls.as_ref(),
     )
     .await;
     note_exits(&mut cluster, &mut exits, &events);
@@ -441,4 +452,35 @@ fn prepare_dir(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `synod server` flags for the certificates in `dir`; `{id}` stands for each node's id.
+fn tls_server_args(dir: &Path) -> Vec<String> {
+    let p = |f: &str| dir.join(f).display().to_string();
+    [
+        ("--cert-file", p("node{id}.pem")),
+        ("--key-file", p("node{id}-key.pem")),
+        ("--trusted-ca-file", p("ca.pem")),
+        ("--peer-cert-file", p("node{id}.pem")),
+        ("--peer-key-file", p("node{id}-key.pem")),
+        ("--peer-trusted-ca-file", p("ca.pem")),
+    ]
+    .into_iter()
+    .flat_map(|(f, v)| [f.to_string(), v])
+    .chain(["--client-cert-auth".to_string()])
+    .collect()
+}
+
+/// The clients' TLS: the CA and the client certificate in `dir`.
+fn tls_client(dir: &Path) -> Result<etcd_client::TlsOptions, ChaosError> {
+    let read = |f: &str| {
+        let path = dir.join(f);
+        std::fs::read(&path).map_err(|source| ChaosError::Io { path, source })
+    };
+    Ok(etcd_client::TlsOptions::new()
+        .ca_certificate(etcd_client::Certificate::from_pem(read("ca.pem")?))
+        .identity(etcd_client::Identity::from_pem(
+            read("client.pem")?,
+            read("client-key.pem")?,
+        )))
 }

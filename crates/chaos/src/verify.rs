@@ -21,6 +21,7 @@ pub async fn final_reads(
     clock: &Clock,
     op_timeout: Duration,
     within: Duration,
+    tls: Option<&etcd_client::TlsOptions>,
 ) -> Vec<Entry> {
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + within;
@@ -29,7 +30,7 @@ pub async fn final_reads(
         for key in keys {
             loop {
                 let call = clock.now_us();
-                let got = match connect(endpoint, op_timeout).await {
+                let got = match connect(*node, endpoint, op_timeout, tls).await {
                     Some(mut c) => tokio::time::timeout(op_timeout, c.get(key.as_str(), None))
                         .await
                         .ok()

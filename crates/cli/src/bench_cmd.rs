@@ -172,6 +172,52 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// TLS: the CA certificate (PEM) the servers' certificates chain to; give endpoints as
+    /// https://HOST:PORT. Named as etcdctl names it.
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    /// TLS: a client certificate (PEM), for servers that require one (with --key).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// TLS: the client certificate's private key (PEM).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Authenticate each connection as NAME:PASSWORD (servers with auth enabled).
+    #[arg(long)]
+    user: Option<String>,
+}
+
+/// The load generator's TLS and login from `bench run`'s flags.
+fn security(a: &RunArgs) -> Result<synod_bench::Security> {
+    use synod_bench::{Certificate, Identity, TlsOptions};
+    let read = |p: &PathBuf, what: &str| {
+        std::fs::read(p).with_context(|| format!("cannot read {what} {}", p.display()))
+    };
+    let tls = match (&a.cacert, &a.cert, &a.key) {
+        (None, None, None) => None,
+        (ca, cert, key) => {
+            let mut t = TlsOptions::new();
+            if let Some(ca) = ca {
+                t = t.ca_certificate(Certificate::from_pem(read(ca, "--cacert")?));
+            }
+            match (cert, key) {
+                (Some(c), Some(k)) => {
+                    t = t.identity(Identity::from_pem(read(c, "--cert")?, read(k, "--key")?))
+                }
+                (None, None) => {}
+                _ => bail!("--cert and --key go together"),
+            }
+            Some(t)
+        }
+    };
+    let user = match &a.user {
+        Some(u) => {
+            let (name, password) = u.split_once(':').context("--user is NAME:PASSWORD")?;
+            Some((name.to_string(), password.to_string()))
+        }
+        None => None,
+    };
+    Ok(synod_bench::Security { tls, user })
 }
 
 /// Options of `synod bench compare`.
@@ -290,7 +336,9 @@ fn until_interrupted<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
 
 fn run_load(a: RunArgs) -> Result<Outcome> {
     let label = (!a.quiet).then(|| a.workload_label());
+    let security = security(&a)?;
     let cfg = RunConfig {
+        security,
         endpoints: a.endpoints,
         workload: a.workload.into(),
         clients: a.clients,

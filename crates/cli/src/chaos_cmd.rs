@@ -57,6 +57,10 @@ pub struct ChaosArgs {
     /// Seconds the linearizability checker may take before giving up.
     #[arg(long, default_value_t = 120)]
     check_seconds: u64,
+    /// Run over TLS: clients with certificates, mutual TLS between the nodes (throwaway
+    /// certificates written to <out>/tls).
+    #[arg(long)]
+    tls: bool,
 }
 
 fn parse_faults(s: &str) -> Result<Vec<FaultKind>> {
@@ -94,6 +98,9 @@ fn reproduce(args: &ChaosArgs, seed: u64, faults: &[FaultKind], network: Network
         args.keys,
         args.out.display()
     );
+    if args.tls {
+        cmd.push_str(" --tls");
+    }
     if args.op_timeout_ms != 1000 {
         cmd.push_str(&format!(" --op-timeout-ms {}", args.op_timeout_ms));
     }
@@ -148,6 +155,9 @@ pub fn run(args: ChaosArgs) -> Result<Outcome> {
     cfg.op_timeout = Duration::from_millis(args.op_timeout_ms.max(1));
     cfg.check_time = Duration::from_secs(args.check_seconds.max(1));
     cfg.command = command.clone();
+    if args.tls {
+        cfg.tls = Some(crate::certs::ensure(&args.out.join("tls"), args.nodes)?.dir);
+    }
     println!("chaos: seed {seed}; reproduce with: {command}");
 
     let bar = std::io::stderr().is_terminal().then(|| {
