@@ -59,6 +59,10 @@ pub struct User {
     pub password_hash: Option<String>,
     /// Roles granted.
     pub roles: BTreeSet<String>,
+    /// The auth revision at which the user was added or its password last set. Tokens carry
+    /// it, so a password change (or deleting and re-adding the user) voids every token issued
+    /// before.
+    pub epoch: u64,
 }
 
 /// A change to the auth state, ordered through the log.
@@ -370,6 +374,7 @@ impl AuthState {
                     User {
                         password_hash: password_hash.clone(),
                         roles: BTreeSet::new(),
+                        epoch: self.revision + 1,
                     },
                 );
             }
@@ -385,6 +390,7 @@ impl AuthState {
             } => {
                 let u = self.users.get_mut(name).ok_or(KvError::UserNotFound)?;
                 u.password_hash = password_hash.clone();
+                u.epoch = self.revision + 1;
             }
             AuthCommand::UserGrantRole { user, role } => {
                 if role != ROOT_ROLE && !self.roles.contains_key(role) {

@@ -88,6 +88,8 @@ pub struct Authenticator {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Claims {
     user: String,
+    /// The user's epoch when the token was issued (see [`synod_kv::User::epoch`]).
+    epoch: u64,
     expires: u64,
 }
 
@@ -120,15 +122,20 @@ impl Authenticator {
         match &self.kind {
             TokenKind::Simple => Ok(self.issue_simple(user)),
             TokenKind::Jwt(keys) => keys
-                .issue(user, self.state().revision())
+                .issue(user, self.epoch(user))
                 .map_err(Status::failed_precondition),
         }
+    }
+
+    fn epoch(&self, user: &str) -> u64 {
+        self.state().user(user).map_or(0, |u| u.epoch)
     }
 
     /// A simple token for `user`, signed with the current secret.
     fn issue_simple(&self, user: &str) -> String {
         let claims = Claims {
             user: user.to_string(),
+            epoch: self.epoch(user),
             expires: unix_now() + self.ttl.as_secs().max(1),
         };
         let payload = postcard::to_stdvec(&claims).expect("claims serialize");
@@ -143,10 +150,10 @@ impl Authenticator {
         }
         let state = self.state();
         if let TokenKind::Jwt(keys) = &self.kind {
-            let user = keys.verify(token).ok_or_else(invalid_token)?;
+            let (user, epoch) = keys.verify(token).ok_or_else(invalid_token)?;
             return match state.user(&user) {
-                Some(_) => Ok(user),
-                None => Err(invalid_token()),
+                Some(u) if u.epoch == epoch => Ok(user),
+                _ => Err(invalid_token()),
             };
         }
         let (payload, tag) = token.split_once('.').ok_or_else(invalid_token)?;
@@ -159,7 +166,10 @@ impl Authenticator {
             .verify_slice(&tag)
             .map_err(|_| invalid_token())?;
         let claims: Claims = postcard::from_bytes(&payload).map_err(|_| invalid_token())?;
-        if claims.expires < unix_now() || state.user(&claims.user).is_none() {
+        let current = state
+            .user(&claims.user)
+            .is_some_and(|u| u.epoch == claims.epoch);
+        if claims.expires < unix_now() || !current {
             return Err(invalid_token());
         }
         Ok(claims.user)
@@ -289,11 +299,23 @@ mod tests {
             .issue("root")
             .unwrap();
         assert!(a.verify(&foreign).is_err());
-        // Disabling and enabling again draws a new secret: the old token dies.
-        store.apply(&KvCommand::Auth(AuthCommand::Disable));
-        store.apply(&KvCommand::Auth(AuthCommand::Enable {
-            secret: b"fresh".to_vec(),
+        // A password change voids the user's earlier tokens.
+        let as_root = |c: AuthCommand| KvCommand::Auth(c).run_as(Some("root".into()));
+        let changed = store.apply(&as_root(AuthCommand::UserChangePassword {
+            name: "root".into(),
+            password_hash: None,
         }));
+        assert!(changed.result.is_ok(), "{changed:?}");
+        view.publish(store.auth());
+        assert!(a.verify(&t).is_err());
+        let t = a.issue("root").unwrap();
+        assert!(a.verify(&t).is_ok());
+        // Disabling and enabling again draws a new secret: the old token dies.
+        assert!(store.apply(&as_root(AuthCommand::Disable)).result.is_ok());
+        let on = AuthCommand::Enable {
+            secret: b"fresh".to_vec(),
+        };
+        assert!(store.apply(&KvCommand::Auth(on)).result.is_ok());
         view.publish(store.auth());
         assert!(a.verify(&t).is_err());
     }
@@ -306,6 +328,7 @@ mod tests {
         let a = Authenticator::new(view, Duration::ZERO, TokenKind::Simple);
         let payload = postcard::to_stdvec(&Claims {
             user: "root".into(),
+            epoch: 1,
             expires: unix_now() - 1,
         })
         .unwrap();

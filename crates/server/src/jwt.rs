@@ -116,8 +116,9 @@ impl JwtKeys {
         Ok(keys)
     }
 
-    /// A token for `user`, or why this member cannot sign one.
-    pub fn issue(&self, user: &str, revision: u64) -> Result<String, String> {
+    /// A token for `user` at its `epoch` (carried as etcd's `revision` claim), or why this
+    /// member cannot sign one.
+    pub fn issue(&self, user: &str, epoch: u64) -> Result<String, String> {
         let sign = self
             .sign
             .as_ref()
@@ -129,19 +130,19 @@ impl JwtKeys {
             + self.ttl.as_secs();
         let claims = Claims {
             username: user.to_string(),
-            revision,
+            revision: epoch,
             exp,
         };
         jsonwebtoken::encode(&Header::new(self.alg), &claims, sign).map_err(|e| e.to_string())
     }
 
-    /// The user a token names, if its signature, algorithm and expiry hold.
-    pub fn verify(&self, token: &str) -> Option<String> {
+    /// The user a token names and its epoch, if its signature, algorithm and expiry hold.
+    pub fn verify(&self, token: &str) -> Option<(String, u64)> {
         let mut v = Validation::new(self.alg);
         v.leeway = 0;
         v.set_required_spec_claims(&["exp"]);
         jsonwebtoken::decode::<Claims>(token, &self.check, &v)
-            .map(|d| d.claims.username)
+            .map(|d| (d.claims.username, d.claims.revision))
             .ok()
     }
 }
@@ -169,7 +170,7 @@ mod tests {
         let ka = JwtKeys::parse(&format!("priv-key={},sign-method=HS256", a.display())).unwrap();
         let kb = JwtKeys::parse(&format!("priv-key={},sign-method=HS256", b.display())).unwrap();
         let t = ka.issue("alice", 3).unwrap();
-        assert_eq!(ka.verify(&t), Some("alice".to_string()));
+        assert_eq!(ka.verify(&t), Some(("alice".to_string(), 3)));
         assert!(kb.verify(&t).is_none());
         let mut parts: Vec<String> = t.split('.').map(String::from).collect();
         parts[1] = parts[1].chars().rev().collect();
