@@ -60,3 +60,38 @@ fn bad_configuration_is_explained() {
     let (ok, out) = print_config(&["--config", file.to_str().unwrap()], &[]);
     assert!(!ok && out.contains("not a valid Synod config"), "{out}");
 }
+
+#[test]
+fn tls_and_auth_settings_come_from_flags_environment_and_file_by_etcds_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("synod.toml");
+    std::fs::write(
+        &file,
+        "id = 1\npeers = \"1=127.0.0.1:7001\"\ncert_file = \"/f/server.pem\"\nkey_file = \"/f/server-key.pem\"\n\
+         trusted_ca_file = \"/f/ca.pem\"\nclient_cert_auth = true\npeer_cert_file = \"/f/peer.pem\"\n\
+         peer_key_file = \"/f/peer-key.pem\"\npeer_trusted_ca_file = \"/f/peer-ca.pem\"\nauth_token_ttl = 60\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let (ok, out) = print_config(
+        &["--config", f, "--cert-file", "/flag/server.pem"],
+        &[("SYNOD_AUTH_TOKEN", "jwt,sign-method=HS256,priv-key=/k")],
+    );
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["client_tls"]["cert"], "/flag/server.pem", "the flag beats the file");
+    assert_eq!(v["client_tls"]["key"], "/f/server-key.pem");
+    assert_eq!(v["client_tls"]["trusted_ca"], "/f/ca.pem");
+    assert_eq!(v["client_tls"]["client_cert_auth"], true);
+    assert_eq!(v["peer_tls"]["cert"], "/f/peer.pem");
+    assert_eq!(v["peer_tls"]["trusted_ca"], "/f/peer-ca.pem");
+    assert_eq!(v["peer_tls"]["client_cert_auth"], true, "always, between peers");
+    assert_eq!(v["auth_token"], "jwt,sign-method=HS256,priv-key=/k");
+    assert_eq!(v["auth_token_ttl"]["secs"], 60);
+    // Without any of it: plaintext and simple tokens.
+    let (ok, out) = print_config(&["--id", "1", "--peers", "1=127.0.0.1:7001"], &[]);
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["client_tls"].is_null() && v["peer_tls"].is_null(), "{v}");
+    assert_eq!(v["auth_token"], "simple");
+}
