@@ -79,13 +79,19 @@ fn tls_and_auth_settings_come_from_flags_environment_and_file_by_etcds_names() {
     );
     assert!(ok, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["client_tls"]["cert"], "/flag/server.pem", "the flag beats the file");
+    assert_eq!(
+        v["client_tls"]["cert"], "/flag/server.pem",
+        "the flag beats the file"
+    );
     assert_eq!(v["client_tls"]["key"], "/f/server-key.pem");
     assert_eq!(v["client_tls"]["trusted_ca"], "/f/ca.pem");
     assert_eq!(v["client_tls"]["client_cert_auth"], true);
     assert_eq!(v["peer_tls"]["cert"], "/f/peer.pem");
     assert_eq!(v["peer_tls"]["trusted_ca"], "/f/peer-ca.pem");
-    assert_eq!(v["peer_tls"]["client_cert_auth"], true, "always, between peers");
+    assert_eq!(
+        v["peer_tls"]["client_cert_auth"], true,
+        "always, between peers"
+    );
     assert_eq!(v["auth_token"], "jwt,sign-method=HS256,priv-key=/k");
     assert_eq!(v["auth_token_ttl"]["secs"], 60);
     // Without any of it: plaintext and simple tokens.

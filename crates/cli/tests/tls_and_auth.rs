@@ -188,11 +188,66 @@ fn auth_gates_every_request_by_the_users_permissions() {
         "invalid auth management",
     );
 
+    // Hostile tokens: garbage, over our 4 KiB limit, over HTTP/2's 16 KiB header limit (the
+    // HTTP/2 layer refuses that one: curl reports a reset stream or a closed connection). Each
+    // is refused and the node serves the next request.
+    for (len, want) in [
+        (100, "grpc-status: 16"),
+        (5_000, "grpc-status: 16"),
+        (100_000, "curl: ("),
+    ] {
+        let out = grpc_with_token(&cluster.endpoint(1), &"t".repeat(len));
+        assert!(
+            out.contains(want),
+            "a {len}-byte token: wanted {want:?} in {out}"
+        );
+        assert!(
+            !out.contains("grpc-status: 0"),
+            "a {len}-byte token was served: {out}"
+        );
+        assert!(until_ok(&root(&["get", "secret"])).contains("s1"));
+    }
+
     assert!(until_ok(&root(&["auth", "disable"])).contains("Authentication Disabled"));
     assert_eq!(
         until_ok(&with(&e(&[]), &["put", "secret", "open"])).trim(),
         "OK"
     );
+}
+
+/// A raw gRPC Range of key `k` sent with `token`, by curl over HTTP/2; curl's headers and
+/// errors.
+fn grpc_with_token(endpoint: &str, token: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    // The gRPC frame: uncompressed, 3 bytes long, holding RangeRequest { key: "k" }.
+    let body = dir.path().join("range.bin");
+    std::fs::write(&body, [0, 0, 0, 0, 3, 0x0a, 1, b'k']).unwrap();
+    let header = dir.path().join("token.txt");
+    std::fs::write(&header, format!("token: {token}\n")).unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "--http2-prior-knowledge",
+            "-X",
+            "POST",
+        ])
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .arg("-H")
+        .arg(format!("@{}", header.display()))
+        .arg("--data-binary")
+        .arg(format!("@{}", body.display()))
+        .arg(format!("http://{endpoint}/etcdserverpb.KV/Range"))
+        .output()
+        .expect("curl is not installed: `apt-get install curl`");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The certificates `synod certs` writes, in a fresh directory.
