@@ -183,11 +183,16 @@ impl Authenticator {
     pub fn user(
         &self,
         md: &MetadataMap,
-        cert_user: Option<String>,
+        cert_user: impl FnOnce() -> Option<String>,
     ) -> Result<Option<String>, Status> {
         let Some(token) = md.get("token").or_else(|| md.get("authorization")) else {
-            // While auth is off, naming no user keeps the log's commands unwrapped.
-            return Ok(cert_user.filter(|_| self.state().enabled()));
+            // While auth is off, naming no user keeps the log's commands unwrapped (and the
+            // certificate unparsed).
+            return Ok(if self.state().enabled() {
+                cert_user()
+            } else {
+                None
+            });
         };
         let Ok(token) = token.to_str() else {
             return Err(invalid_token());
@@ -207,8 +212,32 @@ pub fn common_name(der: &[u8]) -> Option<String> {
     cn.as_str().ok().map(str::to_string)
 }
 
+/// At most this many password hashes are computed at once, so a flood of logins (which anyone
+/// may send) queues up instead of taking every core from the requests being served.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Runs `f` (a password hash or check) on a blocking thread, one at a time.
+pub async fn hashing<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let _turn = HASHING.acquire().await.ok()?;
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+/// Checks `password` against `hash`, or, for a user that does not exist or has no password,
+/// against a fixed hash, so a login takes as long whether or not the user exists.
+pub fn verify_login(password: &str, hash: Option<&str>) -> bool {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    match hash {
+        Some(h) => verify_password(password, h),
+        None => {
+            let decoy = DECOY.get_or_init(|| hash_password("synod decoy password"));
+            let _ = verify_password(password, decoy);
+            false
+        }
+    }
+}
+
 /// Hashes a password (Argon2id with a random salt) into a PHC string. Slow on purpose: run it
-/// off the async workers.
+/// through [`hashing`].
 pub fn hash_password(password: &str) -> String {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
     let salt = SaltString::generate(&mut OsRng);
@@ -346,5 +375,10 @@ mod tests {
         assert!(!verify_password("s3cret ", &h));
         assert!(!verify_password("s3cret", "not a hash"));
         assert_ne!(h, hash_password("s3cret"), "salted");
+        assert!(verify_login("s3cret", Some(&h)));
+        assert!(
+            !verify_login("synod decoy password", None),
+            "no user, no login"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The Auth service: users, roles and permissions, changed through the log. Reads of the auth
 //! state (get, list, status) answer from this node's last applied state.
 
-use crate::auth::{hash_password, is_usable_hash, verify_password};
+use crate::auth::{hash_password, hashing, is_usable_hash, verify_login};
 use crate::convert::kv_error;
 use crate::grpc::{unexpected, Api};
 use crate::proto::{authpb, etcdserverpb as pb};
@@ -57,10 +57,10 @@ async fn password_hash(
             "password is empty; give one, or add the user with --no-password",
         ));
     }
-    tokio::task::spawn_blocking(move || hash_password(&password))
+    hashing(move || hash_password(&password))
         .await
         .map(Some)
-        .map_err(|e| Status::internal(format!("hashing the password: {e}")))
+        .ok_or_else(|| Status::internal("hashing the password failed"))
 }
 
 impl Api {
@@ -137,12 +137,9 @@ impl pb::auth_server::Auth for Api {
         }
         let hash = state.user(&req.name).and_then(|u| u.password_hash.clone());
         let password = req.password;
-        let ok = tokio::task::spawn_blocking(move || match hash {
-            Some(h) => verify_password(&password, &h),
-            None => false,
-        })
-        .await
-        .unwrap_or(false);
+        let ok = hashing(move || verify_login(&password, hash.as_deref()))
+            .await
+            .unwrap_or(false);
         if !ok {
             return Err(Status::invalid_argument(
                 "etcdserver: authentication failed, invalid user ID or password",

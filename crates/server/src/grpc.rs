@@ -54,11 +54,9 @@ impl Api {
             .client_tls
             .as_ref()
             .is_some_and(|t| t.client_cert_auth);
-        let cert_user = if verified {
-            req.peer_certs()
-                .and_then(|c| c.first().and_then(|c| crate::auth::common_name(c)))
-        } else {
-            None
+        let cert_user = || {
+            let certs = req.peer_certs().filter(|_| verified)?;
+            crate::auth::common_name(certs.first()?)
         };
         self.auth.user(req.metadata(), cert_user)
     }
