@@ -227,6 +227,16 @@ impl AuthState {
         }
     }
 
+    /// Is `user` one this store knows? (A name alone, say a certificate's, is not enough.)
+    fn check_known(&self, user: Option<&str>) -> Result<(), KvError> {
+        let user = user.ok_or(KvError::UserEmpty)?;
+        if self.users.contains_key(user) {
+            Ok(())
+        } else {
+            Err(KvError::PermissionDenied)
+        }
+    }
+
     /// May `user` read (or, with `write`, write) every key of `key..range_end`? Always, while
     /// auth is off. A range is allowed only if the user's permissions together cover all of
     /// it, so no key a range could return is unchecked.
@@ -297,18 +307,20 @@ impl AuthState {
             }
             KvCommand::Txn(t) => self.check_txn(user, t),
             KvCommand::LeaseRevoke { id } | KvCommand::LeaseQuery { id } => {
+                // A known user first: a lease with no keys yet must not be anyone's to revoke.
+                self.check_known(user)?;
                 let write = matches!(cmd, KvCommand::LeaseRevoke { .. });
                 match store.lease(*id) {
                     Some(l) => l
                         .keys
                         .iter()
                         .try_for_each(|k| self.check(user, k, &[], write)),
-                    None => user.map(|_| ()).ok_or(KvError::UserEmpty),
+                    None => Ok(()),
                 }
             }
             KvCommand::Auth(_) => self.check_admin(user),
             KvCommand::Compact(_) | KvCommand::LeaseGrant { .. } | KvCommand::LeaseList => {
-                user.map(|_| ()).ok_or(KvError::UserEmpty)
+                self.check_known(user)
             }
             KvCommand::As { .. } => Err(KvError::InvalidAuthMgmt),
             // Issued by the servers themselves, on behalf of leases already granted.
@@ -815,5 +827,37 @@ mod store_tests {
         let mut bad = bytes.clone();
         bad.push(1);
         assert!(Store::restore(&bad).is_err());
+    }
+
+    #[test]
+    fn lease_and_compaction_requests_need_a_known_user() {
+        let mut s = Store::new();
+        for c in [
+            AuthCommand::UserAdd {
+                name: "root".into(),
+                password_hash: None,
+            },
+            AuthCommand::UserGrantRole {
+                user: "root".into(),
+                role: "root".into(),
+            },
+            AuthCommand::UserAdd {
+                name: "u".into(),
+                password_hash: None,
+            },
+        ] {
+            ok(s.apply(&auth(c)));
+        }
+        ok(s.apply(&KvCommand::LeaseGrant { id: 7, ttl: 60 }));
+        ok(s.apply(&auth(AuthCommand::Enable { secret: vec![1] })));
+        let revoke = KvCommand::LeaseRevoke { id: 7 };
+        assert_eq!(s.apply(&revoke).result, Err(KvError::UserEmpty));
+        let stranger = revoke.clone().run_as(Some("stranger".into()));
+        assert_eq!(s.apply(&stranger).result, Err(KvError::PermissionDenied));
+        let compact = KvCommand::Compact(crate::types::CompactionRequest { revision: 1 });
+        let by_stranger = compact.clone().run_as(Some("stranger".into()));
+        assert_eq!(s.apply(&by_stranger).result, Err(KvError::PermissionDenied));
+        ok(s.apply(&compact.run_as(Some("u".into()))));
+        ok(s.apply(&revoke.run_as(Some("u".into()))));
     }
 }

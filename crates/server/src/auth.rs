@@ -48,6 +48,24 @@ impl AuthView {
     }
 }
 
+/// A read someone asks for, to check where it is served, against the auth state that serves it.
+#[derive(Clone, Debug)]
+pub struct ReadAccess {
+    /// Who asks.
+    pub user: Option<String>,
+    /// The first key.
+    pub key: Vec<u8>,
+    /// The range end (etcd's conventions).
+    pub range_end: Vec<u8>,
+}
+
+impl ReadAccess {
+    /// Refused with etcd's reason, or allowed.
+    pub fn check(&self, auth: &AuthState) -> Result<(), synod_kv::KvError> {
+        auth.check(self.user.as_deref(), &self.key, &self.range_end, false)
+    }
+}
+
 /// The error etcd clients re-authenticate on.
 pub fn invalid_token() -> Status {
     Status::unauthenticated("etcdserver: invalid auth token")
@@ -117,29 +135,30 @@ impl Authenticator {
         self.view.current()
     }
 
-    /// A token for `user`.
+    /// A token for `user` as of the current auth state.
     pub fn issue(&self, user: &str) -> Result<String, Status> {
+        self.issue_at(&self.state(), user)
+    }
+
+    /// A token for `user` as of `state`: the state its password was checked against, so a
+    /// password changed while the check ran voids the token rather than blessing it.
+    pub fn issue_at(&self, state: &AuthState, user: &str) -> Result<String, Status> {
+        let epoch = state.user(user).map_or(0, |u| u.epoch);
         match &self.kind {
-            TokenKind::Simple => Ok(self.issue_simple(user)),
-            TokenKind::Jwt(keys) => keys
-                .issue(user, self.epoch(user))
-                .map_err(Status::failed_precondition),
+            TokenKind::Simple => Ok(self.issue_simple(state, user, epoch)),
+            TokenKind::Jwt(keys) => keys.issue(user, epoch).map_err(Status::failed_precondition),
         }
     }
 
-    fn epoch(&self, user: &str) -> u64 {
-        self.state().user(user).map_or(0, |u| u.epoch)
-    }
-
-    /// A simple token for `user`, signed with the current secret.
-    fn issue_simple(&self, user: &str) -> String {
+    /// A simple token for `user` at `epoch`, signed with `state`'s secret.
+    fn issue_simple(&self, state: &AuthState, user: &str, epoch: u64) -> String {
         let claims = Claims {
             user: user.to_string(),
-            epoch: self.epoch(user),
+            epoch,
             expires: unix_now() + self.ttl.as_secs().max(1),
         };
         let payload = postcard::to_stdvec(&claims).expect("claims serialize");
-        let tag = mac(self.state().secret(), &payload).finalize().into_bytes();
+        let tag = mac(state.secret(), &payload).finalize().into_bytes();
         format!("{}.{}", B64.encode(&payload), B64.encode(tag))
     }
 
@@ -257,9 +276,21 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
-/// True if `hash` is a PHC string Synod can verify against (what `hashedPassword` must be).
+/// True if `hash` is a PHC string Synod can verify against (what `hashedPassword` must be):
+/// Argon2id with costs no higher than 64 MiB, 4 passes and 4 lanes. A login checks a password
+/// with the costs its hash names, so a hash with huge ones would make every login of that user
+/// exhaust the node's memory or time.
 pub fn is_usable_hash(hash: &str) -> bool {
-    argon2::password_hash::PasswordHash::new(hash).is_ok_and(|h| h.algorithm.as_str() == "argon2id")
+    let Ok(h) = argon2::password_hash::PasswordHash::new(hash) else {
+        return false;
+    };
+    let Ok(p) = argon2::Params::try_from(&h) else {
+        return false;
+    };
+    h.algorithm.as_str() == "argon2id"
+        && p.m_cost() <= 64 * 1024
+        && p.t_cost() <= 4
+        && p.p_cost() <= 4
 }
 
 #[cfg(test)]
@@ -371,6 +402,13 @@ mod tests {
     fn passwords_verify_against_their_hash_only() {
         let h = hash_password("s3cret");
         assert!(is_usable_hash(&h));
+        let costly = h.replacen("m=19456", "m=4194304", 1);
+        assert_ne!(costly, h);
+        assert!(
+            !is_usable_hash(&costly),
+            "a hash naming 4 GiB per check is refused"
+        );
+        assert!(!is_usable_hash(&h.replacen("t=2", "t=1000", 1)));
         assert!(verify_password("s3cret", &h));
         assert!(!verify_password("s3cret ", &h));
         assert!(!verify_password("s3cret", "not a hash"));

@@ -147,7 +147,7 @@ impl pb::auth_server::Auth for Api {
         }
         Ok(Response::new(pb::AuthenticateResponse {
             header: Some(self.header(0, 0)),
-            token: self.auth.issue(&req.name)?,
+            token: self.auth.issue_at(&state, &req.name)?,
         }))
     }
 

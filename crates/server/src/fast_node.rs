@@ -288,6 +288,8 @@ impl FastNode {
                 let _ = reply.send(Err(ProposeError::NotLeader));
             }
             Input::ReadLocal(req, reply) => {
+                // Before the answer: the handler checks the reader against what it sees then.
+                self.auth.publish(self.store.auth());
                 let _ = reply.send((self.store.revision(), self.store.range(&req)));
             }
             Input::Status(reply) => {

@@ -1,7 +1,7 @@
 //! The etcd v3 gRPC services: KV, Cluster (member list) and Maintenance (status). Watch and
 //! Lease live in `watch_svc` and `lease_svc`.
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, ReadAccess};
 use crate::config::ServerConfig;
 use crate::convert::*;
 use crate::metrics::Metrics;
@@ -61,19 +61,11 @@ impl Api {
         self.auth.user(req.metadata(), cert_user)
     }
 
-    /// Refuses a read of `key..range_end` that `user` may not make, by this node's auth state.
+    /// Refuses a read that its user may not make, by the auth state this node has published.
     /// For reads served without a log slot; everything ordered through the log is checked
-    /// again when applied.
-    pub(crate) fn check_read(
-        &self,
-        user: Option<&str>,
-        key: &[u8],
-        range_end: &[u8],
-    ) -> Result<(), Status> {
-        self.auth
-            .state()
-            .check(user, key, range_end, false)
-            .map_err(kv_error)
+    /// when applied.
+    pub(crate) fn check_access(&self, access: &ReadAccess) -> Result<(), Status> {
+        access.check(&self.auth.state()).map_err(kv_error)
     }
 
     pub(crate) fn timer(&self, method: &str) -> prometheus::HistogramTimer {
@@ -123,13 +115,23 @@ impl Kv for Api {
         let _t = self.timer("range");
         let user = self.user_of(&req)?;
         let req = range_in(req.into_inner());
-        self.check_read(user.as_deref(), &req.key, &req.range_end)?;
+        let access = ReadAccess {
+            user: user.clone(),
+            key: req.key.clone(),
+            range_end: req.range_end.clone(),
+        };
+        // Refused early where the handler's view already says so; and checked again once the
+        // read is served (below), because the node publishes its auth state before it answers
+        // a read, so the view then is at least as new as the state the data came from, which
+        // may have turned auth on or taken the permission away since.
+        self.check_access(&access)?;
         if req.serializable || self.cfg.unsafe_local_reads {
             let (rev, r) = self
                 .node
                 .read_local(req)
                 .await
                 .map_err(|e| Status::unavailable(e.to_string()))?;
+            self.check_access(&access)?;
             let r = r.map_err(kv_error)?;
             return Ok(Response::new(range_out(r, self.header(rev, 0))));
         }
@@ -137,6 +139,7 @@ impl Kv for Api {
         // the index to wait for. Without a known leader, order it through the log instead.
         match self.node.read_index(req.clone()).await {
             Ok((rev, r)) => {
+                self.check_access(&access)?;
                 let r = r.map_err(kv_error)?;
                 return Ok(Response::new(range_out(r, self.header(rev, 0))));
             }

@@ -79,6 +79,13 @@ impl JwtKeys {
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
                 let secret =
                     private.ok_or("HS* sign methods take the shared secret in priv-key")?;
+                // A short secret can be guessed, and then anyone can sign a root token.
+                if secret.len() < 32 {
+                    return Err(format!(
+                        "priv-key holds {} bytes; an HS* secret needs at least 32",
+                        secret.len()
+                    ));
+                }
                 (
                     Some(EncodingKey::from_secret(&secret)),
                     DecodingKey::from_secret(&secret),
@@ -165,8 +172,8 @@ mod tests {
     fn hs256_tokens_verify_only_with_their_secret() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        std::fs::write(&a, "one secret").unwrap();
-        std::fs::write(&b, "another").unwrap();
+        std::fs::write(&a, "one secret, thirty-two bytes at least").unwrap();
+        std::fs::write(&b, "another secret, as long as the first").unwrap();
         let ka = JwtKeys::parse(&format!("priv-key={},sign-method=HS256", a.display())).unwrap();
         let kb = JwtKeys::parse(&format!("priv-key={},sign-method=HS256", b.display())).unwrap();
         let t = ka.issue("alice", 3).unwrap();
@@ -180,7 +187,12 @@ mod tests {
 
     #[test]
     fn bad_options_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short");
+        std::fs::write(&short, "too short").unwrap();
+        let short = format!("priv-key={},sign-method=HS256", short.display());
         for (opts, want) in [
+            (short.as_str(), "at least 32"),
             ("sign-method=none", "sign-method=none"),
             (
                 "pub-key=/nope,sign-method=RS256",

@@ -84,6 +84,8 @@ pub enum WatchInput {
         id: i64,
         /// What it watches.
         spec: WatchSpec,
+        /// Who asks, checked against the auth state of the store the watch is created on.
+        access: crate::auth::ReadAccess,
         /// The stream's buffer.
         tx: mpsc::Sender<WatchMsg>,
     },
@@ -274,6 +276,8 @@ impl Node {
         nc.snapshot_every = cfg.snapshot_every.max(1);
         let core = NodeCore::new(nc, recovered, log_index, log_bytes)
             .map_err(|e| NodeError::Config(e.to_string()))?;
+        // Before any request is served: a restarted node must not look auth-free meanwhile.
+        auth.publish(core.store().auth());
         Ok(Node {
             auth,
             core,
@@ -382,6 +386,8 @@ impl Node {
             }
             Input::ReadLocal(req, reply) => {
                 let store = self.core.store();
+                // Before the answer: the handler checks the reader against what it sees then.
+                self.auth.publish(store.auth());
                 let _ = reply.send((store.revision(), store.range(&req)));
             }
             Input::Status(reply) => {

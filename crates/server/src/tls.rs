@@ -212,6 +212,14 @@ impl PeerTls {
             .await
             .map_err(|_| "TLS handshake timed out".to_string())?
             .map_err(|e| format!("TLS handshake: {e}"))?;
+        // rustls accepted the name, wildcards included; members must be named exactly.
+        let cert = s
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .ok_or("no server certificate")?;
+        check_member(cert, peer)?;
         Ok(Box::new(s))
     }
 
@@ -236,10 +244,47 @@ impl PeerTls {
     }
 }
 
-/// Does `cert` name member `id`?
+/// Does `cert` name member `id`? Exactly: a wildcard such as `*.synod` would name every member.
 pub fn check_member(cert: &CertificateDer<'_>, id: NodeId) -> Result<(), String> {
-    let name = ServerName::try_from(member_name(id)).map_err(|e| e.to_string())?;
-    let ee = webpki::EndEntityCert::try_from(cert).map_err(|e| format!("bad certificate: {e}"))?;
-    ee.verify_is_valid_for_subject_name(&name)
-        .map_err(|_| format!("its certificate does not name {}", member_name(id)))
+    use x509_parser::extensions::GeneralName;
+    let want = member_name(id);
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(cert).map_err(|e| format!("bad certificate: {e}"))?;
+    let names = parsed
+        .subject_alternative_name()
+        .map_err(|e| format!("bad certificate: {e}"))?;
+    let named = names.is_some_and(|san| {
+        san.value
+            .general_names
+            .iter()
+            .any(|n| matches!(n, GeneralName::DNSName(d) if d.eq_ignore_ascii_case(&want)))
+    });
+    if named {
+        Ok(())
+    } else {
+        Err(format!("its certificate does not name {want}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert_naming(names: &[&str]) -> CertificateDer<'static> {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(names).unwrap();
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn a_member_is_named_exactly_never_by_a_wildcard() {
+        let two = cert_naming(&["localhost", "node2.synod"]);
+        assert!(check_member(&two, 2).is_ok());
+        assert!(check_member(&two, 3).is_err());
+        assert!(check_member(&two, 22).is_err());
+        assert!(check_member(&cert_naming(&["*.synod"]), 2).is_err());
+        assert!(check_member(&cert_naming(&["node2.synod.evil"]), 2).is_err());
+        assert!(check_member(&CertificateDer::from(vec![0x30, 0x03, 1, 2, 3]), 2).is_err());
+    }
 }

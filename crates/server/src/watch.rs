@@ -183,8 +183,17 @@ impl WatchHub {
                 stream,
                 id,
                 spec,
+                access,
                 tx,
             } => {
+                // Checked here, on the state the watch will replay, not on what the request
+                // handler saw: that may predate an `auth enable` or a revocation.
+                if let Err(e) = access.check(store.auth()) {
+                    let _ = tx.try_send(WatchMsg::Refused {
+                        reason: e.to_string(),
+                    });
+                    return;
+                }
                 self.create(stream, id, spec, tx, store, now);
                 self.pump(store, now, progress_every);
             }
@@ -342,6 +351,49 @@ mod tests {
                 _ => Vec::new(),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_watch_is_checked_against_the_store_it_is_created_on() {
+        use synod_core::multi::StateMachine;
+        use synod_kv::{AuthCommand, KvCommand};
+        let mut store = Store::new();
+        for c in [
+            AuthCommand::UserAdd {
+                name: "root".into(),
+                password_hash: None,
+            },
+            AuthCommand::UserGrantRole {
+                user: "root".into(),
+                role: "root".into(),
+            },
+            AuthCommand::Enable { secret: vec![1] },
+        ] {
+            assert!(store.apply(&KvCommand::Auth(c)).result.is_ok());
+        }
+        let mut hub = WatchHub::default();
+        let create = |user: Option<&str>, tx| crate::node::WatchInput::Create {
+            stream: 1,
+            id: 0,
+            spec: spec(0),
+            access: crate::auth::ReadAccess {
+                user: user.map(String::from),
+                key: b"k".to_vec(),
+                range_end: KeyRange::prefix_end(b"k"),
+            },
+            tx,
+        };
+        // No user: the request handler may have thought auth was off; the store knows better.
+        let (tx, mut rx) = mpsc::channel(4);
+        hub.handle(create(None, tx), &store, 0, 100);
+        assert!(
+            matches!(&drain(&mut rx)[..], [WatchMsg::Refused { reason }] if reason.contains("user name is empty"))
+        );
+        assert_eq!(hub.len(), 0);
+        let (tx, mut rx) = mpsc::channel(4);
+        hub.handle(create(Some("root"), tx), &store, 0, 100);
+        assert!(matches!(drain(&mut rx)[..], [WatchMsg::Created { .. }]));
+        assert_eq!(hub.len(), 1);
     }
 
     #[test]

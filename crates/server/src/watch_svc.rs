@@ -101,7 +101,13 @@ async fn serve_requests(
     while let Ok(Some(req)) = inbound.message().await {
         let input = match req.request_union {
             Some(RequestUnion::CreateRequest(c)) => {
-                if let Err(e) = api.check_read(user.as_deref(), &c.key, &c.range_end) {
+                // The node checks it again where the watch is created.
+                let access = crate::auth::ReadAccess {
+                    user: user.clone(),
+                    key: c.key.clone(),
+                    range_end: c.range_end.clone(),
+                };
+                if let Err(e) = api.check_access(&access) {
                     let reason = e.message().to_string();
                     let _ = tx.send(WatchMsg::Refused { reason }).await;
                     continue;
@@ -131,6 +137,7 @@ async fn serve_requests(
                     stream,
                     id,
                     spec: spec_in(&c),
+                    access,
                     tx: tx.clone(),
                 }
             }
