@@ -291,20 +291,8 @@ impl AuthState {
         }
         match cmd {
             KvCommand::Range(r) => self.check(user, &r.key, &r.range_end, false),
-            KvCommand::Put(p) => {
-                self.check(user, &p.key, &[], true)?;
-                if p.prev_kv {
-                    self.check(user, &p.key, &[], false)?;
-                }
-                Ok(())
-            }
-            KvCommand::DeleteRange(d) => {
-                self.check(user, &d.key, &d.range_end, true)?;
-                if d.prev_kv {
-                    self.check(user, &d.key, &d.range_end, false)?;
-                }
-                Ok(())
-            }
+            KvCommand::Put(p) => self.check_write(user, &p.key, &[], p.prev_kv),
+            KvCommand::DeleteRange(d) => self.check_write(user, &d.key, &d.range_end, d.prev_kv),
             KvCommand::Txn(t) => self.check_txn(user, t),
             KvCommand::LeaseRevoke { id } | KvCommand::LeaseQuery { id } => {
                 // A known user first: a lease with no keys yet must not be anyone's to revoke.
@@ -328,6 +316,21 @@ impl AuthState {
         }
     }
 
+    /// A put or delete: a write, and a read too when it returns the previous values.
+    fn check_write(
+        &self,
+        user: Option<&str>,
+        key: &[u8],
+        range_end: &[u8],
+        prev_kv: bool,
+    ) -> Result<(), KvError> {
+        self.check(user, key, range_end, true)?;
+        if prev_kv {
+            self.check(user, key, range_end, false)?;
+        }
+        Ok(())
+    }
+
     fn check_txn(&self, user: Option<&str>, t: &TxnRequest) -> Result<(), KvError> {
         for c in &t.compare {
             self.check(user, &c.key, &c.range_end, false)?;
@@ -335,17 +338,9 @@ impl AuthState {
         for op in t.success.iter().chain(&t.failure) {
             match op {
                 RequestOp::Range(r) => self.check(user, &r.key, &r.range_end, false)?,
-                RequestOp::Put(p) => {
-                    self.check(user, &p.key, &[], true)?;
-                    if p.prev_kv {
-                        self.check(user, &p.key, &[], false)?;
-                    }
-                }
+                RequestOp::Put(p) => self.check_write(user, &p.key, &[], p.prev_kv)?,
                 RequestOp::DeleteRange(d) => {
-                    self.check(user, &d.key, &d.range_end, true)?;
-                    if d.prev_kv {
-                        self.check(user, &d.key, &d.range_end, false)?;
-                    }
+                    self.check_write(user, &d.key, &d.range_end, d.prev_kv)?
                 }
                 RequestOp::Txn(inner) => self.check_txn(user, inner)?,
             }
@@ -539,6 +534,129 @@ mod tests {
         a
     }
 
+    fn add(a: &mut AuthState, c: AuthCommand) {
+        a.apply(&c).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    }
+
+    #[test]
+    fn what_the_state_tells_the_server() {
+        let mut a = AuthState::default();
+        assert!(!a.enabled());
+        assert!(a.secret().is_empty());
+        add(
+            &mut a,
+            AuthCommand::UserAdd {
+                name: "root".into(),
+                password_hash: Some("h".into()),
+            },
+        );
+        // A user's epoch is the auth revision its password was set at.
+        assert_eq!(a.user("root").unwrap().epoch, a.revision());
+        add(&mut a, AuthCommand::RoleAdd { name: "r".into() });
+        add(
+            &mut a,
+            AuthCommand::UserChangePassword {
+                name: "root".into(),
+                password_hash: None,
+            },
+        );
+        assert_eq!(a.user("root").unwrap().epoch, a.revision());
+        assert_eq!(a.user("root").unwrap().password_hash, None);
+        add(
+            &mut a,
+            AuthCommand::UserGrantRole {
+                user: "root".into(),
+                role: "root".into(),
+            },
+        );
+        add(&mut a, AuthCommand::Enable { secret: vec![4, 2] });
+        assert!(a.enabled());
+        assert_eq!(a.secret(), [4, 2]);
+        assert_eq!(a.user_names().collect::<Vec<_>>(), ["root"]);
+        assert_eq!(a.role_names().collect::<Vec<_>>(), ["r"]);
+        assert_eq!(a.role("r"), Some(&[][..]));
+        // The root role exists without being added; no other does.
+        assert_eq!(a.role("root"), Some(&[][..]));
+        assert_eq!(a.role("nope"), None);
+    }
+
+    #[test]
+    fn the_lockout_rules_hold_only_for_root_and_only_while_auth_is_on() {
+        let mut a = state(vec![perm(PermKind::Read, "a", "")]);
+        let mut off = a.clone();
+        off.apply(&AuthCommand::Disable).unwrap();
+        // On: root, its role and the root role stay.
+        let root_role = AuthCommand::UserRevokeRole {
+            user: "root".into(),
+            role: "root".into(),
+        };
+        assert_eq!(a.apply(&root_role), Err(KvError::InvalidAuthMgmt));
+        let del_root_role = AuthCommand::RoleDelete {
+            name: "root".into(),
+        };
+        assert_eq!(a.apply(&del_root_role), Err(KvError::InvalidAuthMgmt));
+        // ... but other users, roles and grants go as usual.
+        add(
+            &mut a,
+            AuthCommand::UserRevokeRole {
+                user: "u".into(),
+                role: "r".into(),
+            },
+        );
+        add(
+            &mut a,
+            AuthCommand::UserGrantRole {
+                user: "u".into(),
+                role: "root".into(),
+            },
+        );
+        add(
+            &mut a,
+            AuthCommand::UserRevokeRole {
+                user: "u".into(),
+                role: "root".into(),
+            },
+        );
+        add(&mut a, AuthCommand::RoleDelete { name: "r".into() });
+        add(&mut a, AuthCommand::UserDelete { name: "u".into() });
+        // Off: root may go too.
+        add(&mut off, root_role);
+        add(
+            &mut off,
+            AuthCommand::RoleAdd {
+                name: "root".into(),
+            },
+        );
+        add(&mut off, del_root_role);
+        add(
+            &mut off,
+            AuthCommand::UserDelete {
+                name: "root".into(),
+            },
+        );
+    }
+
+    #[test]
+    fn a_grant_on_the_same_range_replaces_the_kind_and_other_ranges_add_up() {
+        let mut a = state(vec![perm(PermKind::Read, "a", "c")]);
+        let grant = |a: &mut AuthState, p: Permission| {
+            add(
+                a,
+                AuthCommand::RoleGrantPermission {
+                    role: "r".into(),
+                    perm: p,
+                },
+            )
+        };
+        grant(&mut a, perm(PermKind::Write, "a", "c"));
+        assert_eq!(a.role("r").unwrap(), [perm(PermKind::Write, "a", "c")]);
+        grant(&mut a, perm(PermKind::Read, "a", "b"));
+        grant(&mut a, perm(PermKind::Read, "b", "c"));
+        assert_eq!(a.role("r").unwrap().len(), 3);
+        assert_eq!(a.check(Some("u"), b"a", b"c", false), Ok(()));
+        assert_eq!(a.check(Some("u"), b"a", b"c", true), Ok(()));
+    }
+
     #[test]
     fn enabling_needs_a_root_user_with_the_root_role() {
         let mut a = AuthState::default();
@@ -654,6 +772,19 @@ mod tests {
             }),
             Err(KvError::PermissionNotGranted)
         );
+        // An exact match goes, and only it.
+        a.apply(&AuthCommand::RoleGrantPermission {
+            role: "r".into(),
+            perm: perm(PermKind::Write, "c", "d"),
+        })
+        .unwrap();
+        a.apply(&AuthCommand::RoleRevokePermission {
+            role: "r".into(),
+            key: b"a".to_vec(),
+            range_end: b"b".to_vec(),
+        })
+        .unwrap();
+        assert_eq!(a.role("r").unwrap(), [perm(PermKind::Write, "c", "d")]);
         a.apply(&AuthCommand::RoleDelete { name: "r".into() })
             .unwrap();
         assert!(a.user("u").unwrap().roles.is_empty());
