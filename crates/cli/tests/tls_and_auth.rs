@@ -371,6 +371,7 @@ fn tls_clients_need_the_clusters_ca_and_a_valid_certificate() {
 
     // Garbage on the client and peer ports: the nodes keep serving.
     garbage(cluster.endpoint(1).parse().unwrap());
+    garbage(cluster.peer_endpoint(1).parse().unwrap());
     assert!(until_ok(&with_strs(&good, &["get", "k"])).contains('v'));
 
     // With auth on, a verified certificate's common name is the user, as in etcd: the
@@ -389,6 +390,12 @@ fn tls_clients_need_the_clusters_ca_and_a_valid_certificate() {
     let alice = [eps.as_str(), &ca, &ac, &ak];
     fails_with(&with_strs(&alice, &["get", "k"]), "permission denied");
     until_ok(&with_strs(&good, &["auth", "disable"]));
+
+    // The nodes keep talking to each other after the garbage on node 1's peer port.
+    assert_eq!(
+        until_ok(&with_strs(&good, &["put", "k", "after"])).trim(),
+        "OK"
+    );
 
     // The cluster still commits with one node restarted over TLS.
     cluster.kill(3);

@@ -152,6 +152,16 @@ impl Cluster {
         }
     }
 
+    /// Node `i`'s peer address.
+    pub fn peer_endpoint(&self, i: u64) -> String {
+        let prefix = format!("{i}=");
+        self.peers
+            .split(',')
+            .find_map(|p| p.strip_prefix(&prefix))
+            .expect("a listed node")
+            .to_string()
+    }
+
     pub fn endpoint(&self, i: u64) -> String {
         format!("127.0.0.1:{}", self.client_ports[(i - 1) as usize])
     }
