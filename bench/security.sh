@@ -66,10 +66,14 @@ for round in $(seq 1 "$rounds"); do
       "${ctl[@]}" auth enable >/dev/null
       bench+=(--user bencher:pw)
     fi
+    # Admin HTTP is served over TLS, with client certificates, when the clients' API is.
+    status=(curl -fs)
+    [ "$mode" = tls ] && status+=(--cacert "$t/ca.pem" --cert "$t/client.pem" --key "$t/client-key.pem")
     leader=
     for p in "${ports[@]}"; do
-      if curl -fs "127.0.0.1:$((p + 2))/status" | grep -q '"role":"leader"'; then leader=$p; fi
+      if "${status[@]}" "${scheme:-http://}127.0.0.1:$((p + 2))/status" | grep -q '"role":"leader"'; then leader=$p; fi
     done
+    [ -n "$leader" ] || { echo "no leader found in $mode mode" >&2; exit 1; }
     pids=$(pgrep -f "server .*--data-dir $data/" | paste -sd, -)
     for clients in 1 64; do
       conns=$((clients == 1 ? 1 : 8))

@@ -38,7 +38,7 @@ pub async fn find_leader(cluster: &Cluster) -> Option<u64> {
         .into_iter()
         .filter(|&i| cluster.is_up(i))
         .filter_map(|i| cluster.placement(i).map(|p| p.admin))
-        .map(|a| status::fetch(a, Duration::from_millis(300)));
+        .map(|a| status::fetch(a, Duration::from_millis(300), cluster.admin_tls().cloned()));
     let found: Vec<status::Status> = futures_join(asks).await.into_iter().flatten().collect();
     status::leader(&found)
 }

@@ -39,9 +39,21 @@ pub struct Cluster {
     clients: String,
     /// Arguments every server gets besides its addresses.
     server_args: Vec<String>,
+    /// How to reach the admin pages when they are served over TLS.
+    admin_tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl Cluster {
+    /// Reach the admin pages over TLS with `connector` (servers with client TLS serve them so).
+    pub fn set_admin_tls(&mut self, connector: tokio_rustls::TlsConnector) {
+        self.admin_tls = Some(connector);
+    }
+
+    /// How to reach the admin pages over TLS, if they are served so.
+    pub fn admin_tls(&self) -> Option<&tokio_rustls::TlsConnector> {
+        self.admin_tls.as_ref()
+    }
+
     /// A cluster of `placements` run from binary `synod`, keeping data and logs under `dir`.
     /// Starts nothing yet.
     pub fn new(
@@ -70,6 +82,7 @@ impl Cluster {
                 .collect(),
             synod: synod.to_path_buf(),
             dir: dir.to_path_buf(),
+            admin_tls: None,
             server_args,
         }
     }

@@ -126,6 +126,9 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
         None => None,
     };
     let mut cluster = Cluster::new(&cfg.synod, &cfg.out_dir, placements, server_args);
+    if let Some(dir) = &cfg.tls {
+        cluster.set_admin_tls(admin_connector(dir)?);
+    }
     for &i in &ids {
         cluster.start(i)?;
     }
@@ -483,4 +486,37 @@ fn tls_client(dir: &Path) -> Result<etcd_client::TlsOptions, ChaosError> {
             read("client.pem")?,
             read("client-key.pem")?,
         )))
+}
+
+/// TLS to the admin pages: the CA and the client certificate in `dir`.
+fn admin_connector(dir: &Path) -> Result<tokio_rustls::TlsConnector, ChaosError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let path = |f: &str| dir.join(f);
+    let bad = |f: &str, why: String| ChaosError::Io {
+        path: path(f),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, why),
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in
+        CertificateDer::pem_file_iter(path("ca.pem")).map_err(|e| bad("ca.pem", e.to_string()))?
+    {
+        let c = c.map_err(|e| bad("ca.pem", e.to_string()))?;
+        roots.add(c).map_err(|e| bad("ca.pem", e.to_string()))?;
+    }
+    let certs = CertificateDer::pem_file_iter(path("client.pem"))
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| bad("client.pem", e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_file(path("client-key.pem"))
+        .map_err(|e| bad("client-key.pem", e.to_string()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("client.pem", e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| bad("client.pem", e.to_string()))?;
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        config,
+    )))
 }

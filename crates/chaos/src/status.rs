@@ -18,16 +18,27 @@ pub struct Status {
     pub term: u64,
 }
 
-/// Fetches `/status` from `admin`; `None` if the node does not answer within `within` (dead,
-/// paused, cut off) or answers something else.
-pub async fn fetch(admin: SocketAddr, within: Duration) -> Option<Status> {
+/// Fetches `/status` from `admin` (over TLS with `tls`); `None` if the node does not answer
+/// within `within` (dead, paused, cut off) or answers something else.
+pub async fn fetch(
+    admin: SocketAddr,
+    within: Duration,
+    tls: Option<tokio_rustls::TlsConnector>,
+) -> Option<Status> {
     let ask = async {
-        let mut s = tokio::net::TcpStream::connect(admin).await.ok()?;
-        s.write_all(format!("GET /status HTTP/1.0\r\nHost: {admin}\r\n\r\n").as_bytes())
-            .await
-            .ok()?;
+        let tcp = tokio::net::TcpStream::connect(admin).await.ok()?;
+        let request = format!("GET /status HTTP/1.0\r\nHost: {admin}\r\n\r\n");
         let mut text = String::new();
-        s.read_to_string(&mut text).await.ok()?;
+        match tls {
+            None => exchange(tcp, &request, &mut text).await?,
+            Some(tls) => {
+                // Every node's certificate names localhost (what `synod certs` writes); who
+                // leads is all that is asked here, not which node answers.
+                let name = rustls::pki_types::ServerName::try_from("localhost").ok()?;
+                let s = tls.connect(name, tcp).await.ok()?;
+                exchange(s, &request, &mut text).await?
+            }
+        }
         let (head, body) = text.split_once("\r\n\r\n")?;
         if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
             return None;
@@ -35,6 +46,16 @@ pub async fn fetch(admin: SocketAddr, within: Duration) -> Option<Status> {
         serde_json::from_str(body).ok()
     };
     tokio::time::timeout(within, ask).await.ok().flatten()
+}
+
+async fn exchange(
+    mut s: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    request: &str,
+    text: &mut String,
+) -> Option<()> {
+    s.write_all(request.as_bytes()).await.ok()?;
+    s.read_to_string(text).await.ok()?;
+    Some(())
 }
 
 /// The leader among `statuses`: the node that says it leads with the highest term, else the

@@ -118,9 +118,21 @@ pub fn run(args: ClusterArgs) -> Result<Outcome> {
         println!("      etcdctl {flags}--endpoints={} get greeting", endpoints.join(","));
         let admin: Vec<String> = ids
             .iter()
-            .map(|&i| port(args.client_port + 2, i).map(|p| format!("http://127.0.0.1:{p}/status")))
+            .map(|&i| {
+                let scheme = if certs.is_some() { "https" } else { "http" };
+                port(args.client_port + 2, i).map(|p| format!("{scheme}://127.0.0.1:{p}/status"))
+            })
             .collect::<Result<_>>()?;
         println!("status pages: {}", admin.join(" "));
+        if let Some(c) = &certs {
+            let (cert, key) = c.client();
+            println!(
+                "      (curl --cacert {} --cert {} --key {} ...)",
+                c.ca().display(),
+                cert.display(),
+                key.display()
+            );
+        }
         println!("Ctrl-C stops the cluster; running this again restarts it from disk.");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut alive = children.len();

@@ -369,6 +369,33 @@ fn tls_clients_need_the_clusters_ca_and_a_valid_certificate() {
         deadline,
     );
 
+    // Admin HTTP is served over TLS too, with the same client-certificate rule.
+    let admin = format!("https://127.0.0.1:{}/health", cluster.admin_ports[0]);
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "5"])
+            .args(args)
+            .output()
+            .expect("curl is not installed: `apt-get install curl`");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ca_pem, cert_pem, key_pem) = (p("ca.pem"), p("client.pem"), p("client-key.pem"));
+    let with_cert = ["--cacert", &ca_pem, "--cert", &cert_pem, "--key", &key_pem];
+    let (ok, out) = curl(&[&with_cert[..], &[admin.as_str()]].concat());
+    assert!(ok && out.contains("ok"), "admin over TLS: {out}");
+    let (ok, out) = curl(&["--cacert", &ca_pem, &admin]);
+    assert!(!ok, "admin without a client certificate: {out}");
+    let plain_admin = admin.replace("https", "http");
+    let (ok, out) = curl(&[&plain_admin]);
+    assert!(!ok || !out.contains("ok"), "admin over plaintext: {out}");
+
     // Garbage on the client and peer ports: the nodes keep serving.
     garbage(cluster.endpoint(1).parse().unwrap());
     garbage(cluster.peer_endpoint(1).parse().unwrap());
@@ -427,10 +454,26 @@ fn garbage(addr: std::net::SocketAddr) {
     }
 }
 
-/// The status page's JSON for node `i`.
-fn status(cluster: &Cluster, i: u64) -> serde_json::Value {
-    let (_, body) = common::http_get(cluster.admin_ports[(i - 1) as usize], "/status");
-    serde_json::from_str(&body).unwrap_or_default()
+/// The status page's JSON for node `i`, over TLS with the client certificate in `dir` (admin
+/// HTTP is served over TLS when the clients' API is).
+fn status(cluster: &Cluster, i: u64, dir: &Path) -> serde_json::Value {
+    let p = |f: &str| dir.join(f).display().to_string();
+    let url = format!(
+        "https://127.0.0.1:{}/status",
+        cluster.admin_ports[(i - 1) as usize]
+    );
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert", &p("ca.pem")])
+        .args([
+            "--cert",
+            &p("client.pem"),
+            "--key",
+            &p("client-key.pem"),
+            &url,
+        ])
+        .output()
+        .expect("curl is not installed: `apt-get install curl`");
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
 
 #[test]
@@ -453,13 +496,15 @@ fn a_peer_must_hold_a_certificate_naming_its_own_id() {
     // Node 3 comes back holding node 2's certificate: the CA vouches for it, but it names
     // node 2, so neither side talks to it.
     cluster.kill(3);
-    let applied = |c: &Cluster| status(c, 3)["applied_index"].as_u64().unwrap_or(0);
+    let applied = |c: &Cluster| status(c, 3, &dir)["applied_index"].as_u64().unwrap_or(0);
     cluster.restart_with(3, &tls_flags(&dir, "node2"));
     for i in 2..=6 {
         until_ok(&with_strs(&client, &["put", "k", &i.to_string()]));
     }
     std::thread::sleep(Duration::from_secs(3));
     let before = applied(&cluster);
+    // The page is read (it answers with its id), so "nothing new applied" means something.
+    assert_eq!(status(&cluster, 3, &dir)["id"], 3, "node 3's status page");
     until_ok(&with_strs(&client, &["put", "k", "7"]));
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(

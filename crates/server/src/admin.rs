@@ -1,4 +1,5 @@
-//! Admin HTTP on its own port: `/health`, `/status` (JSON), `/metrics` (Prometheus).
+//! Admin HTTP on its own port: `/health`, `/status` (JSON), `/metrics` (Prometheus). Over
+//! TLS, with the clients' certificate and rules, when the server serves its clients over TLS.
 
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
@@ -63,4 +64,29 @@ async fn metrics_text(State(a): State<Admin>) -> impl IntoResponse {
         [("content-type", "text/plain; version=0.0.4")],
         a.metrics.render(),
     )
+}
+
+/// Serves `app` over TLS on `listener`: each connection's handshake on its own task (bounded by
+/// the handshake timeout), then HTTP/1.1. A failed handshake drops that connection only.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    acceptor: tokio_rustls::TlsAcceptor,
+) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let (app, acceptor) = (app.clone(), acceptor.clone());
+        tokio::spawn(async move {
+            let handshake =
+                tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+            let Ok(Ok(tls)) = handshake else { return };
+            let io = hyper_util::rt::TokioIo::new(tls);
+            let svc = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await;
+        });
+    }
 }

@@ -62,6 +62,11 @@ pub async fn run(
         .as_ref()
         .map(crate::tls::client_server_config)
         .transpose()?;
+    let admin_tls = cfg
+        .client_tls
+        .as_ref()
+        .map(crate::tls::admin_acceptor)
+        .transpose()?;
     let peer_listener =
         TcpListener::bind(me.peer_addr)
             .await
@@ -124,11 +129,18 @@ pub async fn run(
     let cfg = Arc::new(cfg);
     if let Some(l) = admin_listener {
         let app = admin::router(handle.clone(), cfg.clone(), metrics.clone());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, app).await {
-                tracing::error!(error = %e, "admin HTTP stopped");
+        match admin_tls {
+            Some(acceptor) => {
+                tokio::spawn(admin::serve_tls(l, app, acceptor));
             }
-        });
+            None => {
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(l, app).await {
+                        tracing::error!(error = %e, "admin HTTP stopped");
+                    }
+                });
+            }
+        }
     }
     let auth = Authenticator::new(auth_view, cfg.auth_token_ttl, tokens);
     let api = Api::new(handle, cfg.clone(), metrics, auth);

@@ -142,6 +142,33 @@ pub fn client_server_config(
     Ok(tls)
 }
 
+/// The admin HTTP port's TLS: the clients' certificate, and their client-certificate rule.
+pub fn admin_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
+    const WHAT: &str = "admin TLS";
+    let config = |why: String| TlsError::Config { what: WHAT, why };
+    let certs = load_certs("--cert-file", &files.cert)?;
+    let key = load_key("--key-file", &files.key)?;
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| config(e.to_string()))?;
+    let builder = match (&files.trusted_ca, files.client_cert_auth) {
+        (Some(ca), true) => {
+            let roots = Arc::new(load_roots("--trusted-ca-file", ca)?);
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
+                    .build()
+                    .map_err(|e| config(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let mut server = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| config(e.to_string()))?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(server)))
+}
+
 /// Checks that a certificate chain and key make a server configuration (key matches).
 fn check_pair(
     what: &'static str,
