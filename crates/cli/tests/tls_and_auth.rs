@@ -179,6 +179,37 @@ fn auth_gates_every_request_by_the_users_permissions() {
     assert_eq!(users.lines().collect::<Vec<_>>(), ["alice", "root"]);
     assert!(until_ok(&root(&["role", "get", "app"])).contains("[app/, app0)"));
 
+    // Alice changes her own password (not bob's, not root's): the old one stops working.
+    let passwd = |as_user: &[String], who: &str, new: &str| {
+        use std::io::Write;
+        let mut child = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--command-timeout=5s"])
+            .args(as_user)
+            .args(["user", "passwd", who, "--interactive=false"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{new}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, out) = passwd(&alice(&[]), "root", "mine");
+    assert!(!ok && out.contains(denied), "{out}");
+    let (ok, out) = passwd(&alice(&[]), "alice", "alicepw2");
+    assert!(ok, "{out}");
+    fails_with(&alice(&["get", "app/x"]), "authentication failed");
+    let alice2 = e(&["--user=alice:alicepw2"]);
+    let alice = |more: &[&str]| with(&alice2, more);
+    until_ok(&alice(&["get", "shared"]));
+
     // Revoking the role stops alice's next write; taking the permission away likewise.
     until_ok(&root(&["user", "revoke-role", "alice", "app"]));
     fails_with(&alice(&["put", "app/x", "2"]), denied);

@@ -306,6 +306,12 @@ impl AuthState {
                     None => Ok(()),
                 }
             }
+            // A user may change its own password; every other change is root's.
+            KvCommand::Auth(AuthCommand::UserChangePassword { name, .. })
+                if user == Some(name.as_str()) =>
+            {
+                self.check_known(user)
+            }
             KvCommand::Auth(_) => self.check_admin(user),
             KvCommand::Compact(_) | KvCommand::LeaseGrant { .. } | KvCommand::LeaseList => {
                 self.check_known(user)
@@ -932,6 +938,18 @@ mod store_tests {
         let mut restored = restored;
         assert_eq!(
             restored.apply(&as_u(put("z"))).result,
+            Err(KvError::PermissionDenied)
+        );
+        // A user changes its own password, and no one else's.
+        let own = |name: &str| {
+            auth(AuthCommand::UserChangePassword {
+                name: name.into(),
+                password_hash: None,
+            })
+        };
+        ok(restored.apply(&as_u(own("u"))));
+        assert_eq!(
+            restored.apply(&as_u(own("root"))).result,
             Err(KvError::PermissionDenied)
         );
         // Revoking the role stops the user's next write.
