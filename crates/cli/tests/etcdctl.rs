@@ -7,19 +7,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn etcdctl(endpoints: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoints}"))
-        .arg("--command-timeout=5s")
-        .args(args)
-        .output()
-        .expect("etcdctl is not installed: `apt-get install etcd-client` (the README says so)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let endpoints = format!("--endpoints={endpoints}");
+    let args: Vec<&str> = [endpoints.as_str(), "--command-timeout=5s"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    common::etcdctl_with(&args, None)
 }
 
 fn until_ok(endpoints: &str, args: &[&str]) -> String {
@@ -55,23 +48,8 @@ fn etcdctl_put_get_del_txn_status_and_member_list() {
     assert_eq!(deleted.trim(), "1");
 
     // txn reads its script from stdin in interactive mode; use the non-interactive form.
-    let mut child = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={eps}"))
-        .args(["txn"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("etcdctl");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"value(\"app/b\") = \"2\"\n\nput app/b 20\nget other\n\n\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let txt = String::from_utf8_lossy(&out.stdout);
+    let script = "value(\"app/b\") = \"2\"\n\nput app/b 20\nget other\n\n\n";
+    let (_, txt) = common::etcdctl_with(&[&format!("--endpoints={eps}"), "txn"], Some(script));
     assert!(txt.starts_with("SUCCESS"), "{txt}");
     assert!(txt.contains("OK") && txt.contains("other\n3"), "{txt}");
     assert_eq!(

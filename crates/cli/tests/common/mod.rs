@@ -25,6 +25,34 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
     (code, body)
 }
 
+/// Runs `etcdctl` (API v3) with `args`, writing `stdin` to it if given; whether it succeeded,
+/// and its standard output followed by its standard error.
+pub fn etcdctl_with<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: Option<&str>) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl is not installed: `apt-get install etcd-client` (the README says so)");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).expect("etcdctl's stdin");
+    }
+    let out = child.wait_with_output().expect("etcdctl ran");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// A local cluster of `synod server` processes.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
