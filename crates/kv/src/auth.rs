@@ -5,6 +5,7 @@
 
 use crate::error::KvError;
 use crate::machine::KvCommand;
+use crate::maintenance::AlarmCommand;
 use crate::range::KeyRange;
 use crate::store::Store;
 use crate::types::{RequestOp, TxnRequest};
@@ -318,7 +319,10 @@ impl AuthState {
             }
             KvCommand::As { .. } => Err(KvError::InvalidAuthMgmt),
             // Issued by the servers themselves, on behalf of leases already granted.
-            KvCommand::LeaseKeepAlive { .. } | KvCommand::LeaseExpire { .. } => Ok(()),
+            KvCommand::LeaseKeepAlive { .. }
+            | KvCommand::LeaseExpire { .. }
+            | KvCommand::Alarm(AlarmCommand::Raise(_)) => Ok(()),
+            KvCommand::Alarm(_) => self.check_admin(user),
         }
     }
 

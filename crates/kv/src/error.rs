@@ -68,4 +68,7 @@ pub enum KvError {
     /// A change that would lock everyone out (deleting root while auth is on, and the like).
     #[error("etcdserver: invalid auth management")]
     InvalidAuthMgmt,
+    /// A write while a NOSPACE alarm is raised.
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
 }

@@ -3,6 +3,7 @@
 use crate::auth::AuthCommand;
 use crate::error::KvError;
 use crate::lease::Expiry;
+use crate::maintenance::{Alarm, AlarmCommand};
 use crate::store::Store;
 use crate::types::*;
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,8 @@ pub enum KvCommand {
         /// The command.
         cmd: Box<KvCommand>,
     },
+    /// List, raise or disarm alarms.
+    Alarm(AlarmCommand),
 }
 
 impl KvCommand {
@@ -136,6 +139,8 @@ pub enum KvResult {
     Leases(Vec<i64>),
     /// An auth change was made.
     AuthChanged,
+    /// The alarms an alarm command concerned.
+    Alarms(Vec<Alarm>),
 }
 
 impl StateMachine for Store {
@@ -152,7 +157,7 @@ impl StateMachine for Store {
 
     fn snapshot(&self) -> Vec<u8> {
         let mut bytes = synod_core::encode::to_vec_exact(self).expect("the store serializes");
-        self.append_auth(&mut bytes);
+        self.append_trailer(&mut bytes);
         bytes
     }
 
@@ -164,7 +169,7 @@ impl StateMachine for Store {
     fn restore(bytes: &[u8]) -> Result<Self, String> {
         let (mut store, rest): (Store, &[u8]) =
             postcard::take_from_bytes(bytes).map_err(|e| format!("store snapshot: {e}"))?;
-        store.restore_auth(rest)?;
+        store.restore_trailer(rest)?;
         store.rebuild_index();
         Ok(store)
     }
@@ -180,6 +185,7 @@ impl Store {
             return self.apply_as(Some(who), cmd);
         }
         self.auth().check_command(user, cmd, self)?;
+        self.check_space(cmd)?;
         match cmd {
             KvCommand::Range(r) => self.range(r).map(KvResult::Range),
             KvCommand::Put(p) => self.put(p).map(KvResult::Put),
@@ -207,6 +213,7 @@ impl Store {
                 .lease_expire(*id, *refreshes)
                 .map(KvResult::LeaseExpiry),
             KvCommand::Auth(a) => self.auth_apply(a).map(|()| KvResult::AuthChanged),
+            KvCommand::Alarm(a) => Ok(KvResult::Alarms(self.alarm_apply(a))),
             KvCommand::As { .. } => unreachable!("unwrapped above"),
         }
     }

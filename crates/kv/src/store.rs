@@ -3,6 +3,7 @@
 use crate::auth::{AuthCommand, AuthState};
 use crate::error::KvError;
 use crate::lease::Lease;
+use crate::maintenance::Alarm;
 use crate::range::KeyRange;
 use crate::txn::{check_duplicates, compare_holds};
 use crate::types::*;
@@ -43,6 +44,10 @@ pub struct Store {
     /// Shared, so the server can publish it to its request handlers without copying.
     #[serde(skip)]
     pub(crate) auth: Arc<AuthState>,
+    /// Raised alarms. Carried in snapshots after the auth state, likewise only when any is
+    /// raised.
+    #[serde(skip)]
+    pub(crate) alarms: BTreeSet<Alarm>,
 }
 
 impl Default for Store {
@@ -54,6 +59,7 @@ impl Default for Store {
             leases: BTreeMap::new(),
             by_rev: BTreeMap::new(),
             auth: Arc::default(),
+            alarms: BTreeSet::new(),
         }
     }
 }
@@ -82,6 +88,7 @@ impl Store {
             leases: self.leases.clone(),
             by_rev: BTreeMap::new(),
             auth: self.auth.clone(),
+            alarms: self.alarms.clone(),
         }
     }
 
@@ -99,22 +106,33 @@ impl Store {
         Ok(())
     }
 
-    /// Appends the auth state to snapshot bytes, unless auth was never touched.
-    pub(crate) fn append_auth(&self, bytes: &mut Vec<u8>) {
-        if self.auth.revision() > 0 {
+    /// Appends the auth state and then the alarms to snapshot bytes: the alarms only if any is
+    /// raised, the auth state only if auth was ever touched or alarms follow. So a snapshot of
+    /// a store that never used either is exactly what older versions wrote and read.
+    pub(crate) fn append_trailer(&self, bytes: &mut Vec<u8>) {
+        if self.auth.revision() > 0 || !self.alarms.is_empty() {
             bytes.extend(postcard::to_stdvec(&*self.auth).expect("auth state serializes"));
+        }
+        if !self.alarms.is_empty() {
+            bytes.extend(postcard::to_stdvec(&self.alarms).expect("alarms serialize"));
         }
     }
 
-    /// Reads what [`Store::append_auth`] appended (nothing: auth never touched).
-    pub(crate) fn restore_auth(&mut self, rest: &[u8]) -> Result<(), String> {
-        if !rest.is_empty() {
-            let (auth, left): (AuthState, _) =
-                postcard::take_from_bytes(rest).map_err(|e| format!("auth snapshot: {e}"))?;
+    /// Reads what [`Store::append_trailer`] appended.
+    pub(crate) fn restore_trailer(&mut self, rest: &[u8]) -> Result<(), String> {
+        if rest.is_empty() {
+            return Ok(());
+        }
+        let (auth, left): (AuthState, _) =
+            postcard::take_from_bytes(rest).map_err(|e| format!("auth snapshot: {e}"))?;
+        self.auth = Arc::new(auth);
+        if !left.is_empty() {
+            let (alarms, left): (BTreeSet<Alarm>, _) =
+                postcard::take_from_bytes(left).map_err(|e| format!("alarms snapshot: {e}"))?;
             if !left.is_empty() {
                 return Err(format!("{} stray bytes after the snapshot", left.len()));
             }
-            self.auth = Arc::new(auth);
+            self.alarms = alarms;
         }
         Ok(())
     }
