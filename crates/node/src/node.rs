@@ -176,6 +176,8 @@ pub struct NodeCore {
     saving: u32,
     /// A snapshot encoded by the driver, adopted at the end of the turn.
     built: Option<Snapshot>,
+    /// An operator asked for a checkpoint now ([`NodeCore::request_checkpoint`]).
+    forced: bool,
     /// The size of the newest checkpoint reported saved, and the log record it covers.
     checkpoint_bytes: u64,
     checkpoint_covered: u64,
@@ -224,6 +226,7 @@ impl NodeCore {
             building: false,
             saving: 0,
             built: None,
+            forced: false,
             checkpoint_bytes: recovered.checkpoint_bytes,
             checkpoint_covered: 0,
             log_bytes,
@@ -391,6 +394,20 @@ impl NodeCore {
         self.log_bytes = log_bytes;
         let released = self.gate.synced(batch);
         self.release(released);
+    }
+
+    /// An operator asks for a checkpoint now (etcd's defragment, which is what frees disk
+    /// space): once nothing is being built or saved, the node snapshots whatever was applied
+    /// since the last snapshot, however little, and folds the log into a checkpoint; with
+    /// nothing applied since, it folds the log into a checkpoint of the snapshot it has.
+    pub fn request_checkpoint(&mut self) {
+        self.forced = true;
+    }
+
+    /// True when no checkpoint is asked for, being built or being saved: a driver answers the
+    /// operator who asked for one once this holds again.
+    pub fn checkpoint_idle(&self) -> bool {
+        !self.forced && !self.building && self.saving == 0
     }
 
     /// The snapshot asked for by [`Action::BuildSnapshot`] is encoded.
@@ -568,19 +585,23 @@ impl NodeCore {
             }
             return;
         }
-        if self.building
-            || self.saving > 0
-            || self.replica.applied_index() < self.replica.log_start() + self.cfg.snapshot_every
-        {
+        if self.building || self.saving > 0 {
             return;
         }
         // Encoding costs the whole state. Waiting until the log has grown by as much as the
         // last checkpoint keeps that cost within the bytes logged since; otherwise a store
         // keeping all its history is encoded as often when large as when small.
-        if self.logged_since_checkpoint() < self.checkpoint_bytes {
+        let due = self.replica.applied_index()
+            >= self.replica.log_start() + self.cfg.snapshot_every
+            && self.logged_since_checkpoint() >= self.checkpoint_bytes;
+        let forced = std::mem::take(&mut self.forced);
+        if !due && !forced {
             return;
         }
         let Some(pending) = self.replica.begin_snapshot() else {
+            if forced {
+                self.start_checkpoint();
+            }
             return;
         };
         self.building = true;

@@ -95,3 +95,61 @@ fn snapshots_checkpoints_and_their_pacing() {
         "asked for as soon as the log grew by 300 bytes"
     );
 }
+
+#[test]
+fn a_requested_checkpoint_waits_for_no_threshold_and_reports_idle_once_saved() {
+    let mut d = driven();
+    put_turn(&mut d, 1);
+    put_turn(&mut d, 2);
+    assert!(d.n.checkpoint_idle());
+    assert!(d.builds.is_empty(), "two slots are below every threshold");
+    d.n.request_checkpoint();
+    assert!(!d.n.checkpoint_idle(), "asked for, not yet taken");
+    d.turn();
+    let (pending, _) = d.builds.pop().expect("a snapshot asked for at once");
+    assert_eq!(pending.slot(), d.n.replica().applied_index());
+    assert!(!d.n.checkpoint_idle(), "being built");
+    d.n.snapshot_built(pending.build());
+    d.turn();
+    let covered = d.saves.pop().expect("a checkpoint of it");
+    assert!(!d.n.checkpoint_idle(), "being saved");
+    d.n.checkpointed(covered, 50, d.disk);
+    assert!(d.n.checkpoint_idle());
+    // Nothing applied since: the log alone is folded into a checkpoint, nothing is encoded.
+    d.n.request_checkpoint();
+    d.turn();
+    assert!(d.builds.is_empty(), "no new state to encode");
+    let again = d.saves.pop().expect("the log folded all the same");
+    assert!(again >= covered);
+    assert!(!d.n.checkpoint_idle());
+    d.n.checkpointed(again, 50, d.disk);
+    assert!(d.n.checkpoint_idle());
+}
+
+#[test]
+fn a_checkpoint_requested_while_one_is_built_follows_it() {
+    let mut d = driven();
+    let mut i = 0;
+    while d.builds.is_empty() {
+        i += 1;
+        put_turn(&mut d, i);
+    }
+    let (pending, _) = d.builds.pop().expect("asked");
+    d.n.request_checkpoint();
+    i += 1;
+    put_turn(&mut d, i);
+    assert!(d.builds.is_empty(), "one build at a time");
+    d.n.snapshot_built(pending.build());
+    d.turn();
+    let covered = d.saves.pop().expect("saved");
+    d.turn();
+    assert!(
+        d.builds.is_empty(),
+        "none while the first checkpoint is saved"
+    );
+    d.n.checkpointed(covered, 50, d.disk);
+    d.turn();
+    let (next, _) = d.builds.pop().expect("the requested one follows");
+    assert_eq!(next.slot(), d.n.replica().applied_index());
+    assert!(!d.n.checkpoint_idle());
+}
