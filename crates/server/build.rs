@@ -5,7 +5,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     tonic_prost_build::configure()
         .build_client(false)
-        .compile_protos(&["proto/etcdserverpb/rpc.proto"], &["proto"])
+        .compile_protos(
+            &[
+                "proto/etcdserverpb/rpc.proto",
+                "proto/v3lockpb/v3lock.proto",
+                "proto/v3electionpb/v3election.proto",
+            ],
+            &["proto"],
+        )
         .map_err(|e| {
             format!(
                 "cannot compile the etcd API protos ({e}); install protoc, e.g. \

@@ -35,6 +35,7 @@ async fn start_synod(dir: &std::path::Path) -> (String, tokio::sync::oneshot::Se
         peer_tls: None,
         auth_token_ttl: Duration::from_secs(300),
         auth_token: "simple".into(),
+        quota_backend_bytes: 0,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

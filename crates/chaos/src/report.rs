@@ -2,7 +2,7 @@
 
 use crate::nemesis::FaultRecord;
 use crate::recorder::Counts;
-use crate::verify::LostWrite;
+use crate::verify::{LostWrite, ReplicaHashes};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -55,6 +55,8 @@ pub struct Report {
     pub unread_keys: Vec<String>,
     /// Acknowledged writes the final values contradict.
     pub lost_writes: Vec<LostWrite>,
+    /// Every member's HashKV at one revision after healing.
+    pub replica_hashes: ReplicaHashes,
     /// The checker's verdict.
     pub verdict: Judgement,
     /// The verdict as the checker prints it (the window around an anomaly).
@@ -86,6 +88,7 @@ impl Report {
             || !self.lost_writes.is_empty()
             || !self.unexpected_exits.is_empty()
             || !self.unread_keys.is_empty()
+            || self.replica_hashes.divergent()
     }
 
     /// Anomalies found: a non-linearizable history counts one (the checker stops at the first
@@ -132,6 +135,26 @@ impl fmt::Display for Report {
         for k in &self.unread_keys {
             writeln!(f, "  could not read {k} after healing")?;
         }
+        let hashes: Vec<String> = self
+            .replica_hashes
+            .hashes
+            .iter()
+            .map(|(n, h)| match h {
+                Some(h) => format!("node{n}={h:08x}"),
+                None => format!("node{n}=(no answer)"),
+            })
+            .collect();
+        writeln!(
+            f,
+            "member hashes at revision {}: {}{}",
+            self.replica_hashes.revision,
+            hashes.join(" "),
+            if self.replica_hashes.divergent() {
+                "  DIVERGENT"
+            } else {
+                ""
+            }
+        )?;
         writeln!(f, "acknowledged writes lost: {}", self.lost_writes.len())?;
         for l in self.lost_writes.iter().take(10) {
             writeln!(

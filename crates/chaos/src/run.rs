@@ -268,6 +268,14 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
         shared.tls.as_ref(),
     )
     .await;
+    say("comparing every member's HashKV".into());
+    let replica_hashes = verify::replica_hashes(
+        &shared.endpoints,
+        cfg.op_timeout,
+        Duration::from_secs(30),
+        shared.tls.as_ref(),
+    )
+    .await;
     note_exits(&mut cluster, &mut exits, &events);
     cluster.stop_all();
     drop(cluster);
@@ -356,6 +364,7 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
         final_values,
         unread_keys,
         lost_writes: lost,
+        replica_hashes,
         verdict: judgement,
         verdict_text: verdict.to_string(),
         check_seconds,

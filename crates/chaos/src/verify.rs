@@ -65,6 +65,63 @@ pub async fn final_reads(
     out
 }
 
+/// Every member's HashKV at one revision, taken after healing: members that applied the same
+/// log answer the same hash.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReplicaHashes {
+    /// The revision hashed: the highest any member reported once the clients had stopped.
+    pub revision: i64,
+    /// Each member's hash at that revision (`None`: it could not answer in time).
+    pub hashes: std::collections::BTreeMap<u64, Option<u32>>,
+}
+
+impl ReplicaHashes {
+    /// Whether two members that answered hold different histories.
+    pub fn divergent(&self) -> bool {
+        let mut answered = self.hashes.values().flatten();
+        answered
+            .next()
+            .is_some_and(|first| answered.any(|h| h != first))
+    }
+}
+
+/// Asks every member for its revision, then for its HashKV at the highest one, retrying a
+/// member until it has applied that far or `within` passes.
+pub async fn replica_hashes(
+    endpoints: &[(u64, String)],
+    op_timeout: Duration,
+    within: Duration,
+    tls: Option<&etcd_client::TlsOptions>,
+) -> ReplicaHashes {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut revision = 0;
+    for (node, endpoint) in endpoints {
+        if let Some(mut c) = connect(*node, endpoint, op_timeout, tls).await {
+            if let Ok(Ok(s)) = tokio::time::timeout(op_timeout, c.status()).await {
+                revision = revision.max(s.header().map_or(0, |h| h.revision()));
+            }
+        }
+    }
+    let mut out = ReplicaHashes {
+        revision,
+        hashes: Default::default(),
+    };
+    for (node, endpoint) in endpoints {
+        let mut hash = None;
+        while hash.is_none() && tokio::time::Instant::now() < deadline {
+            if let Some(mut c) = connect(*node, endpoint, op_timeout, tls).await {
+                if let Ok(Ok(r)) = tokio::time::timeout(op_timeout, c.hash_kv(revision)).await {
+                    hash = Some(r.hash());
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        out.hashes.insert(*node, hash);
+    }
+    out
+}
+
 /// An acknowledged write that the end state contradicts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LostWrite {
@@ -222,6 +279,21 @@ mod tests {
     }
     fn put(v: &str, call: u64, ret: u64) -> Entry {
         e(1, Op::Put { value: v.into() }, call, Some(ret), Outcome::Ok)
+    }
+
+    #[test]
+    fn hashes_diverge_only_when_two_answers_differ() {
+        let of = |hs: &[Option<u32>]| ReplicaHashes {
+            revision: 9,
+            hashes: hs
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (i as u64 + 1, *h))
+                .collect(),
+        };
+        assert!(!of(&[Some(1), Some(1), None]).divergent());
+        assert!(!of(&[None, None]).divergent());
+        assert!(of(&[Some(1), None, Some(2)]).divergent());
     }
 
     #[test]

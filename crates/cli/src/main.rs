@@ -11,6 +11,7 @@ mod cluster_cmd;
 mod flow_cmd;
 mod server_cmd;
 mod sim_cmd;
+mod snapshot_cmd;
 
 // The server allocates and frees several small buffers per request (gRPC frames, batches, log
 // records); malloc was a tenth of a leader's profile under glibc, and mimalloc served 19-26%
@@ -47,6 +48,8 @@ enum Command {
     Certs(certs::CertsArgs),
     /// Check a recorded history (JSON lines) for linearizability.
     Check(check_cmd::CheckArgs),
+    /// Read or restore a backup taken with `etcdctl snapshot save`.
+    Snapshot(snapshot_cmd::SnapshotArgs),
     /// Benchmarks: load against etcd-API clusters (`run`, `compare`, `report`) and the WAL (`storage`).
     Bench(bench_cmd::BenchArgs),
     /// Fault-injection run against real server processes, checked for linearizability.
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Certs(args) => certs::run(args),
         Command::Check(args) => check_cmd::run(args),
+        Command::Snapshot(args) => snapshot_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Chaos(args) => chaos_cmd::run(args),
     };

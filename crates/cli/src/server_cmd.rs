@@ -107,6 +107,11 @@ pub struct ServerArgs {
     /// theirs from the ttl option).
     #[arg(long, env = "SYNOD_AUTH_TOKEN_TTL")]
     auth_token_ttl: Option<u64>,
+    /// Refuse writes and raise the NOSPACE alarm once this member's checkpoint and log hold
+    /// more bytes than this, as etcd's flag; compact, `etcdctl defrag` and `etcdctl alarm
+    /// disarm` to resume. 0 (the default): no quota.
+    #[arg(long, env = "SYNOD_QUOTA_BACKEND_BYTES")]
+    quota_backend_bytes: Option<u64>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "SYNOD_CONFIG")]
     config: Option<PathBuf>,
@@ -148,6 +153,7 @@ struct FileConfig {
     peer_client_cert_auth: Option<bool>,
     auth_token: Option<String>,
     auth_token_ttl: Option<u64>,
+    quota_backend_bytes: Option<u64>,
 }
 
 /// TLS files from `--<prefix>cert-file` and friends: none, or a certificate with its key.
@@ -334,6 +340,10 @@ impl ServerArgs {
                     .unwrap_or(300)
                     .max(1),
             ),
+            quota_backend_bytes: self
+                .quota_backend_bytes
+                .or(file.quota_backend_bytes)
+                .unwrap_or(0),
         };
         if cfg.unsafe_local_reads {
             tracing::warn!(

@@ -111,6 +111,16 @@ fn auth_gates_every_request_by_the_users_permissions() {
     fails_with(&alice(&["watch", "secret"]), denied);
     fails_with(&alice(&["user", "list"]), denied);
     fails_with(&alice(&["auth", "disable"]), denied);
+    // The operator's calls are root's, as in etcd.
+    let backup = cluster.dir.path().join("alice.db").display().to_string();
+    let one = format!("--endpoints={}", cluster.endpoint(1));
+    let save = [one.as_str(), "--user=alice:alicepw", "snapshot", "save", &backup];
+    fails_with(&save, denied);
+    fails_with(&alice(&["endpoint", "hashkv"]), denied);
+    fails_with(&alice(&["defrag"]), denied);
+    fails_with(&alice(&["alarm", "disarm"]), denied);
+    assert!(until_ok(&root(&["endpoint", "hashkv"])).contains(", "));
+    assert!(until_ok(&root(&["alarm", "list"])).trim().is_empty());
 
     // A transaction is checked key by key: its compare, and both branches.
     let txn = |args: &[String], script: &str| {

@@ -117,7 +117,7 @@ impl pb::auth_server::Auth for Api {
     ) -> Result<Response<pb::AuthStatusResponse>, Status> {
         let s = self.auth.state();
         Ok(Response::new(pb::AuthStatusResponse {
-            header: Some(self.header(0, 0)),
+            header: Some(self.header(0)),
             enabled: s.enabled(),
             auth_revision: s.revision(),
         }))
@@ -146,7 +146,7 @@ impl pb::auth_server::Auth for Api {
             ));
         }
         Ok(Response::new(pb::AuthenticateResponse {
-            header: Some(self.header(0, 0)),
+            header: Some(self.header(0)),
             token: self.auth.issue_at(&state, &req.name)?,
         }))
     }
@@ -182,7 +182,7 @@ impl pb::auth_server::Auth for Api {
             .user(&name)
             .ok_or_else(|| kv_error(KvError::UserNotFound))?;
         Ok(Response::new(pb::AuthUserGetResponse {
-            header: Some(self.header(0, 0)),
+            header: Some(self.header(0)),
             roles: user.roles.iter().cloned().collect(),
         }))
     }
@@ -193,7 +193,7 @@ impl pb::auth_server::Auth for Api {
     ) -> Result<Response<pb::AuthUserListResponse>, Status> {
         self.auth_read(&req, |_| false)?;
         Ok(Response::new(pb::AuthUserListResponse {
-            header: Some(self.header(0, 0)),
+            header: Some(self.header(0)),
             users: self.auth.state().user_names().map(String::from).collect(),
         }))
     }
@@ -278,7 +278,7 @@ impl pb::auth_server::Auth for Api {
             .role(&role)
             .ok_or_else(|| kv_error(KvError::RoleNotFound))?;
         Ok(Response::new(pb::AuthRoleGetResponse {
-            header: Some(self.header(0, 0)),
+            header: Some(self.header(0)),
             perm: perms.iter().map(perm_out).collect(),
         }))
     }
@@ -289,7 +289,7 @@ impl pb::auth_server::Auth for Api {
     ) -> Result<Response<pb::AuthRoleListResponse>, Status> {
         self.auth_read(&req, |_| false)?;
         Ok(Response::new(pb::AuthRoleListResponse {
-            header: Some(self.header(0, 0)),
+            header: Some(self.header(0)),
             roles: self.auth.state().role_names().map(String::from).collect(),
         }))
     }

@@ -117,6 +117,10 @@ pub struct ServerConfig {
     /// `jwt,pub-key=FILE,priv-key=FILE,sign-method=ALG,ttl=5m`.
     #[serde(default = "default_token_kind")]
     pub auth_token: String,
+    /// Bytes of checkpoint and log above which this member refuses writes and raises the
+    /// NOSPACE alarm, as etcd's `--quota-backend-bytes` (0: no quota).
+    #[serde(default)]
+    pub quota_backend_bytes: u64,
 }
 
 fn default_token_kind() -> String {

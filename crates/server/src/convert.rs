@@ -203,6 +203,7 @@ pub fn kv_error(e: kv::KvError) -> Status {
         | E::UserEmpty
         | E::RoleEmpty
         | E::InvalidAuthMgmt => Status::invalid_argument(e.to_string()),
+        E::NoSpace => Status::resource_exhausted(e.to_string()),
         E::PermissionDenied => Status::permission_denied(e.to_string()),
         E::UserAlreadyExist
         | E::UserNotFound

@@ -130,6 +130,7 @@ pub struct FastNode {
     pumped_revision: i64,
     progress_ticks: u64,
     leases: LeaseClock,
+    published: Arc<crate::node::Published>,
 }
 
 impl FastNode {
@@ -215,6 +216,7 @@ impl FastNode {
             progress_ticks: (cfg.watch_progress_interval.as_millis() / cfg.tick.as_millis().max(1))
                 .max(1) as u64,
             leases: LeaseClock::new(cfg.tick, cfg.election_ticks.1 * 2),
+            published: Arc::default(),
         })
     }
 
@@ -302,6 +304,13 @@ impl FastNode {
             }
             Input::LeaseRemaining(id, reply) => {
                 let _ = reply.send(self.leases.remaining_secs(id, self.now));
+            }
+            Input::StoreCopy(reply) => {
+                let _ = reply.send(self.store.shared_copy());
+            }
+            // This mode keeps its whole log (it has no checkpoints yet): nothing to fold.
+            Input::Defragment(reply) => {
+                let _ = reply.send(());
             }
             // Peers of this mode come in on their own channel.
             Input::Peer(..) => {}
@@ -423,6 +432,8 @@ impl FastNode {
     /// Ends the loop turn: the turn's records go to the log as one batch, and the messages
     /// that must wait for them (and for every earlier batch) are queued behind it.
     fn flush(&mut self) {
+        self.published
+            .set_term(self.server.acceptor_state().promised.number);
         let held = std::mem::take(&mut self.held);
         if !self.records.is_empty() {
             self.next_batch += 1;
@@ -492,6 +503,7 @@ impl FastNode {
             log_bytes: self.wal.stats().bytes,
             keys: self.store.len(),
             lanes_free: 0,
+            alarms: self.store.alarms().copied().collect(),
         }
     }
 }
@@ -520,6 +532,11 @@ pub fn spawn(
 ) -> (NodeHandle, FastPeers, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(65_536);
     let (peer_tx, peer_rx) = mpsc::channel(65_536);
+    let published = node.published.clone();
     let join = tokio::spawn(node.run(rx, peer_rx, tick));
-    (NodeHandle::new(tx), FastPeers { tx: peer_tx }, join)
+    (
+        NodeHandle::new(tx, published),
+        FastPeers { tx: peer_tx },
+        join,
+    )
 }

@@ -1,5 +1,5 @@
-//! The etcd v3 gRPC services: KV, Cluster (member list) and Maintenance (status). Watch and
-//! Lease live in `watch_svc` and `lease_svc`.
+//! The etcd v3 gRPC services KV and Cluster (member list). Watch, Lease, Auth and Maintenance
+//! live in `watch_svc`, `lease_svc`, `auth_svc` and `maintenance_svc`.
 
 use crate::auth::{Authenticator, ReadAccess};
 use crate::config::ServerConfig;
@@ -9,9 +9,8 @@ use crate::node::{NodeHandle, ProposeError};
 use crate::proto::etcdserverpb as pb;
 use pb::cluster_server::Cluster;
 use pb::kv_server::Kv;
-use pb::maintenance_server::Maintenance;
 use std::sync::Arc;
-use synod_kv::{KvCommand, KvOutput, KvResult};
+use synod_kv::{KvCommand, KvOutput, KvResult, RangeRequest, RangeResponse};
 use tonic::{Request, Response, Status};
 
 /// A fixed cluster id: members of one Synod cluster agree on it because they share the config.
@@ -75,12 +74,13 @@ impl Api {
             .start_timer()
     }
 
-    pub(crate) fn header(&self, revision: i64, term: u64) -> pb::ResponseHeader {
+    /// A response header, with the raft term this node published last.
+    pub(crate) fn header(&self, revision: i64) -> pb::ResponseHeader {
         pb::ResponseHeader {
             cluster_id: cluster_id(&self.cfg),
             member_id: self.cfg.id,
             revision,
-            raft_term: term,
+            raft_term: self.node.term(),
         }
     }
 
@@ -96,25 +96,18 @@ impl Api {
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
         let result = result.map_err(kv_error)?;
-        Ok((result, self.header(revision, 0)))
+        Ok((result, self.header(revision)))
     }
 }
 
-pub(crate) fn unexpected(r: KvResult) -> Status {
-    Status::internal(format!(
-        "the store answered with an unexpected result: {r:?}"
-    ))
-}
-
-#[tonic::async_trait]
-impl Kv for Api {
-    async fn range(
+impl Api {
+    /// Serves a range request as `user`: locally if it asks for a serializable read, else
+    /// linearizably, without a log slot where a leader is known and through the log otherwise.
+    pub(crate) async fn read(
         &self,
-        req: Request<pb::RangeRequest>,
-    ) -> Result<Response<pb::RangeResponse>, Status> {
-        let _t = self.timer("range");
-        let user = self.user_of(&req)?;
-        let req = range_in(req.into_inner());
+        user: Option<String>,
+        req: RangeRequest,
+    ) -> Result<(RangeResponse, pb::ResponseHeader), Status> {
         let access = ReadAccess {
             user: user.clone(),
             key: req.key.clone(),
@@ -132,24 +125,41 @@ impl Kv for Api {
                 .await
                 .map_err(|e| Status::unavailable(e.to_string()))?;
             self.check_access(&access)?;
-            let r = r.map_err(kv_error)?;
-            return Ok(Response::new(range_out(r, self.header(rev, 0))));
+            return Ok((r.map_err(kv_error)?, self.header(rev)));
         }
         // A linearizable read needs no log slot: the leader confirms it still leads and names
         // the index to wait for. Without a known leader, order it through the log instead.
         match self.node.read_index(req.clone()).await {
             Ok((rev, r)) => {
                 self.check_access(&access)?;
-                let r = r.map_err(kv_error)?;
-                return Ok(Response::new(range_out(r, self.header(rev, 0))));
+                return Ok((r.map_err(kv_error)?, self.header(rev)));
             }
             Err(ProposeError::NotLeader) => {}
             Err(e) => return Err(Status::unavailable(e.to_string())),
         }
         match self.order(user, KvCommand::Range(req)).await? {
-            (KvResult::Range(r), h) => Ok(Response::new(range_out(r, h))),
+            (KvResult::Range(r), h) => Ok((r, h)),
             (other, _) => Err(unexpected(other)),
         }
+    }
+}
+
+pub(crate) fn unexpected(r: KvResult) -> Status {
+    Status::internal(format!(
+        "the store answered with an unexpected result: {r:?}"
+    ))
+}
+
+#[tonic::async_trait]
+impl Kv for Api {
+    async fn range(
+        &self,
+        req: Request<pb::RangeRequest>,
+    ) -> Result<Response<pb::RangeResponse>, Status> {
+        let _t = self.timer("range");
+        let user = self.user_of(&req)?;
+        let (r, header) = self.read(user, range_in(req.into_inner())).await?;
+        Ok(Response::new(range_out(r, header)))
     }
 
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
@@ -234,34 +244,8 @@ impl Cluster for Api {
             })
             .collect();
         Ok(Response::new(pb::MemberListResponse {
-            header: Some(self.header(0, 0)),
+            header: Some(self.header(0)),
             members,
-        }))
-    }
-}
-
-#[tonic::async_trait]
-impl Maintenance for Api {
-    async fn status(
-        &self,
-        _req: Request<pb::StatusRequest>,
-    ) -> Result<Response<pb::StatusResponse>, Status> {
-        let s = self
-            .node
-            .status()
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
-        Ok(Response::new(pb::StatusResponse {
-            header: Some(self.header(s.revision, s.term)),
-            version: concat!("3.5.0-synod-", env!("CARGO_PKG_VERSION")).to_string(),
-            db_size: s.log_bytes as i64,
-            leader: s.leader.unwrap_or(0),
-            raft_index: s.commit_index,
-            raft_term: s.term,
-            raft_applied_index: s.applied_index,
-            errors: Vec::new(),
-            db_size_in_use: s.log_bytes as i64,
-            is_learner: false,
         }))
     }
 }

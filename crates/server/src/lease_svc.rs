@@ -28,7 +28,7 @@ impl Api {
             Ok(other) => return Err(unexpected(other)),
         };
         Ok(pb::LeaseKeepAliveResponse {
-            header: Some(self.header(out.revision, 0)),
+            header: Some(self.header(out.revision)),
             id,
             ttl,
         })
@@ -126,7 +126,7 @@ impl pb::lease_server::Lease for Api {
             .propose(KvCommand::LeaseQuery { id: req.id }.run_as(user))
             .await
             .map_err(unavailable)?;
-        let header = Some(self.header(out.revision, 0));
+        let header = Some(self.header(out.revision));
         let resp = match out.result {
             Ok(KvResult::LeaseInfo { ttl, keys }) => {
                 let remaining = self

@@ -9,11 +9,15 @@ use crate::metrics::Metrics;
 use crate::peer::Outbox;
 use crate::watch::{WatchHub, WatchMsg, WatchSpec};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synod_core::multi::{Message, RoleKind, Snapshot};
-use synod_core::NodeId;
-use synod_kv::{KvCommand, KvOutput, RangeRequest, RangeResponse};
+use synod_core::{Ballot, NodeId};
+use synod_kv::{
+    Alarm, AlarmCommand, AlarmKind, KvCommand, KvError, KvOutput, RangeRequest, RangeResponse,
+    Store,
+};
 use synod_node::record::{encode_boot, encode_checkpoint, encode_persist};
 use synod_node::{Action, NodeConfig, NodeCore, Ticket};
 use synod_storage::{
@@ -49,6 +53,8 @@ pub struct NodeStatus {
     pub keys: usize,
     /// Proposal lanes free: how many more commands this node can have in flight.
     pub lanes_free: usize,
+    /// Alarms raised, by member.
+    pub alarms: Vec<Alarm>,
 }
 
 /// What the gRPC layer and peers hand the node.
@@ -72,6 +78,35 @@ pub enum Input {
     Watch(WatchInput),
     /// Seconds left on a lease by this node's lease clock.
     LeaseRemaining(i64, oneshot::Sender<Option<i64>>),
+    /// A copy of the store as applied so far, cheap to take (its histories are shared), for
+    /// work too long for the loop: hashing it, backing it up.
+    StoreCopy(oneshot::Sender<Store>),
+    /// An operator asks for a checkpoint now (etcd's defragment); answered once it is saved.
+    Defragment(oneshot::Sender<()>),
+}
+
+/// What a node loop publishes for its request handlers, read without a trip through the loop.
+#[derive(Debug, Default)]
+pub struct Published {
+    term: AtomicU64,
+}
+
+impl Published {
+    /// Publishes the raft term.
+    pub(crate) fn set_term(&self, term: u64) {
+        self.term.store(term, Ordering::Relaxed);
+    }
+}
+
+/// The raft term etcd clients are shown: it rises with the promised ballot, so on every leader
+/// change, since a new leader's ballot is above its predecessor's. The round alone would not
+/// do: two leaders in turn may share a round, the later one with the higher node id. Node ids
+/// above `max_id` (never a member's) count as `max_id`.
+pub fn raft_term(ballot: Ballot, max_id: NodeId) -> u64 {
+    ballot
+        .round
+        .saturating_mul(max_id.saturating_add(1))
+        .saturating_add(ballot.node.min(max_id))
 }
 
 /// What a watch stream asks of the node.
@@ -114,33 +149,52 @@ pub enum WatchInput {
 #[derive(Clone)]
 pub struct NodeHandle {
     tx: mpsc::Sender<Input>,
+    published: Arc<Published>,
 }
 
 impl NodeHandle {
-    /// A handle feeding `tx` (a node loop's input queue).
-    pub(crate) fn new(tx: mpsc::Sender<Input>) -> Self {
-        NodeHandle { tx }
+    /// A handle feeding `tx` (a node loop's input queue), reading what that loop publishes.
+    pub(crate) fn new(tx: mpsc::Sender<Input>, published: Arc<Published>) -> Self {
+        NodeHandle { tx, published }
+    }
+
+    /// The raft term as the node last published it.
+    pub fn term(&self) -> u64 {
+        self.published.term.load(Ordering::Relaxed)
+    }
+
+    /// Sends `input` made around a reply channel, and waits for the reply.
+    async fn ask<T>(
+        &self,
+        input: impl FnOnce(oneshot::Sender<T>) -> Input,
+    ) -> Result<T, ProposeError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(input(tx))
+            .await
+            .map_err(|_| ProposeError::Stopped)?;
+        rx.await.map_err(|_| ProposeError::Stopped)
+    }
+
+    /// A copy of the store as this node applied it so far.
+    pub async fn store_copy(&self) -> Result<Store, ProposeError> {
+        self.ask(Input::StoreCopy).await
+    }
+
+    /// Asks for a checkpoint now; returns once it is saved.
+    pub async fn defragment(&self) -> Result<(), ProposeError> {
+        self.ask(Input::Defragment).await
     }
 
     /// Orders `cmd` through the replicated log and returns its result.
     pub async fn propose(&self, cmd: KvCommand) -> Result<KvOutput, ProposeError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Input::Propose(cmd, tx))
-            .await
-            .map_err(|_| ProposeError::Stopped)?;
-        rx.await.map_err(|_| ProposeError::Stopped)?
+        self.ask(|tx| Input::Propose(cmd, tx)).await?
     }
 
     /// A linearizable read served without a log slot; `Err(NotLeader)` if this node does not
     /// lead.
     pub async fn read_index(&self, req: RangeRequest) -> ReadResult {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Input::ReadIndex(req, tx))
-            .await
-            .map_err(|_| ProposeError::Stopped)?;
-        rx.await.map_err(|_| ProposeError::Stopped)?
+        self.ask(|tx| Input::ReadIndex(req, tx)).await?
     }
 
     /// Reads from this node's state without consulting the others.
@@ -148,22 +202,12 @@ impl NodeHandle {
         &self,
         req: RangeRequest,
     ) -> Result<(i64, Result<RangeResponse, synod_kv::KvError>), ProposeError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Input::ReadLocal(req, tx))
-            .await
-            .map_err(|_| ProposeError::Stopped)?;
-        rx.await.map_err(|_| ProposeError::Stopped)
+        self.ask(|tx| Input::ReadLocal(req, tx)).await
     }
 
     /// The node's status.
     pub async fn status(&self) -> Result<NodeStatus, ProposeError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Input::Status(tx))
-            .await
-            .map_err(|_| ProposeError::Stopped)?;
-        rx.await.map_err(|_| ProposeError::Stopped)
+        self.ask(Input::Status).await
     }
 
     /// Creates, cancels or closes watchers.
@@ -176,12 +220,7 @@ impl NodeHandle {
 
     /// Seconds left on a lease by this node's lease clock (`None`: it has not seen it).
     pub async fn lease_remaining(&self, id: i64) -> Result<Option<i64>, ProposeError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Input::LeaseRemaining(id, tx))
-            .await
-            .map_err(|_| ProposeError::Stopped)?;
-        rx.await.map_err(|_| ProposeError::Stopped)
+        self.ask(|tx| Input::LeaseRemaining(id, tx)).await
     }
 }
 
@@ -232,6 +271,18 @@ pub struct Node {
     next_ticket: Ticket,
     proposals: HashMap<Ticket, oneshot::Sender<Result<KvOutput, ProposeError>>>,
     reads: HashMap<Ticket, oneshot::Sender<ReadResult>>,
+    published: Arc<Published>,
+    /// The highest member id, which [`raft_term`] counts in.
+    max_id: NodeId,
+    /// Above this many bytes of checkpoint and log, writes are refused and NOSPACE raised
+    /// (0: no quota).
+    quota: u64,
+    /// When this node last proposed its NOSPACE alarm, in ticks.
+    raised_at: Option<u64>,
+    /// The longest election timeout, in ticks: how long a raised alarm may take to apply.
+    election_ticks: u64,
+    /// Operators waiting for the checkpoint they asked for.
+    defragments: Vec<oneshot::Sender<()>>,
 }
 
 impl Node {
@@ -296,6 +347,12 @@ impl Node {
             next_ticket: 0,
             proposals: HashMap::new(),
             reads: HashMap::new(),
+            published: Arc::default(),
+            max_id: cfg.members.iter().map(|m| m.id).max().unwrap_or(cfg.id),
+            quota: cfg.quota_backend_bytes,
+            raised_at: None,
+            election_ticks: cfg.election_ticks.1,
+            defragments: Vec::new(),
         })
     }
 
@@ -375,6 +432,14 @@ impl Node {
                 self.core.on_peer(from, msg);
             }
             Input::Propose(cmd, reply) => {
+                if self.over_quota(&cmd) {
+                    let revision = self.core.store().revision();
+                    let _ = reply.send(Ok(KvOutput {
+                        revision,
+                        result: Err(KvError::NoSpace),
+                    }));
+                    return;
+                }
                 let ticket = self.ticket();
                 self.proposals.insert(ticket, reply);
                 self.core.propose(ticket, cmd);
@@ -397,7 +462,45 @@ impl Node {
             Input::LeaseRemaining(id, reply) => {
                 let _ = reply.send(self.core.lease_remaining(id));
             }
+            Input::StoreCopy(reply) => {
+                let _ = reply.send(self.core.store().shared_copy());
+            }
+            Input::Defragment(reply) => {
+                self.core.request_checkpoint();
+                self.defragments.push(reply);
+            }
         }
+    }
+
+    /// Whether `cmd` must be refused because this node's data outgrew its quota, as etcd
+    /// refuses it before proposing; raises this node's NOSPACE alarm through the log then (at
+    /// most once per election timeout until it is applied), so every member refuses writes.
+    fn over_quota(&mut self, cmd: &KvCommand) -> bool {
+        if self.quota == 0 || self.core.log_bytes() <= self.quota || !cmd.grows() {
+            return false;
+        }
+        let me = Alarm {
+            member: self.core.replica().id(),
+            kind: AlarmKind::NoSpace,
+        };
+        let now = self.core.now();
+        let raised = self.core.store().alarms().any(|a| *a == me);
+        let recently = self
+            .raised_at
+            .is_some_and(|t| now < t + self.election_ticks);
+        if !raised && !recently {
+            self.raised_at = Some(now);
+            tracing::warn!(
+                node = me.member,
+                bytes = self.core.log_bytes(),
+                quota = self.quota,
+                "over the backend quota: raising NOSPACE, writes are refused until it is disarmed"
+            );
+            let ticket = self.ticket();
+            self.core
+                .propose(ticket, KvCommand::Alarm(AlarmCommand::Raise(me)));
+        }
+        true
     }
 
     fn on_watch(&mut self, input: WatchInput) {
@@ -409,6 +512,7 @@ impl Node {
     fn status(&self) -> NodeStatus {
         let r = self.core.replica();
         let promised = r.promised();
+        let alarms = r.state_machine().alarms().copied().collect();
         NodeStatus {
             id: r.id(),
             leader: match r.role_kind() {
@@ -417,13 +521,14 @@ impl Node {
             },
             role: format!("{:?}", r.role_kind()).to_lowercase(),
             ballot: promised.to_string(),
-            term: promised.round,
+            term: raft_term(promised, self.max_id),
             commit_index: r.commit_index(),
             applied_index: r.applied_index(),
             revision: r.state_machine().revision(),
             log_bytes: self.core.log_bytes(),
             keys: r.state_machine().len(),
             lanes_free: self.core.lanes_free(),
+            alarms,
         }
     }
 
@@ -487,6 +592,13 @@ impl Node {
             .elections
             .inc_by(c.elections - self.exported.elections);
         self.exported = c;
+        let term = raft_term(self.core.replica().promised(), self.max_id);
+        self.published.set_term(term);
+        if !self.defragments.is_empty() && self.core.checkpoint_idle() {
+            for done in self.defragments.drain(..) {
+                let _ = done.send(());
+            }
+        }
         let revision = self.core.store().revision();
         if revision != self.pumped_revision {
             self.pumped_revision = revision;
@@ -595,6 +707,21 @@ mod tests {
     use super::*;
     use synod_kv::PutRequest;
 
+    #[test]
+    fn the_raft_term_rises_with_every_ballot() {
+        let ballots: Vec<Ballot> = (0..4)
+            .flat_map(|r| (1..=3).map(move |n| Ballot::new(r, n)))
+            .collect();
+        for w in ballots.windows(2) {
+            assert!(raft_term(w[0], 3) < raft_term(w[1], 3), "{w:?}");
+        }
+        assert_eq!(raft_term(Ballot::new(2, 1), 3), 9);
+        assert_eq!(
+            raft_term(Ballot::new(2, 7), 3),
+            raft_term(Ballot::new(2, 3), 3)
+        );
+    }
+
     #[tokio::test]
     async fn a_lane_whose_command_timed_out_is_free_again() {
         let dir = tempfile::tempdir().unwrap();
@@ -624,6 +751,7 @@ mod tests {
             peer_tls: None,
             auth_token_ttl: Duration::from_secs(300),
             auth_token: "simple".into(),
+            quota_backend_bytes: 0,
         };
         let node = Node::open(&cfg, Outbox::default(), Metrics::new(), Default::default()).unwrap();
         let (handle, join) = spawn(node, cfg.tick);
@@ -665,6 +793,7 @@ pub enum NodeError {
 /// Starts a node's loop on the current runtime; returns the handle to talk to it.
 pub fn spawn(node: Node, tick: Duration) -> (NodeHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(65_536);
+    let handle = NodeHandle::new(tx, node.published.clone());
     let join = tokio::spawn(node.run(rx, tick));
-    (NodeHandle { tx }, join)
+    (handle, join)
 }

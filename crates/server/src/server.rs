@@ -12,6 +12,8 @@ use crate::proto::etcdserverpb::{
     auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
     lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
+use crate::proto::v3electionpb::election_server::ElectionServer;
+use crate::proto::v3lockpb::lock_server::LockServer;
 use crate::tls::PeerTls;
 use std::future::Future;
 use std::sync::Arc;
@@ -156,7 +158,9 @@ pub async fn run(
         .add_service(WatchServer::new(api.clone()))
         .add_service(LeaseServer::new(api.clone()))
         .add_service(ClusterServer::new(api.clone()))
-        .add_service(MaintenanceServer::new(api))
+        .add_service(MaintenanceServer::new(api.clone()))
+        .add_service(LockServer::new(api.clone()))
+        .add_service(ElectionServer::new(api))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     join.abort();

@@ -83,7 +83,7 @@ impl Api {
                 revision
             }
         };
-        r.header = Some(self.header(revision, 0));
+        r.header = Some(self.header(revision));
         r
     }
 }

@@ -1,0 +1,270 @@
+//! The operator's half of the etcd API, through the real etcdctl: backups and restores, state
+//! hashes that prove members equal, the raft term across leader changes, and the NOSPACE alarm
+//! with compaction, defragmentation and disarming.
+
+mod common;
+
+use common::Cluster;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// etcdctl with `args`; (succeeded, stdout + stderr).
+fn etcdctl<S: AsRef<str>>(args: &[S]) -> (bool, String) {
+    let args: Vec<&str> = ["--command-timeout=5s", "--dial-timeout=3s"]
+        .into_iter()
+        .chain(args.iter().map(|a| a.as_ref()))
+        .collect();
+    common::etcdctl_with(&args, None)
+}
+
+/// Retries `args` for up to 20 s (a fresh cluster elects a leader first, a follower catches up).
+fn until_ok<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, out) = etcdctl(args);
+        if ok {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "etcdctl {args:?} kept failing: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// The store revision after a put.
+fn put_revision(ep: &str, key: &str, value: &str) -> i64 {
+    let out = until_ok(&["--endpoints", ep, "put", key, value, "-w", "json"]);
+    json(&out)["header"]["revision"]
+        .as_i64()
+        .expect("a revision")
+}
+
+/// HashKV of member `ep` at `rev`, once it has applied that far.
+fn hash_at(ep: &str, rev: i64) -> u64 {
+    let out = until_ok(&[
+        "--endpoints",
+        ep,
+        "endpoint",
+        "hashkv",
+        &format!("--rev={rev}"),
+        "-w",
+        "json",
+    ]);
+    let v = json(&out);
+    v[0]["HashKV"]["hash"].as_u64().expect("a hash")
+}
+
+/// Every key and value under `prefix`, as etcdctl prints them.
+fn dump(ep: &str, prefix: &str) -> String {
+    until_ok(&["--endpoints", ep, "get", "--prefix", prefix])
+}
+
+fn synod(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_synod"))
+        .args(args)
+        .output()
+        .expect("run synod");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn a_backup_restores_into_a_new_cluster_that_hashes_the_same() {
+    let mut c = Cluster::start(3);
+    let ep1 = c.endpoint(1);
+    for i in 0..40 {
+        put_revision(&ep1, &format!("k{i:02}"), &format!("v{i}"));
+    }
+    until_ok(&["--endpoints", &ep1, "del", "k07"]);
+    let mid = put_revision(&ep1, "k01", "again");
+    until_ok(&["--endpoints", &ep1, "compact", &mid.to_string()]);
+    let rev = put_revision(&ep1, "last", "x");
+    // Every member agrees on the history, whichever applied further since.
+    let hashes: Vec<u64> = c.all_endpoints().iter().map(|e| hash_at(e, rev)).collect();
+    assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
+    // A member that diverged would not: a later write changes the hash at the later revision.
+    let later = put_revision(&ep1, "k02", "changed");
+    assert_ne!(hash_at(&ep1, later), hashes[0]);
+    let before = dump(&ep1, "");
+
+    let file = c.dir.path().join("backup.db");
+    let file_s = file.display().to_string();
+    let out = until_ok(&["--endpoints", &ep1, "snapshot", "save", &file_s]);
+    assert!(out.contains("Snapshot saved"), "{out}");
+    let (ok, status) = synod(&["snapshot", "status", &file_s]);
+    assert!(ok, "{status}");
+    assert!(
+        status.contains(&format!("revision:          {later}")),
+        "{status}"
+    );
+    assert!(status.contains("keys:              40"), "{status}");
+    let backup_hash = hash_at(&ep1, later);
+    assert!(
+        status.contains(&format!("hash:              {backup_hash}")),
+        "{status}"
+    );
+
+    // A damaged backup and a used directory are refused, with reasons.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 1;
+    let bad = c.dir.path().join("bad.db");
+    std::fs::write(&bad, &bytes).unwrap();
+    let (ok, out) = synod(&["snapshot", "status", &bad.display().to_string()]);
+    assert!(!ok && out.contains("SHA-256"), "{out}");
+    let used = c.data_dir(1).display().to_string();
+    let (ok, out) = synod(&["snapshot", "restore", &file_s, "--data-dir", &used]);
+    assert!(!ok && out.contains("already holds data"), "{out}");
+
+    // The whole cluster is lost; a new one starts from the backup, every member from it.
+    for i in 1..=3 {
+        c.kill(i);
+        std::fs::remove_dir_all(c.data_dir(i)).unwrap();
+        let dir = c.data_dir(i).display().to_string();
+        let (ok, out) = synod(&["snapshot", "restore", &file_s, "--data-dir", &dir]);
+        assert!(ok, "{out}");
+    }
+    for i in 1..=3 {
+        c.restart(i);
+    }
+    for ep in c.all_endpoints() {
+        assert_eq!(hash_at(&ep, later), backup_hash, "member {ep}");
+    }
+    assert_eq!(dump(&c.endpoint(2), ""), before);
+    assert_eq!(put_revision(&c.endpoint(3), "new", "1"), later + 1);
+    // Compacted history stays compacted.
+    let (ok, out) = etcdctl(&[
+        "--endpoints",
+        &ep1,
+        "get",
+        "k01",
+        &format!("--rev={}", mid - 1),
+    ]);
+    assert!(!ok && out.contains("compacted"), "{out}");
+}
+
+/// (leader id, raft term) as member `ep` reports them.
+fn leader_and_term(ep: &str) -> Option<(u64, u64)> {
+    let (ok, out) = etcdctl(&["--endpoints", ep, "endpoint", "status", "-w", "json"]);
+    if !ok {
+        return None;
+    }
+    let v = json(&out);
+    let s = &v[0]["Status"];
+    let leader = s["leader"].as_u64().filter(|l| *l != 0)?;
+    Some((leader, s["raftTerm"].as_u64()?))
+}
+
+#[test]
+fn the_raft_term_rises_on_every_leader_change() {
+    let mut c = Cluster::start(3);
+    let (mut last_term, mut killed) = (0, None);
+    for round in 0..3 {
+        // Wait until the running members agree on a leader, a new one after a kill.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (leader, term) = loop {
+            let seen: Vec<Option<(u64, u64)>> =
+                c.endpoints().iter().map(|e| leader_and_term(e)).collect();
+            if let Some(Some(first)) = seen.first() {
+                if Some(first.0) != killed && seen.iter().all(|s| s.as_ref() == Some(first)) {
+                    break *first;
+                }
+            }
+            assert!(Instant::now() < deadline, "no agreed leader: {seen:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(
+            term > last_term,
+            "round {round}: term {term} after {last_term}"
+        );
+        last_term = term;
+        // Responses carry it too.
+        let out = until_ok(&[
+            "--endpoints",
+            &c.endpoint(leader),
+            "put",
+            "k",
+            "v",
+            "-w",
+            "json",
+        ]);
+        assert_eq!(json(&out)["header"]["raft_term"].as_u64(), Some(term));
+        c.kill(leader);
+        killed = Some(leader);
+        if round > 0 {
+            // Keep two of three running: bring back whoever was stopped before.
+            for i in c.ids.clone() {
+                if i != leader && !c.endpoints().contains(&c.endpoint(i)) {
+                    c.restart(i);
+                }
+            }
+        }
+    }
+}
+
+/// Member `ep`'s database size, as `endpoint status` reports it.
+fn db_size(ep: &str) -> u64 {
+    let out = until_ok(&["--endpoints", ep, "endpoint", "status", "-w", "json"]);
+    json(&out)[0]["Status"]["dbSize"].as_u64().expect("a size")
+}
+
+#[test]
+fn over_quota_writes_are_refused_until_room_is_made_and_the_alarm_disarmed() {
+    let c = Cluster::start_with(3, &["--quota-backend-bytes", "300000"]);
+    let ep = c.endpoint(1);
+    let all = c.all_endpoints().join(",");
+    let value = "x".repeat(20_000);
+    until_ok(&["--endpoints", &ep, "put", "warmup", "1"]);
+    let mut refused = None;
+    for i in 0..40 {
+        let (ok, out) = etcdctl(&["--endpoints", &ep, "put", &format!("big{i}"), &value]);
+        if !ok {
+            refused = Some(out);
+            break;
+        }
+    }
+    let out = refused.expect("a put refused within 40 x 20 kB against a 300 kB quota");
+    assert!(out.contains("database space exceeded"), "{out}");
+    // The alarm goes through the log: every member lists it and refuses writes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = until_ok(&["--endpoints", &c.endpoint(3), "alarm", "list"]);
+        if out.contains("alarm:NOSPACE") {
+            assert!(out.contains("memberID:1 "), "{out}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no alarm listed: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, out) = etcdctl(&["--endpoints", &c.endpoint(2), "put", "small", "1"]);
+    assert!(!ok && out.contains("database space exceeded"), "{out}");
+    let (ok, out) = etcdctl(&["--endpoints", &c.endpoint(2), "lease", "grant", "60"]);
+    assert!(!ok && out.contains("database space exceeded"), "{out}");
+    // Reads, deletes and compaction still run: that is how room is made.
+    assert!(dump(&c.endpoint(2), "big").contains("big0"));
+    let out = until_ok(&["--endpoints", &ep, "del", "--prefix", "big", "-w", "json"]);
+    let rev = json(&out)["header"]["revision"]
+        .as_i64()
+        .expect("a revision");
+    until_ok(&["--endpoints", &ep, "compact", &rev.to_string()]);
+    let before = db_size(&ep);
+    assert!(before > 300_000, "{before}");
+    let out = until_ok(&["--endpoints", &all, "defrag"]);
+    assert_eq!(out.matches("Finished defragmenting").count(), 3, "{out}");
+    let after = db_size(&ep);
+    assert!(after < 300_000 && after < before / 2, "{before} -> {after}");
+    // Still refused until disarmed.
+    let (ok, out) = etcdctl(&["--endpoints", &ep, "put", "small", "1"]);
+    assert!(!ok && out.contains("database space exceeded"), "{out}");
+    let out = until_ok(&["--endpoints", &ep, "alarm", "disarm"]);
+    assert!(out.contains("alarm:NOSPACE"), "{out}");
+    assert!(!until_ok(&["--endpoints", &ep, "alarm", "list"]).contains("NOSPACE"));
+    until_ok(&["--endpoints", &c.endpoint(2), "put", "small", "1"]);
+}

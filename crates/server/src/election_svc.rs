@@ -1,0 +1,212 @@
+//! etcd's Election service (`v3electionpb.Election`), so client libraries' `campaign()`,
+//! `proclaim()`, `leader()`, `observe()` and `resign()` work against Synod.
+
+use crate::convert::kv_out;
+use crate::grpc::{unexpected, Api};
+use crate::proto::v3electionpb as pb;
+use crate::recipes::{created_at, first_or_last_before, prefix, waiter_key, Abandon};
+use futures::Stream;
+use pb::election_server::Election;
+use std::pin::Pin;
+use synod_kv::{
+    DeleteRangeRequest, KeyRange, KeyValue, KvCommand, KvResult, PutRequest, RequestOp, TxnRequest,
+};
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status};
+
+fn not_leader() -> Status {
+    Status::failed_precondition("election: not leader")
+}
+
+fn no_leader() -> Status {
+    Status::not_found("election: no leader")
+}
+
+fn leader_key(k: Option<pb::LeaderKey>) -> Result<pb::LeaderKey, Status> {
+    k.filter(|k| !k.key.is_empty())
+        .ok_or_else(|| Status::invalid_argument("election: no leader key given"))
+}
+
+impl Api {
+    /// Puts `value` at the leader's key if it still holds it (was created at `rev`).
+    async fn proclaim_as(
+        &self,
+        user: &Option<String>,
+        leader: &pb::LeaderKey,
+        value: Vec<u8>,
+    ) -> Result<synod_kv::TxnResponse, Status> {
+        let txn = TxnRequest {
+            compare: vec![created_at(&leader.key, leader.rev)],
+            success: vec![RequestOp::Put(PutRequest {
+                key: leader.key.clone(),
+                value,
+                lease: leader.lease,
+                ..Default::default()
+            })],
+            failure: Vec::new(),
+        };
+        match self.order(user.clone(), KvCommand::Txn(txn)).await? {
+            (KvResult::Txn(t), _) => Ok(t),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// The election's leader now: the key under its prefix created first.
+    async fn leader_now(
+        &self,
+        user: &Option<String>,
+        name: &[u8],
+    ) -> Result<(Option<KeyValue>, crate::proto::etcdserverpb::ResponseHeader), Status> {
+        let (r, header) = self
+            .read(user.clone(), first_or_last_before(&prefix(name), None))
+            .await?;
+        Ok((r.kvs.into_iter().next(), header))
+    }
+}
+
+type ObserveStream = Pin<Box<dyn Stream<Item = Result<pb::LeaderResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Election for Api {
+    async fn campaign(
+        &self,
+        req: Request<pb::CampaignRequest>,
+    ) -> Result<Response<pb::CampaignResponse>, Status> {
+        let _t = self.timer("campaign");
+        let user = self.user_of(&req)?;
+        let r = req.into_inner();
+        if r.name.is_empty() {
+            return Err(Status::invalid_argument("election: name is empty"));
+        }
+        let lease = self.session_lease(&user, r.lease).await?;
+        let key = waiter_key(&r.name, lease);
+        let (rev, existing) = self.create_waiter(&user, &key, &r.value, lease).await?;
+        let abandon = Abandon::new(self, &user, &key);
+        let leader = pb::LeaderKey {
+            name: r.name.clone(),
+            key: key.clone(),
+            rev,
+            lease,
+        };
+        // Campaigning again with the same lease: the key stays, with the new value.
+        if existing.is_some_and(|kv| kv.value != r.value) {
+            self.proclaim_as(&user, &leader, r.value.clone()).await?;
+        }
+        let header = self.wait_turn(&user, &prefix(&r.name), rev).await?;
+        abandon.disarm();
+        Ok(Response::new(pb::CampaignResponse {
+            header: Some(header),
+            leader: Some(leader),
+        }))
+    }
+
+    async fn proclaim(
+        &self,
+        req: Request<pb::ProclaimRequest>,
+    ) -> Result<Response<pb::ProclaimResponse>, Status> {
+        let _t = self.timer("proclaim");
+        let user = self.user_of(&req)?;
+        let r = req.into_inner();
+        let leader = leader_key(r.leader)?;
+        let t = self.proclaim_as(&user, &leader, r.value).await?;
+        if !t.succeeded {
+            return Err(not_leader());
+        }
+        let (_, header) = self.leader_now(&user, &leader.name).await?;
+        Ok(Response::new(pb::ProclaimResponse {
+            header: Some(header),
+        }))
+    }
+
+    async fn leader(
+        &self,
+        req: Request<pb::LeaderRequest>,
+    ) -> Result<Response<pb::LeaderResponse>, Status> {
+        let _t = self.timer("leader");
+        let user = self.user_of(&req)?;
+        let (kv, header) = self.leader_now(&user, &req.into_inner().name).await?;
+        let kv = kv.ok_or_else(no_leader)?;
+        Ok(Response::new(pb::LeaderResponse {
+            header: Some(header),
+            kv: Some(kv_out(kv)),
+        }))
+    }
+
+    type ObserveStream = ObserveStream;
+
+    async fn observe(
+        &self,
+        req: Request<pb::LeaderRequest>,
+    ) -> Result<Response<ObserveStream>, Status> {
+        let user = self.user_of(&req)?;
+        let name = req.into_inner().name;
+        let (tx, rx) = mpsc::channel(16);
+        let api = self.clone();
+        tokio::spawn(async move {
+            let pfx = prefix(&name);
+            let end = KeyRange::prefix_end(&pfx);
+            // The leader last sent, by key and the revision of its value.
+            let mut sent: Option<(Vec<u8>, i64)> = None;
+            loop {
+                let (kv, header) = match api.leader_now(&user, &name).await {
+                    Ok(got) => got,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                let after = header.revision;
+                if let Some(kv) = kv {
+                    let now = (kv.key.clone(), kv.mod_revision);
+                    if sent.as_ref() != Some(&now) {
+                        sent = Some(now);
+                        let resp = pb::LeaderResponse {
+                            header: Some(header),
+                            kv: Some(kv_out(kv)),
+                        };
+                        if tx.send(Ok(resp)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                // Any change under the prefix may change the leader or its value.
+                let changed = tokio::select! {
+                    c = api.wait_change(&user, (&pfx, &end), after, false) => c,
+                    _ = tx.closed() => return,
+                };
+                if let Err(e) = changed {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn resign(
+        &self,
+        req: Request<pb::ResignRequest>,
+    ) -> Result<Response<pb::ResignResponse>, Status> {
+        let _t = self.timer("resign");
+        let user = self.user_of(&req)?;
+        let leader = leader_key(req.into_inner().leader)?;
+        // Only while it still leads: a resigning leader must not delete a successor's key.
+        let txn = TxnRequest {
+            compare: vec![created_at(&leader.key, leader.rev)],
+            success: vec![RequestOp::DeleteRange(DeleteRangeRequest {
+                key: leader.key.clone(),
+                ..Default::default()
+            })],
+            failure: Vec::new(),
+        };
+        match self.order(user, KvCommand::Txn(txn)).await? {
+            (KvResult::Txn(_), header) => Ok(Response::new(pb::ResignResponse {
+                header: Some(header),
+            })),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+}
