@@ -114,7 +114,13 @@ fn auth_gates_every_request_by_the_users_permissions() {
     // The operator's calls are root's, as in etcd.
     let backup = cluster.dir.path().join("alice.db").display().to_string();
     let one = format!("--endpoints={}", cluster.endpoint(1));
-    let save = [one.as_str(), "--user=alice:alicepw", "snapshot", "save", &backup];
+    let save = [
+        one.as_str(),
+        "--user=alice:alicepw",
+        "snapshot",
+        "save",
+        &backup,
+    ];
     fails_with(&save, denied);
     fails_with(&alice(&["endpoint", "hashkv"]), denied);
     fails_with(&alice(&["defrag"]), denied);

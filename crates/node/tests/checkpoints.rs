@@ -133,6 +133,7 @@ fn a_checkpoint_requested_while_one_is_built_follows_it() {
     while d.builds.is_empty() {
         i += 1;
         put_turn(&mut d, i);
+        assert!(i < 100, "a snapshot at ten applied slots");
     }
     let (pending, _) = d.builds.pop().expect("asked");
     d.n.request_checkpoint();
