@@ -185,6 +185,7 @@ mod tests {
         s.apply(&KvCommand::LeaseGrant { id: 5, ttl: 10 });
         let out = s.apply(&KvCommand::Alarm(AlarmCommand::Raise(no_space(2))));
         assert_eq!(out.result, Ok(KvResult::Alarms(vec![no_space(2)])));
+        assert_eq!(s.alarms().copied().collect::<Vec<_>>(), vec![no_space(2)]);
         let txn_put = KvCommand::Txn(TxnRequest {
             success: vec![RequestOp::Txn(TxnRequest {
                 success: vec![RequestOp::Put(PutRequest {
@@ -217,10 +218,13 @@ mod tests {
                 "{refused:?}"
             );
             let as_user = refused.run_as(Some("alice".into()));
+            // What a member checks against its quota before proposing, user and all.
+            assert!(as_user.grows(), "{as_user:?}");
             assert_eq!(s.apply(&as_user).result, Err(KvError::NoSpace));
         }
         let rev = s.revision();
         // Reads, deletes, compaction and lease revocation make room and still run.
+        assert!(!txn_read.grows() && !txn_read.clone().run_as(Some("bob".into())).grows());
         assert!(s.apply(&txn_read).result.is_ok());
         let del = KvCommand::DeleteRange(DeleteRangeRequest {
             key: "a".into(),
