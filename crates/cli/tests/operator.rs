@@ -4,33 +4,13 @@
 
 mod common;
 
-use common::Cluster;
+use common::{etcdctl, Cluster};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// etcdctl with `args`; (succeeded, stdout + stderr).
-fn etcdctl<S: AsRef<str>>(args: &[S]) -> (bool, String) {
-    let args: Vec<&str> = ["--command-timeout=5s", "--dial-timeout=3s"]
-        .into_iter()
-        .chain(args.iter().map(|a| a.as_ref()))
-        .collect();
-    common::etcdctl_with(&args, None)
-}
-
 /// Retries `args` for up to 20 s (a fresh cluster elects a leader first, a follower catches up).
 fn until_ok<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (ok, out) = etcdctl(args);
-        if ok {
-            return out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "etcdctl {args:?} kept failing: {out}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::etcdctl_until_ok(args, Duration::from_secs(20))
 }
 
 fn json(out: &str) -> serde_json::Value {

@@ -3,34 +3,14 @@
 
 mod common;
 
-use common::Cluster;
+use common::{etcdctl, Cluster};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// etcdctl with `args`; (succeeded, stdout + stderr).
-fn etcdctl<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> (bool, String) {
-    let args: Vec<&str> = ["--command-timeout=5s", "--dial-timeout=3s"]
-        .into_iter()
-        .chain(args.iter().map(|a| a.as_ref()))
-        .collect();
-    common::etcdctl_with(&args, None)
-}
-
 /// Retries `args` for up to 15 s (a fresh cluster elects a leader first).
 fn until_ok<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (ok, out) = etcdctl(args);
-        if ok {
-            return out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "etcdctl {args:?} kept failing: {out}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::etcdctl_until_ok(args, Duration::from_secs(15))
 }
 
 /// Runs `args`, which must fail with `want` in the output.

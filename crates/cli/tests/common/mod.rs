@@ -53,6 +53,32 @@ pub fn etcdctl_with<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: Option<&str>) 
     (out.status.success(), text)
 }
 
+/// etcdctl with short dial and command timeouts, then `args`; (succeeded, stdout + stderr).
+pub fn etcdctl<S: AsRef<str>>(args: &[S]) -> (bool, String) {
+    let args: Vec<&str> = ["--command-timeout=5s", "--dial-timeout=3s"]
+        .into_iter()
+        .chain(args.iter().map(|a| a.as_ref()))
+        .collect();
+    etcdctl_with(&args, None)
+}
+
+/// Retries [`etcdctl`] `args` for up to `within` (a fresh cluster elects a leader first, a
+/// follower catches up); its output once it succeeds.
+pub fn etcdctl_until_ok<S: AsRef<str> + std::fmt::Debug>(args: &[S], within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let (ok, out) = etcdctl(args);
+        if ok {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "etcdctl {args:?} kept failing: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A local cluster of `synod server` processes.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
