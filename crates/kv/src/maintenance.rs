@@ -1,9 +1,9 @@
 //! The operator's half of the store: alarms, and a hash of the history for comparing members.
 //!
 //! Alarms are replicated state, changed only through the log, so every member refuses the same
-//! writes: while any member's NOSPACE alarm is raised, puts, transactions that write and lease
-//! grants are refused (etcd's rule), and deletes, compactions and reads still run, so an
-//! operator can make room and disarm it.
+//! writes: while any member's NOSPACE alarm is raised, puts, transactions that put and lease
+//! grants are refused (etcd's rule), and deletes (in transactions too), compactions and reads
+//! still run, so an operator can make room and disarm it.
 
 use crate::error::KvError;
 use crate::machine::KvCommand;
@@ -95,9 +95,10 @@ impl Store {
     }
 
     /// A hash of every change kept at or below `revision` (0: the current one), with the
-    /// compacted revision and the revision hashed. Members that applied the same log answer
-    /// the same hash for the same revision, whatever they applied since, until a compaction
-    /// passes it (then [`KvError::Compacted`]).
+    /// compacted revision and the revision hashed. Members that applied the same log and the
+    /// same compactions answer the same hash for the same revision, whatever else they applied
+    /// since. A compaction trims history below it, so hashes compare only between answers with
+    /// the same compacted revision; asking below it fails with [`KvError::Compacted`].
     pub fn hash_kv(&self, revision: i64) -> Result<(u32, i64, i64), KvError> {
         let rev = if revision <= 0 {
             self.revision
@@ -141,18 +142,21 @@ impl KvCommand {
     pub fn grows(&self) -> bool {
         match self {
             KvCommand::Put(_) | KvCommand::LeaseGrant { .. } => true,
-            KvCommand::Txn(t) => !read_only(t),
+            KvCommand::Txn(t) => puts(t),
             KvCommand::As { cmd, .. } => cmd.grows(),
             _ => false,
         }
     }
 }
 
-fn read_only(t: &TxnRequest) -> bool {
-    t.success.iter().chain(&t.failure).all(|op| match op {
-        RequestOp::Range(_) => true,
-        RequestOp::Txn(inner) => read_only(inner),
-        RequestOp::Put(_) | RequestOp::DeleteRange(_) => false,
+/// Whether either branch puts anything: etcd charges a transaction's puts against the quota,
+/// nothing else, so deleting in a transaction (a conditional delete, an election's resign)
+/// still frees room under NOSPACE.
+fn puts(t: &TxnRequest) -> bool {
+    t.success.iter().chain(&t.failure).any(|op| match op {
+        RequestOp::Put(_) => true,
+        RequestOp::Txn(inner) => puts(inner),
+        RequestOp::Range(_) | RequestOp::DeleteRange(_) => false,
     })
 }
 
@@ -211,7 +215,7 @@ mod tests {
             ..Default::default()
         });
         let lease = KvCommand::LeaseGrant { id: 6, ttl: 10 };
-        for refused in [put("a", "2"), txn_put, txn_del, lease.clone()] {
+        for refused in [put("a", "2"), txn_put, lease.clone()] {
             assert_eq!(
                 s.apply(&refused).result,
                 Err(KvError::NoSpace),
@@ -226,6 +230,8 @@ mod tests {
         // Reads, deletes, compaction and lease revocation make room and still run.
         assert!(!txn_read.grows() && !txn_read.clone().run_as(Some("bob".into())).grows());
         assert!(s.apply(&txn_read).result.is_ok());
+        assert!(!txn_del.grows());
+        assert!(s.apply(&txn_del).result.is_ok());
         let del = KvCommand::DeleteRange(DeleteRangeRequest {
             key: "a".into(),
             ..Default::default()
