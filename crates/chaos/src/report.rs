@@ -82,13 +82,15 @@ pub struct Report {
 
 impl Report {
     /// Whether the run found something wrong: an anomaly, a lost write, a node that died
-    /// by itself, or a key that could not be read after healing.
+    /// by itself, a key that could not be read after healing, members whose histories differ,
+    /// or a member that could not hash the common revision after healing.
     pub fn found_problem(&self) -> bool {
         self.verdict == Judgement::NotLinearizable
             || !self.lost_writes.is_empty()
             || !self.unexpected_exits.is_empty()
             || !self.unread_keys.is_empty()
             || self.replica_hashes.divergent()
+            || !self.replica_hashes.silent().is_empty()
     }
 
     /// Anomalies found: a non-linearizable history counts one (the checker stops at the first
@@ -140,7 +142,8 @@ impl fmt::Display for Report {
             .hashes
             .iter()
             .map(|(n, h)| match h {
-                Some(h) => format!("node{n}={h:08x}"),
+                Some((h, 0)) => format!("node{n}={h:08x}"),
+                Some((h, c)) => format!("node{n}={h:08x} (compacted to {c})"),
                 None => format!("node{n}=(no answer)"),
             })
             .collect();

@@ -71,29 +71,39 @@ pub async fn final_reads(
 pub struct ReplicaHashes {
     /// The revision hashed: the highest any member reported once the clients had stopped.
     pub revision: i64,
-    /// Each member's hash at that revision (`None`: it could not answer in time).
-    pub hashes: std::collections::BTreeMap<u64, Option<u32>>,
+    /// Each member's hash at that revision and the revision it had compacted to (`None`: it
+    /// could not answer in time).
+    pub hashes: std::collections::BTreeMap<u64, Option<(u32, i64)>>,
 }
 
 impl ReplicaHashes {
-    /// Whether two members that answered hold different histories.
+    /// Whether two members that answered with the same compacted revision hold different
+    /// histories (a compaction trims history, so only those compare).
     pub fn divergent(&self) -> bool {
-        let mut answered = self.hashes.values().flatten();
+        let answered: Vec<&(u32, i64)> = self.hashes.values().flatten().collect();
         answered
-            .next()
-            .is_some_and(|first| answered.any(|h| h != first))
+            .iter()
+            .any(|a| answered.iter().any(|b| a.1 == b.1 && a.0 != b.0))
+    }
+
+    /// Members that never answered: behind the revision or unreachable after healing.
+    pub fn silent(&self) -> Vec<u64> {
+        self.hashes
+            .iter()
+            .filter(|(_, h)| h.is_none())
+            .map(|(n, _)| *n)
+            .collect()
     }
 }
 
-/// Asks every member for its revision, then for its HashKV at the highest one, retrying a
-/// member until it has applied that far or `within` passes.
+/// Asks every member for its revision, then for its HashKV at the highest one, retrying each
+/// member until it has applied that far or `within` passes for it.
 pub async fn replica_hashes(
     endpoints: &[(u64, String)],
     op_timeout: Duration,
     within: Duration,
     tls: Option<&etcd_client::TlsOptions>,
 ) -> ReplicaHashes {
-    let deadline = tokio::time::Instant::now() + within;
     let mut revision = 0;
     for (node, endpoint) in endpoints {
         if let Some(mut c) = connect(*node, endpoint, op_timeout, tls).await {
@@ -107,11 +117,13 @@ pub async fn replica_hashes(
         hashes: Default::default(),
     };
     for (node, endpoint) in endpoints {
+        // Each member its own budget, so a slow one cannot use up the next one's.
+        let deadline = tokio::time::Instant::now() + within;
         let mut hash = None;
         while hash.is_none() && tokio::time::Instant::now() < deadline {
             if let Some(mut c) = connect(*node, endpoint, op_timeout, tls).await {
                 if let Ok(Ok(r)) = tokio::time::timeout(op_timeout, c.hash_kv(revision)).await {
-                    hash = Some(r.hash());
+                    hash = Some((r.hash(), r.compact_version()));
                     break;
                 }
             }
@@ -283,7 +295,7 @@ mod tests {
 
     #[test]
     fn hashes_diverge_only_when_two_answers_differ() {
-        let of = |hs: &[Option<u32>]| ReplicaHashes {
+        let of = |hs: &[Option<(u32, i64)>]| ReplicaHashes {
             revision: 9,
             hashes: hs
                 .iter()
@@ -291,9 +303,16 @@ mod tests {
                 .map(|(i, h)| (i as u64 + 1, *h))
                 .collect(),
         };
-        assert!(!of(&[Some(1), Some(1), None]).divergent());
+        let quiet = of(&[Some((1, 0)), Some((1, 0)), None]);
+        assert!(!quiet.divergent());
+        assert_eq!(quiet.silent(), vec![3]);
         assert!(!of(&[None, None]).divergent());
-        assert!(of(&[Some(1), None, Some(2)]).divergent());
+        assert!(of(&[Some((1, 0)), None, Some((2, 0))]).divergent());
+        assert!(of(&[Some((1, 4)), Some((2, 0)), Some((3, 0))]).divergent());
+        // A compaction applied at one member and not yet at another: not comparable.
+        let mid_compaction = of(&[Some((1, 4)), Some((2, 0))]);
+        assert!(!mid_compaction.divergent());
+        assert!(mid_compaction.silent().is_empty());
     }
 
     #[test]

@@ -138,8 +138,16 @@ pub fn restore(backup: &Backup, data_dir: &Path) -> Result<(), BackupError> {
         state: backup.state.clone().into(),
         sessions: postcard::to_stdvec(&sessions).expect("an empty table serializes"),
     };
+    // Lease ids carry the boot epoch of the member that granted them: a restored member's
+    // first boot must be above every epoch in the backup, or its grants collide with them.
+    let boot = backup
+        .store
+        .leases()
+        .map(|l| (l.id as u64 >> 32) & 0xF_FFFF)
+        .max()
+        .unwrap_or(0);
     let checkpoint = Checkpoint {
-        boot: 0,
+        boot,
         records: vec![Persist::Snapshot(snapshot), Persist::Commit(RESTORED_SLOT)],
     };
     let (snapshots, _) = SnapshotStore::open(data_dir.join("snap"), 2)?;
@@ -152,8 +160,15 @@ mod tests {
     use super::*;
     use synod_kv::{KvCommand, PutRequest};
 
+    /// The boot epoch of the lease the test store holds.
+    const GRANTED_AT_BOOT: i64 = 7;
+
     fn store() -> Store {
         let mut s = Store::new();
+        s.apply(&KvCommand::LeaseGrant {
+            id: (2 << 52) | (GRANTED_AT_BOOT << 32) | 5,
+            ttl: 60,
+        });
         for i in 0..20u8 {
             s.apply(&KvCommand::Put(PutRequest {
                 key: vec![b'k', i],
@@ -200,6 +215,10 @@ mod tests {
             opened.records.iter().map(|r| (r.index, &r.data[..])),
         )
         .unwrap();
+        assert!(
+            recovered.boot >= (GRANTED_AT_BOOT as u64),
+            "the next boot is above the backup's lease epochs"
+        );
         let restored = recovered.durable.snapshot.expect("the backup's snapshot");
         assert_eq!(restored.slot, RESTORED_SLOT);
         assert_eq!(Store::restore(&restored.state).unwrap(), s);

@@ -4,12 +4,12 @@
 use crate::convert::kv_out;
 use crate::grpc::{unexpected, Api};
 use crate::proto::v3electionpb as pb;
-use crate::recipes::{created_at, first_or_last_before, prefix, waiter_key, Abandon};
+use crate::recipes::{created_at, first_or_last_before, prefix, waiter_key};
 use futures::Stream;
 use pb::election_server::Election;
 use std::pin::Pin;
 use synod_kv::{
-    DeleteRangeRequest, KeyRange, KeyValue, KvCommand, KvResult, PutRequest, RequestOp, TxnRequest,
+    DeleteRangeRequest, KeyRange, KeyValue, KvCommand, KvResult, RequestOp, TxnRequest,
 };
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
@@ -28,29 +28,6 @@ fn leader_key(k: Option<pb::LeaderKey>) -> Result<pb::LeaderKey, Status> {
 }
 
 impl Api {
-    /// Puts `value` at the leader's key if it still holds it (was created at `rev`).
-    async fn proclaim_as(
-        &self,
-        user: &Option<String>,
-        leader: &pb::LeaderKey,
-        value: Vec<u8>,
-    ) -> Result<synod_kv::TxnResponse, Status> {
-        let txn = TxnRequest {
-            compare: vec![created_at(&leader.key, leader.rev)],
-            success: vec![RequestOp::Put(PutRequest {
-                key: leader.key.clone(),
-                value,
-                lease: leader.lease,
-                ..Default::default()
-            })],
-            failure: Vec::new(),
-        };
-        match self.order(user.clone(), KvCommand::Txn(txn)).await? {
-            (KvResult::Txn(t), _) => Ok(t),
-            (other, _) => Err(unexpected(other)),
-        }
-    }
-
     /// The election's leader now: the key under its prefix created first.
     async fn leader_now(
         &self,
@@ -80,22 +57,17 @@ impl Election for Api {
         }
         let lease = self.session_lease(&user, r.lease).await?;
         let key = waiter_key(&r.name, lease);
-        let (rev, existing) = self.create_waiter(&user, &key, &r.value, lease).await?;
-        let abandon = Abandon::new(self, &user, &key);
+        let turn = self
+            .take_turn(user, r.name.clone(), key.clone(), r.value, lease)
+            .await?;
         let leader = pb::LeaderKey {
-            name: r.name.clone(),
-            key: key.clone(),
-            rev,
+            name: r.name,
+            key,
+            rev: turn.rev,
             lease,
         };
-        // Campaigning again with the same lease: the key stays, with the new value.
-        if existing.is_some_and(|kv| kv.value != r.value) {
-            self.proclaim_as(&user, &leader, r.value.clone()).await?;
-        }
-        let header = self.wait_turn(&user, &prefix(&r.name), rev).await?;
-        abandon.disarm();
         Ok(Response::new(pb::CampaignResponse {
-            header: Some(header),
+            header: Some(turn.header),
             leader: Some(leader),
         }))
     }
@@ -108,8 +80,10 @@ impl Election for Api {
         let user = self.user_of(&req)?;
         let r = req.into_inner();
         let leader = leader_key(r.leader)?;
-        let t = self.proclaim_as(&user, &leader, r.value).await?;
-        if !t.succeeded {
+        let held = self
+            .proclaim_as(&user, &leader.key, leader.rev, leader.lease, r.value)
+            .await?;
+        if !held {
             return Err(not_leader());
         }
         let (_, header) = self.leader_now(&user, &leader.name).await?;

@@ -2,9 +2,9 @@
 
 use crate::grpc::{unexpected, Api};
 use crate::proto::v3lockpb as pb;
-use crate::recipes::{prefix, waiter_key, Abandon};
+use crate::recipes::waiter_key;
 use pb::lock_server::Lock;
-use synod_kv::{DeleteRangeRequest, KvCommand, KvResult, RangeRequest};
+use synod_kv::{DeleteRangeRequest, KvCommand, KvResult};
 use tonic::{Request, Response, Status};
 
 #[tonic::async_trait]
@@ -21,24 +21,11 @@ impl Lock for Api {
         }
         let lease = self.session_lease(&user, r.lease).await?;
         let key = waiter_key(&r.name, lease);
-        let (rev, _) = self.create_waiter(&user, &key, b"", lease).await?;
-        // From here on, a caller that goes away must not leave its key queued.
-        let abandon = Abandon::new(self, &user, &key);
-        self.wait_turn(&user, &prefix(&r.name), rev).await?;
-        // Its lease may have ended while it waited, taking the key with it.
-        let mine = RangeRequest {
-            key: key.clone(),
-            ..Default::default()
-        };
-        let (got, header) = self.read(user.clone(), mine).await?;
-        if got.kvs.first().map(|kv| kv.create_revision) != Some(rev) {
-            return Err(Status::failed_precondition(
-                "etcdserver: the lock's lease ended while it waited (session expired)",
-            ));
-        }
-        abandon.disarm();
+        let turn = self
+            .take_turn(user, r.name, key.clone(), Vec::new(), lease)
+            .await?;
         Ok(Response::new(pb::LockResponse {
-            header: Some(header),
+            header: Some(turn.header),
             key,
         }))
     }

@@ -2,7 +2,7 @@
 //! election) inside its server for these services; Synod runs the same steps through its own
 //! log: each waiter puts a key under the name's prefix, tied to its lease, and the waiter whose
 //! key was created first holds the lock or leads. A waiter waits for the key created just
-//! before its own to be deleted, then checks again.
+//! before its own to be deleted, then checks again. [`Api::take_turn`] is the whole of it.
 
 use crate::auth::ReadAccess;
 use crate::grpc::{unexpected, Api};
@@ -13,7 +13,7 @@ use synod_kv::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyRange, KeyValue, KvCommand,
     KvResult, PutRequest, RangeRequest, RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 /// The TTL of a lease granted for a caller that named none, as etcd's sessions grant.
@@ -61,42 +61,12 @@ pub(crate) fn created_at(key: &[u8], rev: i64) -> Compare {
     }
 }
 
-/// Deletes `key` as `user` once dropped, unless disarmed: a waiter whose caller went away must
-/// not hold the lock, or the election, for every later waiter.
-pub(crate) struct Abandon {
-    api: Api,
-    user: Option<String>,
-    key: Option<Vec<u8>>,
-}
-
-impl Abandon {
-    pub(crate) fn new(api: &Api, user: &Option<String>, key: &[u8]) -> Self {
-        Abandon {
-            api: api.clone(),
-            user: user.clone(),
-            key: Some(key.to_vec()),
-        }
-    }
-
-    /// The waiter got what it waited for: keep its key.
-    pub(crate) fn disarm(mut self) {
-        self.key = None;
-    }
-}
-
-impl Drop for Abandon {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            let (api, user) = (self.api.clone(), self.user.take());
-            tokio::spawn(async move {
-                let del = KvCommand::DeleteRange(DeleteRangeRequest {
-                    key,
-                    ..Default::default()
-                });
-                let _ = api.order(user, del).await;
-            });
-        }
-    }
+/// A waiter's place, once its turn came.
+pub(crate) struct Turn {
+    /// The create revision of its key.
+    pub(crate) rev: i64,
+    /// The revision the turn was confirmed at.
+    pub(crate) header: pb::ResponseHeader,
 }
 
 impl Api {
@@ -120,9 +90,105 @@ impl Api {
         }
     }
 
+    /// Queues a waiter under `name`: puts `key` with `value` under `lease` unless it exists
+    /// (then proclaims `value` there if it differs), waits until every key created before it
+    /// is gone, and checks that its own key outlived the wait (its lease may have ended).
+    ///
+    /// All in a task of its own: a caller that goes away, at whatever step, must not leave a
+    /// key behind that would block every later waiter. The task deletes the key it created
+    /// (only that: a key that existed already is another call's) once nobody waits for it.
+    pub(crate) async fn take_turn(
+        &self,
+        user: Option<String>,
+        name: Vec<u8>,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        lease: i64,
+    ) -> Result<Turn, Status> {
+        let (mut tx, rx) = oneshot::channel();
+        let api = self.clone();
+        tokio::spawn(async move {
+            let (rev, existed) = match api.create_waiter(&user, &key, &value, lease).await {
+                Ok(created) => created,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let steps = async {
+                if existed.as_ref().is_some_and(|kv| kv.value != value) {
+                    api.proclaim_as(&user, &key, rev, lease, value.clone())
+                        .await?;
+                }
+                api.wait_turn(&user, &prefix(&name), rev).await?;
+                let mine = RangeRequest {
+                    key: key.clone(),
+                    ..Default::default()
+                };
+                let (got, header) = api.read(user.clone(), mine).await?;
+                if got.kvs.first().map(|kv| kv.create_revision) != Some(rev) {
+                    return Err(Status::failed_precondition(
+                        "etcdserver: the waiter's lease ended while it waited (session expired)",
+                    ));
+                }
+                Ok(Turn { rev, header })
+            };
+            let answered = tokio::select! {
+                done = steps => tx.send(done).is_ok(),
+                _ = tx.closed() => false,
+            };
+            if !answered && existed.is_none() {
+                api.delete_if_created(&user, &key, rev).await;
+            }
+        });
+        rx.await
+            .map_err(|_| Status::unavailable("the node stopped while the request waited"))?
+    }
+
+    /// Deletes `key` if it is still the one created at `rev`.
+    async fn delete_if_created(&self, user: &Option<String>, key: &[u8], rev: i64) {
+        let txn = TxnRequest {
+            compare: vec![created_at(key, rev)],
+            success: vec![RequestOp::DeleteRange(DeleteRangeRequest {
+                key: key.to_vec(),
+                ..Default::default()
+            })],
+            failure: Vec::new(),
+        };
+        if let Err(e) = self.order(user.clone(), KvCommand::Txn(txn)).await {
+            tracing::warn!(error = %e, "could not delete an abandoned waiter's key");
+        }
+    }
+
+    /// Puts `value` at `key` if it is still the one created at `rev`: the leader of an
+    /// election proclaiming. Whether it was.
+    pub(crate) async fn proclaim_as(
+        &self,
+        user: &Option<String>,
+        key: &[u8],
+        rev: i64,
+        lease: i64,
+        value: Vec<u8>,
+    ) -> Result<bool, Status> {
+        let txn = TxnRequest {
+            compare: vec![created_at(key, rev)],
+            success: vec![RequestOp::Put(PutRequest {
+                key: key.to_vec(),
+                value,
+                lease,
+                ..Default::default()
+            })],
+            failure: Vec::new(),
+        };
+        match self.order(user.clone(), KvCommand::Txn(txn)).await? {
+            (KvResult::Txn(t), _) => Ok(t.succeeded),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
     /// Puts `key` with `value` under `lease` unless it exists. Returns the key's create
     /// revision and its value if it existed already.
-    pub(crate) async fn create_waiter(
+    async fn create_waiter(
         &self,
         user: &Option<String>,
         key: &[u8],
@@ -164,7 +230,7 @@ impl Api {
     }
 
     /// Waits until no key under `prefix` was created before revision `rev`.
-    pub(crate) async fn wait_turn(
+    async fn wait_turn(
         &self,
         user: &Option<String>,
         prefix: &[u8],
@@ -212,15 +278,15 @@ impl Api {
             },
             tx,
         };
-        self.node
-            .watch(create)
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
-        // Closed however this ends, the caller going away included.
+        // Closed however this ends, the caller going away included (even mid-create).
         let _close = CloseWatch {
             api: self.clone(),
             stream,
         };
+        self.node
+            .watch(create)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
         while let Some(msg) = rx.recv().await {
             match msg {
                 WatchMsg::Events { events, .. } if !events.is_empty() => return Ok(true),
