@@ -16,18 +16,11 @@ fn etcdctl(endpoints: &str, args: &[&str]) -> (bool, String) {
 }
 
 fn until_ok(endpoints: &str, args: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (ok, out) = etcdctl(endpoints, args);
-        if ok {
-            return out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "etcdctl {args:?} kept failing: {out}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let endpoints = format!("--endpoints={endpoints}");
+    let args: Vec<&str> = std::iter::once(endpoints.as_str())
+        .chain(args.iter().copied())
+        .collect();
+    common::etcdctl_until_ok(&args, Duration::from_secs(15))
 }
 
 #[test]

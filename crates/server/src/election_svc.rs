@@ -2,15 +2,13 @@
 //! `proclaim()`, `leader()`, `observe()` and `resign()` work against Synod.
 
 use crate::convert::kv_out;
-use crate::grpc::{unexpected, Api};
+use crate::grpc::Api;
 use crate::proto::v3electionpb as pb;
-use crate::recipes::{created_at, first_or_last_before, prefix, waiter_key};
+use crate::recipes::{first_or_last_before, prefix, waiter_key};
 use futures::Stream;
 use pb::election_server::Election;
 use std::pin::Pin;
-use synod_kv::{
-    DeleteRangeRequest, KeyRange, KeyValue, KvCommand, KvResult, RequestOp, TxnRequest,
-};
+use synod_kv::{KeyRange, KeyValue};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
@@ -167,20 +165,11 @@ impl Election for Api {
         let _t = self.timer("resign");
         let user = self.user_of(&req)?;
         let leader = leader_key(req.into_inner().leader)?;
-        // Only while it still leads: a resigning leader must not delete a successor's key.
-        let txn = TxnRequest {
-            compare: vec![created_at(&leader.key, leader.rev)],
-            success: vec![RequestOp::DeleteRange(DeleteRangeRequest {
-                key: leader.key.clone(),
-                ..Default::default()
-            })],
-            failure: Vec::new(),
-        };
-        match self.order(user, KvCommand::Txn(txn)).await? {
-            (KvResult::Txn(_), header) => Ok(Response::new(pb::ResignResponse {
-                header: Some(header),
-            })),
-            (other, _) => Err(unexpected(other)),
-        }
+        let header = self
+            .delete_if_created(&user, &leader.key, leader.rev)
+            .await?;
+        Ok(Response::new(pb::ResignResponse {
+            header: Some(header),
+        }))
     }
 }

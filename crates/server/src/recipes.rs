@@ -52,7 +52,7 @@ pub(crate) fn first_or_last_before(prefix: &[u8], before: Option<i64>) -> RangeR
 }
 
 /// Holds `key = create revision` as a transaction's only compare.
-pub(crate) fn created_at(key: &[u8], rev: i64) -> Compare {
+fn created_at(key: &[u8], rev: i64) -> Compare {
     Compare {
         result: CompareResult::Equal,
         target: CompareTarget::Create(rev),
@@ -138,15 +138,23 @@ impl Api {
                 _ = tx.closed() => false,
             };
             if !answered && existed.is_none() {
-                api.delete_if_created(&user, &key, rev).await;
+                if let Err(e) = api.delete_if_created(&user, &key, rev).await {
+                    tracing::warn!(error = %e, "could not delete an abandoned waiter's key");
+                }
             }
         });
         rx.await
             .map_err(|_| Status::unavailable("the node stopped while the request waited"))?
     }
 
-    /// Deletes `key` if it is still the one created at `rev`.
-    async fn delete_if_created(&self, user: &Option<String>, key: &[u8], rev: i64) {
+    /// Deletes `key` if it is still the one created at `rev`: an abandoned waiter's key, or a
+    /// resigning leader's (never a successor's).
+    pub(crate) async fn delete_if_created(
+        &self,
+        user: &Option<String>,
+        key: &[u8],
+        rev: i64,
+    ) -> Result<pb::ResponseHeader, Status> {
         let txn = TxnRequest {
             compare: vec![created_at(key, rev)],
             success: vec![RequestOp::DeleteRange(DeleteRangeRequest {
@@ -155,8 +163,9 @@ impl Api {
             })],
             failure: Vec::new(),
         };
-        if let Err(e) = self.order(user.clone(), KvCommand::Txn(txn)).await {
-            tracing::warn!(error = %e, "could not delete an abandoned waiter's key");
+        match self.order(user.clone(), KvCommand::Txn(txn)).await? {
+            (KvResult::Txn(_), header) => Ok(header),
+            (other, _) => Err(unexpected(other)),
         }
     }
 
