@@ -228,6 +228,12 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
                 "  decisions {}   client ops {}   crashes {}   partitions {}   held for a restart {}",
                 s.decisions, s.ops, s.crashes, s.partitions, s.redelivered
             );
+            if s.transfers + s.checkpoints > 0 {
+                println!(
+                    "  operator: leader transfers {} (successor led: {})   forced checkpoints {}",
+                    s.transfers, s.handovers, s.checkpoints
+                );
+            }
         }
         println!(
             "  {:.2}s wall, {:.0} deliveries/s, {:.0} steps/s",

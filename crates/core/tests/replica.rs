@@ -941,3 +941,132 @@ fn a_new_leader_does_not_propose_again_a_slot_it_learned_chosen_while_standing()
     );
     assert_eq!(net.r(2).commit_index(), gap + 2);
 }
+
+#[test]
+fn a_transfer_holds_new_writes_then_the_successor_leads_and_applies_them() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.timer(1, Timer::Heartbeat);
+    net.settle();
+    net.request(1, 9, 1, 5);
+    let fx = net
+        .r(1)
+        .transfer_leadership(3)
+        .expect("the leader may transfer");
+    net.absorb(1, fx);
+    assert_eq!(net.r(1).handing_over(), Some(3));
+    // Slot 0 is in flight: nobody is asked to stand before it is chosen.
+    assert!(!net
+        .queue
+        .iter()
+        .any(|(_, _, m)| matches!(m, Message::StandNow { .. })));
+    net.request(1, 7, 1, 10);
+    let held = sent_by(&mut net, 1);
+    assert!(
+        !held
+            .iter()
+            .any(|(_, m)| matches!(m, Message::Accept { slot: 1, .. })),
+        "a leader handing over starts no new slot: {held:?}"
+    );
+    for (to, m) in held {
+        net.queue.push_back((1, to, m));
+    }
+    net.settle();
+    assert_eq!(net.r(3).role_kind(), RoleKind::Leader);
+    assert_eq!(net.r(1).role_kind(), RoleKind::Follower);
+    assert_eq!(net.r(1).handing_over(), None);
+    net.timer(3, Timer::Heartbeat);
+    net.settle();
+    assert_eq!(net.totals(), vec![15, 15, 15], "both commands applied once");
+    for (client, result) in [(9, 5), (7, 15)] {
+        let reply = Output::Reply {
+            client,
+            seq: 1,
+            result,
+        };
+        assert!(net.replies.contains(&(1, reply)), "{:?}", net.replies);
+    }
+}
+
+#[test]
+fn a_successor_catches_up_before_it_stands() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    // Node 3 misses the accepts and commit points for two slots.
+    net.request(1, 9, 1, 1);
+    net.request(1, 9, 2, 1);
+    net.settle_with(|_, to, _| to == 3);
+    assert_eq!(net.r(3).commit_index(), 0);
+    let fx = net.r(1).transfer_leadership(3).unwrap();
+    net.absorb(1, fx);
+    net.settle();
+    assert_eq!(net.r(3).role_kind(), RoleKind::Leader);
+    assert!(net.r(3).commit_index() >= 2, "it learned before leading");
+}
+
+#[test]
+fn a_transfer_nobody_takes_up_is_abandoned_after_two_election_timeouts() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.down.insert(3);
+    let fx = net.r(1).transfer_leadership(3).unwrap();
+    net.absorb(1, fx);
+    net.settle();
+    net.request(1, 9, 1, 4);
+    net.settle();
+    assert_eq!(net.totals(), vec![0, 0, 0], "held while the transfer lasts");
+    net.timer(1, Timer::Election);
+    assert_eq!(net.r(1).handing_over(), Some(3));
+    net.timer(1, Timer::Election);
+    assert_eq!(net.r(1).handing_over(), None);
+    net.settle();
+    net.timer(1, Timer::Heartbeat);
+    net.settle();
+    assert_eq!(net.r(1).state_machine().0, 4, "proposed once abandoned");
+    assert_eq!(net.r(1).role_kind(), RoleKind::Leader);
+}
+
+#[test]
+fn only_the_leader_of_the_promised_ballot_can_make_a_follower_stand() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.timer(1, Timer::Heartbeat);
+    net.settle();
+    assert!(matches!(
+        net.r(2).transfer_leadership(3),
+        Err(synod_core::multi::TransferError::NotLeader { leader: Some(1) })
+    ));
+    assert!(matches!(
+        net.r(1).transfer_leadership(4),
+        Err(synod_core::multi::TransferError::NotAMember(4))
+    ));
+    let fx = net.r(1).transfer_leadership(1).unwrap();
+    assert!(fx.send.is_empty() && net.r(1).handing_over().is_none());
+    let promised = net.r(3).promised();
+    // Another member, or the right ballot from the wrong sender, or an old ballot: ignored.
+    for (from, ballot) in [
+        (2, promised),
+        (2, Ballot::new(promised.round, 2)),
+        (1, Ballot::new(promised.round.saturating_sub(1), 1)),
+    ] {
+        let fx = net
+            .r(3)
+            .on_message(from, Message::StandNow { ballot, commit: 0 });
+        assert!(
+            fx.send.is_empty() && fx.send_after_sync.is_empty(),
+            "{from} {ballot}"
+        );
+        assert_eq!(net.r(3).role_kind(), RoleKind::Follower);
+    }
+    let fx = net.r(3).on_message(
+        1,
+        Message::StandNow {
+            ballot: promised,
+            commit: 0,
+        },
+    );
+    assert_eq!(net.r(3).role_kind(), RoleKind::Candidate);
+    net.absorb(3, fx);
+    net.settle();
+    assert_eq!(net.r(3).role_kind(), RoleKind::Leader);
+}

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use synod_core::multi::{
     Compacted, Config, ConfigError, Message, MultiEffects, Output, PendingSnapshot, Persist,
-    Replica, RoleKind, Slot, Snapshot, Timer, Value,
+    Replica, RoleKind, Slot, Snapshot, Timer, TransferError, Value,
 };
 use synod_core::quorum::QuorumSpec;
 use synod_core::{NodeId, PlantedBug};
@@ -394,6 +394,15 @@ impl NodeCore {
         self.log_bytes = log_bytes;
         let released = self.gate.synced(batch);
         self.release(released);
+    }
+
+    /// An operator asks this node, which must lead, to hand leadership to `target` (etcd's
+    /// MoveLeader; see [`Replica::transfer_leadership`]). Writes wait meanwhile; the driver
+    /// watches the leader it reports to learn when the transfer is done.
+    pub fn move_leader(&mut self, target: NodeId) -> Result<(), TransferError> {
+        let fx = self.replica.transfer_leadership(target)?;
+        self.pending.extend(fx);
+        Ok(())
     }
 
     /// An operator asks for a checkpoint now (etcd's defragment, which is what frees disk

@@ -46,6 +46,12 @@ pub struct Stats {
     pub partitions: u64,
     /// Pauses injected.
     pub pauses: u64,
+    /// Leadership transfers the operator asked a leader for.
+    pub transfers: u64,
+    /// Transfers whose successor went on to lead.
+    pub handovers: u64,
+    /// Checkpoints the operator forced.
+    pub checkpoints: u64,
     /// Messages that reached a crashed node, were held, and reached its next life.
     pub redelivered: u64,
     /// Virtual time at the end.
@@ -65,6 +71,9 @@ impl Stats {
         self.partitions += o.partitions;
         self.pauses += o.pauses;
         self.redelivered += o.redelivered;
+        self.transfers += o.transfers;
+        self.handovers += o.handovers;
+        self.checkpoints += o.checkpoints;
         self.end_time += o.end_time;
     }
 }

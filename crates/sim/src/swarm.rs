@@ -75,6 +75,8 @@ pub struct Swarm {
     /// Probability that a client sends an operation to a random node rather than the one it
     /// used last (reads at followers and deposed leaders).
     pub wander: f64,
+    /// Mean ticks between operator actions (leader transfers, forced checkpoints); 0: none.
+    pub operate_every: u64,
 }
 
 impl Swarm {
@@ -108,6 +110,7 @@ impl Swarm {
             index_reads: 0.6,
             think: 10,
             wander: 0.0,
+            operate_every: 500,
         }
     }
 
@@ -176,6 +179,7 @@ impl Swarm {
             index_reads: rng.gen_range(0.3..=1.0),
             think: rng.gen_range(0..=20),
             wander: rng.gen_range(0.0..0.6),
+            operate_every: 0,
         };
         // Elections wait at least two heartbeats (the replica's configuration demands it).
         let hb = swarm.heartbeat;
@@ -189,6 +193,7 @@ impl Swarm {
             swarm.rejoin = rng.gen_range(0.0..0.5);
             swarm.crash_bridge_promise = rng.gen_range(0.0..1.0);
         }
+        swarm.operate_every = rng.gen_range(100..=1000);
         swarm
     }
 }

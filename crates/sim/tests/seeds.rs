@@ -99,7 +99,10 @@ fn faults_actually_happen() {
             && s.stats.partitions > 20
             && s.stats.pauses > 20
             && s.stats.dropped > 1000
-            && s.stats.redelivered > 20,
+            && s.stats.redelivered > 20
+            && s.stats.transfers > 10
+            && s.stats.handovers > 5
+            && s.stats.checkpoints > 10,
         "{:?}",
         s.stats
     );

@@ -99,6 +99,16 @@ impl<C: Clone + Eq + std::fmt::Debug> Scout<C> {
     }
 }
 
+/// A leadership transfer in progress (see [`super::Replica::transfer_leadership`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handover {
+    /// The successor.
+    pub target: NodeId,
+    /// An election timeout has passed since the transfer began; at the next the leader gives
+    /// up and takes writes again.
+    pub aged: bool,
+}
+
 /// A slot proposed in the current ballot and not yet known chosen.
 #[derive(Clone, Debug)]
 pub struct InFlight<C> {
@@ -128,6 +138,8 @@ pub struct Active<C> {
     present: BTreeMap<(ClientId, u64), usize>,
     /// Linearizable reads waiting for a confirmation round or for the apply point.
     pub reads: Reads,
+    /// A transfer in progress: no new batch is started while it lasts.
+    pub handover: Option<Handover>,
 }
 
 fn key<C>(c: &Command<C>) -> (ClientId, u64) {
@@ -151,6 +163,7 @@ impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
             queue,
             present,
             reads: Reads::default(),
+            handover: None,
         }
     }
 
@@ -167,6 +180,13 @@ impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
     /// The waiting commands, for a leader that steps down and hands them on.
     pub fn into_queue(self) -> VecDeque<Command<C>> {
         self.queue
+    }
+
+    /// Takes the waiting commands out, for a leader that hands them to its successor.
+    pub fn take_queue(&mut self) -> Vec<Command<C>> {
+        let queue: Vec<_> = self.queue.drain(..).collect();
+        self.count(&queue, false);
+        queue
     }
 
     fn count(&mut self, commands: &[Command<C>], up: bool) {
@@ -223,10 +243,10 @@ impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
         Some(f)
     }
 
-    /// Takes the next batch of queued commands if the window has room, skipping commands
-    /// already queued or in flight (a client's retry).
+    /// Takes the next batch of queued commands if the window has room and no transfer is in
+    /// progress, skipping commands already queued or in flight (a client's retry).
     pub fn next_batch(&mut self, window: usize, max_batch: usize) -> Option<Vec<Command<C>>> {
-        if self.in_flight.len() >= window || self.queue.is_empty() {
+        if self.in_flight.len() >= window || self.queue.is_empty() || self.handover.is_some() {
             return None;
         }
         let n = self.queue.len().min(max_batch);

@@ -182,6 +182,15 @@ pub enum Message<C> {
         /// The commands.
         commands: Vec<Command<C>>,
     },
+    /// Leadership transfer: the leader of `ballot` asks its chosen successor to stand for
+    /// election now, once it has learned every slot below `commit` (see
+    /// [`super::Replica::transfer_leadership`]).
+    StandNow {
+        /// The sender's ballot: honoured only by a follower that still promises exactly it.
+        ballot: Ballot,
+        /// Every slot below this is chosen; the successor learns them before it stands.
+        commit: Slot,
+    },
 }
 
 impl<C> Message<C> {
@@ -203,6 +212,7 @@ impl<C> Message<C> {
             Message::ReadIndexRequest { .. } => "read-index-request",
             Message::ReadIndexReply { .. } => "read-index-reply",
             Message::Forward { .. } => "forward",
+            Message::StandNow { .. } => "stand-now",
         }
     }
 }

@@ -13,6 +13,8 @@
 //! - Linearizable reads without a log slot ([`reads`]): the leader confirms with a quorum that it
 //!   still leads, waits until its log is applied up to where it ended when the read arrived, and
 //!   answers from its state machine.
+//! - Leadership transfer ([`Replica::transfer_leadership`]): the leader lets its slots in
+//!   flight be chosen, holds new commands, and asks its successor to stand at once.
 //! - Exactly-once: a command carries `(client, seq)`; a retry after a leader change is applied
 //!   once and answered from the session table.
 
@@ -34,6 +36,6 @@ pub use messages::{
     Value,
 };
 pub use reads::ReadId;
-pub use replica::{Replica, RoleKind};
+pub use replica::{Replica, RoleKind, TransferError};
 pub use snapshot::{Compacted, PendingSnapshot};
 pub use state_machine::StateMachine;

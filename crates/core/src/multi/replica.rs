@@ -19,6 +19,9 @@ use crate::quorum::{Quorum, QuorumSystem};
 use crate::rng::SplitMix64;
 use std::collections::{BTreeMap, VecDeque};
 
+mod transfer;
+pub use transfer::TransferError;
+
 type Fx<S> = MultiEffects<<S as StateMachine>::Command, <S as StateMachine>::Output>;
 
 #[derive(Clone, Debug)]
@@ -59,6 +62,9 @@ pub struct Replica<S: StateMachine> {
     /// Reads this follower asked a leader about, with the leader asked: waiting for the read
     /// index (`None`), then for the apply point to reach it.
     remote_reads: BTreeMap<ReadId, (NodeId, Option<Slot>)>,
+    /// A leader handing over to us asked us to stand once we have learned every slot below
+    /// this commit point, if we still promise its ballot then.
+    stand_at: Option<(Ballot, Slot)>,
 }
 
 impl<S: StateMachine> std::fmt::Debug for Replica<S> {
@@ -113,6 +119,7 @@ impl<S: StateMachine> Replica<S> {
             leader_hint: None,
             heard: false,
             remote_reads: BTreeMap::new(),
+            stand_at: None,
             cfg,
         };
         // Replay the committed prefix; the replay's own outputs (applied slots, a Commit record
@@ -497,7 +504,7 @@ impl<S: StateMachine> Replica<S> {
             Timer::Election => {
                 let quiet = !std::mem::replace(&mut self.heard, false);
                 match self.role {
-                    Role::Leader(_) => {}
+                    Role::Leader(_) => self.age_handover(&mut fx),
                     Role::Follower if quiet => self.stand_for_election(&mut fx),
                     // A candidate that has not won by now starts over with a higher ballot.
                     Role::Candidate(_) => self.stand_for_election(&mut fx),
@@ -508,6 +515,7 @@ impl<S: StateMachine> Replica<S> {
             Timer::Heartbeat => match &self.role {
                 Role::Leader(_) => {
                     self.heartbeat(&mut fx);
+                    self.hand_over(&mut fx);
                     fx.arm(Timer::Heartbeat, self.cfg.heartbeat_ticks);
                 }
                 Role::Candidate(s) => {
@@ -587,7 +595,11 @@ impl<S: StateMachine> Replica<S> {
                 }
                 self.propose_queued(&mut fx);
             }
+            Message::StandNow { ballot, commit } => {
+                self.on_stand_now(from, ballot, commit, &mut fx)
+            }
         }
+        self.stand_if_caught_up(&mut fx);
         self.serve_reads(&mut fx);
         fx
     }
@@ -732,7 +744,8 @@ impl<S: StateMachine> Replica<S> {
 
     fn step_down(&mut self, fx: &mut Fx<S>) {
         if !matches!(self.role, Role::Follower) {
-            // Queued client commands are dropped: their clients time out and retry at the new
+            self.pass_queue_on(fx);
+            // Otherwise queued client commands are dropped: their clients time out and retry at the new
             // leader, and exactly-once application makes the retry safe. Waiting reads fail.
             if let Role::Leader(active) = &mut self.role {
                 Self::fail_led_reads(active.reads.drain(), fx);
@@ -880,6 +893,7 @@ impl<S: StateMachine> Replica<S> {
             if self.learner.commit() > commit && !proposed {
                 self.announce_commit(fx);
             }
+            self.hand_over(fx);
         }
     }
 

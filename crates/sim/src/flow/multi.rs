@@ -78,6 +78,9 @@ fn label(m: &Message<KvOp>) -> (String, Option<String>) {
         Message::CatchUpRequest { from } => (format!("CatchUp?(I>={from})"), None),
         Message::CatchUp { entries } => (format!("CatchUp({} slots)", entries.len()), None),
         Message::Forward { commands } => (format!("Forward({} cmds)", commands.len()), None),
+        Message::StandNow { ballot, commit } => {
+            (format!("StandNow({ballot}, chosen below I={commit})"), None)
+        }
         Message::ReadProbe { ballot, round } => (format!("ReadProbe({ballot}, #{round})"), None),
         Message::ReadAck { ballot, round } => (format!("ReadAck({ballot}, #{round})"), None),
         Message::ReadIndexRequest { id } => (format!("ReadIndex?(#{id})"), None),

@@ -43,6 +43,7 @@ impl MultiSim {
                 self.act(id, a)?;
             }
         }
+        self.note_handover(id);
         self.check_node(id)
     }
 

@@ -12,6 +12,7 @@ pub mod clients;
 pub mod disk;
 mod driver;
 mod nemesis;
+mod operator;
 mod traffic;
 
 use crate::faults::Faults;
@@ -143,6 +144,8 @@ enum Event {
     },
     /// The nemesis stalls a node of its choice.
     Pause,
+    /// The operator transfers leadership or forces a checkpoint.
+    Operate,
     Partition,
     Heal,
     FaultsEnd,
@@ -181,6 +184,8 @@ pub struct MultiSim {
     history: Vec<OpRecord>,
     /// The highest store revision any client has been answered at so far.
     seen_revision: i64,
+    /// The successor of the latest leadership transfer, until it leads.
+    transfer_to: Option<NodeId>,
 }
 
 impl MultiSim {
@@ -210,6 +215,7 @@ impl MultiSim {
             truth: Truth::new(Box::new(quorum)),
             history: Vec::new(),
             seen_revision: 0,
+            transfer_to: None,
             ids,
             swarm,
             world,
@@ -247,6 +253,7 @@ impl MultiSim {
             );
         }
         sim.schedule_faults();
+        sim.schedule_operator();
         let end = sim.cfg.fault_until;
         sim.world.after(end, Event::FaultsEnd);
         Ok(sim)
@@ -490,6 +497,7 @@ impl MultiSim {
                 self.nemesis_pause();
                 Ok(())
             }
+            Event::Operate => self.operate(),
             Event::Partition => {
                 self.nemesis_partition();
                 Ok(())

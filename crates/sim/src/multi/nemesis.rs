@@ -49,17 +49,17 @@ impl MultiSim {
     }
 
     /// A delay around `mean` ticks: half to one and a half times it.
-    fn around(&mut self, mean: u64) -> u64 {
+    pub(super) fn around(&mut self, mean: u64) -> u64 {
         let mean = mean.max(2);
         self.world.rng.gen_range(mean / 2..=mean + mean / 2)
     }
 
-    fn faults_on(&self) -> bool {
+    pub(super) fn faults_on(&self) -> bool {
         self.world.now < self.cfg.fault_until
     }
 
     /// The leader with the highest ballot, if any node leads.
-    fn leader(&self) -> Option<NodeId> {
+    pub(super) fn leader(&self) -> Option<NodeId> {
         self.nodes
             .iter()
             .filter_map(|(&id, n)| {

@@ -1,0 +1,155 @@
+//! Leadership transfer (etcd's MoveLeader).
+//!
+//! Paxos needs no permission to lead: any replica may stand with a higher ballot, and phase 1
+//! keeps whatever was chosen. A transfer only makes the change quick and free of lost work. The
+//! leader stops starting new slots (client commands wait in its queue), lets the slots in flight
+//! be chosen, then tells the successor the commit point in a [`Message::StandNow`]. The
+//! successor learns every slot below it (asking the leader for what it lacks) and stands at
+//! once, instead of after an election timeout. Its prepare deposes the old leader, which
+//! forwards the commands it held to the successor, so no client sees its write fail.
+//!
+//! A successor that never stands (crashed, cut off, or already promised to someone else)
+//! must not keep the cluster from taking writes: after one to two election timeouts the old
+//! leader gives up and proposes what it held.
+
+use super::{Fx, Replica, Role};
+use crate::ballot::{Ballot, NodeId};
+use crate::multi::leader::Handover;
+use crate::multi::messages::{Message, Slot};
+use crate::multi::state_machine::StateMachine;
+use thiserror::Error;
+
+/// Why a leadership transfer cannot start.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum TransferError {
+    /// Only the leader can hand its leadership over.
+    #[error("this node does not lead (leader: {leader:?})")]
+    NotLeader {
+        /// Who this node believes leads, if anyone.
+        leader: Option<NodeId>,
+    },
+    /// The successor named is not a member.
+    #[error("node {0} is not a member")]
+    NotAMember(NodeId),
+}
+
+impl<S: StateMachine> Replica<S> {
+    /// As leader, hands leadership to `target`: see the module documentation. Naming
+    /// ourselves changes nothing. A second call names a new successor and restarts the wait.
+    pub fn transfer_leadership(&mut self, target: NodeId) -> Result<Fx<S>, TransferError> {
+        if !self.cfg.members.contains(&target) {
+            return Err(TransferError::NotAMember(target));
+        }
+        let Role::Leader(active) = &mut self.role else {
+            return Err(TransferError::NotLeader {
+                leader: self.leader_hint,
+            });
+        };
+        let mut fx = Fx::<S>::new();
+        if target != self.cfg.id {
+            active.handover = Some(Handover {
+                target,
+                aged: false,
+            });
+            self.hand_over(&mut fx);
+        }
+        Ok(fx)
+    }
+
+    /// The successor of a transfer in progress, if this replica leads and is handing over.
+    pub fn handing_over(&self) -> Option<NodeId> {
+        match &self.role {
+            Role::Leader(a) => a.handover.map(|h| h.target),
+            _ => None,
+        }
+    }
+
+    /// A leader handing over: once no slot of its ballot is in flight (every slot it proposed
+    /// is chosen, so its commit point covers them all), asks the successor to stand. Sent again
+    /// on every heartbeat while the transfer lasts, as messages get lost.
+    pub(super) fn hand_over(&mut self, fx: &mut Fx<S>) {
+        let Role::Leader(active) = &self.role else {
+            return;
+        };
+        let Some(h) = active.handover else {
+            return;
+        };
+        if active.in_flight().is_empty() {
+            let (ballot, commit) = (active.ballot, self.learner.commit());
+            fx.send(h.target, Message::StandNow { ballot, commit });
+        }
+    }
+
+    /// On the leader's election timer: the first firing during a transfer marks it old, the
+    /// second abandons it and proposes what waited.
+    pub(super) fn age_handover(&mut self, fx: &mut Fx<S>) {
+        let Role::Leader(active) = &mut self.role else {
+            return;
+        };
+        match &mut active.handover {
+            Some(h) if h.aged => {
+                active.handover = None;
+                self.propose_queued(fx);
+            }
+            Some(h) => h.aged = true,
+            None => {}
+        }
+    }
+
+    /// A leader deposed while handing over gives the commands it held to its successor (most
+    /// likely the one that deposed it) rather than leaving them to the clients' retries.
+    pub(super) fn pass_queue_on(&mut self, fx: &mut Fx<S>) {
+        let Role::Leader(active) = &mut self.role else {
+            return;
+        };
+        let Some(h) = active.handover else {
+            return;
+        };
+        let commands = active.take_queue();
+        if !commands.is_empty() {
+            fx.send(h.target, Message::Forward { commands });
+        }
+    }
+
+    /// The successor's side. Only the leader of the ballot this follower promises may ask, so
+    /// a late or forged request from an old leader cannot start an election nobody wanted.
+    pub(super) fn on_stand_now(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        commit: Slot,
+        fx: &mut Fx<S>,
+    ) {
+        if ballot.node != from
+            || ballot != self.acceptor.promised()
+            || !matches!(self.role, Role::Follower)
+        {
+            return;
+        }
+        self.stand_at = Some((ballot, commit));
+        self.stand_if_caught_up(fx);
+        if self.stand_at.is_some() {
+            let from_slot = self.learner.commit();
+            fx.send(from, Message::CatchUpRequest { from: from_slot });
+        }
+    }
+
+    /// Stands for election once a transfer's commit point is learned, unless this replica
+    /// promised another ballot meanwhile (the transfer is moot then).
+    pub(super) fn stand_if_caught_up(&mut self, fx: &mut Fx<S>) {
+        let Some((ballot, commit)) = self.stand_at else {
+            return;
+        };
+        if ballot != self.acceptor.promised() || !matches!(self.role, Role::Follower) {
+            self.stand_at = None;
+            return;
+        }
+        if self.learner.commit() < commit {
+            return;
+        }
+        self.stand_at = None;
+        self.stand_for_election(fx);
+        // A full timeout to win before this candidacy starts over.
+        self.arm_election(fx);
+    }
+}
