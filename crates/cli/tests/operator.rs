@@ -1,6 +1,6 @@
 //! The operator's half of the etcd API, through the real etcdctl: backups and restores, state
-//! hashes that prove members equal, the raft term across leader changes, and the NOSPACE alarm
-//! with compaction, defragmentation and disarming.
+//! hashes that prove members equal, the raft term across leader changes, leadership handed over
+//! under load, and the NOSPACE alarm with compaction, defragmentation and disarming.
 
 mod common;
 
@@ -148,18 +148,7 @@ fn the_raft_term_rises_on_every_leader_change() {
     let (mut last_term, mut killed) = (0, None);
     for round in 0..3 {
         // Wait until the running members agree on a leader, a new one after a kill.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let (leader, term) = loop {
-            let seen: Vec<Option<(u64, u64)>> =
-                c.endpoints().iter().map(|e| leader_and_term(e)).collect();
-            if let Some(Some(first)) = seen.first() {
-                if Some(first.0) != killed && seen.iter().all(|s| s.as_ref() == Some(first)) {
-                    break *first;
-                }
-            }
-            assert!(Instant::now() < deadline, "no agreed leader: {seen:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let (leader, term) = agreed_leader(&c, killed);
         assert!(
             term > last_term,
             "round {round}: term {term} after {last_term}"
@@ -186,6 +175,90 @@ fn the_raft_term_rises_on_every_leader_change() {
                 }
             }
         }
+    }
+}
+
+/// The leader and term every member of `c` agrees on, once they agree (other than `not`).
+fn agreed_leader(c: &Cluster, not: Option<u64>) -> (u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen: Vec<Option<(u64, u64)>> =
+            c.endpoints().iter().map(|e| leader_and_term(e)).collect();
+        if let Some(Some(first)) = seen.first() {
+            if Some(first.0) != not && seen.iter().all(|s| s.as_ref() == Some(first)) {
+                return *first;
+            }
+        }
+        assert!(Instant::now() < deadline, "no agreed leader: {seen:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn move_leader_under_load_fails_no_write() {
+    let c = Cluster::start(3);
+    let eps = c.endpoints().join(",");
+    let (leader, term) = agreed_leader(&c, None);
+    let target = c
+        .ids
+        .iter()
+        .copied()
+        .find(|&i| i != leader)
+        .expect("a follower");
+
+    // Writers through every endpoint, each put checked, until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let (stop, eps) = (stop.clone(), eps.clone());
+            std::thread::spawn(move || {
+                let mut done = Vec::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) || i < 20 {
+                    let key = format!("w{w}-{i:04}");
+                    let (ok, out) = etcdctl(&["--endpoints", &eps, "put", &key, "v"]);
+                    assert!(ok, "put {key} failed during a leader transfer: {out}");
+                    done.push(key);
+                    i += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // A non-member is refused; etcdctl finds the leader among the endpoints itself.
+    let (ok, out) = etcdctl(&["--endpoints", &eps, "move-leader", "63"]);
+    assert!(!ok && out.contains("bad leader transferee"), "{out}");
+    let out = until_ok(&["--endpoints", &eps, "move-leader", &format!("{target:x}")]);
+    assert!(
+        out.contains(&format!(
+            "Leadership transferred from {leader:x} to {target:x}"
+        )),
+        "{out}"
+    );
+    let (now, new_term) = agreed_leader(&c, Some(leader));
+    assert_eq!(now, target);
+    assert!(new_term > term, "term {new_term} after {term}");
+    // Given only a follower's endpoint, etcdctl finds no leader to ask.
+    let (ok, out) = etcdctl(&[
+        "--endpoints",
+        &c.endpoint(leader),
+        "move-leader",
+        &format!("{leader:x}"),
+    ]);
+    assert!(!ok, "{out}");
+
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written: Vec<String> = writers
+        .into_iter()
+        .flat_map(|w| w.join().expect("a writer failed"))
+        .collect();
+    let keys = until_ok(&["--endpoints", &eps, "get", "--prefix", "w", "--keys-only"]);
+    let keys: std::collections::BTreeSet<&str> = keys.lines().filter(|l| !l.is_empty()).collect();
+    for k in &written {
+        assert!(keys.contains(k.as_str()), "acknowledged put {k} is missing");
     }
 }
 

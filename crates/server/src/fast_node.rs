@@ -312,6 +312,9 @@ impl FastNode {
             Input::Defragment(reply) => {
                 let _ = reply.send(());
             }
+            Input::MoveLeader(_, reply) => {
+                let _ = reply.send(Err(crate::node::MoveLeaderError::Unsupported));
+            }
             // Peers of this mode come in on their own channel.
             Input::Peer(..) => {}
         }

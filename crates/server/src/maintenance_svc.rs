@@ -1,15 +1,17 @@
-//! The etcd Maintenance service: Status, Alarm, Defragment, HashKV and Snapshot.
+//! The etcd Maintenance service: Status, Alarm, Defragment, HashKV, Snapshot and MoveLeader.
 //!
-//! As in etcd, Snapshot, Defragment and HashKV are root's once auth is on (checked against the
+//! As in etcd, Snapshot, Defragment, HashKV and MoveLeader are root's once auth is on (checked against the
 //! auth state this node published), and Alarm is checked where it is applied, in the log.
 
 use crate::backup;
 use crate::convert::kv_error;
 use crate::grpc::{unexpected, Api};
+use crate::node::MoveLeaderError;
 use crate::proto::etcdserverpb as pb;
 use futures::Stream;
 use pb::maintenance_server::Maintenance;
 use std::pin::Pin;
+use synod_core::multi::TransferError;
 use synod_kv::{Alarm, AlarmCommand, AlarmKind, KvCommand, KvResult, Store};
 use tonic::{Request, Response, Status};
 
@@ -139,6 +141,45 @@ impl Maintenance for Api {
         Ok(Response::new(pb::DefragmentResponse {
             header: Some(self.header(s.revision)),
         }))
+    }
+
+    /// Hands leadership to `target_id` (etcdctl's `move-leader`, which asks the leader) and
+    /// answers once the target leads, as etcd does.
+    async fn move_leader(
+        &self,
+        req: Request<pb::MoveLeaderRequest>,
+    ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+        let _t = self.timer("move_leader");
+        self.check_admin(&req)?;
+        let target = req.get_ref().target_id;
+        self.node.move_leader(target).await.map_err(|e| match e {
+            MoveLeaderError::Refused(TransferError::NotLeader { .. }) => {
+                Status::failed_precondition("etcdserver: not leader")
+            }
+            MoveLeaderError::Refused(TransferError::NotAMember(_)) => {
+                Status::failed_precondition("etcdserver: bad leader transferee")
+            }
+            MoveLeaderError::Unsupported => Status::unimplemented(e.to_string()),
+            MoveLeaderError::Stopped => unavailable(e),
+        })?;
+        // The old leader gives up after two election timeouts at most; the successor then
+        // needs one election. Past three, the transfer did not happen.
+        let ticks = u32::try_from(self.cfg.election_ticks.1.saturating_mul(3)).unwrap_or(u32::MAX);
+        let deadline = tokio::time::Instant::now() + self.cfg.tick.saturating_mul(ticks);
+        loop {
+            let s = self.node.status().await.map_err(unavailable)?;
+            if s.leader == Some(target) {
+                return Ok(Response::new(pb::MoveLeaderResponse {
+                    header: Some(self.header(s.revision)),
+                }));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Status::deadline_exceeded(
+                    "etcdserver: request timed out, leader transfer took too long",
+                ));
+            }
+            tokio::time::sleep(self.cfg.tick).await;
+        }
     }
 
     async fn hash_kv(

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use synod_core::multi::{Message, RoleKind, Snapshot};
+use synod_core::multi::{Message, RoleKind, Snapshot, TransferError};
 use synod_core::{Ballot, NodeId};
 use synod_kv::{
     Alarm, AlarmCommand, AlarmKind, KvCommand, KvError, KvOutput, RangeRequest, RangeResponse,
@@ -83,6 +83,23 @@ pub enum Input {
     StoreCopy(oneshot::Sender<Store>),
     /// An operator asks for a checkpoint now (etcd's defragment); answered once it is saved.
     Defragment(oneshot::Sender<()>),
+    /// An operator asks this node, the leader, to hand leadership to a member (etcd's
+    /// MoveLeader); answered once the transfer has started, or with why it cannot.
+    MoveLeader(NodeId, oneshot::Sender<Result<(), MoveLeaderError>>),
+}
+
+/// Why a leadership transfer could not start.
+#[derive(Debug, Error)]
+pub enum MoveLeaderError {
+    /// The replica refused: not the leader, or no such member.
+    #[error(transparent)]
+    Refused(#[from] TransferError),
+    /// This node's protocol has no leadership to hand over.
+    #[error("Fast Multi-Paxos servers do not transfer leadership")]
+    Unsupported,
+    /// The node is shutting down.
+    #[error("the node has stopped")]
+    Stopped,
 }
 
 /// What a node loop publishes for its request handlers, read without a trip through the loop.
@@ -184,6 +201,13 @@ impl NodeHandle {
     /// Asks for a checkpoint now; returns once it is saved.
     pub async fn defragment(&self) -> Result<(), ProposeError> {
         self.ask(Input::Defragment).await
+    }
+
+    /// Asks this node, which must lead, to start handing leadership to `target`.
+    pub async fn move_leader(&self, target: NodeId) -> Result<(), MoveLeaderError> {
+        self.ask(|tx| Input::MoveLeader(target, tx))
+            .await
+            .map_err(|_| MoveLeaderError::Stopped)?
     }
 
     /// Orders `cmd` through the replicated log and returns its result.
@@ -468,6 +492,9 @@ impl Node {
             Input::Defragment(reply) => {
                 self.core.request_checkpoint();
                 self.defragments.push(reply);
+            }
+            Input::MoveLeader(target, reply) => {
+                let _ = reply.send(self.core.move_leader(target).map_err(Into::into));
             }
         }
     }
