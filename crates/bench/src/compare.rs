@@ -423,6 +423,7 @@ async fn run_case(
             .progress
             .then(|| format!("{}/{} {sys} {}", round + 1, cfg.rounds, case.id)),
         server_pids: cluster.pids(),
+        timeline: None,
         security: Default::default(),
     };
     let perf = match (&cfg.profile_dir, profile) {
@@ -721,6 +722,7 @@ mod tests {
             term_change: None,
             server_cpu_us_per_op: Some(1e6 / throughput),
             loadgen_cpu_us_per_op: None,
+            timeline: None,
         }
     }
 

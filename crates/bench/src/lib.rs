@@ -21,5 +21,5 @@ pub use error::{BenchError, Result};
 /// TLS settings for [`Security`], as the etcd client takes them.
 pub use etcd_client::{Certificate, Identity, TlsOptions};
 pub use loadgen::{run, RunConfig, Security};
-pub use result::RunResult;
+pub use result::{RunResult, Timeline};
 pub use workload::{KeyDist, Workload};

@@ -4,7 +4,7 @@
 
 use crate::error::{BenchError, Result};
 use crate::procs;
-use crate::result::{CasCounts, RunResult};
+use crate::result::{CasCounts, RunResult, Timeline};
 use crate::schedule::{charged, Schedule};
 use crate::summary::{new_histogram, record, LatencySummary};
 use crate::workload::{key_name, value_of, KeyChooser, KeyDist, Workload};
@@ -64,6 +64,10 @@ pub struct RunConfig {
     pub server_pids: Vec<u32>,
     /// TLS and the user the connections log in as.
     pub security: Security,
+    /// Count completed requests per interval of this length over the measured window
+    /// ([`RunResult::timeline`]), to see a dip (a leader change, a snapshot) rather than its
+    /// average; none: no timeline.
+    pub timeline: Option<Duration>,
 }
 
 /// How the load generator's connections secure themselves.
@@ -96,6 +100,7 @@ impl Default for RunConfig {
             progress: None,
             server_pids: Vec::new(),
             security: Security::default(),
+            timeline: None,
         }
     }
 }
@@ -106,6 +111,9 @@ impl RunConfig {
         let bad = |m: &str| Err(BenchError::Config(m.to_string()));
         if self.endpoints.is_empty() {
             return bad("--endpoints needs at least one HOST:PORT");
+        }
+        if self.timeline.is_some_and(|t| t.is_zero()) {
+            return bad("--timeline must be longer than zero");
         }
         if self.clients == 0 || self.conns == 0 {
             return bad("--clients and --conns must be at least 1");
@@ -213,6 +221,8 @@ struct Shared {
     done: AtomicU64,
     /// Requests sent so far, warm-up included (open loop: to count the due ones never sent).
     sent: AtomicU64,
+    /// Length of a timeline interval, if one is kept.
+    timeline: Option<Duration>,
 }
 
 /// What one worker measured.
@@ -223,6 +233,8 @@ struct WorkerOut {
     errors: u64,
     samples: Vec<String>,
     cas: CasCounts,
+    /// Requests completed per timeline interval, by when they completed.
+    timeline: Vec<u64>,
 }
 
 /// Runs the configured load and returns what it measured.
@@ -246,6 +258,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
         schedule: cfg.rate.map(|r| Schedule::new(start, r)),
         done: AtomicU64::new(0),
         sent: AtomicU64::new(0),
+        timeline: cfg.timeline,
     });
     let progress = cfg
         .progress
@@ -258,6 +271,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
     let mut latency = new_histogram();
     let mut service = new_histogram();
     let (mut ops, mut errors, mut samples, mut cas) = (0, 0, Vec::new(), CasCounts::default());
+    let mut timeline: Vec<u64> = Vec::new();
     for w in workers {
         let out = w
             .await
@@ -270,6 +284,12 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
         cas.succeeded += out.cas.succeeded;
         cas.failed += out.cas.failed;
         samples.extend(out.samples);
+        if timeline.len() < out.timeline.len() {
+            timeline.resize(out.timeline.len(), 0);
+        }
+        for (t, n) in timeline.iter_mut().zip(&out.timeline) {
+            *t += n;
+        }
     }
     if let Some((bar, task)) = progress {
         task.abort();
@@ -317,6 +337,16 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
         term_change: None,
         server_cpu_us_per_op: per_op(server_cpu),
         loadgen_cpu_us_per_op: per_op(own_cpu),
+        timeline: cfg.timeline.map(|every| {
+            // Whole intervals only: requests completing in the grace after the end are not in
+            // the throughput either.
+            let n = (cfg.duration.as_secs_f64() / every.as_secs_f64()).floor() as usize;
+            timeline.resize(n, 0);
+            Timeline {
+                interval_ms: every.as_secs_f64() * 1e3,
+                ops: timeline,
+            }
+        }),
     })
 }
 
@@ -356,6 +386,7 @@ async fn worker(id: u64, mut kv: KvClient, sh: Arc<Shared>) -> WorkerOut {
         errors: 0,
         samples: Vec::new(),
         cas: CasCounts::default(),
+        timeline: Vec::new(),
     };
     loop {
         let intended = match &sh.schedule {
@@ -393,6 +424,15 @@ async fn worker(id: u64, mut kv: KvClient, sh: Arc<Shared>) -> WorkerOut {
                 }
                 record(&mut out.latency, charged(intended, done));
                 record(&mut out.service, charged(sent, done));
+                if let (Some(every), Some(since)) =
+                    (sh.timeline, done.checked_duration_since(sh.measure_from))
+                {
+                    let i = (since.as_secs_f64() / every.as_secs_f64()) as usize;
+                    if out.timeline.len() <= i {
+                        out.timeline.resize(i + 1, 0);
+                    }
+                    out.timeline[i] += 1;
+                }
             }
             Ok(_) => {}
             Err(e) => {

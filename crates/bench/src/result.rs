@@ -71,4 +71,46 @@ pub struct RunResult {
     /// window.
     #[serde(default)]
     pub loadgen_cpu_us_per_op: Option<f64>,
+    /// Requests completed per interval over the measured window, when asked for.
+    #[serde(default)]
+    pub timeline: Option<Timeline>,
+}
+
+/// Throughput over time: how many requests completed in each interval of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// Length of one interval, in milliseconds.
+    pub interval_ms: f64,
+    /// Requests completed in each interval, in order.
+    pub ops: Vec<u64>,
+}
+
+impl Timeline {
+    /// The median interval's count, and the lowest count with the index of its interval.
+    pub fn median_and_min(&self) -> Option<(u64, (usize, u64))> {
+        let mut sorted = self.ops.clone();
+        sorted.sort_unstable();
+        let median = *sorted.get(sorted.len() / 2)?;
+        let (at, &min) = self.ops.iter().enumerate().min_by_key(|(_, &n)| n)?;
+        Some((median, (at, min)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_and_the_lowest_interval() {
+        let t = Timeline {
+            interval_ms: 100.0,
+            ops: vec![50, 52, 10, 49, 51],
+        };
+        assert_eq!(t.median_and_min(), Some((50, (2, 10))));
+        let empty = Timeline {
+            interval_ms: 100.0,
+            ops: vec![],
+        };
+        assert_eq!(empty.median_and_min(), None);
+    }
 }

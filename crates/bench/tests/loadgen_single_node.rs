@@ -83,6 +83,7 @@ fn config(endpoint: &str, workload: Workload) -> RunConfig {
         // The server runs in this very process.
         server_pids: vec![std::process::id()],
         security: Default::default(),
+        timeline: None,
     }
 }
 
@@ -191,4 +192,8 @@ async fn bad_settings_are_refused_before_connecting() {
     cfg.rate = Some(0.0);
     let e = run(&cfg).await.expect_err("zero rate");
     assert!(e.to_string().contains("--rate"), "{e}");
+    let mut cfg = config("127.0.0.1:1", Workload::Put);
+    cfg.timeline = Some(std::time::Duration::ZERO);
+    let e = run(&cfg).await.expect_err("zero timeline");
+    assert!(e.to_string().contains("--timeline"), "{e}");
 }

@@ -29,6 +29,8 @@ pub enum Applied {
     Paused(Vec<u64>),
     /// Flush the iptables rules.
     Network,
+    /// Nothing to undo.
+    Nothing,
 }
 
 /// Asks the running nodes who leads; `None` if none can tell.
@@ -82,8 +84,12 @@ pub async fn apply(
     cluster: &mut Cluster,
     net: Option<&Netns>,
     fallback: u64,
+    tls: Option<&etcd_client::TlsOptions>,
 ) -> Result<(Applied, String)> {
     let ids = cluster.ids();
+    if let Fault::MoveLeader { to } = fault {
+        return Ok((Applied::Nothing, move_leader(cluster, *to, tls).await));
+    }
     let leader = match fault {
         Fault::Kill(Target::Leader) | Fault::Pause(Target::Leader) => {
             Some(find_leader(cluster).await)
@@ -149,6 +155,7 @@ pub async fn apply(
             };
             Ok((Applied::Network, d))
         }
+        Fault::MoveLeader { .. } => unreachable!("handled above"),
         Fault::Loss { percent } => {
             let net = net.ok_or_else(no_net)?;
             net.lose(*percent)?;
@@ -184,6 +191,39 @@ pub fn heal(applied: &Applied, cluster: &mut Cluster, net: Option<&Netns>) -> Re
                 net.heal()?;
             }
         }
+        Applied::Nothing => {}
     }
     Ok(())
+}
+
+/// Asks the leader, as `etcdctl move-leader` does, to hand leadership to `to` (or to the node
+/// after it, if `to` leads); says what happened. A refusal or a timeout is not an error of the
+/// run: the checkers judge what clients saw meanwhile.
+async fn move_leader(cluster: &Cluster, to: u64, tls: Option<&etcd_client::TlsOptions>) -> String {
+    let Some(leader) = find_leader(cluster).await else {
+        return "move leader: no leader known, nothing asked".into();
+    };
+    let ids = cluster.ids();
+    let to = if to == leader {
+        let at = ids.iter().position(|&i| i == leader).unwrap_or(0);
+        ids[(at + 1) % ids.len()]
+    } else {
+        to
+    };
+    let Some(addr) = cluster.placement(leader).map(|p| p.client) else {
+        return format!("move leader: node {leader} has no address");
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let began = std::time::Instant::now();
+    let timeout = Duration::from_secs(5);
+    let outcome =
+        match crate::client::connect(leader, &format!("{scheme}://{addr}"), timeout, tls).await {
+            Some(mut c) => match tokio::time::timeout(timeout, c.move_leader(to)).await {
+                Ok(Ok(_)) => format!("done in {} ms", began.elapsed().as_millis()),
+                Ok(Err(e)) => format!("refused: {e}"),
+                Err(_) => "no answer within 5 s".into(),
+            },
+            None => "could not connect".into(),
+        };
+    format!("move leader from node {leader} to node {to}: {outcome}")
 }

@@ -209,8 +209,14 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1);
             let fallback = ids[(fallback_rng >> 33) as usize % ids.len()];
-            let (applied, detail) =
-                nemesis::apply(&step.fault, &mut cluster, net.as_ref(), fallback).await?;
+            let (applied, detail) = nemesis::apply(
+                &step.fault,
+                &mut cluster,
+                net.as_ref(),
+                fallback,
+                shared.tls.as_ref(),
+            )
+            .await?;
             let start_us = clock.now_us();
             events(Event::Fault(format!(
                 "{:>5.1}s  {detail}",

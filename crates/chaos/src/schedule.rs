@@ -24,15 +24,19 @@ pub enum FaultKind {
     Partition,
     /// Drop a share of the packets between nodes at random.
     Loss,
+    /// An operator's `etcdctl move-leader` to another node: not a fault, but a leader change
+    /// on purpose, mixed in with the faults.
+    MoveLeader,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 4] = [
+    pub const ALL: [FaultKind; 5] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Partition,
         FaultKind::Loss,
+        FaultKind::MoveLeader,
     ];
 
     /// Whether this kind needs a network per node (namespaces, so root).
@@ -47,6 +51,7 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Partition => "partition",
             FaultKind::Loss => "loss",
+            FaultKind::MoveLeader => "move-leader",
         }
     }
 }
@@ -63,7 +68,9 @@ impl FromStr for FaultKind {
         FaultKind::ALL
             .into_iter()
             .find(|k| k.name() == s.trim())
-            .ok_or_else(|| format!("unknown fault '{s}': use kill, pause, partition, loss"))
+            .ok_or_else(|| {
+                format!("unknown fault '{s}': use kill, pause, partition, loss, move-leader")
+            })
     }
 }
 
@@ -120,6 +127,11 @@ pub enum Fault {
         /// Percent dropped.
         percent: u32,
     },
+    /// The leader is asked to hand leadership to `to` (the next node if `to` leads already).
+    MoveLeader {
+        /// The successor.
+        to: u64,
+    },
 }
 
 impl Fault {
@@ -130,6 +142,7 @@ impl Fault {
             Fault::Pause(_) => FaultKind::Pause,
             Fault::Partition(_) => FaultKind::Partition,
             Fault::Loss { .. } => FaultKind::Loss,
+            Fault::MoveLeader { .. } => FaultKind::MoveLeader,
         }
     }
 
@@ -147,6 +160,7 @@ impl Fault {
             Fault::Partition(Split::Bridge { .. }) => "partition-bridge",
             Fault::Partition(Split::OneWay { .. }) => "partition-one-way",
             Fault::Loss { .. } => "loss",
+            Fault::MoveLeader { .. } => "move-leader",
         }
     }
 }
@@ -250,6 +264,7 @@ fn draw(rng: &mut ChaCha8Rng, kind: FaultKind, ids: &[u64]) -> Fault {
         FaultKind::Loss => Fault::Loss {
             percent: rng.gen_range(10..=40),
         },
+        FaultKind::MoveLeader => Fault::MoveLeader { to: any(rng) },
     }
 }
 
@@ -348,11 +363,12 @@ mod tests {
                         assert_eq!(deaf.len() + from.len(), ids.len());
                     }
                     Fault::Loss { percent } => assert!((10..=40).contains(percent)),
+                    Fault::MoveLeader { to } => assert!(ids.contains(to)),
                     _ => {}
                 }
             }
         }
-        assert_eq!(names.len(), 10, "{names:?}");
+        assert_eq!(names.len(), 11, "{names:?}");
     }
 
     #[test]

@@ -185,6 +185,10 @@ pub struct RunArgs {
     /// Authenticate each connection as NAME:PASSWORD (servers with auth enabled).
     #[arg(long)]
     user: Option<String>,
+    /// Also count completed requests per interval of this length (e.g. 100ms), and print the
+    /// median and the lowest interval: how deep a dip a leader change or a snapshot causes.
+    #[arg(long, value_parser = parse_duration)]
+    timeline: Option<Duration>,
 }
 
 /// The load generator's TLS and login from `bench run`'s flags.
@@ -358,6 +362,7 @@ fn run_load(a: RunArgs) -> Result<Outcome> {
         system: a.system,
         progress: label,
         server_pids: a.server_pids,
+        timeline: a.timeline,
     };
     cfg.validate()?;
     for &pid in &cfg.server_pids {
@@ -431,6 +436,19 @@ fn print_run(r: &RunResult) {
             "compare-and-set: {} succeeded, {} failed",
             c.succeeded, c.failed
         );
+    }
+    if let Some(t) = &r.timeline {
+        if let Some((median, (at, min))) = t.median_and_min() {
+            let per_s = |n: u64| n as f64 * 1e3 / t.interval_ms;
+            println!(
+                "timeline, {:.0} ms intervals: median {:.0} ops/s, lowest {:.0} ops/s ({:.0}% of the median) at {:.1}s",
+                t.interval_ms,
+                per_s(median),
+                per_s(min),
+                if median > 0 { min as f64 * 100.0 / median as f64 } else { 0.0 },
+                at as f64 * t.interval_ms / 1e3
+            );
+        }
     }
     for e in &r.error_samples {
         println!("error: {e}");

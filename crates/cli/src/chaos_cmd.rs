@@ -31,8 +31,8 @@ pub struct ChaosArgs {
     /// Seed of the fault schedule and the clients' choices (default: from the clock, printed).
     #[arg(long)]
     seed: Option<u64>,
-    /// Fault kinds, comma-separated: kill, pause, partition, loss; `all`, or `none` for a run
-    /// without faults.
+    /// Fault kinds, comma-separated: kill, pause, partition, loss, move-leader (the operator's
+    /// leader transfer, mixed in); `all`, or `none` for a run without faults.
     #[arg(long, default_value = "all")]
     faults: String,
     /// Folder for history.jsonl, summary.json, anomaly.svg, and the nodes' data and logs.

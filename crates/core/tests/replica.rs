@@ -999,9 +999,52 @@ fn a_successor_catches_up_before_it_stands() {
     assert_eq!(net.r(3).commit_index(), 0);
     let fx = net.r(1).transfer_leadership(3).unwrap();
     net.absorb(1, fx);
+    // Without the chosen values it asks for, node 3 does not stand.
+    net.settle_with(|_, _, m| matches!(m, Message::CatchUp { .. }));
+    assert_eq!(net.r(3).role_kind(), RoleKind::Follower);
+    assert_eq!(net.r(1).role_kind(), RoleKind::Leader);
+    net.timer(1, Timer::Heartbeat);
     net.settle();
     assert_eq!(net.r(3).role_kind(), RoleKind::Leader);
     assert!(net.r(3).commit_index() >= 2, "it learned before leading");
+}
+
+#[test]
+fn a_successor_that_promised_someone_else_while_catching_up_does_not_stand() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.request(1, 9, 1, 1);
+    net.settle_with(|_, to, _| to == 3);
+    let fx = net.r(1).transfer_leadership(3).unwrap();
+    net.absorb(1, fx);
+    // Node 3 is asked to stand but its catch-up is held back.
+    let mut held = Vec::new();
+    while let Some((from, to, m)) = net.queue.pop_front() {
+        if matches!(m, Message::CatchUp { .. }) {
+            held.push((from, to, m));
+        } else if let Some(r) = net.replicas.get_mut(&to) {
+            let fx = r.on_message(from, m);
+            net.absorb(to, fx);
+        }
+    }
+    assert!(!held.is_empty());
+    // Meanwhile node 2 stands and node 3 promises it.
+    let promised = net.r(3).promised();
+    let ballot = Ballot::new(promised.round + 1, 2);
+    let fx = net.r(3).on_message(2, Message::Prepare { ballot, from: 0 });
+    net.absorb(3, fx);
+    assert_eq!(net.r(3).promised(), ballot);
+    net.queue.clear();
+    for (from, to, m) in held {
+        let fx = net.r(to).on_message(from, m);
+        net.absorb(to, fx);
+    }
+    assert!(net.r(3).commit_index() >= 1, "it caught up");
+    assert_eq!(
+        net.r(3).role_kind(),
+        RoleKind::Follower,
+        "but did not stand"
+    );
 }
 
 #[test]

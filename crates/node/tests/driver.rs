@@ -244,3 +244,19 @@ fn the_planted_send_before_sync_bug_lets_votes_leave_unwritten() {
     // What the catalogue says of it, so the simulator's catch is of this bug and no other.
     assert!(votes_sent(&vote_and_read(Some(PlantedBug::SendBeforeSync))));
 }
+
+#[test]
+fn only_a_leading_node_moves_leadership_and_only_to_a_member() {
+    let mut d = Driver::new(NodeConfig::new(1, vec![1, 2, 3], TICK), 0);
+    assert!(matches!(
+        d.n.move_leader(2),
+        Err(synod_core::multi::TransferError::NotLeader { .. })
+    ));
+    let mut single = single(0);
+    single.elect();
+    assert!(matches!(
+        single.n.move_leader(4),
+        Err(synod_core::multi::TransferError::NotAMember(4))
+    ));
+    assert_eq!(single.n.move_leader(1), Ok(()));
+}

@@ -374,3 +374,44 @@ fn fast_multi_paxos_takes_the_fast_path_then_recovers_a_collision_in_a_new_round
     }
     assert_eq!(d.outcome.learned["C2 #2"], "c");
 }
+
+#[test]
+fn move_leader_holds_the_write_that_arrives_and_the_successor_applies_it() {
+    let d = run("move-leader");
+    let labels = d.chart.labels();
+    let at = |prefix: &str| {
+        labels
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}: {labels:?}"))
+    };
+    // S1 starts no slot for y=2 itself: the only Accept! for it is S3's, after StandNow.
+    assert!(
+        !labels
+            .iter()
+            .any(|l| l.starts_with("Accept!(1.1") && l.contains("put y=2")),
+        "{labels:?}"
+    );
+    assert!(at("StandNow(1.1") < at("Prepare(1.3"));
+    assert!(at("Prepare(1.3") < at("Forward(1 cmds)"));
+    assert!(at("Forward(1 cmds)") < at("Accept!(1.3, I=1, put y=2"));
+    // Both writes answered, every server applied both.
+    assert_eq!(
+        d.facts
+            .iter()
+            .filter(|f| f.starts_with("client got"))
+            .count(),
+        2,
+        "{:?}",
+        d.facts
+    );
+    for s in ["S1", "S2", "S3"] {
+        assert!(
+            d.facts
+                .iter()
+                .any(|f| f.starts_with(&format!("{s}: applied 2 slots"))),
+            "{:?}",
+            d.facts
+        );
+    }
+}

@@ -304,3 +304,67 @@ pub enum Timer {
 
 /// The effects of one Multi-Paxos step.
 pub type MultiEffects<C, R> = Effects<Message<C>, Persist<C>, Output<R>, Timer>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_kind_has_its_own_name() {
+        let b = Ballot::new(1, 1);
+        let msgs: Vec<Message<u32>> = vec![
+            Message::Prepare { ballot: b, from: 0 },
+            Message::Promise {
+                ballot: b,
+                entries: vec![],
+                log_start: 0,
+            },
+            Message::Nack {
+                ballot: b,
+                promised: b,
+            },
+            Message::Accept {
+                ballot: b,
+                slot: 0,
+                value: Value::Noop,
+                commit: 0,
+            },
+            Message::Accepted { ballot: b, slot: 0 },
+            Message::Chosen {
+                slot: 0,
+                value: Value::Noop,
+            },
+            Message::Heartbeat {
+                ballot: b,
+                commit: 0,
+            },
+            Message::CatchUpRequest { from: 0 },
+            Message::CatchUp { entries: vec![] },
+            Message::InstallSnapshot {
+                snapshot: Snapshot {
+                    slot: 0,
+                    state: bytes::Bytes::new(),
+                    sessions: vec![],
+                },
+            },
+            Message::ReadProbe {
+                ballot: b,
+                round: 0,
+            },
+            Message::ReadAck {
+                ballot: b,
+                round: 0,
+            },
+            Message::ReadIndexRequest { id: 0 },
+            Message::ReadIndexReply { id: 0, index: None },
+            Message::Forward { commands: vec![] },
+            Message::StandNow {
+                ballot: b,
+                commit: 0,
+            },
+        ];
+        let names: std::collections::BTreeSet<&str> = msgs.iter().map(|m| m.kind()).collect();
+        assert_eq!(names.len(), msgs.len(), "{names:?}");
+        assert!(names.contains("stand-now") && names.contains("prepare"));
+    }
+}

@@ -149,6 +149,11 @@ pub const SCENARIOS: &[Scenario] = &[
         run: || multi_drawn(multi::collapsed_roles(), 0),
     },
     Scenario {
+        name: "move-leader",
+        title: "Multi-Paxos leadership transfer: writes held, successor stands at once, none lost",
+        run: || multi_drawn(multi::move_leader(), 1),
+    },
+    Scenario {
         name: "fast",
         title: "Fast Paxos without a collision: client to acceptors to learners, 2 delays",
         run: fast::non_conflicting,

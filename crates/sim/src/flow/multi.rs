@@ -180,6 +180,20 @@ impl Script {
         }
     }
 
+    /// The operator asks leader `from` to hand leadership to `to` (etcd's move-leader).
+    pub fn transfer(&mut self, from: NodeId, to: NodeId) {
+        self.row(Row::Note(format!(
+            "!! operator: move leader S{from} -> S{to}"
+        )));
+        let fx = self
+            .replicas
+            .get_mut(&from)
+            .expect("replica")
+            .transfer_leadership(to)
+            .expect("the scripted leader leads");
+        self.absorb(from, fx);
+    }
+
     /// Server `s`'s heartbeat timer fires.
     pub fn heartbeat(&mut self, s: NodeId) {
         let fx = self
@@ -329,6 +343,25 @@ pub(super) fn steady_state() -> Script {
     s.deliver_all();
     s.heartbeat(1);
     s.deliver_all();
+    s
+}
+
+/// Leadership transfer (etcd's move-leader): S1 hands over to S3 with a write in flight and
+/// another arriving meanwhile. S1 starts no new slot, lets the first be chosen, and tells S3 to
+/// stand; S3 wins at once, and S1 forwards the write it held instead of failing it.
+pub(super) fn move_leader() -> Script {
+    let mut s = with_leader();
+    s.request(1, put("x", "1"), false);
+    s.deliver_all(); // Accept!
+    s.transfer(1, 3);
+    s.request(1, put("y", "2"), false); // held: no Accept! for it
+    s.deliver_all(); // Accepted: x=1 chosen, so S1 asks S3 to stand
+    s.deliver_all(); // StandNow: S3 stands
+    s.deliver_all(); // Prepare: S1 steps down and forwards y=2
+    s.deliver_all(); // Promises and the forward: S3 wins and proposes y=2
+    s.deliver_all(); // Accept!
+    s.deliver_all(); // Accepted: y=2 chosen, S3 announces it
+    s.deliver_all(); // S1 learns y=2 is chosen and answers the client
     s
 }
 

@@ -111,8 +111,10 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
-    /// The successor's side. Only the leader of the ballot this follower promises may ask, so
+    /// The successor's side. Only the leader of the ballot this replica promises may ask, so
     /// a late or forged request from an old leader cannot start an election nobody wanted.
+    /// Promising another node's ballot means following: a replica that stands or leads has
+    /// promised its own.
     pub(super) fn on_stand_now(
         &mut self,
         from: NodeId,
@@ -120,10 +122,7 @@ impl<S: StateMachine> Replica<S> {
         commit: Slot,
         fx: &mut Fx<S>,
     ) {
-        if ballot.node != from
-            || ballot != self.acceptor.promised()
-            || !matches!(self.role, Role::Follower)
-        {
+        if ballot.node != from || ballot != self.acceptor.promised() {
             return;
         }
         self.stand_at = Some((ballot, commit));
@@ -140,10 +139,14 @@ impl<S: StateMachine> Replica<S> {
         let Some((ballot, commit)) = self.stand_at else {
             return;
         };
-        if ballot != self.acceptor.promised() || !matches!(self.role, Role::Follower) {
+        if ballot != self.acceptor.promised() {
             self.stand_at = None;
             return;
         }
+        debug_assert!(
+            matches!(self.role, Role::Follower),
+            "we promised another's ballot"
+        );
         if self.learner.commit() < commit {
             return;
         }
