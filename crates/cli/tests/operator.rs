@@ -262,6 +262,36 @@ fn move_leader_under_load_fails_no_write() {
     }
 }
 
+#[test]
+fn a_leader_stopped_by_sigterm_hands_leadership_over_first() {
+    let mut c = Cluster::start(3);
+    // With info logs, so that the leader says what it did on the way out.
+    c.log_level = "info".into();
+    for i in c.ids.clone() {
+        c.kill(i);
+        c.restart(i);
+    }
+    let (leader, _) = agreed_leader(&c, None);
+    let status = c.stop(leader);
+    assert!(status.success(), "{status}");
+    let log = std::fs::read_to_string(c.log_path(leader)).expect("log");
+    assert!(
+        log.contains("handed leadership over before stopping"),
+        "{log}"
+    );
+    // The others lead on without it, and writes go through. (A member that missed the new
+    // leader's prepare reports the old term until the first write's accept reaches it.)
+    until_ok(&[
+        "--endpoints",
+        &c.endpoints().join(","),
+        "put",
+        "after",
+        "stop",
+    ]);
+    let (now, _) = agreed_leader(&c, Some(leader));
+    assert_ne!(now, leader);
+}
+
 /// Member `ep`'s database size, as `endpoint status` reports it.
 fn db_size(ep: &str) -> u64 {
     let out = until_ok(&["--endpoints", ep, "endpoint", "status", "-w", "json"]);

@@ -11,6 +11,7 @@ pub mod convert;
 pub mod election_svc;
 pub mod fast_node;
 pub mod grpc;
+pub mod handoff;
 pub mod jwt;
 pub mod lease_svc;
 pub mod lock_svc;

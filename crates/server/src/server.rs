@@ -144,6 +144,14 @@ pub async fn run(
             }
         }
     }
+    // On the signal to stop, a leader first hands leadership over while it still serves.
+    let shutdown = {
+        let (node, cfg) = (handle.clone(), cfg.clone());
+        async move {
+            shutdown.await;
+            crate::handoff::before_stopping(&node, &cfg).await;
+        }
+    };
     let auth = Authenticator::new(auth_view, cfg.auth_token_ttl, tokens);
     let api = Api::new(handle, cfg.clone(), metrics, auth);
     let limit = cfg.max_request_bytes;

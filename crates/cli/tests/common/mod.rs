@@ -89,6 +89,8 @@ pub struct Cluster {
     pub admin_ports: Vec<u16>,
     procs: Vec<Option<Child>>,
     extra: Vec<String>,
+    /// RUST_LOG for nodes started from now on.
+    pub log_level: String,
 }
 
 /// `n` distinct free ports, outside the kernel's ephemeral range and never handed out twice in
@@ -126,6 +128,7 @@ impl Cluster {
             admin_ports,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             procs: ids.iter().map(|_| None).collect(),
+            log_level: "warn".into(),
             ids,
         };
         for i in c.ids.clone() {
@@ -178,7 +181,7 @@ impl Cluster {
             .arg("--data-dir")
             .arg(self.data_dir(i))
             .args(extra.iter().map(|a| a.replace("{id}", &i.to_string())))
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", &self.log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -196,6 +199,17 @@ impl Cluster {
                 self.client_ports[idx]
             );
         }
+    }
+
+    /// Stops node `i` as an operator would (SIGTERM), and waits for it to exit.
+    pub fn stop(&mut self, i: u64) -> std::process::ExitStatus {
+        let mut c = self.procs[(i - 1) as usize].take().expect("node runs");
+        let ok = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(ok.success());
+        c.wait().expect("node exits")
     }
 
     /// kill -9 node `i`.
