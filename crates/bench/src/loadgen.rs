@@ -338,9 +338,10 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
         server_cpu_us_per_op: per_op(server_cpu),
         loadgen_cpu_us_per_op: per_op(own_cpu),
         timeline: cfg.timeline.map(|every| {
-            // Whole intervals only: requests completing in the grace after the end are not in
-            // the throughput either.
-            let n = (cfg.duration.as_secs_f64() / every.as_secs_f64()).floor() as usize;
+            // Whole intervals of the window only: a request sent before the window's end that
+            // completes after it counts in `ops` but falls outside (at most one per client in
+            // closed loop; in open loop, a backlog at the end can be more).
+            let n = (cfg.duration.as_nanos() / every.as_nanos().max(1)) as usize;
             timeline.resize(n, 0);
             Timeline {
                 interval_ms: every.as_secs_f64() * 1e3,
@@ -427,7 +428,7 @@ async fn worker(id: u64, mut kv: KvClient, sh: Arc<Shared>) -> WorkerOut {
                 if let (Some(every), Some(since)) =
                     (sh.timeline, done.checked_duration_since(sh.measure_from))
                 {
-                    let i = (since.as_secs_f64() / every.as_secs_f64()) as usize;
+                    let i = (since.as_nanos() / every.as_nanos().max(1)) as usize;
                     if out.timeline.len() <= i {
                         out.timeline.resize(i + 1, 0);
                     }

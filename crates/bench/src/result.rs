@@ -76,7 +76,9 @@ pub struct RunResult {
     pub timeline: Option<Timeline>,
 }
 
-/// Throughput over time: how many requests completed in each interval of a run.
+/// Throughput over time: how many measured requests completed in each interval of a run. The
+/// first interval lacks the requests sent in the warm-up that completed in it (at most one per
+/// client), and the last whole interval ends the timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
     /// Length of one interval, in milliseconds.

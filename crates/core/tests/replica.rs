@@ -1113,3 +1113,72 @@ fn only_the_leader_of_the_promised_ballot_can_make_a_follower_stand() {
     net.settle();
     assert_eq!(net.r(3).role_kind(), RoleKind::Leader);
 }
+
+#[test]
+fn a_successor_that_cannot_catch_up_in_time_gives_up_instead_of_deposing_later() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.request(1, 9, 1, 1);
+    net.settle_with(|_, to, _| to == 3);
+    let fx = net.r(1).transfer_leadership(3).unwrap();
+    net.absorb(1, fx);
+    // Node 3 is asked to stand; what it needs to catch up is held back.
+    let mut held = Vec::new();
+    while let Some((from, to, m)) = net.queue.pop_front() {
+        if matches!(m, Message::CatchUp { .. }) {
+            held.push((from, to, m));
+        } else if let Some(r) = net.replicas.get_mut(&to) {
+            let fx = r.on_message(from, m);
+            net.absorb(to, fx);
+        }
+    }
+    assert!(!held.is_empty());
+    // Two of its election timeouts pass (it hears the leader meanwhile, so it does not stand
+    // on its own), and the leader gives up on the transfer.
+    for _ in 0..2 {
+        net.timer(3, Timer::Election);
+        net.timer(1, Timer::Election);
+        net.queue.clear();
+        let ballot = net.r(1).ballot().expect("node 1 leads");
+        let fx = net
+            .r(3)
+            .on_message(1, Message::Heartbeat { ballot, commit: 0 });
+        net.absorb(3, fx);
+        net.queue.clear();
+    }
+    assert_eq!(net.r(1).handing_over(), None);
+    for (from, to, m) in held {
+        let fx = net.r(to).on_message(from, m);
+        net.absorb(to, fx);
+    }
+    assert!(net.r(3).commit_index() >= 1, "it caught up");
+    assert_eq!(
+        net.r(3).role_kind(),
+        RoleKind::Follower,
+        "but did not stand"
+    );
+    assert_eq!(net.r(1).role_kind(), RoleKind::Leader);
+}
+
+#[test]
+fn asking_again_does_not_extend_how_long_writes_are_held() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.down.insert(3);
+    net.down.insert(2);
+    let fx = net.r(1).transfer_leadership(3).unwrap();
+    net.absorb(1, fx);
+    net.timer(1, Timer::Election);
+    // The same successor again, then another: the first timeout still counts.
+    let fx = net.r(1).transfer_leadership(3).unwrap();
+    net.absorb(1, fx);
+    let fx = net.r(1).transfer_leadership(2).unwrap();
+    net.absorb(1, fx);
+    assert_eq!(net.r(1).handing_over(), Some(2));
+    net.timer(1, Timer::Election);
+    assert_eq!(
+        net.r(1).handing_over(),
+        None,
+        "given up on the second firing"
+    );
+}

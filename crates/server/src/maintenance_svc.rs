@@ -1,6 +1,6 @@
-//! The etcd Maintenance service: Status, Alarm, Defragment, HashKV, Snapshot and MoveLeader.
+//! The etcd Maintenance service: Status, Alarm, Defragment, HashKV, Snapshot, MoveLeader.
 //!
-//! As in etcd, Snapshot, Defragment, HashKV and MoveLeader are root's once auth is on (checked against the
+//! As in etcd (3.6 for MoveLeader), Snapshot, Defragment, HashKV and MoveLeader are root's once auth is on (checked against the
 //! auth state this node published), and Alarm is checked where it is applied, in the log.
 
 use crate::backup;
@@ -174,7 +174,9 @@ impl Maintenance for Api {
                 }));
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(Status::deadline_exceeded(
+                // etcd answers this one with code Unknown; DeadlineExceeded would read to
+                // clients as their own deadline running out.
+                return Err(Status::unknown(
                     "etcdserver: request timed out, leader transfer took too long",
                 ));
             }

@@ -48,7 +48,7 @@ pub struct Stats {
     pub pauses: u64,
     /// Leadership transfers the operator asked a leader for.
     pub transfers: u64,
-    /// Transfers whose successor went on to lead.
+    /// Transfers whose successor led within three election timeouts.
     pub handovers: u64,
     /// Checkpoints the operator forced.
     pub checkpoints: u64,

@@ -64,7 +64,8 @@ pub struct Replica<S: StateMachine> {
     remote_reads: BTreeMap<ReadId, (NodeId, Option<Slot>)>,
     /// A leader handing over to us asked us to stand once we have learned every slot below
     /// this commit point, if we still promise its ballot then.
-    stand_at: Option<(Ballot, Slot)>,
+    /// Aged by the election timer: dropped at its second firing.
+    stand_at: Option<(Ballot, Slot, bool)>,
 }
 
 impl<S: StateMachine> std::fmt::Debug for Replica<S> {
@@ -502,6 +503,7 @@ impl<S: StateMachine> Replica<S> {
         let mut fx = Fx::<S>::new();
         match timer {
             Timer::Election => {
+                self.age_stand_request();
                 let quiet = !std::mem::replace(&mut self.heard, false);
                 match self.role {
                     Role::Leader(_) => self.age_handover(&mut fx),
@@ -745,8 +747,8 @@ impl<S: StateMachine> Replica<S> {
     fn step_down(&mut self, fx: &mut Fx<S>) {
         if !matches!(self.role, Role::Follower) {
             self.pass_queue_on(fx);
-            // Otherwise queued client commands are dropped: their clients time out and retry at the new
-            // leader, and exactly-once application makes the retry safe. Waiting reads fail.
+            // A leader not handing over drops its queued commands: their clients time out and
+            // retry at the new leader (exactly-once application makes that safe). Reads fail.
             if let Role::Leader(active) = &mut self.role {
                 Self::fail_led_reads(active.reads.drain(), fx);
             }

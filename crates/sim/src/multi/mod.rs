@@ -184,8 +184,9 @@ pub struct MultiSim {
     history: Vec<OpRecord>,
     /// The highest store revision any client has been answered at so far.
     seen_revision: i64,
-    /// The successor of the latest leadership transfer, until it leads.
-    transfer_to: Option<NodeId>,
+    /// The successor of the latest leadership transfer, and the time by which it must lead for
+    /// the transfer to count as done.
+    transfer_to: Option<(NodeId, u64)>,
 }
 
 impl MultiSim {

@@ -30,7 +30,10 @@ impl MultiSim {
                 let text = format!("operator: move leader {leader} to {target}");
                 self.world.trace.record(|| TraceEvent::Note { t, text });
                 self.world.stats.transfers += 1;
-                self.transfer_to = (target != leader).then_some(target);
+                // Done only if the successor leads soon: later, an ordinary election may have
+                // put it there.
+                let by = self.world.now + 3 * self.swarm.election.1;
+                self.transfer_to = (target != leader).then_some((target, by));
                 self.drive(leader, |c| {
                     c.move_leader(target).expect("the leader takes a member");
                 })?;
@@ -49,9 +52,16 @@ impl MultiSim {
         Ok(())
     }
 
-    /// Counts a transfer done once its successor leads.
+    /// Counts a transfer done once its successor leads, within three election timeouts.
     pub(super) fn note_handover(&mut self, id: NodeId) {
-        if self.transfer_to != Some(id) {
+        let Some((target, by)) = self.transfer_to else {
+            return;
+        };
+        if self.world.now > by {
+            self.transfer_to = None;
+            return;
+        }
+        if target != id {
             return;
         }
         let leads = self.nodes[&id]

@@ -9,8 +9,10 @@
 //! forwards the commands it held to the successor, so no client sees its write fail.
 //!
 //! A successor that never stands (crashed, cut off, or already promised to someone else)
-//! must not keep the cluster from taking writes: after one to two election timeouts the old
-//! leader gives up and proposes what it held.
+//! must not keep the cluster from taking writes: about two election timeouts after the transfer
+//! began, the old leader gives up and proposes what it held. A successor that was asked but
+//! could not catch up within one to two of its own election timeouts gives up too, so it does
+//! not depose a leader that has long since resumed.
 
 use super::{Fx, Replica, Role};
 use crate::ballot::{Ballot, NodeId};
@@ -35,24 +37,35 @@ pub enum TransferError {
 
 impl<S: StateMachine> Replica<S> {
     /// As leader, hands leadership to `target`: see the module documentation. Naming
-    /// ourselves changes nothing. A second call names a new successor and restarts the wait.
+    /// ourselves changes nothing. Naming the same successor again changes nothing either, and
+    /// naming another one keeps the time already spent: however often an operator retries,
+    /// writes are held for about two election timeouts at most.
     pub fn transfer_leadership(&mut self, target: NodeId) -> Result<Fx<S>, TransferError> {
-        if !self.cfg.members.contains(&target) {
-            return Err(TransferError::NotAMember(target));
-        }
         let Role::Leader(active) = &mut self.role else {
             return Err(TransferError::NotLeader {
                 leader: self.leader_hint,
             });
         };
-        let mut fx = Fx::<S>::new();
-        if target != self.cfg.id {
-            active.handover = Some(Handover {
-                target,
-                aged: false,
-            });
-            self.hand_over(&mut fx);
+        if !self.cfg.members.contains(&target) {
+            return Err(TransferError::NotAMember(target));
         }
+        let mut fx = Fx::<S>::new();
+        if target == self.cfg.id {
+            return Ok(fx);
+        }
+        match &mut active.handover {
+            Some(h) if h.target == target => {}
+            Some(h) => h.target = target,
+            None => {
+                active.handover = Some(Handover {
+                    target,
+                    aged: false,
+                });
+                // The timeout counts from now, not from whenever the timer was last armed.
+                self.arm_election(&mut fx);
+            }
+        }
+        self.hand_over(&mut fx);
         Ok(fx)
     }
 
@@ -125,7 +138,12 @@ impl<S: StateMachine> Replica<S> {
         if ballot.node != from || ballot != self.acceptor.promised() {
             return;
         }
-        self.stand_at = Some((ballot, commit));
+        if !self
+            .stand_at
+            .is_some_and(|(b, c, _)| b == ballot && c == commit)
+        {
+            self.stand_at = Some((ballot, commit, false));
+        }
         self.stand_if_caught_up(fx);
         if self.stand_at.is_some() {
             let from_slot = self.learner.commit();
@@ -133,10 +151,20 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
+    /// On the successor's election timer: the first firing after a request to stand marks it
+    /// old, the second drops it (the leader has given up by then, or will soon).
+    pub(super) fn age_stand_request(&mut self) {
+        match &mut self.stand_at {
+            Some((_, _, true)) => self.stand_at = None,
+            Some((_, _, aged)) => *aged = true,
+            None => {}
+        }
+    }
+
     /// Stands for election once a transfer's commit point is learned, unless this replica
     /// promised another ballot meanwhile (the transfer is moot then).
     pub(super) fn stand_if_caught_up(&mut self, fx: &mut Fx<S>) {
-        let Some((ballot, commit)) = self.stand_at else {
+        let Some((ballot, commit, _)) = self.stand_at else {
             return;
         };
         if ballot != self.acceptor.promised() {
