@@ -1134,16 +1134,16 @@ fn a_successor_that_cannot_catch_up_in_time_gives_up_instead_of_deposing_later()
     }
     assert!(!held.is_empty());
     // Two of its election timeouts pass (it hears the leader meanwhile, so it does not stand
-    // on its own), and the leader gives up on the transfer.
+    // on its own, and is asked again), and the leader gives up on the transfer.
+    let ask_again = held_stand_now(&mut net);
     for _ in 0..2 {
+        let ballot = net.r(1).ballot().expect("node 1 leads");
+        for m in [Message::Heartbeat { ballot, commit: 0 }, ask_again.clone()] {
+            let fx = net.r(3).on_message(1, m);
+            net.absorb(3, fx);
+        }
         net.timer(3, Timer::Election);
         net.timer(1, Timer::Election);
-        net.queue.clear();
-        let ballot = net.r(1).ballot().expect("node 1 leads");
-        let fx = net
-            .r(3)
-            .on_message(1, Message::Heartbeat { ballot, commit: 0 });
-        net.absorb(3, fx);
         net.queue.clear();
     }
     assert_eq!(net.r(1).handing_over(), None);
@@ -1181,4 +1181,17 @@ fn asking_again_does_not_extend_how_long_writes_are_held() {
         None,
         "given up on the second firing"
     );
+}
+
+/// The StandNow a leader handing over would send now (it retransmits on every heartbeat).
+fn held_stand_now(net: &mut Net) -> Message<u64> {
+    net.timer(1, Timer::Heartbeat);
+    let m = net
+        .queue
+        .iter()
+        .find(|(_, _, m)| matches!(m, Message::StandNow { .. }))
+        .map(|(_, _, m)| m.clone())
+        .expect("a leader handing over asks again on its heartbeat");
+    net.queue.clear();
+    m
 }

@@ -54,7 +54,6 @@ impl<S: StateMachine> Replica<S> {
             return Ok(fx);
         }
         match &mut active.handover {
-            Some(h) if h.target == target => {}
             Some(h) => h.target = target,
             None => {
                 active.handover = Some(Handover {
@@ -138,10 +137,8 @@ impl<S: StateMachine> Replica<S> {
         if ballot.node != from || ballot != self.acceptor.promised() {
             return;
         }
-        if !self
-            .stand_at
-            .is_some_and(|(b, c, _)| b == ballot && c == commit)
-        {
+        // The leader asks again on every heartbeat: that must not restart the request's age.
+        if self.stand_at.map(|(b, c, _)| (b, c)) != Some((ballot, commit)) {
             self.stand_at = Some((ballot, commit, false));
         }
         self.stand_if_caught_up(fx);
