@@ -71,12 +71,7 @@ fn a_timeline_spans_the_run_and_a_leader_transfer_fails_no_request() {
     );
     let v: serde_json::Value = serde_json::from_str(status.trim()).expect("JSON");
     let leader = v[0]["Status"]["leader"].as_u64().expect("a leader");
-    let target = c
-        .ids
-        .iter()
-        .copied()
-        .find(|&i| i != leader)
-        .expect("a follower");
+    let target = c.other_than(leader);
     let moved = common::etcdctl_until_ok(
         &["--endpoints", &eps, "move-leader", &format!("{target:x}")],
         Duration::from_secs(10),

@@ -199,12 +199,7 @@ fn move_leader_under_load_fails_no_write() {
     let c = Cluster::start(3);
     let eps = c.endpoints().join(",");
     let (leader, term) = agreed_leader(&c, None);
-    let target = c
-        .ids
-        .iter()
-        .copied()
-        .find(|&i| i != leader)
-        .expect("a follower");
+    let target = c.other_than(leader);
 
     // Writers through every endpoint, each put checked, until told to stop.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -212,6 +212,15 @@ impl Cluster {
         c.wait().expect("node exits")
     }
 
+    /// The first node other than `i`.
+    pub fn other_than(&self, i: u64) -> u64 {
+        self.ids
+            .iter()
+            .copied()
+            .find(|&n| n != i)
+            .expect("another node")
+    }
+
     /// kill -9 node `i`.
     pub fn kill(&mut self, i: u64) {
         if let Some(mut c) = self.procs[(i - 1) as usize].take() {
