@@ -565,6 +565,9 @@ impl NodeCore {
                     });
                 }
             }
+            // The replica keeps the membership itself; the node proposes no change yet and
+            // addresses peers from its own list (docs/design/reconfiguration.md, step 4).
+            Output::Reconfigured { .. } => {}
         }
     }
 

@@ -137,6 +137,8 @@ pub fn restore(backup: &Backup, data_dir: &Path) -> Result<(), BackupError> {
         slot: RESTORED_SLOT,
         state: backup.state.clone().into(),
         sessions: postcard::to_stdvec(&sessions).expect("an empty table serializes"),
+        // The new cluster's members are those its flags name.
+        membership: None,
     };
     // Lease ids carry the boot epoch of the member that granted them: a restored member's
     // first boot must be above every epoch in the backup, or its grants collide with them.

@@ -1,8 +1,9 @@
 //! A replica's configuration, with defaults and validation.
 
+use super::membership::{Membership, MembershipError};
 use crate::ballot::NodeId;
 use crate::bugs::PlantedBug;
-use crate::quorum::{Quorum, QuorumError, QuorumSpec};
+use crate::quorum::{QuorumError, QuorumSpec};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -11,10 +12,14 @@ use thiserror::Error;
 pub struct Config {
     /// This replica.
     pub id: NodeId,
-    /// Every replica, this one included.
+    /// The cluster's first voters, this one included. Later changes are chosen in the log
+    /// ([`Membership`]); a snapshot carries the membership as of its slot.
     pub members: Vec<NodeId>,
     /// Quorum sizes.
     pub quorum: QuorumSpec,
+    /// A membership change chosen in slot `i` governs slots from `i + alpha` on. Fixed when the
+    /// cluster is created; at least `window`, so that pipelining never waits on it.
+    pub alpha: u64,
     /// A leader sends a heartbeat (and retransmits unacknowledged accepts) this often.
     pub heartbeat_ticks: u64,
     /// A follower that hears nothing from a leader for a random number of ticks in
@@ -56,12 +61,14 @@ pub enum ConfigError {
 
 impl Config {
     /// Defaults for a replica `id` of `members`: majority quorums, heartbeat every 10 ticks,
-    /// election after 50–100 quiet ticks, a window of 32 slots, batches of up to 256 commands.
+    /// election after 50–100 quiet ticks, a window of 32 slots, batches of up to 256 commands,
+    /// membership changes taking effect 64 slots after their own.
     pub fn new(id: NodeId, members: Vec<NodeId>) -> Self {
         Config {
             id,
             members,
             quorum: QuorumSpec::Majority,
+            alpha: 64,
             heartbeat_ticks: 10,
             election_ticks: (50, 100),
             window: 32,
@@ -72,15 +79,19 @@ impl Config {
         }
     }
 
-    /// Checks the configuration and builds its quorum system.
-    pub fn validate(&self) -> Result<Quorum, ConfigError> {
+    /// Checks the configuration and builds the cluster's first membership.
+    pub fn validate(&self) -> Result<Membership, ConfigError> {
         if !self.members.contains(&self.id) {
             return Err(ConfigError::NotAMember {
                 id: self.id,
                 members: self.members.clone(),
             });
         }
-        let quorum = Quorum::from_spec(self.quorum, &self.members)?;
+        let genesis =
+            Membership::of_voters(&self.members, self.quorum, self.alpha).map_err(|e| match e {
+                MembershipError::Quorum(q) => ConfigError::Quorum(q),
+                other => ConfigError::Invalid(other.to_string()),
+            })?;
         let (lo, hi) = self.election_ticks;
         if self.heartbeat_ticks == 0 {
             return Err(ConfigError::Invalid(
@@ -103,7 +114,14 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
             }
         }
-        Ok(quorum)
+        if (self.window as u64) > self.alpha {
+            return Err(ConfigError::Invalid(format!(
+                "window ({}) must not exceed alpha ({}): a leader proposes only in slots whose \
+                 membership it knows",
+                self.window, self.alpha
+            )));
+        }
+        Ok(genesis)
     }
 }
 
@@ -136,6 +154,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("election_ticks"));
+
+        let mut c = Config::new(1, vec![1]);
+        c.window = 65;
+        assert!(c.validate().unwrap_err().to_string().contains("alpha"));
+
+        let mut c = Config::new(1, vec![1, 1]);
+        c.alpha = 70;
+        assert_eq!(
+            c.validate().unwrap_err(),
+            ConfigError::Quorum(QuorumError::DuplicateMember(1))
+        );
 
         let mut c = Config::new(1, vec![1]);
         c.window = 0;

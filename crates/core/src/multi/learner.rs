@@ -1,8 +1,10 @@
 //! The learner role of a Multi-Paxos replica: tracks the chosen prefix of the log, applies it to
-//! the state machine exactly once per client command, and answers the clients waiting here.
+//! the state machine exactly once per client command, and answers the clients waiting here. It
+//! also applies membership changes, so the membership is a function of the chosen prefix.
 
 use super::log::Entry;
-use super::messages::{ClientId, MultiEffects, Output, Persist, Slot, Snapshot};
+use super::membership::Membership;
+use super::messages::{ClientId, MultiEffects, Output, Persist, Slot, Snapshot, Value};
 use super::snapshot::PendingSnapshot;
 use super::state_machine::StateMachine;
 use crate::bugs::PlantedBug;
@@ -20,6 +22,11 @@ pub struct Learner<S: StateMachine> {
     /// Per client: the highest sequence number applied and its result. Part of the replicated
     /// state (every replica builds the same table), so a retry is answered, not re-applied.
     sessions: BTreeMap<ClientId, (u64, S::Output)>,
+    /// Who governs which slots, after every change applied so far.
+    membership: Membership,
+    /// The cluster's first configuration: what a snapshot without a membership (restored from a
+    /// backup, or written before changes existed) stands for.
+    genesis: Membership,
     /// Commands whose clients wait on this replica for an answer.
     pending: BTreeSet<(ClientId, u64)>,
     bug: Option<PlantedBug>,
@@ -27,12 +34,14 @@ pub struct Learner<S: StateMachine> {
 
 impl<S: StateMachine> Learner<S> {
     /// A learner over `sm`, which reflects nothing yet: [`Learner::catch_up`] replays the log.
-    pub fn new(sm: S, bug: Option<PlantedBug>) -> Self {
+    pub fn new(sm: S, genesis: Membership, bug: Option<PlantedBug>) -> Self {
         Learner {
             commit: 0,
             applied: 0,
             sm,
             sessions: BTreeMap::new(),
+            membership: genesis.clone(),
+            genesis,
             pending: BTreeSet::new(),
             bug,
         }
@@ -51,6 +60,16 @@ impl<S: StateMachine> Learner<S> {
     /// The state machine.
     pub fn state_machine(&self) -> &S {
         &self.sm
+    }
+
+    /// The membership after every applied slot.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Forgets the configurations of compacted slots only.
+    pub fn compacted_below(&mut self, slot: Slot) {
+        self.membership.trim_below(slot);
     }
 
     /// If `(client, seq)` was already applied, its cached result; `Err(())` if it is older than
@@ -85,11 +104,13 @@ impl<S: StateMachine> Learner<S> {
             slot: self.applied,
             state: self.sm.snapshot_later(),
             sessions: postcard::to_stdvec(&sessions).expect("sessions serialize"),
+            membership: self.membership.trimmed_below(self.applied),
         }
     }
 
     /// Replaces the state with `snap`'s (which must be ahead of what is applied), and answers
-    /// the clients waiting here whose commands it covers.
+    /// the clients waiting here whose commands it covers. A snapshot that does not decode, or
+    /// whose membership could not have been built below its slot, changes nothing.
     pub fn install(
         &mut self,
         snap: &Snapshot,
@@ -99,10 +120,19 @@ impl<S: StateMachine> Learner<S> {
             snap.slot >= self.applied,
             "installing a snapshot behind the applied state"
         );
+        let membership = match &snap.membership {
+            Some(m) => {
+                m.check_covers(snap.slot)
+                    .map_err(|e| format!("membership: {e}"))?;
+                m.clone()
+            }
+            None => self.genesis.clone(),
+        };
         let sm = S::restore(&snap.state)?;
         let sessions: Vec<(ClientId, (u64, S::Output))> =
             postcard::from_bytes(&snap.sessions).map_err(|e| format!("session table: {e}"))?;
         self.sm = sm;
+        self.membership = membership;
         self.sessions = sessions.into_iter().collect();
         self.applied = snap.slot;
         self.commit = self.commit.max(snap.slot);
@@ -154,7 +184,7 @@ impl<S: StateMachine> Learner<S> {
                 entry.chosen || self.bug.is_some(),
                 "applying slot {slot} that is not chosen"
             );
-            self.apply_value(entry, fx);
+            self.apply_value(slot, entry, fx);
             self.applied += 1;
             fx.output(Output::Applied { slot });
         }
@@ -163,9 +193,19 @@ impl<S: StateMachine> Learner<S> {
 
     fn apply_value(
         &mut self,
+        slot: Slot,
         entry: &Entry<S::Command>,
         fx: &mut MultiEffects<S::Command, S::Output>,
     ) {
+        if let Value::Reconfig(change) = &entry.value {
+            let outcome = self.membership.apply(slot, change);
+            fx.output(Output::Reconfigured {
+                slot,
+                id: change.id,
+                outcome,
+            });
+            return;
+        }
         for cmd in entry.value.commands() {
             let result = match self.sessions.get(&cmd.client) {
                 // Exactly once: a retry that made it into the log twice is not applied again.

@@ -43,6 +43,14 @@ impl<C> Default for DurableState<C> {
 }
 
 impl<C: Clone> DurableState<C> {
+    fn install(&mut self, s: Snapshot) {
+        if self.snapshot.as_ref().is_none_or(|old| old.slot < s.slot) {
+            self.log = self.log.split_off(&s.slot);
+            self.commit = self.commit.max(s.slot);
+            self.snapshot = Some(s);
+        }
+    }
+
     /// The first slot the log holds (everything below is in the snapshot).
     pub fn log_start(&self) -> Slot {
         self.snapshot.as_ref().map_or(0, |s| s.slot)
@@ -82,13 +90,8 @@ impl<C: Clone> DurableState<C> {
                     },
                 );
             }
-            Persist::Snapshot(s) => {
-                if self.snapshot.as_ref().is_none_or(|old| old.slot < s.slot) {
-                    self.log = self.log.split_off(&s.slot);
-                    self.commit = self.commit.max(s.slot);
-                    self.snapshot = Some(s.clone());
-                }
-            }
+            Persist::Snapshot(s) => self.install(s.clone()),
+            Persist::SnapshotV1(s) => self.install(s.clone().into()),
             Persist::Commit(c) => {
                 if *c > self.commit {
                     for (_, e) in self.log.range_mut(self.commit..*c) {

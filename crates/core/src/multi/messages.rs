@@ -1,5 +1,6 @@
 //! Everything Multi-Paxos replicas say to each other, persist and output.
 
+use super::membership::{ChangeId, ChangeOutcome, ConfigChange, Membership};
 use super::reads::ReadId;
 use crate::ballot::{Ballot, NodeId};
 use crate::effects::Effects;
@@ -23,7 +24,8 @@ pub struct Command<C> {
     pub op: C,
 }
 
-/// What one slot decides: nothing (a hole filled by a new leader) or a batch of commands.
+/// What one slot decides: nothing (a hole filled by a new leader), a batch of commands, or a
+/// membership change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Value<C> {
     /// Fills a slot a new leader found empty, so later slots can be applied.
@@ -31,6 +33,10 @@ pub enum Value<C> {
     /// Commands applied in order. Shared: a leader's value is persisted, kept in flight and sent
     /// to every follower, and copying each command for each of those was a good part of its CPU.
     Batch(Arc<[Command<C>]>),
+    /// A membership change: it governs the slots from `α` after its own on
+    /// ([`Membership::apply`]). The state machine never sees it. Last, so that logs written
+    /// before it existed still decode.
+    Reconfig(Arc<ConfigChange>),
 }
 
 impl<C> Value<C> {
@@ -42,7 +48,7 @@ impl<C> Value<C> {
     /// The commands in this value (none for a no-op).
     pub fn commands(&self) -> &[Command<C>] {
         match self {
-            Value::Noop => &[],
+            Value::Noop | Value::Reconfig(_) => &[],
             Value::Batch(b) => b,
         }
     }
@@ -73,6 +79,33 @@ pub struct Snapshot {
     /// The session table (last result per client), encoded by the replica.
     #[serde(with = "serde_bytes")]
     pub sessions: Vec<u8>,
+    /// The membership as of `slot`, with the changes already scheduled after it. `None` in a
+    /// snapshot restored from a backup or written before membership changes existed: the
+    /// replica's first configuration then applies.
+    pub membership: Option<Membership>,
+}
+
+/// A snapshot as written before it carried the membership: read from old disks, never written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotV1 {
+    /// The first slot not covered.
+    pub slot: Slot,
+    /// The state machine's bytes.
+    pub state: bytes::Bytes,
+    /// The session table.
+    #[serde(with = "serde_bytes")]
+    pub sessions: Vec<u8>,
+}
+
+impl From<SnapshotV1> for Snapshot {
+    fn from(s: SnapshotV1) -> Self {
+        Snapshot {
+            slot: s.slot,
+            state: s.state,
+            sessions: s.sessions,
+            membership: None,
+        }
+    }
 }
 
 /// Messages between replicas.
@@ -242,6 +275,9 @@ pub enum Persist<C> {
     /// Every slot below this is chosen and its chosen value is in the log. Only an optimisation:
     /// losing it costs a catch-up, never safety, so drivers may write it lazily.
     Commit(Slot),
+    /// A snapshot in the format before membership changes: only ever read from old disks.
+    /// (Its place in this enum is what old records name; it must stay here.)
+    SnapshotV1(SnapshotV1),
     /// A snapshot that replaces every slot below `snapshot.slot`: those log entries may be
     /// discarded once it is durable.
     Snapshot(Snapshot),
@@ -290,6 +326,15 @@ pub enum Output<R> {
         id: ReadId,
         /// Who this replica believes leads, if anyone.
         leader: Option<NodeId>,
+    },
+    /// This replica applied the membership change chosen in `slot`.
+    Reconfigured {
+        /// The slot.
+        slot: Slot,
+        /// The change's identity: the node it names as origin answers its requester.
+        id: ChangeId,
+        /// What it did.
+        outcome: ChangeOutcome,
     },
 }
 
@@ -345,6 +390,7 @@ mod tests {
                     slot: 0,
                     state: bytes::Bytes::new(),
                     sessions: vec![],
+                    membership: None,
                 },
             },
             Message::ReadProbe {

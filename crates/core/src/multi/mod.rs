@@ -15,6 +15,9 @@
 //!   answers from its state machine.
 //! - Leadership transfer ([`Replica::transfer_leadership`]): the leader lets its slots in
 //!   flight be chosen, holds new commands, and asks its successor to stand at once.
+//! - Membership is replicated state ([`membership`]): a change chosen in slot `i` governs the
+//!   slots from `i + α` on, so every slot has one configuration, and the replica counts each
+//!   slot's votes with it.
 //! - Exactly-once: a command carries `(client, seq)`; a retry after a leader change is applied
 //!   once and answered from the session table.
 
@@ -23,6 +26,7 @@ mod config;
 pub mod leader;
 pub mod learner;
 mod log;
+pub mod membership;
 mod messages;
 pub mod reads;
 mod replica;
@@ -31,9 +35,13 @@ mod state_machine;
 
 pub use config::{Config, ConfigError};
 pub use log::{DurableState, Entry};
+pub use membership::{
+    ChangeId, ChangeOutcome, ConfigChange, Configuration, MemberInfo, MemberOp, Membership,
+    MembershipError, RejectReason, Role,
+};
 pub use messages::{
-    ClientId, Command, Message, MultiEffects, Output, Persist, PromiseEntry, Slot, Snapshot, Timer,
-    Value,
+    ClientId, Command, Message, MultiEffects, Output, Persist, PromiseEntry, Slot, Snapshot,
+    SnapshotV1, Timer, Value,
 };
 pub use reads::ReadId;
 pub use replica::{Replica, RoleKind, TransferError};

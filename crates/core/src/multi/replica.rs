@@ -7,6 +7,7 @@ use super::config::{Config, ConfigError};
 use super::leader::{Active, Obligation, Scout};
 use super::learner::Learner;
 use super::log::{DurableState, Entry};
+use super::membership::Membership;
 use super::messages::{
     Command, Message, MultiEffects, Output, Persist, PromiseEntry, Slot, Snapshot, Timer, Value,
 };
@@ -15,9 +16,8 @@ use super::snapshot::{Compacted, PendingSnapshot};
 use super::state_machine::StateMachine;
 use crate::ballot::{Ballot, NodeId};
 use crate::bugs::PlantedBug;
-use crate::quorum::{Quorum, QuorumSystem};
 use crate::rng::SplitMix64;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 mod transfer;
 pub use transfer::TransferError;
@@ -45,7 +45,6 @@ pub enum RoleKind {
 /// One Multi-Paxos replica over state machine `S`.
 pub struct Replica<S: StateMachine> {
     cfg: Config,
-    quorum: Quorum,
     rng: SplitMix64,
     acceptor: Acceptor<S::Command>,
     learner: Learner<S>,
@@ -93,7 +92,7 @@ impl<S: StateMachine> Replica<S> {
         sm: S,
         durable: DurableState<S::Command>,
     ) -> Result<Self, ConfigError> {
-        let quorum = cfg.validate()?;
+        let genesis = cfg.validate()?;
         let rng = SplitMix64::new(cfg.seed ^ cfg.id.rotate_left(32));
         let DurableState {
             promised,
@@ -102,7 +101,7 @@ impl<S: StateMachine> Replica<S> {
             snapshot,
         } = durable;
         let mut acceptor = Acceptor::new(promised, log, cfg.bug);
-        let mut learner = Learner::new(sm, cfg.bug);
+        let mut learner = Learner::new(sm, genesis, cfg.bug);
         if let Some(snap) = &snapshot {
             learner
                 .install(snap, &mut Fx::<S>::new())
@@ -114,7 +113,6 @@ impl<S: StateMachine> Replica<S> {
             learner,
             snapshot,
             seen: promised,
-            quorum,
             rng,
             role: Role::Follower,
             leader_hint: None,
@@ -214,6 +212,18 @@ impl<S: StateMachine> Replica<S> {
         self.snapshot.as_ref()
     }
 
+    /// Who governs which slots, after every applied membership change.
+    pub fn membership(&self) -> &Membership {
+        self.learner.membership()
+    }
+
+    /// Whom a candidate asks to promise: the voters of every configuration it may need, those
+    /// governing the slots from `from` up to the last one whose configuration is known.
+    fn prepare_targets(&self, from: Slot) -> BTreeSet<NodeId> {
+        let m = self.learner.membership();
+        m.voters_over(from, self.learner.applied() + m.alpha())
+    }
+
     /// The first slot still in the log (everything below is in the snapshot).
     pub fn log_start(&self) -> Slot {
         self.acceptor.log_start()
@@ -250,6 +260,7 @@ impl<S: StateMachine> Replica<S> {
         let mut removed = BTreeMap::new();
         if snap.slot > self.acceptor.log_start() {
             removed = self.acceptor.compact(snap.slot);
+            self.learner.compacted_below(snap.slot);
             fx.persist(Persist::Snapshot(snap.clone()));
             self.snapshot = Some(snap);
         }
@@ -419,8 +430,11 @@ impl<S: StateMachine> Replica<S> {
             return;
         };
         let ballot = active.ballot;
-        active.reads.ack(self.cfg.id, round, &self.quorum);
-        for &m in self.quorum.members() {
+        let membership = self.learner.membership();
+        active
+            .reads
+            .ack(self.cfg.id, round, membership.at(active.next_slot).quorum());
+        for m in membership.members_over(self.learner.commit(), active.next_slot + 1) {
             if m != self.cfg.id {
                 fx.send(m, Message::ReadProbe { ballot, round });
             }
@@ -493,7 +507,8 @@ impl<S: StateMachine> Replica<S> {
         if active.ballot != ballot {
             return;
         }
-        active.reads.ack(from, round, &self.quorum);
+        let quorum = self.learner.membership().at(active.next_slot).quorum();
+        active.reads.ack(from, round, quorum);
         self.start_read_round(fx);
         self.serve_reads(fx);
     }
@@ -526,7 +541,7 @@ impl<S: StateMachine> Replica<S> {
                         from: s.from,
                     };
                     // Our promise of this ballot may still be on its way to the disk.
-                    for &m in self.quorum.members() {
+                    for m in self.prepare_targets(s.from) {
                         if m != self.cfg.id && !s.has_promise(m) {
                             fx.send_after_sync(m, msg.clone());
                         }
@@ -546,7 +561,7 @@ impl<S: StateMachine> Replica<S> {
         // Our own promise and votes come back to us once durable; nothing else may.
         let own = from == self.cfg.id
             && matches!(msg, Message::Accepted { .. } | Message::Promise { .. });
-        if !self.cfg.members.contains(&from) || (from == self.cfg.id && !own) {
+        if !self.learner.membership().knows(from) || (from == self.cfg.id && !own) {
             return fx;
         }
         match msg {
@@ -647,7 +662,7 @@ impl<S: StateMachine> Replica<S> {
             },
         );
         let msg = Message::Prepare { ballot, from };
-        for &m in self.quorum.members() {
+        for m in self.prepare_targets(from) {
             if m != self.cfg.id {
                 fx.send_after_sync(m, msg.clone());
             }
@@ -703,7 +718,10 @@ impl<S: StateMachine> Replica<S> {
             fx.send(from, Message::CatchUpRequest { from: from_slot });
             return;
         }
-        if scout.promise(from, entries, &self.quorum) {
+        // One configuration governs every slot the candidate prepares until changes are
+        // proposed (docs/design/reconfiguration.md, step 2, extends phase 1 across them).
+        let quorum = self.learner.membership().at(scout.from).quorum();
+        if scout.promise(from, entries, quorum) {
             self.become_leader(fx);
         }
     }
@@ -802,13 +820,14 @@ impl<S: StateMachine> Replica<S> {
             value,
             commit,
         };
-        for &m in self.quorum.members() {
+        let config = self.learner.membership().at(slot);
+        for m in config.members() {
             if m != self.cfg.id {
                 fx.send(m, msg.clone());
             }
         }
         if self.cfg.bug == Some(PlantedBug::OwnVoteBeforeSync) {
-            if let Some(v) = active.vote(self.cfg.id, slot, &self.quorum) {
+            if let Some(v) = active.vote(self.cfg.id, slot, config.quorum()) {
                 self.learn(slot, &v, fx);
             }
         } else {
@@ -883,7 +902,8 @@ impl<S: StateMachine> Replica<S> {
         if active.ballot != ballot {
             return;
         }
-        if let Some(v) = active.vote(from, slot, &self.quorum) {
+        let quorum = self.learner.membership().at(slot).quorum();
+        if let Some(v) = active.vote(from, slot, quorum) {
             let (commit, next_slot) = (self.learner.commit(), active.next_slot);
             self.learn(slot, &v, fx);
             self.learner.catch_up(self.acceptor.log(), fx);
@@ -905,7 +925,11 @@ impl<S: StateMachine> Replica<S> {
             return;
         };
         let (ballot, commit) = (active.ballot, self.learner.commit());
-        for &m in self.quorum.members() {
+        for m in self
+            .learner
+            .membership()
+            .members_over(commit, active.next_slot + 1)
+        {
             if m != self.cfg.id {
                 fx.send(m, Message::Heartbeat { ballot, commit });
             }
@@ -956,15 +980,16 @@ impl<S: StateMachine> Replica<S> {
         };
         // Retransmit the read probe and accepts that some member has not acknowledged
         // (messages get lost).
+        let membership = self.learner.membership();
         if let Some((round, acks)) = active.reads.in_flight() {
-            for &m in self.quorum.members() {
+            for m in membership.members_over(commit, active.next_slot + 1) {
                 if m != self.cfg.id && !acks.contains(&m) {
                     fx.send(m, Message::ReadProbe { ballot, round });
                 }
             }
         }
         for (&slot, f) in active.in_flight() {
-            for &m in self.quorum.members() {
+            for m in membership.at(slot).members() {
                 if m != self.cfg.id && !f.acks.contains(&m) {
                     fx.send(
                         m,

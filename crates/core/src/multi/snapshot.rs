@@ -4,6 +4,7 @@
 //! [`Replica::finish_snapshot`](super::Replica::finish_snapshot) compacts the log below it.
 
 use super::log::Entry;
+use super::membership::Membership;
 use super::messages::{Slot, Snapshot};
 use std::collections::BTreeMap;
 
@@ -15,6 +16,7 @@ pub struct Compacted<C>(pub BTreeMap<Slot, Entry<C>>);
 pub struct PendingSnapshot {
     pub(crate) slot: Slot,
     pub(crate) sessions: Vec<u8>,
+    pub(crate) membership: Membership,
     pub(crate) state: Box<dyn FnOnce() -> Vec<u8> + Send>,
 }
 
@@ -30,6 +32,7 @@ impl PendingSnapshot {
             slot: self.slot,
             state: (self.state)().into(),
             sessions: self.sessions,
+            membership: Some(self.membership),
         }
     }
 }

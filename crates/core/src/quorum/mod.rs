@@ -34,7 +34,7 @@ pub trait QuorumSystem: Debug + Send + Sync {
 }
 
 /// Why a quorum configuration was rejected.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum QuorumError {
     /// No members at all.
     #[error("a quorum system needs at least one member")]

@@ -37,6 +37,7 @@ fn value_text(v: &Value<KvOp>) -> String {
             .map(|c| op_text(&c.op))
             .collect::<Vec<_>>()
             .join("; "),
+        Value::Reconfig(c) => format!("reconfigure ({} change(s))", c.ops.len()),
     }
 }
 
