@@ -228,6 +228,12 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
                 "  decisions {}   client ops {}   crashes {}   partitions {}   held for a restart {}",
                 s.decisions, s.ops, s.crashes, s.partitions, s.redelivered
             );
+            if s.reconfigurations > 0 {
+                println!(
+                    "  operator: membership changes asked {}   applied {}",
+                    s.reconfigurations, s.epochs
+                );
+            }
             if s.transfers + s.checkpoints > 0 {
                 println!(
                     "  operator: leader transfers {} (successor led: {})   forced checkpoints {}",

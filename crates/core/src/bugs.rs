@@ -61,11 +61,17 @@ pub enum PlantedBug {
     /// Fast Multi-Paxos: a new leader opens the fast round over slots its phase 1 found votes
     /// in, instead of above them.
     AnyOverVotedSlots,
+    /// Multi-Paxos: a membership change governs from the slot after its own, while leaders
+    /// still run up to alpha slots ahead.
+    ConfigImmediate,
+    /// Multi-Paxos: a leader proposes in a new configuration's slots without a phase-1
+    /// quorum of it.
+    Phase1IgnoresNewConfig,
 }
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 22] = [
+    pub const ALL: [PlantedBug; 24] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -88,6 +94,8 @@ impl PlantedBug {
         PlantedBug::ConflictsCommute,
         PlantedBug::DoneBeforeChosen,
         PlantedBug::AnyOverVotedSlots,
+        PlantedBug::ConfigImmediate,
+        PlantedBug::Phase1IgnoresNewConfig,
     ];
 
     /// The protocols (as `synod sim --protocol` names them) in which this bug is planted.
@@ -146,6 +154,12 @@ impl PlantedBug {
             PlantedBug::AnyOverVotedSlots => {
                 "a Fast Multi-Paxos leader opens the fast round over slots with votes"
             }
+            PlantedBug::ConfigImmediate => {
+                "a membership change takes effect in the next slot, not alpha slots later"
+            }
+            PlantedBug::Phase1IgnoresNewConfig => {
+                "a leader proposes in a new configuration without a phase-1 quorum of it"
+            }
         }
     }
 
@@ -174,6 +188,8 @@ impl PlantedBug {
             PlantedBug::ConflictsCommute => "conflicts-commute",
             PlantedBug::DoneBeforeChosen => "done-before-chosen",
             PlantedBug::AnyOverVotedSlots => "any-over-voted-slots",
+            PlantedBug::ConfigImmediate => "config-immediate",
+            PlantedBug::Phase1IgnoresNewConfig => "phase1-ignores-new-config",
         }
     }
 }

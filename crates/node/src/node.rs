@@ -9,8 +9,8 @@ use crate::{ProposeError, ReadResult, Ticket};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use synod_core::multi::{
-    Compacted, Config, ConfigError, Message, MultiEffects, Output, PendingSnapshot, Persist,
-    Replica, RoleKind, Slot, Snapshot, Timer, TransferError, Value,
+    Compacted, Config, ConfigError, MemberOp, Message, MultiEffects, Output, PendingSnapshot,
+    Persist, Replica, RoleKind, Slot, Snapshot, Timer, TransferError, Value,
 };
 use synod_core::quorum::QuorumSpec;
 use synod_core::{NodeId, PlantedBug};
@@ -23,10 +23,12 @@ type Fx = MultiEffects<KvCommand, KvOutput>;
 pub struct NodeConfig {
     /// This node.
     pub id: NodeId,
-    /// Every member, this one included.
+    /// The cluster's first members, this one included (later ones are chosen in the log).
     pub members: Vec<NodeId>,
     /// Quorum sizes.
     pub quorum: QuorumSpec,
+    /// A membership change governs from this many slots after its own; at least `window`.
+    pub alpha: u64,
     /// How long a tick is (lease TTLs are in seconds).
     pub tick: Duration,
     /// Leader heartbeat interval.
@@ -54,6 +56,7 @@ impl NodeConfig {
             id,
             members,
             quorum: c.quorum,
+            alpha: c.alpha,
             tick,
             heartbeat_ticks: c.heartbeat_ticks,
             election_ticks: c.election_ticks,
@@ -68,6 +71,7 @@ impl NodeConfig {
     fn replica_config(&self, boot: u64) -> Config {
         let mut rc = Config::new(self.id, self.members.clone());
         rc.quorum = self.quorum;
+        rc.alpha = self.alpha;
         rc.heartbeat_ticks = self.heartbeat_ticks;
         rc.election_ticks = self.election_ticks;
         rc.window = self.window;
@@ -185,6 +189,8 @@ pub struct NodeCore {
     log_bytes: u64,
     log_bytes_at_checkpoint: u64,
     counters: NodeCounters,
+    /// Membership changes asked at this node since it booted.
+    changes_asked: u64,
 }
 
 impl NodeCore {
@@ -232,6 +238,7 @@ impl NodeCore {
             log_bytes,
             log_bytes_at_checkpoint: log_bytes,
             counters: NodeCounters::default(),
+            changes_asked: 0,
             cfg,
         })
     }
@@ -405,6 +412,17 @@ impl NodeCore {
         Ok(())
     }
 
+    /// An operator asks for a membership change, which this node proposes if it leads (see
+    /// [`Replica::propose_change`]). Nothing answers the operator yet: the outcome shows in
+    /// the replica's membership once applied.
+    pub fn change_membership(&mut self, ops: Vec<MemberOp>) {
+        self.changes_asked += 1;
+        // Unique across boots, as the change's identity must be.
+        let seq = (self.boot << 32) | (self.changes_asked & 0xFFFF_FFFF);
+        let fx = self.replica.propose_change(seq, ops);
+        self.pending.extend(fx);
+    }
+
     /// An operator asks for a checkpoint now (etcd's defragment, which is what frees disk
     /// space): once nothing is being built or saved, the node snapshots whatever was applied
     /// since the last snapshot, however little, and folds the log into a checkpoint; with
@@ -565,9 +583,9 @@ impl NodeCore {
                     });
                 }
             }
-            // The replica keeps the membership itself; the node proposes no change yet and
-            // addresses peers from its own list (docs/design/reconfiguration.md, step 4).
-            Output::Reconfigured { .. } => {}
+            // The replica keeps the membership itself; the node addresses peers from its own
+            // list and answers no operator yet (docs/design/reconfiguration.md, step 4).
+            Output::Reconfigured { .. } | Output::ChangeFailed { .. } => {}
         }
     }
 

@@ -52,6 +52,10 @@ pub struct Stats {
     pub handovers: u64,
     /// Checkpoints the operator forced.
     pub checkpoints: u64,
+    /// Membership changes the operator asked a leader for.
+    pub reconfigurations: u64,
+    /// Membership changes applied (configurations after the first, as ground truth saw them).
+    pub epochs: u64,
     /// Messages that reached a crashed node, were held, and reached its next life.
     pub redelivered: u64,
     /// Virtual time at the end.
@@ -74,6 +78,8 @@ impl Stats {
         self.transfers += o.transfers;
         self.handovers += o.handovers;
         self.checkpoints += o.checkpoints;
+        self.reconfigurations += o.reconfigurations;
+        self.epochs += o.epochs;
         self.end_time += o.end_time;
     }
 }

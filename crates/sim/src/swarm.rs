@@ -75,8 +75,11 @@ pub struct Swarm {
     /// Probability that a client sends an operation to a random node rather than the one it
     /// used last (reads at followers and deposed leaders).
     pub wander: f64,
-    /// Mean ticks between operator actions (leader transfers, forced checkpoints); 0: none.
+    /// Mean ticks between operator actions (leader transfers, forced checkpoints, membership
+    /// changes); 0: none.
     pub operate_every: u64,
+    /// A membership change chosen in slot `i` governs from `i + alpha` (the window is 8).
+    pub alpha: u64,
 }
 
 impl Swarm {
@@ -111,6 +114,7 @@ impl Swarm {
             think: 10,
             wander: 0.0,
             operate_every: 500,
+            alpha: 16,
         }
     }
 
@@ -180,6 +184,7 @@ impl Swarm {
             think: rng.gen_range(0..=20),
             wander: rng.gen_range(0.0..0.6),
             operate_every: 0,
+            alpha: 16,
         };
         // Elections wait at least two heartbeats (the replica's configuration demands it).
         let hb = swarm.heartbeat;
@@ -194,6 +199,9 @@ impl Swarm {
             swarm.crash_bridge_promise = rng.gen_range(0.0..1.0);
         }
         swarm.operate_every = rng.gen_range(100..=1000);
+        // Small alphas cross configuration boundaries often; drawn last, so that the draws
+        // above stay what they were.
+        swarm.alpha = rng.gen_range(8..=32);
         swarm
     }
 }

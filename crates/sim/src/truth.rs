@@ -4,19 +4,28 @@
 //! one ballot, whether or not anyone has noticed yet. The simulator sees every vote as it is
 //! persisted, so it knows exactly what is chosen at every instant, and holds every node's claims
 //! (learned, applied, acknowledged) against that.
+//!
+//! "A phase-2 quorum" means one of the slot's own configuration. Truth keeps the membership the
+//! way a replica does, applying each change chosen in the log (same code, its own copy), so it
+//! knows `config(s)` once every slot up to `s - alpha` is chosen: never later than any correct
+//! node could claim `s` chosen. Votes in slots beyond that wait and are judged then.
 
 use crate::report::Violation;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Debug;
-use synod_core::multi::{Slot, Value};
+use synod_core::multi::{Membership, Slot, Value};
 use synod_core::{Ballot, NodeId, QuorumSystem};
 
 /// Everything chosen so far, and the votes that chose it. Commands are told apart by their
 /// encoding: the simulated clients make every write unique, and the node layer picks the
 /// session ids, so `(client, seq)` is not the client's to know.
 pub struct Truth<C> {
-    quorum: Box<dyn QuorumSystem>,
+    membership: Membership,
+    /// The first slot not chosen.
+    prefix: Slot,
+    /// Votes cast in slots whose configuration is not known yet.
+    waiting: BTreeSet<(Slot, Ballot)>,
     votes: HashMap<(Slot, Ballot), (Value<C>, BTreeSet<NodeId>)>,
     chosen: BTreeMap<Slot, Value<C>>,
     /// Where each command was first chosen, by its encoding.
@@ -30,10 +39,12 @@ fn key<C: Serialize>(op: &C) -> Vec<u8> {
 }
 
 impl<C: Clone + Eq + Debug + Serialize> Truth<C> {
-    /// Ground truth for acceptors judged by `quorum`.
-    pub fn new(quorum: Box<dyn QuorumSystem>) -> Self {
+    /// Ground truth for a cluster that starts with `genesis`.
+    pub fn new(genesis: Membership) -> Self {
         Truth {
-            quorum,
+            membership: genesis,
+            prefix: 0,
+            waiting: BTreeSet::new(),
             votes: HashMap::new(),
             chosen: BTreeMap::new(),
             placed: HashMap::new(),
@@ -69,9 +80,58 @@ impl<C: Clone + Eq + Debug + Serialize> Truth<C> {
             });
         }
         voters.insert(node);
-        if !self.quorum.is_phase2_quorum(voters) {
+        if slot >= self.prefix + self.membership.alpha() {
+            self.waiting.insert((slot, ballot));
             return Ok(false);
         }
+        let chosen = self.judge(at, slot, ballot)?;
+        if chosen {
+            self.advance(at)?;
+        }
+        Ok(chosen)
+    }
+
+    /// The membership as ground truth knows it.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Moves the chosen prefix on, applying the membership changes it passes, and judges the
+    /// votes that were waiting for their slot's configuration.
+    fn advance(&mut self, at: u64) -> Result<(), Violation> {
+        loop {
+            while let Some(v) = self.chosen.get(&self.prefix) {
+                if let Value::Reconfig(change) = v {
+                    self.membership.apply(self.prefix, change);
+                }
+                self.prefix += 1;
+            }
+            let known = self.prefix + self.membership.alpha();
+            let ready: Vec<(Slot, Ballot)> = self
+                .waiting
+                .iter()
+                .take_while(|(s, _)| *s < known)
+                .copied()
+                .collect();
+            if ready.is_empty() {
+                return Ok(());
+            }
+            for (slot, ballot) in ready {
+                self.waiting.remove(&(slot, ballot));
+                self.judge(at, slot, ballot)?;
+            }
+        }
+    }
+
+    /// Judges the votes of `(slot, ballot)` against the slot's configuration: true if they
+    /// just chose a value.
+    fn judge(&mut self, at: u64, slot: Slot, ballot: Ballot) -> Result<bool, Violation> {
+        let (value, voters) = &self.votes[&(slot, ballot)];
+        if !self.membership.at(slot).quorum().is_phase2_quorum(voters) {
+            return Ok(false);
+        }
+        let (value, voters) = (value.clone(), voters.clone());
+        let value = &value;
         match self.chosen.get(&slot) {
             Some(c) if c != value => Err(Violation {
                 check: "agreement",

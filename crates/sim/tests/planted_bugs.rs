@@ -44,6 +44,14 @@ fn multi_apply_before_chosen_is_caught_within_5_seeds() {
     catch(Protocol::Multi, PlantedBug::ApplyBeforeChosen, 5);
 }
 
+/// A change that governs from the next slot, while leaders run up to alpha slots ahead: a
+/// slot is then decided under two configurations. With the operator's membership changes it
+/// surfaced in 213 of the first 1,000 seeds.
+#[test]
+fn multi_config_immediate_is_caught_within_60_seeds() {
+    catch(Protocol::Multi, PlantedBug::ConfigImmediate, 60);
+}
+
 #[test]
 fn basic_accept_below_promise_is_caught_within_100_seeds() {
     catch(Protocol::Basic, PlantedBug::AcceptBelowPromise, 100);

@@ -102,7 +102,9 @@ fn faults_actually_happen() {
             && s.stats.redelivered > 20
             && s.stats.transfers > 10
             && s.stats.handovers > 5
-            && s.stats.checkpoints > 10,
+            && s.stats.checkpoints > 10
+            && s.stats.reconfigurations > 5
+            && s.stats.epochs > 5,
         "{:?}",
         s.stats
     );

@@ -2,6 +2,7 @@
 //! for the whole log suffix, and an [`Active`] leader then runs only phase 2, one slot at a time,
 //! with a window of slots in flight.
 
+use super::membership::{ChangeId, MemberOp};
 use super::messages::{ClientId, Command, PromiseEntry, Slot, Value};
 use super::reads::Reads;
 use crate::ballot::{Ballot, NodeId};
@@ -15,60 +16,78 @@ pub struct Scout<C> {
     pub ballot: Ballot,
     /// First slot the prepare covers (the candidate's commit point).
     pub from: Slot,
-    promises: BTreeMap<NodeId, Vec<PromiseEntry<C>>>,
+    promises: Promises<C>,
     /// Client commands that arrived during the election, proposed once it is won.
     pub queue: VecDeque<Command<C>>,
 }
 
-/// What a won election obliges the new leader to do, slot by slot.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Obligation<C> {
-    /// Some acceptor knows this value is chosen: just learn it.
-    Learn(Value<C>),
-    /// Re-propose: the highest-ballot vote among the promises, or a no-op for a hole.
-    Propose(Value<C>),
+/// The promises for one ballot, each with the votes it reported for every slot from `from` on.
+/// A leader keeps them after winning: a promise binds its acceptor for the whole suffix, so the
+/// same reports serve a configuration that takes effect later, if they hold a phase-1 quorum of
+/// it.
+#[derive(Clone, Debug)]
+pub struct Promises<C> {
+    ballot: Ballot,
+    from: Slot,
+    reports: BTreeMap<NodeId, Vec<PromiseEntry<C>>>,
 }
 
-impl<C: Clone + Eq + std::fmt::Debug> Scout<C> {
-    /// Starts phase 1.
-    pub fn new(ballot: Ballot, from: Slot, queue: VecDeque<Command<C>>) -> Self {
-        Scout {
+impl<C: Clone + Eq + std::fmt::Debug> Promises<C> {
+    /// No promise yet.
+    pub fn new(ballot: Ballot, from: Slot) -> Self {
+        Promises {
             ballot,
             from,
-            promises: BTreeMap::new(),
-            queue,
+            reports: BTreeMap::new(),
         }
     }
 
-    /// True if `node` already promised.
-    pub fn has_promise(&self, node: NodeId) -> bool {
-        self.promises.contains_key(&node)
-    }
-
-    /// Records a promise; returns true when the promises now form a phase-1 quorum. A promise
-    /// that reports a vote at or above the ballot it promises cannot come from a correct
-    /// acceptor (it voted in a ballot it had not yet promised, or the ballot was used twice): it
-    /// is refused and counts for nothing.
-    pub fn promise(
-        &mut self,
-        from: NodeId,
-        entries: Vec<PromiseEntry<C>>,
-        quorum: &dyn QuorumSystem,
-    ) -> bool {
+    /// Records a promise; false if it is refused. A promise that reports a vote at or above
+    /// the ballot it promises cannot come from a correct acceptor (it voted in a ballot it had
+    /// not yet promised, or the ballot was used twice): it counts for nothing.
+    pub fn record(&mut self, from: NodeId, entries: Vec<PromiseEntry<C>>) -> bool {
         if entries.iter().any(|e| !e.chosen && e.ballot >= self.ballot) {
             return false;
         }
-        self.promises.insert(from, entries);
-        let voters: BTreeSet<NodeId> = self.promises.keys().copied().collect();
+        self.reports.insert(from, entries);
+        true
+    }
+
+    /// The first slot the promises cover.
+    pub fn from(&self) -> Slot {
+        self.from
+    }
+
+    /// True if `node` promised.
+    pub fn has(&self, node: NodeId) -> bool {
+        self.reports.contains_key(&node)
+    }
+
+    /// True if the promisers hold a phase-1 quorum of `quorum`.
+    pub fn is_quorum_of(&self, quorum: &dyn QuorumSystem) -> bool {
+        let voters: BTreeSet<NodeId> = self.reports.keys().copied().collect();
         quorum.is_phase1_quorum(&voters)
     }
 
-    /// The new leader's obligations for every slot from `from` to the highest slot any promise
-    /// mentions. `ignore_votes` is the planted `IgnorePromiseValues` bug.
-    pub fn obligations(&self, ignore_votes: bool) -> BTreeMap<Slot, Obligation<C>> {
+    /// The highest slot from `from` on that some promise reports a vote in.
+    pub fn last_reported(&self) -> Option<Slot> {
+        let slots = self.reports.values().flatten().map(|e| e.slot);
+        slots.filter(|&s| s >= self.from).max()
+    }
+
+    /// What the promises oblige a leader to do in the slots of `range`: per slot, the
+    /// highest-ballot vote reported (a value reported chosen wins), and a no-op in a hole below
+    /// the last slot any promise mentions. `ignore_votes` is the planted `IgnorePromiseValues`
+    /// bug.
+    pub fn obligations(
+        &self,
+        range: std::ops::Range<Slot>,
+        ignore_votes: bool,
+    ) -> BTreeMap<Slot, Obligation<C>> {
+        let first = range.start.max(self.from);
         let mut best: BTreeMap<Slot, (bool, Ballot, &Value<C>)> = BTreeMap::new();
-        for e in self.promises.values().flatten() {
-            if e.slot < self.from {
+        for e in self.reports.values().flatten() {
+            if e.slot < first {
                 continue;
             }
             let cand = (e.chosen, e.ballot, &e.value);
@@ -86,7 +105,7 @@ impl<C: Clone + Eq + std::fmt::Debug> Scout<C> {
         let Some(&last) = best.keys().next_back() else {
             return BTreeMap::new();
         };
-        (self.from..=last)
+        (first..range.end.min(last + 1))
             .map(|slot| {
                 let ob = match best.get(&slot) {
                     Some((true, _, v)) => Obligation::Learn((*v).clone()),
@@ -96,6 +115,66 @@ impl<C: Clone + Eq + std::fmt::Debug> Scout<C> {
                 (slot, ob)
             })
             .collect()
+    }
+}
+
+/// What a won election obliges the new leader to do, slot by slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Obligation<C> {
+    /// Some acceptor knows this value is chosen: just learn it.
+    Learn(Value<C>),
+    /// Re-propose: the highest-ballot vote among the promises, or a no-op for a hole.
+    Propose(Value<C>),
+}
+
+impl<C: Clone + Eq + std::fmt::Debug> Scout<C> {
+    /// Starts phase 1.
+    pub fn new(ballot: Ballot, from: Slot, queue: VecDeque<Command<C>>) -> Self {
+        Scout {
+            ballot,
+            from,
+            promises: Promises::new(ballot, from),
+            queue,
+        }
+    }
+
+    /// True if `node` already promised.
+    pub fn has_promise(&self, node: NodeId) -> bool {
+        self.promises.has(node)
+    }
+
+    /// Records a promise; returns true when the promises now form a phase-1 quorum of
+    /// `quorum`. A promise reporting a vote at or above its ballot is refused
+    /// ([`Promises::record`]).
+    pub fn promise(
+        &mut self,
+        from: NodeId,
+        entries: Vec<PromiseEntry<C>>,
+        quorum: &dyn QuorumSystem,
+    ) -> bool {
+        self.promises.record(from, entries) && self.promises.is_quorum_of(quorum)
+    }
+
+    /// The promises gathered so far.
+    pub fn promises(&self) -> &Promises<C> {
+        &self.promises
+    }
+
+    /// Records a promise without judging a quorum: false if refused.
+    pub fn record(&mut self, from: NodeId, entries: Vec<PromiseEntry<C>>) -> bool {
+        self.promises.record(from, entries)
+    }
+
+    /// The new leader's obligations for every slot from `from` to the highest slot any promise
+    /// mentions. `ignore_votes` is the planted `IgnorePromiseValues` bug.
+    pub fn obligations(&self, ignore_votes: bool) -> BTreeMap<Slot, Obligation<C>> {
+        self.promises
+            .obligations(self.from..Slot::MAX, ignore_votes)
+    }
+
+    /// The promises and the queued commands, for the leader this candidate becomes.
+    pub fn into_parts(self) -> (Promises<C>, VecDeque<Command<C>>) {
+        (self.promises, self.queue)
     }
 }
 
@@ -140,6 +219,18 @@ pub struct Active<C> {
     pub reads: Reads,
     /// A transfer in progress: no new batch is started while it lasts.
     pub handover: Option<Handover>,
+    /// The promises that won this ballot, and those that arrived later: they serve each
+    /// configuration whose phase-1 quorum they hold.
+    pub promises: Promises<C>,
+    /// Every slot below this is prepared under its own configuration and its obligations are
+    /// taken care of; nothing at or above it is proposed in this ballot.
+    pub bound: Slot,
+    /// Membership changes asked here, proposed one at a time.
+    pub changes: VecDeque<(ChangeId, Vec<MemberOp>)>,
+    /// The slot of the change proposed and not yet applied, if any.
+    pub change_at: Option<Slot>,
+    /// Reads that arrived while a configuration boundary was in reach, with their origin.
+    pub parked_reads: Vec<(super::reads::ReadId, Option<NodeId>)>,
 }
 
 fn key<C>(c: &Command<C>) -> (ClientId, u64) {
@@ -164,6 +255,11 @@ impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
             present,
             reads: Reads::default(),
             handover: None,
+            promises: Promises::new(ballot, next_slot),
+            bound: next_slot,
+            changes: VecDeque::new(),
+            change_at: None,
+            parked_reads: Vec::new(),
         }
     }
 
@@ -243,10 +339,22 @@ impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
         Some(f)
     }
 
-    /// Takes the next batch of queued commands if the window has room and no transfer is in
-    /// progress, skipping commands already queued or in flight (a client's retry).
-    pub fn next_batch(&mut self, window: usize, max_batch: usize) -> Option<Vec<Command<C>>> {
-        if self.in_flight.len() >= window || self.queue.is_empty() || self.handover.is_some() {
+    /// True if a new slot may be proposed: the window has room, no transfer is in progress,
+    /// and the next slot lies below `limit` (the first slot whose configuration is not known or
+    /// not prepared).
+    pub fn has_room(&self, window: usize, limit: Slot) -> bool {
+        self.in_flight.len() < window && self.handover.is_none() && self.next_slot < limit
+    }
+
+    /// Takes the next batch of queued commands if [`Active::has_room`], skipping commands
+    /// already queued or in flight (a client's retry).
+    pub fn next_batch(
+        &mut self,
+        window: usize,
+        max_batch: usize,
+        limit: Slot,
+    ) -> Option<Vec<Command<C>>> {
+        if self.queue.is_empty() || !self.has_room(window, limit) {
             return None;
         }
         let n = self.queue.len().min(max_batch);
@@ -348,7 +456,7 @@ mod tests {
             a.queued().iter().map(|c| c.client).collect::<Vec<_>>(),
             [7, 8]
         );
-        let batch = a.next_batch(2, 10).expect("a batch");
+        let batch = a.next_batch(2, 10, Slot::MAX).expect("a batch");
         assert_eq!(batch.len(), 2);
         a.proposed(0, Value::batch(batch));
         a.enqueue(cmd(7));
@@ -372,10 +480,13 @@ mod tests {
             op: 0,
         });
         assert_eq!(a.queued().len(), 5);
-        let batch = a.next_batch(1, 3).unwrap();
+        let batch = a.next_batch(1, 3, Slot::MAX).unwrap();
         assert_eq!(batch.len(), 3);
         a.proposed(0, Value::batch(batch));
-        assert!(a.next_batch(1, 3).is_none(), "window of one is full");
+        assert!(
+            a.next_batch(1, 3, Slot::MAX).is_none(),
+            "window of one is full"
+        );
         a.enqueue(Command {
             client: 1,
             seq: 1,
@@ -384,7 +495,7 @@ mod tests {
         assert_eq!(a.queued().len(), 2, "in-flight command not queued again");
         assert!(a.vote(1, 0, &q).is_none());
         assert!(a.vote(2, 0, &q).is_some());
-        let rest = a.next_batch(1, 3).unwrap();
+        let rest = a.next_batch(1, 3, Slot::MAX).unwrap();
         assert_eq!(rest.len(), 2);
         a.proposed(1, Value::batch(rest));
         // A new leader re-proposing an old value may hold a command twice: counted, not lost.

@@ -198,7 +198,11 @@ impl<S: StateMachine> Learner<S> {
         fx: &mut MultiEffects<S::Command, S::Output>,
     ) {
         if let Value::Reconfig(change) = &entry.value {
-            let outcome = self.membership.apply(slot, change);
+            let outcome = if self.bug == Some(PlantedBug::ConfigImmediate) {
+                self.membership.apply_after(slot, change, 1)
+            } else {
+                self.membership.apply(slot, change)
+            };
             fx.output(Output::Reconfigured {
                 slot,
                 id: change.id,

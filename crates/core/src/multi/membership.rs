@@ -406,6 +406,12 @@ impl Membership {
             .map(|(_, c)| &**c)
     }
 
+    /// The first slot of the configuration after the one governing `s`, if one is scheduled.
+    pub fn next_start_after(&self, s: Slot) -> Option<Slot> {
+        let i = self.epochs.partition_point(|(start, _)| *start <= s);
+        self.epochs.get(i).map(|(start, _)| *start)
+    }
+
     /// Every member (voters and learners) of the configurations governing `from..to`.
     pub fn members_over(&self, from: Slot, to: Slot) -> BTreeSet<NodeId> {
         self.over(from, to).flat_map(|c| c.members()).collect()
@@ -429,7 +435,17 @@ impl Membership {
     /// # Panics
     /// If `slot` is below a change applied before: the learner applies slots in order.
     pub fn apply(&mut self, slot: Slot, change: &ConfigChange) -> ChangeOutcome {
-        let start = slot.saturating_add(self.alpha);
+        self.apply_after(slot, change, self.alpha)
+    }
+
+    /// [`Membership::apply`] with another delay: the planted `ConfigImmediate` bug.
+    pub(crate) fn apply_after(
+        &mut self,
+        slot: Slot,
+        change: &ConfigChange,
+        delay: u64,
+    ) -> ChangeOutcome {
+        let start = slot.saturating_add(delay);
         let last_start = self.epochs[self.epochs.len() - 1].0;
         assert!(
             start > last_start,

@@ -327,6 +327,14 @@ pub enum Output<R> {
         /// Who this replica believes leads, if anyone.
         leader: Option<NodeId>,
     },
+    /// A membership change asked here was not proposed: this replica does not lead, or
+    /// stopped leading before proposing it. Try `leader` if known.
+    ChangeFailed {
+        /// The change.
+        id: ChangeId,
+        /// Who this replica believes leads, if anyone.
+        leader: Option<NodeId>,
+    },
     /// This replica applied the membership change chosen in `slot`.
     Reconfigured {
         /// The slot.

@@ -4,7 +4,7 @@
 
 use super::acceptor::{Acceptor, Vote};
 use super::config::{Config, ConfigError};
-use super::leader::{Active, Obligation, Scout};
+use super::leader::{Active, Scout};
 use super::learner::Learner;
 use super::log::{DurableState, Entry};
 use super::membership::Membership;
@@ -19,11 +19,14 @@ use crate::bugs::PlantedBug;
 use crate::rng::SplitMix64;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+mod reconfig;
 mod transfer;
 pub use transfer::TransferError;
 
 type Fx<S> = MultiEffects<<S as StateMachine>::Command, <S as StateMachine>::Output>;
 
+// One per replica: the size of the largest variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Role<C> {
     Follower,
@@ -212,6 +215,15 @@ impl<S: StateMachine> Replica<S> {
         self.snapshot.as_ref()
     }
 
+    /// As leader: the next slot for a new proposal, and the first slot not prepared under its
+    /// own configuration. `next <= bound <= applied + alpha` after every step.
+    pub fn proposal_range(&self) -> Option<(Slot, Slot)> {
+        match &self.role {
+            Role::Leader(a) => Some((a.next_slot, a.bound)),
+            _ => None,
+        }
+    }
+
     /// Who governs which slots, after every applied membership change.
     pub fn membership(&self) -> &Membership {
         self.learner.membership()
@@ -362,6 +374,12 @@ impl<S: StateMachine> Replica<S> {
     /// As leader, registers a read (ours, or a follower's) at the current log end; it waits
     /// for the next round of probes ([`Replica::start_read_round`]).
     fn register_read(&mut self, id: ReadId, origin: Option<NodeId>) {
+        if !self.quiet() {
+            if let Role::Leader(active) = &mut self.role {
+                active.parked_reads.push((id, origin));
+            }
+            return;
+        }
         let Role::Leader(active) = &mut self.role else {
             return;
         };
@@ -431,9 +449,9 @@ impl<S: StateMachine> Replica<S> {
         };
         let ballot = active.ballot;
         let membership = self.learner.membership();
-        active
-            .reads
-            .ack(self.cfg.id, round, membership.at(active.next_slot).quorum());
+        // While reads are served, one configuration governs from the commit point on.
+        let quorum = membership.at(self.learner.commit()).quorum();
+        active.reads.ack(self.cfg.id, round, quorum);
         for m in membership.members_over(self.learner.commit(), active.next_slot + 1) {
             if m != self.cfg.id {
                 fx.send(m, Message::ReadProbe { ballot, round });
@@ -444,6 +462,7 @@ impl<S: StateMachine> Replica<S> {
     /// Answers the reads whose round is confirmed and whose index is applied, and tells
     /// followers the index of theirs.
     fn serve_reads(&mut self, fx: &mut Fx<S>) {
+        self.settle_reads(fx);
         let applied = self.learner.applied();
         if let Role::Leader(active) = &mut self.role {
             let off_by_one = self.cfg.bug == Some(PlantedBug::ReadBelowIndex);
@@ -476,6 +495,17 @@ impl<S: StateMachine> Replica<S> {
     }
 
     /// Fails the reads a leader was holding when its leadership ended.
+    /// A leadership ends: its reads, parked or not, fail, and so do the membership changes it
+    /// had not proposed yet.
+    fn fail_led_work(active: &mut Active<S::Command>, fx: &mut Fx<S>) {
+        let mut reads = active.reads.drain();
+        reads.append(&mut active.parked_reads);
+        Self::fail_led_reads(reads, fx);
+        for (id, _) in active.changes.drain(..) {
+            fx.output(Output::ChangeFailed { id, leader: None });
+        }
+    }
+
     fn fail_led_reads(reads: Vec<(ReadId, Option<NodeId>)>, fx: &mut Fx<S>) {
         for (id, origin) in reads {
             match origin {
@@ -507,7 +537,7 @@ impl<S: StateMachine> Replica<S> {
         if active.ballot != ballot {
             return;
         }
-        let quorum = self.learner.membership().at(active.next_slot).quorum();
+        let quorum = self.learner.membership().at(self.learner.commit()).quorum();
         active.reads.ack(from, round, quorum);
         self.start_read_round(fx);
         self.serve_reads(fx);
@@ -522,7 +552,8 @@ impl<S: StateMachine> Replica<S> {
                 let quiet = !std::mem::replace(&mut self.heard, false);
                 match self.role {
                     Role::Leader(_) => self.age_handover(&mut fx),
-                    Role::Follower if quiet => self.stand_for_election(&mut fx),
+                    // A learner (or a member on its way out) does not stand.
+                    Role::Follower if quiet && self.may_stand() => self.stand_for_election(&mut fx),
                     // A candidate that has not won by now starts over with a higher ballot.
                     Role::Candidate(_) => self.stand_for_election(&mut fx),
                     Role::Follower => {}
@@ -635,7 +666,7 @@ impl<S: StateMachine> Replica<S> {
         let queue = match std::mem::replace(&mut self.role, Role::Follower) {
             Role::Candidate(s) => s.queue,
             Role::Leader(mut a) => {
-                Self::fail_led_reads(a.reads.drain(), fx);
+                Self::fail_led_work(&mut a, fx);
                 a.into_queue()
             }
             Role::Follower => VecDeque::new(),
@@ -704,12 +735,18 @@ impl<S: StateMachine> Replica<S> {
         log_start: Slot,
         fx: &mut Fx<S>,
     ) {
-        let Role::Candidate(scout) = &mut self.role else {
-            return;
+        let scout = match &mut self.role {
+            Role::Candidate(scout) if scout.ballot == ballot => scout,
+            Role::Leader(active) if active.ballot == ballot => {
+                // Late, but it binds its acceptor for the whole suffix all the same: it may
+                // complete the phase-1 quorum of a configuration that takes effect later.
+                if log_start <= active.promises.from() {
+                    active.promises.record(from, entries);
+                }
+                return;
+            }
+            _ => return,
         };
-        if scout.ballot != ballot {
-            return;
-        }
         if log_start > scout.from {
             // That acceptor compacted chosen slots we do not know; its promise cannot report
             // them, and leading without them could fill them with no-ops. Catch up first.
@@ -718,10 +755,18 @@ impl<S: StateMachine> Replica<S> {
             fx.send(from, Message::CatchUpRequest { from: from_slot });
             return;
         }
-        // One configuration governs every slot the candidate prepares until changes are
-        // proposed (docs/design/reconfiguration.md, step 2, extends phase 1 across them).
-        let quorum = self.learner.membership().at(scout.from).quorum();
-        if scout.promise(from, entries, quorum) {
+        if !scout.record(from, entries) {
+            return;
+        }
+        // Won once the promises hold a phase-1 quorum of every configuration known from the
+        // first slot prepared on: winning with fewer would have the new leader prepare again
+        // at once.
+        let m = self.learner.membership();
+        let limit = self.learner.applied() + m.alpha();
+        let promises = scout.promises();
+        if m.over(scout.from, limit)
+            .all(|c| promises.is_quorum_of(c.quorum()))
+        {
             self.become_leader(fx);
         }
     }
@@ -730,32 +775,22 @@ impl<S: StateMachine> Replica<S> {
         let Role::Candidate(scout) = std::mem::replace(&mut self.role, Role::Follower) else {
             unreachable!("only a candidate becomes leader");
         };
-        let ignore = self.cfg.bug == Some(PlantedBug::IgnorePromiseValues);
-        let obligations = scout.obligations(ignore);
         // While we stood, slots may have been learned and even compacted into a snapshot of
         // ours: everything below our commit point is chosen, and below the log start it is gone
         // from the log. New batches go after both; no obligation below the commit point needs
         // a round (the slot is decided, and below the log start there is no slot to vote in).
         let settled = self.learner.commit();
         debug_assert!(self.acceptor.log_start() <= settled);
-        let next = obligations
-            .keys()
-            .next_back()
-            .map_or(scout.from, |s| s + 1)
-            .max(settled);
-        let ballot = scout.ballot;
-        self.role = Role::Leader(Active::new(ballot, next, scout.queue));
+        let (ballot, from) = (scout.ballot, scout.from);
+        let (promises, queue) = scout.into_parts();
+        let mut active = Active::new(ballot, settled, queue);
+        active.promises = promises;
+        active.bound = from;
+        self.role = Role::Leader(active);
         self.leader_hint = Some(self.cfg.id);
-        for (slot, ob) in obligations.into_iter().filter(|(s, _)| *s >= settled) {
-            match ob {
-                Obligation::Learn(v) => {
-                    self.learn(slot, &v, fx);
-                }
-                // Slots this replica already knows chosen need no second round.
-                Obligation::Propose(_) if self.acceptor.chosen(slot).is_some() => {}
-                Obligation::Propose(v) => self.propose(slot, v, fx),
-            }
-        }
+        // The obligations, configuration by configuration, up to the last slot whose
+        // configuration is known (replica/reconfig.rs).
+        self.advance_bound(fx);
         self.learner.catch_up(self.acceptor.log(), fx);
         self.heartbeat(fx);
         fx.arm(Timer::Heartbeat, self.cfg.heartbeat_ticks);
@@ -768,7 +803,7 @@ impl<S: StateMachine> Replica<S> {
             // A leader not handing over drops its queued commands: their clients time out and
             // retry at the new leader (exactly-once application makes that safe). Reads fail.
             if let Role::Leader(active) = &mut self.role {
-                Self::fail_led_reads(active.reads.drain(), fx);
+                Self::fail_led_work(active, fx);
             }
             self.role = Role::Follower;
             self.leader_hint = None;
@@ -812,6 +847,12 @@ impl<S: StateMachine> Replica<S> {
                 return;
             }
         }
+        // Every slot a ballot proposes in is prepared under its own configuration.
+        assert!(
+            slot < active.bound,
+            "slot {slot} proposed at or above the prepared bound {}",
+            active.bound
+        );
         active.proposed(slot, value.clone());
         let commit = self.learner.commit();
         let msg = Message::Accept {
@@ -840,17 +881,21 @@ impl<S: StateMachine> Replica<S> {
     }
 
     fn propose_queued(&mut self, fx: &mut Fx<S>) {
+        self.advance_bound(fx);
+        self.propose_next_change(fx);
         loop {
             let Role::Leader(active) = &mut self.role else {
                 return;
             };
-            let Some(batch) = active.next_batch(self.cfg.window, self.cfg.max_batch) else {
+            let limit = active.bound;
+            let Some(batch) = active.next_batch(self.cfg.window, self.cfg.max_batch, limit) else {
                 break;
             };
             let slot = active.next_slot;
             active.next_slot += 1;
             self.propose(slot, Value::batch(batch), fx);
         }
+        self.fill_to_next_epoch(fx);
         self.learner.catch_up(self.acceptor.log(), fx);
     }
 

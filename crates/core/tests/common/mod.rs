@@ -1,4 +1,8 @@
-//! A state machine for the replica tests.
+//! A state machine for the replica tests, and a network to run replicas in.
+
+// Each test file uses what it needs of this.
+#[allow(dead_code)]
+pub mod net;
 
 use synod_core::multi::StateMachine;
 

@@ -53,6 +53,19 @@ impl MultiSim {
             return Ok(());
         };
         let r = core.replica();
+        if let Some((next, bound)) = r.proposal_range() {
+            let known = r.applied_index() + r.membership().alpha();
+            if next > bound || bound > known {
+                return Err(Violation {
+                    check: "node-invariants",
+                    at: self.world.now,
+                    detail: format!(
+                        "node {id} leads with next slot {next}, prepared below {bound}, \
+                         configurations known below {known}"
+                    ),
+                });
+            }
+        }
         if r.applied_index() > r.commit_index() || r.log_start() > r.applied_index() {
             return Err(Violation {
                 check: "node-invariants",

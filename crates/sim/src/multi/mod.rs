@@ -28,7 +28,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use synod_core::multi::{Message, Snapshot};
+use synod_core::multi::{Membership, Message, Snapshot};
 use synod_core::quorum::{Quorum, QuorumSpec};
 use synod_core::{NodeId, PlantedBug};
 use synod_kv::{KvCommand, RangeRequest};
@@ -196,7 +196,7 @@ impl MultiSim {
             return Err("a simulation needs at least one node and one client".into());
         }
         let ids: Vec<NodeId> = (1..=cfg.nodes as NodeId).collect();
-        let quorum = Quorum::from_spec(cfg.quorum, &ids).map_err(|e| e.to_string())?;
+        Quorum::from_spec(cfg.quorum, &ids).map_err(|e| e.to_string())?;
         let mut world = World::new(seed, Default::default(), cfg.faults, cfg.trace);
         let mut swarm = if cfg.swarm {
             Swarm::draw(&mut world.rng, cfg.faults, cfg.keys)
@@ -213,7 +213,9 @@ impl MultiSim {
             keys: (0..swarm.keys).map(|k| format!("k{k}")).collect(),
             nodes: BTreeMap::new(),
             clients: Vec::new(),
-            truth: Truth::new(Box::new(quorum)),
+            truth: Truth::new(
+                Membership::of_voters(&ids, cfg.quorum, swarm.alpha).map_err(|e| e.to_string())?,
+            ),
             history: Vec::new(),
             seen_revision: 0,
             transfer_to: None,
@@ -269,6 +271,7 @@ impl MultiSim {
         let mut c = NodeConfig::new(id, self.ids.clone(), Duration::from_millis(10));
         c.quorum = self.cfg.quorum;
         c.window = 8;
+        c.alpha = self.swarm.alpha;
         c.max_batch = 8;
         c.snapshot_every = self.swarm.snapshot_every;
         c.heartbeat_ticks = self.swarm.heartbeat;
@@ -283,6 +286,7 @@ impl MultiSim {
         let violation = self.run_inner().err();
         let mut stats = std::mem::take(&mut self.world.stats);
         stats.decisions = self.truth.decisions();
+        stats.epochs = self.truth.membership().latest().epoch();
         stats.end_time = self.world.now;
         let report = RunReport {
             seed: self.seed,

@@ -1,12 +1,15 @@
 //! The operator: what an administrator does to a running cluster, mixed in with the faults.
 //! Leadership transfers (etcd's `move-leader`) to a member of its choice, which may be down or
-//! cut off, and forced checkpoints (etcd's `defrag`) on a node of its choice.
+//! cut off; forced checkpoints (etcd's `defrag`) on a node of its choice; and membership
+//! changes asked of the leader: demoting voters to learners and promoting learners back, one or
+//! two at a time, or both in one change (which replaces voters, the case where a new
+//! configuration's quorums miss the old one's promises).
 
 use super::{Event, MultiSim};
 use crate::trace::TraceEvent;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use synod_core::multi::RoleKind;
+use synod_core::multi::{MemberOp, Role, RoleKind};
 use synod_core::NodeId;
 
 impl MultiSim {
@@ -24,9 +27,13 @@ impl MultiSim {
             return Ok(());
         }
         let t = self.world.now;
-        if self.world.rng.gen_bool(0.5) {
+        let action = self.world.rng.gen_range(0..3);
+        if action == 0 {
             if let Some(leader) = self.leader() {
-                let target = *self.ids.choose(&mut self.world.rng).expect("a node");
+                // A member the leader knows votes: the others it would refuse.
+                let core = self.nodes[&leader].core.as_ref().expect("the leader is up");
+                let voters = core.replica().membership().latest().voters().to_vec();
+                let target = *voters.choose(&mut self.world.rng).expect("a voter");
                 let text = format!("operator: move leader {leader} to {target}");
                 self.world.trace.record(|| TraceEvent::Note { t, text });
                 self.world.stats.transfers += 1;
@@ -38,6 +45,8 @@ impl MultiSim {
                     c.move_leader(target).expect("the leader takes a member");
                 })?;
             }
+        } else if action == 1 {
+            self.reconfigure()?;
         } else {
             let node = *self.ids.choose(&mut self.world.rng).expect("a node");
             if self.nodes[&node].core.is_some() {
@@ -50,6 +59,52 @@ impl MultiSim {
         let at = self.around(self.swarm.operate_every);
         self.world.after(at, Event::Operate);
         Ok(())
+    }
+
+    /// Asks the leader, if there is one, to demote voters, promote learners, or both, keeping
+    /// a majority of the nodes voting.
+    fn reconfigure(&mut self) -> Result<(), super::Violation> {
+        let Some(leader) = self.leader() else {
+            return Ok(());
+        };
+        let core = self.nodes[&leader].core.as_ref().expect("the leader is up");
+        let latest = core.replica().membership().latest();
+        let mut voters: Vec<NodeId> = latest.voters().to_vec();
+        let mut learners: Vec<NodeId> = latest
+            .iter()
+            .filter(|(_, r, _)| *r == Role::Learner)
+            .map(|(id, _, _)| id)
+            .collect();
+        let floor = self.ids.len() / 2 + 1;
+        let rng = &mut self.world.rng;
+        voters.shuffle(rng);
+        learners.shuffle(rng);
+        let k = rng.gen_range(1..=2usize);
+        let (demote, promote) = match rng.gen_range(0..3) {
+            0 => (k.min(voters.len().saturating_sub(floor)), 0),
+            1 => (0, k.min(learners.len())),
+            _ => {
+                let k = k.min(learners.len());
+                (k, k)
+            }
+        };
+        let set = |id, role| MemberOp::SetRole { id, role };
+        let ops: Vec<MemberOp> = (voters.iter().take(demote).map(|&id| set(id, Role::Learner)))
+            .chain(
+                learners
+                    .iter()
+                    .take(promote)
+                    .map(|&id| set(id, Role::Voter)),
+            )
+            .collect();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let t = self.world.now;
+        let text = format!("operator: at leader {leader}, membership change {ops:?}");
+        self.world.trace.record(|| TraceEvent::Note { t, text });
+        self.world.stats.reconfigurations += 1;
+        self.drive(leader, |c| c.change_membership(ops))
     }
 
     /// Counts a transfer done once its successor leads, within three election timeouts.

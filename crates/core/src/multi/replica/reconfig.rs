@@ -1,0 +1,185 @@
+//! The leader's side of membership changes (docs/design/reconfiguration.md, step 2).
+//!
+//! A slot is proposed in a ballot only once a phase-1 quorum of *its* configuration promised
+//! that ballot and the votes they reported for it were taken into account. The leader tracks
+//! this as `bound`: every slot below it is prepared, nothing at or above it is proposed. Its
+//! promises bind their acceptors for the whole log suffix, so when the log enters a new
+//! configuration the same promises serve, if they hold a phase-1 quorum of it. If they do not,
+//! the leader prepares again with a higher ballot, this time asking the new configuration's
+//! voters too: a rare event (once per change that brings in new voters), and it reuses the
+//! election path as it is.
+//!
+//! Changes are proposed one at a time: the next only once the previous is applied, each
+//! expecting the epoch it was proposed in. Once a change is applied, the leader fills the slots
+//! up to where it takes effect with no-ops when no command does, so an idle cluster reaches it.
+//!
+//! Linearizable reads are registered and served only while one configuration governs every slot
+//! from the commit point to the last slot whose configuration is known, and all of them are
+//! prepared: then the read-index argument of a fixed membership holds as it is. Reads that
+//! arrive (or wait) while a boundary is in reach are parked until it has passed.
+
+use super::{Fx, Replica, Role};
+use crate::bugs::PlantedBug;
+use crate::multi::leader::Obligation;
+use crate::multi::membership::{ChangeId, ConfigChange, MemberOp};
+use crate::multi::messages::{Output, Value};
+use crate::multi::state_machine::StateMachine;
+use std::sync::Arc;
+
+impl<S: StateMachine> Replica<S> {
+    /// Asks for a membership change. As leader, the change is queued and proposed once those
+    /// asked before it are applied; its outcome comes as [`Output::Reconfigured`], naming
+    /// `seq` with this replica as origin. Elsewhere it fails at once with
+    /// [`Output::ChangeFailed`], naming the leader if known.
+    pub fn propose_change(&mut self, seq: u64, ops: Vec<MemberOp>) -> Fx<S> {
+        let mut fx = Fx::<S>::new();
+        let id = ChangeId {
+            origin: self.cfg.id,
+            seq,
+        };
+        match &mut self.role {
+            Role::Leader(active) if active.handover.is_none() => {
+                active.changes.push_back((id, ops));
+                self.propose_queued(&mut fx);
+            }
+            _ => fx.output(Output::ChangeFailed {
+                id,
+                leader: self.leader_hint.filter(|&l| l != self.cfg.id),
+            }),
+        }
+        fx
+    }
+
+    /// Only a voter of the latest configuration stands for election: a learner, or a member
+    /// a change is taking out, waits to be told who leads.
+    pub(super) fn may_stand(&self) -> bool {
+        self.learner.membership().latest().is_voter(self.cfg.id)
+    }
+
+    /// Moves `bound` up to the last slot whose configuration is known, proposing the
+    /// obligations the promises carry for each newly covered slot; prepares again if a
+    /// configuration on the way is not covered by the promises.
+    pub(super) fn advance_bound(&mut self, fx: &mut Fx<S>) {
+        loop {
+            let Role::Leader(active) = &mut self.role else {
+                return;
+            };
+            let m = self.learner.membership();
+            let limit = self.learner.applied() + m.alpha();
+            let bound = active.bound;
+            if bound >= limit {
+                return;
+            }
+            let end = m.next_start_after(bound).map_or(limit, |s| s.min(limit));
+            let skip_check = self.cfg.bug == Some(PlantedBug::Phase1IgnoresNewConfig);
+            if !skip_check && !active.promises.is_quorum_of(m.at(bound).quorum()) {
+                // The slots from `bound` on belong to voters too few of whom promised: prepare
+                // again, asking them as well.
+                self.stand_for_election(fx);
+                return;
+            }
+            let ignore = self.cfg.bug == Some(PlantedBug::IgnorePromiseValues);
+            let obligations = active.promises.obligations(bound..end, ignore);
+            active.bound = end;
+            if let Some((&last, _)) = obligations.last_key_value() {
+                active.next_slot = active.next_slot.max(last + 1);
+            }
+            // Slots below the commit point are decided; no second round.
+            let settled = self.learner.commit();
+            for (slot, ob) in obligations.into_iter().filter(|(s, _)| *s >= settled) {
+                match ob {
+                    Obligation::Learn(v) => self.learn(slot, &v, fx),
+                    Obligation::Propose(_) if self.acceptor.chosen(slot).is_some() => {}
+                    Obligation::Propose(v) => self.propose(slot, v, fx),
+                }
+            }
+        }
+    }
+
+    /// Proposes the next queued membership change, if the previous one is applied and there is
+    /// room in the window.
+    pub(super) fn propose_next_change(&mut self, fx: &mut Fx<S>) {
+        let applied = self.learner.applied();
+        let Role::Leader(active) = &mut self.role else {
+            return;
+        };
+        if active.change_at.is_some_and(|s| s < applied) {
+            active.change_at = None;
+        }
+        if active.change_at.is_some()
+            || active.changes.is_empty()
+            || !active.has_room(self.cfg.window, active.bound)
+        {
+            return;
+        }
+        let (id, ops) = active.changes.pop_front().expect("checked");
+        let change = ConfigChange {
+            id,
+            expect_epoch: self.learner.membership().latest().epoch(),
+            ops,
+        };
+        let slot = active.next_slot;
+        active.next_slot += 1;
+        active.change_at = Some(slot);
+        self.propose(slot, Value::Reconfig(Arc::new(change)), fx);
+    }
+
+    /// Once a change is applied and nothing else fills the log, proposes no-ops up to the
+    /// slot where it takes effect: otherwise an idle cluster would never get there.
+    pub(super) fn fill_to_next_epoch(&mut self, fx: &mut Fx<S>) {
+        loop {
+            let Role::Leader(active) = &mut self.role else {
+                return;
+            };
+            let start = self
+                .learner
+                .membership()
+                .epochs()
+                .last()
+                .map_or(0, |(s, _)| s);
+            let limit = active.bound.min(start);
+            if !active.queued().is_empty() || !active.has_room(self.cfg.window, limit) {
+                return;
+            }
+            let slot = active.next_slot;
+            active.next_slot += 1;
+            self.propose(slot, Value::Noop, fx);
+        }
+    }
+
+    /// True while reads can be served as with a fixed membership: one configuration governs
+    /// every slot from the commit point to the last one whose configuration is known, and the
+    /// leader has prepared all of them.
+    pub(super) fn quiet(&self) -> bool {
+        let Role::Leader(a) = &self.role else {
+            return false;
+        };
+        let m = self.learner.membership();
+        let limit = self.learner.applied() + m.alpha();
+        a.bound >= limit && m.over(self.learner.commit(), limit).nth(1).is_none()
+    }
+
+    /// Parks the reads waiting at a leader that is not [`Replica::quiet`], and registers
+    /// those parked once it is: a read registered later is still linearizable, with a later
+    /// index.
+    pub(super) fn settle_reads(&mut self, fx: &mut Fx<S>) {
+        // The apply point may have moved on without a proposal (a catch-up, a learned value).
+        self.advance_bound(fx);
+        let quiet = self.quiet();
+        let Role::Leader(active) = &mut self.role else {
+            return;
+        };
+        if !quiet {
+            let waiting = active.reads.drain();
+            active.parked_reads.extend(waiting);
+            return;
+        }
+        if active.parked_reads.is_empty() {
+            return;
+        }
+        for (id, origin) in std::mem::take(&mut active.parked_reads) {
+            self.register_read(id, origin);
+        }
+        self.start_read_round(fx);
+    }
+}

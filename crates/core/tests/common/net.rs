@@ -1,0 +1,165 @@
+//! A tiny synchronous network of replicas, driven by hand: messages are delivered in order
+//! until none are left, some dropped on request; every record is durable at once.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use synod_core::multi::{
+    Command, Config, DurableState, Message, MultiEffects, Output, Replica, RoleKind, Timer,
+};
+use synod_core::{NodeId, PlantedBug};
+
+use super::Counter;
+
+type Fx = MultiEffects<u64, u64>;
+
+pub struct Net {
+    pub replicas: BTreeMap<NodeId, Replica<Counter>>,
+    pub disks: BTreeMap<NodeId, DurableState<u64>>,
+    pub queue: VecDeque<(NodeId, NodeId, Message<u64>)>,
+    pub down: BTreeSet<NodeId>,
+    pub replies: Vec<(NodeId, Output<u64>)>,
+    pub window: usize,
+    /// Changes chosen in slot `i` govern from `i + alpha`.
+    pub alpha: u64,
+    /// Planted in every replica.
+    pub bug: Option<PlantedBug>,
+    pub n: u64,
+}
+
+impl Net {
+    pub fn new(n: u64) -> Self {
+        Self::with_window(n, 8)
+    }
+
+    pub fn with_window(n: u64, window: usize) -> Self {
+        Self::with_alpha(n, window, 64)
+    }
+
+    pub fn with_alpha(n: u64, window: usize, alpha: u64) -> Self {
+        Self::with_bug(n, window, alpha, None)
+    }
+
+    pub fn with_bug(n: u64, window: usize, alpha: u64, bug: Option<PlantedBug>) -> Self {
+        let mut net = Net {
+            replicas: BTreeMap::new(),
+            disks: BTreeMap::new(),
+            queue: VecDeque::new(),
+            down: BTreeSet::new(),
+            replies: Vec::new(),
+            window,
+            alpha,
+            bug,
+            n,
+        };
+        for id in 1..=n {
+            net.disks.insert(id, DurableState::default());
+            net.boot(id);
+        }
+        net
+    }
+
+    pub fn config(&self, id: NodeId) -> Config {
+        let mut c = Config::new(id, (1..=self.n).collect());
+        c.window = self.window;
+        c.alpha = self.alpha;
+        c.bug = self.bug;
+        c
+    }
+
+    pub fn boot(&mut self, id: NodeId) {
+        let disk = self.disks[&id].clone();
+        let mut r = Replica::recover(self.config(id), Counter::default(), disk).unwrap();
+        let fx = r.start();
+        self.replicas.insert(id, r);
+        self.absorb(id, fx);
+    }
+
+    pub fn crash(&mut self, id: NodeId) {
+        self.replicas.remove(&id);
+    }
+
+    pub fn absorb(&mut self, id: NodeId, fx: Fx) {
+        let disk = self.disks.get_mut(&id).unwrap();
+        for p in &fx.persist {
+            disk.apply(p);
+        }
+        // Records are durable at once here: every message may leave.
+        for o in fx.send.into_iter().chain(fx.send_after_sync) {
+            self.queue.push_back((id, o.to, o.msg));
+        }
+        for out in fx.output {
+            if matches!(
+                out,
+                Output::Reply { .. }
+                    | Output::NotLeader { .. }
+                    | Output::ReadReady { .. }
+                    | Output::ReadFailed { .. }
+                    | Output::Reconfigured { .. }
+                    | Output::ChangeFailed { .. }
+            ) {
+                self.replies.push((id, out));
+            }
+        }
+    }
+
+    pub fn r(&mut self, id: NodeId) -> &mut Replica<Counter> {
+        self.replicas.get_mut(&id).expect("replica is up")
+    }
+
+    pub fn timer(&mut self, id: NodeId, t: Timer) {
+        let fx = self.r(id).on_timer(t);
+        self.absorb(id, fx);
+    }
+
+    pub fn elect(&mut self, id: NodeId) {
+        // The first firing may find that a leader was heard from; the second stands.
+        for _ in 0..2 {
+            if self.r(id).ballot().is_none() {
+                self.timer(id, Timer::Election);
+            }
+        }
+        self.settle();
+        assert_eq!(self.r(id).role_kind(), RoleKind::Leader);
+    }
+
+    pub fn request(&mut self, at: NodeId, client: u64, seq: u64, add: u64) {
+        let fx = self.r(at).on_client_request(Command {
+            client,
+            seq,
+            op: add,
+        });
+        self.absorb(at, fx);
+    }
+
+    pub fn read(&mut self, at: NodeId, ids: &[u64]) {
+        let fx = self.r(at).on_reads(ids.iter().copied());
+        self.absorb(at, fx);
+    }
+
+    /// Delivers messages until none are left, dropping those `drop` selects.
+    pub fn settle_with(&mut self, mut drop: impl FnMut(NodeId, NodeId, &Message<u64>) -> bool) {
+        let mut steps = 0;
+        while let Some((from, to, msg)) = self.queue.pop_front() {
+            steps += 1;
+            assert!(steps < 100_000, "message storm");
+            if self.down.contains(&to) || self.down.contains(&from) || drop(from, to, &msg) {
+                continue;
+            }
+            let Some(r) = self.replicas.get_mut(&to) else {
+                continue;
+            };
+            let fx = r.on_message(from, msg);
+            self.absorb(to, fx);
+        }
+    }
+
+    pub fn settle(&mut self) {
+        self.settle_with(|_, _, _| false);
+    }
+
+    pub fn totals(&self) -> Vec<u64> {
+        self.replicas
+            .values()
+            .map(|r| r.state_machine().0)
+            .collect()
+    }
+}

@@ -1,0 +1,204 @@
+//! Membership changes through the log, driven by hand: when a change takes effect, whose votes
+//! count on either side of it, and when a leader must prepare again.
+
+use synod_core::multi::{ChangeOutcome, MemberOp, Message, Output, Role, Timer};
+use synod_core::{NodeId, PlantedBug};
+
+mod common;
+use common::net::Net;
+
+const ALPHA: u64 = 4;
+
+fn set(id: NodeId, role: Role) -> MemberOp {
+    MemberOp::SetRole { id, role }
+}
+
+/// Five voters, a window of two, alpha four; node 1 leads. `late` promises (from nodes 4 and
+/// 5) reach it after it won, or never.
+fn five(late: bool) -> Net {
+    five_with(late, None)
+}
+
+fn five_with(late: bool, bug: Option<PlantedBug>) -> Net {
+    let mut net = Net::with_bug(5, 2, ALPHA, bug);
+    net.timer(1, Timer::Election);
+    if late {
+        net.settle();
+    } else {
+        net.settle_with(|from, to, m| {
+            matches!(m, Message::Prepare { .. }) && to > 3 || from > 3 && to == 1
+        });
+    }
+    net.settle();
+    assert_eq!(net.r(1).ballot(), net.r(1).promised().into());
+    net
+}
+
+fn change(net: &mut Net, at: NodeId, seq: u64, ops: Vec<MemberOp>) {
+    let fx = net.r(at).propose_change(seq, ops);
+    net.absorb(at, fx);
+}
+
+fn outcomes(net: &Net) -> Vec<(NodeId, u64, ChangeOutcome)> {
+    net.replies
+        .iter()
+        .filter_map(|(n, o)| match o {
+            Output::Reconfigured { id, outcome, .. } => Some((*n, id.seq, outcome.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_change_takes_effect_alpha_slots_on_and_then_its_voters_decide() {
+    let mut net = five(true);
+    change(
+        &mut net,
+        1,
+        7,
+        vec![set(4, Role::Learner), set(5, Role::Learner)],
+    );
+    net.settle();
+    let mine: Vec<_> = outcomes(&net).into_iter().filter(|o| o.0 == 1).collect();
+    let [(
+        _,
+        7,
+        ChangeOutcome::Applied {
+            epoch: 1,
+            effective,
+            ..
+        },
+    )] = mine[..]
+    else {
+        panic!("{mine:?}");
+    };
+    // The leader filled the slots up to the boundary with no-ops: an idle cluster gets there.
+    assert!(
+        net.r(1).commit_index() >= effective,
+        "commit below {effective}"
+    );
+    // Under the new configuration, 1 and 2 are a quorum of {1, 2, 3}; under the old one they
+    // were two of five.
+    net.down.extend([3, 4, 5]);
+    net.request(1, 9, 1, 5);
+    net.settle();
+    assert!(
+        net.replies
+            .iter()
+            .any(|(n, o)| *n == 1 && matches!(o, Output::Reply { result: 5, .. })),
+        "{:?}",
+        net.replies
+    );
+}
+
+#[test]
+fn a_leader_prepares_again_when_the_new_voters_did_not_promise() {
+    for bug in [None, Some(PlantedBug::Phase1IgnoresNewConfig)] {
+        let mut net = five_with(false, bug);
+        let before = net.r(1).ballot().expect("leads");
+        // Replace 2 and 3 by learners: {1, 4, 5} vote, and only 1 of them promised.
+        change(
+            &mut net,
+            1,
+            1,
+            vec![set(2, Role::Learner), set(3, Role::Learner)],
+        );
+        net.settle();
+        let after = net.r(1).ballot().expect("leads again");
+        if bug.is_none() {
+            assert!(after > before, "{after} must be above {before}");
+        } else {
+            assert_eq!(after, before, "the planted bug proposes without preparing");
+        }
+        // Either way the cluster goes on deciding with the new voters.
+        net.request(1, 9, 1, 5);
+        net.settle();
+        assert!(net
+            .replies
+            .iter()
+            .any(|(n, o)| *n == 1 && matches!(o, Output::Reply { .. })));
+    }
+}
+
+#[test]
+fn promises_that_arrive_after_the_win_serve_a_later_configuration() {
+    let mut net = five(true);
+    let before = net.r(1).ballot().expect("leads");
+    change(
+        &mut net,
+        1,
+        1,
+        vec![set(2, Role::Learner), set(3, Role::Learner)],
+    );
+    net.settle();
+    assert_eq!(
+        net.r(1).ballot(),
+        Some(before),
+        "4 and 5 promised late: no second phase 1"
+    );
+}
+
+#[test]
+fn changes_are_proposed_one_at_a_time_and_each_expects_the_epoch_before_it() {
+    let mut net = five(true);
+    change(&mut net, 1, 1, vec![set(5, Role::Learner)]);
+    change(&mut net, 1, 2, vec![set(5, Role::Voter)]);
+    net.settle();
+    let mine: Vec<_> = outcomes(&net)
+        .into_iter()
+        .filter(|o| o.0 == 1)
+        .map(|(_, seq, o)| (seq, matches!(o, ChangeOutcome::Applied { .. })))
+        .collect();
+    assert_eq!(mine, vec![(1, true), (2, true)]);
+    assert_eq!(net.r(1).membership().latest().epoch(), 2);
+    assert_eq!(
+        net.r(3).membership().latest().epoch(),
+        2,
+        "followers apply too"
+    );
+}
+
+#[test]
+fn a_follower_refuses_a_change_and_names_the_leader() {
+    let mut net = five(true);
+    net.timer(1, Timer::Heartbeat);
+    net.settle();
+    change(&mut net, 2, 1, vec![set(5, Role::Learner)]);
+    assert!(
+        net.replies.iter().any(|(n, o)| *n == 2
+            && matches!(
+                o,
+                Output::ChangeFailed {
+                    leader: Some(1),
+                    ..
+                }
+            )),
+        "{:?}",
+        net.replies
+    );
+}
+
+#[test]
+fn a_read_waits_out_a_boundary_and_is_then_served() {
+    let mut net = five(true);
+    change(&mut net, 1, 1, vec![set(5, Role::Learner)]);
+    net.read(1, &[77]);
+    net.settle();
+    assert!(net
+        .replies
+        .iter()
+        .any(|(n, o)| *n == 1 && matches!(o, Output::ReadReady { id: 77 })));
+}
+
+#[test]
+fn a_learner_does_not_stand() {
+    let mut net = five(true);
+    change(&mut net, 1, 1, vec![set(5, Role::Learner)]);
+    net.settle();
+    net.timer(1, Timer::Heartbeat);
+    net.settle();
+    for _ in 0..3 {
+        net.timer(5, Timer::Election);
+    }
+    assert_eq!(net.r(5).ballot(), None, "learner 5 stood");
+}
