@@ -220,3 +220,21 @@ fn a_snapshot_carries_the_membership_and_one_it_could_not_hold_is_refused() {
     assert_eq!(l.applied(), 0);
     assert_eq!(l.membership(), learner().membership());
 }
+
+#[test]
+fn compaction_forgets_the_configurations_of_compacted_slots_only() {
+    let mut log = chosen_log(&[&[(1, 1, 5)], &[], &[], &[], &[], &[], &[]]);
+    log.insert(1, add_voter(0, 1));
+    let mut l = learner();
+    l.catch_up(&log, &mut Fx::new());
+    // Epoch 0 governs slots 0..5, epoch 1 from 1 + ALPHA = 5 on.
+    l.compacted_below(4);
+    assert_eq!(
+        l.membership().epochs().count(),
+        2,
+        "slot 4 still needs epoch 0"
+    );
+    l.compacted_below(5);
+    let kept: Vec<u64> = l.membership().epochs().map(|(_, c)| c.epoch()).collect();
+    assert_eq!(kept, vec![1]);
+}

@@ -34,6 +34,15 @@ fn five_with(late: bool, bug: Option<PlantedBug>) -> Net {
     net
 }
 
+/// A leader's `next <= bound <= applied + alpha`, as the simulator checks after every step.
+fn assert_bounds(net: &mut Net, id: NodeId) {
+    let r = net.r(id);
+    let (next, bound) = r.proposal_range().expect("leads");
+    let known = r.applied_index() + ALPHA;
+    assert!(next <= bound && bound <= known, "{next} {bound} {known}");
+    assert_eq!(bound, known, "a settled leader has prepared all it can");
+}
+
 fn change(net: &mut Net, at: NodeId, seq: u64, ops: Vec<MemberOp>) {
     let fx = net.r(at).propose_change(seq, ops);
     net.absorb(at, fx);
@@ -52,6 +61,12 @@ fn outcomes(net: &Net) -> Vec<(NodeId, u64, ChangeOutcome)> {
 #[test]
 fn a_change_takes_effect_alpha_slots_on_and_then_its_voters_decide() {
     let mut net = five(true);
+    assert_bounds(&mut net, 1);
+    assert_eq!(
+        net.r(2).proposal_range(),
+        None,
+        "a follower proposes nothing"
+    );
     change(
         &mut net,
         1,
@@ -59,6 +74,7 @@ fn a_change_takes_effect_alpha_slots_on_and_then_its_voters_decide() {
         vec![set(4, Role::Learner), set(5, Role::Learner)],
     );
     net.settle();
+    assert_bounds(&mut net, 1);
     let mine: Vec<_> = outcomes(&net).into_iter().filter(|o| o.0 == 1).collect();
     let [(
         _,
@@ -201,4 +217,74 @@ fn a_learner_does_not_stand() {
         net.timer(5, Timer::Election);
     }
     assert_eq!(net.r(5).ballot(), None, "learner 5 stood");
+}
+
+#[test]
+fn a_leader_handing_over_refuses_a_change() {
+    let mut net = five(true);
+    let fx = net.r(1).transfer_leadership(2).expect("leads");
+    net.absorb(1, fx);
+    change(&mut net, 1, 1, vec![set(5, Role::Learner)]);
+    assert!(
+        net.replies
+            .iter()
+            .any(|(n, o)| *n == 1 && matches!(o, Output::ChangeFailed { .. })),
+        "{:?}",
+        net.replies
+    );
+}
+
+#[test]
+fn a_candidate_counts_promises_of_its_own_ballot_only() {
+    let mut net = Net::with_alpha(3, 2, ALPHA);
+    let stand = |net: &mut Net| {
+        while net.r(1).ballot().is_none() {
+            net.timer(1, Timer::Election);
+        }
+        net.r(1).ballot().expect("stands")
+    };
+    let first = stand(&mut net);
+    net.queue.clear();
+    net.timer(1, Timer::Election); // no win yet: stands again, higher
+    let second = net.r(1).ballot().expect("stands");
+    assert!(second > first);
+    net.queue.clear();
+    let promise = |ballot| Message::Promise {
+        ballot,
+        entries: vec![],
+        log_start: 0,
+    };
+    let fx = net.r(1).on_message(1, promise(second));
+    net.absorb(1, fx);
+    let fx = net.r(1).on_message(2, promise(first));
+    net.absorb(1, fx);
+    assert_eq!(
+        net.r(1).role_kind(),
+        synod_core::multi::RoleKind::Candidate,
+        "a promise of the earlier ballot does not count"
+    );
+    let fx = net.r(1).on_message(2, promise(second));
+    net.absorb(1, fx);
+    assert_eq!(net.r(1).role_kind(), synod_core::multi::RoleKind::Leader);
+}
+
+#[test]
+fn a_read_is_not_served_while_a_boundary_is_in_reach() {
+    let mut net = five(true);
+    change(&mut net, 1, 1, vec![set(5, Role::Learner)]);
+    // The change (slot 0) is chosen; the no-ops that bring the log to its boundary are not.
+    let hold = |_: NodeId, _: NodeId, m: &Message<u64>| matches!(m, Message::Accepted { slot, .. } if *slot >= 1);
+    net.settle_with(hold);
+    assert_eq!(net.r(1).applied_index(), 1, "the change is applied");
+    net.read(1, &[77]);
+    net.settle_with(hold);
+    let served = |net: &Net| {
+        net.replies
+            .iter()
+            .any(|(n, o)| *n == 1 && matches!(o, Output::ReadReady { id: 77 }))
+    };
+    assert!(!served(&net), "served with two configurations in reach");
+    net.timer(1, Timer::Heartbeat);
+    net.settle();
+    assert!(served(&net), "{:?}", net.replies);
 }

@@ -158,6 +158,8 @@ mod tests {
         let mut c = Config::new(1, vec![1]);
         c.window = 65;
         assert!(c.validate().unwrap_err().to_string().contains("alpha"));
+        c.alpha = 65;
+        assert!(c.validate().is_ok(), "a window as large as alpha is fine");
 
         let mut c = Config::new(1, vec![1, 1]);
         c.alpha = 70;

@@ -69,12 +69,6 @@ impl<C: Clone + Eq + std::fmt::Debug> Promises<C> {
         quorum.is_phase1_quorum(&voters)
     }
 
-    /// The highest slot from `from` on that some promise reports a vote in.
-    pub fn last_reported(&self) -> Option<Slot> {
-        let slots = self.reports.values().flatten().map(|e| e.slot);
-        slots.filter(|&s| s >= self.from).max()
-    }
-
     /// What the promises oblige a leader to do in the slots of `range`: per slot, the
     /// highest-ballot vote reported (a value reported chosen wins), and a no-op in a hole below
     /// the last slot any promise mentions. `ignore_votes` is the planted `IgnorePromiseValues`

@@ -616,6 +616,9 @@ mod tests {
             1,
             "an empty range still has a configuration"
         );
+        assert_eq!(m.next_start_after(0), Some(14));
+        assert_eq!(m.next_start_after(13), Some(14));
+        assert_eq!(m.next_start_after(14), None);
     }
 
     #[test]
@@ -733,13 +736,52 @@ mod tests {
         m.apply(1, &change(0, vec![add(Role::Voter)]));
         let bytes = postcard::to_stdvec(&m).unwrap();
         assert_eq!(postcard::from_bytes::<Membership>(&bytes).unwrap(), m);
-        let mut d = MembershipData::from(m);
+        let good = MembershipData::from(m);
+        let malformed = |d: MembershipData| {
+            matches!(Membership::try_from(d), Err(MembershipError::Malformed(_)))
+        };
+        let mut d = good.clone();
         d.epochs.swap(0, 1);
-        assert!(matches!(
-            Membership::try_from(d.clone()),
-            Err(MembershipError::Malformed(_))
-        ));
+        assert!(malformed(d), "epochs out of order");
+        let mut d = good.clone();
+        d.epochs[1].0 = d.epochs[0].0;
+        assert!(malformed(d), "two epochs starting in one slot");
+        let mut d = good.clone();
+        let second = (*d.epochs[1].1).clone();
+        d.epochs[1].1 = Arc::new(Configuration { epoch: 0, ..second });
+        assert!(malformed(d), "an epoch number repeated");
+        let mut d = good.clone();
+        d.removed.insert(99);
+        assert!(malformed(d), "a removed id above the highest id used");
+        let mut d = good.clone();
+        d.max_id = 3;
+        assert!(malformed(d), "a member id above the highest id used");
+        let mut d = good.clone();
+        d.alpha = 0;
+        assert_eq!(Membership::try_from(d), Err(MembershipError::ZeroAlpha));
+        let mut d = good;
         d.epochs.truncate(0);
-        assert!(Membership::try_from(d).is_err());
+        assert!(malformed(d));
+    }
+
+    #[test]
+    fn a_configuration_lists_roles_and_keeps_its_quorum_rule() {
+        let spec = QuorumSpec::Flexible { q1: 3, q2: 2 };
+        let mut m = Membership::of_voters(&[1, 2, 3, 4], spec, 2).unwrap();
+        m.apply(0, &change(0, vec![add(Role::Learner)]));
+        let c = m.latest();
+        assert_eq!(c.quorum_spec(), spec, "a change keeps the quorum rule");
+        let roles: Vec<(NodeId, Role)> = c.iter().map(|(id, r, _)| (id, r)).collect();
+        assert_eq!(
+            roles,
+            vec![
+                (1, Role::Voter),
+                (2, Role::Voter),
+                (3, Role::Voter),
+                (4, Role::Voter),
+                (5, Role::Learner)
+            ]
+        );
+        assert!(c.contains(5) && !c.is_voter(5) && c.is_voter(4));
     }
 }
