@@ -288,3 +288,52 @@ fn a_read_is_not_served_while_a_boundary_is_in_reach() {
     net.settle();
     assert!(served(&net), "{:?}", net.replies);
 }
+
+#[test]
+fn a_read_index_covers_every_slot_the_promises_reported() {
+    use std::collections::BTreeMap;
+    use synod_core::multi::{Command, DurableState, Entry, Value};
+    use synod_core::Ballot;
+    // Alpha 8 lets a new leader at commit 0 prepare slots 0..8 only. Node 3 voted for slots
+    // 1..=12 under the old leader, whose write in slot 12 may have been acknowledged: a read at
+    // the new leader must wait for all of them, not for its prepared slots only.
+    let mut net = Net::with_alpha(3, 8, 8);
+    let old = Ballot::new(1, 1);
+    let vote = |slot: u64| Entry {
+        ballot: old,
+        value: Value::batch(vec![Command {
+            client: 7,
+            seq: slot + 1,
+            op: 1,
+        }]),
+        chosen: false,
+    };
+    let disk = |slots: std::ops::RangeInclusive<u64>| DurableState {
+        promised: old,
+        log: slots.map(|s| (s, vote(s))).collect::<BTreeMap<_, _>>(),
+        commit: 0,
+        snapshot: None,
+    };
+    net.disks.insert(2, disk(0..=0));
+    net.disks.insert(3, disk(1..=12));
+    net.crash(1);
+    net.down.insert(1);
+    net.boot(2);
+    net.boot(3);
+    net.queue.clear();
+    let mut indexes = Vec::new();
+    let mut hold = |_: NodeId, _: NodeId, m: &Message<u64>| {
+        if let Message::ReadIndexReply { index, .. } = m {
+            indexes.push(*index);
+        }
+        matches!(m, Message::Accepted { .. })
+    };
+    while net.r(2).ballot().is_none() {
+        net.timer(2, Timer::Election);
+    }
+    net.settle_with(&mut hold);
+    assert!(net.r(2).proposal_range().is_some(), "2 leads");
+    net.read(3, &[5]);
+    net.settle_with(&mut hold);
+    assert_eq!(indexes, vec![Some(13)]);
+}

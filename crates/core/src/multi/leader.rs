@@ -58,6 +58,12 @@ impl<C: Clone + Eq + std::fmt::Debug> Promises<C> {
         self.from
     }
 
+    /// The highest slot from `from` on that some promise reports a vote in.
+    pub fn last_reported(&self) -> Option<Slot> {
+        let slots = self.reports.values().flatten().map(|e| e.slot);
+        slots.filter(|&s| s >= self.from).max()
+    }
+
     /// True if `node` promised.
     pub fn has(&self, node: NodeId) -> bool {
         self.reports.contains_key(&node)
@@ -225,6 +231,9 @@ pub struct Active<C> {
     pub change_at: Option<Slot>,
     /// Reads that arrived while a configuration boundary was in reach, with their origin.
     pub parked_reads: Vec<(super::reads::ReadId, Option<NodeId>)>,
+    /// The latest configuration's epoch when the reads waiting were registered: a read must
+    /// not be served across a change applied meanwhile, however quickly its boundary passed.
+    pub read_epoch: u64,
 }
 
 fn key<C>(c: &Command<C>) -> (ClientId, u64) {
@@ -254,6 +263,7 @@ impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
             changes: VecDeque::new(),
             change_at: None,
             parked_reads: Vec::new(),
+            read_epoch: 0,
         }
     }
 

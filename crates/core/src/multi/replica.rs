@@ -383,7 +383,13 @@ impl<S: StateMachine> Replica<S> {
         let Role::Leader(active) = &mut self.role else {
             return;
         };
-        active.reads.request(id, active.next_slot, origin);
+        // Past every slot a promise reported: the obligations there may still be ahead of
+        // `next_slot` (they are proposed as `bound` moves up), and one may hold a write that
+        // was acknowledged before this read arrived.
+        let reported = active.promises.last_reported().map_or(0, |s| s + 1);
+        active
+            .reads
+            .request(id, active.next_slot.max(reported), origin);
         if self.cfg.bug == Some(PlantedBug::UnconfirmedReads) {
             active.reads.confirm_all();
         }
@@ -555,7 +561,8 @@ impl<S: StateMachine> Replica<S> {
                     // A learner (or a member on its way out) does not stand.
                     Role::Follower if quiet && self.may_stand() => self.stand_for_election(&mut fx),
                     // A candidate that has not won by now starts over with a higher ballot.
-                    Role::Candidate(_) => self.stand_for_election(&mut fx),
+                    Role::Candidate(_) if self.may_stand() => self.stand_for_election(&mut fx),
+                    Role::Candidate(_) => self.step_down(&mut fx),
                     Role::Follower => {}
                 }
                 self.arm_election(&mut fx);
@@ -739,9 +746,12 @@ impl<S: StateMachine> Replica<S> {
             Role::Candidate(scout) if scout.ballot == ballot => scout,
             Role::Leader(active) if active.ballot == ballot => {
                 // Late, but it binds its acceptor for the whole suffix all the same: it may
-                // complete the phase-1 quorum of a configuration that takes effect later.
+                // complete the phase-1 quorum of a configuration that takes effect later. Votes
+                // in our own ballot (accepts that overtook the prepare) are our own proposals,
+                // all below `bound`, where reports are no longer read.
                 if log_start <= active.promises.from() {
-                    active.promises.record(from, entries);
+                    let entries = entries.into_iter().filter(|e| e.ballot != ballot);
+                    active.promises.record(from, entries.collect());
                 }
                 return;
             }

@@ -122,6 +122,10 @@ impl<S: StateMachine> Replica<S> {
         active.next_slot += 1;
         active.change_at = Some(slot);
         self.propose(slot, Value::Reconfig(Arc::new(change)), fx);
+        if !matches!(self.role, Role::Leader(_)) {
+            // Our own acceptor refused it, and leadership ended: the change was never sent.
+            fx.output(Output::ChangeFailed { id, leader: None });
+        }
     }
 
     /// Once a change is applied and nothing else fills the log, proposes no-ops up to the
@@ -166,13 +170,17 @@ impl<S: StateMachine> Replica<S> {
         // The apply point may have moved on without a proposal (a catch-up, a learned value).
         self.advance_bound(fx);
         let quiet = self.quiet();
+        let epoch = self.learner.membership().latest().epoch();
         let Role::Leader(active) = &mut self.role else {
             return;
         };
-        if !quiet {
+        if !quiet || active.read_epoch != epoch {
             let waiting = active.reads.drain();
             active.parked_reads.extend(waiting);
-            return;
+            active.read_epoch = epoch;
+            if !quiet {
+                return;
+            }
         }
         if active.parked_reads.is_empty() {
             return;
