@@ -166,6 +166,13 @@ fn changes_are_proposed_one_at_a_time_and_each_expects_the_epoch_before_it() {
         .map(|(_, seq, o)| (seq, matches!(o, ChangeOutcome::Applied { .. })))
         .collect();
     assert_eq!(mine, vec![(1, true), (2, true)]);
+    assert!(
+        !net.replies
+            .iter()
+            .any(|(_, o)| matches!(o, Output::ChangeFailed { .. })),
+        "{:?}",
+        net.replies
+    );
     assert_eq!(net.r(1).membership().latest().epoch(), 2);
     assert_eq!(
         net.r(3).membership().latest().epoch(),
