@@ -344,3 +344,42 @@ fn a_read_index_covers_every_slot_the_promises_reported() {
     net.settle_with(&mut hold);
     assert_eq!(indexes, vec![Some(13)]);
 }
+
+#[test]
+fn a_late_promise_reporting_a_vote_below_the_bound_does_not_hold_reads_back() {
+    use synod_core::multi::{Command, PromiseEntry, Value};
+    use synod_core::Ballot;
+    // Found by the simulator (7 nodes, seed 525): an idle leader whose late promise reported an
+    // old vote in a slot it had long prepared put its reads' index past anything it would ever
+    // propose, and they waited forever.
+    let mut net = five(true);
+    let ballot = net.r(1).ballot().expect("leads");
+    let stale = PromiseEntry {
+        slot: 0,
+        ballot: Ballot::new(0, 4),
+        value: Value::batch(vec![Command {
+            client: 3,
+            seq: 1,
+            op: 9,
+        }]),
+        chosen: false,
+    };
+    let fx = net.r(1).on_message(
+        4,
+        Message::Promise {
+            ballot,
+            entries: vec![stale],
+            log_start: 0,
+        },
+    );
+    net.absorb(1, fx);
+    net.read(1, &[42]);
+    net.settle();
+    assert!(
+        net.replies
+            .iter()
+            .any(|(n, o)| *n == 1 && matches!(o, Output::ReadReady { id: 42 })),
+        "{:?}",
+        net.replies
+    );
+}

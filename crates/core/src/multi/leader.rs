@@ -58,10 +58,11 @@ impl<C: Clone + Eq + std::fmt::Debug> Promises<C> {
         self.from
     }
 
-    /// The highest slot from `from` on that some promise reports a vote in.
-    pub fn last_reported(&self) -> Option<Slot> {
+    /// The highest slot at or above `at` (and `from`) that some promise reports a vote in.
+    pub fn last_reported_from(&self, at: Slot) -> Option<Slot> {
+        let first = at.max(self.from);
         let slots = self.reports.values().flatten().map(|e| e.slot);
-        slots.filter(|&s| s >= self.from).max()
+        slots.filter(|&s| s >= first).max()
     }
 
     /// True if `node` promised.

@@ -383,10 +383,14 @@ impl<S: StateMachine> Replica<S> {
         let Role::Leader(active) = &mut self.role else {
             return;
         };
-        // Past every slot a promise reported: the obligations there may still be ahead of
-        // `next_slot` (they are proposed as `bound` moves up), and one may hold a write that
-        // was acknowledged before this read arrived.
-        let reported = active.promises.last_reported().map_or(0, |s| s + 1);
+        // Past every slot a promise reported at or above `bound`: those obligations are
+        // proposed only as `bound` moves up, and one may hold a write acknowledged before this
+        // read arrived. (Below `bound` they are proposed already; a vote a late promise reports
+        // there was not chosen, or the promises that moved `bound` would have reported it.)
+        let reported = active
+            .promises
+            .last_reported_from(active.bound)
+            .map_or(0, |s| s + 1);
         active
             .reads
             .request(id, active.next_slot.max(reported), origin);
