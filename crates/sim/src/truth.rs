@@ -126,13 +126,20 @@ impl<C: Clone + Eq + Debug + Serialize> Truth<C> {
     /// Judges the votes of `(slot, ballot)` against the slot's configuration: true if they
     /// just chose a value.
     fn judge(&mut self, at: u64, slot: Slot, ballot: Ballot) -> Result<bool, Violation> {
-        let (value, voters) = &self.votes[&(slot, ballot)];
-        if !self.membership.at(slot).quorum().is_phase2_quorum(voters) {
+        // Disjoint borrows: the votes are read while the chosen log is written, without a copy.
+        let Truth {
+            membership,
+            votes,
+            chosen,
+            placed,
+            issued,
+            ..
+        } = self;
+        let (value, voters) = &votes[&(slot, ballot)];
+        if !membership.at(slot).quorum().is_phase2_quorum(voters) {
             return Ok(false);
         }
-        let (value, voters) = (value.clone(), voters.clone());
-        let value = &value;
-        match self.chosen.get(&slot) {
+        match chosen.get(&slot) {
             Some(c) if c != value => Err(Violation {
                 check: "agreement",
                 at,
@@ -145,7 +152,7 @@ impl<C: Clone + Eq + Debug + Serialize> Truth<C> {
             None => {
                 for cmd in value.commands() {
                     let k = key(&cmd.op);
-                    if !self.issued.contains(&k) {
+                    if !issued.contains(&k) {
                         return Err(Violation {
                             check: "validity",
                             at,
@@ -154,9 +161,9 @@ impl<C: Clone + Eq + Debug + Serialize> Truth<C> {
                             ),
                         });
                     }
-                    self.placed.entry(k).or_insert(slot);
+                    placed.entry(k).or_insert(slot);
                 }
-                self.chosen.insert(slot, value.clone());
+                chosen.insert(slot, value.clone());
                 Ok(true)
             }
         }

@@ -412,9 +412,26 @@ impl Membership {
         self.epochs.get(i).map(|(start, _)| *start)
     }
 
-    /// Every member (voters and learners) of the configurations governing `from..to`.
-    pub fn members_over(&self, from: Slot, to: Slot) -> BTreeSet<NodeId> {
-        self.over(from, to).flat_map(|c| c.members()).collect()
+    /// Every member (voters and learners) of the configurations governing `from..to`, each
+    /// once, in id order. Called per heartbeat and commit announcement: with one configuration
+    /// in the range (all but a few slots' worth of a change) it collects nothing.
+    pub fn members_over(&self, from: Slot, to: Slot) -> impl Iterator<Item = NodeId> + '_ {
+        let mut configs = self.over(from, to);
+        let first = configs
+            .next()
+            .expect("some configuration governs every slot");
+        let union: Option<BTreeSet<NodeId>> = configs.next().map(|second| {
+            let rest = std::iter::once(second).chain(configs);
+            first
+                .members()
+                .chain(rest.flat_map(|c| c.members()))
+                .collect()
+        });
+        let single = union.is_none().then(|| first.members());
+        single
+            .into_iter()
+            .flatten()
+            .chain(union.into_iter().flatten())
     }
 
     /// The voters of the configurations governing `from..to`.
@@ -619,6 +636,13 @@ mod tests {
         assert_eq!(m.next_start_after(0), Some(14));
         assert_eq!(m.next_start_after(13), Some(14));
         assert_eq!(m.next_start_after(14), None);
+        let members = |a, b| m.members_over(a, b).collect::<Vec<_>>();
+        assert_eq!(members(12, 14), [1, 2, 3], "one configuration: its members");
+        assert_eq!(
+            members(12, 15),
+            [1, 2, 3, 4],
+            "two: each member once, in order"
+        );
     }
 
     #[test]
