@@ -230,8 +230,8 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
             );
             if s.reconfigurations > 0 {
                 println!(
-                    "  operator: membership changes asked {}   applied {}",
-                    s.reconfigurations, s.epochs
+                    "  operator: membership changes asked {}   applied {}   members removed {}",
+                    s.reconfigurations, s.epochs, s.removed
                 );
             }
             if s.transfers + s.checkpoints > 0 {

@@ -67,11 +67,16 @@ pub enum PlantedBug {
     /// Multi-Paxos: a leader proposes in a new configuration's slots without a phase-1
     /// quorum of it.
     Phase1IgnoresNewConfig,
+    /// Multi-Paxos: a leader counts learners' votes toward a slot's quorum.
+    LearnerCounted,
+    /// Multi-Paxos: a member that a chosen change made a learner or removed still stands for
+    /// election until the change takes effect.
+    RemovedNodeStands,
 }
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 24] = [
+    pub const ALL: [PlantedBug; 26] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -96,6 +101,8 @@ impl PlantedBug {
         PlantedBug::AnyOverVotedSlots,
         PlantedBug::ConfigImmediate,
         PlantedBug::Phase1IgnoresNewConfig,
+        PlantedBug::LearnerCounted,
+        PlantedBug::RemovedNodeStands,
     ];
 
     /// The protocols (as `synod sim --protocol` names them) in which this bug is planted.
@@ -160,6 +167,10 @@ impl PlantedBug {
             PlantedBug::Phase1IgnoresNewConfig => {
                 "a leader proposes in a new configuration without a phase-1 quorum of it"
             }
+            PlantedBug::LearnerCounted => "a leader counts learners' votes toward a quorum",
+            PlantedBug::RemovedNodeStands => {
+                "a member voted out stands for election until the change takes effect"
+            }
         }
     }
 
@@ -190,6 +201,8 @@ impl PlantedBug {
             PlantedBug::AnyOverVotedSlots => "any-over-voted-slots",
             PlantedBug::ConfigImmediate => "config-immediate",
             PlantedBug::Phase1IgnoresNewConfig => "phase1-ignores-new-config",
+            PlantedBug::LearnerCounted => "learner-counted",
+            PlantedBug::RemovedNodeStands => "removed-node-stands",
         }
     }
 }

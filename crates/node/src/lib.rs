@@ -42,6 +42,9 @@ pub enum ProposeError {
     /// This node does not lead (for reads that only a leader serves).
     #[error("etcdserver: not leader")]
     NotLeader,
+    /// A membership change took this node out of the cluster: ask another member.
+    #[error("etcdserver: the member has been permanently removed from the cluster")]
+    Removed,
 }
 
 /// A read's store revision and result, or why it was not served.

@@ -309,6 +309,16 @@ impl NodeCore {
     }
 
     fn submit(&mut self, ticket: Option<Ticket>, cmd: KvCommand) {
+        if self.replica.retired() {
+            // Its result would come through a log this node no longer follows.
+            if let Some(ticket) = ticket {
+                self.actions.push(Action::Reply {
+                    ticket,
+                    result: Err(ProposeError::Removed),
+                });
+            }
+            return;
+        }
         match self.lanes.take(cmd, ticket, self.now) {
             Some(command) => {
                 self.counters.proposals += 1;
@@ -335,6 +345,13 @@ impl NodeCore {
     /// [`Action::ReadReply`] for `ticket` (`Err(NotLeader)`: no leader known; order it through
     /// the log instead).
     pub fn read_index(&mut self, ticket: Ticket, req: RangeRequest) {
+        if self.replica.retired() {
+            self.actions.push(Action::ReadReply {
+                ticket,
+                result: Err(ProposeError::Removed),
+            });
+            return;
+        }
         self.reads.add(req, ticket, self.now);
     }
 
@@ -586,6 +603,16 @@ impl NodeCore {
             // The replica keeps the membership itself; the node addresses peers from its own
             // list and answers no operator yet (docs/design/reconfiguration.md, step 4).
             Output::Reconfigured { .. } | Output::ChangeFailed { .. } => {}
+            Output::Retired => {
+                for ticket in self.lanes.drain() {
+                    let result = Err(ProposeError::Removed);
+                    self.actions.push(Action::Reply { ticket, result });
+                }
+                for ticket in self.reads.drain() {
+                    let result = Err(ProposeError::Removed);
+                    self.actions.push(Action::ReadReply { ticket, result });
+                }
+            }
         }
     }
 

@@ -5,10 +5,11 @@
 mod common;
 
 use common::{follower, put, Driver, TICK};
-use synod_core::multi::{Message, Value};
+use std::sync::Arc;
+use synod_core::multi::{ChangeId, ConfigChange, MemberOp, Message, Value};
 use synod_core::PlantedBug;
 use synod_kv::{KvCommand, KvResult};
-use synod_node::{Action, NodeConfig};
+use synod_node::{Action, NodeConfig, ProposeError};
 
 /// A one-member node restarted from a disk whose last boot was `boot_before`.
 fn single(boot_before: u64) -> Driver {
@@ -122,6 +123,52 @@ fn a_stopping_node_hands_back_every_waiting_client() {
     waiting.sort();
     assert_eq!(waiting, vec![3, 4]);
     assert!(d.n.stop().is_empty(), "each once");
+}
+
+#[test]
+fn a_node_voted_out_fails_its_waiting_clients_and_refuses_new_ones() {
+    // Node 2 of three, following node 1: a proposal and a read wait on the leader.
+    let mut d = Driver::of(follower(0, None));
+    d.n.propose(3, put("a"));
+    d.n.read_index(4, Default::default());
+    d.turn();
+    // It learns that the first slot took it out.
+    let change = ConfigChange {
+        id: ChangeId { origin: 1, seq: 1 },
+        expect_epoch: 0,
+        ops: vec![MemberOp::Remove(2)],
+    };
+    let entries = vec![(0, Value::Reconfig(Arc::new(change)))];
+    d.n.on_peer(1, Message::CatchUp { entries });
+    let removed = |a: &Action| match a {
+        Action::Reply { ticket, result } => {
+            (*result == Err(ProposeError::Removed)).then_some(*ticket)
+        }
+        Action::ReadReply { ticket, result } => {
+            matches!(result, Err(ProposeError::Removed)).then_some(*ticket)
+        }
+        _ => None,
+    };
+    let mut failed: Vec<u64> = d.turn().iter().filter_map(removed).collect();
+    failed.sort();
+    assert_eq!(
+        failed,
+        vec![3, 4],
+        "the waiting clients are told to go elsewhere"
+    );
+    assert!(d.n.replica().retired());
+    d.n.propose(5, put("b"));
+    d.n.read_index(6, Default::default());
+    let mut failed: Vec<u64> = d.turn().iter().filter_map(removed).collect();
+    failed.sort();
+    assert_eq!(failed, vec![5, 6], "and so are new ones, at once");
+    for _ in 0..500 {
+        d.n.tick();
+    }
+    assert!(
+        !d.turn().iter().any(|a| matches!(a, Action::Send { .. })),
+        "nothing resubmitted, no election"
+    );
 }
 
 #[test]

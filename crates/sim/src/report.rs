@@ -56,6 +56,8 @@ pub struct Stats {
     pub reconfigurations: u64,
     /// Membership changes applied (configurations after the first, as ground truth saw them).
     pub epochs: u64,
+    /// Members the applied changes took out for good.
+    pub removed: u64,
     /// Messages that reached a crashed node, were held, and reached its next life.
     pub redelivered: u64,
     /// Virtual time at the end.
@@ -80,6 +82,7 @@ impl Stats {
         self.checkpoints += o.checkpoints;
         self.reconfigurations += o.reconfigurations;
         self.epochs += o.epochs;
+        self.removed += o.removed;
         self.end_time += o.end_time;
     }
 }

@@ -104,7 +104,8 @@ fn faults_actually_happen() {
             && s.stats.handovers > 5
             && s.stats.checkpoints > 10
             && s.stats.reconfigurations > 5
-            && s.stats.epochs > 5,
+            && s.stats.epochs > 5
+            && s.stats.removed > 2,
         "{:?}",
         s.stats
     );

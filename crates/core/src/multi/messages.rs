@@ -344,6 +344,10 @@ pub enum Output<R> {
         /// What it did.
         outcome: ChangeOutcome,
     },
+    /// A change this replica applied took it out of the cluster: it will never vote, lead or
+    /// learn new slots again (ids are never reused). Its driver should fail the clients
+    /// waiting on it and refuse new ones, as an etcd member removed does.
+    Retired,
 }
 
 /// Timers of a replica.

@@ -16,6 +16,7 @@ use super::snapshot::{Compacted, PendingSnapshot};
 use super::state_machine::StateMachine;
 use crate::ballot::{Ballot, NodeId};
 use crate::bugs::PlantedBug;
+use crate::quorum::{Quorum, QuorumSystem};
 use crate::rng::SplitMix64;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -68,6 +69,9 @@ pub struct Replica<S: StateMachine> {
     /// this commit point, if we still promise its ballot then.
     /// Aged by the election timer: dropped at its second firing.
     stand_at: Option<(Ballot, Slot, bool)>,
+    /// The epoch of the latest configuration when this replica last looked
+    /// (`follow_membership`).
+    epoch_seen: u64,
 }
 
 impl<S: StateMachine> std::fmt::Debug for Replica<S> {
@@ -122,6 +126,7 @@ impl<S: StateMachine> Replica<S> {
             heard: false,
             remote_reads: BTreeMap::new(),
             stand_at: None,
+            epoch_seen: 0,
             cfg,
         };
         // Replay the committed prefix; the replay's own outputs (applied slots, a Commit record
@@ -134,6 +139,7 @@ impl<S: StateMachine> Replica<S> {
             );
         }
         replica.learner.catch_up(replica.acceptor.log(), &mut fx);
+        replica.epoch_seen = replica.learner.membership().latest().epoch();
         Ok(replica)
     }
 
@@ -233,6 +239,9 @@ impl<S: StateMachine> Replica<S> {
     /// governing the slots from `from` up to the last one whose configuration is known.
     fn prepare_targets(&self, from: Slot) -> BTreeSet<NodeId> {
         let m = self.learner.membership();
+        if self.cfg.bug == Some(PlantedBug::Phase1IgnoresNewConfig) {
+            return m.voters_over(from, from + 1);
+        }
         m.voters_over(from, self.learner.applied() + m.alpha())
     }
 
@@ -331,6 +340,7 @@ impl<S: StateMachine> Replica<S> {
         }
         self.propose_queued(&mut fx);
         self.serve_reads(&mut fx);
+        self.follow_membership(&mut fx);
         fx
     }
 
@@ -363,6 +373,7 @@ impl<S: StateMachine> Replica<S> {
         }
         self.start_read_round(&mut fx);
         self.serve_reads(&mut fx);
+        self.follow_membership(&mut fx);
         fx
     }
 
@@ -594,6 +605,7 @@ impl<S: StateMachine> Replica<S> {
             },
         }
         self.serve_reads(&mut fx);
+        self.follow_membership(&mut fx);
         fx
     }
 
@@ -660,6 +672,7 @@ impl<S: StateMachine> Replica<S> {
         }
         self.stand_if_caught_up(&mut fx);
         self.serve_reads(&mut fx);
+        self.follow_membership(&mut fx);
         fx
     }
 
@@ -713,6 +726,13 @@ impl<S: StateMachine> Replica<S> {
     }
 
     fn on_prepare(&mut self, from: NodeId, ballot: Ballot, slot: Slot, fx: &mut Fx<S>) {
+        if !self.learner.membership().latest().contains(from) {
+            // A member a change we applied took out, which has not learned it yet (it was down
+            // or cut off). It may never lead again (ids are never reused): no promise, which
+            // would only depose the leader. What was chosen tells it that it is out.
+            self.on_catch_up_request(from, slot, fx);
+            return;
+        }
         self.seen = self.seen.max(ballot);
         match self.acceptor.prepare(ballot, slot, fx) {
             Ok(entries) => {
@@ -776,7 +796,10 @@ impl<S: StateMachine> Replica<S> {
         // first slot prepared on: winning with fewer would have the new leader prepare again
         // at once.
         let m = self.learner.membership();
-        let limit = self.learner.applied() + m.alpha();
+        let limit = match self.cfg.bug {
+            Some(PlantedBug::Phase1IgnoresNewConfig) => scout.from + 1,
+            _ => self.learner.applied() + m.alpha(),
+        };
         let promises = scout.promises();
         if m.over(scout.from, limit)
             .all(|c| promises.is_quorum_of(c.quorum()))
@@ -961,7 +984,14 @@ impl<S: StateMachine> Replica<S> {
         if active.ballot != ballot {
             return;
         }
-        let quorum = self.learner.membership().at(slot).quorum();
+        let config = self.learner.membership().at(slot);
+        let with_learners = (self.cfg.bug == Some(PlantedBug::LearnerCounted))
+            .then(|| Quorum::from_spec(config.quorum_spec(), &config.members().collect::<Vec<_>>()))
+            .and_then(Result::ok);
+        let quorum: &dyn QuorumSystem = match &with_learners {
+            Some(q) => q,
+            None => config.quorum(),
+        };
         if let Some(v) = active.vote(from, slot, quorum) {
             let (commit, next_slot) = (self.learner.commit(), active.next_slot);
             self.learn(slot, &v, fx);

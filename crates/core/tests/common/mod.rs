@@ -2,6 +2,8 @@
 
 // Each test file uses what it needs of this.
 #[allow(dead_code)]
+pub mod members;
+#[allow(dead_code)]
 pub mod net;
 
 use synod_core::multi::StateMachine;

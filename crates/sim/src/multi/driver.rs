@@ -8,7 +8,7 @@ use crate::report::Violation;
 use crate::trace::TraceEvent;
 use rand::Rng;
 use std::collections::BTreeMap;
-use synod_core::multi::{Message, Persist};
+use synod_core::multi::{Message, Persist, RoleKind};
 use synod_core::NodeId;
 use synod_kv::KvCommand;
 use synod_node::{Action, NodeCore, ProposeError};
@@ -65,6 +65,26 @@ impl MultiSim {
                     ),
                 });
             }
+        }
+        // A member that knows it no longer votes never stands, and leads only while it hands
+        // leadership to a voter.
+        let voter = r.membership().latest().is_voter(id);
+        let standing = match r.role_kind() {
+            RoleKind::Candidate => true,
+            RoleKind::Leader => r.handing_over().is_none(),
+            RoleKind::Follower => false,
+        };
+        if standing && !voter {
+            return Err(Violation {
+                check: "retired-quiet",
+                at: self.world.now,
+                detail: format!(
+                    "node {id} is a {:?} though its latest configuration (epoch {}) does not \
+                     count it a voter",
+                    r.role_kind(),
+                    r.membership().latest().epoch()
+                ),
+            });
         }
         if r.applied_index() > r.commit_index() || r.log_start() > r.applied_index() {
             return Err(Violation {

@@ -262,6 +262,12 @@ impl MultiSim {
         Ok(sim)
     }
 
+    /// The members of the latest configuration ground truth has seen chosen: the nodes a
+    /// client may be served by (the others were taken out of the cluster).
+    fn members(&self) -> Vec<NodeId> {
+        self.truth.membership().latest().members().collect()
+    }
+
     /// This seed's fault mix.
     pub fn swarm(&self) -> &Swarm {
         &self.swarm
@@ -287,6 +293,7 @@ impl MultiSim {
         let mut stats = std::mem::take(&mut self.world.stats);
         stats.decisions = self.truth.decisions();
         stats.epochs = self.truth.membership().latest().epoch();
+        stats.removed = (self.ids.len() - self.members().len()) as u64;
         stats.end_time = self.world.now;
         let report = RunReport {
             seed: self.seed,
@@ -350,8 +357,10 @@ impl MultiSim {
             self.world.stats.steps += 1;
             self.step(ev)?;
         }
+        // A member taken out stops hearing of the log: only the members must agree.
+        let members = self.members();
         let mut states = BTreeMap::new();
-        for (&id, n) in &self.nodes {
+        for (&id, n) in self.nodes.iter().filter(|(id, _)| members.contains(id)) {
             let Some(core) = &n.core else {
                 return Err(self.diverged(format!("node {id} is down after the quiet period")));
             };
@@ -374,7 +383,9 @@ impl MultiSim {
     /// Every client write carries a value no other write carries, so a value the store kept
     /// twice is a command applied twice.
     fn exactly_once(&self) -> Result<(), Violation> {
-        let Some(core) = self.nodes.values().find_map(|n| n.core.as_ref()) else {
+        let members = self.members();
+        let mut cores = members.iter().filter_map(|id| self.nodes[id].core.as_ref());
+        let Some(core) = cores.next() else {
             return Ok(());
         };
         let mut seen = BTreeSet::new();

@@ -3,7 +3,9 @@
 //! cut off; forced checkpoints (etcd's `defrag`) on a node of its choice; and membership
 //! changes asked of the leader: demoting voters to learners and promoting learners back, one or
 //! two at a time, or both in one change (which replaces voters, the case where a new
-//! configuration's quorums miss the old one's promises).
+//! configuration's quorums miss the old one's promises), and taking members out, alone or
+//! with learners promoted in their place (where the members taken out no longer hear of the
+//! new configuration's slots at all).
 
 use super::{Event, MultiSim};
 use crate::trace::TraceEvent;
@@ -61,8 +63,10 @@ impl MultiSim {
         Ok(())
     }
 
-    /// Asks the leader, if there is one, to demote voters, promote learners, or both, keeping
-    /// a majority of the nodes voting.
+    /// Asks the leader, if there is one, to demote voters, promote learners, both at once,
+    /// replace voters (take them out and promote learners in their place), or take members
+    /// out, always keeping a majority of the members voting. At most (n - 1) / 2 of the n
+    /// nodes are ever taken out, so a run keeps a cluster worth the name.
     fn reconfigure(&mut self) -> Result<(), super::Violation> {
         let Some(leader) = self.leader() else {
             return Ok(());
@@ -75,28 +79,43 @@ impl MultiSim {
             .filter(|(_, r, _)| *r == Role::Learner)
             .map(|(id, _, _)| id)
             .collect();
-        let floor = self.ids.len() / 2 + 1;
+        let members = voters.len() + learners.len();
+        let budget = ((self.ids.len() - 1) / 2).saturating_sub(self.ids.len() - members);
+        let floor = |members: usize| members / 2 + 1;
         let rng = &mut self.world.rng;
         voters.shuffle(rng);
         learners.shuffle(rng);
         let k = rng.gen_range(1..=2usize);
-        let (demote, promote) = match rng.gen_range(0..3) {
-            0 => (k.min(voters.len().saturating_sub(floor)), 0),
-            1 => (0, k.min(learners.len())),
+        let set = |id, role| MemberOp::SetRole { id, role };
+        let demote = |ids: &[NodeId]| ids.iter().map(|&id| set(id, Role::Learner)).collect();
+        let promote = |ids: &[NodeId]| ids.iter().map(|&id| set(id, Role::Voter)).collect();
+        let remove = |ids: &[NodeId]| ids.iter().map(|&id| MemberOp::Remove(id)).collect();
+        let ops: Vec<MemberOp> = match rng.gen_range(0..5) {
+            0 => demote(&voters[..k.min(voters.len().saturating_sub(floor(members)))]),
+            1 => promote(&learners[..k.min(learners.len())]),
+            2 => {
+                let k = k.min(learners.len()).min(voters.len());
+                [demote(&voters[..k]), promote(&learners[..k])].concat()
+            }
+            // The new voters never promised anything in the old configuration, and the old
+            // ones no longer hear of the new one's slots.
+            3 => {
+                let k = k.min(learners.len()).min(voters.len()).min(budget);
+                [remove(&voters[..k]), promote(&learners[..k])].concat()
+            }
             _ => {
-                let k = k.min(learners.len());
-                (k, k)
+                let (mut out, mut left) = (Vec::new(), (voters.len(), members));
+                for &id in learners.iter().chain(&voters).take(budget.min(k)) {
+                    let voter = voters.contains(&id);
+                    let after = (left.0 - usize::from(voter), left.1 - 1);
+                    if after.0 >= floor(after.1) {
+                        out.push(id);
+                        left = after;
+                    }
+                }
+                remove(&out)
             }
         };
-        let set = |id, role| MemberOp::SetRole { id, role };
-        let ops: Vec<MemberOp> = (voters.iter().take(demote).map(|&id| set(id, Role::Learner)))
-            .chain(
-                learners
-                    .iter()
-                    .take(promote)
-                    .map(|&id| set(id, Role::Voter)),
-            )
-            .collect();
         if ops.is_empty() {
             return Ok(());
         }

@@ -26,7 +26,8 @@ impl MultiSim {
         let put = self.world.rng.gen_bool(0.5);
         let by_index = self.world.rng.gen_bool(self.swarm.index_reads);
         if self.world.rng.gen_bool(self.swarm.wander) {
-            self.clients[i].target = *self.ids.choose(&mut self.world.rng).expect("a node");
+            let members = self.members();
+            self.clients[i].target = *members.choose(&mut self.world.rng).expect("a member");
         }
         let c = &mut self.clients[i];
         let op = match (read, put) {
@@ -108,9 +109,9 @@ impl MultiSim {
     /// The attempt failed or went unanswered. A read is asked again of the next node; a write
     /// may or may not have taken effect: it is recorded as such, and the client moves on.
     fn failed(&mut self, i: usize) -> Result<(), Violation> {
-        let ids = self.ids.clone();
+        let members = self.members();
         let c = &mut self.clients[i];
-        c.next_target(&ids);
+        c.next_target(&members);
         let p = c.pending.as_ref().expect("pending");
         if !p.op.is_write() {
             let ticket = p.ticket;

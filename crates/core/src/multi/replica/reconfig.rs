@@ -19,6 +19,7 @@
 //! arrive (or wait) while a boundary is in reach are parked until it has passed.
 
 use super::{Fx, Replica, Role};
+use crate::ballot::NodeId;
 use crate::bugs::PlantedBug;
 use crate::multi::leader::Obligation;
 use crate::multi::membership::{ChangeId, ConfigChange, MemberOp};
@@ -41,6 +42,7 @@ impl<S: StateMachine> Replica<S> {
             Role::Leader(active) if active.handover.is_none() => {
                 active.changes.push_back((id, ops));
                 self.propose_queued(&mut fx);
+                self.follow_membership(&mut fx);
             }
             _ => fx.output(Output::ChangeFailed {
                 id,
@@ -53,7 +55,53 @@ impl<S: StateMachine> Replica<S> {
     /// Only a voter of the latest configuration stands for election: a learner, or a member
     /// a change is taking out, waits to be told who leads.
     pub(super) fn may_stand(&self) -> bool {
-        self.learner.membership().latest().is_voter(self.cfg.id)
+        let m = self.learner.membership();
+        if self.cfg.bug == Some(PlantedBug::RemovedNodeStands) {
+            return m.at(self.learner.applied()).is_voter(self.cfg.id);
+        }
+        m.latest().is_voter(self.cfg.id)
+    }
+
+    /// True once this replica has applied a change that took it out of the cluster.
+    pub fn retired(&self) -> bool {
+        !self.learner.membership().latest().contains(self.cfg.id)
+    }
+
+    /// Reacts to a new latest configuration, however it arrived (a change applied, a snapshot
+    /// installed): a candidate that no longer votes gives up, and a leader that no longer
+    /// votes hands its leadership to a voter, as etcd's leader does when it is removed. A
+    /// leader voted out keeps leading safely (a proposer need not vote), but once its peers
+    /// forget it they drop its messages, and its clients would wait on a leader nobody hears.
+    pub(super) fn follow_membership(&mut self, fx: &mut Fx<S>) {
+        let epoch = self.learner.membership().latest().epoch();
+        if std::mem::replace(&mut self.epoch_seen, epoch) == epoch || self.may_stand() {
+            return;
+        }
+        if self.retired() {
+            fx.output(Output::Retired);
+        }
+        match &self.role {
+            Role::Candidate(_) => self.step_down(fx),
+            Role::Leader(a) if a.handover.is_none() => match self.successor() {
+                Some(target) => self.begin_handover(target, fx),
+                None => self.step_down(fx),
+            },
+            _ => {}
+        }
+    }
+
+    /// The voter of the latest configuration a leader that no longer votes hands over to: one
+    /// that acknowledged the newest slot in flight (so it is up and near the head of the
+    /// log), if any did.
+    fn successor(&self) -> Option<NodeId> {
+        let Role::Leader(a) = &self.role else {
+            return None;
+        };
+        let newest = a.in_flight().values().next_back().map(|f| &f.acks);
+        let acked = |v: &NodeId| newest.is_some_and(|acks| acks.contains(v));
+        let voters = self.learner.membership().latest().voters();
+        let others = voters.iter().copied().filter(|&v| v != self.cfg.id);
+        others.max_by_key(acked)
     }
 
     /// Moves `bound` up to the last slot whose configuration is known, proposing the

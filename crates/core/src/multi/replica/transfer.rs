@@ -54,18 +54,27 @@ impl<S: StateMachine> Replica<S> {
             return Ok(fx);
         }
         match &mut active.handover {
-            Some(h) => h.target = target,
-            None => {
-                active.handover = Some(Handover {
-                    target,
-                    aged: false,
-                });
-                // The timeout counts from now, not from whenever the timer was last armed.
-                self.arm_election(&mut fx);
+            Some(h) => {
+                h.target = target;
+                self.hand_over(&mut fx);
             }
+            None => self.begin_handover(target, &mut fx),
         }
-        self.hand_over(&mut fx);
         Ok(fx)
+    }
+
+    /// Starts handing leadership to `target` (a voter, not this replica).
+    pub(super) fn begin_handover(&mut self, target: NodeId, fx: &mut Fx<S>) {
+        let Role::Leader(active) = &mut self.role else {
+            return;
+        };
+        active.handover = Some(Handover {
+            target,
+            aged: false,
+        });
+        // The timeout counts from now, not from whenever the timer was last armed.
+        self.arm_election(fx);
+        self.hand_over(fx);
     }
 
     /// The successor of a transfer in progress, if this replica leads and is handing over.
@@ -93,15 +102,21 @@ impl<S: StateMachine> Replica<S> {
     }
 
     /// On the leader's election timer: the first firing during a transfer marks it old, the
-    /// second abandons it and proposes what waited.
+    /// second abandons it and proposes what waited, or, for a leader that no longer votes,
+    /// steps down and leaves the voters to elect one of their own.
     pub(super) fn age_handover(&mut self, fx: &mut Fx<S>) {
+        let votes = self.may_stand();
         let Role::Leader(active) = &mut self.role else {
             return;
         };
         match &mut active.handover {
             Some(h) if h.aged => {
                 active.handover = None;
-                self.propose_queued(fx);
+                if votes {
+                    self.propose_queued(fx);
+                } else {
+                    self.step_down(fx);
+                }
             }
             Some(h) => h.aged = true,
             None => {}
@@ -176,6 +191,10 @@ impl<S: StateMachine> Replica<S> {
             return;
         }
         self.stand_at = None;
+        // What we learned meanwhile may have made us a learner or taken us out.
+        if !self.may_stand() {
+            return;
+        }
         self.stand_for_election(fx);
         // A full timeout to win before this candidacy starts over.
         self.arm_election(fx);
