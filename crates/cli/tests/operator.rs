@@ -354,3 +354,110 @@ fn over_quota_writes_are_refused_until_room_is_made_and_the_alarm_disarmed() {
     assert!(!until_ok(&["--endpoints", &ep, "alarm", "list"]).contains("NOSPACE"));
     until_ok(&["--endpoints", &c.endpoint(2), "put", "small", "1"]);
 }
+
+/// The ids `member list` shows at `ep`, with whether each is a learner.
+fn members(ep: &str) -> Vec<(u64, bool)> {
+    let out = until_ok(&["--endpoints", ep, "member", "list", "-w", "json"]);
+    let v = json(&out);
+    let mut m: Vec<(u64, bool)> = v["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| {
+            let id = m["ID"].as_u64().expect("an id");
+            (id, m["isLearner"].as_bool().unwrap_or(false))
+        })
+        .collect();
+    m.sort();
+    m
+}
+
+#[test]
+fn the_leader_removed_through_a_follower_hands_over_and_stops_serving() {
+    let c = Cluster::start(3);
+    let (leader, _) = agreed_leader(&c, None);
+    let asked = c.other_than(leader);
+    let third = (1..=3).find(|&i| i != leader && i != asked).expect("three");
+    assert_eq!(
+        members(&c.endpoint(asked)),
+        vec![(1, false), (2, false), (3, false)]
+    );
+    put_revision(&c.endpoint(leader), "before", "1");
+
+    // Asked at a follower, which passes it on; answered once applied there.
+    let out = until_ok(&[
+        "--endpoints",
+        &c.endpoint(asked),
+        "member",
+        "remove",
+        &format!("{leader:x}"),
+    ]);
+    assert!(
+        out.contains(&format!("Member {leader:16x} removed")),
+        "{out}"
+    );
+    assert_eq!(members(&c.endpoint(asked)), {
+        let mut left = vec![(asked, false), (third, false)];
+        left.sort();
+        left
+    });
+    // The two left elect one of their own and take writes.
+    let (now, _) = agreed_leader_among(&c, &[asked, third]);
+    assert_ne!(now, leader);
+    let eps = format!("{},{}", c.endpoint(asked), c.endpoint(third));
+    put_revision(&eps, "after", "2");
+    // The member taken out tells its clients to go elsewhere.
+    let (ok, out) = etcdctl(&["--endpoints", &c.endpoint(leader), "put", "k", "v"]);
+    assert!(!ok && out.contains("permanently removed"), "{out}");
+
+    // What etcd refuses, refused alike.
+    let ep = c.endpoint(asked);
+    let (ok, out) = etcdctl(&["--endpoints", &ep, "member", "promote", "63"]);
+    assert!(!ok && out.contains("member not found"), "{out}");
+    let (ok, out) = etcdctl(&[
+        "--endpoints",
+        &ep,
+        "member",
+        "promote",
+        &format!("{third:x}"),
+    ]);
+    assert!(
+        !ok && out.contains("can only promote a learner member"),
+        "{out}"
+    );
+    let (ok, out) = etcdctl(&[
+        "--endpoints",
+        &ep,
+        "member",
+        "remove",
+        &format!("{leader:x}"),
+    ]);
+    assert!(!ok && out.contains("member not found"), "{out}");
+    let (ok, out) = etcdctl(&[
+        "--endpoints",
+        &ep,
+        "member",
+        "add",
+        "n4",
+        "--peer-urls=http://127.0.0.1:1",
+    ]);
+    assert!(!ok && out.contains("not served yet"), "{out}");
+}
+
+/// The leader members `among` agree on, once they do.
+fn agreed_leader_among(c: &Cluster, among: &[u64]) -> (u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen: Vec<Option<(u64, u64)>> = among
+            .iter()
+            .map(|&i| leader_and_term(&c.endpoint(i)))
+            .collect();
+        if let Some(Some(first)) = seen.first() {
+            if among.contains(&first.0) && seen.iter().all(|s| s.as_ref() == Some(first)) {
+                return *first;
+            }
+        }
+        assert!(Instant::now() < deadline, "no agreed leader: {seen:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

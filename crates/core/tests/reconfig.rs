@@ -1,7 +1,7 @@
 //! Membership changes through the log, driven by hand: when a change takes effect, whose votes
 //! count on either side of it, and when a leader must prepare again.
 
-use synod_core::multi::{ChangeOutcome, Message, Output, Role, Timer};
+use synod_core::multi::{ChangeId, ChangeOutcome, Message, Output, Role, RoleKind, Timer};
 use synod_core::{NodeId, PlantedBug};
 
 mod common;
@@ -132,23 +132,45 @@ fn changes_are_proposed_one_at_a_time_and_each_expects_the_epoch_before_it() {
 }
 
 #[test]
-fn a_follower_refuses_a_change_and_names_the_leader() {
+fn a_follower_passes_a_change_on_and_hears_its_outcome_through_the_log() {
     let mut net = five(true);
     net.timer(1, Timer::Heartbeat);
     net.settle();
     change(&mut net, 2, 1, vec![set(5, Role::Learner)]);
+    net.settle();
     assert!(
-        net.replies.iter().any(|(n, o)| *n == 2
-            && matches!(
-                o,
-                Output::ChangeFailed {
-                    leader: Some(1),
-                    ..
-                }
-            )),
+        outcomes(&net)
+            .iter()
+            .any(|(n, seq, o)| *n == 2 && *seq == 1 && matches!(o, ChangeOutcome::Applied { .. })),
         "{:?}",
         net.replies
     );
+    assert!(!net.r(5).membership().latest().is_voter(5));
+    // A peer cannot pass on a change in another node's name.
+    let fx = net.r(1).on_message(
+        3,
+        Message::ForwardChange {
+            id: ChangeId { origin: 2, seq: 2 },
+            ops: vec![set(5, Role::Voter)],
+        },
+    );
+    net.absorb(1, fx);
+    net.settle();
+    assert!(!net.r(5).membership().latest().is_voter(5));
+}
+
+#[test]
+fn a_change_asked_where_no_leader_is_known_fails_at_once() {
+    let mut net = Net::with_alpha(3, 2, ALPHA);
+    change(&mut net, 2, 1, vec![set(3, Role::Learner)]);
+    assert!(
+        net.replies
+            .iter()
+            .any(|(n, o)| *n == 2 && matches!(o, Output::ChangeFailed { leader: None, .. })),
+        "{:?}",
+        net.replies
+    );
+    assert!(net.queue.is_empty(), "nothing sent");
 }
 
 #[test]
@@ -332,4 +354,36 @@ fn a_late_promise_reporting_a_vote_below_the_bound_does_not_hold_reads_back() {
         "{:?}",
         net.replies
     );
+}
+
+#[test]
+fn a_candidate_prepares_the_voters_of_every_configuration_it_knows() {
+    for bug in [None, Some(PlantedBug::Phase1IgnoresNewConfig)] {
+        let mut net = five_with(true, bug);
+        change(&mut net, 1, 1, vec![set(5, Role::Learner)]);
+        net.settle();
+        // 5 votes again from alpha slots after the promotion; node 2 learns the promotion is
+        // chosen but nothing after it, so its first unchosen slot is still governed by {1..4}.
+        let (slot, _) = net.r(1).proposal_range().expect("leads");
+        change(&mut net, 1, 2, vec![set(5, Role::Voter)]);
+        net.settle_with(|_, to, m| {
+            to == 2
+                && match m {
+                    Message::Accept { slot: s, .. } => *s > slot,
+                    Message::CatchUp { .. } => true,
+                    _ => false,
+                }
+        });
+        assert!(!net.r(2).membership().at(slot + 1).is_voter(5));
+        assert!(net.r(2).membership().latest().is_voter(5));
+        net.queue.clear();
+        while net.r(2).role_kind() != RoleKind::Candidate {
+            net.timer(2, Timer::Election);
+        }
+        let asked_5 = net
+            .queue
+            .iter()
+            .any(|(from, to, m)| *from == 2 && *to == 5 && matches!(m, Message::Prepare { .. }));
+        assert_eq!(asked_5, bug.is_none(), "bug {bug:?}");
+    }
 }

@@ -9,8 +9,8 @@ use crate::{ProposeError, ReadResult, Ticket};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use synod_core::multi::{
-    Compacted, Config, ConfigError, MemberOp, Message, MultiEffects, Output, PendingSnapshot,
-    Persist, Replica, RoleKind, Slot, Snapshot, Timer, TransferError, Value,
+    ChangeOutcome, Compacted, Config, ConfigError, MemberOp, Message, MultiEffects, Output,
+    PendingSnapshot, Persist, Replica, RoleKind, Slot, Snapshot, Timer, TransferError, Value,
 };
 use synod_core::quorum::QuorumSpec;
 use synod_core::{NodeId, PlantedBug};
@@ -141,6 +141,14 @@ pub enum Action {
         /// Its value.
         value: Value<KvCommand>,
     },
+    /// Answer a membership change ([`NodeCore::change_membership`]).
+    MemberReply {
+        /// Whom.
+        ticket: Ticket,
+        /// What the change did once applied (it may have been rejected: see its outcome), or
+        /// why it was not proposed or its outcome never came.
+        result: Result<ChangeOutcome, ProposeError>,
+    },
 }
 
 /// Counters a driver may export.
@@ -191,6 +199,9 @@ pub struct NodeCore {
     counters: NodeCounters,
     /// Membership changes asked at this node since it booted.
     changes_asked: u64,
+    /// Changes asked by a client and not yet answered, by sequence number: the client's
+    /// ticket and the tick it asked at.
+    changes: BTreeMap<u64, (Ticket, u64)>,
 }
 
 impl NodeCore {
@@ -239,6 +250,7 @@ impl NodeCore {
             log_bytes_at_checkpoint: log_bytes,
             counters: NodeCounters::default(),
             changes_asked: 0,
+            changes: BTreeMap::new(),
             cfg,
         })
     }
@@ -410,6 +422,17 @@ impl NodeCore {
             let fx = self.replica.on_client_requests(due.resubmit);
             self.pending.extend(fx);
         }
+        // A change passed on to a leader that lost it (or was deposed) is never answered.
+        let late = self.now.saturating_sub(self.give_up_ticks);
+        let expired: Vec<u64> = self
+            .changes
+            .iter()
+            .filter(|(_, (_, at))| *at < late)
+            .map(|(&seq, _)| seq)
+            .collect();
+        for seq in expired {
+            self.answer_change(seq, Err(ProposeError::Timeout));
+        }
     }
 
     /// Batch `batch` of [`Action::Write`] (and every earlier one) is durable. `log_bytes` is the
@@ -429,15 +452,26 @@ impl NodeCore {
         Ok(())
     }
 
-    /// An operator asks for a membership change, which this node proposes if it leads (see
-    /// [`Replica::propose_change`]). Nothing answers the operator yet: the outcome shows in
-    /// the replica's membership once applied.
-    pub fn change_membership(&mut self, ops: Vec<MemberOp>) {
+    /// An operator asks for a membership change, which this node proposes if it leads and
+    /// passes on to the leader otherwise (see [`Replica::propose_change`]). With a `ticket`,
+    /// [`Action::MemberReply`] answers once the change is applied, or fails (no leader known,
+    /// no outcome within the proposal give-up time, this node taken out).
+    pub fn change_membership(&mut self, ticket: Option<Ticket>, ops: Vec<MemberOp>) {
         self.changes_asked += 1;
         // Unique across boots, as the change's identity must be.
         let seq = (self.boot << 32) | (self.changes_asked & 0xFFFF_FFFF);
+        if let Some(ticket) = ticket {
+            self.changes.insert(seq, (ticket, self.now));
+        }
         let fx = self.replica.propose_change(seq, ops);
         self.pending.extend(fx);
+    }
+
+    /// Answers the client waiting for change `seq`, if one is.
+    fn answer_change(&mut self, seq: u64, result: Result<ChangeOutcome, ProposeError>) {
+        if let Some((ticket, _)) = self.changes.remove(&seq) {
+            self.actions.push(Action::MemberReply { ticket, result });
+        }
     }
 
     /// An operator asks for a checkpoint now (etcd's defragment, which is what frees disk
@@ -600,10 +634,19 @@ impl NodeCore {
                     });
                 }
             }
-            // The replica keeps the membership itself; the node addresses peers from its own
-            // list and answers no operator yet (docs/design/reconfiguration.md, step 4).
-            Output::Reconfigured { .. } | Output::ChangeFailed { .. } => {}
+            // Every replica reports every change it applies; the one it was asked at answers.
+            Output::Reconfigured { id, outcome, .. } if id.origin == self.cfg.id => {
+                self.answer_change(id.seq, Ok(outcome))
+            }
+            Output::Reconfigured { .. } => {}
+            Output::ChangeFailed { id, .. } => {
+                self.answer_change(id.seq, Err(ProposeError::NotLeader))
+            }
             Output::Retired => {
+                let asked: Vec<u64> = self.changes.keys().copied().collect();
+                for seq in asked {
+                    self.answer_change(seq, Err(ProposeError::Removed));
+                }
                 for ticket in self.lanes.drain() {
                     let result = Err(ProposeError::Removed);
                     self.actions.push(Action::Reply { ticket, result });

@@ -6,7 +6,7 @@ mod common;
 
 use common::{follower, put, Driver, TICK};
 use std::sync::Arc;
-use synod_core::multi::{ChangeId, ConfigChange, MemberOp, Message, Value};
+use synod_core::multi::{ChangeId, ChangeOutcome, ConfigChange, MemberOp, Message, Role, Value};
 use synod_core::PlantedBug;
 use synod_kv::{KvCommand, KvResult};
 use synod_node::{Action, NodeConfig, ProposeError};
@@ -131,6 +131,7 @@ fn a_node_voted_out_fails_its_waiting_clients_and_refuses_new_ones() {
     let mut d = Driver::of(follower(0, None));
     d.n.propose(3, put("a"));
     d.n.read_index(4, Default::default());
+    d.n.change_membership(Some(10), vec![MemberOp::Remove(3)]);
     d.turn();
     // It learns that the first slot took it out.
     let change = ConfigChange {
@@ -149,12 +150,17 @@ fn a_node_voted_out_fails_its_waiting_clients_and_refuses_new_ones() {
         }
         _ => None,
     };
-    let mut failed: Vec<u64> = d.turn().iter().filter_map(removed).collect();
+    let actions = d.turn();
+    let mut failed: Vec<u64> = actions.iter().filter_map(removed).collect();
     failed.sort();
     assert_eq!(
         failed,
         vec![3, 4],
         "the waiting clients are told to go elsewhere"
+    );
+    assert_eq!(
+        member_replies(&actions),
+        vec![(10, Err(ProposeError::Removed))]
     );
     assert!(d.n.replica().retired());
     d.n.propose(5, put("b"));
@@ -169,6 +175,87 @@ fn a_node_voted_out_fails_its_waiting_clients_and_refuses_new_ones() {
         !d.turn().iter().any(|a| matches!(a, Action::Send { .. })),
         "nothing resubmitted, no election"
     );
+}
+
+/// The membership change a node passed on to the leader, from its actions.
+fn passed_on(actions: &[Action]) -> Option<ChangeId> {
+    actions.iter().find_map(|a| match a {
+        Action::Send {
+            to: 1,
+            msg: Message::ForwardChange { id, .. },
+        } => Some(*id),
+        _ => None,
+    })
+}
+
+fn member_replies(actions: &[Action]) -> Vec<(u64, Result<bool, ProposeError>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::MemberReply { ticket, result } => Some((
+                *ticket,
+                result
+                    .as_ref()
+                    .map(|o| matches!(o, ChangeOutcome::Applied { .. }))
+                    .map_err(Clone::clone),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_membership_change_asked_at_a_follower_is_answered_once_applied_there() {
+    let mut d = Driver::of(follower(0, None));
+    d.n.change_membership(Some(7), vec![MemberOp::Remove(3)]);
+    let id = passed_on(&d.turn()).expect("passed on to the leader");
+    assert_eq!(id.origin, 2);
+    // Another node's change applied first answers nobody here; ours answers ticket 7.
+    let theirs = ConfigChange {
+        id: ChangeId { origin: 1, seq: 1 },
+        expect_epoch: 0,
+        ops: vec![MemberOp::SetRole {
+            id: 3,
+            role: Role::Learner,
+        }],
+    };
+    let ours = ConfigChange {
+        id,
+        expect_epoch: 1,
+        ops: vec![MemberOp::Remove(3)],
+    };
+    let entries = vec![(0, Value::Reconfig(Arc::new(theirs)))];
+    d.n.on_peer(1, Message::CatchUp { entries });
+    assert!(member_replies(&d.turn()).is_empty());
+    let entries = vec![(1, Value::Reconfig(Arc::new(ours)))];
+    d.n.on_peer(1, Message::CatchUp { entries });
+    assert_eq!(member_replies(&d.turn()), vec![(7, Ok(true))]);
+}
+
+#[test]
+fn a_membership_change_with_no_leader_known_fails_and_one_never_applied_times_out() {
+    let mut d = Driver::new(NodeConfig::new(2, vec![1, 2, 3], TICK), 0);
+    d.n.change_membership(Some(7), vec![MemberOp::Remove(3)]);
+    assert_eq!(
+        member_replies(&d.turn()),
+        vec![(7, Err(ProposeError::NotLeader))]
+    );
+    let mut d = Driver::of(follower(0, None));
+    d.n.change_membership(Some(8), vec![MemberOp::Remove(3)]);
+    d.n.change_membership(None, vec![MemberOp::Remove(3)]);
+    assert!(member_replies(&d.turn()).is_empty());
+    let mut replies = Vec::new();
+    for _ in 0..2_000 {
+        d.n.tick();
+        replies.extend(member_replies(&d.turn()));
+        if !replies.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(replies, vec![(8, Err(ProposeError::Timeout))]);
+    let at = d.n.now();
+    let give_up = 10 * NodeConfig::new(2, vec![1, 2, 3], TICK).election_ticks.1;
+    assert!(at > give_up && at <= give_up + 2, "timed out at tick {at}");
 }
 
 #[test]

@@ -315,6 +315,12 @@ impl FastNode {
             Input::MoveLeader(_, reply) => {
                 let _ = reply.send(Err(crate::node::MoveLeaderError::Unsupported));
             }
+            Input::ChangeMembership(_, reply) => {
+                let _ = reply.send(Err(crate::node::MemberChangeError::Unsupported));
+            }
+            Input::Members(reply) => {
+                let _ = reply.send(None);
+            }
             // Peers of this mode come in on their own channel.
             Input::Peer(..) => {}
         }

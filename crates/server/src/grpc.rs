@@ -1,5 +1,5 @@
-//! The etcd v3 gRPC services KV and Cluster (member list). Watch, Lease, Auth and Maintenance
-//! live in `watch_svc`, `lease_svc`, `auth_svc` and `maintenance_svc`.
+//! The etcd v3 gRPC service KV. Cluster, Watch, Lease, Auth and Maintenance live in
+//! `cluster_svc`, `watch_svc`, `lease_svc`, `auth_svc` and `maintenance_svc`.
 
 use crate::auth::{Authenticator, ReadAccess};
 use crate::config::ServerConfig;
@@ -7,7 +7,6 @@ use crate::convert::*;
 use crate::metrics::Metrics;
 use crate::node::{NodeHandle, ProposeError};
 use crate::proto::etcdserverpb as pb;
-use pb::cluster_server::Cluster;
 use pb::kv_server::Kv;
 use std::sync::Arc;
 use synod_kv::{KvCommand, KvOutput, KvResult, RangeRequest, RangeResponse};
@@ -218,34 +217,5 @@ impl Kv for Api {
             }
             (other, _) => Err(unexpected(other)),
         }
-    }
-}
-
-#[tonic::async_trait]
-impl Cluster for Api {
-    async fn member_list(
-        &self,
-        _req: Request<pb::MemberListRequest>,
-    ) -> Result<Response<pb::MemberListResponse>, Status> {
-        let members = self
-            .cfg
-            .members
-            .iter()
-            .map(|m| pb::Member {
-                id: m.id,
-                name: format!("node{}", m.id),
-                peer_ur_ls: vec![format!("http://{}", m.peer_addr)],
-                client_ur_ls: m
-                    .client_addr
-                    .iter()
-                    .map(|a| format!("http://{a}"))
-                    .collect(),
-                is_learner: false,
-            })
-            .collect();
-        Ok(Response::new(pb::MemberListResponse {
-            header: Some(self.header(0)),
-            members,
-        }))
     }
 }

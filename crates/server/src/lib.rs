@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod auth_svc;
 pub mod backup;
+pub mod cluster_svc;
 pub mod config;
 pub mod convert;
 pub mod election_svc;

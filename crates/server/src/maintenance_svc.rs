@@ -45,7 +45,7 @@ fn alarm_out(a: &Alarm) -> pb::AlarmMember {
 
 impl Api {
     /// Refuses `req` unless its user is root, once auth is on.
-    fn check_admin<T>(&self, req: &Request<T>) -> Result<(), Status> {
+    pub(crate) fn check_admin<T>(&self, req: &Request<T>) -> Result<(), Status> {
         let user = self.user_of(req)?;
         self.auth
             .state()

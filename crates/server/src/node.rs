@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use synod_core::multi::{Message, RoleKind, Snapshot, TransferError};
+use synod_core::multi::{
+    ChangeOutcome, Configuration, MemberOp, Message, RoleKind, Snapshot, TransferError,
+};
 use synod_core::{Ballot, NodeId};
 use synod_kv::{
     Alarm, AlarmCommand, AlarmKind, KvCommand, KvError, KvOutput, RangeRequest, RangeResponse,
@@ -86,6 +88,25 @@ pub enum Input {
     /// An operator asks this node, the leader, to hand leadership to a member (etcd's
     /// MoveLeader); answered once the transfer has started, or with why it cannot.
     MoveLeader(NodeId, oneshot::Sender<Result<(), MoveLeaderError>>),
+    /// An operator asks for a membership change (etcd's MemberRemove, MemberPromote);
+    /// answered once it is applied, with what it did.
+    ChangeMembership(
+        Vec<MemberOp>,
+        oneshot::Sender<Result<ChangeOutcome, MemberChangeError>>,
+    ),
+    /// The latest configuration this node applied (`None`: this mode has a fixed one).
+    Members(oneshot::Sender<Option<Configuration>>),
+}
+
+/// Why a membership change has no outcome.
+#[derive(Debug, Error)]
+pub enum MemberChangeError {
+    /// Not proposed, or its outcome never came (see [`ProposeError`]).
+    #[error(transparent)]
+    Failed(#[from] ProposeError),
+    /// This node's protocol keeps the members it started with.
+    #[error("Fast Multi-Paxos servers keep the members they started with")]
+    Unsupported,
 }
 
 /// Why a leadership transfer could not start.
@@ -242,6 +263,19 @@ impl NodeHandle {
             .map_err(|_| ProposeError::Stopped)
     }
 
+    /// Asks for a membership change and waits until it is applied.
+    pub async fn change_membership(
+        &self,
+        ops: Vec<MemberOp>,
+    ) -> Result<ChangeOutcome, MemberChangeError> {
+        self.ask(|tx| Input::ChangeMembership(ops, tx)).await?
+    }
+
+    /// The latest configuration this node applied (`None`: fixed at start).
+    pub async fn members(&self) -> Result<Option<Configuration>, ProposeError> {
+        self.ask(Input::Members).await
+    }
+
     /// Seconds left on a lease by this node's lease clock (`None`: it has not seen it).
     pub async fn lease_remaining(&self, id: i64) -> Result<Option<i64>, ProposeError> {
         self.ask(|tx| Input::LeaseRemaining(id, tx)).await
@@ -307,6 +341,8 @@ pub struct Node {
     election_ticks: u64,
     /// Operators waiting for the checkpoint they asked for.
     defragments: Vec<oneshot::Sender<()>>,
+    /// Operators waiting for a membership change's outcome.
+    changes: HashMap<Ticket, oneshot::Sender<Result<ChangeOutcome, MemberChangeError>>>,
 }
 
 impl Node {
@@ -377,6 +413,7 @@ impl Node {
             raised_at: None,
             election_ticks: cfg.election_ticks.1,
             defragments: Vec::new(),
+            changes: HashMap::new(),
         })
     }
 
@@ -495,6 +532,15 @@ impl Node {
             }
             Input::MoveLeader(target, reply) => {
                 let _ = reply.send(self.core.move_leader(target).map_err(Into::into));
+            }
+            Input::ChangeMembership(ops, reply) => {
+                let ticket = self.ticket();
+                self.changes.insert(ticket, reply);
+                self.core.change_membership(Some(ticket), ops);
+            }
+            Input::Members(reply) => {
+                let latest = self.core.replica().membership().latest().clone();
+                let _ = reply.send(Some(latest));
             }
         }
     }
@@ -679,6 +725,11 @@ impl Node {
             // Thousands of slots' commands: freeing them on the loop stalled it for ~100 ms.
             Action::Free(removed) => {
                 tokio::task::spawn_blocking(move || drop(removed));
+            }
+            Action::MemberReply { ticket, result } => {
+                if let Some(tx) = self.changes.remove(&ticket) {
+                    let _ = tx.send(result.map_err(Into::into));
+                }
             }
             Action::Chosen { .. } => {}
             Action::Applied { value, .. } => {

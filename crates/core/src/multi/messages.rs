@@ -1,6 +1,6 @@
 //! Everything Multi-Paxos replicas say to each other, persist and output.
 
-use super::membership::{ChangeId, ChangeOutcome, ConfigChange, Membership};
+use super::membership::{ChangeId, ChangeOutcome, ConfigChange, MemberOp, Membership};
 use super::reads::ReadId;
 use crate::ballot::{Ballot, NodeId};
 use crate::effects::Effects;
@@ -224,6 +224,14 @@ pub enum Message<C> {
         /// Every slot below this is chosen; the successor learns them before it stands.
         commit: Slot,
     },
+    /// A follower passes an operator's membership change on to the leader, which proposes it
+    /// as if asked itself; the outcome reaches the follower through the log.
+    ForwardChange {
+        /// The change's identity; its origin must be the sender.
+        id: ChangeId,
+        /// What to change.
+        ops: Vec<MemberOp>,
+    },
 }
 
 impl<C> Message<C> {
@@ -246,6 +254,7 @@ impl<C> Message<C> {
             Message::ReadIndexReply { .. } => "read-index-reply",
             Message::Forward { .. } => "forward",
             Message::StandNow { .. } => "stand-now",
+            Message::ForwardChange { .. } => "forward-change",
         }
     }
 }
@@ -419,6 +428,10 @@ mod tests {
             Message::StandNow {
                 ballot: b,
                 commit: 0,
+            },
+            Message::ForwardChange {
+                id: ChangeId { origin: 1, seq: 1 },
+                ops: vec![],
             },
         ];
         let names: std::collections::BTreeSet<&str> = msgs.iter().map(|m| m.kind()).collect();

@@ -669,6 +669,7 @@ impl<S: StateMachine> Replica<S> {
             Message::StandNow { ballot, commit } => {
                 self.on_stand_now(from, ballot, commit, &mut fx)
             }
+            Message::ForwardChange { id, ops } => self.on_forward_change(from, id, ops, &mut fx),
         }
         self.stand_if_caught_up(&mut fx);
         self.serve_reads(&mut fx);

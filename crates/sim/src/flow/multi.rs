@@ -82,6 +82,7 @@ fn label(m: &Message<KvOp>) -> (String, Option<String>) {
         Message::StandNow { ballot, commit } => {
             (format!("StandNow({ballot}, chosen below I={commit})"), None)
         }
+        Message::ForwardChange { ops, .. } => (format!("ForwardChange({ops:?})"), None),
         Message::ReadProbe { ballot, round } => (format!("ReadProbe({ballot}, #{round})"), None),
         Message::ReadAck { ballot, round } => (format!("ReadAck({ballot}, #{round})"), None),
         Message::ReadIndexRequest { id } => (format!("ReadIndex?(#{id})"), None),

@@ -173,7 +173,8 @@ impl MultiSim {
                     },
                 );
             }
-            Action::Free(_) => {}
+            // The operator asks without a ticket: its changes show in ground truth's membership.
+            Action::Free(_) | Action::MemberReply { .. } => {}
             Action::Chosen { slot, value } => {
                 self.truth
                     .confirm(self.world.now, id, "learned", slot, &value)?;

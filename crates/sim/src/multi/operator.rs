@@ -119,11 +119,19 @@ impl MultiSim {
         if ops.is_empty() {
             return Ok(());
         }
+        // Asked at the leader or, as etcdctl may, at any node, which passes it on.
+        let at = match self.world.rng.gen_bool(0.5) {
+            true => leader,
+            false => *self.ids.choose(&mut self.world.rng).expect("a node"),
+        };
+        if self.nodes[&at].core.is_none() {
+            return Ok(());
+        }
         let t = self.world.now;
-        let text = format!("operator: at leader {leader}, membership change {ops:?}");
+        let text = format!("operator: at node {at} (leader {leader}), membership change {ops:?}");
         self.world.trace.record(|| TraceEvent::Note { t, text });
         self.world.stats.reconfigurations += 1;
-        self.drive(leader, |c| c.change_membership(ops))
+        self.drive(at, |c| c.change_membership(None, ops))
     }
 
     /// Counts a transfer done once its successor leads, within three election timeouts.

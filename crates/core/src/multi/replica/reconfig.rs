@@ -23,33 +23,56 @@ use crate::ballot::NodeId;
 use crate::bugs::PlantedBug;
 use crate::multi::leader::Obligation;
 use crate::multi::membership::{ChangeId, ConfigChange, MemberOp};
-use crate::multi::messages::{Output, Value};
+use crate::multi::messages::{Message, Output, Value};
 use crate::multi::state_machine::StateMachine;
 use std::sync::Arc;
 
 impl<S: StateMachine> Replica<S> {
     /// Asks for a membership change. As leader, the change is queued and proposed once those
-    /// asked before it are applied; its outcome comes as [`Output::Reconfigured`], naming
-    /// `seq` with this replica as origin. Elsewhere it fails at once with
-    /// [`Output::ChangeFailed`], naming the leader if known.
+    /// asked before it are applied; a follower that knows the leader passes it on. Its outcome
+    /// comes as [`Output::Reconfigured`], naming `seq` with this replica as origin, once
+    /// applied. With no leader known (or a leader handing over), it fails at once with
+    /// [`Output::ChangeFailed`]; a change passed on to a leader that cannot take it is
+    /// dropped, and the caller times out.
     pub fn propose_change(&mut self, seq: u64, ops: Vec<MemberOp>) -> Fx<S> {
         let mut fx = Fx::<S>::new();
         let id = ChangeId {
             origin: self.cfg.id,
             seq,
         };
-        match &mut self.role {
-            Role::Leader(active) if active.handover.is_none() => {
+        let leader = self.leader_hint.filter(|&l| l != self.cfg.id);
+        let retired = self.retired();
+        match (&mut self.role, leader) {
+            (Role::Leader(active), _) if active.handover.is_none() => {
                 active.changes.push_back((id, ops));
                 self.propose_queued(&mut fx);
                 self.follow_membership(&mut fx);
             }
-            _ => fx.output(Output::ChangeFailed {
-                id,
-                leader: self.leader_hint.filter(|&l| l != self.cfg.id),
-            }),
+            (Role::Follower, Some(l)) if !retired => fx.send(l, Message::ForwardChange { id, ops }),
+            _ => fx.output(Output::ChangeFailed { id, leader }),
         }
         fx
+    }
+
+    /// A follower's change, passed on: proposed as if asked here, if this replica leads.
+    pub(super) fn on_forward_change(
+        &mut self,
+        from: NodeId,
+        id: ChangeId,
+        ops: Vec<MemberOp>,
+        fx: &mut Fx<S>,
+    ) {
+        // Only the node a change names as its origin is answered: a peer cannot speak for
+        // another.
+        if id.origin != from {
+            return;
+        }
+        if let Role::Leader(active) = &mut self.role {
+            if active.handover.is_none() {
+                active.changes.push_back((id, ops));
+                self.propose_queued(fx);
+            }
+        }
     }
 
     /// Only a voter of the latest configuration stands for election: a learner, or a member
