@@ -139,3 +139,43 @@ fn a_learners_vote_counts_for_nothing() {
         assert_eq!(answered(&net, 1, 1), bug.is_some(), "bug {bug:?}");
     }
 }
+
+#[test]
+fn a_member_voted_out_learns_it_even_after_the_others_forgot_it() {
+    let mut net = five(true);
+    net.down.insert(5);
+    change(&mut net, 1, 1, vec![MemberOp::Remove(5)]);
+    net.settle();
+    // Past the slot the change governs from, snapshots forget the configurations 5 was in.
+    net.request(1, 9, 1, 5);
+    net.settle();
+    for id in 1..=4 {
+        let fx = net.r(id).take_snapshot();
+        net.absorb(id, fx);
+    }
+    assert!(!net.r(1).membership().knows(5), "1 still knows 5");
+    net.down.remove(&5);
+    net.queue.clear();
+    while net.r(5).role_kind() != RoleKind::Candidate {
+        net.timer(5, Timer::Election);
+    }
+    net.settle();
+    assert!(net.r(5).retired(), "5 never learned it is out");
+    assert_eq!(net.r(5).role_kind(), RoleKind::Follower);
+}
+
+#[test]
+fn a_stranger_gets_no_answer() {
+    let mut net = five(true);
+    net.request(1, 9, 1, 5);
+    net.settle();
+    assert!(net.r(2).commit_index() > 0, "something to tell");
+    let ballot = net.r(1).ballot().expect("leads");
+    for msg in [
+        Message::Prepare { ballot, from: 0 },
+        Message::CatchUpRequest { from: 0 },
+    ] {
+        let fx = net.r(2).on_message(9, msg);
+        assert!(fx.send.is_empty() && fx.send_after_sync.is_empty());
+    }
+}

@@ -461,6 +461,11 @@ impl NodeCore {
         // Unique across boots, as the change's identity must be.
         let seq = (self.boot << 32) | (self.changes_asked & 0xFFFF_FFFF);
         if let Some(ticket) = ticket {
+            if self.replica.retired() {
+                let result = Err(ProposeError::Removed);
+                self.actions.push(Action::MemberReply { ticket, result });
+                return;
+            }
             self.changes.insert(seq, (ticket, self.now));
         }
         let fx = self.replica.propose_change(seq, ops);
@@ -639,9 +644,11 @@ impl NodeCore {
                 self.answer_change(id.seq, Ok(outcome))
             }
             Output::Reconfigured { .. } => {}
-            Output::ChangeFailed { id, .. } => {
+            // A leader also reports the changes it was passed and could not propose.
+            Output::ChangeFailed { id, .. } if id.origin == self.cfg.id => {
                 self.answer_change(id.seq, Err(ProposeError::NotLeader))
             }
+            Output::ChangeFailed { .. } => {}
             Output::Retired => {
                 let asked: Vec<u64> = self.changes.keys().copied().collect();
                 for seq in asked {

@@ -6,8 +6,10 @@ mod common;
 
 use common::{follower, put, Driver, TICK};
 use std::sync::Arc;
-use synod_core::multi::{ChangeId, ChangeOutcome, ConfigChange, MemberOp, Message, Role, Value};
-use synod_core::PlantedBug;
+use synod_core::multi::{
+    ChangeId, ChangeOutcome, ConfigChange, MemberOp, Message, Role, RoleKind, Value,
+};
+use synod_core::{Ballot, PlantedBug};
 use synod_kv::{KvCommand, KvResult};
 use synod_node::{Action, NodeConfig, ProposeError};
 
@@ -168,6 +170,11 @@ fn a_node_voted_out_fails_its_waiting_clients_and_refuses_new_ones() {
     let mut failed: Vec<u64> = d.turn().iter().filter_map(removed).collect();
     failed.sort();
     assert_eq!(failed, vec![5, 6], "and so are new ones, at once");
+    d.n.change_membership(Some(11), vec![MemberOp::Remove(3)]);
+    assert_eq!(
+        member_replies(&d.turn()),
+        vec![(11, Err(ProposeError::Removed))]
+    );
     for _ in 0..500 {
         d.n.tick();
     }
@@ -256,6 +263,80 @@ fn a_membership_change_with_no_leader_known_fails_and_one_never_applied_times_ou
     let at = d.n.now();
     let give_up = 10 * NodeConfig::new(2, vec![1, 2, 3], TICK).election_ticks.1;
     assert!(at > give_up && at <= give_up + 2, "timed out at tick {at}");
+}
+
+/// Ends the turn and delivers what the node sent itself (its own promise and votes, once
+/// durable); returns its other actions.
+fn turn_with_self(d: &mut Driver) -> Vec<Action> {
+    let mut rest = Vec::new();
+    loop {
+        let mut mine = Vec::new();
+        for a in d.turn() {
+            match a {
+                Action::Send { to: 1, msg } => mine.push(msg),
+                other => rest.push(other),
+            }
+        }
+        if mine.is_empty() {
+            return rest;
+        }
+        for msg in mine {
+            d.n.on_peer(1, msg);
+        }
+    }
+}
+
+#[test]
+fn a_leader_deposed_answers_only_the_changes_asked_of_it() {
+    let mut d = Driver::new(NodeConfig::new(1, vec![1, 2, 3], TICK), 0);
+    while d.n.replica().role_kind() != RoleKind::Candidate {
+        d.n.tick();
+        turn_with_self(&mut d);
+    }
+    let ballot = d.n.replica().ballot().expect("stands");
+    let promise = Message::Promise {
+        ballot,
+        entries: vec![],
+        log_start: 0,
+    };
+    d.n.on_peer(2, promise);
+    turn_with_self(&mut d);
+    assert_eq!(d.n.replica().role_kind(), RoleKind::Leader);
+    let ops = vec![MemberOp::SetRole {
+        id: 3,
+        role: Role::Learner,
+    }];
+    d.n.change_membership(Some(7), ops.clone());
+    let ours = turn_with_self(&mut d).into_iter().find_map(|a| match a {
+        Action::Send {
+            msg:
+                Message::Accept {
+                    value: Value::Reconfig(c),
+                    ..
+                },
+            ..
+        } => Some(c.id),
+        _ => None,
+    });
+    let ours = ours.expect("the change proposed");
+    // Node 2 passes on a change numbered like ours; it waits behind ours.
+    let id = ChangeId {
+        origin: 2,
+        seq: ours.seq,
+    };
+    d.n.on_peer(2, Message::ForwardChange { id, ops });
+    turn_with_self(&mut d);
+    // Deposed: the change it held fails, but it was node 2's to answer, not ours.
+    let higher = Ballot::new(ballot.round + 1, 3);
+    d.n.on_peer(
+        3,
+        Message::Prepare {
+            ballot: higher,
+            from: 0,
+        },
+    );
+    assert_eq!(d.n.replica().role_kind(), RoleKind::Follower);
+    assert!(member_replies(&turn_with_self(&mut d)).is_empty());
 }
 
 #[test]

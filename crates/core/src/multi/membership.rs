@@ -446,6 +446,11 @@ impl Membership {
         self.epochs.iter().any(|(_, c)| c.contains(id))
     }
 
+    /// True if an applied change took `id` out (for good: ids are never reused).
+    pub fn was_removed(&self, id: NodeId) -> bool {
+        self.removed.contains(&id)
+    }
+
     /// Applies the change chosen in `slot`: it builds on [`Membership::latest`], so changes
     /// pending within one alpha window compose in log order.
     ///

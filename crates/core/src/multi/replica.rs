@@ -615,7 +615,18 @@ impl<S: StateMachine> Replica<S> {
         // Our own promise and votes come back to us once durable; nothing else may.
         let own = from == self.cfg.id
             && matches!(msg, Message::Accepted { .. } | Message::Promise { .. });
-        if !self.learner.membership().knows(from) || (from == self.cfg.id && !own) {
+        let m = self.learner.membership();
+        if !m.knows(from) || (from == self.cfg.id && !own) {
+            // A member taken out, which may not know it: once we forgot the configurations it
+            // was in, its prepares and catch-up requests still get what was chosen, so it
+            // learns it is out (and stops standing) however long it was away.
+            if let (
+                true,
+                Message::Prepare { from: slot, .. } | Message::CatchUpRequest { from: slot },
+            ) = (m.was_removed(from), &msg)
+            {
+                self.on_catch_up_request(from, *slot, &mut fx);
+            }
             return fx;
         }
         match msg {
