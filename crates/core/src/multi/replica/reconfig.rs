@@ -152,11 +152,20 @@ impl<S: StateMachine> Replica<S> {
             let ignore = self.cfg.bug == Some(PlantedBug::IgnorePromiseValues);
             let obligations = active.promises.obligations(bound..end, ignore);
             active.bound = end;
+            // The slots this leader has not used yet below the old bound would be skipped
+            // when the obligations move its next slot past them, and a slot never proposed
+            // holds the commit point back forever: fill them with no-ops. (Found by CI's
+            // `--quorum 1,5` sweep, seed 260: a late promise reported votes above the bound.)
+            let mut skipped = 0..0;
             if let Some((&last, _)) = obligations.last_key_value() {
+                skipped = active.next_slot..bound;
                 active.next_slot = active.next_slot.max(last + 1);
             }
             // Slots below the commit point are decided; no second round.
             let settled = self.learner.commit();
+            for slot in skipped.filter(|&s| s >= settled) {
+                self.propose(slot, Value::Noop, fx);
+            }
             for (slot, ob) in obligations.into_iter().filter(|(s, _)| *s >= settled) {
                 match ob {
                     Obligation::Learn(v) => self.learn(slot, &v, fx),
