@@ -180,12 +180,16 @@ fn the_raft_term_rises_on_every_leader_change() {
 
 /// The leader and term every member of `c` agrees on, once they agree (other than `not`).
 fn agreed_leader(c: &Cluster, not: Option<u64>) -> (u64, u64) {
+    agreed_leader_at(&c.endpoints(), |l| Some(l) != not)
+}
+
+/// The leader and term the members at `eps` agree on, once they agree on one `ok` accepts.
+fn agreed_leader_at(eps: &[String], ok: impl Fn(u64) -> bool) -> (u64, u64) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let seen: Vec<Option<(u64, u64)>> =
-            c.endpoints().iter().map(|e| leader_and_term(e)).collect();
+        let seen: Vec<Option<(u64, u64)>> = eps.iter().map(|e| leader_and_term(e)).collect();
         if let Some(Some(first)) = seen.first() {
-            if Some(first.0) != not && seen.iter().all(|s| s.as_ref() == Some(first)) {
+            if ok(first.0) && seen.iter().all(|s| s.as_ref() == Some(first)) {
                 return *first;
             }
         }
@@ -402,7 +406,9 @@ fn the_leader_removed_through_a_follower_hands_over_and_stops_serving() {
         left
     });
     // The two left elect one of their own and take writes.
-    let (now, _) = agreed_leader_among(&c, &[asked, third]);
+    let among = [asked, third];
+    let eps: Vec<String> = among.iter().map(|&i| c.endpoint(i)).collect();
+    let (now, _) = agreed_leader_at(&eps, |l| among.contains(&l));
     assert_ne!(now, leader);
     let eps = format!("{},{}", c.endpoint(asked), c.endpoint(third));
     put_revision(&eps, "after", "2");
@@ -442,22 +448,4 @@ fn the_leader_removed_through_a_follower_hands_over_and_stops_serving() {
         "--peer-urls=http://127.0.0.1:1",
     ]);
     assert!(!ok && out.contains("not served yet"), "{out}");
-}
-
-/// The leader members `among` agree on, once they do.
-fn agreed_leader_among(c: &Cluster, among: &[u64]) -> (u64, u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let seen: Vec<Option<(u64, u64)>> = among
-            .iter()
-            .map(|&i| leader_and_term(&c.endpoint(i)))
-            .collect();
-        if let Some(Some(first)) = seen.first() {
-            if among.contains(&first.0) && seen.iter().all(|s| s.as_ref() == Some(first)) {
-                return *first;
-            }
-        }
-        assert!(Instant::now() < deadline, "no agreed leader: {seen:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

@@ -1,11 +1,13 @@
 //! Membership changes through the log, driven by hand: when a change takes effect, whose votes
 //! count on either side of it, and when a leader must prepare again.
 
-use synod_core::multi::{ChangeId, ChangeOutcome, Message, Output, Role, RoleKind, Timer};
+use synod_core::multi::{ChangeId, ChangeOutcome, Message, Output, Role, Timer};
 use synod_core::{NodeId, PlantedBug};
 
 mod common;
-use common::members::{assert_bounds, change, five, five_with, outcomes, set, ALPHA};
+use common::members::{
+    assert_bounds, change, five, five_with, outcomes, set, settle_holding_back, stand, ALPHA,
+};
 use common::net::Net;
 
 #[test]
@@ -366,20 +368,11 @@ fn a_candidate_prepares_the_voters_of_every_configuration_it_knows() {
         // chosen but nothing after it, so its first unchosen slot is still governed by {1..4}.
         let (slot, _) = net.r(1).proposal_range().expect("leads");
         change(&mut net, 1, 2, vec![set(5, Role::Voter)]);
-        net.settle_with(|_, to, m| {
-            to == 2
-                && match m {
-                    Message::Accept { slot: s, .. } => *s > slot,
-                    Message::CatchUp { .. } => true,
-                    _ => false,
-                }
-        });
+        settle_holding_back(&mut net, 2, slot);
         assert!(!net.r(2).membership().at(slot + 1).is_voter(5));
         assert!(net.r(2).membership().latest().is_voter(5));
         net.queue.clear();
-        while net.r(2).role_kind() != RoleKind::Candidate {
-            net.timer(2, Timer::Election);
-        }
+        stand(&mut net, 2);
         let asked_5 = net
             .queue
             .iter()

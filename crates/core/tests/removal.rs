@@ -6,7 +6,7 @@ use synod_core::multi::{MemberOp, Message, Output, Role, RoleKind, Timer};
 use synod_core::{NodeId, PlantedBug};
 
 mod common;
-use common::members::{change, five, five_with, set};
+use common::members::{change, five, five_with, set, settle_holding_back, stand};
 use common::net::Net;
 
 fn retired(net: &Net, id: NodeId) -> bool {
@@ -75,9 +75,7 @@ fn a_member_voted_out_while_away_learns_it_and_deposes_nobody() {
     net.down.remove(&5);
     net.queue.clear();
     // 5 still thinks it votes, and stands.
-    while net.r(5).role_kind() != RoleKind::Candidate {
-        net.timer(5, Timer::Election);
-    }
+    stand(&mut net, 5);
     net.settle();
     assert!(net.r(5).retired(), "the voters told 5 what was chosen");
     assert!(retired(&net, 5));
@@ -101,14 +99,7 @@ fn a_member_demoted_stands_no_more_even_before_the_change_takes_effect() {
         change(&mut net, 1, 1, vec![set(5, Role::Learner)]);
         // 5 learns the change is chosen, and nothing after it: its new role governs no slot
         // it has applied yet.
-        net.settle_with(|_, to, m| {
-            to == 5
-                && match m {
-                    Message::Accept { slot: s, .. } => *s > slot,
-                    Message::CatchUp { .. } => true,
-                    _ => false,
-                }
-        });
+        settle_holding_back(&mut net, 5, slot);
         let r = net.r(5);
         assert_eq!(r.applied_index(), slot + 1);
         assert!(r.membership().at(slot + 1).is_voter(5));
@@ -156,9 +147,7 @@ fn a_member_voted_out_learns_it_even_after_the_others_forgot_it() {
     assert!(!net.r(1).membership().knows(5), "1 still knows 5");
     net.down.remove(&5);
     net.queue.clear();
-    while net.r(5).role_kind() != RoleKind::Candidate {
-        net.timer(5, Timer::Election);
-    }
+    stand(&mut net, 5);
     net.settle();
     assert!(net.r(5).retired(), "5 never learned it is out");
     assert_eq!(net.r(5).role_kind(), RoleKind::Follower);

@@ -424,15 +424,14 @@ impl NodeCore {
         }
         // A change passed on to a leader that lost it (or was deposed) is never answered.
         let late = self.now.saturating_sub(self.give_up_ticks);
-        let expired: Vec<u64> = self
-            .changes
-            .iter()
-            .filter(|(_, (_, at))| *at < late)
-            .map(|(&seq, _)| seq)
-            .collect();
-        for seq in expired {
-            self.answer_change(seq, Err(ProposeError::Timeout));
-        }
+        let actions = &mut self.actions;
+        self.changes.retain(|_, &mut (ticket, at)| {
+            if at < late {
+                let result = Err(ProposeError::Timeout);
+                actions.push(Action::MemberReply { ticket, result });
+            }
+            at >= late
+        });
     }
 
     /// Batch `batch` of [`Action::Write`] (and every earlier one) is durable. `log_bytes` is the
@@ -650,9 +649,9 @@ impl NodeCore {
             }
             Output::ChangeFailed { .. } => {}
             Output::Retired => {
-                let asked: Vec<u64> = self.changes.keys().copied().collect();
-                for seq in asked {
-                    self.answer_change(seq, Err(ProposeError::Removed));
+                for (ticket, _) in std::mem::take(&mut self.changes).into_values() {
+                    let result = Err(ProposeError::Removed);
+                    self.actions.push(Action::MemberReply { ticket, result });
                 }
                 for ticket in self.lanes.drain() {
                     let result = Err(ProposeError::Removed);

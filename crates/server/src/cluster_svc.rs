@@ -5,6 +5,7 @@
 //! saying so.
 
 use crate::grpc::Api;
+use crate::maintenance_svc::unavailable;
 use crate::node::MemberChangeError;
 use crate::proto::etcdserverpb as pb;
 use pb::cluster_server::Cluster;
@@ -83,10 +84,6 @@ impl Api {
         let members = self.members_now().await?;
         Ok((self.header(0), members))
     }
-}
-
-fn unavailable(e: impl ToString) -> Status {
-    Status::unavailable(e.to_string())
 }
 
 /// etcd's errors for the refusals it shares with Synod.

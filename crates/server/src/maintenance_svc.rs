@@ -18,7 +18,8 @@ use tonic::{Request, Response, Status};
 /// Bytes per message of a snapshot stream: well under every client's message limit.
 const SNAPSHOT_CHUNK: usize = 64 * 1024;
 
-fn unavailable(e: impl ToString) -> Status {
+/// A node that cannot answer now: the client may retry, here or elsewhere.
+pub(crate) fn unavailable(e: impl ToString) -> Status {
     Status::unavailable(e.to_string())
 }
 

@@ -616,17 +616,20 @@ impl<S: StateMachine> Replica<S> {
         let own = from == self.cfg.id
             && matches!(msg, Message::Accepted { .. } | Message::Promise { .. });
         let m = self.learner.membership();
-        if !m.knows(from) || (from == self.cfg.id && !own) {
-            // A member taken out, which may not know it: once we forgot the configurations it
-            // was in, its prepares and catch-up requests still get what was chosen, so it
-            // learns it is out (and stops standing) however long it was away.
-            if let (
-                true,
-                Message::Prepare { from: slot, .. } | Message::CatchUpRequest { from: slot },
-            ) = (m.was_removed(from), &msg)
+        if m.was_removed(from) {
+            // A member a change we applied took out, which may not know it (it was down or cut
+            // off). It may never lead again (ids are never reused): its prepare gets no
+            // promise, which would only depose the leader, but what was chosen, as do its
+            // catch-up requests after we forgot the configurations it was in; so it learns it
+            // is out (and stops standing) however long it was away.
+            if let Message::Prepare { from: slot, .. } | Message::CatchUpRequest { from: slot } =
+                msg
             {
-                self.on_catch_up_request(from, *slot, &mut fx);
+                self.on_catch_up_request(from, slot, &mut fx);
+                return fx;
             }
+        }
+        if !m.knows(from) || (from == self.cfg.id && !own) {
             return fx;
         }
         match msg {
@@ -738,13 +741,6 @@ impl<S: StateMachine> Replica<S> {
     }
 
     fn on_prepare(&mut self, from: NodeId, ballot: Ballot, slot: Slot, fx: &mut Fx<S>) {
-        if !self.learner.membership().latest().contains(from) {
-            // A member a change we applied took out, which has not learned it yet (it was down
-            // or cut off). It may never lead again (ids are never reused): no promise, which
-            // would only depose the leader. What was chosen tells it that it is out.
-            self.on_catch_up_request(from, slot, fx);
-            return;
-        }
         self.seen = self.seen.max(ballot);
         match self.acceptor.prepare(ballot, slot, fx) {
             Ok(entries) => {

@@ -1,7 +1,7 @@
 //! A five-node network led by node 1, and the membership changes tests ask of it.
 
 use super::net::Net;
-use synod_core::multi::{ChangeOutcome, MemberOp, Message, Output, Role, Timer};
+use synod_core::multi::{ChangeOutcome, MemberOp, Message, Output, Role, RoleKind, Timer};
 use synod_core::{NodeId, PlantedBug};
 
 pub const ALPHA: u64 = 4;
@@ -53,4 +53,24 @@ pub fn outcomes(net: &Net) -> Vec<(NodeId, u64, ChangeOutcome)> {
             _ => None,
         })
         .collect()
+}
+
+/// Delivers everything, except that `node` hears of no slot after `slot` (no accept above it,
+/// no catch-up): it learns `slot` is chosen, and nothing later.
+pub fn settle_holding_back(net: &mut Net, node: NodeId, slot: u64) {
+    net.settle_with(|_, to, m| {
+        to == node
+            && match m {
+                Message::Accept { slot: s, .. } => *s > slot,
+                Message::CatchUp { .. } => true,
+                _ => false,
+            }
+    });
+}
+
+/// Fires `id`'s election timer until it stands.
+pub fn stand(net: &mut Net, id: NodeId) {
+    while net.r(id).role_kind() != RoleKind::Candidate {
+        net.timer(id, Timer::Election);
+    }
 }
