@@ -1,8 +1,6 @@
 //! Admin HTTP, and input from the network that must be refused without harm.
 
-mod common;
-
-use common::{http_get, Cluster};
+use crate::common::{http_get, Cluster};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 

@@ -1,9 +1,7 @@
 //! `synod bench run` refuses what it cannot measure before it starts any load, and keeps a
 //! throughput timeline through a leader transfer without a failed request.
 
-mod common;
-
-use common::Cluster;
+use crate::common::Cluster;
 use std::process::Command;
 use std::time::Duration;
 
@@ -33,7 +31,7 @@ fn server_pids_that_cannot_be_read_are_refused_up_front() {
 fn a_timeline_spans_the_run_and_a_leader_transfer_fails_no_request() {
     let c = Cluster::start(3);
     let eps = c.endpoints().join(",");
-    common::etcdctl_until_ok(
+    crate::common::etcdctl_until_ok(
         &["--endpoints", &eps, "put", "ready", "1"],
         Duration::from_secs(20),
     );
@@ -65,14 +63,14 @@ fn a_timeline_spans_the_run_and_a_leader_transfer_fails_no_request() {
         .expect("synod bench runs");
     // Mid-run, hand leadership to whichever member does not lead.
     std::thread::sleep(Duration::from_millis(1500));
-    let status = common::etcdctl_until_ok(
+    let status = crate::common::etcdctl_until_ok(
         &["--endpoints", &eps, "endpoint", "status", "-w", "json"],
         Duration::from_secs(10),
     );
     let v: serde_json::Value = serde_json::from_str(status.trim()).expect("JSON");
     let leader = v[0]["Status"]["leader"].as_u64().expect("a leader");
     let target = c.other_than(leader);
-    let moved = common::etcdctl_until_ok(
+    let moved = crate::common::etcdctl_until_ok(
         &["--endpoints", &eps, "move-leader", &format!("{target:x}")],
         Duration::from_secs(10),
     );

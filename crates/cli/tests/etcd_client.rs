@@ -1,9 +1,7 @@
 //! A 3-node cluster driven through the etcd-client crate: the KV API, a leader killed with -9,
 //! and every node killed with -9 and restarted.
 
-mod common;
-
-use common::{connect, put_retry, Cluster};
+use crate::common::{connect, put_retry, Cluster};
 use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
 use std::time::{Duration, Instant};
 

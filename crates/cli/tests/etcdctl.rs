@@ -1,8 +1,6 @@
 //! The real etcd tool against a 3-node Synod cluster. `.ci/run` installs Debian's etcd-client.
 
-mod common;
-
-use common::Cluster;
+use crate::common::Cluster;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -12,7 +10,7 @@ fn etcdctl(endpoints: &str, args: &[&str]) -> (bool, String) {
         .into_iter()
         .chain(args.iter().copied())
         .collect();
-    common::etcdctl_with(&args, None)
+    crate::common::etcdctl_with(&args, None)
 }
 
 fn until_ok(endpoints: &str, args: &[&str]) -> String {
@@ -20,7 +18,7 @@ fn until_ok(endpoints: &str, args: &[&str]) -> String {
     let args: Vec<&str> = std::iter::once(endpoints.as_str())
         .chain(args.iter().copied())
         .collect();
-    common::etcdctl_until_ok(&args, Duration::from_secs(15))
+    crate::common::etcdctl_until_ok(&args, Duration::from_secs(15))
 }
 
 #[test]
@@ -42,7 +40,8 @@ fn etcdctl_put_get_del_txn_status_and_member_list() {
 
     // txn reads its script from stdin in interactive mode; use the non-interactive form.
     let script = "value(\"app/b\") = \"2\"\n\nput app/b 20\nget other\n\n\n";
-    let (_, txt) = common::etcdctl_with(&[&format!("--endpoints={eps}"), "txn"], Some(script));
+    let (_, txt) =
+        crate::common::etcdctl_with(&[&format!("--endpoints={eps}"), "txn"], Some(script));
     assert!(txt.starts_with("SUCCESS"), "{txt}");
     assert!(txt.contains("OK") && txt.contains("other\n3"), "{txt}");
     assert_eq!(

@@ -2,9 +2,7 @@
 //! with writes sent to followers, the leader killed with -9, and every node killed and
 //! restarted.
 
-mod common;
-
-use common::{connect, put_retry, Cluster};
+use crate::common::{connect, put_retry, Cluster};
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 use std::time::{Duration, Instant};
 
@@ -102,7 +100,7 @@ fn a_data_directory_of_the_other_protocol_is_refused_with_a_reason() {
         }
     });
     cluster.kill(1);
-    let free = common::free_ports(3);
+    let free = crate::common::free_ports(3);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_synod"))
         .args(["server", "--id", "1", "--protocol", "fast-multi"])
         .args(["--peers", &format!("1=127.0.0.1:{}", free[0])])

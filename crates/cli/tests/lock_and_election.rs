@@ -2,9 +2,7 @@
 //! `etcd-client` crate, which calls them directly rather than running client-side recipes as
 //! etcdctl does).
 
-mod common;
-
-use common::{connect, Cluster};
+use crate::common::{connect, Cluster};
 use etcd_client::{LockOptions, ProclaimOptions, ResignOptions};
 use std::time::Duration;
 use tokio::time::timeout;

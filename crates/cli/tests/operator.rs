@@ -2,15 +2,13 @@
 //! hashes that prove members equal, the raft term across leader changes, leadership handed over
 //! under load, and the NOSPACE alarm with compaction, defragmentation and disarming.
 
-mod common;
-
-use common::{etcdctl, Cluster};
+use crate::common::{etcdctl, Cluster};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Retries `args` for up to 20 s (a fresh cluster elects a leader first, a follower catches up).
 fn until_ok<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> String {
-    common::etcdctl_until_ok(args, Duration::from_secs(20))
+    crate::common::etcdctl_until_ok(args, Duration::from_secs(20))
 }
 
 fn json(out: &str) -> serde_json::Value {

@@ -1,16 +1,14 @@
 //! Security as etcd users meet it, through the real etcdctl: TLS for clients, mutual TLS
 //! between members that names each member's id, and users, roles and permissions.
 
-mod common;
-
-use common::{etcdctl, Cluster};
+use crate::common::{etcdctl, Cluster};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Retries `args` for up to 15 s (a fresh cluster elects a leader first).
 fn until_ok<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> String {
-    common::etcdctl_until_ok(args, Duration::from_secs(15))
+    crate::common::etcdctl_until_ok(args, Duration::from_secs(15))
 }
 
 /// Runs `args`, which must fail with `want` in the output.
@@ -115,7 +113,7 @@ fn auth_gates_every_request_by_the_users_permissions() {
             .chain(args.iter().map(String::as_str))
             .chain(["txn"])
             .collect();
-        common::etcdctl_with(&args, Some(script))
+        crate::common::etcdctl_with(&args, Some(script))
     };
     let (ok, out) = txn(&txn_base, "value(\"secret\") = \"s0\"\n\nput app/t 1\n\n\n");
     assert!(!ok && out.contains(denied), "{out}");
@@ -145,7 +143,7 @@ fn auth_gates_every_request_by_the_users_permissions() {
             .chain(as_user.iter().map(String::as_str))
             .chain(["user", "passwd", who, "--interactive=false"])
             .collect();
-        common::etcdctl_with(&args, Some(&format!("{new}\n")))
+        crate::common::etcdctl_with(&args, Some(&format!("{new}\n")))
     };
     let (ok, out) = passwd(&alice(&[]), "root", "mine");
     assert!(!ok && out.contains(denied), "{out}");
@@ -532,7 +530,7 @@ fn bad_tls_files_stop_the_server_with_a_clear_error() {
     let empty = tmp.path().join("empty.pem");
     std::fs::write(&empty, "").unwrap();
     let p = |f: &str| dir.join(f).display().to_string();
-    let ports = common::free_ports(2);
+    let ports = crate::common::free_ports(2);
     let server = |extra: &[String]| {
         let out = Command::new(env!("CARGO_BIN_EXE_synod"))
             .args(["server", "--id", "1"])

@@ -2,9 +2,7 @@
 //! in order across a leader kill and across nodes, leases that expire, are kept alive (also
 //! across a leader change) and are revoked.
 
-mod common;
-
-use common::{connect, put_retry, Cluster};
+use crate::common::{connect, put_retry, Cluster};
 use etcd_client::{
     Client, EventType, GetOptions, LeaseTimeToLiveOptions, PutOptions, WatchOptions,
 };

@@ -12,8 +12,7 @@ use synod_core::multi::{
 use synod_core::quorum::QuorumSpec;
 use synod_core::Ballot;
 
-mod common;
-use common::Counter;
+use crate::common::Counter;
 
 type Fx = MultiEffects<u64, u64>;
 

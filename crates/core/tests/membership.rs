@@ -11,8 +11,7 @@ use synod_core::multi::{
 use synod_core::quorum::{Quorum, QuorumSpec};
 use synod_core::{Ballot, NodeId};
 
-mod common;
-use common::Counter;
+use crate::common::Counter;
 
 fn op() -> impl Strategy<Value = MemberOp> {
     prop_oneof![

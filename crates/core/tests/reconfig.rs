@@ -4,11 +4,10 @@
 use synod_core::multi::{ChangeId, ChangeOutcome, Message, Output, Role, Timer};
 use synod_core::{NodeId, PlantedBug};
 
-mod common;
-use common::members::{
+use crate::common::members::{
     assert_bounds, change, five, five_with, outcomes, set, settle_holding_back, stand, ALPHA,
 };
-use common::net::Net;
+use crate::common::net::Net;
 
 #[test]
 fn a_change_takes_effect_alpha_slots_on_and_then_its_voters_decide() {

@@ -5,9 +5,8 @@
 use synod_core::multi::{MemberOp, Message, Output, Role, RoleKind, Timer};
 use synod_core::{NodeId, PlantedBug};
 
-mod common;
-use common::members::{change, five, five_with, set, settle_holding_back, stand};
-use common::net::Net;
+use crate::common::members::{change, five, five_with, set, settle_holding_back, stand};
+use crate::common::net::Net;
 
 fn retired(net: &Net, id: NodeId) -> bool {
     net.replies

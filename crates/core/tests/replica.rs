@@ -4,8 +4,7 @@ use std::collections::BTreeSet;
 use synod_core::multi::{Command, Message, Output, RoleKind, Timer, Value};
 use synod_core::{Ballot, NodeId};
 
-mod common;
-use common::net::Net;
+use crate::common::net::Net;
 
 #[test]
 fn a_single_node_elects_itself_and_commits_alone() {

@@ -1,9 +1,7 @@
 //! Group commit: correctness under concurrency, batching, the completion styles, control
 //! operations through the flusher, shutdown.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::HashSet;
 use std::sync::mpsc;
 use synod_storage::{GroupCommitter, StorageError, Wal, WalOptions};

@@ -1,9 +1,7 @@
 //! Snapshots: atomic saves, leftovers of a crash ignored, damage reported, and the whole store
 //! (snapshot + log) recovered consistently.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use synod_storage::{open, Snapshot, SnapshotStore, StorageError, StorageOptions};
 

@@ -1,8 +1,6 @@
 //! Segment rollover, truncation, compaction, reset, repair, and the log's edge cases.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use synod_storage::{Record, StorageError, TruncationKind, Wal, WalOptions};
 
 fn reopen(dir: &std::path::Path, opts: &WalOptions) -> (Wal, Vec<Record>) {

@@ -1,0 +1,16 @@
+//! Every integration test of this crate, in one binary: one build and one link instead of
+//! one per file, and the files' tests run side by side.
+
+mod commit;
+mod common;
+mod durable_state;
+mod effects;
+mod fast;
+mod fast_multi;
+mod generalized;
+mod learner;
+mod membership;
+mod reconfig;
+mod regressions;
+mod removal;
+mod replica;
