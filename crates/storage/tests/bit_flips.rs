@@ -18,7 +18,9 @@
 //! writes); a sample of flips also goes through `Wal::open`, which fixes the files, and the
 //! fixed log is reopened cleanly.
 
-use crate::common::*;
+mod common;
+
+use common::*;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use synod_storage::{Record, Recovered, StorageError, TruncationKind, Wal, WalOptions};

@@ -1,7 +1,9 @@
 //! Group commit: correctness under concurrency, batching, the completion styles, control
 //! operations through the flusher, shutdown.
 
-use crate::common::*;
+mod common;
+
+use common::*;
 use std::collections::HashSet;
 use std::sync::mpsc;
 use synod_storage::{GroupCommitter, StorageError, Wal, WalOptions};

@@ -2,7 +2,9 @@
 //! against a model (a plain vector). On every reopen the log must hold a prefix of the model
 //! that contains at least every synced record: never less, never different, never invented.
 
-use crate::common::small;
+mod common;
+
+use common::small;
 use proptest::prelude::*;
 use synod_storage::{Record, Wal};
 

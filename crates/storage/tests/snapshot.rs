@@ -1,7 +1,9 @@
 //! Snapshots: atomic saves, leftovers of a crash ignored, damage reported, and the whole store
 //! (snapshot + log) recovered consistently.
 
-use crate::common::*;
+mod common;
+
+use common::*;
 use std::path::Path;
 use synod_storage::{open, Snapshot, SnapshotStore, StorageError, StorageOptions};
 

@@ -2,7 +2,9 @@
 //! point, or with garbage past some point. Recovery must return exactly the records whose
 //! frames are fully intact, report the cut, and leave a log that appends cleanly.
 
-use crate::common::*;
+mod common;
+
+use common::*;
 use std::path::Path;
 use synod_storage::{Record, TruncationKind, Wal, WalOptions};
 

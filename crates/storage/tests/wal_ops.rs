@@ -1,6 +1,8 @@
 //! Segment rollover, truncation, compaction, reset, repair, and the log's edge cases.
 
-use crate::common::*;
+mod common;
+
+use common::*;
 use synod_storage::{Record, StorageError, TruncationKind, Wal, WalOptions};
 
 fn reopen(dir: &std::path::Path, opts: &WalOptions) -> (Wal, Vec<Record>) {
