@@ -10,6 +10,7 @@ mod fast_multi;
 mod generalized;
 mod learner;
 mod membership;
+mod promotion;
 mod reconfig;
 mod regressions;
 mod removal;

@@ -648,6 +648,11 @@ impl NodeCore {
                 self.answer_change(id.seq, Err(ProposeError::NotLeader))
             }
             Output::ChangeFailed { .. } => {}
+            // The leader would not propose it (a promotion of a learner not caught up). Only
+            // the node a change was asked at hears of its refusal.
+            Output::ChangeRefused { id, reason } => {
+                self.answer_change(id.seq, Ok(ChangeOutcome::Rejected(reason)))
+            }
             Output::Retired => {
                 for (ticket, _) in std::mem::take(&mut self.changes).into_values() {
                     let result = Err(ProposeError::Removed);

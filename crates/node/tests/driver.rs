@@ -7,7 +7,7 @@ mod common;
 use common::{follower, put, Driver, TICK};
 use std::sync::Arc;
 use synod_core::multi::{
-    ChangeId, ChangeOutcome, ConfigChange, MemberOp, Message, Role, RoleKind, Value,
+    ChangeId, ChangeOutcome, ConfigChange, MemberOp, Message, RejectReason, Role, RoleKind, Value,
 };
 use synod_core::{Ballot, PlantedBug};
 use synod_kv::{KvCommand, KvResult};
@@ -237,6 +237,38 @@ fn a_membership_change_asked_at_a_follower_is_answered_once_applied_there() {
     let entries = vec![(1, Value::Reconfig(Arc::new(ours)))];
     d.n.on_peer(1, Message::CatchUp { entries });
     assert_eq!(member_replies(&d.turn()), vec![(7, Ok(true))]);
+}
+
+#[test]
+fn a_promotion_the_leader_refuses_is_answered_with_its_reason() {
+    let mut d = Driver::of(follower(0, None));
+    d.n.change_membership(
+        Some(7),
+        vec![MemberOp::SetRole {
+            id: 3,
+            role: Role::Voter,
+        }],
+    );
+    let id = passed_on(&d.turn()).expect("passed on to the leader");
+    let refusal = Message::PromotionRefused {
+        id,
+        learner: 3,
+        behind: 400,
+    };
+    // Only the leader speaks for the change.
+    d.n.on_peer(3, refusal.clone());
+    assert!(member_replies(&d.turn()).is_empty());
+    d.n.on_peer(1, refusal);
+    let replies: Vec<_> = d
+        .turn()
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::MemberReply { ticket, result } => Some((ticket, result)),
+            _ => None,
+        })
+        .collect();
+    let reason = RejectReason::LearnerNotReady { id: 3, behind: 400 };
+    assert_eq!(replies, vec![(7, Ok(ChangeOutcome::Rejected(reason)))]);
 }
 
 #[test]

@@ -94,6 +94,10 @@ fn refused(reason: RejectReason) -> Status {
         RejectReason::RoleUnchanged {
             role: Role::Voter, ..
         } => Status::failed_precondition("etcdserver: can only promote a learner member"),
+        // etcd's words exactly: client libraries match them.
+        RejectReason::LearnerNotReady { .. } => Status::failed_precondition(
+            "etcdserver: can only promote a learner member which is in sync with leader",
+        ),
         RejectReason::Quorum(_) => Status::failed_precondition(format!(
             "etcdserver: re-configuration failed due to not enough started members ({reason})"
         )),
@@ -146,9 +150,10 @@ impl Cluster for Api {
         }))
     }
 
-    /// Makes a learner a voter. Unlike etcd, it does not wait for the learner to catch up
-    /// first: the promotion is safe either way (a Paxos acceptor votes without history), but
-    /// until the learner is up to date the cluster may have one voter fewer to spare.
+    /// Makes a learner a voter, once the leader has heard in its last heartbeat rounds that
+    /// the learner is within a catch-up batch of the commit point; otherwise refused as etcd
+    /// refuses it. The promotion would be safe either way (a Paxos acceptor votes without
+    /// history), but a voter still catching up is one voter fewer to spare.
     async fn member_promote(
         &self,
         req: Request<pb::MemberPromoteRequest>,

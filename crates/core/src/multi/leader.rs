@@ -235,6 +235,11 @@ pub struct Active<C> {
     /// The latest configuration's epoch when the reads waiting were registered: a read must
     /// not be served across a change applied meanwhile, however quickly its boundary passed.
     pub read_epoch: u64,
+    /// Heartbeat rounds sent in this ballot.
+    pub beats: u64,
+    /// What each learner last said it has learned (its commit point), and in which heartbeat
+    /// round: the promotion gate.
+    pub progress: BTreeMap<NodeId, (Slot, u64)>,
 }
 
 fn key<C>(c: &Command<C>) -> (ClientId, u64) {
@@ -263,6 +268,8 @@ impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
             bound: next_slot,
             changes: VecDeque::new(),
             change_at: None,
+            beats: 0,
+            progress: BTreeMap::new(),
             parked_reads: Vec::new(),
             read_epoch: 0,
         }

@@ -227,6 +227,15 @@ pub enum RejectReason {
         /// Its role.
         role: Role,
     },
+    /// A promotion of a learner that has not caught up with the leader; refused by the leader
+    /// before proposing, never by the log (the leader's view of progress is not replicated).
+    #[error("can only promote a learner member which is in sync with leader: member {id} is {behind} slots behind")]
+    LearnerNotReady {
+        /// The learner.
+        id: NodeId,
+        /// How far behind the leader's commit point it was last heard to be.
+        behind: u64,
+    },
     /// The new configuration's quorums would be unsafe or empty.
     #[error("the new configuration is refused: {0}")]
     Quorum(QuorumError),

@@ -1,6 +1,8 @@
 //! Everything Multi-Paxos replicas say to each other, persist and output.
 
-use super::membership::{ChangeId, ChangeOutcome, ConfigChange, MemberOp, Membership};
+use super::membership::{
+    ChangeId, ChangeOutcome, ConfigChange, MemberOp, Membership, RejectReason,
+};
 use super::reads::ReadId;
 use crate::ballot::{Ballot, NodeId};
 use crate::effects::Effects;
@@ -232,6 +234,25 @@ pub enum Message<C> {
         /// What to change.
         ops: Vec<MemberOp>,
     },
+    /// A learner's answer to a heartbeat: how far it has learned the log. The leader promotes
+    /// a learner only once it has heard that the learner is close to its own commit point.
+    Progress {
+        /// The heartbeat's ballot: only the leader of that ballot records it.
+        ballot: Ballot,
+        /// Every slot below this is chosen and known to the learner.
+        commit: Slot,
+    },
+    /// The leader refuses a forwarded change that would promote a learner not caught up (etcd:
+    /// "can only promote a learner member which is in sync with leader").
+    PromotionRefused {
+        /// The change refused; its origin is the receiver.
+        id: ChangeId,
+        /// The learner.
+        learner: NodeId,
+        /// How many slots it is behind the leader's commit point, as last heard (the whole
+        /// commit point if it was not heard from lately).
+        behind: u64,
+    },
 }
 
 impl<C> Message<C> {
@@ -255,6 +276,8 @@ impl<C> Message<C> {
             Message::Forward { .. } => "forward",
             Message::StandNow { .. } => "stand-now",
             Message::ForwardChange { .. } => "forward-change",
+            Message::Progress { .. } => "progress",
+            Message::PromotionRefused { .. } => "promotion-refused",
         }
     }
 }
@@ -344,6 +367,15 @@ pub enum Output<R> {
         /// Who this replica believes leads, if anyone.
         leader: Option<NodeId>,
     },
+    /// The leader refused a membership change asked here without proposing it: the change
+    /// would promote a learner that has not caught up. Reported only by the node the change
+    /// was asked at.
+    ChangeRefused {
+        /// The change.
+        id: ChangeId,
+        /// Why ([`RejectReason::LearnerNotReady`]).
+        reason: RejectReason,
+    },
     /// This replica applied the membership change chosen in `slot`.
     Reconfigured {
         /// The slot.
@@ -432,6 +464,15 @@ mod tests {
             Message::ForwardChange {
                 id: ChangeId { origin: 1, seq: 1 },
                 ops: vec![],
+            },
+            Message::Progress {
+                ballot: b,
+                commit: 0,
+            },
+            Message::PromotionRefused {
+                id: ChangeId { origin: 1, seq: 1 },
+                learner: 2,
+                behind: 0,
             },
         ];
         let names: std::collections::BTreeSet<&str> = msgs.iter().map(|m| m.kind()).collect();

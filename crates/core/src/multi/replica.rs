@@ -7,7 +7,7 @@ use super::config::{Config, ConfigError};
 use super::leader::{Active, Scout};
 use super::learner::Learner;
 use super::log::{DurableState, Entry};
-use super::membership::Membership;
+use super::membership::{Membership, RejectReason, Role as MemberRole};
 use super::messages::{
     Command, Message, MultiEffects, Output, Persist, PromiseEntry, Slot, Snapshot, Timer, Value,
 };
@@ -684,6 +684,21 @@ impl<S: StateMachine> Replica<S> {
                 self.on_stand_now(from, ballot, commit, &mut fx)
             }
             Message::ForwardChange { id, ops } => self.on_forward_change(from, id, ops, &mut fx),
+            Message::Progress { ballot, commit } => self.on_progress(from, ballot, commit),
+            Message::PromotionRefused {
+                id,
+                learner,
+                behind,
+            } => {
+                // Only the leader answers for a change, and only to the change's origin.
+                if id.origin == self.cfg.id && self.leader_hint == Some(from) {
+                    let reason = RejectReason::LearnerNotReady {
+                        id: learner,
+                        behind,
+                    };
+                    fx.output(Output::ChangeRefused { id, reason });
+                }
+            }
         }
         self.stand_if_caught_up(&mut fx);
         self.serve_reads(&mut fx);
@@ -1066,9 +1081,10 @@ impl<S: StateMachine> Replica<S> {
     }
 
     fn heartbeat(&mut self, fx: &mut Fx<S>) {
-        let Role::Leader(active) = &self.role else {
+        let Role::Leader(active) = &mut self.role else {
             return;
         };
+        active.beats += 1;
         let ballot = active.ballot;
         let commit = self.learner.commit();
         self.announce_commit(fx);
@@ -1127,6 +1143,11 @@ impl<S: StateMachine> Replica<S> {
                     from: self.learner.commit(),
                 },
             );
+        }
+        let me = self.learner.membership().latest().role(self.cfg.id);
+        if me == Some(MemberRole::Learner) {
+            let commit = self.learner.commit();
+            fx.send(from, Message::Progress { ballot, commit });
         }
     }
 

@@ -95,6 +95,7 @@ impl Net {
                     | Output::ReadFailed { .. }
                     | Output::Reconfigured { .. }
                     | Output::ChangeFailed { .. }
+                    | Output::ChangeRefused { .. }
                     | Output::Retired
             ) {
                 self.replies.push((id, out));

@@ -83,6 +83,13 @@ fn label(m: &Message<KvOp>) -> (String, Option<String>) {
             (format!("StandNow({ballot}, chosen below I={commit})"), None)
         }
         Message::ForwardChange { ops, .. } => (format!("ForwardChange({ops:?})"), None),
+        Message::Progress { commit, .. } => (format!("Progress(learned below I={commit})"), None),
+        Message::PromotionRefused {
+            learner, behind, ..
+        } => (
+            format!("PromotionRefused({learner}, {behind} behind)"),
+            None,
+        ),
         Message::ReadProbe { ballot, round } => (format!("ReadProbe({ballot}, #{round})"), None),
         Message::ReadAck { ballot, round } => (format!("ReadAck({ballot}, #{round})"), None),
         Message::ReadIndexRequest { id } => (format!("ReadIndex?(#{id})"), None),

@@ -19,11 +19,15 @@
 //! arrive (or wait) while a boundary is in reach are parked until it has passed.
 
 use super::{Fx, Replica, Role};
-use crate::ballot::NodeId;
+use crate::ballot::{Ballot, NodeId};
 use crate::bugs::PlantedBug;
+use crate::multi::leader::Active;
 use crate::multi::leader::Obligation;
-use crate::multi::membership::{ChangeId, ConfigChange, MemberOp};
-use crate::multi::messages::{Message, Output, Value};
+
+use crate::multi::membership::{
+    ChangeId, ConfigChange, Configuration, MemberOp, RejectReason, Role as MemberRole,
+};
+use crate::multi::messages::{Message, Output, Slot, Value};
 use crate::multi::state_machine::StateMachine;
 use std::sync::Arc;
 
@@ -193,6 +197,26 @@ impl<S: StateMachine> Replica<S> {
             return;
         }
         let (id, ops) = active.changes.pop_front().expect("checked");
+        let latest = self.learner.membership().latest();
+        let commit = self.learner.commit();
+        let ready = self.cfg.catch_up_batch as u64;
+        if let Some((learner, behind)) = unready_learner(active, latest, commit, ready, &ops) {
+            if id.origin == self.cfg.id {
+                let reason = RejectReason::LearnerNotReady {
+                    id: learner,
+                    behind,
+                };
+                fx.output(Output::ChangeRefused { id, reason });
+            } else {
+                let refusal = Message::PromotionRefused {
+                    id,
+                    learner,
+                    behind,
+                };
+                fx.send(id.origin, refusal);
+            }
+            return self.propose_next_change(fx);
+        }
         let change = ConfigChange {
             id,
             expect_epoch: self.learner.membership().latest().epoch(),
@@ -205,6 +229,15 @@ impl<S: StateMachine> Replica<S> {
         if !matches!(self.role, Role::Leader(_)) {
             // Our own acceptor refused it, and leadership ended: the change was never sent.
             fx.output(Output::ChangeFailed { id, leader: None });
+        }
+    }
+
+    /// A learner's answer to a heartbeat of this leader's ballot: how far it has learned.
+    pub(super) fn on_progress(&mut self, from: NodeId, ballot: Ballot, commit: Slot) {
+        if let Role::Leader(a) = &mut self.role {
+            if a.ballot == ballot {
+                a.progress.insert(from, (commit, a.beats));
+            }
         }
     }
 
@@ -270,4 +303,37 @@ impl<S: StateMachine> Replica<S> {
         }
         self.start_read_round(fx);
     }
+}
+
+/// The promotion gate: the first learner `ops` would make a voter that the leader has not
+/// heard, in its last two heartbeat rounds, to be within `ready` slots of the commit point,
+/// with how far behind it was last heard to be (all of `commit` if not lately). A voter that
+/// must first catch up is one voter fewer to spare, so etcd refuses such a promotion; so does
+/// Synod.
+fn unready_learner<C>(
+    active: &Active<C>,
+    latest: &Configuration,
+    commit: Slot,
+    ready: u64,
+    ops: &[MemberOp],
+) -> Option<(NodeId, u64)> {
+    ops.iter().find_map(|op| {
+        let MemberOp::SetRole {
+            id,
+            role: MemberRole::Voter,
+        } = op
+        else {
+            return None;
+        };
+        if latest.role(*id) != Some(MemberRole::Learner) {
+            return None;
+        }
+        let heard = active
+            .progress
+            .get(id)
+            .filter(|(_, beat)| active.beats.saturating_sub(*beat) <= 2)
+            .map_or(0, |(c, _)| *c);
+        let behind = commit.saturating_sub(heard);
+        (behind > ready).then_some((*id, behind))
+    })
 }
