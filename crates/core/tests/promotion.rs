@@ -104,22 +104,38 @@ fn a_learner_left_behind_is_promoted_only_once_it_caught_up() {
 }
 
 #[test]
-fn a_learner_heard_from_only_long_ago_is_not_in_sync() {
-    let mut net = with_learner();
-    push(&mut net, 100, FAR);
-    beat(&mut net);
-    // 5 hears the heartbeats but its answers are lost: what 1 last heard grows old.
-    for _ in 0..3 {
-        net.timer(1, Timer::Heartbeat);
+fn a_learner_heard_from_within_two_heartbeat_intervals_is_in_sync_and_not_after() {
+    for (lost, promoted) in [(2, true), (3, false)] {
+        let mut net = with_learner();
+        beat(&mut net);
+        // 5 hears the heartbeats but its answers are lost: what 1 last heard grows old.
+        for _ in 0..lost {
+            net.timer(1, Timer::Heartbeat);
+            net.settle_with(|from, _, m| from == 5 && matches!(m, Message::Progress { .. }));
+        }
+        change(&mut net, 1, 2, vec![set(5, Role::Voter)]);
         net.settle_with(|from, _, m| from == 5 && matches!(m, Message::Progress { .. }));
+        assert_eq!(applied(&net, 1, 2), promoted, "{lost} answers lost");
+        assert_eq!(
+            refusals(&net, 1).is_empty(),
+            promoted,
+            "{lost} answers lost"
+        );
+    }
+}
+
+#[test]
+fn a_learner_not_heard_from_lately_is_not_promoted_however_short_the_log() {
+    let mut net = with_learner();
+    net.down.insert(5);
+    for _ in 0..3 {
+        beat(&mut net);
     }
     change(&mut net, 1, 2, vec![set(5, Role::Voter)]);
     net.settle();
-    assert_eq!(refusals(&net, 1).len(), 1, "{:?}", net.replies);
-    beat(&mut net);
-    change(&mut net, 1, 3, vec![set(5, Role::Voter)]);
-    net.settle();
-    assert!(applied(&net, 1, 3), "{:?}", net.replies);
+    let commit = net.r(1).commit_index();
+    assert!(commit < net_batch(), "a short log: {commit}");
+    assert_eq!(refusals(&net, 1), vec![(2, 5, commit)]);
 }
 
 #[test]
@@ -153,7 +169,10 @@ fn other_changes_pass_the_gate() {
     // Taking out a learner behind, or demoting a voter, needs no progress.
     change(&mut net, 1, 2, vec![MemberOp::Remove(5)]);
     net.settle();
+    change(&mut net, 1, 3, vec![set(4, Role::Learner)]);
+    net.settle();
     assert!(applied(&net, 1, 2), "{:?}", net.replies);
+    assert!(applied(&net, 1, 3), "{:?}", net.replies);
     assert!(refusals(&net, 1).is_empty());
 }
 

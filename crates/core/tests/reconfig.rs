@@ -109,7 +109,7 @@ fn promises_that_arrive_after_the_win_serve_a_later_configuration() {
 fn changes_are_proposed_one_at_a_time_and_each_expects_the_epoch_before_it() {
     let mut net = five(true);
     change(&mut net, 1, 1, vec![set(5, Role::Learner)]);
-    change(&mut net, 1, 2, vec![set(5, Role::Voter)]);
+    change(&mut net, 1, 2, vec![set(4, Role::Learner)]);
     net.settle();
     let mine: Vec<_> = outcomes(&net)
         .into_iter()

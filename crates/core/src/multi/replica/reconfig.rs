@@ -184,51 +184,55 @@ impl<S: StateMachine> Replica<S> {
     /// room in the window.
     pub(super) fn propose_next_change(&mut self, fx: &mut Fx<S>) {
         let applied = self.learner.applied();
-        let Role::Leader(active) = &mut self.role else {
-            return;
-        };
-        if active.change_at.is_some_and(|s| s < applied) {
-            active.change_at = None;
-        }
-        if active.change_at.is_some()
-            || active.changes.is_empty()
-            || !active.has_room(self.cfg.window, active.bound)
-        {
-            return;
-        }
-        let (id, ops) = active.changes.pop_front().expect("checked");
-        let latest = self.learner.membership().latest();
-        let commit = self.learner.commit();
-        let ready = self.cfg.catch_up_batch as u64;
-        if let Some((learner, behind)) = unready_learner(active, latest, commit, ready, &ops) {
-            if id.origin == self.cfg.id {
-                let reason = RejectReason::LearnerNotReady {
-                    id: learner,
-                    behind,
-                };
-                fx.output(Output::ChangeRefused { id, reason });
-            } else {
-                let refusal = Message::PromotionRefused {
-                    id,
-                    learner,
-                    behind,
-                };
-                fx.send(id.origin, refusal);
+        // A loop, not recursion: any number of queued changes may be refused in a row.
+        loop {
+            let Role::Leader(active) = &mut self.role else {
+                return;
+            };
+            if active.change_at.is_some_and(|s| s < applied) {
+                active.change_at = None;
             }
-            return self.propose_next_change(fx);
-        }
-        let change = ConfigChange {
-            id,
-            expect_epoch: self.learner.membership().latest().epoch(),
-            ops,
-        };
-        let slot = active.next_slot;
-        active.next_slot += 1;
-        active.change_at = Some(slot);
-        self.propose(slot, Value::Reconfig(Arc::new(change)), fx);
-        if !matches!(self.role, Role::Leader(_)) {
-            // Our own acceptor refused it, and leadership ended: the change was never sent.
-            fx.output(Output::ChangeFailed { id, leader: None });
+            if active.change_at.is_some()
+                || active.changes.is_empty()
+                || !active.has_room(self.cfg.window, active.bound)
+            {
+                return;
+            }
+            let (id, ops) = active.changes.pop_front().expect("checked");
+            let latest = self.learner.membership().latest();
+            let commit = self.learner.commit();
+            let ready = self.cfg.catch_up_batch as u64;
+            if let Some((learner, behind)) = unready_learner(active, latest, commit, ready, &ops) {
+                if id.origin == self.cfg.id {
+                    let reason = RejectReason::LearnerNotReady {
+                        id: learner,
+                        behind,
+                    };
+                    fx.output(Output::ChangeRefused { id, reason });
+                } else {
+                    let refusal = Message::PromotionRefused {
+                        id,
+                        learner,
+                        behind,
+                    };
+                    fx.send(id.origin, refusal);
+                }
+                continue;
+            }
+            let change = ConfigChange {
+                id,
+                expect_epoch: self.learner.membership().latest().epoch(),
+                ops,
+            };
+            let slot = active.next_slot;
+            active.next_slot += 1;
+            active.change_at = Some(slot);
+            self.propose(slot, Value::Reconfig(Arc::new(change)), fx);
+            if !matches!(self.role, Role::Leader(_)) {
+                // Our own acceptor refused it, and leadership ended: the change was never sent.
+                fx.output(Output::ChangeFailed { id, leader: None });
+            }
+            return;
         }
     }
 
@@ -306,10 +310,11 @@ impl<S: StateMachine> Replica<S> {
 }
 
 /// The promotion gate: the first learner `ops` would make a voter that the leader has not
-/// heard, in its last two heartbeat rounds, to be within `ready` slots of the commit point,
-/// with how far behind it was last heard to be (all of `commit` if not lately). A voter that
-/// must first catch up is one voter fewer to spare, so etcd refuses such a promotion; so does
-/// Synod.
+/// heard, within its last two heartbeat intervals, to be within `ready` slots of the commit
+/// point, with how far behind it was last heard to be (all of `commit` if not lately). A
+/// learner not heard from lately is refused however short the log: it may be down. A voter
+/// that must first catch up is one voter fewer to spare, so etcd refuses such a promotion;
+/// so does Synod.
 fn unready_learner<C>(
     active: &Active<C>,
     latest: &Configuration,
@@ -331,9 +336,13 @@ fn unready_learner<C>(
         let heard = active
             .progress
             .get(id)
-            .filter(|(_, beat)| active.beats.saturating_sub(*beat) <= 2)
-            .map_or(0, |(c, _)| *c);
-        let behind = commit.saturating_sub(heard);
-        (behind > ready).then_some((*id, behind))
+            .filter(|(_, beat)| active.beats.saturating_sub(*beat) <= 2);
+        match heard {
+            Some((c, _)) => {
+                let behind = commit.saturating_sub(*c);
+                (behind > ready).then_some((*id, behind))
+            }
+            None => Some((*id, commit)),
+        }
     })
 }
