@@ -8,6 +8,7 @@ mod effects;
 mod fast;
 mod fast_multi;
 mod generalized;
+mod join;
 mod learner;
 mod membership;
 mod promotion;

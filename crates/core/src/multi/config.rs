@@ -13,8 +13,16 @@ pub struct Config {
     /// This replica.
     pub id: NodeId,
     /// The cluster's first voters, this one included. Later changes are chosen in the log
-    /// ([`Membership`]); a snapshot carries the membership as of its slot.
+    /// ([`Membership`]); a snapshot carries the membership as of its slot. With `join`, the
+    /// peers to ask for the cluster's state instead.
     pub members: Vec<NodeId>,
+    /// This replica joins a running cluster that already added it as a member (etcd's
+    /// `--initial-cluster-state existing`): it knows neither the cluster's first membership nor
+    /// its changes, so it neither votes nor stands nor serves until a peer in `members` has
+    /// sent it a snapshot, which carries the membership. A replica recovered with a snapshot
+    /// has joined already and ignores this.
+    #[serde(default)]
+    pub join: bool,
     /// Quorum sizes.
     pub quorum: QuorumSpec,
     /// A membership change chosen in slot `i` governs slots from `i + alpha` on. Fixed when the
@@ -76,19 +84,34 @@ impl Config {
             catch_up_batch: 256,
             seed: id,
             bug: None,
+            join: false,
         }
     }
 
-    /// Checks the configuration and builds the cluster's first membership.
+    /// Checks the configuration and builds the cluster's first membership. A joining replica
+    /// gets a stand-in over the peers it asks, which it never acts on: it waits for the real
+    /// one in a snapshot.
     pub fn validate(&self) -> Result<Membership, ConfigError> {
-        if !self.members.contains(&self.id) {
+        if self.join && !self.members.iter().any(|&m| m != self.id) {
+            return Err(ConfigError::Invalid(format!(
+                "node {} joins a running cluster, but no peer to ask was given",
+                self.id
+            )));
+        }
+        if !self.join && !self.members.contains(&self.id) {
             return Err(ConfigError::NotAMember {
                 id: self.id,
                 members: self.members.clone(),
             });
         }
+        // A joiner's stand-in needs no particular quorums (it is never acted on), and the
+        // cluster's own may not fit the peers it was given.
+        let quorum = match self.join {
+            true => QuorumSpec::Majority,
+            false => self.quorum,
+        };
         let genesis =
-            Membership::of_voters(&self.members, self.quorum, self.alpha).map_err(|e| match e {
+            Membership::of_voters(&self.members, quorum, self.alpha).map_err(|e| match e {
                 MembershipError::Quorum(q) => ConfigError::Quorum(q),
                 other => ConfigError::Invalid(other.to_string()),
             })?;

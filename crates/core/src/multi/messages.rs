@@ -253,6 +253,10 @@ pub enum Message<C> {
         /// commit point if it was not heard from lately).
         behind: u64,
     },
+    /// A node started to join a running cluster asks a peer for the state it needs first:
+    /// the membership and a state to build on. Any member that knows the sender answers with
+    /// [`Message::InstallSnapshot`] (its latest snapshot, or one of its applied state).
+    JoinRequest,
 }
 
 impl<C> Message<C> {
@@ -278,6 +282,7 @@ impl<C> Message<C> {
             Message::ForwardChange { .. } => "forward-change",
             Message::Progress { .. } => "progress",
             Message::PromotionRefused { .. } => "promotion-refused",
+            Message::JoinRequest => "join-request",
         }
     }
 }
@@ -474,6 +479,7 @@ mod tests {
                 learner: 2,
                 behind: 0,
             },
+            Message::JoinRequest,
         ];
         let names: std::collections::BTreeSet<&str> = msgs.iter().map(|m| m.kind()).collect();
         assert_eq!(names.len(), msgs.len(), "{names:?}");

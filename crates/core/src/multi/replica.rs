@@ -20,6 +20,7 @@ use crate::quorum::{Quorum, QuorumSystem};
 use crate::rng::SplitMix64;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+mod join;
 mod reconfig;
 mod transfer;
 pub use transfer::TransferError;
@@ -72,6 +73,8 @@ pub struct Replica<S: StateMachine> {
     /// The epoch of the latest configuration when this replica last looked
     /// (`follow_membership`).
     epoch_seen: u64,
+    /// Waiting for a peer's snapshot to join a running cluster (replica/join.rs).
+    joining: bool,
 }
 
 impl<S: StateMachine> std::fmt::Debug for Replica<S> {
@@ -107,6 +110,7 @@ impl<S: StateMachine> Replica<S> {
             commit,
             snapshot,
         } = durable;
+        let joining = cfg.join && snapshot.is_none();
         let mut acceptor = Acceptor::new(promised, log, cfg.bug);
         let mut learner = Learner::new(sm, genesis, cfg.bug);
         if let Some(snap) = &snapshot {
@@ -127,6 +131,7 @@ impl<S: StateMachine> Replica<S> {
             remote_reads: BTreeMap::new(),
             stand_at: None,
             epoch_seen: 0,
+            joining,
             cfg,
         };
         // Replay the committed prefix; the replay's own outputs (applied slots, a Commit record
@@ -146,6 +151,9 @@ impl<S: StateMachine> Replica<S> {
     /// Arms the first election timer. Call once after [`Replica::new`] or [`Replica::recover`].
     pub fn start(&mut self) -> Fx<S> {
         let mut fx = Fx::<S>::new();
+        if self.joining {
+            self.ask_to_join(&mut fx);
+        }
         self.arm_election(&mut fx);
         fx
     }
@@ -318,6 +326,14 @@ impl<S: StateMachine> Replica<S> {
                 Some(Err(())) => continue,
                 None => {}
             }
+            if self.joining {
+                fx.output(Output::NotLeader {
+                    client: cmd.client,
+                    seq: cmd.seq,
+                    leader: None,
+                });
+                continue;
+            }
             self.learner.wait_for(cmd.client, cmd.seq);
             match &mut self.role {
                 Role::Leader(a) => a.enqueue(cmd),
@@ -361,6 +377,7 @@ impl<S: StateMachine> Replica<S> {
         let mut fx = Fx::<S>::new();
         for id in ids {
             match &self.role {
+                _ if self.joining => fx.output(Output::ReadFailed { id, leader: None }),
                 Role::Leader(_) => self.register_read(id, None),
                 Role::Follower if self.leader_hint.is_some_and(|l| l != self.cfg.id) => {
                     // The leader confirms and names the index; we serve from our own state.
@@ -567,6 +584,10 @@ impl<S: StateMachine> Replica<S> {
     /// Handles a timer.
     pub fn on_timer(&mut self, timer: Timer) -> Fx<S> {
         let mut fx = Fx::<S>::new();
+        if self.joining {
+            self.joining_on_timer(timer, &mut fx);
+            return fx;
+        }
         match timer {
             Timer::Election => {
                 self.age_stand_request();
@@ -578,6 +599,7 @@ impl<S: StateMachine> Replica<S> {
                     // A candidate that has not won by now starts over with a higher ballot.
                     Role::Candidate(_) if self.may_stand() => self.stand_for_election(&mut fx),
                     Role::Candidate(_) => self.step_down(&mut fx),
+                    Role::Follower if quiet => self.ask_around(&mut fx),
                     Role::Follower => {}
                 }
                 self.arm_election(&mut fx);
@@ -611,6 +633,9 @@ impl<S: StateMachine> Replica<S> {
 
     /// Handles one message from replica `from`.
     pub fn on_message(&mut self, from: NodeId, msg: Message<S::Command>) -> Fx<S> {
+        if self.joining {
+            return self.joining_on_message(from, msg);
+        }
         let mut fx = Fx::<S>::new();
         // Our own promise and votes come back to us once durable; nothing else may.
         let own = from == self.cfg.id
@@ -699,6 +724,7 @@ impl<S: StateMachine> Replica<S> {
                     fx.output(Output::ChangeRefused { id, reason });
                 }
             }
+            Message::JoinRequest => self.on_join_request(from, &mut fx),
         }
         self.stand_if_caught_up(&mut fx);
         self.serve_reads(&mut fx);

@@ -23,6 +23,8 @@ pub struct Net {
     /// Planted in every replica.
     pub bug: Option<PlantedBug>,
     pub n: u64,
+    /// Nodes started to join the running cluster (their peers to ask: 1..=n).
+    pub joiners: BTreeSet<NodeId>,
 }
 
 impl Net {
@@ -49,6 +51,7 @@ impl Net {
             alpha,
             bug,
             n,
+            joiners: BTreeSet::new(),
         };
         for id in 1..=n {
             net.disks.insert(id, DurableState::default());
@@ -62,7 +65,15 @@ impl Net {
         c.window = self.window;
         c.alpha = self.alpha;
         c.bug = self.bug;
+        c.join = self.joiners.contains(&id);
         c
+    }
+
+    /// Starts node `id`, with an empty disk, to join the running cluster.
+    pub fn add_joiner(&mut self, id: NodeId) {
+        self.joiners.insert(id);
+        self.disks.insert(id, DurableState::default());
+        self.boot(id);
     }
 
     pub fn boot(&mut self, id: NodeId) {

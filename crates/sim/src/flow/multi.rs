@@ -90,6 +90,7 @@ fn label(m: &Message<KvOp>) -> (String, Option<String>) {
             format!("PromotionRefused({learner}, {behind} behind)"),
             None,
         ),
+        Message::JoinRequest => ("JoinRequest".into(), None),
         Message::ReadProbe { ballot, round } => (format!("ReadProbe({ballot}, #{round})"), None),
         Message::ReadAck { ballot, round } => (format!("ReadAck({ballot}, #{round})"), None),
         Message::ReadIndexRequest { id } => (format!("ReadIndex?(#{id})"), None),

@@ -45,7 +45,7 @@ impl<S: StateMachine> Replica<S> {
             seq,
         };
         let leader = self.leader_hint.filter(|&l| l != self.cfg.id);
-        let retired = self.retired();
+        let retired = self.retired() || self.joining;
         match (&mut self.role, leader) {
             (Role::Leader(active), _) if active.handover.is_none() => {
                 active.changes.push_back((id, ops));
@@ -89,9 +89,10 @@ impl<S: StateMachine> Replica<S> {
         m.latest().is_voter(self.cfg.id)
     }
 
-    /// True once this replica has applied a change that took it out of the cluster.
+    /// True once this replica has applied a change that took it out of the cluster. A joiner
+    /// is not retired: it has applied nothing yet (see [`Replica::joining`]).
     pub fn retired(&self) -> bool {
-        !self.learner.membership().latest().contains(self.cfg.id)
+        !self.joining && !self.learner.membership().latest().contains(self.cfg.id)
     }
 
     /// Reacts to a new latest configuration, however it arrived (a change applied, a snapshot
@@ -115,6 +116,21 @@ impl<S: StateMachine> Replica<S> {
             },
             _ => {}
         }
+    }
+
+    /// A member that may not stand and hears no leader asks a member drawn at random for the
+    /// slots after its commit point. The leader may be one it cannot hear: a member added
+    /// after the slots it has applied is a stranger whose messages it drops, until some older
+    /// member tells it of the change.
+    pub(super) fn ask_around(&mut self, fx: &mut Fx<S>) {
+        let latest = self.learner.membership().latest();
+        let others: Vec<NodeId> = latest.members().filter(|&m| m != self.cfg.id).collect();
+        if others.is_empty() {
+            return;
+        }
+        let to = others[self.rng.range(0, others.len() as u64) as usize];
+        let from = self.learner.commit();
+        fx.send(to, Message::CatchUpRequest { from });
     }
 
     /// The voter of the latest configuration a leader that no longer votes hands over to: one

@@ -1,0 +1,82 @@
+//! Joining a running cluster. A node added by a membership change starts with an empty disk
+//! and knows neither the cluster's first membership nor the changes since, so it cannot tell
+//! who governs any slot. It asks the peers it was given for a snapshot ([`Message::JoinRequest`])
+//! and does nothing else until one arrives: the snapshot carries the membership as of its slot,
+//! and catch-up brings the rest (the change that added it among them).
+//!
+//! Until then it persists nothing, so a joiner that crashes before it joined starts over, and
+//! one that joined recovers from its snapshot like any other replica.
+
+use super::{Fx, Replica};
+use crate::ballot::NodeId;
+use crate::multi::messages::{Message, Output, Persist, Snapshot, Timer};
+use crate::multi::state_machine::StateMachine;
+
+impl<S: StateMachine> Replica<S> {
+    /// True while this replica waits for a peer's snapshot to join the cluster
+    /// ([`super::Config::join`]).
+    pub fn joining(&self) -> bool {
+        self.joining
+    }
+
+    /// Asks every peer given for a snapshot; the first to arrive is taken.
+    pub(super) fn ask_to_join(&self, fx: &mut Fx<S>) {
+        for &peer in &self.cfg.members {
+            if peer != self.cfg.id {
+                fx.send(peer, Message::JoinRequest);
+            }
+        }
+    }
+
+    /// While joining, only a snapshot counts; the election timer paces the requests.
+    pub(super) fn joining_on_timer(&mut self, timer: Timer, fx: &mut Fx<S>) {
+        if timer == Timer::Election {
+            self.ask_to_join(fx);
+            self.arm_election(fx);
+        }
+    }
+
+    /// While joining: a snapshot from a peer asked makes this replica a member like any
+    /// other; everything else waits (a leader retransmits, and catch-up fills the gap).
+    pub(super) fn joining_on_message(&mut self, from: NodeId, msg: Message<S::Command>) -> Fx<S> {
+        let mut fx = Fx::<S>::new();
+        let asked = from != self.cfg.id && self.cfg.members.contains(&from);
+        if let (true, Message::InstallSnapshot { snapshot }) = (asked, msg) {
+            self.join_from(snapshot, &mut fx);
+        }
+        fx
+    }
+
+    /// Adopts a peer's snapshot, membership included, as this replica's starting point. A
+    /// snapshot without a membership (written before changes existed) cannot say who governs
+    /// its slots and is ignored, as is one that does not decode.
+    fn join_from(&mut self, snapshot: Snapshot, fx: &mut Fx<S>) {
+        if snapshot.membership.is_none() || self.learner.install(&snapshot, fx).is_err() {
+            return;
+        }
+        self.acceptor.drop_below(snapshot.slot);
+        fx.persist(Persist::Snapshot(snapshot.clone()));
+        self.snapshot = Some(snapshot);
+        self.joining = false;
+        self.epoch_seen = self.learner.membership().latest().epoch();
+        if self.retired() {
+            // Added, then taken out again before this node came up.
+            fx.output(Output::Retired);
+        }
+        self.learner.catch_up(self.acceptor.log(), fx);
+    }
+
+    /// A joiner asks for a state to start from: our latest snapshot if we have one (catch-up
+    /// covers the slots after it), or else one of our applied state, built now. Only a node
+    /// we know as a member gets past the message filter to ask.
+    pub(super) fn on_join_request(&mut self, to: NodeId, fx: &mut Fx<S>) {
+        if self.joining {
+            return;
+        }
+        let snapshot = match &self.snapshot {
+            Some(s) => s.clone(),
+            None => self.learner.snapshot(),
+        };
+        fx.send(to, Message::InstallSnapshot { snapshot });
+    }
+}
