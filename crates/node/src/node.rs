@@ -23,8 +23,11 @@ type Fx = MultiEffects<KvCommand, KvOutput>;
 pub struct NodeConfig {
     /// This node.
     pub id: NodeId,
-    /// The cluster's first members, this one included (later ones are chosen in the log).
+    /// The cluster's first members, this one included (later ones are chosen in the log). With
+    /// `join`, the peers to ask for the cluster's state.
     pub members: Vec<NodeId>,
+    /// Join a running cluster that added this node (see `synod_core::multi::Config::join`).
+    pub join: bool,
     /// Quorum sizes.
     pub quorum: QuorumSpec,
     /// A membership change governs from this many slots after its own; at least `window`.
@@ -65,6 +68,7 @@ impl NodeConfig {
             snapshot_every: 10_000,
             seed: id,
             bug: None,
+            join: false,
         }
     }
 
@@ -78,6 +82,7 @@ impl NodeConfig {
         rc.max_batch = self.max_batch;
         rc.seed = self.seed ^ boot.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         rc.bug = self.bug;
+        rc.join = self.join;
         rc
     }
 }
@@ -327,6 +332,16 @@ impl NodeCore {
                 self.actions.push(Action::Reply {
                     ticket,
                     result: Err(ProposeError::Removed),
+                });
+            }
+            return;
+        }
+        if self.replica.joining() {
+            // No leader known until it joined: the client had better ask another member.
+            if let Some(ticket) = ticket {
+                self.actions.push(Action::Reply {
+                    ticket,
+                    result: Err(ProposeError::NotLeader),
                 });
             }
             return;
