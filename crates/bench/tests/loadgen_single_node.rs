@@ -31,6 +31,7 @@ async fn start_synod(dir: &std::path::Path) -> (String, tokio::sync::oneshot::Se
         unsafe_local_reads: false,
         watch_progress_interval: Duration::from_secs(600),
         protocol: Default::default(),
+        join: false,
         client_tls: None,
         peer_tls: None,
         auth_token_ttl: Duration::from_secs(300),

@@ -112,6 +112,13 @@ pub struct ServerArgs {
     /// disarm` to resume. 0 (the default): no quota.
     #[arg(long, env = "SYNOD_QUOTA_BACKEND_BYTES")]
     quota_backend_bytes: Option<u64>,
+    /// `new` (the default) starts a new cluster whose first members are --peers. `existing`
+    /// joins a running cluster that added this node with `etcdctl member add` (whose output
+    /// gives the id, in hex): --id is the id it was given, and --peers lists the members to
+    /// ask for the cluster's state, this node included. Once joined, the data directory holds
+    /// the membership and the flag no longer matters.
+    #[arg(long, env = "SYNOD_INITIAL_CLUSTER_STATE", value_parser = ["new", "existing"])]
+    initial_cluster_state: Option<String>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "SYNOD_CONFIG")]
     config: Option<PathBuf>,
@@ -154,6 +161,7 @@ struct FileConfig {
     auth_token: Option<String>,
     auth_token_ttl: Option<u64>,
     quota_backend_bytes: Option<u64>,
+    initial_cluster_state: Option<String>,
 }
 
 /// TLS files from `--<prefix>cert-file` and friends: none, or a certificate with its key.
@@ -297,6 +305,23 @@ impl ServerArgs {
         if peer_auth_asked && peer_tls.is_none() {
             bail!("--peer-client-cert-auth needs --peer-cert-file, --peer-key-file and --peer-trusted-ca-file");
         }
+        let join = match self
+            .initial_cluster_state
+            .or(file.initial_cluster_state)
+            .as_deref()
+        {
+            None | Some("new") => false,
+            Some("existing") => true,
+            Some(other) => {
+                bail!("initial_cluster_state: '{other}' is neither new nor existing")
+            }
+        };
+        if join && members.len() < 2 {
+            bail!(
+                "--initial-cluster-state existing: --peers must list, besides this node, the \
+                 members to ask for the cluster's state"
+            );
+        }
         let cfg = ServerConfig {
             id,
             members,
@@ -328,6 +353,7 @@ impl ServerArgs {
                     .max(1),
             ),
             protocol: self.protocol.or(file.protocol).unwrap_or_default(),
+            join,
             client_tls,
             peer_tls,
             auth_token: self

@@ -9,6 +9,7 @@ mod etcd_client;
 mod etcdctl;
 mod fast_multi_server;
 mod lock_and_election;
+mod membership;
 mod operator;
 mod server_config;
 mod tls_and_auth;

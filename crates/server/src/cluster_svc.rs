@@ -1,9 +1,10 @@
 //! The etcd v3 Cluster service: the member list as the replicated membership has it, and the
-//! changes the served cluster can make through the log (docs/protocol.md, Reconfiguration):
-//! taking a member out and promoting a learner. Adding members and changing their addresses
-//! wait for members that can join a running cluster; until then they answer Unimplemented
-//! saying so.
+//! changes an operator makes through the log (docs/protocol.md, Reconfiguration): adding a
+//! member (a voter, or a learner to promote once it caught up), taking one out, promoting a
+//! learner, and moving a member's peer address. An added member is started with
+//! `--initial-cluster-state existing` and joins from a peer's snapshot.
 
+use crate::config::url_addr;
 use crate::grpc::Api;
 use crate::maintenance_svc::unavailable;
 use crate::node::MemberChangeError;
@@ -12,10 +13,6 @@ use pb::cluster_server::Cluster;
 use synod_core::multi::{ChangeOutcome, Configuration, MemberInfo, MemberOp, RejectReason, Role};
 use synod_core::NodeId;
 use tonic::{Request, Response, Status};
-
-/// Why MemberAdd and MemberUpdate are not served yet.
-const NO_JOINING: &str = "synod: adding members and changing their addresses is not served yet \
-     (a member's peers are fixed at start); members can be removed and learners promoted";
 
 impl Api {
     /// Member `id` as etcd shows it: its replicated name and addresses, or, for the members a
@@ -65,11 +62,12 @@ impl Api {
             .collect()
     }
 
-    /// Orders `ops` through the log; answers with the members once applied.
+    /// Orders `ops` through the log; answers with the members once applied, and the ids the
+    /// log gave to members added without one.
     async fn change(
         &self,
         ops: Vec<MemberOp>,
-    ) -> Result<(pb::ResponseHeader, Vec<pb::Member>), Status> {
+    ) -> Result<(pb::ResponseHeader, Vec<pb::Member>, Vec<NodeId>), Status> {
         let outcome = self
             .node
             .change_membership(ops)
@@ -78,11 +76,34 @@ impl Api {
                 MemberChangeError::Unsupported => Status::unimplemented(e.to_string()),
                 MemberChangeError::Failed(e) => unavailable(e),
             })?;
-        if let ChangeOutcome::Rejected(reason) = outcome {
-            return Err(refused(reason));
-        }
+        let assigned = match outcome {
+            ChangeOutcome::Rejected(reason) => return Err(refused(reason)),
+            ChangeOutcome::Applied { assigned, .. } => assigned,
+        };
         let members = self.members_now().await?;
-        Ok((self.header(0), members))
+        Ok((self.header(0), members, assigned))
+    }
+
+    /// Checks peer URLs an operator gives for a member: each an `http(s)://IP:PORT`, none
+    /// used by another member already (etcd's "Peer URLs already exists").
+    async fn check_peer_urls(&self, urls: &[String], member: Option<NodeId>) -> Result<(), Status> {
+        if urls.is_empty() {
+            return Err(Status::invalid_argument(
+                "etcdserver: a member needs at least one peer URL",
+            ));
+        }
+        for u in urls {
+            url_addr(u).map_err(|e| Status::invalid_argument(format!("etcdserver: {e}")))?;
+        }
+        let taken = self.members_now().await?.into_iter().any(|m| {
+            Some(m.id) != member && m.peer_ur_ls.iter().any(|theirs| urls.contains(theirs))
+        });
+        if taken {
+            return Err(Status::failed_precondition(
+                "etcdserver: Peer URLs already exists",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -109,11 +130,46 @@ fn refused(reason: RejectReason) -> Status {
 
 #[tonic::async_trait]
 impl Cluster for Api {
+    /// Adds a member under a new id, above every id ever used. The change is safe at once (a
+    /// Paxos acceptor votes without history), but until the new node is up a voter added
+    /// this way is one voter fewer to spare: add a learner, and promote it once caught up.
     async fn member_add(
         &self,
-        _req: Request<pb::MemberAddRequest>,
+        req: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
-        Err(Status::unimplemented(NO_JOINING))
+        let _t = self.timer("member_add");
+        self.check_admin(&req)?;
+        let req = req.into_inner();
+        self.check_peer_urls(&req.peer_ur_ls, None).await?;
+        let role = if req.is_learner {
+            Role::Learner
+        } else {
+            Role::Voter
+        };
+        let info = MemberInfo {
+            name: String::new(),
+            peer_urls: req.peer_ur_ls,
+            client_urls: Vec::new(),
+        };
+        let op = MemberOp::Add {
+            id: None,
+            role,
+            info: info.clone(),
+        };
+        let (header, members, assigned) = self.change(vec![op]).await?;
+        let Some(&id) = assigned.first() else {
+            return Err(Status::internal("the log assigned the new member no id"));
+        };
+        let member = members
+            .iter()
+            .find(|m| m.id == id)
+            .cloned()
+            .unwrap_or_else(|| self.member_out(id, req.is_learner, &info));
+        Ok(Response::new(pb::MemberAddResponse {
+            header: Some(header),
+            member: Some(member),
+            members,
+        }))
     }
 
     /// Takes a member out for good: it stops voting and serving once the change is applied
@@ -125,18 +181,37 @@ impl Cluster for Api {
         let _t = self.timer("member_remove");
         self.check_admin(&req)?;
         let id = req.into_inner().id;
-        let (header, members) = self.change(vec![MemberOp::Remove(id)]).await?;
+        let (header, members, _) = self.change(vec![MemberOp::Remove(id)]).await?;
         Ok(Response::new(pb::MemberRemoveResponse {
             header: Some(header),
             members,
         }))
     }
 
+    /// Moves a member's peer address; its peers connect to the new one from their next
+    /// attempt. Its client addresses stay as they were.
     async fn member_update(
         &self,
-        _req: Request<pb::MemberUpdateRequest>,
+        req: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
-        Err(Status::unimplemented(NO_JOINING))
+        let _t = self.timer("member_update");
+        self.check_admin(&req)?;
+        let req = req.into_inner();
+        self.check_peer_urls(&req.peer_ur_ls, Some(req.id)).await?;
+        let now = self.members_now().await?;
+        let Some(current) = now.iter().find(|m| m.id == req.id) else {
+            return Err(Status::not_found("etcdserver: member not found"));
+        };
+        let op = MemberOp::Update {
+            id: req.id,
+            peer_urls: req.peer_ur_ls,
+            client_urls: current.client_ur_ls.clone(),
+        };
+        let (header, members, _) = self.change(vec![op]).await?;
+        Ok(Response::new(pb::MemberUpdateResponse {
+            header: Some(header),
+            members,
+        }))
     }
 
     async fn member_list(
@@ -165,7 +240,7 @@ impl Cluster for Api {
             id,
             role: Role::Voter,
         };
-        let (header, members) = self.change(vec![op]).await?;
+        let (header, members, _) = self.change(vec![op]).await?;
         Ok(Response::new(pb::MemberPromoteResponse {
             header: Some(header),
             members,

@@ -70,8 +70,15 @@ impl std::str::FromStr for ServerProtocol {
 pub struct ServerConfig {
     /// This node.
     pub id: NodeId,
-    /// Every member, this one included.
+    /// Every member, this one included. For a cluster's first start, its first membership;
+    /// with `join`, the members to ask for the cluster's state (a running cluster's members
+    /// are in its replicated membership, which also gives the addresses of those added later).
     pub members: Vec<Member>,
+    /// Join a running cluster that added this node with MemberAdd (etcd's
+    /// `--initial-cluster-state existing`), instead of starting a new one. Ignored once this
+    /// node has joined: its data directory then holds the membership.
+    #[serde(default)]
+    pub join: bool,
     /// The gRPC (etcd API) listen address.
     pub client_addr: SocketAddr,
     /// The admin HTTP listen address (`/health`, `/status`, `/metrics`); none if unset.
@@ -146,5 +153,45 @@ impl ServerConfig {
     pub fn min_lease_ttl(&self) -> i64 {
         let ms = self.tick.as_millis() as u64 * self.election_ticks.1 * 3 / 2;
         ms.div_ceil(1000).max(1) as i64
+    }
+}
+
+/// The socket address in a member URL as etcd writes them (`http://127.0.0.1:2380`,
+/// `https://10.0.0.2:2380`, or a bare `127.0.0.1:2380`). Peers are reached by IP address: a
+/// host name is refused, as `--peers` refuses it.
+pub fn url_addr(url: &str) -> Result<SocketAddr, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
+    let hostport = rest.strip_suffix('/').unwrap_or(rest);
+    hostport.parse().map_err(|_| {
+        format!("'{url}' is not a URL of the form http://IP:PORT (peers are reached by IP address)")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_addr;
+
+    #[test]
+    fn member_urls_give_their_socket_addresses() {
+        for (url, addr) in [
+            ("http://127.0.0.1:2380", "127.0.0.1:2380"),
+            ("https://10.0.0.2:12380/", "10.0.0.2:12380"),
+            ("127.0.0.1:1", "127.0.0.1:1"),
+            ("http://[::1]:2380", "[::1]:2380"),
+        ] {
+            assert_eq!(url_addr(url), Ok(addr.parse().unwrap()), "{url}");
+        }
+        for bad in [
+            "http://node4:2380",
+            "http://127.0.0.1",
+            "",
+            "ftp://1.2.3.4:5",
+        ] {
+            let e = url_addr(bad).unwrap_err();
+            assert!(e.contains("http://IP:PORT"), "{bad}: {e}");
+        }
     }
 }

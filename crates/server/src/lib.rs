@@ -11,6 +11,7 @@ pub mod config;
 pub mod convert;
 pub mod election_svc;
 pub mod fast_node;
+pub mod genesis;
 pub mod grpc;
 pub mod handoff;
 pub mod jwt;

@@ -4,7 +4,7 @@
 //! messages, log writes handed to the flusher thread (one group per loop turn, synced while the
 //! loop goes on), client replies, and snapshot and checkpoint work on blocking threads.
 
-use crate::config::ServerConfig;
+use crate::config::{url_addr, ServerConfig};
 use crate::metrics::Metrics;
 use crate::peer::Outbox;
 use crate::watch::{WatchHub, WatchMsg, WatchSpec};
@@ -343,6 +343,12 @@ pub struct Node {
     defragments: Vec<oneshot::Sender<()>>,
     /// Operators waiting for a membership change's outcome.
     changes: HashMap<Ticket, oneshot::Sender<Result<ChangeOutcome, MemberChangeError>>>,
+    /// The membership whose members' addresses the outbox has: the latest epoch, once joined.
+    members_seen: Option<u64>,
+    /// Where this node serves clients, as a member URL (none if it listens on every address).
+    client_url: Option<String>,
+    /// When this node last asked for its client URL to be recorded, in ticks.
+    published_at: Option<u64>,
 }
 
 impl Node {
@@ -372,6 +378,15 @@ impl Node {
             opened.records.iter().map(|r| (r.index, &r.data[..])),
         )
         .map_err(|e| NodeError::Decode(e.to_string()))?;
+        let fresh = opened.snapshot.is_none() && opened.records.is_empty();
+        let flags: Vec<NodeId> = cfg.members.iter().map(|m| m.id).collect();
+        // Before the first log record: a member with records always has its first members.
+        let first_members = match cfg.join {
+            true => flags,
+            false => {
+                crate::genesis::pin(&cfg.data_dir, fresh, &flags).map_err(NodeError::Genesis)?
+            }
+        };
         let mut wal = opened.wal;
         // A new boot epoch gives this run's lanes, leases and reads ids no earlier run used.
         wal.append(&encode_boot(recovered.boot + 1))?;
@@ -379,12 +394,13 @@ impl Node {
         let (log_index, log_bytes) = (wal.last_index(), wal.stats().bytes);
         let log = GroupCommitter::start(wal)?;
         let (durable_tx, durable_rx) = mpsc::unbounded_channel();
-        let mut nc = NodeConfig::new(cfg.id, cfg.members.iter().map(|m| m.id).collect(), cfg.tick);
+        let mut nc = NodeConfig::new(cfg.id, first_members, cfg.tick);
         nc.heartbeat_ticks = cfg.heartbeat_ticks;
         nc.election_ticks = cfg.election_ticks;
         nc.window = cfg.window;
         nc.max_batch = cfg.max_batch;
         nc.snapshot_every = cfg.snapshot_every.max(1);
+        nc.join = cfg.join;
         let core = NodeCore::new(nc, recovered, log_index, log_bytes)
             .map_err(|e| NodeError::Config(e.to_string()))?;
         // Before any request is served: a restarted node must not look auth-free meanwhile.
@@ -414,6 +430,16 @@ impl Node {
             election_ticks: cfg.election_ticks.1,
             defragments: Vec::new(),
             changes: HashMap::new(),
+            members_seen: None,
+            client_url: (!cfg.client_addr.ip().is_unspecified()).then(|| {
+                let scheme = if cfg.client_tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{}", cfg.client_addr)
+            }),
+            published_at: None,
         })
     }
 
@@ -607,6 +633,7 @@ impl Node {
 
     fn tick(&mut self) {
         self.core.tick();
+        self.publish_client_url();
         // Retry watchers whose streams were full, and send progress notifications.
         if !self.watchers.is_empty() {
             self.watchers
@@ -667,6 +694,7 @@ impl Node {
         self.exported = c;
         let term = raft_term(self.core.replica().promised(), self.max_id);
         self.published.set_term(term);
+        self.follow_members();
         if !self.defragments.is_empty() && self.core.checkpoint_idle() {
             for done in self.defragments.drain(..) {
                 let _ = done.send(());
@@ -678,6 +706,63 @@ impl Node {
             self.watchers
                 .pump(self.core.store(), self.core.now(), self.progress_ticks);
         }
+    }
+
+    /// Keeps the outbox's writers and the address book in step with the latest membership:
+    /// a member added since this node started gets a writer, and one whose peer address a
+    /// change moved is dialled there next.
+    fn follow_members(&mut self) {
+        let r = self.core.replica();
+        if r.joining() {
+            return;
+        }
+        let latest = r.membership().latest();
+        if self.members_seen == Some(latest.epoch()) {
+            return;
+        }
+        self.members_seen = Some(latest.epoch());
+        for (id, _, info) in latest.iter() {
+            // Members a cluster started with have no URLs in the log: their addresses are
+            // this server's flags, in the book from the start.
+            if let Some(addr) = info.peer_urls.iter().find_map(|u| url_addr(u).ok()) {
+                self.outbox.add_peer(id, addr);
+            }
+        }
+    }
+
+    /// A member added with MemberAdd has only peer URLs in the log; once it has joined, it
+    /// records where it serves clients (etcd's members publish theirs the same way), so that
+    /// `member list` and clients that sync endpoints find it. Retried now and then until the
+    /// change is applied; the leader refuses nothing here, but a concurrent change can win.
+    fn publish_client_url(&mut self) {
+        let Some(url) = &self.client_url else {
+            return;
+        };
+        let r = self.core.replica();
+        if r.joining() {
+            return;
+        }
+        let me = r.id();
+        let Some((_, _, info)) = r.membership().latest().iter().find(|(id, ..)| *id == me) else {
+            return;
+        };
+        if info.peer_urls.is_empty() || !info.client_urls.is_empty() {
+            return;
+        }
+        let now = self.core.now();
+        if self
+            .published_at
+            .is_some_and(|at| now < at + 4 * self.election_ticks)
+        {
+            return;
+        }
+        self.published_at = Some(now);
+        let op = MemberOp::Update {
+            id: me,
+            peer_urls: info.peer_urls.clone(),
+            client_urls: vec![url.clone()],
+        };
+        self.core.change_membership(None, vec![op]);
     }
 
     fn act(&mut self, action: Action) {
@@ -825,6 +910,7 @@ mod tests {
             unsafe_local_reads: false,
             watch_progress_interval: Duration::from_secs(600),
             protocol: Default::default(),
+            join: false,
             client_tls: None,
             peer_tls: None,
             auth_token_ttl: Duration::from_secs(300),
@@ -866,6 +952,9 @@ pub enum NodeError {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The first members pinned in the data directory cannot be read or written.
+    #[error("{0}")]
+    Genesis(String),
 }
 
 /// Starts a node's loop on the current runtime; returns the handle to talk to it.

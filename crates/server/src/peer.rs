@@ -1,6 +1,8 @@
 //! Peer transport: one outbound TCP connection per peer, length-delimited frames carrying
 //! postcard-encoded messages, reconnect with backoff; an inbound listener that accepts only
-//! configured peers and closes any connection that sends a malformed frame. Generic over the
+//! members and closes any connection that sends a malformed frame. Who the members are and
+//! where they listen is an [`AddressBook`]: the members a server was started with, plus those
+//! the replicated membership added since. Generic over the
 //! protocol's message type (Multi-Paxos by default, Fast Multi-Paxos with `--protocol`). With
 //! peer TLS, both directions run over mutual TLS and each side checks the other's certificate
 //! names the member it claims to be.
@@ -11,9 +13,9 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use synod_core::NodeId;
 use tokio::net::{TcpListener, TcpStream};
@@ -33,28 +35,117 @@ fn codec() -> LengthDelimitedCodec {
         .new_codec()
 }
 
+/// Where each member listens for its peers. Shared by the writers (which read a peer's
+/// address at every connection attempt, so a changed address is used from the next one) and
+/// the listener (which accepts only members, from their addresses' hosts).
+#[derive(Clone, Debug, Default)]
+pub struct AddressBook(Arc<RwLock<BTreeMap<NodeId, SocketAddr>>>);
+
+impl AddressBook {
+    /// A book of `members`.
+    pub fn new(members: &[Member]) -> Self {
+        let book = members.iter().map(|m| (m.id, m.peer_addr)).collect();
+        AddressBook(Arc::new(RwLock::new(book)))
+    }
+
+    /// Where `id` listens, if it is a member.
+    pub fn get(&self, id: NodeId) -> Option<SocketAddr> {
+        self.0.read().ok()?.get(&id).copied()
+    }
+
+    /// Records where `id` listens; true if that is news.
+    pub fn set(&self, id: NodeId, addr: SocketAddr) -> bool {
+        match self.0.write() {
+            Ok(mut book) => book.insert(id, addr) != Some(addr),
+            Err(_) => false,
+        }
+    }
+
+    fn any_at(&self, me: NodeId, ip: std::net::IpAddr) -> bool {
+        self.0
+            .read()
+            .is_ok_and(|b| b.iter().any(|(&id, a)| id != me && a.ip() == ip))
+    }
+}
+
 /// Queues for messages to each peer. Full queues drop messages rather than stall the node:
 /// Paxos tolerates loss, and retransmission covers it.
-#[derive(Clone)]
 pub struct Outbox<M> {
-    queues: HashMap<NodeId, mpsc::Sender<M>>,
+    queues: Arc<RwLock<HashMap<NodeId, mpsc::Sender<M>>>>,
+    /// How to start a writer for a member added later; none for an outbox of no peers.
+    dialer: Option<Dialer>,
+}
+
+impl<M> Clone for Outbox<M> {
+    fn clone(&self) -> Self {
+        Outbox {
+            queues: self.queues.clone(),
+            dialer: self.dialer.clone(),
+        }
+    }
 }
 
 impl<M> Default for Outbox<M> {
     fn default() -> Self {
         Outbox {
-            queues: HashMap::new(),
+            queues: Arc::default(),
+            dialer: None,
         }
     }
+}
+
+/// What every writer of one server shares.
+#[derive(Clone)]
+struct Dialer {
+    me: NodeId,
+    book: AddressBook,
+    tls: Option<PeerTls>,
+    refusals: RefusalLog,
 }
 
 impl<M> Outbox<M> {
     /// Queues `msg` for `to`.
     pub fn send(&self, to: NodeId, msg: M) {
-        if let Some(q) = self.queues.get(&to) {
+        let Ok(queues) = self.queues.read() else {
+            return;
+        };
+        if let Some(q) = queues.get(&to) {
             let _ = q.try_send(msg);
         }
     }
+}
+
+impl<M: Serialize + Send + 'static> Outbox<M> {
+    /// Makes sure member `id`, listening at `addr`, has a writer (a member added since the
+    /// start), and that the address book has its address (which a change may have moved).
+    pub fn add_peer(&self, id: NodeId, addr: SocketAddr) {
+        let Some(dialer) = &self.dialer else {
+            return;
+        };
+        if id == dialer.me {
+            return;
+        }
+        if dialer.book.set(id, addr) {
+            tracing::info!(peer = id, %addr, "peer address recorded");
+        }
+        let Ok(mut queues) = self.queues.write() else {
+            return;
+        };
+        queues.entry(id).or_insert_with(|| spawn_writer(dialer, id));
+    }
+}
+
+fn spawn_writer<M: Serialize + Send + 'static>(dialer: &Dialer, peer: NodeId) -> mpsc::Sender<M> {
+    let (tx, rx) = mpsc::channel(16_384);
+    let link = Link {
+        me: dialer.me,
+        peer,
+        book: dialer.book.clone(),
+        tls: dialer.tls.clone(),
+        refusals: dialer.refusals.clone(),
+    };
+    tokio::spawn(writer(link, rx));
+    tx
 }
 
 /// Logs a refused connection at warning level the first time a peer is refused for a reason,
@@ -77,48 +168,53 @@ impl RefusalLog {
     }
 }
 
-/// Starts one writer task per peer and returns the outbox that feeds them.
+/// Starts one writer task per member of `book` but `me`, and returns the outbox that feeds
+/// them (and starts writers for members added later: [`Outbox::add_peer`]).
 pub fn start_writers<M: Serialize + Send + 'static>(
     me: NodeId,
-    members: &[Member],
+    book: &AddressBook,
     tls: Option<PeerTls>,
 ) -> Outbox<M> {
-    let mut queues = HashMap::new();
-    let refusals = RefusalLog::default();
-    for m in members.iter().filter(|m| m.id != me) {
-        let (tx, rx) = mpsc::channel(16_384);
-        queues.insert(m.id, tx);
-        let link = Link {
-            me,
-            peer: m.id,
-            addr: m.peer_addr,
-            tls: tls.clone(),
-            refusals: refusals.clone(),
-        };
-        tokio::spawn(writer(link, rx));
+    let dialer = Dialer {
+        me,
+        book: book.clone(),
+        tls,
+        refusals: RefusalLog::default(),
+    };
+    let peers: Vec<NodeId> = match book.0.read() {
+        Ok(b) => b.keys().copied().filter(|&id| id != me).collect(),
+        Err(_) => Vec::new(),
+    };
+    let queues = peers
+        .into_iter()
+        .map(|id| (id, spawn_writer(&dialer, id)))
+        .collect();
+    Outbox {
+        queues: Arc::new(RwLock::new(queues)),
+        dialer: Some(dialer),
     }
-    Outbox { queues }
 }
 
 /// Where and how one writer connects.
 struct Link {
     me: NodeId,
     peer: NodeId,
-    addr: SocketAddr,
+    book: AddressBook,
     tls: Option<PeerTls>,
     refusals: RefusalLog,
 }
 
 impl Link {
-    async fn connect(&self) -> Option<Box<dyn PeerIo>> {
-        let tcp = TcpStream::connect(self.addr).await.ok()?;
+    async fn connect(&self) -> Option<(Box<dyn PeerIo>, SocketAddr)> {
+        let addr = self.book.get(self.peer)?;
+        let tcp = TcpStream::connect(addr).await.ok()?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
-            None => Some(Box::new(tcp)),
+            None => Some((Box::new(tcp), addr)),
             Some(tls) => match tls.connect(self.peer, tcp).await {
-                Ok(s) => Some(s),
+                Ok(s) => Some((s, addr)),
                 Err(why) => {
-                    let who = format!("connecting to node {} at {}", self.peer, self.addr);
+                    let who = format!("connecting to node {} at {addr}", self.peer);
                     self.refusals.report(&who, &why);
                     None
                 }
@@ -128,10 +224,10 @@ impl Link {
 }
 
 async fn writer<M: Serialize>(link: Link, mut rx: mpsc::Receiver<M>) {
-    let (me, peer, addr) = (link.me, link.peer, link.addr);
+    let (me, peer) = (link.me, link.peer);
     let mut backoff = Duration::from_millis(20);
     loop {
-        let stream = match link.connect().await {
+        let (stream, addr) = match link.connect().await {
             Some(s) => s,
             None => {
                 // Drop what queued up while the peer was unreachable: it is stale by now.
@@ -175,11 +271,12 @@ pub trait Deliver<M>: Clone + Send + 'static {
     fn deliver(&self, from: NodeId, msg: M);
 }
 
-/// Accepts peer connections on `listener` and hands their messages to `node`.
+/// Accepts peer connections on `listener` from the members in `book` and hands their
+/// messages to `node`.
 pub async fn serve<M: DeserializeOwned, D: Deliver<M>>(
     listener: TcpListener,
     me: NodeId,
-    members: Vec<Member>,
+    book: AddressBook,
     node: D,
     tls: Option<PeerTls>,
 ) {
@@ -188,7 +285,7 @@ pub async fn serve<M: DeserializeOwned, D: Deliver<M>>(
         let Ok((stream, remote)) = listener.accept().await else {
             continue;
         };
-        let members = members.clone();
+        let members = book.clone();
         let node = node.clone();
         let tls = tls.clone();
         let refusals = refusals.clone();
@@ -206,15 +303,12 @@ async fn inbound<M: DeserializeOwned, D: Deliver<M>>(
     stream: TcpStream,
     remote: SocketAddr,
     me: NodeId,
-    members: &[Member],
+    members: &AddressBook,
     node: D,
     tls: Option<PeerTls>,
 ) -> Result<(), String> {
-    if !members
-        .iter()
-        .any(|m| m.id != me && m.peer_addr.ip() == remote.ip())
-    {
-        return Err("address is not a configured peer".into());
+    if !members.any_at(me, remote.ip()) {
+        return Err("address is not a member's".into());
     }
     let _ = stream.set_nodelay(true);
     let (stream, cert): (Box<dyn PeerIo>, _) = match &tls {
@@ -231,14 +325,11 @@ async fn inbound<M: DeserializeOwned, D: Deliver<M>>(
         _ => return Err("no handshake".into()),
     };
     let from: NodeId = postcard::from_bytes(&hello).map_err(|e| format!("bad handshake: {e}"))?;
-    let Some(member) = members.iter().find(|m| m.id == from && from != me) else {
+    let Some(addr) = members.get(from).filter(|_| from != me) else {
         return Err(format!("node {from} is not a peer of node {me}"));
     };
-    if member.peer_addr.ip() != remote.ip() {
-        return Err(format!(
-            "node {from} must connect from {}",
-            member.peer_addr.ip()
-        ));
+    if addr.ip() != remote.ip() {
+        return Err(format!("node {from} must connect from {}", addr.ip()));
     }
     if let Some(cert) = &cert {
         check_member(cert, from).map_err(|why| format!("claims to be node {from}, but {why}"))?;

@@ -42,6 +42,9 @@ pub enum ServerError {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    /// Only Multi-Paxos clusters change their members.
+    #[error("--initial-cluster-state existing: Fast Multi-Paxos clusters keep the members they started with")]
+    JoinUnsupported,
     /// `--auth-token` is not usable.
     #[error("--auth-token: {0}")]
     AuthToken(String),
@@ -99,22 +102,24 @@ pub async fn run(
     };
     let metrics = Metrics::new();
     let auth_view = AuthView::default();
+    let book = peer::AddressBook::new(&cfg.members);
     let (handle, join) = match cfg.protocol {
         ServerProtocol::Multi => {
-            let outbox = peer::start_writers(cfg.id, &cfg.members, peer_tls.clone());
+            let outbox = peer::start_writers(cfg.id, &book, peer_tls.clone());
             let node = Node::open(&cfg, outbox, metrics.clone(), auth_view.clone())?;
             let (handle, join) = node::spawn(node, cfg.tick);
-            let members = cfg.members.clone();
             let peers = handle.clone();
-            tokio::spawn(peer::serve(peer_listener, cfg.id, members, peers, peer_tls));
+            tokio::spawn(peer::serve(peer_listener, cfg.id, book, peers, peer_tls));
             (handle, join)
         }
         ServerProtocol::FastMulti => {
-            let outbox = peer::start_writers(cfg.id, &cfg.members, peer_tls.clone());
+            if cfg.join {
+                return Err(ServerError::JoinUnsupported);
+            }
+            let outbox = peer::start_writers(cfg.id, &book, peer_tls.clone());
             let node = FastNode::open(&cfg, outbox, metrics.clone(), auth_view.clone())?;
             let (handle, peers, join) = fast_node::spawn(node, cfg.tick);
-            let members = cfg.members.clone();
-            tokio::spawn(peer::serve(peer_listener, cfg.id, members, peers, peer_tls));
+            tokio::spawn(peer::serve(peer_listener, cfg.id, book, peers, peer_tls));
             (handle, join)
         }
     };

@@ -89,6 +89,8 @@ pub struct Cluster {
     pub admin_ports: Vec<u16>,
     procs: Vec<Option<Child>>,
     extra: Vec<String>,
+    /// Nodes added to the running cluster, with the `--peers` each was started with.
+    joined: std::collections::BTreeMap<u64, String>,
     /// RUST_LOG for nodes started from now on.
     pub log_level: String,
 }
@@ -128,6 +130,7 @@ impl Cluster {
             admin_ports,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             procs: ids.iter().map(|_| None).collect(),
+            joined: Default::default(),
             log_level: "warn".into(),
             ids,
         };
@@ -160,13 +163,21 @@ impl Cluster {
             .append(true)
             .open(self.log_path(i))
             .expect("node log file");
+        let mut extra = extra.to_vec();
+        let peers = match self.joined.get(&i) {
+            Some(peers) => {
+                extra.extend(["--initial-cluster-state".into(), "existing".into()]);
+                peers
+            }
+            None => &self.peers,
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_synod"))
             .args([
                 "server",
                 "--id",
                 &i.to_string(),
                 "--peers",
-                &self.peers,
+                peers,
                 "--clients",
                 &self.clients,
             ])
@@ -201,6 +212,39 @@ impl Cluster {
         }
     }
 
+    /// Starts node `id`, which `member add` added with peer URL `http://127.0.0.1:{peer_port}`,
+    /// to join the running cluster (`--initial-cluster-state existing`), listing every node
+    /// started so far as the peers to ask. Ids are consecutive: `id` is one above the last.
+    /// The cluster's first nodes keep the `--peers` they were started with.
+    pub fn join(&mut self, id: u64, peer_port: u16) {
+        assert_eq!(Some(&(id - 1)), self.ids.last(), "ids are consecutive");
+        let ports = free_ports(2);
+        let mut peers = self.peers.clone();
+        for (&j, p) in &self.joined {
+            let own = p.rsplit(',').next().expect("its own entry last");
+            assert!(own.starts_with(&format!("{j}=")));
+            peers = format!("{peers},{own}");
+        }
+        peers = format!("{peers},{id}=127.0.0.1:{peer_port}");
+        self.joined.insert(id, peers);
+        self.ids.push(id);
+        self.client_ports.push(ports[0]);
+        self.admin_ports.push(ports[1]);
+        self.procs.push(None);
+        self.restart(id);
+    }
+
+    /// From now on, the cluster's first nodes restart with every node started so far in
+    /// `--peers`, as an operator who edits the flags after adding members would.
+    pub fn list_joined_in_peers(&mut self) {
+        for p in self.joined.values() {
+            let own = p.rsplit(',').next().expect("its own entry last");
+            if !self.peers.split(',').any(|e| e == own) {
+                self.peers = format!("{},{own}", self.peers);
+            }
+        }
+    }
+
     /// Stops node `i` as an operator would (SIGTERM), and waits for it to exit.
     pub fn stop(&mut self, i: u64) -> std::process::ExitStatus {
         let mut c = self.procs[(i - 1) as usize].take().expect("node runs");
@@ -232,7 +276,8 @@ impl Cluster {
     /// Node `i`'s peer address.
     pub fn peer_endpoint(&self, i: u64) -> String {
         let prefix = format!("{i}=");
-        self.peers
+        let peers = self.joined.get(&i).unwrap_or(&self.peers);
+        peers
             .split(',')
             .find_map(|p| p.strip_prefix(&prefix))
             .expect("a listed node")
