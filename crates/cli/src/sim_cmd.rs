@@ -230,8 +230,9 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
             );
             if s.reconfigurations > 0 {
                 println!(
-                    "  operator: membership changes asked {}   applied {}   members removed {}",
-                    s.reconfigurations, s.epochs, s.removed
+                    "  operator: membership changes asked {}   applied {}   members removed {}   \
+                     nodes added {} (joined: {})",
+                    s.reconfigurations, s.epochs, s.removed, s.added, s.joined
                 );
             }
             if s.transfers + s.checkpoints > 0 {

@@ -58,6 +58,10 @@ pub struct Stats {
     pub epochs: u64,
     /// Members the applied changes took out for good.
     pub removed: u64,
+    /// Nodes the operator started to join the running cluster.
+    pub added: u64,
+    /// Of those, the ones that joined (installed a member's snapshot) by the end.
+    pub joined: u64,
     /// Messages that reached a crashed node, were held, and reached its next life.
     pub redelivered: u64,
     /// Virtual time at the end.
@@ -83,6 +87,8 @@ impl Stats {
         self.reconfigurations += o.reconfigurations;
         self.epochs += o.epochs;
         self.removed += o.removed;
+        self.added += o.added;
+        self.joined += o.joined;
         self.end_time += o.end_time;
     }
 }

@@ -146,6 +146,8 @@ enum Event {
     Pause,
     /// The operator transfers leadership or forces a checkpoint.
     Operate,
+    /// The operator starts a node to join the running cluster.
+    AddNode,
     Partition,
     Heal,
     FaultsEnd,
@@ -176,7 +178,12 @@ pub struct MultiSim {
     seed: u64,
     swarm: Swarm,
     world: World<Event>,
+    /// Every node ever started: the first members, then those the operator added.
     ids: Vec<NodeId>,
+    /// Nodes started to join the running cluster, with the peers each was told to ask.
+    joiners: BTreeMap<NodeId, Vec<NodeId>>,
+    /// The cluster's first members.
+    genesis: Vec<NodeId>,
     nodes: BTreeMap<NodeId, SimNode>,
     clients: Vec<Client>,
     keys: Vec<String>,
@@ -219,6 +226,8 @@ impl MultiSim {
             history: Vec::new(),
             seen_revision: 0,
             transfer_to: None,
+            joiners: BTreeMap::new(),
+            genesis: ids.clone(),
             ids,
             swarm,
             world,
@@ -230,19 +239,7 @@ impl MultiSim {
             sim.world.trace.record(|| TraceEvent::Note { t: 0, text });
         }
         for id in sim.ids.clone() {
-            sim.nodes.insert(
-                id,
-                SimNode {
-                    core: None,
-                    disk: SimDisk::default(),
-                    epoch: 0,
-                    sync_pending: false,
-                    paused_until: 0,
-                    reads: BTreeMap::new(),
-                    held: Vec::new(),
-                },
-            );
-            sim.boot(id).map_err(|v| v.to_string())?;
+            sim.add_node(id).map_err(|v| v.to_string())?;
         }
         for i in 0..sim.cfg.clients as u64 {
             let target = *sim.ids.choose(&mut sim.world.rng).expect("a node");
@@ -273,8 +270,30 @@ impl MultiSim {
         &self.swarm
     }
 
+    /// Starts node `id` with an empty disk.
+    fn add_node(&mut self, id: NodeId) -> Result<(), Violation> {
+        self.nodes.insert(
+            id,
+            SimNode {
+                core: None,
+                disk: SimDisk::default(),
+                epoch: 0,
+                sync_pending: false,
+                paused_until: 0,
+                reads: BTreeMap::new(),
+                held: Vec::new(),
+            },
+        );
+        self.boot(id)
+    }
+
     fn node_config(&self, id: NodeId) -> NodeConfig {
-        let mut c = NodeConfig::new(id, self.ids.clone(), Duration::from_millis(10));
+        let (members, join) = match self.joiners.get(&id) {
+            Some(seeds) => (seeds.clone(), true),
+            None => (self.genesis.clone(), false),
+        };
+        let mut c = NodeConfig::new(id, members, Duration::from_millis(10));
+        c.join = join;
         c.quorum = self.cfg.quorum;
         c.window = 8;
         c.alpha = self.swarm.alpha;
@@ -293,7 +312,14 @@ impl MultiSim {
         let mut stats = std::mem::take(&mut self.world.stats);
         stats.decisions = self.truth.decisions();
         stats.epochs = self.truth.membership().latest().epoch();
-        stats.removed = (self.ids.len() - self.members().len()) as u64;
+        let m = self.truth.membership();
+        stats.removed = self.ids.iter().filter(|&&id| m.was_removed(id)).count() as u64;
+        stats.joined = (self.joiners.keys())
+            .filter(|id| {
+                let core = self.nodes[id].core.as_ref();
+                core.is_some_and(|c| !c.replica().joining())
+            })
+            .count() as u64;
         stats.end_time = self.world.now;
         let report = RunReport {
             seed: self.seed,
@@ -514,6 +540,7 @@ impl MultiSim {
                 Ok(())
             }
             Event::Operate => self.operate(),
+            Event::AddNode => self.add_learner(),
             Event::Partition => {
                 self.nemesis_partition();
                 Ok(())

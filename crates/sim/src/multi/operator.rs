@@ -11,7 +11,7 @@ use super::{Event, MultiSim};
 use crate::trace::TraceEvent;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use synod_core::multi::{MemberOp, Role, RoleKind};
+use synod_core::multi::{MemberInfo, MemberOp, Role, RoleKind};
 use synod_core::NodeId;
 
 impl MultiSim {
@@ -20,6 +20,13 @@ impl MultiSim {
         if self.swarm.operate_every > 0 {
             let at = self.around(self.swarm.operate_every);
             self.world.after(at, Event::Operate);
+            // Two nodes join in the middle of the run (`add_learner`), apart from the
+            // operator's other actions so as not to make those rarer.
+            let until = self.cfg.fault_until;
+            for _ in 0..2 {
+                let at = self.world.rng.gen_range(until / 5..=until * 4 / 5);
+                self.world.after(at, Event::AddNode);
+            }
         }
     }
 
@@ -132,6 +139,35 @@ impl MultiSim {
         self.world.trace.record(|| TraceEvent::Note { t, text });
         self.world.stats.reconfigurations += 1;
         self.drive(at, |c| c.change_membership(None, ops))
+    }
+
+    /// Starts a new node, with an empty disk, to join the running cluster, and asks the leader
+    /// to add it as a learner (the random promotions then make it a voter, and removals may
+    /// take out the node it replaces). It asks the members of the moment for a snapshot, and
+    /// keeps asking until one has applied the change. Nothing happens if no node leads then.
+    pub(super) fn add_learner(&mut self) -> Result<(), super::Violation> {
+        let Some(leader) = self.leader() else {
+            return Ok(());
+        };
+        if self.joiners.len() >= 2 || !self.faults_on() {
+            return Ok(());
+        }
+        let id = self.ids.iter().max().expect("a node") + 1;
+        let seeds = self.members().into_iter().filter(|&m| m != id).collect();
+        let t = self.world.now;
+        let text = format!("operator: start node {id} to join, and add it as a learner");
+        self.world.trace.record(|| TraceEvent::Note { t, text });
+        self.world.stats.reconfigurations += 1;
+        self.world.stats.added += 1;
+        self.joiners.insert(id, seeds);
+        self.ids.push(id);
+        self.add_node(id)?;
+        let op = MemberOp::Add {
+            id: Some(id),
+            role: Role::Learner,
+            info: MemberInfo::default(),
+        };
+        self.drive(leader, |c| c.change_membership(None, vec![op]))
     }
 
     /// Counts a transfer done once its successor leads, within three election timeouts.
