@@ -114,9 +114,10 @@ pub struct ServerArgs {
     quota_backend_bytes: Option<u64>,
     /// `new` (the default) starts a new cluster whose first members are --peers. `existing`
     /// joins a running cluster that added this node with `etcdctl member add` (whose output
-    /// gives the id, in hex): --id is the id it was given, and --peers lists the members to
-    /// ask for the cluster's state, this node included. Once joined, the data directory holds
-    /// the membership and the flag no longer matters.
+    /// gives the id, in hex): --id is the id it was given, and --peers lists every current
+    /// member, this node included (it asks them for the cluster's state, and dials the first
+    /// members at these addresses). Only an empty data directory joins; once joined, the data
+    /// directory holds the membership and the flag no longer matters.
     #[arg(long, env = "SYNOD_INITIAL_CLUSTER_STATE", value_parser = ["new", "existing"])]
     initial_cluster_state: Option<String>,
     /// A TOML file with any of the settings above (snake_case keys).

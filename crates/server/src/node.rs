@@ -378,10 +378,20 @@ impl Node {
             opened.records.iter().map(|r| (r.index, &r.data[..])),
         )
         .map_err(|e| NodeError::Decode(e.to_string()))?;
-        let fresh = opened.snapshot.is_none() && opened.records.is_empty();
+        // No replica state yet (boot records aside: a joiner that stopped before it joined
+        // wrote those and nothing else).
+        let fresh = recovered.durable == Default::default();
+        // Only an empty data directory joins; one with data restarts from it (etcd ignores
+        // --initial-cluster-state there too).
+        let join = cfg.join && fresh;
+        if cfg.join && !fresh {
+            tracing::info!(
+                "--initial-cluster-state existing: this member has data; restarting from it"
+            );
+        }
         let flags: Vec<NodeId> = cfg.members.iter().map(|m| m.id).collect();
         // Before the first log record: a member with records always has its first members.
-        let first_members = match cfg.join {
+        let first_members = match join {
             true => flags,
             false => {
                 crate::genesis::pin(&cfg.data_dir, fresh, &flags).map_err(NodeError::Genesis)?
@@ -400,7 +410,7 @@ impl Node {
         nc.window = cfg.window;
         nc.max_batch = cfg.max_batch;
         nc.snapshot_every = cfg.snapshot_every.max(1);
-        nc.join = cfg.join;
+        nc.join = join;
         let core = NodeCore::new(nc, recovered, log_index, log_bytes)
             .map_err(|e| NodeError::Config(e.to_string()))?;
         // Before any request is served: a restarted node must not look auth-free meanwhile.
@@ -565,8 +575,10 @@ impl Node {
                 self.core.change_membership(Some(ticket), ops);
             }
             Input::Members(reply) => {
-                let latest = self.core.replica().membership().latest().clone();
-                let _ = reply.send(Some(latest));
+                // A joiner's membership is a stand-in: it knows only the flags' members.
+                let r = self.core.replica();
+                let latest = (!r.joining()).then(|| r.membership().latest().clone());
+                let _ = reply.send(latest);
             }
         }
     }

@@ -20,7 +20,7 @@ pub struct Config {
     /// `--initial-cluster-state existing`): it knows neither the cluster's first membership nor
     /// its changes, so it neither votes nor stands nor serves until a peer in `members` has
     /// sent it a snapshot, which carries the membership. A replica recovered with a snapshot
-    /// has joined already and ignores this.
+    /// has joined already and ignores this, as does one with any durable state.
     #[serde(default)]
     pub join: bool,
     /// Quorum sizes.

@@ -110,7 +110,13 @@ impl<S: StateMachine> Replica<S> {
             commit,
             snapshot,
         } = durable;
-        let joining = cfg.join && snapshot.is_none();
+        // Only an empty disk joins: a node with any durable state has a membership already
+        // (its snapshot's, or the first members' it has logged under).
+        let joining = cfg.join
+            && snapshot.is_none()
+            && log.is_empty()
+            && commit == 0
+            && promised == Ballot::ZERO;
         let mut acceptor = Acceptor::new(promised, log, cfg.bug);
         let mut learner = Learner::new(sm, genesis, cfg.bug);
         if let Some(snap) = &snapshot {

@@ -19,13 +19,17 @@ impl<S: StateMachine> Replica<S> {
         self.joining
     }
 
-    /// Asks every peer given for a snapshot; the first to arrive is taken.
-    pub(super) fn ask_to_join(&self, fx: &mut Fx<S>) {
-        for &peer in &self.cfg.members {
-            if peer != self.cfg.id {
-                fx.send(peer, Message::JoinRequest);
-            }
+    /// Asks one of the peers given, drawn at random, for a snapshot: a peer with none stored
+    /// builds one on the spot, which for a large state is work not to multiply.
+    pub(super) fn ask_to_join(&mut self, fx: &mut Fx<S>) {
+        let peers: Vec<NodeId> = (self.cfg.members.iter().copied())
+            .filter(|&p| p != self.cfg.id)
+            .collect();
+        if peers.is_empty() {
+            return;
         }
+        let to = peers[self.rng.range(0, peers.len() as u64) as usize];
+        fx.send(to, Message::JoinRequest);
     }
 
     /// While joining, only a snapshot counts; the election timer paces the requests.
@@ -51,7 +55,8 @@ impl<S: StateMachine> Replica<S> {
     /// snapshot without a membership (written before changes existed) cannot say who governs
     /// its slots and is ignored, as is one that does not decode.
     fn join_from(&mut self, snapshot: Snapshot, fx: &mut Fx<S>) {
-        if snapshot.membership.is_none() || self.learner.install(&snapshot, fx).is_err() {
+        let behind = snapshot.slot < self.learner.applied();
+        if behind || snapshot.membership.is_none() || self.learner.install(&snapshot, fx).is_err() {
             return;
         }
         self.acceptor.drop_below(snapshot.slot);
@@ -63,6 +68,10 @@ impl<S: StateMachine> Replica<S> {
             // Added, then taken out again before this node came up.
             fx.output(Output::Retired);
         }
+        // The election timer ran while it was joining: a voter's first timeout after joining
+        // must not find it quiet and depose a leader it never had a chance to hear.
+        self.heard = true;
+        self.arm_election(fx);
         self.learner.catch_up(self.acceptor.log(), fx);
     }
 

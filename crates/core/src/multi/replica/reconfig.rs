@@ -89,10 +89,11 @@ impl<S: StateMachine> Replica<S> {
         m.latest().is_voter(self.cfg.id)
     }
 
-    /// True once this replica has applied a change that took it out of the cluster. A joiner
-    /// is not retired: it has applied nothing yet (see [`Replica::joining`]).
+    /// True once this replica has applied a change that took it out of the cluster. Not being
+    /// in the latest configuration is not enough: a node that joined from a snapshot older
+    /// than the change that added it is not a member yet, and will be.
     pub fn retired(&self) -> bool {
-        !self.joining && !self.learner.membership().latest().contains(self.cfg.id)
+        !self.joining && self.learner.membership().was_removed(self.cfg.id)
     }
 
     /// Reacts to a new latest configuration, however it arrived (a change applied, a snapshot
@@ -118,19 +119,22 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
-    /// A member that may not stand and hears no leader asks a member drawn at random for the
-    /// slots after its commit point. The leader may be one it cannot hear: a member added
+    /// A member that may not stand and hears no leader asks every other member for the slots
+    /// after its commit point (only those ahead of it answer; asking one at random left a
+    /// simulated cluster short of its quiet period too often). The leader may be one it cannot hear: a member added
     /// after the slots it has applied is a stranger whose messages it drops, until some older
     /// member tells it of the change.
     pub(super) fn ask_around(&mut self, fx: &mut Fx<S>) {
-        let latest = self.learner.membership().latest();
-        let others: Vec<NodeId> = latest.members().filter(|&m| m != self.cfg.id).collect();
-        if others.is_empty() {
+        // A member taken out is answered all the same (so it learns it is out), but it has no
+        // business following the log for ever.
+        if self.retired() {
             return;
         }
-        let to = others[self.rng.range(0, others.len() as u64) as usize];
+        let latest = self.learner.membership().latest();
         let from = self.learner.commit();
-        fx.send(to, Message::CatchUpRequest { from });
+        for to in latest.members().filter(|&m| m != self.cfg.id) {
+            fx.send(to, Message::CatchUpRequest { from });
+        }
     }
 
     /// The voter of the latest configuration a leader that no longer votes hands over to: one
