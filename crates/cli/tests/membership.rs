@@ -3,7 +3,7 @@
 //! as a voter at once), a new `synod server --initial-cluster-state existing` joining from a
 //! peer's snapshot, and `member remove`, all while a client keeps writing.
 
-use crate::common::{etcdctl, free_ports, Cluster};
+use crate::common::{etcdctl, free_ports, member_list as members, member_roles as roles, Cluster};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -15,40 +15,6 @@ fn until_ok<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> String {
 
 fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
-
-/// (id, is learner, client URLs) of every member, as `member list` at `ep` shows them.
-fn members(ep: &str) -> Vec<(u64, bool, Vec<String>)> {
-    let v = json(&until_ok(&[
-        "--endpoints",
-        ep,
-        "member",
-        "list",
-        "-w",
-        "json",
-    ]));
-    let mut m: Vec<_> = v["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .map(|m| {
-            let urls = m["clientURLs"].as_array().cloned().unwrap_or_default();
-            (
-                m["ID"].as_u64().expect("an id"),
-                m["isLearner"].as_bool().unwrap_or(false),
-                urls.iter()
-                    .filter_map(|u| u.as_str().map(String::from))
-                    .collect(),
-            )
-        })
-        .collect();
-    m.sort();
-    m
-}
-
-/// The ids and roles only.
-fn roles(ep: &str) -> Vec<(u64, bool)> {
-    members(ep).into_iter().map(|(id, l, _)| (id, l)).collect()
 }
 
 /// Polls `check` every 100 ms for up to 30 s.
@@ -261,4 +227,65 @@ fn member_add_refuses_what_etcd_refuses() {
     assert!(!ok && out.contains("http://IP:PORT"), "{out}");
     // Nothing was added.
     assert_eq!(roles(&ep), vec![(1, false), (2, false), (3, false)]);
+}
+
+/// A store larger than the largest peer message (64 MiB) still reaches a new member: the
+/// snapshot it joins from goes in pieces.
+#[test]
+fn a_new_member_joins_a_store_larger_than_any_peer_message() {
+    let mut c = Cluster::start(3);
+    let eps = c.endpoints();
+    let value = |i: usize| format!("{i:03}").repeat((1 << 20) / 3).into_bytes();
+    let keys = 66;
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    rt.block_on(async {
+        let mut client = etcd_client::Client::connect(eps.clone(), None)
+            .await
+            .expect("connects");
+        for i in 0..keys {
+            let key = format!("big/{i:03}");
+            // A client library retries what a leader change interrupted; so does this one.
+            let mut tries = 0;
+            while let Err(e) = client.put(key.clone(), value(i), None).await {
+                tries += 1;
+                assert!(tries < 20, "put {key}: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    // Every member snapshots now, so whichever the joiner asks sends a stored snapshot.
+    for ep in &eps {
+        until_ok(&["--endpoints", ep, "defrag"]);
+    }
+    let p4 = free_ports(1)[0];
+    add(&eps.join(","), "n4", p4, true);
+    c.join(4, p4);
+    let ep4 = c.endpoint(4);
+    eventually("node 4 joins from the large snapshot", || {
+        let (ok, out) = etcdctl(&[
+            "--endpoints",
+            &ep4,
+            "get",
+            "big/",
+            "--prefix",
+            "--keys-only",
+            "--consistency=s",
+        ]);
+        let n = out.split_whitespace().count();
+        let log = std::fs::read_to_string(c.log_path(4)).unwrap_or_default();
+        (ok && n == keys)
+            .then_some(())
+            .ok_or(format!("{n} keys: {out:.300}\n{log}"))
+    });
+    let got = rt.block_on(async {
+        let mut client = etcd_client::Client::connect([ep4], None)
+            .await
+            .expect("connects");
+        let opts = etcd_client::GetOptions::new().with_serializable();
+        let r = client.get("big/065", Some(opts)).await;
+        let log = std::fs::read_to_string(c.log_path(4)).unwrap_or_default();
+        let r = r.unwrap_or_else(|e| panic!("a get: {e}\n{log}"));
+        r.kvs().first().map(|kv| kv.value().to_vec())
+    });
+    assert!(got == Some(value(65)), "node 4 holds another value");
 }

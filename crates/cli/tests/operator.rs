@@ -2,7 +2,7 @@
 //! hashes that prove members equal, the raft term across leader changes, leadership handed over
 //! under load, and the NOSPACE alarm with compaction, defragmentation and disarming.
 
-use crate::common::{etcdctl, Cluster};
+use crate::common::{etcdctl, member_roles as members, Cluster};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -355,23 +355,6 @@ fn over_quota_writes_are_refused_until_room_is_made_and_the_alarm_disarmed() {
     assert!(out.contains("alarm:NOSPACE"), "{out}");
     assert!(!until_ok(&["--endpoints", &ep, "alarm", "list"]).contains("NOSPACE"));
     until_ok(&["--endpoints", &c.endpoint(2), "put", "small", "1"]);
-}
-
-/// The ids `member list` shows at `ep`, with whether each is a learner.
-fn members(ep: &str) -> Vec<(u64, bool)> {
-    let out = until_ok(&["--endpoints", ep, "member", "list", "-w", "json"]);
-    let v = json(&out);
-    let mut m: Vec<(u64, bool)> = v["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .map(|m| {
-            let id = m["ID"].as_u64().expect("an id");
-            (id, m["isLearner"].as_bool().unwrap_or(false))
-        })
-        .collect();
-    m.sort();
-    m
 }
 
 #[test]

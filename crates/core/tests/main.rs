@@ -16,3 +16,4 @@ mod reconfig;
 mod regressions;
 mod removal;
 mod replica;
+mod snapshot_pieces;

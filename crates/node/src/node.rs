@@ -45,6 +45,8 @@ pub struct NodeConfig {
     /// Snapshot once this many slots were applied since the last one (and the log grew as much
     /// as the last checkpoint).
     pub snapshot_every: u64,
+    /// Snapshots larger than this many bytes go to peers in pieces of this size.
+    pub snapshot_chunk: usize,
     /// Mixed with the boot epoch into the replica's seed for its election timeouts.
     pub seed: u64,
     /// A bug planted on purpose, for the simulator's own tests. Never set in production.
@@ -66,6 +68,7 @@ impl NodeConfig {
             window: c.window,
             max_batch: c.max_batch,
             snapshot_every: 10_000,
+            snapshot_chunk: c.snapshot_chunk,
             seed: id,
             bug: None,
             join: false,
@@ -80,6 +83,7 @@ impl NodeConfig {
         rc.election_ticks = self.election_ticks;
         rc.window = self.window;
         rc.max_batch = self.max_batch;
+        rc.snapshot_chunk = self.snapshot_chunk;
         rc.seed = self.seed ^ boot.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         rc.bug = self.bug;
         rc.join = self.join;
@@ -326,22 +330,18 @@ impl NodeCore {
     }
 
     fn submit(&mut self, ticket: Option<Ticket>, cmd: KvCommand) {
-        if self.replica.retired() {
-            // Its result would come through a log this node no longer follows.
+        // Refused at once: a retired node's result would come through a log it no longer
+        // follows, and a joiner knows no leader until it joined (ask another member).
+        let refused = match (self.replica.retired(), self.replica.joining()) {
+            (true, _) => Some(ProposeError::Removed),
+            (false, true) => Some(ProposeError::NotLeader),
+            (false, false) => None,
+        };
+        if let Some(e) = refused {
             if let Some(ticket) = ticket {
                 self.actions.push(Action::Reply {
                     ticket,
-                    result: Err(ProposeError::Removed),
-                });
-            }
-            return;
-        }
-        if self.replica.joining() {
-            // No leader known until it joined: the client had better ask another member.
-            if let Some(ticket) = ticket {
-                self.actions.push(Action::Reply {
-                    ticket,
-                    result: Err(ProposeError::NotLeader),
+                    result: Err(e),
                 });
             }
             return;

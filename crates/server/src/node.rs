@@ -364,6 +364,11 @@ impl Node {
         let opts = StorageOptions {
             wal: WalOptions {
                 segment_size: 16 << 20,
+                // A snapshot installed from a peer is one log record until the checkpoint
+                // after it is saved: records up to the storage's own limit (1 GiB), so that
+                // a store larger than the 64 MiB default can still reach a joiner or a
+                // follower that fell behind.
+                max_record_size: synod_storage::MAX_PAYLOAD_LEN,
                 ..WalOptions::default()
             },
             keep_snapshots: 2,

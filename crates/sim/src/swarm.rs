@@ -80,6 +80,9 @@ pub struct Swarm {
     pub operate_every: u64,
     /// A membership change chosen in slot `i` governs from `i + alpha` (the window is 8).
     pub alpha: u64,
+    /// Snapshots larger than this many bytes go in pieces: small here, so that transfers in
+    /// pieces meet every fault.
+    pub snapshot_chunk: usize,
 }
 
 impl Swarm {
@@ -115,6 +118,7 @@ impl Swarm {
             wander: 0.0,
             operate_every: 500,
             alpha: 16,
+            snapshot_chunk: 1 << 20,
         }
     }
 
@@ -185,6 +189,7 @@ impl Swarm {
             wander: rng.gen_range(0.0..0.6),
             operate_every: 0,
             alpha: 16,
+            snapshot_chunk: 1 << 20,
         };
         // Elections wait at least two heartbeats (the replica's configuration demands it).
         let hb = swarm.heartbeat;
@@ -202,6 +207,11 @@ impl Swarm {
         // Small alphas cross configuration boundaries often; drawn last, so that the draws
         // above stay what they were.
         swarm.alpha = rng.gen_range(8..=32);
+        // From a stream of its own, so that every draw made from `rng` after this one (by the
+        // world) stays what it was for every seed.
+        let mut side = rng.clone();
+        side.set_stream(1);
+        swarm.snapshot_chunk = [128, 512, 1 << 20][side.gen_range(0..3)];
         swarm
     }
 }

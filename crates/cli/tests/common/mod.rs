@@ -350,3 +350,38 @@ pub async fn put_retry(
         }
     }
 }
+
+/// Every member `member list` shows at `ep`: (id, is learner, client URLs), by id.
+pub fn member_list(ep: &str) -> Vec<(u64, bool, Vec<String>)> {
+    let out = etcdctl_until_ok(
+        &["--endpoints", ep, "member", "list", "-w", "json"],
+        Duration::from_secs(20),
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    let mut m: Vec<_> = v["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| {
+            let urls = m["clientURLs"].as_array().cloned().unwrap_or_default();
+            (
+                m["ID"].as_u64().expect("an id"),
+                m["isLearner"].as_bool().unwrap_or(false),
+                urls.iter()
+                    .filter_map(|u| u.as_str().map(String::from))
+                    .collect(),
+            )
+        })
+        .collect();
+    m.sort();
+    m
+}
+
+/// The ids `member list` shows at `ep`, with whether each is a learner.
+pub fn member_roles(ep: &str) -> Vec<(u64, bool)> {
+    member_list(ep)
+        .into_iter()
+        .map(|(id, l, _)| (id, l))
+        .collect()
+}

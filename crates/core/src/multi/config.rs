@@ -39,10 +39,20 @@ pub struct Config {
     pub max_batch: usize,
     /// At most this many chosen values in one catch-up message.
     pub catch_up_batch: usize,
+    /// A snapshot whose state is larger than this many bytes is sent in pieces of this size,
+    /// one in flight per transfer, so that no peer message grows with the store.
+    #[serde(default = "default_snapshot_chunk")]
+    pub snapshot_chunk: usize,
     /// Seed for the randomized election timeouts (the core has no randomness of its own).
     pub seed: u64,
     /// A bug planted on purpose, for the simulator's own tests. Never set in production.
     pub bug: Option<PlantedBug>,
+}
+
+/// 1 MiB: a piece costs a round trip, which at this size is a small share of its transfer
+/// time, and a heartbeat queued behind it on the same connection waits for little.
+fn default_snapshot_chunk() -> usize {
+    1 << 20
 }
 
 /// Why a configuration was rejected.
@@ -70,7 +80,8 @@ pub enum ConfigError {
 impl Config {
     /// Defaults for a replica `id` of `members`: majority quorums, heartbeat every 10 ticks,
     /// election after 50–100 quiet ticks, a window of 32 slots, batches of up to 256 commands,
-    /// membership changes taking effect 64 slots after their own.
+    /// membership changes taking effect 64 slots after their own, snapshots sent in 1 MiB
+    /// pieces.
     pub fn new(id: NodeId, members: Vec<NodeId>) -> Self {
         Config {
             id,
@@ -82,6 +93,7 @@ impl Config {
             window: 32,
             max_batch: 256,
             catch_up_batch: 256,
+            snapshot_chunk: default_snapshot_chunk(),
             seed: id,
             bug: None,
             join: false,
@@ -132,6 +144,7 @@ impl Config {
             ("window", self.window),
             ("max_batch", self.max_batch),
             ("catch_up_batch", self.catch_up_batch),
+            ("snapshot_chunk", self.snapshot_chunk),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));

@@ -87,6 +87,17 @@ pub struct Snapshot {
     pub membership: Option<Membership>,
 }
 
+/// What a snapshot holds besides its state machine's bytes: sent with the first piece of a
+/// snapshot sent in pieces ([`Message::SnapshotChunk`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotHead {
+    /// The session table, as in [`Snapshot::sessions`].
+    #[serde(with = "serde_bytes")]
+    pub sessions: Vec<u8>,
+    /// The membership, as in [`Snapshot::membership`].
+    pub membership: Option<Membership>,
+}
+
 /// A snapshot as written before it carried the membership: read from old disks, never written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotV1 {
@@ -257,6 +268,30 @@ pub enum Message<C> {
     /// the membership and a state to build on. Any member that knows the sender answers with
     /// [`Message::InstallSnapshot`] (its latest snapshot, or one of its applied state).
     JoinRequest,
+    // Sent in pieces, added after the variants above so that their encodings stay as they were.
+    /// One piece of a snapshot whose state is larger than [`super::Config::snapshot_chunk`]:
+    /// the receiver asks for the next with [`Message::SnapshotRequest`], so only one piece
+    /// per transfer is in flight and nothing larger than a piece is ever one message.
+    SnapshotChunk {
+        /// The snapshot's slot, which names it.
+        slot: Slot,
+        /// Where `data` starts in the state's bytes.
+        offset: u64,
+        /// The length of the state's bytes.
+        total: u64,
+        /// The piece.
+        data: bytes::Bytes,
+        /// Sessions and membership, with the first piece (offset 0) only.
+        head: Option<SnapshotHead>,
+    },
+    /// The receiver of a snapshot in pieces asks for the piece of snapshot `slot` at `offset`.
+    /// A sender that has since replaced that snapshot starts over with its newer one.
+    SnapshotRequest {
+        /// The snapshot's slot.
+        slot: Slot,
+        /// The first byte wanted.
+        offset: u64,
+    },
 }
 
 impl<C> Message<C> {
@@ -283,6 +318,8 @@ impl<C> Message<C> {
             Message::Progress { .. } => "progress",
             Message::PromotionRefused { .. } => "promotion-refused",
             Message::JoinRequest => "join-request",
+            Message::SnapshotChunk { .. } => "snapshot-chunk",
+            Message::SnapshotRequest { .. } => "snapshot-request",
         }
     }
 }
@@ -480,6 +517,14 @@ mod tests {
                 behind: 0,
             },
             Message::JoinRequest,
+            Message::SnapshotChunk {
+                slot: 0,
+                offset: 0,
+                total: 0,
+                data: bytes::Bytes::new(),
+                head: None,
+            },
+            Message::SnapshotRequest { slot: 0, offset: 0 },
         ];
         let names: std::collections::BTreeSet<&str> = msgs.iter().map(|m| m.kind()).collect();
         assert_eq!(names.len(), msgs.len(), "{names:?}");

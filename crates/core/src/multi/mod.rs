@@ -41,7 +41,7 @@ pub use membership::{
 };
 pub use messages::{
     ClientId, Command, Message, MultiEffects, Output, Persist, PromiseEntry, Slot, Snapshot,
-    SnapshotV1, Timer, Value,
+    SnapshotHead, SnapshotV1, Timer, Value,
 };
 pub use reads::ReadId;
 pub use replica::{Replica, RoleKind, TransferError};

@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 mod join;
 mod reconfig;
+mod stream;
 mod transfer;
 pub use transfer::TransferError;
 
@@ -75,6 +76,11 @@ pub struct Replica<S: StateMachine> {
     epoch_seen: u64,
     /// Waiting for a peer's snapshot to join a running cluster (replica/join.rs).
     joining: bool,
+    /// A snapshot arriving in pieces (replica/stream.rs).
+    incoming: Option<stream::Incoming>,
+    /// A snapshot of the applied state built for a joiner when none was stored, kept so that
+    /// its pieces can be asked for; dropped once a stored snapshot is as new.
+    lent: Option<Snapshot>,
 }
 
 impl<S: StateMachine> std::fmt::Debug for Replica<S> {
@@ -138,6 +144,8 @@ impl<S: StateMachine> Replica<S> {
             stand_at: None,
             epoch_seen: 0,
             joining,
+            incoming: None,
+            lent: None,
             cfg,
         };
         // Replay the committed prefix; the replay's own outputs (applied slots, a Commit record
@@ -297,6 +305,7 @@ impl<S: StateMachine> Replica<S> {
             removed = self.acceptor.compact(snap.slot);
             self.learner.compacted_below(snap.slot);
             fx.persist(Persist::Snapshot(snap.clone()));
+            self.superseded_below(snap.slot);
             self.snapshot = Some(snap);
         }
         (fx, Compacted(removed))
@@ -383,7 +392,6 @@ impl<S: StateMachine> Replica<S> {
         let mut fx = Fx::<S>::new();
         for id in ids {
             match &self.role {
-                _ if self.joining => fx.output(Output::ReadFailed { id, leader: None }),
                 Role::Leader(_) => self.register_read(id, None),
                 Role::Follower if self.leader_hint.is_some_and(|l| l != self.cfg.id) => {
                     // The leader confirms and names the index; we serve from our own state.
@@ -391,6 +399,7 @@ impl<S: StateMachine> Replica<S> {
                     self.remote_reads.insert(id, (leader, None));
                     fx.send(leader, Message::ReadIndexRequest { id });
                 }
+                // A joiner is a follower that has heard of no leader: it fails them here too.
                 _ => fx.output(Output::ReadFailed { id, leader: None }),
             }
         }
@@ -597,6 +606,7 @@ impl<S: StateMachine> Replica<S> {
         match timer {
             Timer::Election => {
                 self.age_stand_request();
+                self.age_incoming(&mut fx);
                 let quiet = !std::mem::replace(&mut self.heard, false);
                 match self.role {
                     Role::Leader(_) => self.age_handover(&mut fx),
@@ -653,11 +663,16 @@ impl<S: StateMachine> Replica<S> {
             // promise, which would only depose the leader, but what was chosen, as do its
             // catch-up requests after we forgot the configurations it was in; so it learns it
             // is out (and stops standing) however long it was away.
-            if let Message::Prepare { from: slot, .. } | Message::CatchUpRequest { from: slot } =
-                msg
-            {
-                self.on_catch_up_request(from, slot, &mut fx);
-                return fx;
+            match msg {
+                Message::Prepare { from: slot, .. } | Message::CatchUpRequest { from: slot } => {
+                    self.on_catch_up_request(from, slot, &mut fx);
+                    return fx;
+                }
+                Message::SnapshotRequest { slot, offset } => {
+                    self.on_snapshot_request(from, slot, offset, &mut fx);
+                    return fx;
+                }
+                _ => {}
             }
         }
         if !m.knows(from) || (from == self.cfg.id && !own) {
@@ -671,6 +686,27 @@ impl<S: StateMachine> Replica<S> {
                 log_start,
             } => self.on_promise(from, ballot, entries, log_start, &mut fx),
             Message::InstallSnapshot { snapshot } => self.on_install_snapshot(snapshot, &mut fx),
+            Message::SnapshotChunk {
+                slot,
+                offset,
+                total,
+                data,
+                head,
+            } => {
+                let piece = stream::Piece {
+                    slot,
+                    offset,
+                    total,
+                    data,
+                    head,
+                };
+                if let Some(snapshot) = self.on_snapshot_chunk(from, piece, &mut fx) {
+                    self.on_install_snapshot(snapshot, &mut fx);
+                }
+            }
+            Message::SnapshotRequest { slot, offset } => {
+                self.on_snapshot_request(from, slot, offset, &mut fx)
+            }
             Message::Nack { ballot, promised } => self.on_nack(ballot, promised, &mut fx),
             Message::Accept {
                 ballot,
@@ -1020,12 +1056,7 @@ impl<S: StateMachine> Replica<S> {
             // down to do so), where it can make progress again.
             Vote::Compacted => {
                 if let Some(snapshot) = &self.snapshot {
-                    fx.send(
-                        from,
-                        Message::InstallSnapshot {
-                            snapshot: snapshot.clone(),
-                        },
-                    );
+                    self.send_snapshot(from, snapshot, fx);
                 }
             }
         }
@@ -1168,7 +1199,7 @@ impl<S: StateMachine> Replica<S> {
         self.heard = true;
         self.learn_commit(ballot, commit, fx);
         self.learner.catch_up(self.acceptor.log(), fx);
-        if self.learner.commit() < commit {
+        if self.learner.commit() < commit && !self.receiving() {
             fx.send(
                 from,
                 Message::CatchUpRequest {
@@ -1186,12 +1217,7 @@ impl<S: StateMachine> Replica<S> {
     fn on_catch_up_request(&mut self, to: NodeId, from: Slot, fx: &mut Fx<S>) {
         if from < self.acceptor.log_start() {
             if let Some(snapshot) = &self.snapshot {
-                fx.send(
-                    to,
-                    Message::InstallSnapshot {
-                        snapshot: snapshot.clone(),
-                    },
-                );
+                self.send_snapshot(to, snapshot, fx);
             }
             return;
         }
@@ -1224,6 +1250,7 @@ impl<S: StateMachine> Replica<S> {
         }
         self.acceptor.drop_below(snapshot.slot);
         fx.persist(Persist::Snapshot(snapshot.clone()));
+        self.superseded_below(snapshot.slot);
         self.snapshot = Some(snapshot);
         self.learner.catch_up(self.acceptor.log(), fx);
     }

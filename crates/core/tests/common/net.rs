@@ -25,6 +25,8 @@ pub struct Net {
     pub n: u64,
     /// Nodes started to join the running cluster (their peers to ask: 1..=n).
     pub joiners: BTreeSet<NodeId>,
+    /// Snapshots larger than this go in pieces (set before the replicas boot again).
+    pub snapshot_chunk: usize,
 }
 
 impl Net {
@@ -52,6 +54,7 @@ impl Net {
             bug,
             n,
             joiners: BTreeSet::new(),
+            snapshot_chunk: Config::new(1, vec![1]).snapshot_chunk,
         };
         for id in 1..=n {
             net.disks.insert(id, DurableState::default());
@@ -66,6 +69,7 @@ impl Net {
         c.alpha = self.alpha;
         c.bug = self.bug;
         c.join = self.joiners.contains(&id);
+        c.snapshot_chunk = self.snapshot_chunk;
         c
     }
 

@@ -102,6 +102,19 @@ fn label(m: &Message<KvOp>) -> (String, Option<String>) {
             None,
         ),
         Message::InstallSnapshot { snapshot } => (format!("Snapshot(I<{})", snapshot.slot), None),
+        Message::SnapshotChunk {
+            slot,
+            offset,
+            total,
+            data,
+            ..
+        } => (
+            format!("Snapshot(I<{slot}, {offset}+{} of {total})", data.len()),
+            None,
+        ),
+        Message::SnapshotRequest { slot, offset } => {
+            (format!("Snapshot?(I<{slot}, from {offset})"), None)
+        }
     }
 }
 

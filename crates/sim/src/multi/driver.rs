@@ -384,6 +384,9 @@ pub(super) fn summarize(m: &Message<KvCommand>) -> String {
         Message::InstallSnapshot { snapshot } => {
             format!("install-snapshot(slot={})", snapshot.slot)
         }
+        Message::SnapshotChunk {
+            slot, offset, data, ..
+        } => format!("snapshot-chunk(slot={slot}, {offset}+{})", data.len()),
         other => format!("{other:?}"),
     }
 }

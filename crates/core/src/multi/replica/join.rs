@@ -35,7 +35,11 @@ impl<S: StateMachine> Replica<S> {
     /// While joining, only a snapshot counts; the election timer paces the requests.
     pub(super) fn joining_on_timer(&mut self, timer: Timer, fx: &mut Fx<S>) {
         if timer == Timer::Election {
-            self.ask_to_join(fx);
+            // Asking again while a snapshot is arriving would make a peer start another.
+            self.age_incoming(fx);
+            if self.incoming.is_none() {
+                self.ask_to_join(fx);
+            }
             self.arm_election(fx);
         }
     }
@@ -45,7 +49,30 @@ impl<S: StateMachine> Replica<S> {
     pub(super) fn joining_on_message(&mut self, from: NodeId, msg: Message<S::Command>) -> Fx<S> {
         let mut fx = Fx::<S>::new();
         let asked = from != self.cfg.id && self.cfg.members.contains(&from);
-        if let (true, Message::InstallSnapshot { snapshot }) = (asked, msg) {
+        if !asked {
+            return fx;
+        }
+        let snapshot = match msg {
+            Message::InstallSnapshot { snapshot } => Some(snapshot),
+            Message::SnapshotChunk {
+                slot,
+                offset,
+                total,
+                data,
+                head,
+            } => {
+                let piece = super::stream::Piece {
+                    slot,
+                    offset,
+                    total,
+                    data,
+                    head,
+                };
+                self.on_snapshot_chunk(from, piece, &mut fx)
+            }
+            _ => None,
+        };
+        if let Some(snapshot) = snapshot {
             self.join_from(snapshot, &mut fx);
         }
         fx
@@ -55,12 +82,14 @@ impl<S: StateMachine> Replica<S> {
     /// snapshot without a membership (written before changes existed) cannot say who governs
     /// its slots and is ignored, as is one that does not decode.
     fn join_from(&mut self, snapshot: Snapshot, fx: &mut Fx<S>) {
-        let behind = snapshot.slot < self.learner.applied();
-        if behind || snapshot.membership.is_none() || self.learner.install(&snapshot, fx).is_err() {
+        // Only an empty disk joins, and a joiner applies nothing: any snapshot is ahead of it.
+        debug_assert_eq!(self.learner.applied(), 0, "a joiner applied nothing");
+        if snapshot.membership.is_none() || self.learner.install(&snapshot, fx).is_err() {
             return;
         }
         self.acceptor.drop_below(snapshot.slot);
         fx.persist(Persist::Snapshot(snapshot.clone()));
+        self.superseded_below(snapshot.slot);
         self.snapshot = Some(snapshot);
         self.joining = false;
         self.epoch_seen = self.learner.membership().latest().epoch();
@@ -76,16 +105,19 @@ impl<S: StateMachine> Replica<S> {
     }
 
     /// A joiner asks for a state to start from: our latest snapshot if we have one (catch-up
-    /// covers the slots after it), or else one of our applied state, built now. Only a node
-    /// we know as a member gets past the message filter to ask.
+    /// covers the slots after it), or else one of our applied state, built now and kept
+    /// (`lent`) for the pieces still to be asked for and for the next joiner: the log is
+    /// compacted only below a stored snapshot, so it still holds every slot after it. Only a
+    /// node we know as a member gets past the message filter to ask.
     pub(super) fn on_join_request(&mut self, to: NodeId, fx: &mut Fx<S>) {
         if self.joining {
             return;
         }
-        let snapshot = match &self.snapshot {
-            Some(s) => s.clone(),
-            None => self.learner.snapshot(),
-        };
-        fx.send(to, Message::InstallSnapshot { snapshot });
+        if self.newest_snapshot().is_none() {
+            self.lent = Some(self.learner.snapshot());
+        }
+        if let Some(snapshot) = self.newest_snapshot() {
+            self.send_snapshot(to, snapshot, fx);
+        }
     }
 }

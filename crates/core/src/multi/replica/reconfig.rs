@@ -127,7 +127,7 @@ impl<S: StateMachine> Replica<S> {
     pub(super) fn ask_around(&mut self, fx: &mut Fx<S>) {
         // A member taken out is answered all the same (so it learns it is out), but it has no
         // business following the log for ever.
-        if self.retired() {
+        if self.retired() || self.receiving() {
             return;
         }
         let latest = self.learner.membership().latest();
