@@ -289,3 +289,67 @@ fn a_new_member_joins_a_store_larger_than_any_peer_message() {
     });
     assert!(got == Some(value(65)), "node 4 holds another value");
 }
+
+/// A member whose disk was wiped is replaced as etcd's runbook says: remove it, add a new member
+/// (a new id: the old one's promises and votes are gone with its disk) at the same peer URL, start
+/// it empty to join, and promote it once in sync; a client writes throughout.
+#[test]
+fn a_member_whose_disk_was_wiped_is_replaced_under_load() {
+    let mut c = Cluster::start(3);
+    let eps = c.endpoints().join(",");
+    until_ok(&["--endpoints", &eps, "put", "before", "the-wipe"]);
+    let load = Load::start(c.endpoints()[..2].join(","));
+    let before = load.more(3);
+
+    // Node 3 loses its disk.
+    c.kill(3);
+    std::fs::remove_dir_all(c.data_dir(3)).expect("wipe node 3");
+    let survivors = c.endpoints().join(",");
+    let out = until_ok(&["--endpoints", &survivors, "member", "remove", "3"]);
+    assert!(out.contains("removed"), "{out}");
+    load.more(3);
+
+    // Its replacement takes the same peer URL, under a new id.
+    let addr = c.peer_endpoint(3);
+    let port: u16 = addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+    let out = add(&survivors, "n3-again", port, true);
+    assert!(out.contains(&format!("Member {:16x} added", 4)), "{out}");
+    c.join(4, port);
+    let ep4 = c.endpoint(4);
+    eventually("the replacement joins and catches up", || {
+        let (ok, out) = etcdctl(&[
+            "--endpoints",
+            &ep4,
+            "get",
+            "before",
+            "--consistency=s",
+            "--print-value-only",
+        ]);
+        (ok && out.trim() == "the-wipe").then_some(()).ok_or(out)
+    });
+    eventually("the replacement is promoted once in sync", || {
+        let (ok, out) = etcdctl(&["--endpoints", &survivors, "member", "promote", "4"]);
+        ok.then_some(()).ok_or(out)
+    });
+    assert_eq!(roles(&ep4), vec![(1, false), (2, false), (4, false)]);
+    load.more(3);
+
+    // Three voters again: the cluster survives losing one of the old members.
+    let (acked, failed) = load.stop();
+    assert!(failed.is_empty(), "writes failed: {failed:?}");
+    eprintln!("{} writes acknowledged during the replacement", acked - before);
+    c.kill(1);
+    let rest = [c.endpoint(2), ep4.clone()].join(",");
+    until_ok(&["--endpoints", &rest, "put", "after", "the-replacement"]);
+    let out = until_ok(&[
+        "--endpoints",
+        &ep4,
+        "get",
+        "load/",
+        "--prefix",
+        "--keys-only",
+        "--consistency=s",
+    ]);
+    let keys = out.split_whitespace().count() as u64;
+    assert!(keys >= acked, "node 4 has {keys} of {acked} keys");
+}
