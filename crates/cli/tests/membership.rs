@@ -311,7 +311,11 @@ fn a_member_whose_disk_was_wiped_is_replaced_under_load() {
 
     // Its replacement takes the same peer URL, under a new id.
     let addr = c.peer_endpoint(3);
-    let port: u16 = addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+    let port: u16 = addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
     let out = add(&survivors, "n3-again", port, true);
     assert!(out.contains(&format!("Member {:16x} added", 4)), "{out}");
     c.join(4, port);
@@ -337,7 +341,10 @@ fn a_member_whose_disk_was_wiped_is_replaced_under_load() {
     // Three voters again: the cluster survives losing one of the old members.
     let (acked, failed) = load.stop();
     assert!(failed.is_empty(), "writes failed: {failed:?}");
-    eprintln!("{} writes acknowledged during the replacement", acked - before);
+    eprintln!(
+        "{} writes acknowledged during the replacement",
+        acked - before
+    );
     c.kill(1);
     let rest = [c.endpoint(2), ep4.clone()].join(",");
     until_ok(&["--endpoints", &rest, "put", "after", "the-replacement"]);

@@ -415,3 +415,54 @@ fn move_leader_holds_the_write_that_arrives_and_the_successor_applies_it() {
         );
     }
 }
+
+/// Who received the message whose label starts with `prefix`.
+fn receivers_of(d: &Drawn, prefix: &str) -> Vec<u64> {
+    use synod_sim::flow::Row;
+    d.chart
+        .rows
+        .iter()
+        .find_map(|r| match r {
+            Row::Msg {
+                receivers, label, ..
+            } if label.starts_with(prefix) => Some(receivers.iter().copied().collect()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no {prefix}: {:?}", d.chart.labels()))
+}
+
+#[test]
+fn reconfigure_joins_from_a_snapshot_and_each_change_governs_alpha_slots_later() {
+    let d = run("reconfigure");
+    let labels = d.chart.labels();
+    let at = |prefix: &str| {
+        labels
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}: {labels:?}"))
+    };
+    // The joiner knows nothing until a peer's snapshot arrives; catch-up does the rest.
+    assert!(at("JoinRequest") < at("Snapshot(I<"));
+    assert!(at("Snapshot(I<") < at("CatchUp?(I>="));
+    assert!(at("Progress(") < at("Accept!(1.1, I=3, S4 becomes Voter"));
+    // The add in slot 1 governs from slot 3: S4 gets accepts from then on, not before.
+    assert_eq!(receivers_of(&d, "Accept!(1.1, I=1, add s4"), vec![2, 3]);
+    assert_eq!(receivers_of(&d, "Accept!(1.1, I=3,"), vec![2, 3, 4]);
+    // The removal in slot 6 governs from slot 8: S3 still votes on slot 7, then no more.
+    assert_eq!(receivers_of(&d, "Accept!(1.1, I=7,"), vec![2, 3, 4]);
+    assert_eq!(receivers_of(&d, "Accept!(1.1, I=8,"), vec![2, 4]);
+    assert_eq!(receivers_of(&d, "Accept!(1.1, I=9,"), vec![2, 4]);
+    // Every write answered; the members left agree, and S4 holds the last write.
+    let answered = d
+        .facts
+        .iter()
+        .filter(|f| f.starts_with("client got"))
+        .count();
+    assert_eq!(answered, 4, "{:?}", d.facts);
+    assert!(d
+        .facts
+        .contains(&"S4: applied 10 slots, x=Some(\"4\")".to_string()));
+    assert!(d
+        .facts
+        .contains(&"S2: applied 10 slots, x=Some(\"4\")".to_string()));
+}

@@ -154,6 +154,11 @@ pub const SCENARIOS: &[Scenario] = &[
         run: || multi_drawn(multi::move_leader(), 1),
     },
     Scenario {
+        name: "reconfigure",
+        title: "Multi-Paxos reconfiguration: a learner joins from a snapshot, is promoted, a member leaves",
+        run: || multi_drawn(multi::reconfigure(), 1),
+    },
+    Scenario {
         name: "fast",
         title: "Fast Paxos without a collision: client to acceptors to learners, 2 delays",
         run: fast::non_conflicting,

@@ -4,7 +4,10 @@ use super::chart::{Chart, Column, Row, RowGroups};
 use super::Outcome;
 use crate::kv::{Kv, KvOp, KvResult};
 use std::collections::{BTreeMap, BTreeSet};
-use synod_core::multi::{Command, Config, Message, MultiEffects, Output, Replica, Timer, Value};
+use synod_core::multi::{
+    Command, Config, MemberInfo, MemberOp, Message, MultiEffects, Output, Replica, Role, Timer,
+    Value,
+};
 use synod_core::NodeId;
 
 const CLIENT: NodeId = 0;
@@ -19,6 +22,9 @@ pub(super) struct Script {
     responses: Vec<(u64, KvResult)>,
     drawing: bool,
     seq: u64,
+    /// A membership change chosen in slot `i` governs from `i + alpha`.
+    alpha: u64,
+    changes: u64,
 }
 
 fn op_text(op: &KvOp) -> String {
@@ -37,7 +43,17 @@ fn value_text(v: &Value<KvOp>) -> String {
             .map(|c| op_text(&c.op))
             .collect::<Vec<_>>()
             .join("; "),
-        Value::Reconfig(c) => format!("reconfigure ({} change(s))", c.ops.len()),
+        Value::Reconfig(c) => c
+            .ops
+            .iter()
+            .map(|op| match op {
+                MemberOp::Add { role, info, .. } => format!("add {} as {role:?}", info.name),
+                MemberOp::Remove(id) => format!("remove S{id}"),
+                MemberOp::SetRole { id, role } => format!("S{id} becomes {role:?}"),
+                MemberOp::Update { id, .. } => format!("update S{id}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
     }
 }
 
@@ -120,6 +136,11 @@ fn label(m: &Message<KvOp>) -> (String, Option<String>) {
 
 impl Script {
     pub fn new(n: u64) -> Self {
+        Self::with_alpha(n, Config::new(1, vec![1]).alpha)
+    }
+
+    /// `n` servers whose membership changes govern `alpha` slots after their own.
+    pub fn with_alpha(n: u64, alpha: u64) -> Self {
         let ids: Vec<NodeId> = (1..=n).collect();
         let mut chart = Chart::default();
         chart.columns.push(Column {
@@ -132,7 +153,9 @@ impl Script {
                 node: id,
                 group: "Servers",
             });
-            let cfg = Config::new(id, ids.clone());
+            let mut cfg = Config::new(id, ids.clone());
+            cfg.alpha = alpha;
+            cfg.window = cfg.window.min(alpha as usize);
             let mut r = Replica::new(cfg, Kv::default()).expect("valid config");
             let _ = r.start();
             replicas.insert(id, r);
@@ -145,7 +168,38 @@ impl Script {
             responses: Vec::new(),
             drawing: true,
             seq: 0,
+            alpha,
+            changes: 0,
         }
+    }
+
+    /// Server `id` starts with an empty disk to join the running cluster, asking `peers`.
+    pub fn start_joiner(&mut self, id: NodeId, peers: Vec<NodeId>) {
+        self.chart.columns.push(Column {
+            node: id,
+            group: "Servers",
+        });
+        self.row(Row::Note(format!(
+            "!! S{id} starts with an empty disk, to join"
+        )));
+        let mut cfg = Config::new(id, peers);
+        cfg.alpha = self.alpha;
+        cfg.window = cfg.window.min(self.alpha as usize);
+        cfg.join = true;
+        let mut r = Replica::new(cfg, Kv::default()).expect("valid config");
+        let fx = r.start();
+        self.replicas.insert(id, r);
+        self.absorb(id, fx);
+    }
+
+    /// The operator asks server `at` for a membership change (`what` says which, for the chart).
+    pub fn change(&mut self, at: NodeId, what: &str, ops: Vec<MemberOp>) {
+        self.changes += 1;
+        self.row(Row::Note(format!("!! operator: {what} (asked at S{at})")));
+        let seq = self.changes;
+        let r = self.replicas.get_mut(&at).expect("replica");
+        let fx = r.propose_change(seq, ops);
+        self.absorb(at, fx);
     }
 
     /// Stops or resumes drawing (to set a scene without showing it).
@@ -170,13 +224,22 @@ impl Script {
             }
         }
         for out in fx.output {
-            if let Output::Reply { seq, result, .. } = out {
-                self.responses.push((seq, result.clone()));
-                self.row(Row::Msg {
-                    senders: [from].into(),
-                    receivers: [CLIENT].into(),
-                    label: format!("Response({result:?})"),
-                });
+            match out {
+                Output::Reply { seq, result, .. } => {
+                    self.responses.push((seq, result.clone()));
+                    self.row(Row::Msg {
+                        senders: [from].into(),
+                        receivers: [CLIENT].into(),
+                        label: format!("Response({result:?})"),
+                    });
+                }
+                Output::Reconfigured { slot, id, .. } if id.origin == from => {
+                    let gov = slot + self.alpha;
+                    self.row(Row::Note(format!(
+                        "S{from}: the change in I={slot} is applied; it governs I>={gov}"
+                    )));
+                }
+                _ => {}
             }
         }
         // A replica's own promise and votes come back to it once written: local steps, not drawn.
@@ -403,6 +466,74 @@ pub(super) fn collapsed_roles() -> Script {
     s.deliver_all(); // Accepted
     s.request(2, put("x", "1"), true);
     s.heartbeat(2);
+    s.deliver_all();
+    s
+}
+
+/// A member's name and addresses, as `member add` gives them.
+fn info(name: &str) -> MemberInfo {
+    MemberInfo {
+        name: name.into(),
+        peer_urls: vec![format!("http://{name}:2380")],
+        client_urls: vec![],
+    }
+}
+
+/// Reconfiguration through the log, with α = 2: S4 is added as a learner, joins from a peer's
+/// snapshot (it knows no membership before), catches up, and is promoted once in sync; then S3
+/// is taken out. Each change governs only from α slots after its own, so the writes in between
+/// are still voted on by the configuration before it.
+pub(super) fn reconfigure() -> Script {
+    let mut s = Script::with_alpha(3, 2);
+    s.draw(false);
+    s.election_timeout(1);
+    for _ in 0..3 {
+        s.deliver_all();
+    }
+    s.request(1, put("x", "1"), false);
+    s.deliver_all();
+    s.deliver_all();
+    s.draw(true);
+    s.chart.push(Row::Note(
+        "--- A learner joins: the change in slot I governs from I+2 ---".into(),
+    ));
+    let add = MemberOp::Add {
+        id: None,
+        role: Role::Learner,
+        info: info("s4"),
+    };
+    s.change(1, "member add s4 --learner", vec![add]);
+    s.deliver_all(); // Accept!
+    s.deliver_all(); // Accepted: chosen and applied at S1
+    s.start_joiner(4, vec![2]);
+    s.deliver_all(); // JoinRequest
+    s.deliver_all(); // Snapshot: S4 installs it, membership included
+    s.heartbeat(1);
+    s.deliver_all(); // Heartbeat
+    s.deliver_all(); // S4 asks for the slots after its snapshot, and reports its progress
+    s.deliver_all(); // CatchUp
+    s.chart
+        .push(Row::Note("--- S4 is in sync: promoted to voter ---".into()));
+    let promote = MemberOp::SetRole {
+        id: 4,
+        role: Role::Voter,
+    };
+    s.change(1, "member promote s4", vec![promote]);
+    s.deliver_all();
+    s.deliver_all();
+    s.request(1, put("x", "2"), false);
+    s.deliver_all();
+    s.deliver_all();
+    s.chart.push(Row::Note("--- S3 is taken out ---".into()));
+    s.change(1, "member remove s3", vec![MemberOp::Remove(3)]);
+    s.deliver_all();
+    s.deliver_all();
+    for v in ["3", "4"] {
+        s.request(1, put("x", v), false);
+        s.deliver_all();
+        s.deliver_all();
+    }
+    s.heartbeat(1);
     s.deliver_all();
     s
 }
