@@ -42,7 +42,8 @@ pub async fn find_leader(cluster: &Cluster) -> Option<u64> {
         .filter_map(|i| cluster.placement(i).map(|p| p.admin))
         .map(|a| status::fetch(a, Duration::from_millis(300), cluster.admin_tls().cloned()));
     let found: Vec<status::Status> = futures_join(asks).await.into_iter().flatten().collect();
-    status::leader(&found)
+    // The servers name members; a replacement runs under another id than its node's.
+    status::leader(&found).and_then(|server| cluster.node_of(server))
 }
 
 /// Awaits all futures concurrently (a handful of status requests).
@@ -89,6 +90,9 @@ pub async fn apply(
     let ids = cluster.ids();
     if let Fault::MoveLeader { to } = fault {
         return Ok((Applied::Nothing, move_leader(cluster, *to, tls).await));
+    }
+    if let Fault::Replace { node } = fault {
+        return Ok((Applied::Nothing, replace(cluster, *node).await?));
     }
     let leader = match fault {
         Fault::Kill(Target::Leader) | Fault::Pause(Target::Leader) => {
@@ -155,7 +159,7 @@ pub async fn apply(
             };
             Ok((Applied::Network, d))
         }
-        Fault::MoveLeader { .. } => unreachable!("handled above"),
+        Fault::MoveLeader { .. } | Fault::Replace { .. } => unreachable!("handled above"),
         Fault::Loss { percent } => {
             let net = net.ok_or_else(no_net)?;
             net.lose(*percent)?;
@@ -213,12 +217,15 @@ async fn move_leader(cluster: &Cluster, to: u64, tls: Option<&etcd_client::TlsOp
     let Some(addr) = cluster.placement(leader).map(|p| p.client) else {
         return format!("move leader: node {leader} has no address");
     };
+    let Some(to_member) = cluster.server_id(to) else {
+        return format!("move leader: no node {to}");
+    };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let began = std::time::Instant::now();
     let timeout = Duration::from_secs(5);
     let outcome =
         match crate::client::connect(leader, &format!("{scheme}://{addr}"), timeout, tls).await {
-            Some(mut c) => match tokio::time::timeout(timeout, c.move_leader(to)).await {
+            Some(mut c) => match tokio::time::timeout(timeout, c.move_leader(to_member)).await {
                 Ok(Ok(_)) => format!("done in {} ms", began.elapsed().as_millis()),
                 Ok(Err(e)) => format!("refused: {e}"),
                 Err(_) => "no answer within 5 s".into(),
@@ -226,4 +233,90 @@ async fn move_leader(cluster: &Cluster, to: u64, tls: Option<&etcd_client::TlsOp
             None => "could not connect".into(),
         };
     format!("move leader from node {leader} to node {to}: {outcome}")
+}
+
+/// Evaluates `$call` (an etcd client call) until it succeeds or `$within` has passed (an
+/// answer cut off by a leader change, or a refusal worth retrying); the last outcome.
+macro_rules! retry {
+    ($within:expr, $call:expr) => {{
+        let deadline = tokio::time::Instant::now() + $within;
+        loop {
+            let out = $call.await;
+            if out.is_ok() || tokio::time::Instant::now() >= deadline {
+                break out;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }};
+}
+
+/// Replaces the member at `node`'s place as an operator replaces one whose disk failed: asks
+/// another node to remove it, kills it and wipes its data directory, adds a learner at the same
+/// peer address (the log assigns it a new id), starts it empty to join, and promotes it once the
+/// leader finds it in sync. Says what happened; a step that fails ends the replacement there
+/// (the checkers judge what clients saw meanwhile), except that a node taken out and not added
+/// back is an error of the run: it would leave a place nobody can heal.
+async fn replace(cluster: &mut Cluster, node: u64) -> Result<String> {
+    let Some(old) = cluster.server_id(node) else {
+        return Ok(format!("replace: no node {node}"));
+    };
+    let Some(at) = cluster.placement(node).cloned() else {
+        return Ok(format!("replace: node {node} has no address"));
+    };
+    let began = std::time::Instant::now();
+    let others: Vec<u64> = (cluster.ids().into_iter())
+        .filter(|&i| i != node && cluster.is_up(i))
+        .collect();
+    let eps: Vec<String> = others
+        .iter()
+        .filter_map(|&i| cluster.placement(i).map(|p| format!("http://{}", p.client)))
+        .collect();
+    let timeout = Duration::from_secs(5);
+    let opts = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_millis(500))
+        .with_timeout(timeout);
+    let Ok(Ok(mut c)) =
+        tokio::time::timeout(timeout, etcd_client::Client::connect(eps, Some(opts))).await
+    else {
+        return Ok(format!(
+            "replace member {old} at node {node}: could not connect"
+        ));
+    };
+    let ms = |b: std::time::Instant| b.elapsed().as_millis();
+    let removed = retry!(timeout, c.member_remove(old));
+    if let Err(e) = removed {
+        return Ok(format!(
+            "replace member {old} at node {node}: remove refused: {e}"
+        ));
+    }
+    cluster.kill(node)?;
+    let url = format!("http://{}", at.peer);
+    let learner = || Some(etcd_client::MemberAddOptions::new().with_is_learner());
+    let added = retry!(
+        Duration::from_secs(20),
+        c.member_add([url.as_str()], learner())
+    );
+    let new = match added.map(|r| r.member().map(|m| m.id())) {
+        Ok(Some(id)) => id,
+        other => {
+            return Err(crate::error::ChaosError::NotReady(format!(
+                "member {old} at node {node} was removed, but adding its replacement failed: \
+                 {other:?}"
+            )))
+        }
+    };
+    cluster.replace(node, new)?;
+    cluster.start(node)?;
+    let joined = ms(began);
+    // The leader refuses a learner it has not heard in sync with it; the learner catches up
+    // from a snapshot and the log first.
+    let promoted = retry!(Duration::from_secs(20), c.member_promote(new));
+    let outcome = match promoted {
+        Ok(_) => format!("promoted at {} ms", ms(began)),
+        Err(e) => format!("not promoted within 20 s: {e}"),
+    };
+    Ok(format!(
+        "replace member {old} at node {node} by member {new}: removed, wiped, added and \
+         started at {joined} ms, {outcome}"
+    ))
 }

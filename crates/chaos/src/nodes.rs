@@ -26,17 +26,20 @@ pub struct Placement {
 
 struct Node {
     at: Placement,
+    /// The member id of the server running at this placement: `at.id` until a replacement
+    /// (a new member with an empty disk, joined under a new id) took the place over.
+    server: u64,
     child: Option<Child>,
     paused: bool,
 }
 
-/// The server processes; all are killed when this is dropped.
+/// The server processes; all are killed when this is dropped. Nodes are named by their
+/// placement's id, which stays the same when a replacement takes a place over under another
+/// member id ([`Cluster::replace`]).
 pub struct Cluster {
     nodes: Vec<Node>,
     synod: PathBuf,
     dir: PathBuf,
-    peers: String,
-    clients: String,
     /// Arguments every server gets besides its addresses.
     server_args: Vec<String>,
     /// How to reach the admin pages when they are served over TLS.
@@ -62,19 +65,11 @@ impl Cluster {
         placements: Vec<Placement>,
         server_args: Vec<String>,
     ) -> Cluster {
-        let list = |f: fn(&Placement) -> SocketAddr| {
-            placements
-                .iter()
-                .map(|p| format!("{}={}", p.id, f(p)))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
         Cluster {
-            peers: list(|p| p.peer),
-            clients: list(|p| p.client),
             nodes: placements
                 .into_iter()
                 .map(|at| Node {
+                    server: at.id,
                     at,
                     child: None,
                     paused: false,
@@ -90,6 +85,43 @@ impl Cluster {
     /// Node ids, in order.
     pub fn ids(&self) -> Vec<u64> {
         self.nodes.iter().map(|n| n.at.id).collect()
+    }
+
+    /// `--peers` or `--clients` as the servers running now are named.
+    fn list(&self, f: fn(&Placement) -> SocketAddr) -> String {
+        let entries = self
+            .nodes
+            .iter()
+            .map(|n| format!("{}={}", n.server, f(&n.at)));
+        entries.collect::<Vec<_>>().join(",")
+    }
+
+    /// The member id of the server at node `id`'s placement.
+    pub fn server_id(&self, id: u64) -> Option<u64> {
+        self.nodes.iter().find(|n| n.at.id == id).map(|n| n.server)
+    }
+
+    /// The node whose placement member `server` runs at.
+    pub fn node_of(&self, server: u64) -> Option<u64> {
+        self.nodes
+            .iter()
+            .find(|n| n.server == server)
+            .map(|n| n.at.id)
+    }
+
+    /// From now on node `id`'s place is taken by member `server`, which joins the running
+    /// cluster from an empty data directory of its own. The caller has stopped the old one.
+    pub fn replace(&mut self, id: u64, server: u64) -> Result<()> {
+        let old = self.node(id)?.server;
+        let data = self.dir.join("data").join(format!("node{old}"));
+        if data.exists() {
+            std::fs::remove_dir_all(&data).map_err(|source| ChaosError::Io {
+                path: data.clone(),
+                source,
+            })?;
+        }
+        self.node(id)?.server = server;
+        Ok(())
     }
 
     /// Where node `id` listens.
@@ -113,15 +145,16 @@ impl Cluster {
 
     /// Starts node `id` (from its data directory, so a restart recovers its log).
     pub fn start(&mut self, id: u64) -> Result<()> {
-        let data = self.dir.join("data").join(format!("node{id}"));
+        let server = self.node(id)?.server;
+        let data = self.dir.join("data").join(format!("node{server}"));
         let log_path = self.dir.join("logs").join(format!("node{id}.log"));
         let log = open_log(&log_path)?;
         let log2 = log.try_clone().map_err(|source| ChaosError::Io {
             path: log_path.clone(),
             source,
         })?;
-        let (synod, peers, clients) =
-            (self.synod.clone(), self.peers.clone(), self.clients.clone());
+        let (peers, clients) = (self.list(|p| p.peer), self.list(|p| p.client));
+        let synod = self.synod.clone();
         let server_args = self.server_args.clone();
         let node = self.node(id)?;
         // `ip netns exec` enters the namespace and then execs the server, so the pid we get is
@@ -137,7 +170,7 @@ impl Cluster {
         cmd.arg("server")
             .args([
                 "--id",
-                &id.to_string(),
+                &server.to_string(),
                 "--peers",
                 &peers,
                 "--clients",
@@ -156,6 +189,10 @@ impl Cluster {
                 .iter()
                 .map(|a| a.replace("{id}", &id.to_string())),
         );
+        if server != id {
+            // A replacement: it joins the running cluster (and restarts from its disk later).
+            cmd.args(["--initial-cluster-state", "existing"]);
+        }
         let child = cmd.spawn().map_err(|source| ChaosError::Spawn {
             node: id,
             binary: synod.clone(),

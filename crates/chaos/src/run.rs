@@ -71,6 +71,23 @@ pub async fn run(cfg: &Config, events: Events) -> Result<Report> {
         skipped.push("move-leader: Fast Multi-Paxos servers do not transfer leadership".into());
         kinds.retain(|k| *k != FaultKind::MoveLeader);
     }
+    if kinds.contains(&FaultKind::Member) {
+        // A replacement joins under a new member id, and the throwaway certificates name
+        // nodes by their first ids; Fast Multi-Paxos servers do not change members.
+        let why = if cfg.protocol.as_deref() == Some("fast-multi") {
+            Some("Fast Multi-Paxos servers do not change members")
+        } else if cfg.tls.is_some() {
+            Some("a replacement's new member id has no certificate under --tls")
+        } else if ids.len() < 3 {
+            Some("needs at least 3 nodes")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            skipped.push(format!("member: {why}"));
+            kinds.retain(|k| *k != FaultKind::Member);
+        }
+    }
     if ids.len() < 3 && kinds.contains(&FaultKind::Partition) {
         skipped.push("partition: needs at least 3 nodes".into());
     }

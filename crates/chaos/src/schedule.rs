@@ -27,16 +27,20 @@ pub enum FaultKind {
     /// An operator's `etcdctl move-leader` to another node: not a fault, but a leader change
     /// on purpose, mixed in with the faults.
     MoveLeader,
+    /// An operator replaces a member as for a failed disk: `member remove`, wipe, `member
+    /// add --learner` at the same address, start it empty to join, `member promote`.
+    Member,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 5] = [
+    pub const ALL: [FaultKind; 6] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Partition,
         FaultKind::Loss,
         FaultKind::MoveLeader,
+        FaultKind::Member,
     ];
 
     /// Whether this kind needs a network per node (namespaces, so root).
@@ -52,6 +56,7 @@ impl FaultKind {
             FaultKind::Partition => "partition",
             FaultKind::Loss => "loss",
             FaultKind::MoveLeader => "move-leader",
+            FaultKind::Member => "member",
         }
     }
 }
@@ -132,6 +137,12 @@ pub enum Fault {
         /// The successor.
         to: u64,
     },
+    /// The member at `node`'s place is removed, its disk wiped, and a new member added in its
+    /// place, joined and promoted.
+    Replace {
+        /// Whose place.
+        node: u64,
+    },
 }
 
 impl Fault {
@@ -143,6 +154,7 @@ impl Fault {
             Fault::Partition(_) => FaultKind::Partition,
             Fault::Loss { .. } => FaultKind::Loss,
             Fault::MoveLeader { .. } => FaultKind::MoveLeader,
+            Fault::Replace { .. } => FaultKind::Member,
         }
     }
 
@@ -161,6 +173,7 @@ impl Fault {
             Fault::Partition(Split::OneWay { .. }) => "partition-one-way",
             Fault::Loss { .. } => "loss",
             Fault::MoveLeader { .. } => "move-leader",
+            Fault::Replace { .. } => "replace-node",
         }
     }
 }
@@ -265,6 +278,7 @@ fn draw(rng: &mut ChaCha8Rng, kind: FaultKind, ids: &[u64]) -> Fault {
             percent: rng.gen_range(10..=40),
         },
         FaultKind::MoveLeader => Fault::MoveLeader { to: any(rng) },
+        FaultKind::Member => Fault::Replace { node: any(rng) },
     }
 }
 
@@ -363,12 +377,14 @@ mod tests {
                         assert_eq!(deaf.len() + from.len(), ids.len());
                     }
                     Fault::Loss { percent } => assert!((10..=40).contains(percent)),
-                    Fault::MoveLeader { to } => assert!(ids.contains(to)),
+                    Fault::MoveLeader { to } | Fault::Replace { node: to } => {
+                        assert!(ids.contains(to))
+                    }
                     _ => {}
                 }
             }
         }
-        assert_eq!(names.len(), 11, "{names:?}");
+        assert_eq!(names.len(), 12, "{names:?}");
     }
 
     #[test]

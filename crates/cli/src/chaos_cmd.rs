@@ -32,7 +32,8 @@ pub struct ChaosArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Fault kinds, comma-separated: kill, pause, partition, loss, move-leader (the operator's
-    /// leader transfer, mixed in); `all`, or `none` for a run without faults.
+    /// leader transfer, mixed in), member (the operator replaces a member: remove, wipe, add,
+    /// join, promote); `all`, or `none` for a run without faults.
     #[arg(long, default_value = "all")]
     faults: String,
     /// Folder for history.jsonl, summary.json, anomaly.svg, and the nodes' data and logs.
