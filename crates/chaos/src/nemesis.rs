@@ -236,14 +236,24 @@ async fn move_leader(cluster: &Cluster, to: u64, tls: Option<&etcd_client::TlsOp
 }
 
 /// Evaluates `$call` (an etcd client call) until it succeeds or `$within` has passed (an
-/// answer cut off by a leader change, or a refusal worth retrying); the last outcome.
+/// answer cut off by a leader change, or a refusal worth retrying). Gives the last outcome,
+/// and, when it took more than one try, how many and the first error (for the fault log).
 macro_rules! retry {
     ($within:expr, $call:expr) => {{
         let deadline = tokio::time::Instant::now() + $within;
+        let (mut tries, mut first) = (0u32, None::<String>);
         loop {
             let out = $call.await;
+            tries += 1;
+            if let Err(e) = &out {
+                first.get_or_insert_with(|| e.to_string());
+            }
             if out.is_ok() || tokio::time::Instant::now() >= deadline {
-                break out;
+                let note = match (tries, first) {
+                    (1, _) | (_, None) => String::new(),
+                    (n, Some(e)) => format!(" after {n} tries (first: {e})"),
+                };
+                break (out, note);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -283,40 +293,80 @@ async fn replace(cluster: &mut Cluster, node: u64) -> Result<String> {
         ));
     };
     let ms = |b: std::time::Instant| b.elapsed().as_millis();
-    let removed = retry!(timeout, c.member_remove(old));
+    // One replacement at a time: a learner left from an earlier one that never got promoted
+    // would make this one take a voter out without giving one back.
+    if let Some(m) = members(&mut c).await {
+        if let Some((l, _, _)) = m.iter().find(|(_, learner, _)| *learner) {
+            return Ok(format!(
+                "replace member {old} at node {node}: skipped, member {l} is still a learner"
+            ));
+        }
+    }
+    // Each step's answer may be lost (a leader change) after the change was made, and a retry
+    // is then refused ("member not found", "Peer URLs already exists"): the member list says
+    // what really happened.
+    let (removed, mut remove_note) = retry!(timeout, c.member_remove(old));
     if let Err(e) = removed {
-        return Ok(format!(
-            "replace member {old} at node {node}: remove refused: {e}"
-        ));
+        let listed = members(&mut c).await;
+        if !listed.is_some_and(|m| m.iter().all(|(id, _, _)| *id != old)) {
+            return Ok(format!(
+                "replace member {old} at node {node}: remove refused: {e}"
+            ));
+        }
+        remove_note = format!(" (answered {e}, but the member list shows it gone)");
     }
     cluster.kill(node)?;
     let url = format!("http://{}", at.peer);
     let learner = || Some(etcd_client::MemberAddOptions::new().with_is_learner());
-    let added = retry!(
+    let (added, add_note) = retry!(
         Duration::from_secs(20),
         c.member_add([url.as_str()], learner())
     );
+    let listed_at_url = |m: Vec<(u64, bool, Vec<String>)>| {
+        m.into_iter()
+            .find(|(_, _, urls)| urls.contains(&url))
+            .map(|(id, _, _)| id)
+    };
     let new = match added.map(|r| r.member().map(|m| m.id())) {
         Ok(Some(id)) => id,
-        other => {
-            return Err(crate::error::ChaosError::NotReady(format!(
-                "member {old} at node {node} was removed, but adding its replacement failed: \
+        other => match members(&mut c).await.and_then(listed_at_url) {
+            Some(id) => id,
+            None => {
+                return Err(crate::error::ChaosError::NotReady(format!(
+                    "member {old} at node {node} was removed, but adding its replacement failed: \
                  {other:?}"
-            )))
-        }
+                )))
+            }
+        },
     };
     cluster.replace(node, new)?;
     cluster.start(node)?;
     let joined = ms(began);
     // The leader refuses a learner it has not heard in sync with it; the learner catches up
     // from a snapshot and the log first.
-    let promoted = retry!(Duration::from_secs(20), c.member_promote(new));
+    let (promoted, _) = retry!(Duration::from_secs(20), c.member_promote(new));
+    let voter = |m: Vec<(u64, bool, Vec<String>)>| m.iter().any(|(id, l, _)| *id == new && !l);
     let outcome = match promoted {
         Ok(_) => format!("promoted at {} ms", ms(began)),
+        Err(_) if members(&mut c).await.is_some_and(voter) => {
+            format!("promoted by {} ms (its answer lost)", ms(began))
+        }
         Err(e) => format!("not promoted within 20 s: {e}"),
     };
+    // Promotions are refused until the learner is in sync: their retries are expected.
     Ok(format!(
-        "replace member {old} at node {node} by member {new}: removed, wiped, added and \
-         started at {joined} ms, {outcome}"
+        "replace member {old} at node {node} by member {new}: removed{remove_note}, wiped, \
+         added{add_note} and started at {joined} ms, {outcome}"
     ))
+}
+
+/// (id, is learner, peer URLs) of every member, as `member list` answers; `None` if it cannot.
+async fn members(c: &mut etcd_client::Client) -> Option<Vec<(u64, bool, Vec<String>)>> {
+    let listed = tokio::time::timeout(Duration::from_secs(5), c.member_list()).await;
+    let r = listed.ok()?.ok()?;
+    let m = r.members().iter();
+    Some(
+        m.map(|m| (m.id(), m.is_learner(), m.peer_urls().to_vec()))
+            .collect(),
+    )
 }

@@ -346,3 +346,43 @@ fn a_member_with_durable_state_restarted_with_join_does_not_join_again() {
     push(&mut net, 10, 2);
     assert_caught_up(&mut net, 2);
 }
+
+#[test]
+fn a_member_that_leaves_snapshots_to_its_driver_asks_for_one_and_serves_the_next_request() {
+    let mut net = three();
+    net.build_for_joiners = false;
+    for n in 1..=3 {
+        net.boot(n);
+    }
+    net.elect(1);
+    let id = added(&mut net, 1, Role::Learner);
+    net.add_joiner(id);
+    let mut answers = 0;
+    net.settle_with(|_, to, m| {
+        let snapshot = matches!(
+            m,
+            Message::InstallSnapshot { .. } | Message::SnapshotChunk { .. }
+        );
+        answers += (to == id && snapshot) as usize;
+        false
+    });
+    assert_eq!(answers, 0, "no snapshot built on the spot");
+    assert!(net.r(id).joining());
+    let asked: Vec<NodeId> = (1..=3)
+        .filter(|&n| net.r(n).take_snapshot_wanted())
+        .collect();
+    assert_eq!(
+        asked.len(),
+        1,
+        "the peer asked wants its driver to take one: {asked:?}"
+    );
+    assert!(!net.r(asked[0]).take_snapshot_wanted(), "asked once");
+    // The drivers take snapshots (off their loops, in a server); the next request is served.
+    for n in 1..=3 {
+        let fx = net.r(n).take_snapshot();
+        net.absorb(n, fx);
+    }
+    join(&mut net, id);
+    beat(&mut net);
+    assert_caught_up(&mut net, id);
+}

@@ -120,11 +120,11 @@ fn a_lost_piece_is_asked_for_again_after_a_timeout() {
     assert_caught_up(&mut net, 3);
 }
 
-#[test]
-fn a_sender_that_replaced_its_snapshot_starts_the_receiver_over() {
-    let mut net = lagging();
-    // The first piece arrives; then the leader takes a newer snapshot before the request for
-    // the second reaches it.
+/// Node 3's transfer from node 1 is under way (first piece in, its request for the second held
+/// back) when node 1 takes a newer snapshot; node 1 fires `timeouts` election timers before the
+/// held request reaches it. Returns the older snapshot's slot and the newer's.
+fn replaced_mid_transfer(net: &mut Net, timeouts: usize) -> (u64, u64) {
+    let older = net.r(1).log_start();
     net.timer(1, Timer::Heartbeat);
     let mut held = vec![];
     net.settle_with(|from, to, m| {
@@ -134,11 +134,36 @@ fn a_sender_that_replaced_its_snapshot_starts_the_receiver_over() {
         }
         hold
     });
-    push(&mut net, 20, 2);
-    compact(&mut net, &[1]);
+    push(net, 20, 2);
+    compact(net, &[1]);
     let newer = net.r(1).log_start();
+    assert!(newer > older);
+    for _ in 0..timeouts {
+        net.timer(1, Timer::Election);
+        net.settle();
+    }
     net.queue.extend(held);
     net.settle();
+    (older, newer)
+}
+
+#[test]
+fn a_sender_that_took_a_newer_snapshot_still_serves_the_transfer_under_way() {
+    let mut net = lagging();
+    let (older, _) = replaced_mid_transfer(&mut net, 0);
+    assert_eq!(net.r(3).snapshot().map(|s| s.slot), Some(older));
+    beat(&mut net);
+    let leaders = net.r(1).commit_index();
+    assert_eq!(net.r(3).applied_index(), leaders);
+    let (a, b) = (net.r(3).state_machine().0, net.r(1).state_machine().0);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_sender_that_dropped_the_replaced_snapshot_starts_the_receiver_over() {
+    let mut net = lagging();
+    // Four election timeouts with no request for it: every transfer of it is over.
+    let (_, newer) = replaced_mid_transfer(&mut net, 4);
     assert_eq!(net.r(3).snapshot().map(|s| s.slot), Some(newer));
     assert_caught_up(&mut net, 3);
 }

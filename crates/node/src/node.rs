@@ -84,6 +84,9 @@ impl NodeConfig {
         rc.window = self.window;
         rc.max_batch = self.max_batch;
         rc.snapshot_chunk = self.snapshot_chunk;
+        // Snapshots are encoded off the driver's loop (Action::BuildSnapshot): a joiner's
+        // request for one we have not stored starts such a build instead of stalling the loop.
+        rc.build_for_joiners = false;
         rc.seed = self.seed ^ boot.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         rc.bug = self.bug;
         rc.join = self.join;
@@ -553,6 +556,9 @@ impl NodeCore {
                 // An installed snapshot: fold the log into a checkpoint once it is written.
                 self.start_checkpoint();
             }
+        }
+        if self.replica.take_snapshot_wanted() {
+            self.forced = true;
         }
         self.snapshot_step();
         debug_assert!(self.pending.is_empty());

@@ -43,6 +43,12 @@ pub struct Config {
     /// one in flight per transfer, so that no peer message grows with the store.
     #[serde(default = "default_snapshot_chunk")]
     pub snapshot_chunk: usize,
+    /// A member with no stored snapshot that a joiner asks for one builds one of its applied
+    /// state on the spot (`true`), or (`false`, for a driver that encodes snapshots off its
+    /// loop) answers nothing and asks its driver for a snapshot
+    /// ([`super::Replica::take_snapshot_wanted`]); the joiner's next request gets it.
+    #[serde(default = "default_true")]
+    pub build_for_joiners: bool,
     /// Seed for the randomized election timeouts (the core has no randomness of its own).
     pub seed: u64,
     /// A bug planted on purpose, for the simulator's own tests. Never set in production.
@@ -53,6 +59,10 @@ pub struct Config {
 /// time, and a heartbeat queued behind it on the same connection waits for little.
 fn default_snapshot_chunk() -> usize {
     1 << 20
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Why a configuration was rejected.
@@ -94,6 +104,7 @@ impl Config {
             max_batch: 256,
             catch_up_batch: 256,
             snapshot_chunk: default_snapshot_chunk(),
+            build_for_joiners: true,
             seed: id,
             bug: None,
             join: false,

@@ -81,6 +81,12 @@ pub struct Replica<S: StateMachine> {
     /// A snapshot of the applied state built for a joiner when none was stored, kept so that
     /// its pieces can be asked for; dropped once a stored snapshot is as new.
     lent: Option<Snapshot>,
+    /// The stored snapshot a newer one replaced, kept while receivers still ask for its pieces,
+    /// with the election timeouts since the last such request (replica/stream.rs).
+    replaced: Option<(Snapshot, u8)>,
+    /// A joiner asked for a snapshot we had not stored, and we leave building one to the
+    /// driver ([`Config::build_for_joiners`]).
+    snapshot_wanted: bool,
 }
 
 impl<S: StateMachine> std::fmt::Debug for Replica<S> {
@@ -146,6 +152,8 @@ impl<S: StateMachine> Replica<S> {
             joining,
             incoming: None,
             lent: None,
+            replaced: None,
+            snapshot_wanted: false,
             cfg,
         };
         // Replay the committed prefix; the replay's own outputs (applied slots, a Commit record
@@ -306,6 +314,7 @@ impl<S: StateMachine> Replica<S> {
             self.learner.compacted_below(snap.slot);
             fx.persist(Persist::Snapshot(snap.clone()));
             self.superseded_below(snap.slot);
+            self.keep_replaced();
             self.snapshot = Some(snap);
         }
         (fx, Compacted(removed))
@@ -607,6 +616,7 @@ impl<S: StateMachine> Replica<S> {
             Timer::Election => {
                 self.age_stand_request();
                 self.age_incoming(&mut fx);
+                self.age_replaced();
                 let quiet = !std::mem::replace(&mut self.heard, false);
                 match self.role {
                     Role::Leader(_) => self.age_handover(&mut fx),

@@ -27,6 +27,8 @@ pub struct Net {
     pub joiners: BTreeSet<NodeId>,
     /// Snapshots larger than this go in pieces (set before the replicas boot again).
     pub snapshot_chunk: usize,
+    /// `Config::build_for_joiners` (set before the replicas boot again).
+    pub build_for_joiners: bool,
 }
 
 impl Net {
@@ -55,6 +57,7 @@ impl Net {
             n,
             joiners: BTreeSet::new(),
             snapshot_chunk: Config::new(1, vec![1]).snapshot_chunk,
+            build_for_joiners: true,
         };
         for id in 1..=n {
             net.disks.insert(id, DurableState::default());
@@ -70,6 +73,7 @@ impl Net {
         c.bug = self.bug;
         c.join = self.joiners.contains(&id);
         c.snapshot_chunk = self.snapshot_chunk;
+        c.build_for_joiners = self.build_for_joiners;
         c
     }
 

@@ -104,6 +104,13 @@ impl<S: StateMachine> Replica<S> {
         self.learner.catch_up(self.acceptor.log(), fx);
     }
 
+    /// True once since a joiner asked for a snapshot that this replica, with
+    /// [`super::Config::build_for_joiners`] off, left to its driver to take
+    /// ([`Replica::begin_snapshot`]); clears the request.
+    pub fn take_snapshot_wanted(&mut self) -> bool {
+        std::mem::take(&mut self.snapshot_wanted)
+    }
+
     /// A joiner asks for a state to start from: our latest snapshot if we have one (catch-up
     /// covers the slots after it), or else one of our applied state, built now and kept
     /// (`lent`) for the pieces still to be asked for and for the next joiner: the log is
@@ -114,6 +121,12 @@ impl<S: StateMachine> Replica<S> {
             return;
         }
         if self.newest_snapshot().is_none() {
+            // Encoding a large state here would stall the caller's loop. With nothing applied
+            // (and so nothing compacted) the state is empty and costs nothing.
+            if !self.cfg.build_for_joiners && self.learner.applied() > 0 {
+                self.snapshot_wanted = true;
+                return;
+            }
             self.lent = Some(self.learner.snapshot());
         }
         if let Some(snapshot) = self.newest_snapshot() {

@@ -5,10 +5,12 @@
 //! which the receiver pulls one at a time with [`Message::SnapshotRequest`].
 //!
 //! The sender keeps nothing per transfer: it answers each request from a snapshot it holds, so
-//! any member with the snapshot can serve it, a sender that restarted goes on where it was, and
-//! a lost piece is simply asked for again. A sender that has replaced the snapshot since starts
-//! the receiver over on its newer one. The receiver keeps the one transfer under way in memory
-//! only: a crash starts it over.
+//! any member with the snapshot can serve it, a sender that restarted goes on where it was (for
+//! a stored snapshot), and a lost piece is simply asked for again. A sender that replaces the
+//! snapshot keeps the one it replaced while requests for it keep coming (else a log growing by
+//! a store's size during one transfer would restart it for ever), and starts a receiver over on
+//! its newer one otherwise. The receiver keeps the one transfer under way in memory only: a
+//! crash starts it over.
 //!
 //! [`Config::snapshot_chunk`]: crate::multi::Config::snapshot_chunk
 
@@ -90,6 +92,32 @@ impl<S: StateMachine> Replica<S> {
         held.max_by_key(|s| s.slot)
     }
 
+    /// The snapshot `slot` names, if this replica still holds it.
+    fn held_snapshot(&self, slot: Slot) -> Option<&Snapshot> {
+        let replaced = self.replaced.as_ref().map(|(s, _)| s);
+        let mut held = self.snapshot.iter().chain(self.lent.iter()).chain(replaced);
+        held.find(|s| s.slot == slot)
+    }
+
+    /// Our stored snapshot is about to be replaced by a newer one: keep it while transfers of
+    /// it go on (see [`Replica::age_replaced`]).
+    pub(super) fn keep_replaced(&mut self) {
+        if let Some(old) = self.snapshot.take() {
+            self.replaced = Some((old, 0));
+        }
+    }
+
+    /// Paced by the election timer: the replaced snapshot is dropped once no request for it
+    /// came in [`GIVE_UP`] timeouts, when every transfer of it has finished or been given up.
+    pub(super) fn age_replaced(&mut self) {
+        if let Some((_, idle)) = &mut self.replaced {
+            *idle += 1;
+            if *idle >= GIVE_UP {
+                self.replaced = None;
+            }
+        }
+    }
+
     /// Answers a request for the piece at `offset` of snapshot `slot`, or, if that snapshot
     /// was replaced, starts the asker over on the newer one.
     pub(super) fn on_snapshot_request(
@@ -99,10 +127,14 @@ impl<S: StateMachine> Replica<S> {
         offset: u64,
         fx: &mut Fx<S>,
     ) {
-        let held = self.snapshot.iter().chain(self.lent.iter());
-        if let Some(s) = held.clone().find(|s| s.slot == slot) {
+        if let Some(s) = self.held_snapshot(slot) {
             if offset < s.state.len() as u64 {
                 self.send_piece(to, s, offset as usize, fx);
+            }
+            if let Some((old, idle)) = &mut self.replaced {
+                if old.slot == slot {
+                    *idle = 0;
+                }
             }
         } else if let Some(newer) = self.newest_snapshot().filter(|s| s.slot > slot) {
             self.send_snapshot(to, newer, fx);
