@@ -96,6 +96,26 @@ fn add(ep: &str, name: &str, peer_port: u16, learner: bool) -> String {
     until_ok(&args)
 }
 
+/// Waits until new member `id` at `ep` serves `key` as `value` from its own state (it joined
+/// and caught up), then promotes it through `eps` once the leader finds it in sync.
+fn caught_up_and_promoted(ep: &str, eps: &str, id: u64, key: &str, value: &str) {
+    eventually(&format!("node {id} joins and catches up"), || {
+        let (ok, out) = etcdctl(&[
+            "--endpoints",
+            ep,
+            "get",
+            key,
+            "--consistency=s",
+            "--print-value-only",
+        ]);
+        (ok && out.trim() == value).then_some(()).ok_or(out)
+    });
+    eventually(&format!("node {id} is promoted once in sync"), || {
+        let (ok, out) = etcdctl(&["--endpoints", eps, "member", "promote", &id.to_string()]);
+        ok.then_some(()).ok_or(out)
+    });
+}
+
 #[test]
 fn a_cluster_grows_from_three_to_five_under_load_and_shrinks_back() {
     let mut c = Cluster::start(3);
@@ -121,21 +141,7 @@ fn a_cluster_grows_from_three_to_five_under_load_and_shrinks_back() {
     assert!(!ok && out.contains("in sync with leader"), "{out}");
     c.join(4, p4);
     let ep4 = c.endpoint(4);
-    eventually("node 4 joins and catches up", || {
-        let (ok, out) = etcdctl(&[
-            "--endpoints",
-            &ep4,
-            "get",
-            "before",
-            "--consistency=s",
-            "--print-value-only",
-        ]);
-        (ok && out.trim() == "the-growth").then_some(()).ok_or(out)
-    });
-    eventually("node 4 is promoted once in sync", || {
-        let (ok, out) = etcdctl(&["--endpoints", &eps, "member", "promote", "4"]);
-        ok.then_some(()).ok_or(out)
-    });
+    caught_up_and_promoted(&ep4, &eps, 4, "before", "the-growth");
 
     // A voter at once: safe, though until it is up it is a voter fewer to spare.
     let p5 = free_ports(1)[0];
@@ -320,21 +326,7 @@ fn a_member_whose_disk_was_wiped_is_replaced_under_load() {
     assert!(out.contains(&format!("Member {:16x} added", 4)), "{out}");
     c.join(4, port);
     let ep4 = c.endpoint(4);
-    eventually("the replacement joins and catches up", || {
-        let (ok, out) = etcdctl(&[
-            "--endpoints",
-            &ep4,
-            "get",
-            "before",
-            "--consistency=s",
-            "--print-value-only",
-        ]);
-        (ok && out.trim() == "the-wipe").then_some(()).ok_or(out)
-    });
-    eventually("the replacement is promoted once in sync", || {
-        let (ok, out) = etcdctl(&["--endpoints", &survivors, "member", "promote", "4"]);
-        ok.then_some(()).ok_or(out)
-    });
+    caught_up_and_promoted(&ep4, &survivors, 4, "before", "the-wipe");
     assert_eq!(roles(&ep4), vec![(1, false), (2, false), (4, false)]);
     load.more(3);
 

@@ -696,21 +696,10 @@ impl<S: StateMachine> Replica<S> {
                 log_start,
             } => self.on_promise(from, ballot, entries, log_start, &mut fx),
             Message::InstallSnapshot { snapshot } => self.on_install_snapshot(snapshot, &mut fx),
-            Message::SnapshotChunk {
-                slot,
-                offset,
-                total,
-                data,
-                head,
-            } => {
-                let piece = stream::Piece {
-                    slot,
-                    offset,
-                    total,
-                    data,
-                    head,
-                };
-                if let Some(snapshot) = self.on_snapshot_chunk(from, piece, &mut fx) {
+            m @ Message::SnapshotChunk { .. } => {
+                let piece = stream::Piece::of(m);
+                let whole = piece.and_then(|p| self.on_snapshot_chunk(from, p, &mut fx));
+                if let Some(snapshot) = whole {
                     self.on_install_snapshot(snapshot, &mut fx);
                 }
             }

@@ -54,22 +54,8 @@ impl<S: StateMachine> Replica<S> {
         }
         let snapshot = match msg {
             Message::InstallSnapshot { snapshot } => Some(snapshot),
-            Message::SnapshotChunk {
-                slot,
-                offset,
-                total,
-                data,
-                head,
-            } => {
-                let piece = super::stream::Piece {
-                    slot,
-                    offset,
-                    total,
-                    data,
-                    head,
-                };
-                self.on_snapshot_chunk(from, piece, &mut fx)
-            }
+            m @ Message::SnapshotChunk { .. } => super::stream::Piece::of(m)
+                .and_then(|piece| self.on_snapshot_chunk(from, piece, &mut fx)),
             _ => None,
         };
         if let Some(snapshot) = snapshot {

@@ -55,6 +55,28 @@ pub(super) struct Piece {
     pub head: Option<SnapshotHead>,
 }
 
+impl Piece {
+    /// The piece a [`Message::SnapshotChunk`] carries; `None` for any other message.
+    pub(super) fn of<C>(msg: Message<C>) -> Option<Piece> {
+        match msg {
+            Message::SnapshotChunk {
+                slot,
+                offset,
+                total,
+                data,
+                head,
+            } => Some(Piece {
+                slot,
+                offset,
+                total,
+                data,
+                head,
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl<S: StateMachine> Replica<S> {
     /// Sends `snapshot` to `to`: whole if its state fits in one piece, else its first piece.
     pub(super) fn send_snapshot(&self, to: NodeId, snapshot: &Snapshot, fx: &mut Fx<S>) {
