@@ -99,8 +99,10 @@ fn a_snapshot_that_fits_one_piece_goes_whole() {
 #[test]
 fn a_lost_piece_is_asked_for_again_after_a_timeout() {
     let mut net = lagging();
-    let mut dropped = false;
+    let (mut dropped, mut firsts, mut requests) = (false, 0, 0);
     let mut drop_second = |_: NodeId, _: NodeId, m: &Message<u64>| {
+        firsts += matches!(m, Message::SnapshotChunk { offset: 0, .. }) as usize;
+        requests += matches!(m, Message::CatchUpRequest { .. }) as usize;
         let second = matches!(m, Message::SnapshotChunk { offset: 3, .. });
         let drop = second && !dropped;
         dropped |= drop;
@@ -117,7 +119,53 @@ fn a_lost_piece_is_asked_for_again_after_a_timeout() {
         net.settle_with(&mut drop_second);
     }
     assert!(dropped);
+    // One transfer, resumed: not dropped and started over, and no catch-up asked meanwhile
+    // (the first heartbeat's asked for the snapshot).
+    assert_eq!((firsts, requests), (1, 1));
     assert_caught_up(&mut net, 3);
+}
+
+#[test]
+fn a_first_piece_from_another_member_or_of_an_old_snapshot_is_ignored() {
+    let mut net = lagging();
+    let held = net.r(2).snapshot().cloned().expect("node 2 compacted");
+    let first = |s: &synod_core::multi::Snapshot| Message::SnapshotChunk {
+        slot: s.slot,
+        offset: 0,
+        total: s.state.len() as u64,
+        data: s.state.slice(..3),
+        head: Some(SnapshotHead {
+            sessions: s.sessions.clone(),
+            membership: s.membership.clone(),
+        }),
+    };
+    // Node 1's transfer is under way; node 2's first piece of the same snapshot changes nothing.
+    net.timer(1, Timer::Heartbeat);
+    net.settle_with(|_, _, m| matches!(m, Message::SnapshotRequest { .. }));
+    let fx = net.r(3).on_message(2, first(&held));
+    assert!(
+        fx.send.is_empty(),
+        "a second transfer started: {:?}",
+        fx.send
+    );
+    net.timer(3, Timer::Election);
+    net.timer(3, Timer::Election);
+    net.settle();
+    assert_caught_up(&mut net, 3);
+    // Once caught up, a first piece of a snapshot it is past starts nothing.
+    let fx = net.r(3).on_message(2, first(&held));
+    assert!(
+        fx.send.is_empty(),
+        "a transfer of an old snapshot: {:?}",
+        fx.send
+    );
+}
+
+#[test]
+fn a_replaced_snapshot_is_kept_through_three_quiet_timeouts() {
+    let mut net = lagging();
+    let (older, _) = replaced_mid_transfer(&mut net, 3);
+    assert_eq!(net.r(3).snapshot().map(|s| s.slot), Some(older));
 }
 
 /// Node 3's transfer from node 1 is under way (first piece in, its request for the second held

@@ -251,10 +251,11 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
-    /// A snapshot is arriving and moving: asking anyone for catch-up now would only bring
-    /// first pieces to ignore.
+    /// A snapshot is arriving, or stalled but not given up: asking anyone for catch-up now
+    /// would bring a first piece that starts the transfer over instead of resuming it (the
+    /// piece asked for again is on its way). Once given up, catch-up starts another.
     pub(super) fn receiving(&self) -> bool {
-        self.incoming.as_ref().is_some_and(Incoming::moving)
+        self.incoming.is_some()
     }
 
     /// A snapshot was installed or taken at `slot`: a transfer or a lent snapshot no newer is
