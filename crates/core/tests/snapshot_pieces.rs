@@ -36,13 +36,19 @@ fn lagging() -> Net {
     lagging_with(CHUNK)
 }
 
-fn lagging_with(chunk: usize) -> Net {
+/// Three voters led by 1 that send snapshots in pieces of `chunk` bytes.
+fn chunked(chunk: usize) -> Net {
     let mut net = Net::new(3);
     net.snapshot_chunk = chunk;
     for id in 1..=3 {
         net.boot(id);
     }
     net.elect(1);
+    net
+}
+
+fn lagging_with(chunk: usize) -> Net {
+    let mut net = chunked(chunk);
     push(&mut net, 1, 2);
     net.down.insert(3);
     push(&mut net, 3, 5);
@@ -304,12 +310,7 @@ fn net_snapshot_head() -> SnapshotHead {
 
 #[test]
 fn a_joiner_gets_a_snapshot_in_pieces_from_a_member_that_stored_none() {
-    let mut net = Net::new(3);
-    net.snapshot_chunk = CHUNK;
-    for id in 1..=3 {
-        net.boot(id);
-    }
-    net.elect(1);
+    let mut net = chunked(CHUNK);
     push(&mut net, 1, 4);
     change(
         &mut net,

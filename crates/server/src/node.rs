@@ -368,7 +368,7 @@ impl Node {
                 // after it is saved: records up to the storage's own limit (1 GiB), so that
                 // a store larger than the 64 MiB default can still reach a joiner or a
                 // follower that fell behind.
-                max_record_size: synod_storage::MAX_PAYLOAD_LEN,
+                max_record_size: synod_storage::record::MAX_PAYLOAD_LEN,
                 ..WalOptions::default()
             },
             keep_snapshots: 2,

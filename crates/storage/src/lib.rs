@@ -55,7 +55,6 @@ mod wal;
 pub use error::{Result, StorageError};
 pub use group::{CommitHandle, CommitResult, GroupCommitter};
 pub use open::{open, Opened, StorageOptions};
-pub use record::MAX_PAYLOAD_LEN;
 pub use report::{RecoveryReport, SkippedSnapshot, StorageReport, Truncation, TruncationKind};
 pub use snapshot::{decode_snapshot, encode_snapshot, LoadedSnapshot, Snapshot, SnapshotStore};
 pub use wal::{Record, Recovered, Wal, WalOptions, WalStats};
