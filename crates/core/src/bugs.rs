@@ -72,11 +72,13 @@ pub enum PlantedBug {
     /// Multi-Paxos: a member that a chosen change made a learner or removed still stands for
     /// election until the change takes effect.
     RemovedNodeStands,
+    /// Cheap Paxos: a candidate drops the votes an auxiliary acceptor reports in its promise.
+    AuxVotesIgnored,
 }
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 26] = [
+    pub const ALL: [PlantedBug; 27] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -103,6 +105,7 @@ impl PlantedBug {
         PlantedBug::Phase1IgnoresNewConfig,
         PlantedBug::LearnerCounted,
         PlantedBug::RemovedNodeStands,
+        PlantedBug::AuxVotesIgnored,
     ];
 
     /// The protocols (as `synod sim --protocol` names them) in which this bug is planted.
@@ -171,6 +174,9 @@ impl PlantedBug {
             PlantedBug::RemovedNodeStands => {
                 "a member voted out stands for election until the change takes effect"
             }
+            PlantedBug::AuxVotesIgnored => {
+                "a candidate ignores the votes an auxiliary acceptor reports"
+            }
         }
     }
 
@@ -203,6 +209,7 @@ impl PlantedBug {
             PlantedBug::Phase1IgnoresNewConfig => "phase1-ignores-new-config",
             PlantedBug::LearnerCounted => "learner-counted",
             PlantedBug::RemovedNodeStands => "removed-node-stands",
+            PlantedBug::AuxVotesIgnored => "aux-votes-ignored",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Every integration test of this crate, in one binary: one build and one link instead of
 //! one per file, and the files' tests run side by side.
 
+mod cheap;
 mod commit;
 mod common;
 mod durable_state;

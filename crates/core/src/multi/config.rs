@@ -1,6 +1,6 @@
 //! A replica's configuration, with defaults and validation.
 
-use super::membership::{Membership, MembershipError};
+use super::membership::{MemberInfo, Membership, MembershipError, Role};
 use crate::ballot::NodeId;
 use crate::bugs::PlantedBug;
 use crate::quorum::{QuorumError, QuorumSpec};
@@ -23,6 +23,10 @@ pub struct Config {
     /// has joined already and ignores this, as does one with any durable state.
     #[serde(default)]
     pub join: bool,
+    /// Cheap Paxos: the cluster's first auxiliary acceptors (active), besides `members`. They
+    /// run [`super::auxiliary::Auxiliary`], not a replica; the members alone must be a quorum.
+    #[serde(default)]
+    pub auxiliaries: Vec<NodeId>,
     /// Quorum sizes.
     pub quorum: QuorumSpec,
     /// A membership change chosen in slot `i` governs slots from `i + alpha` on. Fixed when the
@@ -108,6 +112,7 @@ impl Config {
             seed: id,
             bug: None,
             join: false,
+            auxiliaries: Vec::new(),
         }
     }
 
@@ -133,11 +138,21 @@ impl Config {
             true => QuorumSpec::Majority,
             false => self.quorum,
         };
-        let genesis =
-            Membership::of_voters(&self.members, quorum, self.alpha).map_err(|e| match e {
-                MembershipError::Quorum(q) => ConfigError::Quorum(q),
-                other => ConfigError::Invalid(other.to_string()),
-            })?;
+        if self.auxiliaries.contains(&self.id) {
+            return Err(ConfigError::Invalid(format!(
+                "node {} is listed as an auxiliary: auxiliaries run no replica",
+                self.id
+            )));
+        }
+        let mains = self.members.iter().map(|&id| (id, Role::Voter));
+        let auxes = (self.auxiliaries.iter()).map(|&id| (id, Role::Auxiliary { active: true }));
+        let first = mains
+            .chain(auxes)
+            .map(|(id, r)| (id, r, MemberInfo::default()));
+        let genesis = Membership::genesis(first, quorum, self.alpha).map_err(|e| match e {
+            MembershipError::Quorum(q) => ConfigError::Quorum(q),
+            other => ConfigError::Invalid(other.to_string()),
+        })?;
         let (lo, hi) = self.election_ticks;
         if self.heartbeat_ticks == 0 {
             return Err(ConfigError::Invalid(

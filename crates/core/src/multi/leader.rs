@@ -196,6 +196,9 @@ pub struct InFlight<C> {
     pub value: Value<C>,
     /// Who voted for it in this ballot.
     pub acks: BTreeSet<NodeId>,
+    /// The heartbeat round it was proposed in: only a slot a whole round old is sent to an
+    /// auxiliary acceptor (Cheap Paxos), so that a quick main's vote spares it the work.
+    pub beat: u64,
 }
 
 /// Phase 2 only: a leader that won phase 1 for `ballot`.
@@ -237,9 +240,13 @@ pub struct Active<C> {
     pub read_epoch: u64,
     /// Heartbeat rounds sent in this ballot.
     pub beats: u64,
-    /// What each learner last said it has learned (its commit point), and in which heartbeat
-    /// round: the promotion gate.
+    /// What each learner (and, in a Cheap Paxos cluster, each main) last said it has learned
+    /// (its commit point), and in which heartbeat round: the promotion gate, and how a leader
+    /// of a Cheap Paxos cluster knows which mains are up.
     pub progress: BTreeMap<NodeId, (Slot, u64)>,
+    /// Cheap Paxos: the auxiliaries that voted in this ballot, with the slot after the highest
+    /// they voted in; told to forget once every main has learned up to there.
+    pub aux_held: BTreeMap<NodeId, Slot>,
 }
 
 fn key<C>(c: &Command<C>) -> (ClientId, u64) {
@@ -270,6 +277,7 @@ impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
             change_at: None,
             beats: 0,
             progress: BTreeMap::new(),
+            aux_held: BTreeMap::new(),
             parked_reads: Vec::new(),
             read_epoch: 0,
         }
@@ -319,6 +327,7 @@ impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
             InFlight {
                 value,
                 acks: BTreeSet::new(),
+                beat: self.beats,
             },
         );
         assert!(

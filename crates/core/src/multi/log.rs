@@ -91,6 +91,8 @@ impl<C: Clone> DurableState<C> {
                 );
             }
             Persist::Snapshot(s) => self.install(s.clone()),
+            // Only an auxiliary writes it, and it keeps its own state (`AuxDurable`).
+            Persist::Forget(_) => {}
             Persist::SnapshotV1(s) => self.install(s.clone().into()),
             Persist::Commit(c) => {
                 if *c > self.commit {

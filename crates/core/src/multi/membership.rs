@@ -27,6 +27,25 @@ pub enum Role {
     Voter,
     /// Receives the log but never votes nor stands: a member catching up before promotion.
     Learner,
+    /// Cheap Paxos: an acceptor with no state machine, never a leader. While `active` it votes
+    /// (it counts in quorums) but is sent work only when a main member is unreachable; while
+    /// inactive it is no part of any quorum and is sent nothing.
+    Auxiliary {
+        /// Counts in quorums.
+        active: bool,
+    },
+}
+
+impl Role {
+    /// True for a role that counts in quorums.
+    pub fn votes(self) -> bool {
+        matches!(self, Role::Voter | Role::Auxiliary { active: true })
+    }
+
+    /// True for an auxiliary acceptor, active or not.
+    pub fn is_auxiliary(self) -> bool {
+        matches!(self, Role::Auxiliary { .. })
+    }
 }
 
 /// One member as operators see it (etcd's `Member`).
@@ -85,10 +104,23 @@ impl Configuration {
     ) -> Result<Self, QuorumError> {
         let voters: Vec<NodeId> = members
             .iter()
-            .filter(|(_, (r, _))| *r == Role::Voter)
+            .filter(|(_, (r, _))| r.votes())
             .map(|(&id, _)| id)
             .collect();
         let quorum = Quorum::from_spec(spec, &voters)?;
+        // Cheap Paxos: with an auxiliary voting, the mains alone must decide in steady state,
+        // which is also what lets the auxiliary stay idle (seed 002, "Cheap Paxos").
+        let mains = members.values().filter(|(r, _)| *r == Role::Voter).count();
+        let aux_votes = members
+            .values()
+            .any(|(r, _)| *r == Role::Auxiliary { active: true });
+        if aux_votes && (mains < quorum.q1() || mains < quorum.q2()) {
+            return Err(QuorumError::MainsTooFew {
+                mains,
+                q1: quorum.q1(),
+                q2: quorum.q2(),
+            });
+        }
         Ok(Configuration {
             epoch,
             members,
@@ -132,9 +164,40 @@ impl Configuration {
         self.members.get(&id).map(|(r, _)| *r)
     }
 
-    /// True if `id` votes in this configuration.
+    /// True if `id` votes in this configuration (a main member or an active auxiliary).
     pub fn is_voter(&self, id: NodeId) -> bool {
+        self.role(id).is_some_and(Role::votes)
+    }
+
+    /// True if `id` is a main voting member: one that may stand for election and lead.
+    pub fn is_main(&self, id: NodeId) -> bool {
         self.role(id) == Some(Role::Voter)
+    }
+
+    /// The main voting members, in id order.
+    pub fn mains(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.iter()
+            .filter(|(_, r, _)| *r == Role::Voter)
+            .map(|(id, _, _)| id)
+    }
+
+    /// The auxiliaries that vote, in id order.
+    pub fn active_auxiliaries(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.iter()
+            .filter(|(_, r, _)| *r == Role::Auxiliary { active: true })
+            .map(|(id, _, _)| id)
+    }
+
+    /// True if the cluster runs Cheap Paxos: it has an auxiliary, active or not.
+    pub fn has_auxiliaries(&self) -> bool {
+        self.members.values().any(|(r, _)| r.is_auxiliary())
+    }
+
+    /// The members sent the log as a matter of course: every one but the auxiliaries.
+    pub fn receivers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.iter()
+            .filter(|(_, r, _)| !r.is_auxiliary())
+            .map(|(id, _, _)| id)
     }
 
     /// True if `id` is a member in any role.
@@ -236,6 +299,11 @@ pub enum RejectReason {
         /// How far behind the leader's commit point it was last heard to be.
         behind: u64,
     },
+    /// An auxiliary's role can only change between active and inactive.
+    #[error(
+        "member {0}: an auxiliary stays an auxiliary, and a main or learner cannot become one"
+    )]
+    AuxiliaryRole(NodeId),
     /// The new configuration's quorums would be unsafe or empty.
     #[error("the new configuration is refused: {0}")]
     Quorum(QuorumError),
@@ -421,9 +489,10 @@ impl Membership {
         self.epochs.get(i).map(|(start, _)| *start)
     }
 
-    /// Every member (voters and learners) of the configurations governing `from..to`, each
-    /// once, in id order. Called per heartbeat and commit announcement: with one configuration
-    /// in the range (all but a few slots' worth of a change) it collects nothing.
+    /// Every member but the auxiliaries ([`Configuration::receivers`]) of the configurations
+    /// governing `from..to`, each once, in id order. Called per heartbeat and commit
+    /// announcement: with one configuration in the range (all but a few slots' worth of a
+    /// change) it collects nothing.
     pub fn members_over(&self, from: Slot, to: Slot) -> impl Iterator<Item = NodeId> + '_ {
         let mut configs = self.over(from, to);
         let first = configs
@@ -432,11 +501,11 @@ impl Membership {
         let union: Option<BTreeSet<NodeId>> = configs.next().map(|second| {
             let rest = std::iter::once(second).chain(configs);
             first
-                .members()
-                .chain(rest.flat_map(|c| c.members()))
+                .receivers()
+                .chain(rest.flat_map(|c| c.receivers()))
                 .collect()
         });
-        let single = union.is_none().then(|| first.members());
+        let single = union.is_none().then(|| first.receivers());
         single
             .into_iter()
             .flatten()
@@ -496,6 +565,11 @@ impl Membership {
             }
             Err(reason) => ChangeOutcome::Rejected(reason),
         }
+    }
+
+    /// Whether `change` would be applied now, and if not why; changes nothing.
+    pub fn check(&self, change: &ConfigChange) -> Result<(), RejectReason> {
+        self.next_configuration(change).map(|_| ())
     }
 
     /// The configuration `change` would make, without applying it.
@@ -560,6 +634,11 @@ impl Membership {
                             id: *id,
                             role: *role,
                         });
+                    }
+                    // An auxiliary keeps no state machine: it can never become a main or a
+                    // learner, nor a main an auxiliary (whose log would be thrown away).
+                    if r.is_auxiliary() != role.is_auxiliary() {
+                        return Err(RejectReason::AuxiliaryRole(*id));
                     }
                     *r = *role;
                 }
@@ -821,5 +900,76 @@ mod tests {
             ]
         );
         assert!(c.contains(5) && !c.is_voter(5) && c.is_voter(4));
+    }
+
+    fn cheap(mains: &[NodeId], auxes: &[NodeId]) -> Result<Membership, MembershipError> {
+        let m = mains.iter().map(|&id| (id, Role::Voter));
+        let a = auxes
+            .iter()
+            .map(|&id| (id, Role::Auxiliary { active: true }));
+        let all = m.chain(a).map(|(id, r)| (id, r, MemberInfo::default()));
+        Membership::genesis(all, QuorumSpec::Majority, 2)
+    }
+
+    #[test]
+    fn an_active_auxiliary_needs_mains_that_are_a_quorum_alone() {
+        // 2 + 1 and the seed's 3 + 1 are fine; 1 + 1 and 2 + 2 would need an auxiliary's vote
+        // in steady state.
+        let ok = cheap(&[1, 2], &[3]).unwrap();
+        assert_eq!(ok.latest().voters(), &[1, 2, 3]);
+        assert_eq!(ok.latest().mains().collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(ok.latest().receivers().collect::<Vec<_>>(), vec![1, 2]);
+        assert!(ok.latest().is_voter(3) && !ok.latest().is_main(3));
+        assert!(cheap(&[1, 2, 3], &[4]).is_ok());
+        for (mains, auxes) in [(&[1][..], &[2][..]), (&[1, 2], &[3, 4])] {
+            let e = cheap(mains, auxes).unwrap_err();
+            assert!(
+                matches!(e, MembershipError::Quorum(QuorumError::MainsTooFew { .. })),
+                "{mains:?} + {auxes:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn shrinking_to_one_main_needs_the_auxiliary_inactive() {
+        let mut m = cheap(&[1, 2], &[3]).unwrap();
+        let demote = MemberOp::SetRole {
+            id: 2,
+            role: Role::Learner,
+        };
+        let sleep = MemberOp::SetRole {
+            id: 3,
+            role: Role::Auxiliary { active: false },
+        };
+        let alone = m.check(&change(0, vec![demote.clone()]));
+        assert!(matches!(
+            alone,
+            Err(RejectReason::Quorum(QuorumError::MainsTooFew { .. }))
+        ));
+        let out = m.apply(5, &change(0, vec![demote, sleep]));
+        assert!(
+            matches!(out, ChangeOutcome::Applied { effective: 7, .. }),
+            "{out:?}"
+        );
+        assert_eq!(
+            m.latest().voters(),
+            &[1],
+            "an inactive auxiliary does not vote"
+        );
+        assert!(!m.latest().is_voter(3) && m.latest().has_auxiliaries());
+        assert_eq!(m.latest().receivers().collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn an_auxiliary_never_becomes_a_main_nor_a_main_an_auxiliary() {
+        let m = cheap(&[1, 2, 3], &[4]).unwrap();
+        for (id, role) in [
+            (4, Role::Voter),
+            (4, Role::Learner),
+            (1, Role::Auxiliary { active: true }),
+        ] {
+            let out = m.check(&change(0, vec![MemberOp::SetRole { id, role }]));
+            assert_eq!(out, Err(RejectReason::AuxiliaryRole(id)));
+        }
     }
 }

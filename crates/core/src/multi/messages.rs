@@ -355,6 +355,9 @@ pub enum Persist<C> {
     /// A snapshot that replaces every slot below `snapshot.slot`: those log entries may be
     /// discarded once it is durable.
     Snapshot(Snapshot),
+    /// An auxiliary acceptor's votes below this slot are no longer needed: every main has
+    /// learned those slots (Cheap Paxos, [`crate::multi::auxiliary`]). Replicas never write it.
+    Forget(Slot),
 }
 
 /// What a replica reports to its driver.

@@ -18,10 +18,14 @@
 //! - Membership is replicated state ([`membership`]): a change chosen in slot `i` governs the
 //!   slots from `i + α` on, so every slot has one configuration, and the replica counts each
 //!   slot's votes with it.
+//! - Cheap Paxos ([`auxiliary`]): auxiliary acceptors vote only while a main member does not
+//!   answer; the leader then takes the silent main out of the quorum through the log, and puts
+//!   it back once it has caught up.
 //! - Exactly-once: a command carries `(client, seq)`; a retry after a leader change is applied
 //!   once and answered from the session table.
 
 pub mod acceptor;
+pub mod auxiliary;
 mod config;
 pub mod leader;
 pub mod learner;

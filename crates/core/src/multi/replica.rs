@@ -7,7 +7,7 @@ use super::config::{Config, ConfigError};
 use super::leader::{Active, Scout};
 use super::learner::Learner;
 use super::log::{DurableState, Entry};
-use super::membership::{Membership, RejectReason, Role as MemberRole};
+use super::membership::{Membership, RejectReason};
 use super::messages::{
     Command, Message, MultiEffects, Output, Persist, PromiseEntry, Slot, Snapshot, Timer, Value,
 };
@@ -20,6 +20,7 @@ use crate::quorum::{Quorum, QuorumSystem};
 use crate::rng::SplitMix64;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+mod cheap;
 mod join;
 mod reconfig;
 mod stream;
@@ -272,7 +273,10 @@ impl<S: StateMachine> Replica<S> {
         if self.cfg.bug == Some(PlantedBug::Phase1IgnoresNewConfig) {
             return m.voters_over(from, from + 1);
         }
-        m.voters_over(from, self.learner.applied() + m.alpha())
+        let mut voters = m.voters_over(from, self.learner.applied() + m.alpha());
+        // Cheap Paxos: auxiliaries are asked only when the mains' answers are late.
+        voters.retain(|&v| !self.is_auxiliary(v));
+        voters
     }
 
     /// The first slot still in the log (everything below is in the snapshot).
@@ -642,7 +646,9 @@ impl<S: StateMachine> Replica<S> {
                         from: s.from,
                     };
                     // Our promise of this ballot may still be on its way to the disk.
-                    for m in self.prepare_targets(s.from) {
+                    let limit = self.learner.applied() + self.learner.membership().alpha();
+                    let aux = self.aux_over(s.from, limit);
+                    for m in self.prepare_targets(s.from).into_iter().chain(aux) {
                         if m != self.cfg.id && !s.has_promise(m) {
                             fx.send_after_sync(m, msg.clone());
                         }
@@ -856,8 +862,8 @@ impl<S: StateMachine> Replica<S> {
         log_start: Slot,
         fx: &mut Fx<S>,
     ) {
-        let scout = match &mut self.role {
-            Role::Candidate(scout) if scout.ballot == ballot => scout,
+        match &mut self.role {
+            Role::Candidate(scout) if scout.ballot == ballot => {}
             Role::Leader(active) if active.ballot == ballot => {
                 // Late, but it binds its acceptor for the whole suffix all the same: it may
                 // complete the phase-1 quorum of a configuration that takes effect later. Votes
@@ -870,6 +876,23 @@ impl<S: StateMachine> Replica<S> {
                 return;
             }
             _ => return,
+        }
+        let aux = self.is_auxiliary(from);
+        let from_slot = match &self.role {
+            Role::Candidate(scout) => scout.from,
+            _ => return,
+        };
+        if aux && log_start > from_slot {
+            // An auxiliary forgot slots we still need; the mains that learned them are the
+            // ones to stand. Leaving its promise out is always safe.
+            return;
+        }
+        let entries = match self.cfg.bug {
+            Some(PlantedBug::AuxVotesIgnored) if aux => Vec::new(),
+            _ => entries,
+        };
+        let Role::Candidate(scout) = &mut self.role else {
+            return;
         };
         if log_start > scout.from {
             // That acceptor compacted chosen slots we do not know; its promise cannot report
@@ -948,6 +971,7 @@ impl<S: StateMachine> Replica<S> {
     // ----- phase 2 -----
 
     fn propose(&mut self, slot: Slot, value: Value<S::Command>, fx: &mut Fx<S>) {
+        let aux = self.aux_for_accept(slot, None);
         let Role::Leader(active) = &mut self.role else {
             return;
         };
@@ -989,7 +1013,7 @@ impl<S: StateMachine> Replica<S> {
             commit,
         };
         let config = self.learner.membership().at(slot);
-        for m in config.members() {
+        for m in config.receivers().chain(aux) {
             if m != self.cfg.id {
                 fx.send(m, msg.clone());
             }
@@ -1063,6 +1087,9 @@ impl<S: StateMachine> Replica<S> {
     }
 
     fn on_accepted(&mut self, from: NodeId, ballot: Ballot, slot: Slot, fx: &mut Fx<S>) {
+        if self.ballot() == Some(ballot) {
+            self.note_aux_vote(from, slot);
+        }
         let Role::Leader(active) = &mut self.role else {
             return;
         };
@@ -1157,14 +1184,19 @@ impl<S: StateMachine> Replica<S> {
         // (messages get lost).
         let membership = self.learner.membership();
         if let Some((round, acks)) = active.reads.in_flight() {
-            for m in membership.members_over(commit, active.next_slot + 1) {
+            let aux = self.aux_over(commit, active.next_slot + 1);
+            for m in membership
+                .members_over(commit, active.next_slot + 1)
+                .chain(aux)
+            {
                 if m != self.cfg.id && !acks.contains(&m) {
                     fx.send(m, Message::ReadProbe { ballot, round });
                 }
             }
         }
         for (&slot, f) in active.in_flight() {
-            for m in membership.at(slot).members() {
+            let aux = self.aux_for_accept(slot, Some(f.beat));
+            for m in membership.at(slot).receivers().chain(aux) {
                 if m != self.cfg.id && !f.acks.contains(&m) {
                     fx.send(
                         m,
@@ -1178,6 +1210,7 @@ impl<S: StateMachine> Replica<S> {
                 }
             }
         }
+        self.cheap_beat(fx);
     }
 
     fn on_heartbeat(&mut self, from: NodeId, ballot: Ballot, commit: Slot, fx: &mut Fx<S>) {
@@ -1206,8 +1239,7 @@ impl<S: StateMachine> Replica<S> {
                 },
             );
         }
-        let me = self.learner.membership().latest().role(self.cfg.id);
-        if me == Some(MemberRole::Learner) {
+        if self.reports_progress() {
             let commit = self.learner.commit();
             fx.send(from, Message::Progress { ballot, commit });
         }

@@ -68,6 +68,20 @@ pub enum QuorumError {
         /// The smallest Q1 + Q2 that is safe.
         need: usize,
     },
+    /// Cheap Paxos: an auxiliary acceptor votes, but the main members alone are no quorum of
+    /// one phase, so the auxiliary would be needed in steady state.
+    #[error(
+        "while an auxiliary acceptor votes, the {mains} main member(s) alone must be a quorum \
+         of both phases (Q1 = {q1}, Q2 = {q2}); add a main or make the auxiliary inactive"
+    )]
+    MainsTooFew {
+        /// Voting members that are not auxiliaries.
+        mains: usize,
+        /// Phase-1 quorum size.
+        q1: usize,
+        /// Phase-2 quorum size.
+        q2: usize,
+    },
 }
 
 /// How quorums are chosen, as written in a configuration.

@@ -2,6 +2,7 @@
 //! until none are left, some dropped on request; every record is durable at once.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use synod_core::multi::auxiliary::{AuxDurable, Auxiliary};
 use synod_core::multi::{
     Command, Config, DurableState, Message, MultiEffects, Output, Replica, RoleKind, Timer,
 };
@@ -29,6 +30,11 @@ pub struct Net {
     pub snapshot_chunk: usize,
     /// `Config::build_for_joiners` (set before the replicas boot again).
     pub build_for_joiners: bool,
+    /// Cheap Paxos's auxiliary acceptors, numbered after the replicas, and their disks.
+    pub auxes: BTreeMap<NodeId, Auxiliary<u64>>,
+    pub aux_disks: BTreeMap<NodeId, AuxDurable<u64>>,
+    /// Messages delivered to each auxiliary.
+    pub aux_received: BTreeMap<NodeId, usize>,
 }
 
 impl Net {
@@ -45,6 +51,11 @@ impl Net {
     }
 
     pub fn with_bug(n: u64, window: usize, alpha: u64, bug: Option<PlantedBug>) -> Self {
+        Self::cheap(n, 0, window, alpha, bug)
+    }
+
+    /// `n` replicas (ids 1..=n) and `aux` auxiliary acceptors (ids after them).
+    pub fn cheap(n: u64, aux: u64, window: usize, alpha: u64, bug: Option<PlantedBug>) -> Self {
         let mut net = Net {
             replicas: BTreeMap::new(),
             disks: BTreeMap::new(),
@@ -58,7 +69,14 @@ impl Net {
             joiners: BTreeSet::new(),
             snapshot_chunk: Config::new(1, vec![1]).snapshot_chunk,
             build_for_joiners: true,
+            auxes: BTreeMap::new(),
+            aux_disks: BTreeMap::new(),
+            aux_received: BTreeMap::new(),
         };
+        for id in n + 1..=n + aux {
+            net.aux_disks.insert(id, AuxDurable::default());
+            net.boot_aux(id);
+        }
         for id in 1..=n {
             net.disks.insert(id, DurableState::default());
             net.boot(id);
@@ -74,7 +92,14 @@ impl Net {
         c.join = self.joiners.contains(&id);
         c.snapshot_chunk = self.snapshot_chunk;
         c.build_for_joiners = self.build_for_joiners;
+        c.auxiliaries = self.aux_disks.keys().copied().collect();
         c
+    }
+
+    /// Starts auxiliary `id` from its disk.
+    pub fn boot_aux(&mut self, id: NodeId) {
+        let aux = Auxiliary::new(id, self.aux_disks[&id].clone());
+        self.auxes.insert(id, aux);
     }
 
     /// Starts node `id`, with an empty disk, to join the running cluster.
@@ -94,6 +119,7 @@ impl Net {
 
     pub fn crash(&mut self, id: NodeId) {
         self.replicas.remove(&id);
+        self.auxes.remove(&id);
     }
 
     pub fn absorb(&mut self, id: NodeId, fx: Fx) {
@@ -163,6 +189,16 @@ impl Net {
             steps += 1;
             assert!(steps < 100_000, "message storm");
             if self.down.contains(&to) || self.down.contains(&from) || drop(from, to, &msg) {
+                continue;
+            }
+            if let Some(aux) = self.auxes.get_mut(&to) {
+                *self.aux_received.entry(to).or_insert(0) += 1;
+                let fx = aux.on_message(from, msg);
+                let disk = self.aux_disks.get_mut(&to).unwrap();
+                fx.persist.iter().for_each(|p| disk.apply(p));
+                for o in fx.send.into_iter().chain(fx.send_after_sync) {
+                    self.queue.push_back((to, o.to, o.msg));
+                }
                 continue;
             }
             let Some(r) = self.replicas.get_mut(&to) else {

@@ -84,9 +84,9 @@ impl<S: StateMachine> Replica<S> {
     pub(super) fn may_stand(&self) -> bool {
         let m = self.learner.membership();
         if self.cfg.bug == Some(PlantedBug::RemovedNodeStands) {
-            return m.at(self.learner.applied()).is_voter(self.cfg.id);
+            return m.at(self.learner.applied()).is_main(self.cfg.id);
         }
-        m.latest().is_voter(self.cfg.id)
+        m.latest().is_main(self.cfg.id)
     }
 
     /// True once this replica has applied a change that took it out of the cluster. Not being
@@ -132,7 +132,7 @@ impl<S: StateMachine> Replica<S> {
         }
         let latest = self.learner.membership().latest();
         let from = self.learner.commit();
-        for to in latest.members().filter(|&m| m != self.cfg.id) {
+        for to in latest.receivers().filter(|&m| m != self.cfg.id) {
             fx.send(to, Message::CatchUpRequest { from });
         }
     }
@@ -146,8 +146,8 @@ impl<S: StateMachine> Replica<S> {
         };
         let newest = a.in_flight().values().next_back().map(|f| &f.acks);
         let acked = |v: &NodeId| newest.is_some_and(|acks| acks.contains(v));
-        let voters = self.learner.membership().latest().voters();
-        let others = voters.iter().copied().filter(|&v| v != self.cfg.id);
+        let latest = self.learner.membership().latest();
+        let others = latest.mains().filter(|&v| v != self.cfg.id);
         others.max_by_key(acked)
     }
 

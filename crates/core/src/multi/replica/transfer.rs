@@ -46,7 +46,7 @@ impl<S: StateMachine> Replica<S> {
                 leader: self.leader_hint,
             });
         };
-        if !self.learner.membership().latest().is_voter(target) {
+        if !self.learner.membership().latest().is_main(target) {
             return Err(TransferError::NotAMember(target));
         }
         let mut fx = Fx::<S>::new();
