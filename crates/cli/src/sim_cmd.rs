@@ -30,6 +30,11 @@ pub struct SimArgs {
     /// proposers and 2 learners; generalized, default 3), or participants (commit protocols, default 3, at most 9).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=15))]
     nodes: Option<u64>,
+    /// Cheap Paxos (multi only): `M+A` runs M main replicas and A auxiliary acceptors, which
+    /// vote only while a main is silent; the mains alone must be a majority of all (2+1, 3+1,
+    /// 3+2...). The nemesis crashes and cuts off auxiliaries too.
+    #[arg(long, value_parser = parse_cheap, conflicts_with = "nodes")]
+    cheap: Option<(u64, u64)>,
     /// Compare protocols over the same seeds and fault classes instead of running one:
     /// `commit` runs 2pc, 3pc and paxos-commit (each for --seeds seeds, default 1000) and
     /// prints what each decided, blocked and split, and what each costs without faults;
@@ -89,6 +94,24 @@ enum CompareWhat {
     Latency,
 }
 
+/// Parses `M+A`: main replicas and auxiliary acceptors.
+fn parse_cheap(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("expected MAINS+AUXILIARIES (e.g. 2+1), not '{s}'");
+    let (m, a) = s.split_once('+').ok_or_else(bad)?;
+    let m: u64 = m.trim().parse().map_err(|_| bad())?;
+    let a: u64 = a.trim().parse().map_err(|_| bad())?;
+    if m == 0 || a == 0 || m + a > 15 {
+        return Err(format!("'{s}': at least one main and one auxiliary, 15 nodes at most"));
+    }
+    if m < (m + a) / 2 + 1 {
+        return Err(format!(
+            "'{s}': the {m} mains alone must be a majority of all {} acceptors",
+            m + a
+        ));
+    }
+    Ok((m, a))
+}
+
 /// Parses `majority` or `Q1,Q2`.
 fn parse_quorum(s: &str) -> Result<QuorumSpec, String> {
     if s == "majority" {
@@ -128,8 +151,16 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
     }
     let nodes = args
         .nodes
+        .or(args.cheap.map(|(m, _)| m))
         .map(|n| n as usize)
         .unwrap_or(args.protocol.default_nodes());
+    let auxiliaries = args.cheap.map_or(0, |(_, a)| a as usize);
+    if auxiliaries > 0 && args.protocol != Protocol::Multi {
+        anyhow::bail!("--cheap runs Multi-Paxos only (--protocol multi)");
+    }
+    if auxiliaries > 0 && args.quorum != QuorumSpec::Majority {
+        anyhow::bail!("--cheap runs with majority quorums");
+    }
     if let Some(b) = args.bug {
         let protocol = args.protocol.to_string();
         if !b.protocols().contains(&protocol.as_str()) {
@@ -157,6 +188,7 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
         linearizability: true,
         quorum: args.quorum,
         swarm: !args.no_swarm,
+        auxiliaries,
     };
     if args.protocol == Protocol::Multi {
         let ids: Vec<u64> = (1..=nodes as u64).collect();
@@ -204,10 +236,10 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
                 format!("{} Paxos", opts.protocol)
             },
             opts.nodes,
-            if opts.protocol.is_commit() {
-                "participants"
-            } else {
-                "nodes"
+            match (opts.protocol.is_commit(), opts.auxiliaries) {
+                (true, _) => "participants".to_string(),
+                (false, 0) => "nodes".to_string(),
+                (false, a) => format!("mains + {a} auxiliaries"),
             },
             opts.faults,
             opts.bug
@@ -228,6 +260,13 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
                 "  decisions {}   client ops {}   crashes {}   partitions {}   held for a restart {}",
                 s.decisions, s.ops, s.crashes, s.partitions, s.redelivered
             );
+            if opts.auxiliaries > 0 {
+                println!(
+                    "  cheap paxos: configurations applied {}   messages to auxiliaries {}   \
+                     votes they held at the end {}",
+                    s.epochs, s.aux_messages, s.aux_votes_left
+                );
+            }
             if s.reconfigurations > 0 {
                 println!(
                     "  operator: membership changes asked {}   applied {}   members removed {}   \

@@ -16,6 +16,7 @@
 //!    the driver says so with [`NodeCore::synced`]; a crash may keep any prefix of the records
 //!    not yet reported synced.
 
+mod aux_node;
 mod gate;
 mod lanes;
 pub mod lease_clock;
@@ -23,6 +24,7 @@ mod node;
 mod reads;
 pub mod record;
 
+pub use aux_node::{AuxNode, AuxRecovered, AUX_CHECKPOINT_RECORDS};
 pub use lanes::LANES;
 pub use node::{Action, NodeConfig, NodeCore, NodeCounters};
 pub use record::{Checkpoint, LogRecord, Recovered};

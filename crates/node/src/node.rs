@@ -28,6 +28,8 @@ pub struct NodeConfig {
     pub members: Vec<NodeId>,
     /// Join a running cluster that added this node (see `synod_core::multi::Config::join`).
     pub join: bool,
+    /// Cheap Paxos: the cluster's first auxiliary acceptors (they run [`crate::AuxNode`]).
+    pub auxiliaries: Vec<NodeId>,
     /// Quorum sizes.
     pub quorum: QuorumSpec,
     /// A membership change governs from this many slots after its own; at least `window`.
@@ -72,6 +74,7 @@ impl NodeConfig {
             seed: id,
             bug: None,
             join: false,
+            auxiliaries: Vec::new(),
         }
     }
 
@@ -90,6 +93,7 @@ impl NodeConfig {
         rc.seed = self.seed ^ boot.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         rc.bug = self.bug;
         rc.join = self.join;
+        rc.auxiliaries = self.auxiliaries.clone();
         rc
     }
 }

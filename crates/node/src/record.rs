@@ -3,6 +3,7 @@
 //! simulator from its simulated disk. Both go through [`recover`], so a record the server could
 //! not read back is a record the simulator cannot read back either.
 
+use crate::aux_node::AuxRecovered;
 use serde::{Deserialize, Serialize};
 use synod_core::multi::{DurableState, Persist};
 use synod_kv::KvCommand;
@@ -75,21 +76,43 @@ pub fn recover<'a>(
     records: impl IntoIterator<Item = (u64, &'a [u8])>,
 ) -> Result<Recovered, RecoverError> {
     let mut out = Recovered::default();
+    let (boot, bytes) = replay(checkpoint, records, |p| out.durable.apply(p))?;
+    out.boot = boot;
+    out.checkpoint_bytes = bytes;
+    Ok(out)
+}
+
+/// [`recover`] for a Cheap Paxos auxiliary acceptor ([`crate::AuxNode`]).
+pub fn recover_aux<'a>(
+    checkpoint: Option<(u64, &[u8])>,
+    records: impl IntoIterator<Item = (u64, &'a [u8])>,
+) -> Result<AuxRecovered, RecoverError> {
+    let mut out = AuxRecovered::default();
+    out.boot = replay(checkpoint, records, |p| out.durable.apply(p))?.0;
+    Ok(out)
+}
+
+/// Applies the checkpoint's records, then the log's, in order; returns the highest boot epoch
+/// and the checkpoint's size.
+fn replay<'a>(
+    checkpoint: Option<(u64, &[u8])>,
+    records: impl IntoIterator<Item = (u64, &'a [u8])>,
+    mut apply: impl FnMut(&Persist<KvCommand>),
+) -> Result<(u64, u64), RecoverError> {
+    let (mut boot, mut bytes) = (0, 0);
     if let Some((index, data)) = checkpoint {
         let cp: Checkpoint = postcard::from_bytes(data).map_err(|e| RecoverError::Decode {
             what: format!("checkpoint {index}"),
             why: e.to_string(),
         })?;
-        out.boot = cp.boot;
-        out.checkpoint_bytes = data.len() as u64;
-        for p in &cp.records {
-            out.durable.apply(p);
-        }
+        boot = cp.boot;
+        bytes = data.len() as u64;
+        cp.records.iter().for_each(&mut apply);
     }
     for (index, data) in records {
         match postcard::from_bytes::<LogRecord>(data) {
-            Ok(LogRecord::Persist(p)) => out.durable.apply(&p),
-            Ok(LogRecord::Boot(b)) => out.boot = out.boot.max(b),
+            Ok(LogRecord::Persist(p)) => apply(&p),
+            Ok(LogRecord::Boot(b)) => boot = boot.max(b),
             Err(e) => {
                 return Err(RecoverError::Decode {
                     what: format!("log record {index}"),
@@ -98,7 +121,7 @@ pub fn recover<'a>(
             }
         }
     }
-    Ok(out)
+    Ok((boot, bytes))
 }
 
 #[cfg(test)]

@@ -64,6 +64,10 @@ pub struct Stats {
     pub joined: u64,
     /// Messages that reached a crashed node, were held, and reached its next life.
     pub redelivered: u64,
+    /// Cheap Paxos: messages delivered to auxiliary acceptors.
+    pub aux_messages: u64,
+    /// Cheap Paxos: votes the auxiliaries still held at the end.
+    pub aux_votes_left: u64,
     /// Virtual time at the end.
     pub end_time: u64,
 }
@@ -89,6 +93,8 @@ impl Stats {
         self.removed += o.removed;
         self.added += o.added;
         self.joined += o.joined;
+        self.aux_messages += o.aux_messages;
+        self.aux_votes_left += o.aux_votes_left;
         self.end_time += o.end_time;
     }
 }

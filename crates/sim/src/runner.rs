@@ -112,6 +112,8 @@ pub struct SimOptions {
     pub quorum: QuorumSpec,
     /// Each seed draws its own fault mix (multi only).
     pub swarm: bool,
+    /// Cheap Paxos: auxiliary acceptors besides the `nodes` mains (multi only).
+    pub auxiliaries: usize,
 }
 
 impl Default for SimOptions {
@@ -126,6 +128,7 @@ impl Default for SimOptions {
             linearizability: true,
             quorum: QuorumSpec::Majority,
             swarm: true,
+            auxiliaries: 0,
         }
     }
 }
@@ -133,9 +136,13 @@ impl Default for SimOptions {
 impl SimOptions {
     /// The command line that replays `seed` with these options.
     pub fn replay_command(&self, seed: u64) -> String {
+        let size = match self.auxiliaries {
+            0 => format!("--nodes {}", self.nodes),
+            a => format!("--cheap {}+{a}", self.nodes),
+        };
         let mut cmd = format!(
-            "synod sim --protocol {} --nodes {} --faults {} --seed {seed}",
-            self.protocol, self.nodes, self.faults
+            "synod sim --protocol {} {size} --faults {} --seed {seed}",
+            self.protocol, self.faults
         );
         if self.protocol == Protocol::Multi {
             cmd += &format!(" --clients {} --ops {}", self.clients, self.ops);
@@ -242,6 +249,7 @@ impl SimOptions {
                     trace,
                     quorum: self.quorum,
                     swarm: self.swarm,
+                    auxiliaries: self.auxiliaries,
                     ..Default::default()
                 };
                 let (mut report, events, history) = MultiSim::new(cfg, seed)?.run();

@@ -81,6 +81,27 @@ fn multi_removed_node_stands_is_caught_within_20_seeds() {
     catch(Protocol::Multi, PlantedBug::RemovedNodeStands, 20);
 }
 
+/// Cheap Paxos, 2 mains + 1 auxiliary: 130 of the first 500 seeds (first at 0). A main that
+/// leads after the other main chose values with the auxiliary must find them in the
+/// auxiliary's promise.
+#[test]
+fn multi_aux_votes_ignored_is_caught_within_20_seeds_of_2_mains_and_1_auxiliary() {
+    let opts = SimOptions {
+        protocol: Protocol::Multi,
+        nodes: 2,
+        auxiliaries: 1,
+        faults: Faults::ALL,
+        bug: Some(PlantedBug::AuxVotesIgnored),
+        ..Default::default()
+    };
+    let seed = (0..20)
+        .find(|&seed| opts.run_one(seed, false).expect("valid").0.violation.is_some())
+        .unwrap_or_else(|| panic!("aux-votes-ignored survived 20 seeds"));
+    let (again, _) = opts.run_one(seed, true).expect("valid");
+    let v = again.violation.expect("the replay fails too");
+    assert_eq!(v.check, "agreement", "{v}");
+}
+
 #[test]
 fn basic_accept_below_promise_is_caught_within_100_seeds() {
     catch(Protocol::Basic, PlantedBug::AcceptBelowPromise, 100);

@@ -164,3 +164,30 @@ fn a_leader_fills_the_slots_its_obligations_skip() {
     let (report, _, _) = MultiSim::new(cfg, 260).expect("valid").run();
     assert!(report.violation.is_none(), "{:?}", report.violation);
 }
+
+/// Cheap Paxos, 2 mains + 1 auxiliary and 3 + 1, under every fault: the auxiliaries crash and
+/// are cut off too, mains are taken out of the quorum and put back through the log.
+#[test]
+fn cheap_paxos_holds_under_faults() {
+    for (mains, auxiliaries) in [(2, 1), (3, 1), (3, 2)] {
+        let opts = SimOptions {
+            protocol: Protocol::Multi,
+            nodes: mains,
+            auxiliaries,
+            ..Default::default()
+        };
+        let count = scaled(150);
+        let summary = run_many(&opts, 0, count, |_| {}).expect("valid options");
+        if let Some(r) = &summary.first_failure {
+            panic!(
+                "seed {} failed: {}\nreplay: {}",
+                r.seed,
+                r.violation.as_ref().expect("failure"),
+                opts.replay_command(r.seed)
+            );
+        }
+        let s = &summary.stats;
+        // The cluster did reshape itself, and the auxiliaries did help.
+        assert!(s.epochs > count / 2 && s.aux_messages > 0, "{mains}+{auxiliaries}: {s:?}");
+    }
+}

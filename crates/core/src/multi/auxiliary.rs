@@ -108,6 +108,11 @@ impl<C: Clone + Eq + std::fmt::Debug> Auxiliary<C> {
         self.acceptor.log_start()
     }
 
+    /// Every vote it holds: slot, ballot, value.
+    pub fn votes_held(&self) -> impl Iterator<Item = (Slot, Ballot, &Value<C>)> + '_ {
+        (self.acceptor.log().iter()).map(|(&s, e)| (s, e.ballot, &e.value))
+    }
+
     /// The vote it holds for `slot`, if any.
     pub fn vote(&self, slot: Slot) -> Option<(Ballot, &Value<C>)> {
         self.acceptor.log().get(&slot).map(|e| (e.ballot, &e.value))

@@ -8,8 +8,10 @@
 
 use synod_core::multi::Persist;
 use synod_kv::KvCommand;
-use synod_node::record::{encode_boot, encode_checkpoint, encode_persist, recover, RecoverError};
-use synod_node::{Checkpoint, Recovered};
+use synod_node::record::{
+    encode_boot, encode_checkpoint, encode_persist, recover, recover_aux, RecoverError,
+};
+use synod_node::{AuxRecovered, Checkpoint, Recovered};
 
 /// One node's disk.
 #[derive(Default)]
@@ -118,6 +120,19 @@ impl SimDisk {
             self.checkpoint.as_ref().map(|(i, b)| (*i, &b[..])),
             self.durable.iter().map(|(i, b)| (*i, &b[..])),
         )
+    }
+
+    /// What an auxiliary acceptor's node reads back at restart.
+    pub fn recover_aux(&self) -> Result<AuxRecovered, RecoverError> {
+        recover_aux(
+            self.checkpoint.as_ref().map(|(i, b)| (*i, &b[..])),
+            self.durable.iter().map(|(i, b)| (*i, &b[..])),
+        )
+    }
+
+    /// Bytes held: the checkpoint and the log.
+    pub fn bytes(&self) -> u64 {
+        self.checkpoint.as_ref().map_or(0, |(_, b)| b.len() as u64) + self.log_bytes()
     }
 }
 

@@ -8,6 +8,7 @@
 //! aims crashes at write and sync boundaries, and splits the network ([`nemesis`]). Ground
 //! truth ([`crate::truth`]) sees every vote as it becomes durable.
 
+mod auxiliary;
 pub mod clients;
 pub mod disk;
 mod driver;
@@ -28,7 +29,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use synod_core::multi::{Membership, Message, Snapshot};
+use synod_core::multi::{MemberInfo, Membership, Message, Role, Snapshot};
 use synod_core::quorum::{Quorum, QuorumSpec};
 use synod_core::{NodeId, PlantedBug};
 use synod_kv::{KvCommand, RangeRequest};
@@ -65,6 +66,8 @@ pub struct MultiSimConfig {
     /// Share of gets served without a log slot (ReadIndex); the rest go through the log
     /// (without swarm testing; with it, each seed draws its own share).
     pub index_reads: f64,
+    /// Cheap Paxos: auxiliary acceptors besides the `nodes` mains (numbered after them).
+    pub auxiliaries: usize,
 }
 
 impl Default for MultiSimConfig {
@@ -83,6 +86,7 @@ impl Default for MultiSimConfig {
             bug: None,
             trace: false,
             index_reads: 0.6,
+            auxiliaries: 0,
         }
     }
 }
@@ -194,6 +198,8 @@ pub struct MultiSim {
     /// The successor of the latest leadership transfer, and the time by which it must lead for
     /// the transfer to count as done.
     transfer_to: Option<(NodeId, u64)>,
+    /// Cheap Paxos's auxiliary acceptors.
+    auxes: BTreeMap<NodeId, auxiliary::SimAux>,
 }
 
 impl MultiSim {
@@ -203,7 +209,10 @@ impl MultiSim {
             return Err("a simulation needs at least one node and one client".into());
         }
         let ids: Vec<NodeId> = (1..=cfg.nodes as NodeId).collect();
-        Quorum::from_spec(cfg.quorum, &ids).map_err(|e| e.to_string())?;
+        let n = cfg.nodes as NodeId;
+        let aux_ids: Vec<NodeId> = (n + 1..=n + cfg.auxiliaries as NodeId).collect();
+        let all: Vec<NodeId> = ids.iter().chain(&aux_ids).copied().collect();
+        Quorum::from_spec(cfg.quorum, &all).map_err(|e| e.to_string())?;
         let mut world = World::new(seed, Default::default(), cfg.faults, cfg.trace);
         let mut swarm = if cfg.swarm {
             Swarm::draw(&mut world.rng, cfg.faults, cfg.keys)
@@ -221,11 +230,19 @@ impl MultiSim {
             nodes: BTreeMap::new(),
             clients: Vec::new(),
             truth: Truth::new(
-                Membership::of_voters(&ids, cfg.quorum, swarm.alpha).map_err(|e| e.to_string())?,
+                Membership::genesis(
+                    (ids.iter().map(|&id| (id, Role::Voter)))
+                        .chain(aux_ids.iter().map(|&id| (id, Role::Auxiliary { active: true })))
+                        .map(|(id, role)| (id, role, MemberInfo::default())),
+                    cfg.quorum,
+                    swarm.alpha,
+                )
+                .map_err(|e| e.to_string())?,
             ),
             history: Vec::new(),
             seen_revision: 0,
             transfer_to: None,
+            auxes: BTreeMap::new(),
             joiners: BTreeMap::new(),
             genesis: ids.clone(),
             ids,
@@ -237,6 +254,9 @@ impl MultiSim {
         if sim.cfg.trace {
             let text = format!("seed {seed}: {:?}", sim.swarm);
             sim.world.trace.record(|| TraceEvent::Note { t: 0, text });
+        }
+        for id in aux_ids {
+            sim.boot_aux(id).map_err(|v| v.to_string())?;
         }
         for id in sim.ids.clone() {
             sim.add_node(id).map_err(|v| v.to_string())?;
@@ -262,7 +282,12 @@ impl MultiSim {
     /// The members of the latest configuration ground truth has seen chosen: the nodes a
     /// client may be served by (the others were taken out of the cluster).
     fn members(&self) -> Vec<NodeId> {
-        self.truth.membership().latest().members().collect()
+        self.truth.membership().latest().receivers().collect()
+    }
+
+    /// True when the cluster runs Cheap Paxos.
+    fn cheap(&self) -> bool {
+        !self.auxes.is_empty()
     }
 
     /// This seed's fault mix.
@@ -294,6 +319,7 @@ impl MultiSim {
         };
         let mut c = NodeConfig::new(id, members, Duration::from_millis(10));
         c.join = join;
+        c.auxiliaries = self.auxes.keys().copied().collect();
         c.quorum = self.cfg.quorum;
         c.window = 8;
         c.alpha = self.swarm.alpha;
@@ -321,6 +347,10 @@ impl MultiSim {
                 core.is_some_and(|c| !c.replica().joining())
             })
             .count() as u64;
+        for a in self.auxes.values() {
+            stats.aux_messages += a.received;
+            stats.aux_votes_left += a.votes_held();
+        }
         stats.end_time = self.world.now;
         let report = RunReport {
             seed: self.seed,
@@ -458,6 +488,9 @@ impl MultiSim {
     }
 
     fn step(&mut self, ev: Event) -> Result<(), Violation> {
+        if let Some(aux) = self.aux_target(&ev) {
+            return self.aux_step(aux, ev);
+        }
         if let Some(node) = Self::target(&ev) {
             let until = self.nodes[&node].paused_until;
             if until > self.world.now {

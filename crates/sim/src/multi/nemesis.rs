@@ -74,18 +74,21 @@ impl MultiSim {
         if !self.world.faults.crash || !self.faults_on() {
             return Ok(());
         }
-        let live: Vec<NodeId> = self
+        let mut live: Vec<NodeId> = self
             .nodes
             .iter()
             .filter(|(_, n)| n.core.is_some())
             .map(|(&id, _)| id)
             .collect();
+        live.extend(self.live_auxes());
         let victim = match self.leader() {
             Some(l) if self.world.rng.gen_bool(0.5) => Some(l),
             _ => live.choose(&mut self.world.rng).copied(),
         };
-        if let Some(v) = victim {
-            self.crash(v, false)?;
+        match victim {
+            Some(v) if self.auxes.contains_key(&v) => self.crash_aux(v)?,
+            Some(v) => self.crash(v, false)?,
+            None => {}
         }
         let at = self.around(self.swarm.crash_every);
         self.world.after(at, Event::Crash);
@@ -97,7 +100,8 @@ impl MultiSim {
             return;
         }
         let leader = self.leader();
-        let ids = self.ids.clone();
+        let mut ids = self.ids.clone();
+        ids.extend(self.auxes.keys());
         self.world.partition_randomly(&ids, leader);
         let at = self.world.rng.gen_range(100..600);
         self.world.after(at, Event::Heal);
@@ -127,6 +131,16 @@ impl MultiSim {
                     .record(|| TraceEvent::Restart { t, node: id });
                 self.boot(id)?;
             }
+        }
+        let down: Vec<NodeId> = (self.auxes.keys())
+            .filter(|id| !self.live_auxes().contains(id))
+            .copied()
+            .collect();
+        for id in down {
+            self.world
+                .trace
+                .record(|| TraceEvent::Restart { t, node: id });
+            self.boot_aux(id)?;
         }
         Ok(())
     }

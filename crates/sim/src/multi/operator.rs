@@ -39,9 +39,10 @@ impl MultiSim {
         let action = self.world.rng.gen_range(0..3);
         if action == 0 {
             if let Some(leader) = self.leader() {
-                // A member the leader knows votes: the others it would refuse.
+                // A main member the leader knows votes: the others it would refuse.
                 let core = self.nodes[&leader].core.as_ref().expect("the leader is up");
-                let voters = core.replica().membership().latest().voters().to_vec();
+                let latest = core.replica().membership().latest();
+                let voters: Vec<NodeId> = latest.mains().collect();
                 let target = *voters.choose(&mut self.world.rng).expect("a voter");
                 let text = format!("operator: move leader {leader} to {target}");
                 self.world.trace.record(|| TraceEvent::Note { t, text });
@@ -75,6 +76,10 @@ impl MultiSim {
     /// out, always keeping a majority of the members voting. At most (n - 1) / 2 of the n
     /// nodes are ever taken out, so a run keeps a cluster worth the name.
     fn reconfigure(&mut self) -> Result<(), super::Violation> {
+        // A Cheap Paxos cluster reshapes itself: mains out and back, auxiliaries on and off.
+        if self.cheap() {
+            return Ok(());
+        }
         let Some(leader) = self.leader() else {
             return Ok(());
         };
@@ -149,7 +154,7 @@ impl MultiSim {
         let Some(leader) = self.leader() else {
             return Ok(());
         };
-        if self.joiners.len() >= 2 || !self.faults_on() {
+        if self.joiners.len() >= 2 || !self.faults_on() || self.cheap() {
             return Ok(());
         }
         let id = self.ids.iter().max().expect("a node") + 1;
