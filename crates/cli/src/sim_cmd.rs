@@ -101,7 +101,9 @@ fn parse_cheap(s: &str) -> Result<(u64, u64), String> {
     let m: u64 = m.trim().parse().map_err(|_| bad())?;
     let a: u64 = a.trim().parse().map_err(|_| bad())?;
     if m == 0 || a == 0 || m + a > 15 {
-        return Err(format!("'{s}': at least one main and one auxiliary, 15 nodes at most"));
+        return Err(format!(
+            "'{s}': at least one main and one auxiliary, 15 nodes at most"
+        ));
     }
     if m < (m + a) / 2 + 1 {
         return Err(format!(

@@ -95,7 +95,13 @@ fn multi_aux_votes_ignored_is_caught_within_20_seeds_of_2_mains_and_1_auxiliary(
         ..Default::default()
     };
     let seed = (0..20)
-        .find(|&seed| opts.run_one(seed, false).expect("valid").0.violation.is_some())
+        .find(|&seed| {
+            opts.run_one(seed, false)
+                .expect("valid")
+                .0
+                .violation
+                .is_some()
+        })
         .unwrap_or_else(|| panic!("aux-votes-ignored survived 20 seeds"));
     let (again, _) = opts.run_one(seed, true).expect("valid");
     let v = again.violation.expect("the replay fails too");

@@ -188,6 +188,9 @@ fn cheap_paxos_holds_under_faults() {
         }
         let s = &summary.stats;
         // The cluster did reshape itself, and the auxiliaries did help.
-        assert!(s.epochs > count / 2 && s.aux_messages > 0, "{mains}+{auxiliaries}: {s:?}");
+        assert!(
+            s.epochs > count / 2 && s.aux_messages > 0,
+            "{mains}+{auxiliaries}: {s:?}"
+        );
     }
 }

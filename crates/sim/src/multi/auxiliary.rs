@@ -27,7 +27,9 @@ pub(super) struct SimAux {
 impl SimAux {
     /// Votes its running node holds (none if down).
     pub(super) fn votes_held(&self) -> u64 {
-        self.core.as_ref().map_or(0, |c| c.auxiliary().votes() as u64)
+        self.core
+            .as_ref()
+            .map_or(0, |c| c.auxiliary().votes() as u64)
     }
 }
 
@@ -84,7 +86,9 @@ impl MultiSim {
             }
             Event::Restart { .. } if self.auxes[&id].core.is_none() => {
                 let t = self.world.now;
-                self.world.trace.record(|| TraceEvent::Restart { t, node: id });
+                self.world
+                    .trace
+                    .record(|| TraceEvent::Restart { t, node: id });
                 self.boot_aux(id)
             }
             _ => Ok(()),
@@ -144,9 +148,10 @@ impl MultiSim {
         match action {
             Action::Send { to, msg } => {
                 let vote = matches!(msg, Message::Promise { .. } | Message::Accepted { .. });
-                self.world.send(id, to, msg, super::driver::summarize, |msg| {
-                    Event::Deliver { from: id, to, msg }
-                });
+                self.world
+                    .send(id, to, msg, super::driver::summarize, |msg| {
+                        Event::Deliver { from: id, to, msg }
+                    });
                 let aim = self.swarm.crash_after_vote;
                 if vote && self.world.faults.crash && aim > 0.0 && self.world.rng.gen_bool(aim) {
                     self.world.after(0, Event::CrashNode { node: id, epoch });
@@ -222,4 +227,3 @@ impl MultiSim {
         self.auxes.get(&id).map(|a| a.disk.bytes())
     }
 }
-

@@ -232,7 +232,11 @@ impl MultiSim {
             truth: Truth::new(
                 Membership::genesis(
                     (ids.iter().map(|&id| (id, Role::Voter)))
-                        .chain(aux_ids.iter().map(|&id| (id, Role::Auxiliary { active: true })))
+                        .chain(
+                            aux_ids
+                                .iter()
+                                .map(|&id| (id, Role::Auxiliary { active: true })),
+                        )
                         .map(|(id, role)| (id, role, MemberInfo::default())),
                     cfg.quorum,
                     swarm.alpha,
