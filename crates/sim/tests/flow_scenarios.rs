@@ -466,3 +466,45 @@ fn reconfigure_joins_from_a_snapshot_and_each_change_governs_alpha_slots_later()
         .facts
         .contains(&"S2: applied 10 slots, x=Some(\"4\")".to_string()));
 }
+
+#[test]
+fn cheap_multi_brings_the_auxiliary_in_only_while_a_main_is_missing() {
+    let d = run("cheap-multi");
+    // Steady state: the mains alone (S4 is the auxiliary).
+    assert_eq!(receivers_of(&d, "Accept!(1.1, I=1, put x=2"), vec![2, 3]);
+    // The retransmission after a heartbeat round without a quorum includes it, and its vote
+    // completes the quorum.
+    let rows_to = |prefix: &str| {
+        use synod_sim::flow::Row;
+        d.chart
+            .rows
+            .iter()
+            .filter_map(|r| match r {
+                Row::Msg {
+                    receivers, label, ..
+                } if label.starts_with(prefix) => {
+                    Some(receivers.iter().copied().collect::<Vec<_>>())
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rows_to("Accept!(1.1, I=1,"), vec![vec![2, 3], vec![4]]);
+    // The change making S3 a learner, and the no-op after it, still need the auxiliary.
+    assert_eq!(
+        receivers_of(&d, "Accept!(1.1, I=2, S3 becomes Learner"),
+        vec![2, 4]
+    );
+    assert_eq!(receivers_of(&d, "Accept!(1.1, I=3, no-op"), vec![2, 4]);
+    // From where the change governs on, the two live mains are a quorum: the auxiliary is idle.
+    assert_eq!(receivers_of(&d, "Accept!(1.1, I=4, put x=3"), vec![2]);
+    let answered = d
+        .facts
+        .iter()
+        .filter(|f| f.starts_with("client got"))
+        .count();
+    assert_eq!(answered, 3, "{:?}", d.facts);
+    assert!(d
+        .facts
+        .contains(&"S2: applied 5 slots, x=Some(\"3\")".to_string()));
+}

@@ -159,6 +159,11 @@ pub const SCENARIOS: &[Scenario] = &[
         run: || multi_drawn(multi::reconfigure(), 1),
     },
     Scenario {
+        name: "cheap-multi",
+        title: "Cheap Multi-Paxos: a main fails, the auxiliary votes, the cluster shrinks to quorum 2",
+        run: || multi_drawn(multi::cheap_multi(), 2),
+    },
+    Scenario {
         name: "fast",
         title: "Fast Paxos without a collision: client to acceptors to learners, 2 delays",
         run: fast::non_conflicting,

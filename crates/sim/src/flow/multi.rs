@@ -4,6 +4,7 @@ use super::chart::{Chart, Column, Row, RowGroups};
 use super::Outcome;
 use crate::kv::{Kv, KvOp, KvResult};
 use std::collections::{BTreeMap, BTreeSet};
+use synod_core::multi::auxiliary::{AuxDurable, Auxiliary};
 use synod_core::multi::{
     Command, Config, MemberInfo, MemberOp, Message, MultiEffects, Output, Replica, Role, Timer,
     Value,
@@ -25,6 +26,8 @@ pub(super) struct Script {
     /// A membership change chosen in slot `i` governs from `i + alpha`.
     alpha: u64,
     changes: u64,
+    /// Cheap Paxos's auxiliary acceptors.
+    auxes: BTreeMap<NodeId, Auxiliary<KvOp>>,
 }
 
 fn op_text(op: &KvOp) -> String {
@@ -141,7 +144,13 @@ impl Script {
 
     /// `n` servers whose membership changes govern `alpha` slots after their own.
     pub fn with_alpha(n: u64, alpha: u64) -> Self {
+        Self::cheap(n, 0, alpha)
+    }
+
+    /// `n` main servers and `aux` auxiliary acceptors (numbered after them), with `alpha`.
+    pub fn cheap(n: u64, aux: u64, alpha: u64) -> Self {
         let ids: Vec<NodeId> = (1..=n).collect();
+        let aux_ids: Vec<NodeId> = (n + 1..=n + aux).collect();
         let mut chart = Chart::default();
         chart.columns.push(Column {
             node: CLIENT,
@@ -156,9 +165,18 @@ impl Script {
             let mut cfg = Config::new(id, ids.clone());
             cfg.alpha = alpha;
             cfg.window = cfg.window.min(alpha as usize);
+            cfg.auxiliaries = aux_ids.clone();
             let mut r = Replica::new(cfg, Kv::default()).expect("valid config");
             let _ = r.start();
             replicas.insert(id, r);
+        }
+        let mut auxes = BTreeMap::new();
+        for &id in &aux_ids {
+            chart.columns.push(Column {
+                node: id,
+                group: "Aux",
+            });
+            auxes.insert(id, Auxiliary::new(id, AuxDurable::default()));
         }
         Script {
             chart,
@@ -170,6 +188,7 @@ impl Script {
             seq: 0,
             alpha,
             changes: 0,
+            auxes,
         }
     }
 
@@ -328,6 +347,13 @@ impl Script {
             }
             let (key, part) = label(&msg);
             groups.add(from, to, key, part);
+            if let Some(aux) = self.auxes.get_mut(&to) {
+                let fx = aux.on_message(from, msg);
+                for o in fx.send.into_iter().chain(fx.send_after_sync) {
+                    self.queue.push((to, o.to, o.msg));
+                }
+                continue;
+            }
             let fx = self
                 .replicas
                 .get_mut(&to)
@@ -536,4 +562,81 @@ pub(super) fn reconfigure() -> Script {
     s.heartbeat(1);
     s.deliver_all();
     s
+}
+
+/// Cheap Multi-Paxos (the seed's chart): three mains, one auxiliary, majorities of all four
+/// (3). The mains alone are a quorum, so the auxiliary hears nothing while they answer. A main
+/// fails; the slot in flight has only two votes; at the retransmission the leader includes the
+/// auxiliary, whose vote completes the quorum. Once the main has been silent for three election
+/// timeouts, the leader makes it a learner through the log (chosen with the auxiliary's help,
+/// as are the α − 1 slots after it); from then on the two live mains are a quorum of three,
+/// and accepts go to the mains only again.
+pub(super) fn cheap_multi() -> Script {
+    let mut s = Script::cheap(3, 1, 2);
+    s.draw(false);
+    s.election_timeout(1);
+    for _ in 0..3 {
+        s.deliver_all();
+    }
+    s.request(1, put("x", "1"), false);
+    s.deliver_all();
+    s.deliver_all();
+    s.draw(true);
+    s.chart
+        .push(Row::Note("--- Phase 2: the mains alone ---".into()));
+    s.request(1, put("x", "2"), false);
+    s.deliver_all(); // Accept! to the mains
+    s.fail(3); // before its vote leaves
+    s.deliver_all(); // Accepted from S2 only: two of the three a quorum needs
+    s.chart.push(Row::Note(
+        "--- Failure detected: a heartbeat round later, only 2 accepted ---".into(),
+    ));
+    s.heartbeat(1);
+    s.deliver_all();
+    s.deliver_all();
+    s.heartbeat(1); // re-transmit, include the auxiliary
+    s.deliver_all();
+    s.deliver_all();
+    s.draw(false);
+    for _ in 0..40 {
+        s.heartbeat(1);
+        if s.receives_accepts_for_change() {
+            break;
+        }
+        s.deliver_all();
+        s.deliver_all();
+    }
+    s.draw(true);
+    s.chart.push(Row::Note(
+        "--- S3 silent for 3 election timeouts: reconfigure, quorum = 2 ---".into(),
+    ));
+    for _ in 0..4 {
+        s.deliver_all();
+    }
+    s.heartbeat(1);
+    s.deliver_all();
+    s.deliver_all();
+    s.chart.push(Row::Note(
+        "--- Reconfigured: S3 a learner, the auxiliary idle ---".into(),
+    ));
+    s.request(1, put("x", "3"), false);
+    s.deliver_all();
+    s.deliver_all();
+    s.deliver_all();
+    s
+}
+
+impl Script {
+    /// True once the leader's membership change is queued to go out.
+    fn receives_accepts_for_change(&self) -> bool {
+        self.queue.iter().any(|(_, _, m)| {
+            matches!(
+                m,
+                Message::Accept {
+                    value: Value::Reconfig(_),
+                    ..
+                }
+            )
+        })
+    }
 }
