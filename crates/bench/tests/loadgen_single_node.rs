@@ -32,6 +32,8 @@ async fn start_synod(dir: &std::path::Path) -> (String, tokio::sync::oneshot::Se
         watch_progress_interval: Duration::from_secs(600),
         protocol: Default::default(),
         join: false,
+        auxiliaries: Vec::new(),
+        auxiliary: false,
         client_tls: None,
         peer_tls: None,
         auth_token_ttl: Duration::from_secs(300),

@@ -120,6 +120,18 @@ pub struct ServerArgs {
     /// directory holds the membership and the flag no longer matters.
     #[arg(long, env = "SYNOD_INITIAL_CLUSTER_STATE", value_parser = ["new", "existing"])]
     initial_cluster_state: Option<String>,
+    /// Cheap Paxos: the ids (comma-separated) of the members in --peers that are auxiliary
+    /// acceptors. They vote only while a main member does not answer; the mains alone must be
+    /// a majority of all (2 mains + 1 auxiliary, 3 + 1, 3 + 2...). Give the same list to every
+    /// member. A main silent for three election timeouts is made a learner through the log
+    /// (the auxiliaries help choose that), and a voter again once it has caught up.
+    #[arg(long, env = "SYNOD_AUXILIARIES", value_delimiter = ',')]
+    auxiliaries: Vec<u64>,
+    /// Run this node as an auxiliary acceptor: peers only (no client API, no store), a log of
+    /// its promise and the few votes it holds. --id must be in the mains' --auxiliaries; the
+    /// admin address serves /health and /metrics.
+    #[arg(long, env = "SYNOD_AUXILIARY")]
+    auxiliary: bool,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "SYNOD_CONFIG")]
     config: Option<PathBuf>,
@@ -163,6 +175,8 @@ struct FileConfig {
     auth_token_ttl: Option<u64>,
     quota_backend_bytes: Option<u64>,
     initial_cluster_state: Option<String>,
+    auxiliaries: Option<Vec<u64>>,
+    auxiliary: Option<bool>,
 }
 
 /// TLS files from `--<prefix>cert-file` and friends: none, or a certificate with its key.
@@ -317,6 +331,31 @@ impl ServerArgs {
                 bail!("initial_cluster_state: '{other}' is neither new nor existing")
             }
         };
+        let auxiliaries = match self.auxiliaries.is_empty() {
+            true => file.auxiliaries.unwrap_or_default(),
+            false => self.auxiliaries,
+        };
+        let auxiliary = self.auxiliary || file.auxiliary.unwrap_or(false);
+        if let Some(a) = auxiliaries
+            .iter()
+            .find(|a| !members.iter().any(|m| m.id == **a))
+        {
+            bail!("--auxiliaries: member {a} is not in --peers");
+        }
+        if auxiliary && !auxiliaries.is_empty() && !auxiliaries.contains(&id) {
+            bail!("--auxiliary: this node ({id}) is not in --auxiliaries");
+        }
+        if !auxiliary && auxiliaries.contains(&id) {
+            bail!("--auxiliaries lists this node ({id}): start it with --auxiliary");
+        }
+        let mains = members.len() - auxiliaries.len();
+        if !auxiliaries.is_empty() && mains < members.len() / 2 + 1 {
+            bail!(
+                "--auxiliaries: the {mains} main member(s) alone must be a majority of all {} \
+                 (add a main or drop an auxiliary)",
+                members.len()
+            );
+        }
         if join && members.len() < 2 {
             bail!(
                 "--initial-cluster-state existing: --peers must list, besides this node, the \
@@ -355,6 +394,8 @@ impl ServerArgs {
             ),
             protocol: self.protocol.or(file.protocol).unwrap_or_default(),
             join,
+            auxiliaries,
+            auxiliary,
             client_tls,
             peer_tls,
             auth_token: self
@@ -372,6 +413,9 @@ impl ServerArgs {
                 .or(file.quota_backend_bytes)
                 .unwrap_or(0),
         };
+        if cfg.protocol == ServerProtocol::FastMulti && !cfg.auxiliaries.is_empty() {
+            bail!("--auxiliaries: Cheap Paxos runs with --protocol multi");
+        }
         if cfg.unsafe_local_reads {
             tracing::warn!(
                 "--unsafe-local-reads: linearizable reads are served locally and may be stale"

@@ -4,6 +4,7 @@
 mod admin_and_hostile_input;
 mod bench_cli;
 mod chaos;
+mod cheap;
 mod common;
 mod etcd_client;
 mod etcdctl;

@@ -79,6 +79,14 @@ pub struct ServerConfig {
     /// node has joined: its data directory then holds the membership.
     #[serde(default)]
     pub join: bool,
+    /// Cheap Paxos: the members (ids) that are auxiliary acceptors. They vote only while a
+    /// main member does not answer, and keep no store.
+    #[serde(default)]
+    pub auxiliaries: Vec<NodeId>,
+    /// Run this node as an auxiliary acceptor (`synod server --auxiliary`): no client API, no
+    /// store; its id must be among `auxiliaries` on the main members.
+    #[serde(default)]
+    pub auxiliary: bool,
     /// The gRPC (etcd API) listen address.
     pub client_addr: SocketAddr,
     /// The admin HTTP listen address (`/health`, `/status`, `/metrics`); none if unset.

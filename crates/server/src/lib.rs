@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auth;
 pub mod auth_svc;
+pub mod aux_server;
 pub mod backup;
 pub mod cluster_svc;
 pub mod config;

@@ -416,6 +416,10 @@ impl Node {
         nc.max_batch = cfg.max_batch;
         nc.snapshot_every = cfg.snapshot_every.max(1);
         nc.join = join;
+        nc.auxiliaries = cfg.auxiliaries.clone();
+        // Auxiliaries are listed in --peers too: the rest are mains (and only mains can send
+        // a joiner the cluster's state).
+        nc.members.retain(|m| !cfg.auxiliaries.contains(m));
         let core = NodeCore::new(nc, recovered, log_index, log_bytes)
             .map_err(|e| NodeError::Config(e.to_string()))?;
         // Before any request is served: a restarted node must not look auth-free meanwhile.
@@ -928,6 +932,8 @@ mod tests {
             watch_progress_interval: Duration::from_secs(600),
             protocol: Default::default(),
             join: false,
+            auxiliaries: Vec::new(),
+            auxiliary: false,
             client_tls: None,
             peer_tls: None,
             auth_token_ttl: Duration::from_secs(300),

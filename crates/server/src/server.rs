@@ -58,6 +58,9 @@ pub async fn run(
     cfg: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    if cfg.auxiliary {
+        return crate::aux_server::run(cfg, shutdown).await;
+    }
     let me = cfg.me().cloned().ok_or(ServerError::NotAMember(cfg.id))?;
     // Files first: a wrong path should fail before anything binds or opens the log.
     let tokens = TokenKind::parse(&cfg.auth_token).map_err(ServerError::AuthToken)?;

@@ -93,6 +93,8 @@ pub struct Cluster {
     joined: std::collections::BTreeMap<u64, String>,
     /// RUST_LOG for nodes started from now on.
     pub log_level: String,
+    /// Nodes run as Cheap Paxos auxiliary acceptors (`--auxiliary`).
+    pub auxiliaries: Vec<u64>,
 }
 
 /// `n` distinct free ports, outside the kernel's ephemeral range and never handed out twice in
@@ -109,6 +111,13 @@ impl Cluster {
 
     /// Starts `n` nodes, each with `extra` arguments.
     pub fn start_with(n: u64, extra: &[&str]) -> Cluster {
+        Self::start_cheap(n, 0, extra)
+    }
+
+    /// Starts `mains` nodes and `aux` auxiliary acceptors (the last ids), each with `extra`
+    /// arguments and `--auxiliaries` naming the auxiliaries.
+    pub fn start_cheap(mains: u64, aux: u64, extra: &[&str]) -> Cluster {
+        let n = mains + aux;
         let ids: Vec<u64> = (1..=n).collect();
         let ports = free_ports(3 * ids.len());
         let k = ids.len();
@@ -132,8 +141,14 @@ impl Cluster {
             procs: ids.iter().map(|_| None).collect(),
             joined: Default::default(),
             log_level: "warn".into(),
+            auxiliaries: (mains + 1..=n).collect(),
             ids,
         };
+        if aux > 0 {
+            let list: Vec<String> = c.auxiliaries.iter().map(u64::to_string).collect();
+            c.extra
+                .extend(["--auxiliaries".to_string(), list.join(",")]);
+        }
         for i in c.ids.clone() {
             c.restart(i);
         }
@@ -164,6 +179,10 @@ impl Cluster {
             .open(self.log_path(i))
             .expect("node log file");
         let mut extra = extra.to_vec();
+        let aux = self.auxiliaries.contains(&i);
+        if aux {
+            extra.push("--auxiliary".into());
+        }
         let peers = match self.joined.get(&i) {
             Some(peers) => {
                 extra.extend(["--initial-cluster-state".into(), "existing".into()]);
@@ -199,7 +218,11 @@ impl Cluster {
             .spawn()
             .expect("start synod server");
         self.procs[idx] = Some(child);
-        wait_for_port(self.client_ports[idx]);
+        // An auxiliary has no client API; its admin address says it is up.
+        wait_for_port(match aux {
+            true => self.admin_ports[idx],
+            false => self.client_ports[idx],
+        });
         // A server that could not listen exits at once; someone else answering on its port
         // must not pass for it.
         std::thread::sleep(Duration::from_millis(20));
@@ -292,13 +315,17 @@ impl Cluster {
     pub fn endpoints(&self) -> Vec<String> {
         self.ids
             .iter()
-            .filter(|&&i| self.procs[(i - 1) as usize].is_some())
+            .filter(|&&i| self.procs[(i - 1) as usize].is_some() && !self.auxiliaries.contains(&i))
             .map(|&i| self.endpoint(i))
             .collect()
     }
 
+    /// Every node's client endpoint (auxiliaries have none).
     pub fn all_endpoints(&self) -> Vec<String> {
-        self.ids.iter().map(|&i| self.endpoint(i)).collect()
+        (self.ids.iter())
+            .filter(|i| !self.auxiliaries.contains(i))
+            .map(|&i| self.endpoint(i))
+            .collect()
     }
 }
 
