@@ -46,7 +46,14 @@ impl Load {
             let (mut acked, mut failed) = (0, Vec::new());
             while !flag.load(Ordering::Relaxed) {
                 let key = format!("load/{acked:05}");
-                let (ok, out) = etcdctl(&["--endpoints", &eps, "put", &key, "v"]);
+                let put = || etcdctl(&["--endpoints", &eps, "put", &key, "v"]);
+                let (mut ok, mut out) = put();
+                // A member killed (the restart below) or stopped (a removal) with this put in
+                // flight closes its connection: the outcome is unknown, and a client retries
+                // (the same key and value, so a retry is harmless). Seen once in a full run.
+                if !ok && out.contains("code = Unavailable") {
+                    (ok, out) = put();
+                }
                 if ok {
                     acked += 1;
                     count.store(acked, Ordering::Relaxed);

@@ -53,7 +53,9 @@ impl AuxNode {
             gate: Gate::default(),
             actions: Vec::new(),
             appended: log_index,
-            covered: 0,
+            // What the log holds now is as small as what a checkpoint would hold, give or
+            // take 1,024 records: no checkpoint at every restart.
+            covered: log_index,
             saving: false,
             received: 0,
         }
@@ -78,7 +80,7 @@ impl AuxNode {
     pub fn on_peer(&mut self, from: NodeId, msg: Message<KvCommand>) {
         self.received += 1;
         let fx = self.aux.on_message(from, msg);
-        self.gate.stage(fx.persist);
+        self.gate.stage(fx.persist, !fx.send_after_sync.is_empty());
         for o in fx.send {
             self.actions.push(Action::Send {
                 to: o.to,

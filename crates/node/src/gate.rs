@@ -34,9 +34,19 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// Stages one step's records for this turn's batch.
-    pub fn stage(&mut self, mut persist: Vec<Persist<KvCommand>>) {
-        if self.staged.is_empty() && persist.iter().all(|p| matches!(p, Persist::Commit(_))) {
+    /// Stages one step's records for this turn's batch. A step whose messages wait for the
+    /// disk (`gated`) writes the commit point held back too: such a message may report it
+    /// (a main's or learner's `Progress`, which a Cheap Paxos leader tells auxiliaries to
+    /// forget by), so it must survive a restart before the message leaves.
+    pub fn stage(&mut self, mut persist: Vec<Persist<KvCommand>>, gated: bool) {
+        if gated && persist.is_empty() {
+            if let Some(c) = self.lazy_commit.take() {
+                self.staged.push(c);
+            }
+            return;
+        }
+        let lazy = !gated && self.staged.is_empty();
+        if lazy && persist.iter().all(|p| matches!(p, Persist::Commit(_))) {
             if let Some(c) = persist.pop() {
                 self.lazy_commit = Some(c);
             }
@@ -49,6 +59,11 @@ impl Gate {
             self.staged.push(c);
         }
         self.staged.extend(persist);
+    }
+
+    #[cfg(test)]
+    fn stage_plain(&mut self, persist: Vec<Persist<KvCommand>>) {
+        self.stage(persist, false);
     }
 
     /// True when records were staged this turn and not yet cut into a batch, or a batch is
@@ -104,11 +119,11 @@ mod tests {
     fn held_messages_wait_for_the_batch_their_records_went_into() {
         let mut g = Gate::default();
         assert!(!g.unsynced());
-        g.stage(vec![Persist::Promise(Ballot::new(1, 1))]);
+        g.stage_plain(vec![Persist::Promise(Ballot::new(1, 1))]);
         assert!(g.unsynced(), "staged, not yet written");
         g.hold(msg(2));
         assert_eq!(g.cut().map(|(b, r)| (b, r.len())), Some((1, 1)));
-        g.stage(vec![Persist::Promise(Ballot::new(2, 1))]);
+        g.stage_plain(vec![Persist::Promise(Ballot::new(2, 1))]);
         g.hold(msg(3));
         assert_eq!(g.cut().map(|(b, _)| b), Some(2));
         assert!(g.synced(1).iter().map(|o| o.to).eq([2]));
@@ -121,7 +136,7 @@ mod tests {
     #[test]
     fn a_message_with_nothing_new_to_persist_still_waits_for_earlier_batches() {
         let mut g = Gate::default();
-        g.stage(vec![Persist::Promise(Ballot::new(1, 1))]);
+        g.stage_plain(vec![Persist::Promise(Ballot::new(1, 1))]);
         g.cut();
         // A duplicate prepare: no new record, but the promise it repeats is not durable yet.
         assert!(g.unsynced());
@@ -132,14 +147,31 @@ mod tests {
     #[test]
     fn a_commit_point_alone_rides_with_the_next_batch() {
         let mut g = Gate::default();
-        g.stage(vec![Persist::Commit(4)]);
+        g.stage_plain(vec![Persist::Commit(4)]);
         assert!(g.cut().is_none(), "not worth a sync alone");
-        g.stage(vec![Persist::Commit(5)]);
-        g.stage(vec![Persist::Promise(Ballot::new(1, 1))]);
+        g.stage_plain(vec![Persist::Commit(5)]);
+        g.stage_plain(vec![Persist::Promise(Ballot::new(1, 1))]);
         let (_, records) = g.cut().unwrap();
         assert_eq!(
             records,
             vec![Persist::Commit(5), Persist::Promise(Ballot::new(1, 1))]
         );
+    }
+
+    #[test]
+    fn a_step_whose_messages_wait_writes_the_commit_point_held_back() {
+        let mut g = Gate::default();
+        g.stage(vec![Persist::Commit(4)], false);
+        // A Progress reporting commit 4 waits for it: the held-back record is written.
+        g.stage(Vec::new(), true);
+        assert!(g.unsynced(), "the message must wait");
+        let (_, records) = g.cut().unwrap();
+        assert_eq!(records, vec![Persist::Commit(4)]);
+        // A commit point in such a step is written at once too.
+        g.stage(vec![Persist::Commit(6)], true);
+        assert_eq!(g.cut().map(|(_, r)| r), Some(vec![Persist::Commit(6)]));
+        // With nothing held back, nothing to write.
+        g.stage(Vec::new(), true);
+        assert!(g.cut().is_none());
     }
 }

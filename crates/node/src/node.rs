@@ -571,7 +571,7 @@ impl NodeCore {
     /// Sorts one step's effects: records to this turn's batch, timers armed, messages sent or
     /// held for the sync, outputs answered.
     fn sort(&mut self, fx: Fx) {
-        self.gate.stage(fx.persist);
+        self.gate.stage(fx.persist, !fx.send_after_sync.is_empty());
         for t in fx.timers {
             self.timers.insert(t.kind, self.now + t.after);
         }

@@ -507,3 +507,73 @@ fn only_a_leading_node_moves_leadership_and_only_to_a_member() {
     ));
     assert_eq!(single.n.move_leader(1), Ok(()));
 }
+
+/// Cheap Paxos: a main's `Progress` tells the leader how far it has learned, and the leader
+/// lets auxiliaries forget their votes below what every main reported. So the commit point it
+/// reports must be on disk before the report leaves, or a restart could bring the main back
+/// below what the auxiliary forgot (found in review).
+#[test]
+fn a_main_reports_its_commit_point_only_once_it_is_durable() {
+    let mut cfg = NodeConfig::new(2, vec![1, 2], TICK);
+    cfg.auxiliaries = vec![3];
+    let mut n = common::start(cfg, 0);
+    let ballot = Ballot::new(1, 1);
+    let accept = Message::Accept {
+        ballot,
+        slot: 0,
+        value: Value::Noop,
+        commit: 0,
+    };
+    n.on_peer(1, accept);
+    n.flush();
+    let batch = match &n.take_actions()[..] {
+        [Action::Write { batch, .. }] => *batch,
+        other => panic!("{other:?}"),
+    };
+    n.synced(batch, 0);
+    n.flush();
+    n.take_actions();
+    // The heartbeat says slot 0 is chosen: the commit point moves to 1 and is reported.
+    n.on_peer(1, Message::Heartbeat { ballot, commit: 1 });
+    n.flush();
+    let actions = n.take_actions();
+    let progress = |a: &Action| {
+        matches!(
+            a,
+            Action::Send {
+                msg: Message::Progress { .. },
+                ..
+            }
+        )
+    };
+    assert!(
+        !actions.iter().any(progress),
+        "reported before it is durable: {actions:?}"
+    );
+    let batch = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Write { batch, records } => {
+                assert!(
+                    records.contains(&synod_core::multi::Persist::Commit(1)),
+                    "{records:?}"
+                );
+                Some(*batch)
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("the commit point is not written: {actions:?}"));
+    n.synced(batch, 0);
+    n.flush();
+    let actions = n.take_actions();
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Send {
+                to: 1,
+                msg: Message::Progress { commit: 1, .. }
+            }
+        )),
+        "{actions:?}"
+    );
+}

@@ -1184,7 +1184,7 @@ impl<S: StateMachine> Replica<S> {
         // (messages get lost).
         let membership = self.learner.membership();
         if let Some((round, acks)) = active.reads.in_flight() {
-            let aux = self.aux_over(commit, active.next_slot + 1);
+            let aux = self.aux_for_reads(commit);
             for m in membership
                 .members_over(commit, active.next_slot + 1)
                 .chain(aux)
@@ -1241,7 +1241,10 @@ impl<S: StateMachine> Replica<S> {
         }
         if self.reports_progress() {
             let commit = self.learner.commit();
-            fx.send(from, Message::Progress { ballot, commit });
+            // After the sync: a Cheap Paxos leader tells auxiliaries to forget what every
+            // main reports learned, so what is reported must survive a restart (the node
+            // layer writes the commit point with any step whose messages wait for the disk).
+            fx.send_after_sync(from, Message::Progress { ballot, commit });
         }
     }
 

@@ -62,8 +62,20 @@ impl<S: StateMachine> Replica<S> {
         config.active_auxiliaries().collect()
     }
 
-    /// The auxiliaries of the configurations over `from..to`: for read probes retransmitted,
-    /// and for a candidate's retransmitted prepares.
+    /// The auxiliaries to add to a retransmitted read probe: those of the configuration at
+    /// `commit` (one governs from there on while reads are served), while one of its mains is
+    /// missing. With both mains up their acknowledgements are on the way: a read round in
+    /// flight at each heartbeat under a steady read load must not wake the auxiliary.
+    pub(super) fn aux_for_reads(&self, commit: Slot) -> Vec<NodeId> {
+        let config = self.learner.membership().at(commit);
+        match self.mains_missing(config) {
+            true => config.active_auxiliaries().collect(),
+            false => Vec::new(),
+        }
+    }
+
+    /// The auxiliaries of the configurations over `from..to`: for a candidate's retransmitted
+    /// prepares.
     pub(super) fn aux_over(&self, from: Slot, to: Slot) -> Vec<NodeId> {
         let mut ids: Vec<NodeId> = (self.learner.membership().over(from, to))
             .flat_map(|c| c.active_auxiliaries())
