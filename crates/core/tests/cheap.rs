@@ -1,7 +1,7 @@
 //! Cheap Paxos: two mains and one auxiliary acceptor (ids 1, 2 and 3), driven by hand.
 
 use crate::common::net::Net;
-use synod_core::multi::{Message, Role, RoleKind, Timer};
+use synod_core::multi::{Message, Output, Role, RoleKind, Timer, Value};
 use synod_core::{NodeId, PlantedBug};
 
 const AUX: NodeId = 3;
@@ -193,4 +193,52 @@ fn the_planted_aux_votes_ignored_bug_loses_a_chosen_value() {
     let (leader, successor) = lost_value(Some(PlantedBug::AuxVotesIgnored));
     assert_eq!(leader, 105);
     assert_ne!(successor, 105, "the bug did not show");
+}
+
+#[test]
+fn a_slot_short_of_one_vote_for_a_single_round_does_not_wake_the_auxiliary() {
+    let mut net = two_plus_one(None);
+    net.request(1, 7, 1, 1);
+    // Node 2's accept is lost once: the first retransmission goes to node 2 only.
+    net.settle_with(|_, to, m| to == 2 && matches!(m, Message::Accept { .. }));
+    net.timer(1, Timer::Heartbeat);
+    net.settle();
+    assert_eq!(net.totals(), vec![1, 1]);
+    assert_eq!(net.aux_received.get(&AUX), None, "the auxiliary was woken");
+}
+
+#[test]
+fn while_a_main_is_silent_the_auxiliary_gets_the_first_accept_and_read_probes() {
+    let mut net = two_plus_one(None);
+    net.down.insert(2);
+    beats(&mut net, 1, 3);
+    // Silent for two rounds: a new slot goes to the auxiliary at once, no retransmission.
+    net.request(1, 7, 1, 4);
+    net.settle();
+    assert_eq!(net.r(1).state_machine().0, 4, "chosen on the first send");
+    // A linearizable read needs a quorum's acknowledgement: the auxiliary gives it.
+    net.read(1, &[9]);
+    net.settle();
+    beats(&mut net, 1, 1);
+    let ready = net
+        .replies
+        .iter()
+        .any(|(n, o)| *n == 1 && matches!(o, Output::ReadReady { id: 9 }));
+    assert!(ready, "{:?}", net.replies);
+}
+
+#[test]
+fn one_silent_main_makes_one_change_however_long_it_takes_to_apply() {
+    let mut net = two_plus_one(None);
+    net.down.insert(2);
+    // The change needs the auxiliary's vote, which it gets only on retransmissions: the
+    // leader must not queue another change at every heartbeat meanwhile.
+    beats(&mut net, 1, 60);
+    let changes = net
+        .r(1)
+        .log()
+        .values()
+        .filter(|e| matches!(e.value, Value::Reconfig(_)))
+        .count();
+    assert_eq!(changes, 1);
 }

@@ -176,6 +176,7 @@ impl<C: Clone + Eq + std::fmt::Debug> Auxiliary<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::effects::Outgoing;
 
     fn accept(ballot: Ballot, slot: Slot) -> Message<u32> {
         Message::Accept {
@@ -233,6 +234,38 @@ mod tests {
             (1, 3, b2)
         );
         assert_eq!(back.vote(3), Some((b1, &Value::Noop)));
+        // An older forget point on disk changes nothing; a read probe is answered like a
+        // heartbeat: acknowledged at or above its promise, refused below.
+        disk.apply(&Persist::Forget(1));
+        assert_eq!(disk.forgotten, 3);
+        let mut again = Auxiliary::new(9, disk.clone());
+        assert_eq!(again.id(), 9);
+        let probe = |ballot| Message::ReadProbe { ballot, round: 4 };
+        let fx = again.on_message(1, probe(b2));
+        assert!(matches!(
+            fx.send[..],
+            [Outgoing {
+                to: 1,
+                msg: Message::ReadAck { round: 4, .. }
+            }]
+        ));
+        let fx = again.on_message(1, probe(b1));
+        assert!(matches!(
+            fx.send[..],
+            [Outgoing {
+                msg: Message::Nack { .. },
+                ..
+            }]
+        ));
+        // Told a forget point it has already: nothing to write.
+        let fx = again.on_message(
+            1,
+            Message::Heartbeat {
+                ballot: b2,
+                commit: 3,
+            },
+        );
+        assert!(fx.persist.is_empty());
         // A promise reports where its memory starts.
         let mut back = back;
         let fx = back.on_message(
