@@ -379,3 +379,66 @@ fn a_candidate_prepares_the_voters_of_every_configuration_it_knows() {
         assert_eq!(asked_5, bug.is_none(), "bug {bug:?}");
     }
 }
+
+/// What node 4 ends up knowing chosen at the first slot of a new configuration that, before
+/// it stood, node 1 and node 5 chose a value in: node 1's value, and node 4's. Nodes 2 and 3
+/// are made learners ({1, 4, 5} vote from slot `c + α`); node 4 learns the change but nothing
+/// after it; node 1 and node 5 choose a write in the new configuration's first slot; node 1
+/// dies; node 4 stands (node 5 does not hear its prepare) and is asked for another write.
+fn first_new_slot(bug: Option<PlantedBug>) -> (Net, String, Option<String>) {
+    let mut net = five_with(true, bug);
+    let (c, _) = net.r(1).proposal_range().expect("leads");
+    let e = c + ALPHA;
+    change(
+        &mut net,
+        1,
+        1,
+        vec![set(2, Role::Learner), set(3, Role::Learner)],
+    );
+    // Node 4 hears of nothing after the change.
+    settle_holding_back(&mut net, 4, c);
+    net.request(1, 9, 1, 5);
+    // Only node 5 votes with node 1, and nobody hears that the write is chosen.
+    net.settle_with(|_, to, m| match m {
+        Message::Accept { slot, .. } => to == 4 && *slot > c || *slot >= e && to != 5,
+        Message::CatchUp { .. } | Message::Chosen { .. } => true,
+        Message::Heartbeat { commit, .. } => *commit > e,
+        _ => false,
+    });
+    let chosen = |net: &mut Net, id: NodeId, s: u64| {
+        (net.r(id).log().get(&s))
+            .filter(|e| e.chosen)
+            .map(|e| format!("{:?}", e.value))
+    };
+    let v = chosen(&mut net, 1, e).expect("nodes 1 and 5 chose the write");
+    net.crash(1);
+    net.down.insert(1);
+    stand(&mut net, 4);
+    net.settle_with(|_, to, m| to == 5 && matches!(m, Message::Prepare { .. }));
+    // A client's write reaches node 4, which proposes it where it believes nothing was chosen.
+    net.request(4, 10, 1, 7);
+    net.settle_with(|_, to, m| to == 5 && matches!(m, Message::Prepare { .. }));
+    let w = chosen(&mut net, 4, e);
+    (net, v, w)
+}
+
+#[test]
+fn phase1_ignoring_the_new_configuration_chooses_two_values() {
+    let (_, v, w) = first_new_slot(Some(PlantedBug::Phase1IgnoresNewConfig));
+    let w = w.expect("the planted bug wins with the old configuration's promises alone");
+    assert_ne!(v, w, "the bug did not show");
+    // Done right, node 4 needs a phase-1 quorum of {1, 4, 5}: without node 5 it cannot win,
+    // and once node 5 answers, its promise carries the write.
+    let (mut net, v, w) = first_new_slot(None);
+    assert_eq!(w, None, "won without a quorum of the new configuration");
+    net.timer(4, Timer::Heartbeat);
+    net.settle();
+    let learned = net.replicas[&4]
+        .log()
+        .values()
+        .any(|e| e.chosen && format!("{:?}", e.value) == v);
+    assert!(
+        learned,
+        "node 4 did not learn the write nodes 1 and 5 chose"
+    );
+}
