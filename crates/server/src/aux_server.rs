@@ -9,7 +9,7 @@
 use crate::config::ServerConfig;
 use crate::node::NodeError;
 use crate::peer::{self, AddressBook, Deliver, Outbox};
-use crate::server::ServerError;
+use crate::server::{bind, ServerError};
 use crate::tls::PeerTls;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +21,6 @@ use synod_kv::KvCommand;
 use synod_node::record::{encode_boot, encode_checkpoint, encode_persist, recover_aux};
 use synod_node::{Action, AuxNode};
 use synod_storage::{StorageOptions, WalOptions};
-use tokio::net::TcpListener;
 
 type Inbound = (NodeId, Message<KvCommand>);
 
@@ -53,24 +52,9 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let me = cfg.me().cloned().ok_or(ServerError::NotAMember(cfg.id))?;
     let peer_tls = cfg.peer_tls.as_ref().map(PeerTls::new).transpose()?;
-    let peer_listener =
-        TcpListener::bind(me.peer_addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                what: "peers",
-                addr: me.peer_addr,
-                source,
-            })?;
+    let peer_listener = bind("peers", me.peer_addr).await?;
     let admin_listener = match cfg.admin_addr {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    what: "admin HTTP",
-                    addr,
-                    source,
-                })?,
-        ),
+        Some(addr) => Some(bind("admin HTTP", addr).await?),
         None => None,
     };
     let book = AddressBook::new(&cfg.members);

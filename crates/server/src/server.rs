@@ -75,32 +75,10 @@ pub async fn run(
         .as_ref()
         .map(crate::tls::admin_acceptor)
         .transpose()?;
-    let peer_listener =
-        TcpListener::bind(me.peer_addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                what: "peers",
-                addr: me.peer_addr,
-                source,
-            })?;
-    let client_listener =
-        TcpListener::bind(cfg.client_addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                what: "clients",
-                addr: cfg.client_addr,
-                source,
-            })?;
+    let peer_listener = bind("peers", me.peer_addr).await?;
+    let client_listener = bind("clients", cfg.client_addr).await?;
     let admin_listener = match cfg.admin_addr {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    what: "admin HTTP",
-                    addr,
-                    source,
-                })?,
-        ),
+        Some(addr) => Some(bind("admin HTTP", addr).await?),
         None => None,
     };
     let metrics = Metrics::new();
@@ -181,6 +159,14 @@ pub async fn run(
         .await?;
     join.abort();
     Ok(())
+}
+
+/// Listens on `addr` for `what`.
+pub(crate) async fn bind(
+    what: &'static str,
+    addr: std::net::SocketAddr,
+) -> Result<TcpListener, ServerError> {
+    (TcpListener::bind(addr).await).map_err(|source| ServerError::Bind { what, addr, source })
 }
 
 fn tokio_stream_from(

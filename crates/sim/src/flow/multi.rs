@@ -430,6 +430,20 @@ fn with_leader() -> Script {
     s
 }
 
+/// `s` with S1 elected and x=1 written, neither drawn.
+fn led_with_a_write(mut s: Script) -> Script {
+    s.draw(false);
+    s.election_timeout(1);
+    for _ in 0..3 {
+        s.deliver_all();
+    }
+    s.request(1, put("x", "1"), false);
+    s.deliver_all();
+    s.deliver_all();
+    s.draw(true);
+    s
+}
+
 /// The first request: phase 1 (once) and phase 2.
 pub(super) fn first_request() -> Script {
     let mut s = Script::new(3);
@@ -510,16 +524,7 @@ fn info(name: &str) -> MemberInfo {
 /// is taken out. Each change governs only from α slots after its own, so the writes in between
 /// are still voted on by the configuration before it.
 pub(super) fn reconfigure() -> Script {
-    let mut s = Script::with_alpha(3, 2);
-    s.draw(false);
-    s.election_timeout(1);
-    for _ in 0..3 {
-        s.deliver_all();
-    }
-    s.request(1, put("x", "1"), false);
-    s.deliver_all();
-    s.deliver_all();
-    s.draw(true);
+    let mut s = led_with_a_write(Script::with_alpha(3, 2));
     s.chart.push(Row::Note(
         "--- A learner joins: the change in slot I governs from I+2 ---".into(),
     ));
@@ -572,16 +577,7 @@ pub(super) fn reconfigure() -> Script {
 /// as are the α − 1 slots after it); from then on the two live mains are a quorum of three,
 /// and accepts go to the mains only again.
 pub(super) fn cheap_multi() -> Script {
-    let mut s = Script::cheap(3, 1, 2);
-    s.draw(false);
-    s.election_timeout(1);
-    for _ in 0..3 {
-        s.deliver_all();
-    }
-    s.request(1, put("x", "1"), false);
-    s.deliver_all();
-    s.deliver_all();
-    s.draw(true);
+    let mut s = led_with_a_write(Script::cheap(3, 1, 2));
     s.chart
         .push(Row::Note("--- Phase 2: the mains alone ---".into()));
     s.request(1, put("x", "2"), false);
