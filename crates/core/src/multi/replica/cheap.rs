@@ -2,10 +2,11 @@
 //!
 //! An active auxiliary counts in quorums like any voter; what makes the cluster cheap is whom
 //! the leader sends work to. Accepts, prepares, read probes and commit points go to the mains
-//! (and learners) only. An auxiliary is added to a slot's retransmission once the slot has gone
-//! a whole heartbeat round without a quorum, to everything while some main has been silent for
-//! two rounds, and to a candidate's retransmitted prepares. None of this touches safety: a
-//! Paxos leader may send to any superset of a quorum.
+//! (and learners) only. An auxiliary is added to a slot's retransmission once the slot is two
+//! heartbeat rounds old without a quorum (so at least one whole interval has passed), to every
+//! accept and retransmitted read probe while some main has been silent for two rounds, and to a
+//! candidate's retransmitted prepares. None of this touches safety: a Paxos leader may send to
+//! any superset of a quorum.
 //!
 //! To know which mains are up in an idle cluster, mains answer each heartbeat with their
 //! commit point (`Progress`, as learners do). A main silent for `shrink_beats` is made a
