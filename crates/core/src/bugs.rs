@@ -74,11 +74,19 @@ pub enum PlantedBug {
     RemovedNodeStands,
     /// Cheap Paxos: a candidate drops the votes an auxiliary acceptor reports in its promise.
     AuxVotesIgnored,
+    /// PBFT: replicas take `2f` matching statements as a certificate instead of `2f + 1`.
+    PbftQuorumTooSmall,
+    /// PBFT: replicas take statements without checking their signatures.
+    PbftUnverifiedSignature,
+    /// PBFT: a new view ignores the prepared certificates its view changes report.
+    PbftViewChangeIgnoresPrepared,
+    /// PBFT: a client takes a result on `f` matching replies instead of `f + 1`.
+    PbftClientTakesF,
 }
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 27] = [
+    pub const ALL: [PlantedBug; 31] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -106,6 +114,10 @@ impl PlantedBug {
         PlantedBug::LearnerCounted,
         PlantedBug::RemovedNodeStands,
         PlantedBug::AuxVotesIgnored,
+        PlantedBug::PbftQuorumTooSmall,
+        PlantedBug::PbftUnverifiedSignature,
+        PlantedBug::PbftViewChangeIgnoresPrepared,
+        PlantedBug::PbftClientTakesF,
     ];
 
     /// The protocols (as `synod sim --protocol` names them) in which this bug is planted.
@@ -119,6 +131,10 @@ impl PlantedBug {
             }
             PlantedBug::AnyOverVotedSlots => &["fast-multi"],
             PlantedBug::ConflictsCommute | PlantedBug::DoneBeforeChosen => &["generalized"],
+            PlantedBug::PbftQuorumTooSmall
+            | PlantedBug::PbftUnverifiedSignature
+            | PlantedBug::PbftViewChangeIgnoresPrepared
+            | PlantedBug::PbftClientTakesF => &["pbft"],
             _ => &["multi"],
         }
     }
@@ -177,6 +193,12 @@ impl PlantedBug {
             PlantedBug::AuxVotesIgnored => {
                 "a candidate ignores the votes an auxiliary acceptor reports"
             }
+            PlantedBug::PbftQuorumTooSmall => "PBFT replicas take 2f statements as a certificate",
+            PlantedBug::PbftUnverifiedSignature => "PBFT replicas do not check signatures",
+            PlantedBug::PbftViewChangeIgnoresPrepared => {
+                "a PBFT new view ignores the prepared certificates reported to it"
+            }
+            PlantedBug::PbftClientTakesF => "a PBFT client takes a result on f matching replies",
         }
     }
 
@@ -210,6 +232,10 @@ impl PlantedBug {
             PlantedBug::LearnerCounted => "learner-counted",
             PlantedBug::RemovedNodeStands => "removed-node-stands",
             PlantedBug::AuxVotesIgnored => "aux-votes-ignored",
+            PlantedBug::PbftQuorumTooSmall => "pbft-quorum-too-small",
+            PlantedBug::PbftUnverifiedSignature => "pbft-unverified-signature",
+            PlantedBug::PbftViewChangeIgnoresPrepared => "pbft-view-change-ignores-prepared",
+            PlantedBug::PbftClientTakesF => "pbft-client-takes-f",
         }
     }
 }

@@ -14,8 +14,11 @@
 //! - [`fast_multi`]: Fast Multi-Paxos: a log whose commands skip the leader when they do not collide.
 //! - [`generalized`]: Generalized Paxos: command histories, commuting commands, conflicts.
 //! - [`multi`]: Multi-Paxos for state machine replication, roles collapsed into one replica.
+//! - [`pbft`]: Byzantine Multi-Paxos in the PBFT form: replicas of which a third may lie.
+//! - [`auth`]: signatures (Ed25519, and a keyed hash for the simulator) for the Byzantine protocols.
 //! - [`commit`]: atomic commit: 2PC, 3PC and Paxos Commit, the foils and the fix.
 
+pub mod auth;
 pub mod ballot;
 pub mod basic;
 pub mod bugs;
@@ -26,6 +29,7 @@ pub mod fast;
 pub mod fast_multi;
 pub mod generalized;
 pub mod multi;
+pub mod pbft;
 pub mod quorum;
 pub mod rng;
 

@@ -12,6 +12,7 @@ mod generalized;
 mod join;
 mod learner;
 mod membership;
+mod pbft;
 mod promotion;
 mod reconfig;
 mod regressions;

@@ -6,8 +6,10 @@
 //! acceptors, Fast Paxos's larger fast quorums, Byzantine 2f+1-of-3f+1 quorums, weighted
 //! quorums) fit behind the same trait.
 
+mod byzantine;
 mod fast;
 
+pub use byzantine::{ByzantineQuorum, ByzantineQuorumError};
 pub use fast::{FastQuorum, FastQuorumError};
 
 use crate::ballot::NodeId;

@@ -1,0 +1,438 @@
+//! PBFT replicas driven by hand: the normal case end to end with ed25519 keys, and what a
+//! lying replica sends refused: orders from a backup, orders whose digest is not their
+//! request's, prepares in another's name, an equivocating primary, and junk.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use synod_core::auth::{digest_of, Ed25519Signer, Ed25519Verifier, Signed, Verifier};
+use synod_core::pbft::{
+    Checkpoint, Client, Commit, Committed, Durable, Message, NewView, OpLog, Output, PbftEffects,
+    PrePrepare, Prepare, Prepared, Replica, ReplicaConfig, Request, Status, Timer, ViewChange,
+    NULL_DIGEST,
+};
+use synod_core::quorum::ByzantineQuorum;
+use synod_core::{NodeId, PlantedBug};
+
+type Msg = Message<String, u64>;
+type Fx = PbftEffects<String, u64>;
+
+const CLIENT: NodeId = 101;
+/// A second client, for requests outstanding side by side (a client has one at a time).
+const OTHER: NodeId = 102;
+const REPLICAS: [NodeId; 4] = [1, 2, 3, 4];
+
+fn signer(id: NodeId) -> Ed25519Signer {
+    Ed25519Signer::from_secret(id, &[id as u8; 32])
+}
+
+fn verifier() -> Arc<dyn Verifier> {
+    let mut v = Ed25519Verifier::default();
+    for id in REPLICAS.into_iter().chain([CLIENT, OTHER]) {
+        v.add(id, &signer(id).public()).expect("a valid key");
+    }
+    Arc::new(v)
+}
+
+fn replica(id: NodeId) -> Replica<OpLog<String>> {
+    replica_with(id, None)
+}
+
+fn replica_with(id: NodeId, bug: Option<PlantedBug>) -> Replica<OpLog<String>> {
+    let cfg = ReplicaConfig {
+        id,
+        replicas: REPLICAS.to_vec(),
+        quorum: ByzantineQuorum::new(4).expect("4 replicas"),
+        checkpoint_interval: 4,
+        window: 8,
+        view_change_ticks: 100,
+        status_ticks: 25,
+        bug,
+    };
+    Replica::recover(
+        cfg,
+        Arc::new(signer(id)),
+        verifier(),
+        Durable::default(),
+        OpLog::default(),
+    )
+}
+
+fn request(op: &str, stamp: u64) -> Signed<Request<String>> {
+    request_of(CLIENT, op, stamp)
+}
+
+fn request_of(client: NodeId, op: &str, stamp: u64) -> Signed<Request<String>> {
+    let body = Request {
+        client,
+        stamp,
+        op: op.to_string(),
+    };
+    Signed::new(&signer(client), body)
+}
+
+fn order(by: NodeId, view: u64, seq: u64, r: &Signed<Request<String>>) -> Msg {
+    let pp = PrePrepare {
+        view,
+        seq,
+        digest: digest_of(&r.body),
+    };
+    Message::PrePrepare(Signed::new(&signer(by), pp), Some(r.clone()))
+}
+
+fn prepare(signed_by: NodeId, as_from: NodeId, r: &Signed<Request<String>>) -> Msg {
+    let body = Prepare {
+        view: 0,
+        seq: 1,
+        digest: digest_of(&r.body),
+    };
+    Message::Prepare(Signed::forged(&signer(signed_by), as_from, body))
+}
+
+fn sends(fx: &Fx, kind: fn(&Msg) -> bool) -> usize {
+    fx.all_sends().filter(|o| kind(&o.msg)).count()
+}
+
+fn is_prepare(m: &Msg) -> bool {
+    matches!(m, Message::Prepare(_))
+}
+
+fn is_commit(m: &Msg) -> bool {
+    matches!(m, Message::Commit(_))
+}
+
+/// Correct replicas (and a client) exchanging messages in order; the test plays the rest.
+struct Cluster {
+    replicas: BTreeMap<NodeId, Replica<OpLog<String>>>,
+    client: Option<Client<String, u64>>,
+    queue: VecDeque<(NodeId, Msg)>,
+    /// (node, slot, op) for every execution.
+    executed: Vec<(NodeId, u64, Option<String>)>,
+    done: Vec<(String, u64)>,
+}
+
+impl Cluster {
+    fn new(correct: &[NodeId]) -> Self {
+        Self::with_bug(correct, None)
+    }
+
+    fn with_bug(correct: &[NodeId], bug: Option<PlantedBug>) -> Self {
+        Cluster {
+            replicas: correct
+                .iter()
+                .map(|&id| (id, replica_with(id, bug)))
+                .collect(),
+            client: None,
+            queue: VecDeque::new(),
+            executed: Vec::new(),
+            done: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, from: NodeId, fx: Fx) {
+        for o in fx.send.into_iter().chain(fx.send_after_sync) {
+            assert_ne!(o.to, from, "a node sends to itself");
+            self.queue.push_back((o.to, o.msg));
+        }
+        for out in fx.output {
+            match out {
+                Output::Executed { seq, request } => {
+                    let op = request.map(|(r, _)| r.op);
+                    self.executed.push((from, seq, op));
+                }
+                Output::Done { op, result, .. } => self.done.push((op, result)),
+                _ => {}
+            }
+        }
+    }
+
+    fn inject(&mut self, to: NodeId, msg: Msg) {
+        self.queue.push_back((to, msg));
+    }
+
+    /// Delivers until nothing is in flight; what goes to a node not here is dropped.
+    fn run(&mut self) {
+        let mut steps = 0;
+        while let Some((to, msg)) = self.queue.pop_front() {
+            steps += 1;
+            assert!(steps < 100_000, "messages without end");
+            let fx = if to == CLIENT {
+                match self.client.as_mut() {
+                    Some(c) => c.on_message(msg),
+                    None => continue,
+                }
+            } else {
+                match self.replicas.get_mut(&to) {
+                    Some(r) => r.on_message(msg),
+                    None => continue,
+                }
+            };
+            self.take(to, fx);
+        }
+    }
+
+    fn timer(&mut self, id: NodeId, kind: Timer) {
+        let fx = self.replicas.get_mut(&id).expect("replica").on_timer(kind);
+        self.take(id, fx);
+    }
+
+    fn ops_at(&self, seq: u64) -> Vec<(NodeId, Option<String>)> {
+        self.executed
+            .iter()
+            .filter(|(_, s, _)| *s == seq)
+            .map(|(n, _, op)| (*n, op.clone()))
+            .collect()
+    }
+}
+
+#[test]
+fn four_replicas_order_execute_and_answer_with_ed25519_signatures() {
+    let mut c = Cluster::new(&REPLICAS);
+    let quorum = ByzantineQuorum::new(4).expect("4");
+    let ops: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+    let mut client = Client::new(
+        Arc::new(signer(CLIENT)),
+        verifier(),
+        REPLICAS.to_vec(),
+        quorum,
+        ops,
+        100,
+        None,
+    );
+    let fx = client.start();
+    c.client = Some(client);
+    c.take(CLIENT, fx);
+    c.run();
+    let results: Vec<u64> = c.done.iter().map(|(_, r)| *r).collect();
+    assert_eq!(results, vec![0, 1, 2, 3, 4], "{:?}", c.done);
+    for (id, r) in &c.replicas {
+        assert_eq!(r.executed(), 5, "replica {id}");
+        assert_eq!(r.service().ops, ["a", "b", "c", "d", "e"], "replica {id}");
+        // Slot 4 was a checkpoint: 2f + 1 signed digests made it stable everywhere.
+        assert_eq!(r.stable(), 4, "replica {id}");
+    }
+}
+
+/// Replica 2 takes the primary's order; a prepare in replica 3's name, signed with replica 4's
+/// key, must not complete its certificate. The same prepare genuinely signed does.
+#[test]
+fn a_prepare_in_another_replicas_name_is_not_counted() {
+    for genuine in [false, true] {
+        let mut r = replica(2);
+        let a = request("a", 1);
+        let fx = r.on_message(order(1, 0, 1, &a));
+        assert_eq!(sends(&fx, is_prepare), 3, "replica 2 prepares the order");
+        let signed_by = if genuine { 3 } else { 4 };
+        let fx = r.on_message(prepare(signed_by, 3, &a));
+        let commits = sends(&fx, is_commit);
+        if genuine {
+            assert_eq!(
+                commits, 3,
+                "prepared on its own and 3's prepare: it commits"
+            );
+        } else {
+            assert_eq!(commits, 0, "a forged prepare made replica 2 commit");
+        }
+    }
+}
+
+/// View 0's primary is replica 1: an order signed by replica 2 is refused, as is one by the
+/// primary whose digest is not its request's, or that names another client's request signed
+/// by a replica.
+#[test]
+fn orders_from_a_backup_or_with_a_wrong_digest_are_refused() {
+    let a = request("a", 1);
+    let mut r = replica(3);
+    assert_eq!(sends(&r.on_message(order(2, 0, 1, &a)), is_prepare), 0);
+    let wrong = PrePrepare {
+        view: 0,
+        seq: 1,
+        digest: [7; 32],
+    };
+    let msg = Message::PrePrepare(Signed::new(&signer(1), wrong), Some(a.clone()));
+    assert_eq!(sends(&r.on_message(msg), is_prepare), 0);
+    let by_replica = Signed::forged(&signer(1), CLIENT, a.body.clone());
+    let msg = order(1, 0, 1, &by_replica);
+    assert_eq!(sends(&r.on_message(msg), is_prepare), 0);
+    // The control: the primary's genuine order is taken.
+    assert_eq!(sends(&r.on_message(order(1, 0, 1, &a)), is_prepare), 3);
+}
+
+/// Replica 1 is a lying primary: it orders `a` for replica 2 and `b` for replicas 3 and 4 at
+/// slot 1. No slot commits in view 0 (three votes for `b` count only two prepares); the view
+/// change moves to replica 2, whose new view carries the prepared certificate for `b`, and every
+/// correct replica executes `b` at slot 1, then `a` after it.
+#[test]
+fn an_equivocating_primary_is_voted_out_and_the_prepared_request_survives() {
+    let c = equivocation(None);
+    let at1 = c.ops_at(1);
+    assert_eq!(at1.len(), 3, "{:?}", c.executed);
+    assert!(
+        at1.iter().all(|(_, op)| op.as_deref() == Some("b")),
+        "{at1:?}"
+    );
+    // `a` is still wanted: the new primary orders it next.
+    let at2 = c.ops_at(2);
+    assert_eq!(at2.len(), 3, "{:?}", c.executed);
+    assert!(
+        at2.iter().all(|(_, op)| op.as_deref() == Some("a")),
+        "{at2:?}"
+    );
+}
+
+/// The same run with `pbft-view-change-ignores-prepared` planted: the new view re-issues slot 1
+/// as a null request, dropping `b`, which 3 and 4 had prepared (had one of them committed, the
+/// slot would now hold two values).
+#[test]
+fn a_new_view_ignoring_prepared_certificates_drops_the_prepared_request() {
+    let c = equivocation(Some(PlantedBug::PbftViewChangeIgnoresPrepared));
+    let at1 = c.ops_at(1);
+    assert_eq!(at1.len(), 3, "{:?}", c.executed);
+    assert!(at1.iter().all(|(_, op)| op.is_none()), "{at1:?}");
+}
+
+fn equivocation(bug: Option<PlantedBug>) -> Cluster {
+    let mut c = Cluster::with_bug(&[2, 3, 4], bug);
+    let (a, b) = (request("a", 1), request_of(OTHER, "b", 1));
+    for id in [2, 3, 4] {
+        c.inject(id, Message::Request(a.clone()));
+        c.inject(id, Message::Request(b.clone()));
+    }
+    c.inject(2, order(1, 0, 1, &a));
+    c.inject(3, order(1, 0, 1, &b));
+    c.inject(4, order(1, 0, 1, &b));
+    c.run();
+    assert!(
+        c.executed.is_empty(),
+        "committed in view 0: {:?}",
+        c.executed
+    );
+    for id in [2, 3, 4] {
+        c.timer(id, Timer::ViewChange);
+    }
+    c.run();
+    for id in [2, 3, 4] {
+        assert_eq!(c.replicas[&id].view(), (1, false), "replica {id}");
+    }
+    c
+}
+
+/// Junk from a peer, each message alone to a fresh replica: nothing panics, nothing executes.
+#[test]
+fn junk_from_a_peer_is_refused_without_a_panic() {
+    let a = request("a", 1);
+    let liar = signer(4);
+    let max = u64::MAX;
+    let pp = |view, seq| PrePrepare {
+        view,
+        seq,
+        digest: digest_of(&a.body),
+    };
+    let checkpoint = Checkpoint {
+        seq: max,
+        state: NULL_DIGEST,
+    };
+    let cert = Prepared {
+        pre_prepare: Signed::new(&liar, pp(0, 1)),
+        request: Some(a.clone()),
+        prepares: vec![],
+    };
+    let junk: Vec<Msg> = vec![
+        Message::PrePrepare(Signed::new(&signer(1), pp(0, max)), Some(a.clone())),
+        Message::PrePrepare(Signed::new(&signer(1), pp(0, 0)), Some(a.clone())),
+        Message::PrePrepare(Signed::new(&liar, pp(max, 1)), Some(a.clone())),
+        Message::PrePrepare(Signed::new(&signer(1), pp(0, 1)), None),
+        Message::Prepare(Signed::new(
+            &liar,
+            Prepare {
+                view: max,
+                seq: max,
+                digest: NULL_DIGEST,
+            },
+        )),
+        Message::Commit(Signed::new(
+            &liar,
+            Commit {
+                view: 0,
+                seq: max,
+                digest: NULL_DIGEST,
+            },
+        )),
+        Message::Checkpoint(Signed::new(&liar, checkpoint)),
+        Message::Status(Signed::new(
+            &liar,
+            Status {
+                view: max,
+                changing: true,
+                executed: max,
+                stable: max,
+            },
+        )),
+        Message::ViewChange(Signed::new(
+            &liar,
+            ViewChange {
+                view: max,
+                stable: max,
+                proof: vec![],
+                prepared: vec![cert.clone()],
+            },
+        )),
+        Message::ViewChange(Signed::new(
+            &liar,
+            ViewChange {
+                view: 1,
+                stable: 0,
+                proof: vec![],
+                prepared: vec![cert],
+            },
+        )),
+        Message::NewView(Signed::new(
+            &signer(2),
+            NewView {
+                view: 1,
+                changes: vec![],
+                pre_prepares: vec![Signed::new(&signer(2), pp(1, 1))],
+            },
+        )),
+        Message::Committed(vec![Committed {
+            request: Some(a.clone()),
+            commits: vec![],
+        }]),
+        Message::Committed(vec![Committed {
+            request: Some(a.clone()),
+            commits: [1, 2, 3]
+                .map(|id| {
+                    Signed::forged(
+                        &liar,
+                        id,
+                        Commit {
+                            view: 0,
+                            seq: 1,
+                            digest: digest_of(&a.body),
+                        },
+                    )
+                })
+                .to_vec(),
+        }]),
+        Message::State {
+            proof: vec![],
+            state: vec![0xff; 7],
+        },
+        Message::State {
+            proof: [1, 2, 3]
+                .map(|id| Signed::forged(&liar, id, checkpoint))
+                .to_vec(),
+            state: vec![0xff; 7],
+        },
+    ];
+    for (i, msg) in junk.into_iter().enumerate() {
+        let mut r = replica(3);
+        let fx = r.on_message(msg);
+        assert!(fx.output.is_empty(), "junk #{i}: {:?}", fx.output);
+        assert_eq!(
+            (r.executed(), r.stable(), r.view()),
+            (0, 0, (0, false)),
+            "junk #{i}"
+        );
+        assert_eq!(sends(&fx, is_commit), 0, "junk #{i}");
+    }
+}
