@@ -22,12 +22,15 @@ pub struct SimArgs {
     /// commands each straight to the acceptors), `multi`
     /// (Multi-Paxos replicas serving key-value clients), `generalized` (Generalized Paxos: 2
     /// leaders, 3 acceptors, 2 learners, 3 clients reading and writing two registers), or an atomic-commit protocol: `2pc`,
-    /// `3pc`, `paxos-commit` (a coordinator, participants, and for Paxos Commit 3 acceptors).
+    /// `3pc`, `paxos-commit` (a coordinator, participants, and for Paxos Commit 3 acceptors),
+    /// or `pbft` (Byzantine Multi-Paxos: 3f+1 replicas of which the seed makes up to f lie,
+    /// each its own way, and 3 clients taking results on f+1 matching replies).
     #[arg(long, default_value = "multi")]
     protocol: Protocol,
     /// Replicas (multi, default 5), servers (fast-multi, default 5), acceptors (basic and
     /// fast, default 5; basic adds 3
-    /// proposers and 2 learners; generalized, default 3), or participants (commit protocols, default 3, at most 9).
+    /// proposers and 2 learners; generalized, default 3), participants (commit protocols, default 3, at most 9),
+    /// or replicas (pbft, default 4, at least 4).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=15))]
     nodes: Option<u64>,
     /// Cheap Paxos (multi only): `M+A` runs M main replicas and A auxiliary acceptors, which

@@ -8,6 +8,7 @@ use crate::faults::Faults;
 use crate::generalized::{GenSim, GenSimConfig};
 use crate::history::check_history;
 use crate::multi::{MultiSim, MultiSimConfig};
+use crate::pbft::{PbftSim, PbftSimConfig};
 use crate::report::{RunReport, Stats, Violation};
 use crate::trace::TraceEvent;
 use serde::Serialize;
@@ -36,6 +37,8 @@ pub enum Protocol {
     ThreePc,
     /// Paxos Commit.
     PaxosCommit,
+    /// Byzantine Multi-Paxos in the PBFT form: 3f+1 replicas, up to f of them lying.
+    Pbft,
 }
 
 impl Protocol {
@@ -51,6 +54,8 @@ impl Protocol {
     pub fn default_nodes(&self) -> usize {
         if self.is_commit() || *self == Protocol::Generalized {
             3
+        } else if *self == Protocol::Pbft {
+            4
         } else {
             5
         }
@@ -69,8 +74,9 @@ impl FromStr for Protocol {
             "2pc" => Ok(Protocol::TwoPc),
             "3pc" => Ok(Protocol::ThreePc),
             "paxos-commit" => Ok(Protocol::PaxosCommit),
+            "pbft" => Ok(Protocol::Pbft),
             other => Err(format!(
-                "unknown protocol '{other}'; expected basic, fast, fast-multi, generalized, multi, 2pc, 3pc or paxos-commit"
+                "unknown protocol '{other}'; expected basic, fast, fast-multi, generalized, multi, 2pc, 3pc, paxos-commit or pbft"
             )),
         }
     }
@@ -87,6 +93,7 @@ impl fmt::Display for Protocol {
             Protocol::TwoPc => "2pc",
             Protocol::ThreePc => "3pc",
             Protocol::PaxosCommit => "paxos-commit",
+            Protocol::Pbft => "pbft",
         })
     }
 }
@@ -239,6 +246,16 @@ impl SimOptions {
             Protocol::TwoPc => Ok(self.run_commit::<two_pc::Node>(seed, trace)?),
             Protocol::ThreePc => Ok(self.run_commit::<three_pc::Node>(seed, trace)?),
             Protocol::PaxosCommit => Ok(self.run_commit::<paxos_commit::Node>(seed, trace)?),
+            Protocol::Pbft => {
+                let cfg = PbftSimConfig {
+                    replicas: self.nodes,
+                    faults: self.faults,
+                    bug: self.bug,
+                    trace,
+                    ..Default::default()
+                };
+                Ok(PbftSim::new(cfg, seed)?.run())
+            }
             Protocol::Multi => {
                 let cfg = MultiSimConfig {
                     nodes: self.nodes,
