@@ -508,3 +508,36 @@ fn cheap_multi_brings_the_auxiliary_in_only_while_a_main_is_missing() {
         .facts
         .contains(&"S2: applied 5 slots, x=Some(\"3\")".to_string()));
 }
+
+/// The seed's Byzantine Multi-Paxos chart: every replica executes the request after the three
+/// phases, and the client takes the result on f + 1 = 2 matching replies of the 4.
+#[test]
+fn pbft_steady_state_orders_prepares_commits_and_replies() {
+    let d = run("pbft");
+    assert_eq!(
+        d.chart.labels(),
+        vec![
+            "Request(V)",
+            "PrePrepare(0,#1,V)",
+            "Prepare(0,#1,V)",
+            "Commit(0,#1,V)",
+            "Reply(0)"
+        ]
+    );
+    for r in 1..=4 {
+        assert_eq!(d.outcome.learned[&format!("R{r} #1")], "V");
+    }
+    assert_eq!(d.outcome.learned["client"], "V");
+    assert!(
+        d.facts.contains(&"client took 0 for V".to_string()),
+        "{:?}",
+        d.facts
+    );
+    // The primary sends no prepare: its order is its vote.
+    let text = d.chart.render();
+    let prepare = text
+        .lines()
+        .find(|l| l.ends_with(" Prepare(0,#1,V)"))
+        .expect("a prepare row");
+    assert!(prepare.contains("|<-"), "{text}");
+}

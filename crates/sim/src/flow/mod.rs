@@ -11,6 +11,7 @@ mod fast;
 mod fast_multi;
 mod generalized;
 mod multi;
+mod pbft;
 
 pub use chart::{Chart, Column, Row};
 use std::collections::BTreeMap;
@@ -192,6 +193,11 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "generalized",
         title: "Generalized Paxos: commuting commands learned in any order, conflicts resolved",
         run: generalized::example,
+    },
+    Scenario {
+        name: "pbft",
+        title: "Byzantine Multi-Paxos (PBFT), steady state: order, prepare (Verify), commit, f+1 replies",
+        run: pbft::steady,
     },
     Scenario {
         name: "2pc",

@@ -1,0 +1,196 @@
+//! The seed's "Byzantine Multi-Paxos, steady state" chart, drawn from four real PBFT replicas
+//! and a client: Request, the primary's order (the seed's `Accept!`), the prepare broadcast
+//! (its `Verify`), the commit broadcast (its `Accepted`), and the replies the client takes on
+//! f + 1 matching.
+
+use super::chart::{Chart, Column, Row, RowGroups};
+use super::{Drawn, Outcome};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use synod_core::auth::{digest_of, Digest, SimKeyring, Verifier};
+use synod_core::pbft::{
+    Client, Durable, Message, OpLog, Output, PbftEffects, Replica, ReplicaConfig,
+};
+use synod_core::quorum::ByzantineQuorum;
+use synod_core::NodeId;
+
+const CLIENT: NodeId = 101;
+const REPLICAS: [NodeId; 4] = [1, 2, 3, 4];
+
+type Msg = Message<String, u64>;
+
+enum Proc {
+    Replica(Box<Replica<OpLog<String>>>),
+    Client(Client<String, u64>),
+}
+
+struct Script {
+    chart: Chart,
+    procs: BTreeMap<NodeId, Proc>,
+    queue: Vec<(NodeId, NodeId, Msg)>,
+    /// Requests by digest, to name what prepares and commits vote for.
+    ops: BTreeMap<Digest, String>,
+    learned: BTreeMap<String, String>,
+    facts: Vec<String>,
+}
+
+impl Script {
+    fn new() -> Self {
+        let keys = Arc::new(SimKeyring::new(0, REPLICAS.into_iter().chain([CLIENT])));
+        let verifier: Arc<dyn Verifier> = keys.clone();
+        let quorum = ByzantineQuorum::new(REPLICAS.len()).expect("4 replicas");
+        let mut chart = Chart::default();
+        chart.columns.push(Column {
+            node: CLIENT,
+            group: "Client",
+        });
+        chart.columns.push(Column {
+            node: 1,
+            group: "Primary",
+        });
+        for id in &REPLICAS[1..] {
+            chart.columns.push(Column {
+                node: *id,
+                group: "Backups",
+            });
+        }
+        let mut procs = BTreeMap::new();
+        let client = Client::new(
+            Arc::new(keys.signer(CLIENT)),
+            verifier.clone(),
+            REPLICAS.to_vec(),
+            quorum,
+            vec!["V".to_string()],
+            1_000,
+            None,
+        );
+        procs.insert(CLIENT, Proc::Client(client));
+        for id in REPLICAS {
+            let cfg = ReplicaConfig {
+                id,
+                replicas: REPLICAS.to_vec(),
+                quorum,
+                checkpoint_interval: 100,
+                window: 200,
+                view_change_ticks: 1_000,
+                status_ticks: 1_000,
+                bug: None,
+            };
+            let signer = Arc::new(keys.signer(id));
+            let r = Replica::recover(
+                cfg,
+                signer,
+                verifier.clone(),
+                Durable::default(),
+                OpLog::default(),
+            );
+            procs.insert(id, Proc::Replica(Box::new(r)));
+        }
+        Script {
+            chart,
+            procs,
+            queue: Vec::new(),
+            ops: BTreeMap::new(),
+            learned: BTreeMap::new(),
+            facts: Vec::new(),
+        }
+    }
+
+    fn name(&self, digest: &Digest) -> String {
+        self.ops.get(digest).cloned().unwrap_or_else(|| "?".into())
+    }
+
+    fn label(&mut self, m: &Msg) -> String {
+        match m {
+            Message::Request(r) => {
+                self.ops.insert(digest_of(&r.body), r.body.op.clone());
+                format!("Request({})", r.body.op)
+            }
+            Message::PrePrepare(pp, _) => {
+                let b = pp.body;
+                format!("PrePrepare({},#{},{})", b.view, b.seq, self.name(&b.digest))
+            }
+            Message::Prepare(p) => {
+                let b = p.body;
+                format!("Prepare({},#{},{})", b.view, b.seq, self.name(&b.digest))
+            }
+            Message::Commit(c) => {
+                let b = c.body;
+                format!("Commit({},#{},{})", b.view, b.seq, self.name(&b.digest))
+            }
+            Message::Reply(r) => format!("Reply({})", r.body.result),
+            other => format!("{other:?}"),
+        }
+    }
+
+    fn absorb(&mut self, from: NodeId, fx: PbftEffects<String, u64>) {
+        for out in fx.output {
+            match out {
+                Output::Executed {
+                    seq,
+                    request: Some((r, result)),
+                } => {
+                    self.learned.insert(format!("R{from} #{seq}"), r.op.clone());
+                    self.facts
+                        .push(format!("R{from} executed {} at #{seq}: {result:?}", r.op));
+                }
+                Output::Done { op, result, .. } => {
+                    self.learned.insert("client".into(), op.clone());
+                    self.facts.push(format!("client took {result} for {op}"));
+                }
+                _ => {}
+            }
+        }
+        // Records are durable at once here: every message may leave.
+        for o in fx.send.into_iter().chain(fx.send_after_sync) {
+            self.queue.push((from, o.to, o.msg));
+        }
+    }
+
+    /// Delivers every queued message; what they cause waits for the next step. The client
+    /// goes on to nothing: it had one request.
+    fn step(&mut self) {
+        let queued = std::mem::take(&mut self.queue);
+        let mut rows = RowGroups::default();
+        let mut effects = Vec::new();
+        for (from, to, msg) in queued {
+            let label = self.label(&msg);
+            rows.add(from, to, label, None);
+            let fx = match self.procs.get_mut(&to).expect("process") {
+                Proc::Replica(r) => r.on_message(msg),
+                Proc::Client(c) => c.on_message(msg),
+            };
+            effects.push((to, fx));
+        }
+        for row in rows.rows(",") {
+            self.chart.push(row);
+        }
+        for (to, fx) in effects {
+            self.absorb(to, fx);
+        }
+    }
+}
+
+/// PBFT without faults: one request, three phases among the replicas, four replies.
+pub(super) fn steady() -> Drawn {
+    let mut s = Script::new();
+    s.chart.push(Row::Note(
+        "(the seed's Accept! is PrePrepare, Verify is Prepare, Accepted is Commit)".into(),
+    ));
+    let fx = match s.procs.get_mut(&CLIENT).expect("client") {
+        Proc::Client(c) => c.start(),
+        Proc::Replica(_) => unreachable!("the client"),
+    };
+    s.absorb(CLIENT, fx);
+    for _ in 0..8 {
+        if s.queue.is_empty() {
+            break;
+        }
+        s.step();
+    }
+    Drawn {
+        chart: s.chart,
+        outcome: Outcome { learned: s.learned },
+        facts: s.facts,
+    }
+}
