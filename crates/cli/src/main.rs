@@ -9,6 +9,7 @@ mod chaos_cmd;
 mod check_cmd;
 mod cluster_cmd;
 mod flow_cmd;
+mod keygen_cmd;
 mod server_cmd;
 mod sim_cmd;
 mod snapshot_cmd;
@@ -46,6 +47,13 @@ enum Command {
     Cluster(cluster_cmd::ClusterArgs),
     /// Write a throwaway CA and TLS certificates for a cluster's nodes and one client.
     Certs(certs::CertsArgs),
+    /// Write Ed25519 keys for PBFT replicas and clients.
+    ///
+    /// Writes `node<ID>.key` for replicas 1..=N and `client<ID>.key` for clients 101, 102...,
+    /// each readable by its owner only, and `public.keys` with every public key. Secrets come
+    /// from the operating system's random source. Existing files are never overwritten unless
+    /// --force is given.
+    Keygen(keygen_cmd::KeygenArgs),
     /// Check a recorded history (JSON lines) for linearizability.
     Check(check_cmd::CheckArgs),
     /// Read or restore a backup taken with `etcdctl snapshot save`.
@@ -83,6 +91,7 @@ fn main() -> ExitCode {
         Command::Server(args) => server_cmd::run(*args),
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Certs(args) => certs::run(args),
+        Command::Keygen(args) => keygen_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),
         Command::Snapshot(args) => snapshot_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),

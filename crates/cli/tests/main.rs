@@ -9,6 +9,7 @@ mod common;
 mod etcd_client;
 mod etcdctl;
 mod fast_multi_server;
+mod keygen;
 mod lock_and_election;
 mod membership;
 mod operator;

@@ -19,6 +19,12 @@ use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
 
+mod key_file;
+
+pub use key_file::{
+    parse_public_keys, parse_secret_key, public_keys_text, secret_key_text, KeyFileError,
+};
+
 /// A SHA-256 digest.
 pub type Digest = [u8; 32];
 
