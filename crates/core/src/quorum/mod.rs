@@ -8,9 +8,11 @@
 
 mod byzantine;
 mod fast;
+mod fast_byzantine;
 
 pub use byzantine::{ByzantineQuorum, ByzantineQuorumError};
 pub use fast::{FastQuorum, FastQuorumError};
+pub use fast_byzantine::{FastByzantineQuorum, FastByzantineQuorumError};
 
 use crate::ballot::NodeId;
 use serde::{Deserialize, Serialize};
