@@ -38,7 +38,22 @@ fn replica(id: NodeId) -> Replica<OpLog<String>> {
 }
 
 fn replica_with(id: NodeId, bug: Option<PlantedBug>) -> Replica<OpLog<String>> {
-    let cfg = ReplicaConfig {
+    restart(config(id, bug), Durable::default())
+}
+
+fn restart(cfg: ReplicaConfig, disk: Durable<String>) -> Replica<OpLog<String>> {
+    let id = cfg.id;
+    Replica::recover(
+        cfg,
+        Arc::new(signer(id)),
+        verifier(),
+        disk,
+        OpLog::default(),
+    )
+}
+
+fn config(id: NodeId, bug: Option<PlantedBug>) -> ReplicaConfig {
+    ReplicaConfig {
         id,
         replicas: REPLICAS.to_vec(),
         quorum: ByzantineQuorum::new(4).expect("4 replicas"),
@@ -47,14 +62,7 @@ fn replica_with(id: NodeId, bug: Option<PlantedBug>) -> Replica<OpLog<String>> {
         view_change_ticks: 100,
         status_ticks: 25,
         bug,
-    };
-    Replica::recover(
-        cfg,
-        Arc::new(signer(id)),
-        verifier(),
-        Durable::default(),
-        OpLog::default(),
-    )
+    }
 }
 
 fn request(op: &str, stamp: u64) -> Signed<Request<String>> {
@@ -434,5 +442,137 @@ fn junk_from_a_peer_is_refused_without_a_panic() {
             "junk #{i}"
         );
         assert_eq!(sends(&fx, is_commit), 0, "junk #{i}");
+    }
+}
+
+/// A checkpoint at `seq` over a state digest no replica here holds, signed by replicas 1, 2
+/// and 4: the proof a new view's low-water mark rests on.
+fn foreign_checkpoint(seq: u64) -> Vec<Signed<Checkpoint>> {
+    let body = Checkpoint {
+        seq,
+        state: [9; 32],
+    };
+    [1, 2, 4].map(|id| Signed::new(&signer(id), body)).to_vec()
+}
+
+/// Replica 3 is behind (nothing executed) when view 1 starts at a checkpoint at slot 4 that it
+/// cannot adopt. The new view re-issues nothing at or below 4, since those slots are decided;
+/// so a fresh order there from view 1's primary (replica 2, lying) must be refused, before and
+/// after a restart, while an order above 4 is taken. A view change for the last view there
+/// is, from a liar, must not upset the view's installation either.
+#[test]
+fn a_replica_behind_a_new_views_low_water_mark_takes_no_order_below_it() {
+    let mut r = replica(3);
+    let mut disk = Durable::default();
+    let absorb = |fx: &Fx, disk: &mut Durable<String>| {
+        for p in &fx.persist {
+            disk.apply(p);
+        }
+    };
+    let last = ViewChange {
+        view: u64::MAX,
+        stable: 0,
+        proof: vec![],
+        prepared: vec![],
+    };
+    let fx = r.on_message(Message::ViewChange(Signed::new(&signer(4), last)));
+    absorb(&fx, &mut disk);
+    let change = |id: NodeId| {
+        let body = ViewChange {
+            view: 1,
+            stable: 4,
+            proof: foreign_checkpoint(4),
+            prepared: vec![],
+        };
+        Signed::new(&signer(id), body)
+    };
+    let nv = NewView {
+        view: 1,
+        changes: [1, 2, 4].map(change).to_vec(),
+        pre_prepares: vec![],
+    };
+    let fx = r.on_message(Message::NewView(Signed::new(&signer(2), nv)));
+    absorb(&fx, &mut disk);
+    assert_eq!(r.view(), (1, false), "the new view is installed");
+    assert_eq!(r.executed(), 0);
+    let a = request("a", 1);
+    for round in ["before a restart", "after a restart"] {
+        for seq in 1..=4 {
+            let fx = r.on_message(order(2, 1, seq, &a));
+            assert_eq!(
+                sends(&fx, is_prepare),
+                0,
+                "{round}: an order at slot {seq} was taken"
+            );
+        }
+        r = restart(config(3, None), disk.clone());
+        assert_eq!(r.view(), (1, false), "{round}");
+    }
+    // The control: slot 5 is above the mark.
+    let fx = r.on_message(order(2, 1, 5, &a));
+    assert_eq!(
+        sends(&fx, is_prepare),
+        3,
+        "an order above the mark is taken"
+    );
+}
+
+/// A liar's status claiming to wait for the next view makes a replica relay its own view
+/// change, which must wait for the sync of the records behind it like the original did: a
+/// restart before the sync would otherwise leave a replica that asked to leave a view and,
+/// back in it, votes there.
+#[test]
+fn relays_of_our_own_view_change_wait_for_the_sync() {
+    let mut r = replica(3);
+    let a = request("a", 1);
+    r.on_message(Message::Request(a));
+    let fx = r.on_timer(Timer::ViewChange);
+    assert!(!fx.persist.is_empty(), "the view is recorded");
+    let is_vc = |m: &Msg| matches!(m, Message::ViewChange(_));
+    assert!(fx.send.iter().all(|o| !is_vc(&o.msg)));
+    assert!(fx.send_after_sync.iter().any(|o| is_vc(&o.msg)));
+    let status = Status {
+        view: 1,
+        changing: true,
+        executed: 0,
+        stable: 0,
+    };
+    let fx = r.on_message(Message::Status(Signed::new(&signer(4), status)));
+    assert!(fx.send.iter().all(|o| !is_vc(&o.msg)), "{:?}", fx.send);
+    assert!(fx
+        .send_after_sync
+        .iter()
+        .any(|o| o.to == 4 && is_vc(&o.msg)));
+}
+
+fn empty_change(id: NodeId, view: u64) -> Msg {
+    let body = ViewChange {
+        view,
+        stable: 0,
+        proof: vec![],
+        prepared: vec![],
+    };
+    Message::ViewChange(Signed::new(&signer(id), body))
+}
+
+/// Replica 1 waits for view 1 with view changes from itself and replica 4 only; replica 3
+/// moved on to view 2 (it had its quorum for view 1 before a crash took the others' copies
+/// away), and replica 2, view 1's primary, is a silent liar. Waiting for a third view change
+/// for view 1 would be waiting for ever (simulator seed 3126): one for a later view counts as
+/// having left view 1, so the timer moves replica 1 on to view 2. Without it, it stays.
+#[test]
+fn a_view_change_for_a_later_view_counts_toward_leaving_the_current_one() {
+    for later in [false, true] {
+        let mut r = replica(1);
+        r.on_message(Message::Request(request("a", 1)));
+        r.on_timer(Timer::ViewChange);
+        assert_eq!(r.view(), (1, true));
+        r.on_message(empty_change(4, 1));
+        if later {
+            r.on_message(empty_change(3, 2));
+        }
+        r.on_timer(Timer::ViewChange);
+        let want = if later { (2, true) } else { (1, true) };
+        assert_eq!(r.view(), want, "with a view change for view 2: {later}");
     }
 }

@@ -243,7 +243,10 @@ impl<S: Service> Replica<S> {
         }
     }
 
-    /// A peer's status: send what it lacks that we can prove.
+    /// A peer's status: send what it lacks that we can prove. Everything leaves after the sync
+    /// of what this replica recorded so far: a relay of our own view change or new view, or a
+    /// certificate holding our commit, must not outrun the records behind it (a restart before
+    /// the sync would leave a replica that said what its disk does not hold).
     pub(super) fn on_status(&mut self, s: Signed<Status>, fx: &mut PbftEffects<S::Op, S::Result>) {
         let peer = s.from;
         if peer == self.cfg.id || !self.rules().by_replica(&s) {
@@ -254,7 +257,7 @@ impl<S: Service> Replica<S> {
         if !self.changing && behind_view {
             if let Some(nv) = &self.new_view {
                 let msg = Message::NewView(nv.clone());
-                fx.send.push(Outgoing { to: peer, msg });
+                fx.send_after_sync.push(Outgoing { to: peer, msg });
             }
         }
         if theirs.changing {
@@ -262,7 +265,7 @@ impl<S: Service> Replica<S> {
             // that view's primary may lack a quorum for good.
             if let Some(vc) = self.changes.get(&(theirs.view, self.cfg.id)) {
                 let msg = Message::ViewChange(vc.clone());
-                fx.send.push(Outgoing { to: peer, msg });
+                fx.send_after_sync.push(Outgoing { to: peer, msg });
             }
         }
         // Slots we executed a whole status round ago: a peer whose status is still behind them
@@ -274,13 +277,13 @@ impl<S: Service> Replica<S> {
                 proof: self.stable_proof.clone(),
                 state: self.stable_state.clone(),
             };
-            fx.send.push(Outgoing { to: peer, msg });
+            fx.send_after_sync.push(Outgoing { to: peer, msg });
         } else if stable_settled && theirs.stable < self.stable {
             // It executed this far but missed the checkpoint messages (we no longer send ours
             // once stable): the proof's, one by one, make it stable there too.
             for c in &self.stable_proof {
                 let msg = Message::Checkpoint(c.clone());
-                fx.send.push(Outgoing { to: peer, msg });
+                fx.send_after_sync.push(Outgoing { to: peer, msg });
             }
         }
         if theirs.executed >= self.stable && theirs.executed < settled {
@@ -290,7 +293,7 @@ impl<S: Service> Replica<S> {
                 .filter_map(|(_, s)| s.committed.clone())
                 .collect();
             if !certs.is_empty() {
-                fx.send.push(Outgoing {
+                fx.send_after_sync.push(Outgoing {
                     to: peer,
                     msg: Message::Committed(certs),
                 });

@@ -22,6 +22,8 @@ pub struct Durable<V> {
     pub prepared: BTreeMap<Seq, Prepared<V>>,
     /// Its last stable checkpoint: proof and state.
     pub stable: Option<(Vec<Signed<Checkpoint>>, Vec<u8>)>,
+    /// No order is taken at or below this slot (see [`Persist::Floor`]).
+    pub floor: Seq,
 }
 
 impl<V> Default for Durable<V> {
@@ -32,6 +34,7 @@ impl<V> Default for Durable<V> {
             accepted: BTreeMap::new(),
             prepared: BTreeMap::new(),
             stable: None,
+            floor: 0,
         }
     }
 }
@@ -72,6 +75,7 @@ impl<V: Clone> Durable<V> {
                     self.prepared.insert(seq, p.clone());
                 }
             }
+            Persist::Floor { seq } => self.floor = self.floor.max(*seq),
             Persist::Stable { proof, state } => {
                 let seq = proof.first().map_or(0, |c| c.body.seq);
                 if seq > self.stable_seq() {

@@ -230,6 +230,13 @@ pub enum Persist<V> {
     /// It holds a prepared certificate (before it sends its commit, so that a view change
     /// after a restart still reports it).
     Prepared(Prepared<V>),
+    /// A new view started above this replica's stable checkpoint, at a checkpoint it could not
+    /// adopt (it lacks that state): it must take no order at or below `seq`, before or after a
+    /// restart, since the new view re-issues none there and the slots are decided.
+    Floor {
+        /// The new view's low-water mark.
+        seq: Seq,
+    },
     /// A checkpoint became stable: its proof and state; everything at or below it may go.
     Stable {
         /// A quorum's matching checkpoints.

@@ -123,6 +123,9 @@ pub struct Replica<S: Service> {
     /// be a round old when it arrives; certificates go only for slots executed a whole round
     /// before, which a peer still behind on them did miss.
     pub(super) executed_at_rounds: [Seq; 2],
+    /// No order is taken at or below this slot: a started view's low-water mark above our
+    /// stable checkpoint, until a state at or above it is installed.
+    pub(super) floor: Seq,
 }
 
 impl<S: Service> Replica<S> {
@@ -158,6 +161,7 @@ impl<S: Service> Replica<S> {
             timer_armed: false,
             backoff: 0,
             executed_at_rounds: [0; 2],
+            floor: durable.floor,
         };
         r.stable_state = r.state_bytes();
         if let Some((proof, state)) = durable.stable {
@@ -184,6 +188,7 @@ impl<S: Service> Replica<S> {
                 .or_insert_with(|| Slot::new(r.view))
                 .prepared = Some(p);
         }
+        r.next_seq = r.next_seq.max(r.floor);
         r.restore_own_votes();
         r
     }
@@ -355,7 +360,7 @@ impl<S: Service> Replica<S> {
         if let Some(done) = self.clients.get(&client) {
             if r.body.stamp == done.stamp {
                 let reply = self.reply(client, done.stamp, done.result.clone());
-                fx.send.push(Outgoing {
+                fx.send_after_sync.push(Outgoing {
                     to: client,
                     msg: reply,
                 });
@@ -442,6 +447,12 @@ impl<S: Service> Replica<S> {
         seq > self.stable && seq <= self.stable + self.cfg.window
     }
 
+    /// True when an order (and votes on it) at `seq` may be taken: in the window and above the
+    /// floor. Committed certificates below the floor are still taken: they prove themselves.
+    pub(super) fn may_order(&self, seq: Seq) -> bool {
+        seq > self.floor && self.in_window(seq)
+    }
+
     /// Takes an order this replica checked (or made): persists it, and as a backup agrees to it.
     pub(super) fn take_order(
         &mut self,
@@ -472,7 +483,7 @@ impl<S: Service> Replica<S> {
         fx: &mut PbftEffects<S::Op, S::Result>,
     ) {
         let PrePrepare { view, seq, digest } = pp.body;
-        if view != self.view || self.changing || self.is_primary() || !self.in_window(seq) {
+        if view != self.view || self.changing || self.is_primary() || !self.may_order(seq) {
             return;
         }
         let rules = self.rules();
@@ -482,10 +493,9 @@ impl<S: Service> Replica<S> {
         {
             return;
         }
-        if let Some(taken) = &self.slot(seq).pre_prepare {
+        if self.slot(seq).pre_prepare.is_some() {
             // The first order in a view stands; a second, different one is the primary's lie,
             // and the view-change timer will move past it.
-            let _ = taken;
             return;
         }
         if let Some(r) = &request {
@@ -496,7 +506,7 @@ impl<S: Service> Replica<S> {
 
     fn on_prepare(&mut self, p: Signed<Prepare>, fx: &mut PbftEffects<S::Op, S::Result>) {
         let b = p.body;
-        if b.view != self.view || self.changing || !self.in_window(b.seq) {
+        if b.view != self.view || self.changing || !self.may_order(b.seq) {
             return;
         }
         if p.from == self.primary(b.view) || !self.rules().by_replica(&p) {
@@ -508,7 +518,7 @@ impl<S: Service> Replica<S> {
 
     fn on_commit(&mut self, c: Signed<Commit>, fx: &mut PbftEffects<S::Op, S::Result>) {
         let b = c.body;
-        if b.view != self.view || self.changing || !self.in_window(b.seq) {
+        if b.view != self.view || self.changing || !self.may_order(b.seq) {
             return;
         }
         if !self.rules().by_replica(&c) {

@@ -19,24 +19,34 @@ const VIEWS_KEPT: usize = 3;
 
 impl<S: Service> Replica<S> {
     /// The view-change timer. In the normal case: a request waited too long, move on. While
-    /// changing: a view whose quorum of view changes is in did not start in time, move on;
+    /// changing: a view that a quorum has reached (or passed) did not start in time, move on;
     /// without that quorum, keep waiting (PBFT's rule: a replica that ran ahead alone could
     /// otherwise keep running ahead, and the views of the correct replicas never meet).
+    ///
+    /// Replicas that passed the view count: one that crashed may have lost the view changes
+    /// for it that others no longer send, having moved on, and with a silent liar the rest could
+    /// then wait for that quorum for ever (seed 3126: two correct replicas at view 1, the third
+    /// at view 2, too few for either to move).
     pub(super) fn on_view_timer(&mut self, fx: &mut PbftEffects<S::Op, S::Result>) {
         self.timer_armed = false;
-        if self.changing && self.changes_for(self.view) < self.cfg.quorum.quorum() {
+        if self.changing && self.changes_from(self.view) < self.cfg.quorum.quorum() {
             self.timer_armed = true;
             fx.arm(Timer::ViewChange, self.cfg.view_change_ticks);
             return;
         }
         if self.changing || !self.pending.is_empty() {
-            self.start_view_change(self.view + 1, fx);
+            self.start_view_change(self.view.saturating_add(1), fx);
         }
     }
 
-    /// How many replicas sent a view change for `view`.
-    fn changes_for(&self, view: View) -> usize {
-        self.changes.range((view, 0)..=(view, NodeId::MAX)).count()
+    /// How many replicas sent a view change for `view` or a later one.
+    fn changes_from(&self, view: View) -> usize {
+        let senders: BTreeSet<NodeId> = self
+            .changes
+            .range((view, 0)..)
+            .map(|(&(_, who), _)| who)
+            .collect();
+        senders.len()
     }
 
     /// Moves to `view`: persists it, reports this replica's certificates, and waits for the
@@ -121,16 +131,22 @@ impl<S: Service> Replica<S> {
             }
         }
         if beyond.len() >= self.cfg.quorum.weak() {
-            let least = beyond.values().copied().min().unwrap_or(self.view + 1);
+            let least = beyond
+                .values()
+                .copied()
+                .min()
+                .unwrap_or(self.view.saturating_add(1));
             self.start_view_change(least, fx);
             return;
         }
-        if self.changing && view == self.view {
-            if self.changes_for(view) == self.cfg.quorum.quorum() {
+        if self.changing {
+            if self.changes_from(self.view) == self.cfg.quorum.quorum() {
                 // The quorum is in: from now on, the view has a timeout to start.
                 self.arm_view_timer(fx);
             }
-            self.try_new_view(fx);
+            if view == self.view {
+                self.try_new_view(fx);
+            }
         }
     }
 
@@ -239,11 +255,18 @@ impl<S: Service> Replica<S> {
             view,
             changing: false,
         });
-        self.changes.retain(|(v, _), _| *v + 1 >= view);
+        self.changes.retain(|(v, _), _| v.saturating_add(1) >= view);
         self.ordered.clear();
         self.next_seq = low.max(self.stable);
         if let Some(vc) = nv.body.changes.iter().find(|c| c.body.stable == low) {
             self.adopt_checkpoint(low, vc.body.proof.clone(), fx);
+        }
+        if low > self.stable && low > self.floor {
+            // The slots up to `low` are decided, and this view re-issues none of them: without
+            // that state we must not take fresh orders there (a lying primary would offer
+            // some), but wait for the state, which peers send once our status shows us behind.
+            self.floor = low;
+            fx.persist(Persist::Floor { seq: low });
         }
         for ((seq, _, request), pp) in orders.into_iter().zip(nv.body.pre_prepares.clone()) {
             self.next_seq = self.next_seq.max(seq);

@@ -12,7 +12,7 @@ use synod_core::auth::{digest_of, Digest, Signed, Signer, SimSigner};
 use synod_core::effects::Outgoing;
 use synod_core::pbft::{
     Checkpoint, Commit, Message, OpLog, PbftEffects, PrePrepare, Prepare, Prepared, Replica,
-    Request, Timer, ViewChange, NULL_DIGEST,
+    Request, Status, Timer, ViewChange, NULL_DIGEST,
 };
 use synod_core::NodeId;
 
@@ -276,9 +276,60 @@ impl Liar {
             let (view, _) = self.inner.view();
             let vc = self.false_view_change(view + 1);
             out.extend(self.to_all(Message::ViewChange(vc)));
+            // Claims to wait for the next view, which makes others relay their view changes
+            // and new views for it, perhaps before the records behind them are durable.
+            let status = Status {
+                view: view + 1,
+                changing: true,
+                executed: self.inner.executed(),
+                stable: self.inner.stable(),
+            };
+            let status = Signed::new(self.signer.as_ref(), status);
+            out.extend(self.to_all(Message::Status(status)));
+        }
+        if self.has(Lie::LieInViewChange) && self.rng.gen_bool(0.05) {
+            // A well-formed view change for the last view there is.
+            let body = ViewChange {
+                view: u64::MAX,
+                stable: 0,
+                proof: Vec::new(),
+                prepared: Vec::new(),
+            };
+            let vc = Signed::new(self.signer.as_ref(), body);
+            out.extend(self.to_all(Message::ViewChange(vc)));
+        }
+        if self.has(Lie::Equivocate) {
+            out.extend(self.orders_below());
         }
         if self.has(Lie::Forge) && self.rng.gen_bool(0.3) {
             out.extend(self.forged_state());
+        }
+        out
+    }
+
+    /// As primary of a started view: fresh orders for slots already decided (at or below what
+    /// it executed), each for another request, to a victim. A replica that lacks the state up
+    /// to the new view's low-water mark must refuse them.
+    fn orders_below(&mut self) -> Vec<Outgoing<Msg>> {
+        let (view, changing) = self.inner.view();
+        let me = self.signer.id();
+        let primary = self.replicas[(view % self.replicas.len() as u64) as usize];
+        let top = self.inner.executed();
+        if changing || primary != me || top == 0 {
+            return Vec::new();
+        }
+        let signer = self.signer.clone();
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            let seq = self.rng.gen_range(top.saturating_sub(8).max(1)..=top);
+            let request = self.other_request(&NULL_DIGEST);
+            let body = PrePrepare {
+                view,
+                seq,
+                digest: Self::digest(&request),
+            };
+            let pp = Signed::new(signer.as_ref(), body);
+            out.extend(self.to_all(Message::PrePrepare(pp, request)));
         }
         out
     }
