@@ -1,12 +1,14 @@
 //! `synod sim --compare latency`: message delays from a client's proposal to the first learner
 //! learning, counted hop by hop in fault-free runs of Basic, Fast, Fast Multi- and Generalized
-//! Paxos.
+//! Paxos and PBFT; and PBFT's messages per request, by kind.
 
 use crate::basic::{BasicSim, BasicSimConfig};
 use crate::fast::{FastSim, FastSimConfig};
 use crate::fast_multi::{FastMultiSim, FastMultiSimConfig};
 use crate::faults::Faults;
 use crate::generalized::{GenSim, GenSimConfig};
+use crate::pbft::{PbftSim, PbftSimConfig};
+use crate::trace::TraceEvent;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use synod_core::fast::Recovery;
@@ -14,7 +16,7 @@ use synod_core::fast::Recovery;
 /// One row: a recovery rule and a number of racing clients.
 #[derive(Clone, Debug, Serialize)]
 pub struct LatencyRow {
-    /// "basic", "fast", "fast-multi" or "generalized".
+    /// "basic", "multi", "fast", "fast-multi", "generalized" or "pbft".
     pub protocol: &'static str,
     /// "coordinated" or "uncoordinated".
     pub rule: &'static str,
@@ -108,7 +110,69 @@ pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
     for clients in [1, 3] {
         rows.push(generalized(seeds, clients)?);
     }
+    for clients in [1, 3] {
+        rows.push(pbft(seeds, clients)?);
+    }
     Ok(rows)
+}
+
+/// PBFT (4 replicas, no liars, 6 requests per client): delays from a client's request to the
+/// first replica executing it; "recovered" counts seeds in which a view change ran.
+fn pbft(seeds: u64, clients: usize) -> Result<LatencyRow, String> {
+    let mut row = LatencyRow::new("pbft", "view change", true, clients, seeds);
+    for seed in 0..seeds {
+        let cfg = PbftSimConfig {
+            liars: Some(0),
+            clients,
+            faults: Faults::NONE,
+            ..Default::default()
+        };
+        let (report, _, outcome) = PbftSim::new(cfg, seed)?.run_measured();
+        row.failing += report.violation.is_some() as u64;
+        let bucket = if outcome.views > 0 {
+            row.recovered += 1;
+            &mut row.recovering
+        } else {
+            &mut row.fast
+        };
+        for (d, n) in outcome.delays {
+            *bucket.entry(d).or_default() += n;
+        }
+    }
+    Ok(row)
+}
+
+/// PBFT's messages per request by kind, from the traces of `seeds` fault-free runs of
+/// `replicas` replicas without liars and one client. Status rounds and checkpoints are in the
+/// map too, though they are periodic rather than per request.
+pub fn pbft_messages(replicas: usize, seeds: u64) -> Result<BTreeMap<String, f64>, String> {
+    let mut sent = BTreeMap::<String, u64>::new();
+    let mut requests = 0;
+    for seed in 0..seeds {
+        let cfg = PbftSimConfig {
+            replicas,
+            liars: Some(0),
+            clients: 1,
+            faults: Faults::NONE,
+            trace: true,
+            ..Default::default()
+        };
+        requests += cfg.commands as u64;
+        let (report, trace, _) = PbftSim::new(cfg, seed)?.run_measured();
+        if let Some(v) = report.violation {
+            return Err(format!("seed {seed}: {v}"));
+        }
+        for e in &trace {
+            if let TraceEvent::Send { msg, .. } = e {
+                let kind = msg.split(['(', ' ']).next().unwrap_or("");
+                *sent.entry(kind.to_string()).or_default() += 1;
+            }
+        }
+    }
+    Ok(sent
+        .into_iter()
+        .map(|(kind, n)| (kind, n as f64 / requests.max(1) as f64))
+        .collect())
 }
 
 /// Basic Paxos (5 acceptors, 2 learners, `proposers` proposing at once): delays from a
