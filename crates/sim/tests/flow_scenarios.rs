@@ -541,3 +541,34 @@ fn pbft_steady_state_orders_prepares_commits_and_replies() {
         .expect("a prepare row");
     assert!(prepare.contains("|<-"), "{text}");
 }
+
+/// A lying primary's two orders at slot 1 leave the request prepared at two backups but not
+/// committed; the view change carries their certificate, view 1's primary re-issues it, and
+/// the three correct replicas execute it at slot 1.
+#[test]
+fn pbft_votes_out_a_lying_primary_and_keeps_the_prepared_request() {
+    let d = run("pbft-view-change");
+    let labels = d.chart.labels();
+    for l in [
+        "PrePrepare(0,#1,no-op)",
+        "PrePrepare(0,#1,V)",
+        "Commit(0,#1,V)",
+        "ViewChange(1,prepared {#1=V})",
+        "NewView(1,#1=V)",
+        "Commit(1,#1,V)",
+        "Reply(0)",
+    ] {
+        assert!(labels.contains(&l), "{l} missing: {labels:?}");
+    }
+    let view0_commit = labels.iter().position(|l| *l == "Commit(0,#1,V)");
+    let view_change = labels.iter().position(|l| l.starts_with("ViewChange"));
+    assert!(view0_commit < view_change, "{labels:?}");
+    for r in 2..=4 {
+        assert_eq!(d.outcome.learned[&format!("R{r} #1")], "V");
+    }
+    assert!(
+        !d.outcome.learned.contains_key("R1 #1"),
+        "the liar is scripted"
+    );
+    assert_eq!(d.outcome.learned["client"], "V");
+}

@@ -200,6 +200,11 @@ pub const SCENARIOS: &[Scenario] = &[
         run: pbft::steady,
     },
     Scenario {
+        name: "pbft-view-change",
+        title: "PBFT: a lying primary orders two requests at one slot and is voted out; the prepared one survives",
+        run: pbft::view_change,
+    },
+    Scenario {
         name: "2pc",
         title: "Why Paxos, 1: two-phase commit without failures",
         run: commit::two_pc_success,
