@@ -38,6 +38,11 @@ pub struct SimArgs {
     /// 3+2...). The nemesis crashes and cuts off auxiliaries too.
     #[arg(long, value_parser = parse_cheap, conflicts_with = "nodes")]
     cheap: Option<(u64, u64)>,
+
+    /// Lying replicas (pbft only): at most f = (nodes - 1) / 3. Without it each seed draws its
+    /// liars, f of them in most runs, and each liar its lies.
+    #[arg(long)]
+    liars: Option<u64>,
     /// Compare protocols over the same seeds and fault classes instead of running one:
     /// `commit` runs 2pc, 3pc and paxos-commit (each for --seeds seeds, default 1000) and
     /// prints what each decided, blocked and split, and what each costs without faults;
@@ -180,6 +185,15 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
             );
         }
     }
+    if let Some(k) = args.liars {
+        if args.protocol != Protocol::Pbft {
+            anyhow::bail!("--liars is for --protocol pbft");
+        }
+        let f = nodes.saturating_sub(1) / 3;
+        if k as usize > f {
+            anyhow::bail!("--liars {k}: {nodes} replicas tolerate at most {f} (f = (n - 1) / 3)");
+        }
+    }
     if args.protocol.is_commit() && nodes > 9 {
         anyhow::bail!("--nodes: commit protocols run with 1 to 9 participants");
     }
@@ -194,6 +208,7 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
         quorum: args.quorum,
         swarm: !args.no_swarm,
         auxiliaries,
+        liars: args.liars.map(|k| k as usize),
     };
     if args.protocol == Protocol::Multi {
         let ids: Vec<u64> = (1..=nodes as u64).collect();

@@ -121,6 +121,8 @@ pub struct SimOptions {
     pub swarm: bool,
     /// Cheap Paxos: auxiliary acceptors besides the `nodes` mains (multi only).
     pub auxiliaries: usize,
+    /// Lying replicas (pbft only); `None` lets each seed draw up to f.
+    pub liars: Option<usize>,
 }
 
 impl Default for SimOptions {
@@ -136,6 +138,7 @@ impl Default for SimOptions {
             quorum: QuorumSpec::Majority,
             swarm: true,
             auxiliaries: 0,
+            liars: None,
         }
     }
 }
@@ -159,6 +162,9 @@ impl SimOptions {
             if !self.swarm {
                 cmd += " --no-swarm";
             }
+        }
+        if let (Protocol::Pbft, Some(k)) = (self.protocol, self.liars) {
+            cmd += &format!(" --liars {k}");
         }
         if let Some(b) = self.bug {
             cmd += &format!(" --bug {b}");
@@ -249,6 +255,7 @@ impl SimOptions {
             Protocol::Pbft => {
                 let cfg = PbftSimConfig {
                     replicas: self.nodes,
+                    liars: self.liars,
                     faults: self.faults,
                     bug: self.bug,
                     trace,

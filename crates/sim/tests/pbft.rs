@@ -163,3 +163,33 @@ fn a_calm_request_costs_the_messages_the_three_phases_need() {
         );
     }
 }
+
+/// `--liars K` fixes how many replicas lie (each still draws its lies), and the replay command
+/// keeps it.
+#[test]
+fn the_number_of_liars_can_be_fixed_and_replays_keep_it() {
+    for liars in [0, 2] {
+        let opts = SimOptions {
+            protocol: Protocol::Pbft,
+            nodes: 7,
+            liars: Some(liars),
+            ..Default::default()
+        };
+        let s = run_many(&opts, 0, 20, |_| {}).expect("valid options");
+        assert!(
+            s.first_failure.is_none(),
+            "{liars} liars: {:?}",
+            s.first_failure
+        );
+        let replay = opts.replay_command(3);
+        assert!(replay.contains(&format!("--liars {liars}")), "{replay}");
+        for seed in 0..10 {
+            let cfg = PbftSimConfig {
+                replicas: 7,
+                liars: Some(liars),
+                ..Default::default()
+            };
+            assert_eq!(measured(cfg, seed).liars.len(), liars, "seed {seed}");
+        }
+    }
+}
