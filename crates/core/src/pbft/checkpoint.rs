@@ -50,7 +50,7 @@ impl<S: Service> Replica<S> {
         c: Signed<Checkpoint>,
         fx: &mut PbftEffects<S::Op, S::Result>,
     ) {
-        if c.body.seq <= self.stable || !self.rules().by_replica(&c) {
+        if c.from == self.cfg.id || c.body.seq <= self.stable || !self.rules().by_replica(&c) {
             return;
         }
         let seq = c.body.seq;

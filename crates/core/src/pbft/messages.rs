@@ -14,6 +14,13 @@ pub type Seq = u64;
 /// The digest that stands for a null request: a slot a new view fills with nothing.
 pub const NULL_DIGEST: Digest = [0; 32];
 
+/// The digest an order names for `request`: its body's, or [`NULL_DIGEST`] for a null request.
+pub fn order_digest<V: Serialize>(request: &Option<Signed<Request<V>>>) -> Digest {
+    request
+        .as_ref()
+        .map_or(NULL_DIGEST, |r| crate::auth::digest_of(&r.body))
+}
+
 /// A client's request: one operation, numbered by the client (each client has one outstanding
 /// at a time, and a replica executes each stamp once).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

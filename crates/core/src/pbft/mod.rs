@@ -32,6 +32,7 @@ mod view_change;
 
 pub use client::Client;
 pub use durable::{Accepted, Durable};
+pub use messages::order_digest;
 pub use messages::{
     Checkpoint, Commit, Committed, Message, NewView, Output, PbftEffects, Persist, PrePrepare,
     Prepare, Prepared, Reply, Request, Seq, Status, Timer, View, ViewChange, NULL_DIGEST,

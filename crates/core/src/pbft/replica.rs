@@ -5,7 +5,7 @@
 use super::durable::Durable;
 use super::messages::{
     Checkpoint, Commit, Committed, Message, Output, PbftEffects, Persist, PrePrepare, Prepare,
-    Prepared, Reply, Request, Seq, Timer, View, ViewChange, NULL_DIGEST,
+    Prepared, Reply, Request, Seq, Timer, View, ViewChange,
 };
 use super::rules::Rules;
 use super::service::Service;
@@ -249,11 +249,6 @@ impl<S: Service> Replica<S> {
         &self.service
     }
 
-    /// Its signer (for a test harness that makes it lie).
-    pub fn signer(&self) -> &Arc<dyn Signer> {
-        &self.signer
-    }
-
     pub(super) fn rules(&self) -> Rules<'_> {
         Rules {
             verifier: self.verifier.as_ref(),
@@ -341,6 +336,31 @@ impl<S: Service> Replica<S> {
     }
 
     fn check_invariants(&self) {
+        // A correct replica takes one order per slot and view, and votes only for it: every
+        // vote of its own in a slot names the order's digest and view. (Debug builds only: it
+        // walks the window; the simulator's runs check it after every step.)
+        #[cfg(debug_assertions)]
+        for (seq, slot) in &self.slots {
+            let Some(pp) = &slot.pre_prepare else {
+                continue;
+            };
+            assert_eq!(
+                pp.body.view, slot.view,
+                "slot {seq}: an order of another view"
+            );
+            let me = self.cfg.id;
+            let own = [
+                slot.prepares.get(&me).map(|p| (p.body.view, p.body.digest)),
+                slot.commits.get(&me).map(|c| (c.body.view, c.body.digest)),
+            ];
+            for (view, digest) in own.into_iter().flatten() {
+                assert!(
+                    view == slot.view && digest == pp.body.digest,
+                    "replica {me}, slot {seq}: our own vote {view}/{digest:?} differs from the order we took, {:?}",
+                    pp.body
+                );
+            }
+        }
         assert!(
             self.stable <= self.executed,
             "executed below the stable checkpoint"
@@ -509,7 +529,9 @@ impl<S: Service> Replica<S> {
         if b.view != self.view || self.changing || !self.may_order(b.seq) {
             return;
         }
-        if p.from == self.primary(b.view) || !self.rules().by_replica(&p) {
+        // Our own votes we know; one coming back (a replay) is not news, and would sit beside
+        // ours unchecked.
+        if p.from == self.cfg.id || p.from == self.primary(b.view) || !self.rules().by_replica(&p) {
             return;
         }
         self.slot(b.seq).prepares.entry(p.from).or_insert(p);
@@ -521,7 +543,7 @@ impl<S: Service> Replica<S> {
         if b.view != self.view || self.changing || !self.may_order(b.seq) {
             return;
         }
-        if !self.rules().by_replica(&c) {
+        if c.from == self.cfg.id || !self.rules().by_replica(&c) {
             return;
         }
         self.slot(b.seq).commits.entry(c.from).or_insert(c);
@@ -595,14 +617,14 @@ impl<S: Service> Replica<S> {
     /// Executes every committed slot in order, answering clients, and checkpoints.
     pub(super) fn execute(&mut self, fx: &mut PbftEffects<S::Op, S::Result>) {
         let before = self.executed;
-        while let Some(c) = self
+        while let Some(request) = self
             .slots
             .get(&(self.executed + 1))
-            .and_then(|s| s.committed.clone())
+            .and_then(|s| s.committed.as_ref().map(|c| c.request.clone()))
         {
             self.executed += 1;
             let seq = self.executed;
-            let request = c.request.map(|r| {
+            let request = request.map(|r| {
                 let result = self.run(&r.body);
                 if let Some(res) = &result {
                     // With the step's records, so that the execution it reports is never
@@ -656,11 +678,6 @@ impl<S: Service> Replica<S> {
             self.pending.remove(&r.client);
         }
         Some(result)
-    }
-
-    /// The digest a request (or none) is ordered under.
-    pub fn digest(request: &Option<Request<S::Op>>) -> Digest {
-        request.as_ref().map_or(NULL_DIGEST, digest_of)
     }
 
     /// Arms the view-change timer: the base timeout, doubled per view in a row that failed.

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use synod_core::auth::{digest_of, Digest, Signed, SimKeyring, Verifier};
 use synod_core::pbft::{
-    Client, Durable, Message, OpLog, Output, PbftEffects, PrePrepare, Replica, ReplicaConfig,
-    Timer, NULL_DIGEST,
+    order_digest, Client, Durable, Message, OpLog, Output, PbftEffects, PrePrepare, Replica,
+    ReplicaConfig, Timer, NULL_DIGEST,
 };
 use synod_core::quorum::ByzantineQuorum;
 use synod_core::NodeId;
@@ -257,7 +257,7 @@ pub(super) fn view_change() -> Drawn {
     s.step();
     let liar = s.keys.signer(1);
     for (to, request) in [(2, None), (3, Some(request.clone())), (4, Some(request))] {
-        let digest = request.as_ref().map_or(NULL_DIGEST, |r| digest_of(&r.body));
+        let digest = order_digest(&request);
         let body = PrePrepare {
             view: 0,
             seq: 1,

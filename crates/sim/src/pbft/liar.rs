@@ -11,8 +11,8 @@ use std::sync::Arc;
 use synod_core::auth::{digest_of, Digest, Signed, Signer, SimSigner};
 use synod_core::effects::Outgoing;
 use synod_core::pbft::{
-    Checkpoint, Commit, Message, OpLog, PbftEffects, PrePrepare, Prepare, Prepared, Replica,
-    Request, Status, Timer, ViewChange, NULL_DIGEST,
+    order_digest, Checkpoint, Commit, Message, OpLog, PbftEffects, PrePrepare, Prepare, Prepared,
+    Replica, Request, Status, Timer, ViewChange, NULL_DIGEST,
 };
 use synod_core::NodeId;
 
@@ -185,8 +185,9 @@ impl Liar {
         others.choose(&mut self.rng).cloned()
     }
 
-    fn digest(request: &Option<Signed<Request<String>>>) -> Digest {
-        request.as_ref().map_or(NULL_DIGEST, |r| digest_of(&r.body))
+    /// The primary of `view`.
+    fn primary(&self, view: u64) -> NodeId {
+        self.replicas[(view % self.replicas.len() as u64) as usize]
     }
 
     /// What it adds on hearing `msg`.
@@ -218,9 +219,9 @@ impl Liar {
     /// the primary's order, everyone's prepares and commits, in their names.
     fn forge_order(&mut self, view: u64, seq: u64, digest: Digest) -> Vec<Outgoing<Msg>> {
         let request = self.other_request(&digest);
-        let mut forged = Self::digest(&request);
+        let mut forged = order_digest(&request);
         let signer = self.signer.clone();
-        let primary = self.replicas[(view % self.replicas.len() as u64) as usize];
+        let primary = self.primary(view);
         if self.rng.gen_bool(0.2) {
             // A wrong digest: the order names a digest its request does not have.
             forged[0] ^= 1;
@@ -313,7 +314,7 @@ impl Liar {
     fn orders_below(&mut self) -> Vec<Outgoing<Msg>> {
         let (view, changing) = self.inner.view();
         let me = self.signer.id();
-        let primary = self.replicas[(view % self.replicas.len() as u64) as usize];
+        let primary = self.primary(view);
         let top = self.inner.executed();
         if changing || primary != me || top == 0 {
             return Vec::new();
@@ -326,7 +327,7 @@ impl Liar {
             let body = PrePrepare {
                 view,
                 seq,
-                digest: Self::digest(&request),
+                digest: order_digest(&request),
             };
             let pp = Signed::new(signer.as_ref(), body);
             out.extend(self.to_all(Message::PrePrepare(pp, request)));
@@ -340,9 +341,9 @@ impl Liar {
         let signer = self.signer.clone();
         let seq = self.inner.executed() + 1;
         let request = self.other_request(&NULL_DIGEST);
-        let digest = Self::digest(&request);
+        let digest = order_digest(&request);
         let old = view.saturating_sub(1);
-        let primary = self.replicas[(old % self.replicas.len() as u64) as usize];
+        let primary = self.primary(old);
         let pre_prepare = Signed::forged(
             signer.as_ref(),
             primary,
@@ -434,7 +435,7 @@ impl Liar {
             {
                 let other = self.other_request(&pp.body.digest);
                 let body = PrePrepare {
-                    digest: Self::digest(&other),
+                    digest: order_digest(&other),
                     ..pp.body
                 };
                 let _ = request;
