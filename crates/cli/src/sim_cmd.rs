@@ -23,14 +23,17 @@ pub struct SimArgs {
     /// (Multi-Paxos replicas serving key-value clients), `generalized` (Generalized Paxos: 2
     /// leaders, 3 acceptors, 2 learners, 3 clients reading and writing two registers), or an atomic-commit protocol: `2pc`,
     /// `3pc`, `paxos-commit` (a coordinator, participants, and for Paxos Commit 3 acceptors),
-    /// or `pbft` (Byzantine Multi-Paxos: 3f+1 replicas of which the seed makes up to f lie,
-    /// each its own way, and 3 clients taking results on f+1 matching replies).
+    /// `pbft` (Byzantine Multi-Paxos: 3f+1 replicas of which the seed makes up to f lie,
+    /// each its own way, and 3 clients taking results on f+1 matching replies), or
+    /// `fast-byzantine` (Fast Byzantine Multi-Paxos: 5f+1 acceptors, up to f lying, and 3
+    /// clients proposing straight to them).
     #[arg(long, default_value = "multi")]
     protocol: Protocol,
     /// Replicas (multi, default 5), servers (fast-multi, default 5), acceptors (basic and
     /// fast, default 5; basic adds 3
     /// proposers and 2 learners; generalized, default 3), participants (commit protocols, default 3, at most 9),
-    /// or replicas (pbft, default 4, at least 4).
+    /// replicas (pbft, default 4, at least 4), or acceptors (fast-byzantine, default 6, at
+    /// least 6).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=15))]
     nodes: Option<u64>,
     /// Cheap Paxos (multi only): `M+A` runs M main replicas and A auxiliary acceptors, which
@@ -39,8 +42,9 @@ pub struct SimArgs {
     #[arg(long, value_parser = parse_cheap, conflicts_with = "nodes")]
     cheap: Option<(u64, u64)>,
 
-    /// Lying replicas (pbft only): at most f = (nodes - 1) / 3. Without it each seed draws its
-    /// liars, f of them in most runs, and each liar its lies.
+    /// Lying replicas (pbft and fast-byzantine only): at most f = (nodes - 1) / 3 for pbft,
+    /// (nodes - 1) / 5 for fast-byzantine. Without it each seed draws its liars, f of them in
+    /// most runs, and each liar its lies.
     #[arg(long)]
     liars: Option<u64>,
     /// Compare protocols over the same seeds and fault classes instead of running one:
@@ -186,12 +190,13 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
         }
     }
     if let Some(k) = args.liars {
-        if args.protocol != Protocol::Pbft {
-            anyhow::bail!("--liars is for --protocol pbft");
-        }
-        let f = nodes.saturating_sub(1) / 3;
+        let (f, rule) = match args.protocol {
+            Protocol::Pbft => (nodes.saturating_sub(1) / 3, "f = (n - 1) / 3"),
+            Protocol::FastByzantine => (nodes.saturating_sub(1) / 5, "f = (n - 1) / 5"),
+            _ => anyhow::bail!("--liars is for --protocol pbft or fast-byzantine"),
+        };
         if k as usize > f {
-            anyhow::bail!("--liars {k}: {nodes} replicas tolerate at most {f} (f = (n - 1) / 3)");
+            anyhow::bail!("--liars {k}: {nodes} replicas tolerate at most {f} ({rule})");
         }
     }
     if args.protocol.is_commit() && nodes > 9 {
@@ -458,20 +463,18 @@ fn compare_latency(seeds: u64, json: bool) -> Result<Outcome> {
     for replicas in [4, 7] {
         let per = synod_sim::latency::pbft_messages(replicas, seeds).map_err(anyhow::Error::msg)?;
         let on_path = ["Request", "PrePrepare", "Prepare", "Commit", "Reply"];
-        let parts: Vec<String> = on_path
-            .iter()
-            .map(|k| format!("{k} {:.1}", per.get(*k).copied().unwrap_or(0.0)))
-            .collect();
-        let total: f64 = on_path.iter().filter_map(|k| per.get(*k)).sum();
-        let rest: Vec<String> = per
-            .iter()
-            .filter(|(k, _)| !on_path.contains(&k.as_str()))
-            .map(|(k, n)| format!("{k} {n:.1}"))
-            .collect();
-        println!(
-            "  {replicas} replicas: {} = {total:.1} on the request's path; besides: {}",
-            parts.join(", "),
-            rest.join(", ")
+        print_kinds(&format!("{replicas} replicas"), &per, &on_path);
+    }
+    println!(
+        "\nFast Byzantine: delays to the first acceptor executing a request (Propose, Accepted). Messages per request\n\
+         (fault-free, no liars, one client, {seeds} seeds; status rounds are periodic):"
+    );
+    for acceptors in [6, 11] {
+        let per = synod_sim::latency::fab_messages(acceptors, seeds).map_err(anyhow::Error::msg)?;
+        print_kinds(
+            &format!("{acceptors} acceptors"),
+            &per,
+            &["Propose", "Accepted", "Reply"],
         );
     }
     Ok(if failing == 0 {
@@ -479,4 +482,23 @@ fn compare_latency(seeds: u64, json: bool) -> Result<Outcome> {
     } else {
         Outcome::Problem
     })
+}
+
+/// One line of messages per request: the kinds on a request's path, their sum, and the rest.
+fn print_kinds(who: &str, per: &std::collections::BTreeMap<String, f64>, on_path: &[&str]) {
+    let parts: Vec<String> = on_path
+        .iter()
+        .map(|k| format!("{k} {:.1}", per.get(*k).copied().unwrap_or(0.0)))
+        .collect();
+    let total: f64 = on_path.iter().filter_map(|k| per.get(*k)).sum();
+    let rest: Vec<String> = per
+        .iter()
+        .filter(|(k, _)| !on_path.contains(&k.as_str()))
+        .map(|(k, n)| format!("{k} {n:.1}"))
+        .collect();
+    println!(
+        "  {who}: {} = {total:.1} on the request's path; besides: {}",
+        parts.join(", "),
+        rest.join(", ")
+    );
 }

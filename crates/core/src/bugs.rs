@@ -82,11 +82,13 @@ pub enum PlantedBug {
     PbftViewChangeIgnoresPrepared,
     /// PBFT: a client takes a result on `f` matching replies instead of `f + 1`.
     PbftClientTakesF,
+    /// Fast Byzantine Paxos: a learner decides on `f` matching votes instead of a fast quorum.
+    FabLearnerTakesF,
 }
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 31] = [
+    pub const ALL: [PlantedBug; 32] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -118,6 +120,7 @@ impl PlantedBug {
         PlantedBug::PbftUnverifiedSignature,
         PlantedBug::PbftViewChangeIgnoresPrepared,
         PlantedBug::PbftClientTakesF,
+        PlantedBug::FabLearnerTakesF,
     ];
 
     /// The protocols (as `synod sim --protocol` names them) in which this bug is planted.
@@ -135,6 +138,7 @@ impl PlantedBug {
             | PlantedBug::PbftUnverifiedSignature
             | PlantedBug::PbftViewChangeIgnoresPrepared
             | PlantedBug::PbftClientTakesF => &["pbft"],
+            PlantedBug::FabLearnerTakesF => &["fast-byzantine"],
             _ => &["multi"],
         }
     }
@@ -199,6 +203,9 @@ impl PlantedBug {
                 "a PBFT new view ignores the prepared certificates reported to it"
             }
             PlantedBug::PbftClientTakesF => "a PBFT client takes a result on f matching replies",
+            PlantedBug::FabLearnerTakesF => {
+                "a Fast Byzantine learner decides on f matching votes, not a fast quorum"
+            }
         }
     }
 
@@ -236,6 +243,7 @@ impl PlantedBug {
             PlantedBug::PbftUnverifiedSignature => "pbft-unverified-signature",
             PlantedBug::PbftViewChangeIgnoresPrepared => "pbft-view-change-ignores-prepared",
             PlantedBug::PbftClientTakesF => "pbft-client-takes-f",
+            PlantedBug::FabLearnerTakesF => "fab-learner-takes-f",
         }
     }
 }

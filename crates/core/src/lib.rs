@@ -15,6 +15,8 @@
 //! - [`generalized`]: Generalized Paxos: command histories, commuting commands, conflicts.
 //! - [`multi`]: Multi-Paxos for state machine replication, roles collapsed into one replica.
 //! - [`pbft`]: Byzantine Multi-Paxos in the PBFT form: replicas of which a third may lie.
+//! - [`fab`]: Fast Byzantine Multi-Paxos: clients propose straight to acceptors, of which a
+//!   fifth may lie.
 //! - [`auth`]: signatures (Ed25519, and a keyed hash for the simulator) for the Byzantine protocols.
 //! - [`commit`]: atomic commit: 2PC, 3PC and Paxos Commit, the foils and the fix.
 
@@ -25,6 +27,7 @@ pub mod bugs;
 pub mod commit;
 pub mod effects;
 pub mod encode;
+pub mod fab;
 pub mod fast;
 pub mod fast_multi;
 pub mod generalized;

@@ -6,6 +6,7 @@ mod commit;
 mod common;
 mod durable_state;
 mod effects;
+mod fab;
 mod fast;
 mod fast_multi;
 mod generalized;

@@ -3,6 +3,7 @@
 //! Paxos and PBFT; and PBFT's messages per request, by kind.
 
 use crate::basic::{BasicSim, BasicSimConfig};
+use crate::fab::{FabSim, FabSimConfig};
 use crate::fast::{FastSim, FastSimConfig};
 use crate::fast_multi::{FastMultiSim, FastMultiSimConfig};
 use crate::faults::Faults;
@@ -16,7 +17,7 @@ use synod_core::fast::Recovery;
 /// One row: a recovery rule and a number of racing clients.
 #[derive(Clone, Debug, Serialize)]
 pub struct LatencyRow {
-    /// "basic", "multi", "fast", "fast-multi", "generalized" or "pbft".
+    /// "basic", "multi", "fast", "fast-multi", "generalized", "pbft" or "fast-byzantine".
     pub protocol: &'static str,
     /// "coordinated" or "uncoordinated".
     pub rule: &'static str,
@@ -113,6 +114,9 @@ pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
     for clients in [1, 3] {
         rows.push(pbft(seeds, clients)?);
     }
+    for clients in [1, 3] {
+        rows.push(fab(seeds, clients)?);
+    }
     Ok(rows)
 }
 
@@ -162,17 +166,77 @@ pub fn pbft_messages(replicas: usize, seeds: u64) -> Result<BTreeMap<String, f64
         if let Some(v) = report.violation {
             return Err(format!("seed {seed}: {v}"));
         }
-        for e in &trace {
-            if let TraceEvent::Send { msg, .. } = e {
-                let kind = msg.split(['(', ' ']).next().unwrap_or("");
-                *sent.entry(kind.to_string()).or_default() += 1;
-            }
+        count_kinds(&trace, &mut sent);
+    }
+    Ok(per_request(sent, requests))
+}
+
+/// Fast Byzantine Paxos (6 acceptors, no liars, 6 requests per client): delays from a
+/// client's request to the first acceptor executing it; "recovered" counts seeds in which a
+/// slot went through a recovery view (colliding clients).
+fn fab(seeds: u64, clients: usize) -> Result<LatencyRow, String> {
+    let mut row = LatencyRow::new("fast-byzantine", "recovery", true, clients, seeds);
+    for seed in 0..seeds {
+        let cfg = FabSimConfig {
+            liars: Some(0),
+            clients,
+            faults: Faults::NONE,
+            ..Default::default()
+        };
+        let (report, _, outcome) = FabSim::new(cfg, seed)?.run_measured();
+        row.failing += report.violation.is_some() as u64;
+        let bucket = if outcome.recoveries > 0 {
+            row.recovered += 1;
+            &mut row.recovering
+        } else {
+            &mut row.fast
+        };
+        for (d, n) in outcome.delays {
+            *bucket.entry(d).or_default() += n;
         }
     }
-    Ok(sent
-        .into_iter()
+    Ok(row)
+}
+
+/// Fast Byzantine Paxos's messages per request by kind, from the traces of `seeds` fault-free
+/// runs of `acceptors` acceptors without liars and one client (status rounds included, though
+/// they are periodic).
+pub fn fab_messages(acceptors: usize, seeds: u64) -> Result<BTreeMap<String, f64>, String> {
+    let mut sent = BTreeMap::<String, u64>::new();
+    let mut requests = 0;
+    for seed in 0..seeds {
+        let cfg = FabSimConfig {
+            acceptors,
+            liars: Some(0),
+            clients: 1,
+            faults: Faults::NONE,
+            trace: true,
+            ..Default::default()
+        };
+        requests += cfg.commands as u64;
+        let (report, trace, _) = FabSim::new(cfg, seed)?.run_measured();
+        if let Some(v) = report.violation {
+            return Err(format!("seed {seed}: {v}"));
+        }
+        count_kinds(&trace, &mut sent);
+    }
+    Ok(per_request(sent, requests))
+}
+
+/// Counts the messages a trace sent, by kind (the first word of each).
+fn count_kinds(trace: &[TraceEvent], sent: &mut BTreeMap<String, u64>) {
+    for e in trace {
+        if let TraceEvent::Send { msg, .. } = e {
+            let kind = msg.split(['(', ' ', '{']).next().unwrap_or("");
+            *sent.entry(kind.to_string()).or_default() += 1;
+        }
+    }
+}
+
+fn per_request(sent: BTreeMap<String, u64>, requests: u64) -> BTreeMap<String, f64> {
+    sent.into_iter()
         .map(|(kind, n)| (kind, n as f64 / requests.max(1) as f64))
-        .collect())
+        .collect()
 }
 
 /// Basic Paxos (5 acceptors, 2 learners, `proposers` proposing at once): delays from a

@@ -9,6 +9,7 @@
 pub mod basic;
 pub mod cast;
 pub mod commit;
+pub mod fab;
 pub mod fast;
 pub mod fast_multi;
 pub mod faults;
@@ -17,6 +18,7 @@ pub mod generalized;
 pub mod history;
 pub mod kv;
 pub mod latency;
+pub mod ledger;
 pub mod multi;
 pub mod net;
 pub mod pbft;
@@ -29,6 +31,7 @@ pub mod truth;
 pub mod world;
 
 pub use basic::{BasicSim, BasicSimConfig};
+pub use fab::{FabSim, FabSimConfig};
 pub use fast::{FastSim, FastSimConfig};
 pub use fast_multi::{FastMultiSim, FastMultiSimConfig};
 pub use faults::Faults;

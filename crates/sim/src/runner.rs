@@ -2,6 +2,7 @@
 
 use crate::basic::{BasicSim, BasicSimConfig};
 use crate::commit::{CommitSim, CommitSimConfig};
+use crate::fab::{FabSim, FabSimConfig};
 use crate::fast::{FastSim, FastSimConfig};
 use crate::fast_multi::{FastMultiSim, FastMultiSimConfig};
 use crate::faults::Faults;
@@ -39,6 +40,9 @@ pub enum Protocol {
     PaxosCommit,
     /// Byzantine Multi-Paxos in the PBFT form: 3f+1 replicas, up to f of them lying.
     Pbft,
+    /// Fast Byzantine Multi-Paxos: 5f+1 acceptors, up to f of them lying, clients proposing
+    /// straight to them.
+    FastByzantine,
 }
 
 impl Protocol {
@@ -56,6 +60,8 @@ impl Protocol {
             3
         } else if *self == Protocol::Pbft {
             4
+        } else if *self == Protocol::FastByzantine {
+            6
         } else {
             5
         }
@@ -75,8 +81,9 @@ impl FromStr for Protocol {
             "3pc" => Ok(Protocol::ThreePc),
             "paxos-commit" => Ok(Protocol::PaxosCommit),
             "pbft" => Ok(Protocol::Pbft),
+            "fast-byzantine" => Ok(Protocol::FastByzantine),
             other => Err(format!(
-                "unknown protocol '{other}'; expected basic, fast, fast-multi, generalized, multi, 2pc, 3pc, paxos-commit or pbft"
+                "unknown protocol '{other}'; expected basic, fast, fast-multi, generalized, multi, 2pc, 3pc, paxos-commit, pbft or fast-byzantine"
             )),
         }
     }
@@ -94,6 +101,7 @@ impl fmt::Display for Protocol {
             Protocol::ThreePc => "3pc",
             Protocol::PaxosCommit => "paxos-commit",
             Protocol::Pbft => "pbft",
+            Protocol::FastByzantine => "fast-byzantine",
         })
     }
 }
@@ -121,7 +129,7 @@ pub struct SimOptions {
     pub swarm: bool,
     /// Cheap Paxos: auxiliary acceptors besides the `nodes` mains (multi only).
     pub auxiliaries: usize,
-    /// Lying replicas (pbft only); `None` lets each seed draw up to f.
+    /// Lying replicas (pbft and fast-byzantine only); `None` lets each seed draw up to f.
     pub liars: Option<usize>,
 }
 
@@ -163,7 +171,7 @@ impl SimOptions {
                 cmd += " --no-swarm";
             }
         }
-        if let (Protocol::Pbft, Some(k)) = (self.protocol, self.liars) {
+        if let (Protocol::Pbft | Protocol::FastByzantine, Some(k)) = (self.protocol, self.liars) {
             cmd += &format!(" --liars {k}");
         }
         if let Some(b) = self.bug {
@@ -262,6 +270,17 @@ impl SimOptions {
                     ..Default::default()
                 };
                 Ok(PbftSim::new(cfg, seed)?.run())
+            }
+            Protocol::FastByzantine => {
+                let cfg = FabSimConfig {
+                    acceptors: self.nodes,
+                    liars: self.liars,
+                    faults: self.faults,
+                    bug: self.bug,
+                    trace,
+                    ..Default::default()
+                };
+                Ok(FabSim::new(cfg, seed)?.run())
             }
             Protocol::Multi => {
                 let cfg = MultiSimConfig {

@@ -304,3 +304,11 @@ fn pbft_view_change_ignoring_prepared_is_caught_within_20_seeds() {
 fn pbft_client_taking_f_replies_is_caught_within_20_seeds() {
     catch(Protocol::Pbft, PlantedBug::PbftClientTakesF, 20);
 }
+
+/// Fast Byzantine Paxos, 6 acceptors of which the seed makes up to one lie. A learner that
+/// decides on f matching votes takes one acceptor's word: colliding clients, or the liar, make
+/// two learners decide different requests at one slot. 448 of 500 (first at 0).
+#[test]
+fn fab_learner_taking_f_votes_is_caught_within_5_seeds() {
+    catch(Protocol::FastByzantine, PlantedBug::FabLearnerTakesF, 5);
+}

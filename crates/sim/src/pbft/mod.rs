@@ -2,14 +2,9 @@
 //! clients that send to every replica and take a result on `f + 1` matching replies, and the
 //! usual faults (loss, duplication, delay, partitions, crash-restarts) on top.
 //!
-//! Checkers, after every step, over the correct replicas only:
-//! - agreement: no two correct replicas execute different requests at one slot, or get
-//!   different results for one request;
-//! - validity: a request executed is one a client sent;
-//! - clients: a result a client took is the one correct replicas computed, and a request that
-//!   finished before another began comes first in the log;
-//! - liveness: once faults stop (the liars keep lying), every request is done and every correct
-//!   replica executed through the last of them.
+//! Checkers, after every step, over the correct replicas only: agreement, validity, client
+//! results and real-time order ([`crate::ledger`]), and liveness once faults stop (the liars
+//! keep lying).
 
 mod liar;
 
@@ -17,6 +12,7 @@ pub use liar::{Liar, Lie};
 
 use crate::cast::{Cast, CastEffects, CastSim, Timing};
 use crate::faults::Faults;
+use crate::ledger::{self, Ledger, CLIENT_BASE};
 use crate::net::NetConfig;
 use crate::report::{RunReport, Violation};
 use crate::trace::TraceEvent;
@@ -29,7 +25,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use synod_core::auth::{SimKeyring, Verifier};
 use synod_core::pbft::{
-    Client, Durable, Message, OpLog, Output, Persist, Replica, ReplicaConfig, Seq, Timer,
+    Client, Durable, Message, OpLog, Output, Persist, Replica, ReplicaConfig, Timer,
 };
 use synod_core::quorum::ByzantineQuorum;
 use synod_core::{NodeId, PlantedBug};
@@ -79,9 +75,6 @@ impl Default for PbftSimConfig {
     }
 }
 
-/// Replicas are 1..=N; clients from 101.
-const CLIENT_BASE: NodeId = 100;
-
 /// A running process.
 pub enum Role {
     /// A correct replica.
@@ -108,12 +101,6 @@ pub struct PbftOutcome {
     pub delays: BTreeMap<u32, u64>,
 }
 
-struct Finished {
-    client: NodeId,
-    index: u64,
-    ended: u64,
-}
-
 /// The PBFT side of the world.
 pub struct PbftCast {
     cfg: PbftSimConfig,
@@ -123,14 +110,7 @@ pub struct PbftCast {
     keys: Arc<SimKeyring>,
     liars: BTreeMap<NodeId, Vec<Lie>>,
     seed: u64,
-    /// What correct replicas executed at each slot (none: a null request).
-    executed: BTreeMap<Seq, Option<String>>,
-    /// The result correct replicas computed for each request.
-    results: BTreeMap<String, u64>,
-    /// The slot a correct replica executed through, since its last boot.
-    through: BTreeMap<NodeId, Seq>,
-    began: BTreeMap<NodeId, u64>,
-    finished: Vec<Finished>,
+    ledger: Ledger,
     views: BTreeSet<u64>,
     outcome: PbftOutcome,
 }
@@ -180,7 +160,7 @@ impl PbftSim {
             crash_mid_step: cfg.crash_mid_step,
         };
         let cast = PbftCast {
-            began: clients.iter().map(|&c| (c, 0)).collect(),
+            ledger: Ledger::new(clients.clone(), cfg.commands),
             replicas,
             clients,
             quorum,
@@ -191,10 +171,6 @@ impl PbftSim {
             },
             liars,
             seed,
-            executed: BTreeMap::new(),
-            results: BTreeMap::new(),
-            through: BTreeMap::new(),
-            finished: Vec::new(),
             views: BTreeSet::new(),
             cfg,
         };
@@ -205,7 +181,7 @@ impl PbftSim {
 
     /// The `k`-th request of client `id`.
     pub fn command(id: NodeId, k: usize) -> String {
-        format!("c{}.{}", id - CLIENT_BASE, k + 1)
+        ledger::command(id, k)
     }
 
     /// Runs to completion (or to the first violation).
@@ -218,29 +194,17 @@ impl PbftSim {
     pub fn run_measured(mut self) -> (RunReport, Vec<TraceEvent>, PbftOutcome) {
         let (mut report, trace) = self.sim.run();
         let cast = self.sim.cast;
-        report.stats.decisions = cast.outcome.slots;
-        report.stats.ops = cast.finished.len() as u64;
+        report.stats.decisions = cast.ledger.slots;
+        report.stats.ops = cast.ledger.done_count();
         let mut outcome = cast.outcome;
+        outcome.slots = cast.ledger.slots;
+        outcome.nulls = cast.ledger.nulls;
         outcome.views = cast.views.len() as u64;
         (report, trace, outcome)
     }
 }
 
-fn violation(check: &'static str, at: u64, detail: String) -> Result<(), Violation> {
-    Err(Violation { check, at, detail })
-}
-
 impl PbftCast {
-    fn proposed(&self, value: &str) -> bool {
-        self.clients
-            .iter()
-            .any(|&c| (0..self.cfg.commands).any(|k| PbftSim::command(c, k) == value))
-    }
-
-    fn total(&self) -> u64 {
-        (self.clients.len() * self.cfg.commands) as u64
-    }
-
     fn correct(&self, id: NodeId) -> bool {
         id < CLIENT_BASE && !self.liars.contains_key(&id)
     }
@@ -262,89 +226,12 @@ impl PbftCast {
         }
     }
 
-    /// A correct replica executed `request` at `seq`, with `result` (none: a repeat).
-    fn executed(
-        &mut self,
-        node: NodeId,
-        seq: Seq,
-        request: Option<(String, Option<u64>)>,
-        now: u64,
-    ) -> Result<(), Violation> {
-        let op = request.as_ref().map(|(op, _)| op.clone());
-        match self.executed.get(&seq) {
-            Some(known) if *known != op => {
-                let d = format!(
-                    "replica {node} executed {op:?} at slot {seq}, another correct replica {known:?}"
-                );
-                return violation("agreement", now, d);
-            }
-            Some(_) => {}
-            None => {
-                if let Some(op) = &op {
-                    if !self.proposed(op) {
-                        return violation("validity", now, format!("{op} executed, never sent"));
-                    }
-                }
-                self.outcome.slots += 1;
-                self.outcome.nulls += op.is_none() as u64;
-                self.executed.insert(seq, op);
-            }
-        }
-        if let Some((op, Some(result))) = request {
-            match self.results.get(&op) {
-                Some(r) if *r != result => {
-                    let d = format!(
-                        "replica {node} computed {result} for {op}, another correct replica {r}"
-                    );
-                    return violation("agreement", now, d);
-                }
-                Some(_) => {}
-                None => {
-                    self.results.insert(op, result);
-                }
-            }
-        }
-        let t = self.through.entry(node).or_default();
-        *t = (*t).max(seq);
-        Ok(())
-    }
-
-    /// A client took `result` for `op`: correct replicas must have computed it, and real time
-    /// order must agree with the log's.
-    fn done(&mut self, client: NodeId, op: &str, result: u64, now: u64) -> Result<(), Violation> {
-        if self.results.get(op) != Some(&result) {
-            let d = format!(
-                "client {client} took {result} for {op}, but correct replicas computed {:?}",
-                self.results.get(op)
-            );
-            return violation("client-result", now, d);
-        }
-        let began = self.began.insert(client, now).unwrap_or(0);
-        if let Some(before) = self
-            .finished
+    fn correct_replicas(&self) -> Vec<NodeId> {
+        self.replicas
             .iter()
-            .find(|f| f.ended < began && f.index > result)
-        {
-            let d = format!(
-                "request #{} of client {} finished at t={} before client {client}'s {op} began (t>={began}), yet comes after it (#{result})",
-                before.index, before.client, before.ended
-            );
-            return violation("linearizability", now, d);
-        }
-        self.finished.push(Finished {
-            client,
-            index: result,
-            ended: now,
-        });
-        Ok(())
-    }
-
-    fn last_request_slot(&self) -> Seq {
-        self.executed
-            .iter()
-            .rev()
-            .find(|(_, op)| op.is_some())
-            .map_or(0, |(s, _)| *s)
+            .copied()
+            .filter(|&r| self.correct(r))
+            .collect()
     }
 }
 
@@ -391,7 +278,7 @@ impl Cast for PbftCast {
                 Role::Liar(Box::new(liar))
             }
             None => {
-                self.through.insert(id, replica.executed());
+                self.ledger.through.insert(id, replica.executed());
                 Role::Replica(Box::new(replica))
             }
         }
@@ -449,20 +336,20 @@ impl Cast for PbftCast {
         now: u64,
     ) -> Result<(), Violation> {
         match out {
-            Output::Done { op, result, .. } => self.done(node, &op, result, now),
+            Output::Done { op, result, .. } => self.ledger.done(node, &op, result, now),
             _ if !self.correct(node) => Ok(()),
             Output::Executed { seq, request } => {
-                let first = !self.executed.contains_key(&seq);
+                let first = self.ledger.first_at(seq);
                 let fresh = request.as_ref().is_some_and(|(_, r)| r.is_some());
                 let request = request.map(|(r, result)| (r.op, result));
-                self.executed(node, seq, request, now)?;
+                self.ledger.executed(node, seq, request, now)?;
                 if let (true, true, Some(h)) = (first, fresh, hops) {
                     *self.outcome.delays.entry(h).or_default() += 1;
                 }
                 Ok(())
             }
             Output::Installed { seq } => {
-                let t = self.through.entry(node).or_default();
+                let t = self.ledger.through.entry(node).or_default();
                 *t = (*t).max(seq);
                 Ok(())
             }
@@ -509,31 +396,12 @@ impl Cast for PbftCast {
     }
 
     fn finished(&self) -> bool {
-        let last = self.last_request_slot();
-        self.finished.len() as u64 == self.total()
-            && self
-                .replicas
-                .iter()
-                .filter(|&&r| self.correct(r))
-                .all(|r| self.through.get(r).copied().unwrap_or(0) >= last)
+        self.ledger.finished(&self.correct_replicas())
     }
 
     fn missing(&self) -> String {
-        let last = self.last_request_slot();
-        let behind: Vec<String> = self
-            .replicas
-            .iter()
-            .filter(|&&r| self.correct(r))
-            .filter(|r| self.through.get(r).copied().unwrap_or(0) < last)
-            .map(|r| format!("{r} ({})", self.through.get(r).copied().unwrap_or(0)))
-            .collect();
-        format!(
-            "{} of {} requests done; correct replicas behind slot {last}: {}; liars {:?}",
-            self.finished.len(),
-            self.total(),
-            behind.join(", "),
-            self.liars
-        )
+        let m = self.ledger.missing(&self.correct_replicas());
+        format!("{m}; liars {:?}", self.liars)
     }
 
     fn leader(&self) -> Option<NodeId> {
