@@ -572,3 +572,47 @@ fn pbft_votes_out_a_lying_primary_and_keeps_the_prepared_request() {
     );
     assert_eq!(d.outcome.learned["client"], "V");
 }
+
+/// The seed's Fast Byzantine steady-state chart: the client's proposal, one broadcast of votes
+/// among the six acceptors, and every acceptor's reply; every acceptor decides V two message
+/// delays after the client sent it.
+#[test]
+fn fast_byzantine_steady_state_decides_in_one_broadcast() {
+    let d = run("fast-byzantine");
+    assert_eq!(
+        d.chart.labels(),
+        vec!["Propose(#1,V)", "Accepted(0,#1,V)", "Reply(#1,0)"]
+    );
+    for a in 1..=6 {
+        assert_eq!(d.outcome.learned[&format!("A{a} #1")], "V");
+    }
+    assert_eq!(d.outcome.learned["client"], "V");
+}
+
+/// The seed's Fast Byzantine failure chart: acceptor 6 pushes V into slot 2 ahead of the
+/// client's W to acceptor 5; the votes split 4 to 2; the five correct acceptors enter view 1
+/// and vote W again without any leader's choice; every correct acceptor decides W at slot 2,
+/// and the client takes W's result.
+#[test]
+fn fast_byzantine_failure_splits_a_slot_and_the_correct_acceptors_choose_again() {
+    let d = run("fast-byzantine-failure");
+    let labels = d.chart.labels();
+    let at = |l: &str| {
+        labels
+            .iter()
+            .position(|x| *x == l)
+            .unwrap_or_else(|| panic!("{l} missing: {labels:?}"))
+    };
+    assert!(at("Accepted(0,#2,V)") < at("Accepted(0,#2,W)"));
+    assert!(at("Accepted(0,#2,W)") < at("Accepted(1,#2,W)"));
+    assert!(at("Accepted(1,#2,W)") < at("Reply(#2,1)"));
+    assert!(
+        !labels.iter().any(|l| l.starts_with("Choice")),
+        "no leader needed: {labels:?}"
+    );
+    for a in 1..=5 {
+        assert_eq!(d.outcome.learned[&format!("A{a} #2")], "W");
+        assert!(d.facts.contains(&format!("A{a} entered view 1 at #2")));
+    }
+    assert_eq!(d.outcome.learned["client"], "W");
+}

@@ -16,7 +16,7 @@ use crate::pbft::{Request, Service};
 
 /// Values kept per slot: enough for every client to have one there, bounded against a client
 /// flooding a slot.
-const MAX_VALUES: usize = 64;
+pub(super) const MAX_VALUES: usize = 64;
 
 impl<S: Service> Replica<S> {
     /// A client's request proposed at `slot`, directly or inside a peer's vote: in view 0,

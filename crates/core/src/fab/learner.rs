@@ -55,7 +55,9 @@ impl<S: Service> Replica<S> {
             .or_default()
             .entry(vote.from)
             .or_insert(vote);
-        st.values.entry(digest).or_insert(value.clone());
+        if st.values.len() < super::acceptor::MAX_VALUES {
+            st.values.entry(digest).or_insert(value.clone());
+        }
         if view == 0 {
             self.on_propose(slot, value, fx);
         }

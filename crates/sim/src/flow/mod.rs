@@ -7,6 +7,7 @@
 mod basic;
 mod chart;
 mod commit;
+mod fab;
 mod fast;
 mod fast_multi;
 mod generalized;
@@ -203,6 +204,16 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "pbft-view-change",
         title: "PBFT: a lying primary orders two requests at one slot and is voted out; the prepared one survives",
         run: pbft::view_change,
+    },
+    Scenario {
+        name: "fast-byzantine",
+        title: "Fast Byzantine Multi-Paxos, steady state: the client's Accept! to the acceptors, one Accepted broadcast",
+        run: fab::steady,
+    },
+    Scenario {
+        name: "fast-byzantine-failure",
+        title: "Fast Byzantine Multi-Paxos with one faulty acceptor: a split slot, and the correct acceptors choose again",
+        run: fab::failure,
     },
     Scenario {
         name: "2pc",
