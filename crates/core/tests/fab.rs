@@ -409,6 +409,32 @@ fn forged_votes_and_proofs_decide_nothing() {
     };
     let fx = r.on_message(Message::Report(Signed::new(&signer(2), report), w.clone()));
     assert!(fx.persist.is_empty());
+    // Views at the very top of the range, from an acceptor and in a leader's choice with
+    // made-up evidence: refused, no overflow.
+    let top = Signed::new(
+        &signer(2),
+        Vote {
+            view: u64::MAX,
+            slot: 1,
+            digest,
+        },
+    );
+    assert!(r
+        .on_message(Message::Accepted(top.clone(), w.clone()))
+        .persist
+        .is_empty());
+    let choice = Choice {
+        view: u64::MAX,
+        slot: 1,
+        digest,
+    };
+    let evidence = vec![Evidence::Vote(top); 5];
+    let fx = r.on_message(Message::Choice(
+        Signed::new(&signer(2), choice),
+        evidence,
+        w.clone(),
+    ));
+    assert!(fx.persist.is_empty());
     let mut all = four;
     all.push(Signed::new(
         &signer(6),
@@ -455,6 +481,80 @@ fn lost_votes_are_sent_again() {
     c.rounds(1);
     assert_eq!(c.executed_at(1).len(), 6);
     assert!(c.recovering.is_empty());
+}
+
+/// An acceptor that lost its peers' reports for view 1 (a restart) while they voted there:
+/// their view-1 votes count toward its certificate for view 1, and it votes with them, so the
+/// slot decides instead of waiting for reports nobody sends any more.
+#[test]
+fn later_votes_count_as_evidence_for_a_view() {
+    let w = Some(request(OTHER, "W", 1));
+    let digest = synod_core::fab::value_digest(&w);
+    let mut disk = Durable::default();
+    disk.apply(&Persist::View { slot: 1, view: 1 });
+    let mut r = replica_from(6, None, disk);
+    let mut decided = false;
+    for a in 1..=4 {
+        let v = Signed::new(
+            &signer(a),
+            Vote {
+                view: 1,
+                slot: 1,
+                digest,
+            },
+        );
+        let fx = r.on_message(Message::Accepted(v, w.clone()));
+        decided |= fx
+            .output
+            .iter()
+            .any(|o| matches!(o, Output::Executed { slot: 1, .. }));
+    }
+    // Four votes and its own report make five statements; W is named four times.
+    let fx = r.on_timer(Timer::Round);
+    let fx2 = r.on_timer(Timer::Round);
+    let voted = fx
+        .persist
+        .iter()
+        .chain(&fx2.persist)
+        .any(|p| matches!(p, Persist::Vote { slot: 1, view: 1, value } if *value == w));
+    assert!(voted || decided, "{:?} {:?}", fx.persist, fx2.persist);
+}
+
+/// From view 2 on, an acceptor whose own certificate vouches for a value still waits for the
+/// leader's choice: certificates may differ, and only a leader ends a split.
+#[test]
+fn from_view_two_only_the_leader_chooses() {
+    let w = Some(request(OTHER, "W", 1));
+    let digest = synod_core::fab::value_digest(&w);
+    // Slot 1, view 2 is led by acceptors[(1 + 2) % 6] = 4.
+    for (id, leads) in [(1, false), (4, true)] {
+        let mut disk = Durable::default();
+        disk.apply(&Persist::View { slot: 1, view: 2 });
+        let mut r = replica_from(id, None, disk);
+        let mut sent_choice = false;
+        let mut voted = false;
+        for a in [2, 3, 5, 6] {
+            let v = Signed::new(
+                &signer(a),
+                Vote {
+                    view: 1,
+                    slot: 1,
+                    digest,
+                },
+            );
+            let fx = r.on_message(Message::Accepted(v, w.clone()));
+            let _ = r.on_timer(Timer::Round);
+            sent_choice |= fx.all_sends().any(|o| matches!(o.msg, Message::Choice(..)));
+            voted |= fx
+                .persist
+                .iter()
+                .any(|p| matches!(p, Persist::Vote { view: 2, .. }));
+        }
+        let fx = r.on_timer(Timer::Round);
+        sent_choice |= fx.all_sends().any(|o| matches!(o.msg, Message::Choice(..)));
+        assert_eq!(sent_choice, leads, "acceptor {id}");
+        assert_eq!(voted, leads, "acceptor {id}");
+    }
 }
 
 /// A restarted acceptor keeps its vote: it does not vote for another request in the same view,

@@ -307,7 +307,7 @@ fn pbft_client_taking_f_replies_is_caught_within_20_seeds() {
 
 /// Fast Byzantine Paxos, 6 acceptors of which the seed makes up to one lie. A learner that
 /// decides on f matching votes takes one acceptor's word: colliding clients, or the liar, make
-/// two learners decide different requests at one slot. 448 of 500 (first at 0).
+/// two learners decide different requests at one slot. 452 of 500 (first at 1).
 #[test]
 fn fab_learner_taking_f_votes_is_caught_within_5_seeds() {
     catch(Protocol::FastByzantine, PlantedBug::FabLearnerTakesF, 5);

@@ -1,11 +1,11 @@
 //! The acceptor's rules. In view 0 of a slot it votes for the first client request proposed
 //! there (the fast path). When the slot cannot decide (its votes split, or it stalled), the
 //! acceptor enters the next view with a signed report of its latest vote; any `a - f`
-//! statements about a view (reports entering it, or votes in the view before) form a
-//! certificate, and if the certificate vouches for a value every correct acceptor votes for it
-//! at once, with no leader (the seed's "correct acceptors notice the error and choose"). Only
-//! when nothing is vouched for does the view's leader pick a value, and acceptors check its
-//! certificate before they vote.
+//! statements about a view (reports entering it, or votes in the view before or later) form a
+//! certificate. In view 1, if the certificate vouches for a value, every correct acceptor votes
+//! for it at once, with no leader (the seed's "correct acceptors notice the error and choose").
+//! Otherwise the view's leader picks the value, and acceptors check its certificate before they
+//! vote.
 
 use super::messages::{
     value_digest, Choice, Evidence, FabEffects, Message, Report, Slot, Value, View, Vote, NOOP,
@@ -14,9 +14,15 @@ use super::replica::Replica;
 use crate::auth::Signed;
 use crate::pbft::{Request, Service};
 
-/// Values kept per slot: enough for every client to have one there, bounded against a client
-/// flooding a slot.
-pub(super) const MAX_VALUES: usize = 64;
+/// Requests kept per slot from clients' own proposals: enough for every client to have one
+/// there, bounded against a client flooding a slot. (Values that counted votes and reports name
+/// are always kept: recovery may need them.)
+const MAX_VALUES: usize = 64;
+
+/// Statements about views further above this acceptor's than this are ignored: correct
+/// acceptors move up one view at a time, many rounds apart, so none is this far ahead, and a
+/// liar cannot make us keep a record for every view it can sign.
+pub(super) const MAX_VIEWS_AHEAD: View = 1_000;
 
 impl<S: Service> Replica<S> {
     /// A client's request proposed at `slot`, directly or inside a peer's vote: in view 0,
@@ -88,6 +94,11 @@ impl<S: Service> Replica<S> {
         st.view = view;
         st.rounds = 0;
         st.choice = None;
+        // Only statements about this view and the one before can still count.
+        let keep = view.saturating_sub(1);
+        st.votes
+            .retain(|v, _| *v >= keep || st.vote.as_ref().is_some_and(|(own, _)| own == v));
+        st.reports.retain(|v, _| *v >= keep);
         let last = st.vote.as_ref().map(|(v, value)| (*v, value_digest(value)));
         let value = st.vote.as_ref().and_then(|(_, value)| value.clone());
         let report = Signed::new(self.signer.as_ref(), Report { view, slot, last });
@@ -121,9 +132,12 @@ impl<S: Service> Replica<S> {
         if !self.in_window(slot) || self.decided.contains_key(&slot) {
             return;
         }
+        if !self.near(slot, report.body.view) {
+            return;
+        }
         let digest = value_digest(&value);
         let st = self.slot(slot);
-        if value.is_some() && st.values.len() < MAX_VALUES {
+        if value.is_some() {
             st.values.entry(digest).or_insert(value);
         }
         st.reports
@@ -155,13 +169,13 @@ impl<S: Service> Replica<S> {
         }
     }
 
-    /// The `a - f` statements about our view at `slot` we hold, if we hold that many: reports
-    /// entering it, else votes in the view before, acceptor by acceptor in order.
+    /// The `a - f` statements about our view `w` at `slot` we hold, if we hold that many:
+    /// acceptor by acceptor in order, its report entering `w`, else its latest vote in `w - 1`
+    /// or later.
     pub(super) fn evidence(&self, slot: Slot) -> Option<Vec<Evidence>> {
         let st = self.slots.get(&slot)?;
         let view = st.view;
         let reports = st.reports.get(&view);
-        let votes = view.checked_sub(1).and_then(|v| st.votes.get(&v));
         let evidence: Vec<Evidence> = self
             .cfg
             .acceptors
@@ -171,11 +185,18 @@ impl<S: Service> Replica<S> {
                     .and_then(|r| r.get(a))
                     .cloned()
                     .map(Evidence::Report);
-                report.or_else(|| votes.and_then(|v| v.get(a)).cloned().map(Evidence::Vote))
+                report.or_else(|| {
+                    st.votes
+                        .range(view.saturating_sub(1)..)
+                        .rev()
+                        .find_map(|(_, by)| by.get(a))
+                        .cloned()
+                        .map(Evidence::Vote)
+                })
             })
             .take(self.cfg.quorum.reports())
             .collect();
-        (evidence.len() == self.cfg.quorum.reports()).then_some(evidence)
+        (view > 0 && evidence.len() == self.cfg.quorum.reports()).then_some(evidence)
     }
 
     /// In a recovery view we have not voted in: vote for the value our evidence vouches for,
@@ -193,33 +214,64 @@ impl<S: Service> Replica<S> {
             return;
         };
         let rules = self.rules();
-        match rules.vouched(&evidence) {
-            Some(digest) => {
-                // Every report and vote carries its value, so one that names it was heard.
-                if let Some(value) = st.values.get(&digest).cloned() {
-                    self.vote(slot, view, value, fx);
-                }
-            }
-            None if rules.leader(slot, view) == self.cfg.id => {
+        let vouched = rules.vouched(&evidence);
+        let leader = rules.leader(slot, view) == self.cfg.id;
+        // Every report and vote carries its value, so a value one names was heard (`None`:
+        // it was dropped, and this acceptor waits for the leader's choice).
+        let vouched_value = vouched.map(|d| st.values.get(&d).cloned());
+        match vouched_value {
+            // View 1: each acceptor votes for what its own certificate vouches for, no leader
+            // needed. Different certificates may vouch for different values when nothing was
+            // decided (a liar can arrange it), so from view 2 on only the leader's choice is
+            // voted for, and a correct leader ends the split.
+            Some(Some(value)) if view == 1 => self.vote(slot, view, value, fx),
+            Some(Some(value)) if leader => self.choose(slot, view, evidence, value, fx),
+            None if leader => {
                 let value = self.free_choice(slot);
-                let digest = value_digest(&value);
-                let choice = Signed::new(self.signer.as_ref(), Choice { view, slot, digest });
-                let msg = (choice, evidence, value.clone());
-                self.slot(slot).choice = Some(msg.clone());
-                self.vote(slot, view, value, fx);
-                fx.broadcast_after_sync(&self.others(), Message::Choice(msg.0, msg.1, msg.2));
+                self.choose(slot, view, evidence, value, fx);
             }
-            None => {}
+            _ => {}
         }
     }
 
+    /// As the leader of `view` at `slot`: votes for `value` and sends it, with the certificate
+    /// that allows it, to every acceptor.
+    fn choose(
+        &mut self,
+        slot: Slot,
+        view: View,
+        evidence: Vec<Evidence>,
+        value: Value<S::Op>,
+        fx: &mut FabEffects<S::Op, S::Result>,
+    ) {
+        let digest = value_digest(&value);
+        let choice = Signed::new(self.signer.as_ref(), Choice { view, slot, digest });
+        let msg = (choice, evidence, value.clone());
+        self.slot(slot).choice = Some(msg.clone());
+        self.vote(slot, view, value, fx);
+        fx.broadcast_after_sync(&self.others(), Message::Choice(msg.0, msg.1, msg.2));
+    }
+
     /// What a leader picks when nothing can have been decided: a client request heard of at
-    /// the slot (the smallest digest, so a restarted leader picks the same), else a no-op.
+    /// the slot that has not executed yet (the smallest digest, for determinism), else a no-op.
+    /// A liar may plant requests that already ran; choosing one would waste the slot.
     fn free_choice(&self, slot: Slot) -> Value<S::Op> {
+        let fresh = |r: &Signed<Request<S::Op>>| {
+            self.clients
+                .get(&r.body.client)
+                .is_none_or(|(stamp, _, _)| *stamp < r.body.stamp)
+        };
         self.slots
-            .get(&slot)
-            .and_then(|st| st.values.iter().find(|(d, v)| **d != NOOP && v.is_some()))
-            .and_then(|(_, v)| v.clone())
+            .get(&slot)?
+            .values
+            .iter()
+            .filter(|(d, _)| **d != NOOP)
+            .find_map(|(_, v)| v.as_ref().filter(|r| fresh(r)).cloned())
+    }
+
+    /// True for a statement about `view` at `slot` close enough above our own view to keep.
+    pub(super) fn near(&self, slot: Slot, view: View) -> bool {
+        view <= self.view_at(slot).saturating_add(MAX_VIEWS_AHEAD)
     }
 
     /// A leader's choice: voted for if its certificate checks out and we have not voted in
@@ -239,6 +291,9 @@ impl<S: Service> Replica<S> {
         {
             return;
         }
+        if !self.near(slot, view) {
+            return;
+        }
         let st = self.slot(slot);
         let voted = st.vote.as_ref().is_some_and(|(v, _)| *v >= view);
         if st.view > view || voted {
@@ -247,6 +302,7 @@ impl<S: Service> Replica<S> {
         if st.view < view {
             // The vote's record moves the view on disk too.
             st.rounds = 0;
+            st.choice = None;
         }
         self.vote(slot, view, value, fx);
     }
@@ -265,16 +321,36 @@ impl<S: Service> Replica<S> {
             }
         }
         let voted_here = st.vote.as_ref().is_some_and(|(v, _)| *v == st.view);
-        if let (false, Some(r)) = (
-            voted_here,
-            st.reports.get(&st.view).and_then(|by| by.get(&me)),
-        ) {
+        if !voted_here && st.view > 0 {
+            let report = self.own_report(slot);
+            let st = &self.slots[&slot];
             let value = st.vote.as_ref().and_then(|(_, v)| v.clone());
-            fx.broadcast(&others, Message::Report(r.clone(), value));
+            fx.broadcast(&others, Message::Report(report, value));
         }
+        let st = &self.slots[&slot];
         if let Some((c, e, v)) = &st.choice {
             fx.broadcast(&others, Message::Choice(c.clone(), e.clone(), v.clone()));
         }
+    }
+
+    /// Our report entering our view at `slot` (at least 1), signed again if a restart lost
+    /// it: our latest vote is on disk, and it is older than the view, since we have not voted
+    /// in the view.
+    fn own_report(&mut self, slot: Slot) -> Signed<Report> {
+        let me = self.cfg.id;
+        let st = self.slot(slot);
+        let view = st.view;
+        if let Some(r) = st.reports.get(&view).and_then(|by| by.get(&me)) {
+            return r.clone();
+        }
+        let last = st.vote.as_ref().map(|(v, value)| (*v, value_digest(value)));
+        let report = Signed::new(self.signer.as_ref(), Report { view, slot, last });
+        let st = self.slot(slot);
+        st.reports
+            .entry(view)
+            .or_default()
+            .insert(me, report.clone());
+        report
     }
 
     /// Answers a client whose request arrived for a slot already executed: its reply again if

@@ -45,7 +45,7 @@ impl<S: Service> Replica<S> {
             }
             return;
         }
-        if !self.in_window(slot) || self.decided.contains_key(&slot) {
+        if !self.in_window(slot) || self.decided.contains_key(&slot) || !self.near(slot, view) {
             return;
         }
         let digest = vote.body.digest;
@@ -55,9 +55,8 @@ impl<S: Service> Replica<S> {
             .or_default()
             .entry(vote.from)
             .or_insert(vote);
-        if st.values.len() < super::acceptor::MAX_VALUES {
-            st.values.entry(digest).or_insert(value.clone());
-        }
+        // A value a counted vote names is always kept: recovery may need it.
+        st.values.entry(digest).or_insert(value.clone());
         if view == 0 {
             self.on_propose(slot, value, fx);
         }
@@ -67,9 +66,9 @@ impl<S: Service> Replica<S> {
         }
         let own = self.slots.get(&slot).map_or(0, |s| s.view);
         if view == own && self.hopeless(slot, view) {
-            self.enter(slot, view + 1, fx);
-        } else if view + 1 == own {
-            // A vote of the view before ours is evidence for ours.
+            self.enter(slot, view.saturating_add(1), fx);
+        } else if view.saturating_add(1) >= own {
+            // A vote in the view before ours, or a later one, is evidence for ours.
             self.try_recover(slot, fx);
         }
     }

@@ -68,13 +68,14 @@ impl Tagged for Choice {
     const TAG: &'static str = "fab-choice";
 }
 
-/// One acceptor's word on what it last voted for before a view `w`: a report entering `w`, or
-/// its vote in `w - 1` (a correct acceptor votes once per view, so nothing came between).
+/// One acceptor's word toward a certificate for view `w`: a report entering `w` (its latest
+/// vote before `w`), or a vote of its in `w - 1` or later (a correct acceptor votes once per
+/// view, and after a decision in an earlier view only for the decided value).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Evidence {
     /// Its report entering `w`.
     Report(Signed<Report>),
-    /// Its vote in `w - 1`.
+    /// Its vote in `w - 1` or later.
     Vote(Signed<Vote>),
 }
 

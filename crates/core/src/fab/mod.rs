@@ -15,16 +15,19 @@
 //!
 //! **Recovery.** An acceptor that sees a view cannot decide (or that waited too long) enters
 //! the next view and broadcasts a signed report of its latest vote. `a - f` statements about a
-//! view `w` (reports entering `w`, or votes in `w - 1`) form a certificate. If a value `v` was
+//! view `w` (reports entering `w`, or votes in `w - 1` or later) form a certificate. If a value `v` was
 //! decided in a view `u < w`, at least `fast - f` of its voters are among any `a - f` authors,
 //! at least `fast - 2f` of those are correct, and (by induction over the views after `u`) each
 //! of those names `v` as its latest vote; every other value has at most
 //! `(a - f) - (fast - 2f) < fast - 2f` names. So a certificate *vouches* for the value named
-//! `fast - 2f` times, if any, and only that value may be voted for in `w`. Every correct
-//! acceptor holding such a certificate votes for it with no leader (the seed's failure chart:
-//! "correct acceptors notice the error and choose"). When nothing is vouched for, nothing was
-//! decided, and the view's leader picks a value and sends it with its certificate, which
-//! acceptors check.
+//! `fast - 2f` times, if any, and only that value may be voted for in `w`. In view 1 every
+//! correct acceptor holding such a certificate votes for it with no leader (the seed's failure
+//! chart: "correct acceptors notice the error and choose"). From view 2 on, and whenever
+//! nothing is vouched for, the view's leader picks the value (the vouched one, else any) and
+//! sends it with its certificate, which acceptors check: certificates of different acceptors
+//! may vouch for different values when nothing was decided, and only a leader ends that split.
+//! An acceptor leaves a recovery view on its timer only once it holds a certificate for it, so
+//! one cut off does not climb views alone.
 //!
 //! **Clients** take a result on `f + 1` matching replies; if their slot went to another
 //! request, `f + 1` acceptors say so and they propose again at a later slot. A request is

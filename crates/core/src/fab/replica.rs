@@ -233,12 +233,18 @@ impl<S: Service> Replica<S> {
             let base = self.cfg.recovery_rounds.max(2);
             let st = self.slot(slot);
             st.rounds += 1;
-            let patience = base << (st.view.min(MAX_BACKOFF as u64) as u32);
-            if st.rounds >= patience {
-                let next = st.view.saturating_add(1);
-                self.enter(slot, next, &mut fx);
-            } else if st.rounds == 2 {
+            let (rounds, view) = (st.rounds, st.view);
+            let patience = base << (view.min(MAX_BACKOFF as u64) as u32);
+            // A recovery view is left on a timer only once `a - f` acceptors are known to be in
+            // it: an acceptor that climbed views alone (cut off) waits for the others there,
+            // resending its report, instead of drifting further away.
+            let may_leave = view == 0 || self.evidence(slot).is_some();
+            if rounds >= patience && may_leave {
+                self.enter(slot, view.saturating_add(1), &mut fx);
+            } else if rounds >= 2 {
                 self.resend(slot, &mut fx);
+                // A report signed again after a restart may complete our own certificate.
+                self.try_recover(slot, &mut fx);
             }
         }
         fx.arm(Timer::Round, self.cfg.round_ticks);

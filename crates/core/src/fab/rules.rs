@@ -26,7 +26,8 @@ impl Rules<'_> {
     /// over the acceptors, and different slots start at different ones.
     pub fn leader(&self, slot: Slot, view: View) -> NodeId {
         let n = self.acceptors.len() as u64;
-        self.acceptors[((slot + view) % n) as usize]
+        // Reduced first: a peer may name any view, up to u64::MAX.
+        self.acceptors[((slot % n + view % n) % n) as usize]
     }
 
     /// Matching votes in one view that decide a value.
@@ -67,8 +68,11 @@ impl Rules<'_> {
         b.view >= 1 && shape && self.by_acceptor(r)
     }
 
-    /// True when `evidence` is a signed statement about what its author last voted for before
-    /// `view` at `slot`.
+    /// True when `evidence` is a signed statement that counts toward a certificate for `view`
+    /// at `slot`: a report entering `view`, or a vote in `view - 1` or later. (Why a vote in a
+    /// later view may count: if a value was decided in a view `u < view`, a correct acceptor
+    /// votes for nothing else in any view after `u`; by induction over the order in which
+    /// correct votes are cast, each rests on statements made before it.)
     fn evidence_ok(&self, e: &Evidence, slot: Slot, view: View) -> bool {
         match e {
             Evidence::Report(r) => {
@@ -76,7 +80,7 @@ impl Rules<'_> {
                 r.body.slot == slot && r.body.view == view && lower && self.by_acceptor(r)
             }
             Evidence::Vote(v) => {
-                v.body.slot == slot && v.body.view + 1 == view && self.by_acceptor(v)
+                v.body.slot == slot && v.body.view.saturating_add(1) >= view && self.by_acceptor(v)
             }
         }
     }

@@ -84,6 +84,10 @@ pub struct Liar {
     /// Votes it already sent for everything: once each, or two such liars would answer each
     /// other's votes without end.
     voted: BTreeSet<(u64, u64, Digest)>,
+    /// Slots and views it forged a decision for, and slots it pushed a request into: once
+    /// each, or two such liars hearing each other's inventions would multiply them without end.
+    forged: BTreeSet<(u64, u64)>,
+    pushed: BTreeSet<u64>,
     drop_rate: f64,
 }
 
@@ -106,6 +110,8 @@ impl Liar {
             heard: Vec::new(),
             requests: Vec::new(),
             voted: BTreeSet::new(),
+            forged: BTreeSet::new(),
+            pushed: BTreeSet::new(),
             drop_rate,
         }
     }
@@ -212,7 +218,7 @@ impl Liar {
             _ => return out,
         };
         let digest = value_digest(&value);
-        if self.has(Lie::Push) && view == 0 && self.rng.gen_bool(0.5) {
+        if self.has(Lie::Push) && view == 0 && self.rng.gen_bool(0.5) && self.pushed.insert(slot) {
             let other = self.other_value(&digest);
             if other.is_some() {
                 let m = self.vote(0, slot, &other);
@@ -224,7 +230,7 @@ impl Liar {
         if self.has(Lie::VoteForEverything) && self.voted.insert((view, slot, digest)) {
             out.extend(self.to_all(self.vote(view, slot, &value)));
         }
-        if self.has(Lie::Forge) && self.rng.gen_bool(0.3) {
+        if self.has(Lie::Forge) && self.rng.gen_bool(0.3) && self.forged.insert((view, slot)) {
             out.extend(self.forge(view, slot, &digest));
         }
         out
