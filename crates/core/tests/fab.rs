@@ -520,6 +520,39 @@ fn later_votes_count_as_evidence_for_a_view() {
     assert!(voted || decided, "{:?} {:?}", fx.persist, fx2.persist);
 }
 
+/// A no-op can be what a certificate vouches for, named only by reports (which carry no value
+/// for it): the acceptor still votes for it.
+#[test]
+fn a_vouched_no_op_is_voted_for() {
+    let mut disk = Durable::default();
+    disk.apply(&Persist::View { slot: 1, view: 1 });
+    let mut r = replica_from(1, None, disk);
+    for a in 2..=5 {
+        let body = Report {
+            view: 1,
+            slot: 1,
+            last: Some((0, synod_core::fab::NOOP)),
+        };
+        let fx = r.on_message(Message::Report(Signed::new(&signer(a), body), None));
+        assert!(
+            fx.persist.is_empty(),
+            "four statements are not a certificate"
+        );
+    }
+    let mut persisted = Vec::new();
+    for _ in 0..2 {
+        persisted.extend(r.on_timer(Timer::Round).persist);
+    }
+    assert!(
+        persisted.contains(&Persist::Vote {
+            slot: 1,
+            view: 1,
+            value: None
+        }),
+        "{persisted:?}"
+    );
+}
+
 /// From view 2 on, an acceptor whose own certificate vouches for a value still waits for the
 /// leader's choice: certificates may differ, and only a leader ends a split.
 #[test]

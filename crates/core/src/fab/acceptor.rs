@@ -199,8 +199,8 @@ impl<S: Service> Replica<S> {
         (view > 0 && evidence.len() == self.cfg.quorum.reports()).then_some(evidence)
     }
 
-    /// In a recovery view we have not voted in: vote for the value our evidence vouches for,
-    /// or, as the view's leader with nothing vouched for, choose one.
+    /// In a recovery view we have not voted in: in view 1, vote for the value our evidence
+    /// vouches for; as the view's leader, choose (the vouched value, else a free one).
     pub(super) fn try_recover(&mut self, slot: Slot, fx: &mut FabEffects<S::Op, S::Result>) {
         let Some(st) = self.slots.get(&slot) else {
             return;
@@ -218,7 +218,10 @@ impl<S: Service> Replica<S> {
         let leader = rules.leader(slot, view) == self.cfg.id;
         // Every report and vote carries its value, so a value one names was heard (`None`:
         // it was dropped, and this acceptor waits for the leader's choice).
-        let vouched_value = vouched.map(|d| st.values.get(&d).cloned());
+        let vouched_value = vouched.map(|d| match d {
+            NOOP => Some(None),
+            d => st.values.get(&d).cloned(),
+        });
         match vouched_value {
             // View 1: each acceptor votes for what its own certificate vouches for, no leader
             // needed. Different certificates may vouch for different values when nothing was
