@@ -9,6 +9,7 @@ use crate::fast_multi::{FastMultiSim, FastMultiSimConfig};
 use crate::faults::Faults;
 use crate::generalized::{GenSim, GenSimConfig};
 use crate::pbft::{PbftSim, PbftSimConfig};
+use crate::report::RunReport;
 use crate::trace::TraceEvent;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -123,104 +124,113 @@ pub fn compare(seeds: u64) -> Result<Vec<LatencyRow>, String> {
 /// PBFT (4 replicas, no liars, 6 requests per client): delays from a client's request to the
 /// first replica executing it; "recovered" counts seeds in which a view change ran.
 fn pbft(seeds: u64, clients: usize) -> Result<LatencyRow, String> {
-    let mut row = LatencyRow::new("pbft", "view change", true, clients, seeds);
-    for seed in 0..seeds {
+    let row = LatencyRow::new("pbft", "view change", true, clients, seeds);
+    byzantine_row(row, seeds, |seed| {
         let cfg = PbftSimConfig {
             liars: Some(0),
             clients,
             faults: Faults::NONE,
             ..Default::default()
         };
-        let (report, _, outcome) = PbftSim::new(cfg, seed)?.run_measured();
-        row.failing += report.violation.is_some() as u64;
-        let bucket = if outcome.views > 0 {
-            row.recovered += 1;
-            &mut row.recovering
-        } else {
-            &mut row.fast
-        };
-        for (d, n) in outcome.delays {
-            *bucket.entry(d).or_default() += n;
-        }
-    }
-    Ok(row)
+        let (report, _, o) = PbftSim::new(cfg, seed)?.run_measured();
+        Ok((report, o.views > 0, o.delays))
+    })
 }
 
 /// PBFT's messages per request by kind, from the traces of `seeds` fault-free runs of
 /// `replicas` replicas without liars and one client. Status rounds and checkpoints are in the
 /// map too, though they are periodic rather than per request.
 pub fn pbft_messages(replicas: usize, seeds: u64) -> Result<BTreeMap<String, f64>, String> {
-    let mut sent = BTreeMap::<String, u64>::new();
-    let mut requests = 0;
-    for seed in 0..seeds {
-        let cfg = PbftSimConfig {
-            replicas,
-            liars: Some(0),
-            clients: 1,
-            faults: Faults::NONE,
-            trace: true,
-            ..Default::default()
-        };
-        requests += cfg.commands as u64;
-        let (report, trace, _) = PbftSim::new(cfg, seed)?.run_measured();
-        if let Some(v) = report.violation {
-            return Err(format!("seed {seed}: {v}"));
-        }
-        count_kinds(&trace, &mut sent);
-    }
-    Ok(per_request(sent, requests))
+    let cfg = PbftSimConfig {
+        replicas,
+        liars: Some(0),
+        clients: 1,
+        faults: Faults::NONE,
+        trace: true,
+        ..Default::default()
+    };
+    let per_seed = cfg.commands as u64;
+    messages_by_kind(seeds, per_seed, |seed| {
+        let (report, trace, _) = PbftSim::new(cfg.clone(), seed)?.run_measured();
+        Ok((report, trace))
+    })
 }
 
 /// Fast Byzantine Paxos (6 acceptors, no liars, 6 requests per client): delays from a
 /// client's request to the first acceptor executing it; "recovered" counts seeds in which a
 /// slot went through a recovery view (colliding clients).
 fn fab(seeds: u64, clients: usize) -> Result<LatencyRow, String> {
-    let mut row = LatencyRow::new("fast-byzantine", "recovery", true, clients, seeds);
-    for seed in 0..seeds {
+    let row = LatencyRow::new("fast-byzantine", "recovery", true, clients, seeds);
+    byzantine_row(row, seeds, |seed| {
         let cfg = FabSimConfig {
             liars: Some(0),
             clients,
             faults: Faults::NONE,
             ..Default::default()
         };
-        let (report, _, outcome) = FabSim::new(cfg, seed)?.run_measured();
-        row.failing += report.violation.is_some() as u64;
-        let bucket = if outcome.recoveries > 0 {
-            row.recovered += 1;
-            &mut row.recovering
-        } else {
-            &mut row.fast
-        };
-        for (d, n) in outcome.delays {
-            *bucket.entry(d).or_default() += n;
-        }
-    }
-    Ok(row)
+        let (report, _, o) = FabSim::new(cfg, seed)?.run_measured();
+        Ok((report, o.recoveries > 0, o.delays))
+    })
 }
 
 /// Fast Byzantine Paxos's messages per request by kind, from the traces of `seeds` fault-free
 /// runs of `acceptors` acceptors without liars and one client (status rounds included, though
 /// they are periodic).
 pub fn fab_messages(acceptors: usize, seeds: u64) -> Result<BTreeMap<String, f64>, String> {
-    let mut sent = BTreeMap::<String, u64>::new();
-    let mut requests = 0;
+    let cfg = FabSimConfig {
+        acceptors,
+        liars: Some(0),
+        clients: 1,
+        faults: Faults::NONE,
+        trace: true,
+        ..Default::default()
+    };
+    let per_seed = cfg.commands as u64;
+    messages_by_kind(seeds, per_seed, |seed| {
+        let (report, trace, _) = FabSim::new(cfg.clone(), seed)?.run_measured();
+        Ok((report, trace))
+    })
+}
+
+/// Fills `row` from `seeds` runs of a Byzantine simulator: each gives its report, whether it
+/// recovered (a view change or recovery view ran), and its delays → requests.
+fn byzantine_row(
+    mut row: LatencyRow,
+    seeds: u64,
+    run: impl Fn(u64) -> Result<(RunReport, bool, BTreeMap<u32, u64>), String>,
+) -> Result<LatencyRow, String> {
     for seed in 0..seeds {
-        let cfg = FabSimConfig {
-            acceptors,
-            liars: Some(0),
-            clients: 1,
-            faults: Faults::NONE,
-            trace: true,
-            ..Default::default()
+        let (report, recovered, delays) = run(seed)?;
+        row.failing += report.violation.is_some() as u64;
+        let bucket = if recovered {
+            row.recovered += 1;
+            &mut row.recovering
+        } else {
+            &mut row.fast
         };
-        requests += cfg.commands as u64;
-        let (report, trace, _) = FabSim::new(cfg, seed)?.run_measured();
+        for (d, n) in delays {
+            *bucket.entry(d).or_default() += n;
+        }
+    }
+    Ok(row)
+}
+
+/// Messages per request by kind over `seeds` traced runs of `per_seed` requests each; a
+/// violation in any run is an error.
+fn messages_by_kind(
+    seeds: u64,
+    per_seed: u64,
+    run: impl Fn(u64) -> Result<(RunReport, Vec<TraceEvent>), String>,
+) -> Result<BTreeMap<String, f64>, String> {
+    let mut sent = BTreeMap::<String, u64>::new();
+    for seed in 0..seeds {
+        let (report, trace) = run(seed)?;
         if let Some(v) = report.violation {
             return Err(format!("seed {seed}: {v}"));
         }
         count_kinds(&trace, &mut sent);
     }
-    Ok(per_request(sent, requests))
+    Ok(per_request(sent, seeds * per_seed))
 }
 
 /// Counts the messages a trace sent, by kind (the first word of each).
