@@ -50,6 +50,7 @@ fn restart(cfg: ReplicaConfig, disk: Durable<String>) -> Replica<OpLog<String>> 
         disk,
         OpLog::default(),
     )
+    .expect("the replica's own records")
 }
 
 fn config(id: NodeId, bug: Option<PlantedBug>) -> ReplicaConfig {
@@ -575,4 +576,53 @@ fn a_view_change_for_a_later_view_counts_toward_leaving_the_current_one() {
         let want = if later { (2, true) } else { (1, true) };
         assert_eq!(r.view(), want, "with a view change for view 2: {later}");
     }
+}
+
+/// A disk whose stable checkpoint does not decode is refused with an error, not a panic.
+#[test]
+fn a_stable_checkpoint_that_does_not_decode_is_an_error() {
+    let disk = Durable {
+        stable: Some((foreign_checkpoint(8), vec![0xff; 3])),
+        ..Durable::default()
+    };
+    let err = Replica::recover(
+        config(2, None),
+        Arc::new(signer(2)),
+        verifier(),
+        disk,
+        OpLog::<String>::default(),
+    )
+    .err()
+    .expect("refused");
+    assert!(err.to_string().contains("slot 8"), "{err}");
+}
+
+/// A client fed one operation at a time stamps them from its first stamp on, and after
+/// giving one up sends the next with a higher stamp.
+#[test]
+fn a_client_takes_operations_one_by_one_with_growing_stamps() {
+    let quorum = ByzantineQuorum::new(4).expect("4");
+    let mut client = Client::<String, u64>::new(
+        Arc::new(signer(CLIENT)),
+        verifier(),
+        REPLICAS.to_vec(),
+        quorum,
+        Vec::new(),
+        100,
+        None,
+    )
+    .with_first_stamp(1_000);
+    let stamp_of = |fx: &Fx| match &fx.send[0].msg {
+        Message::Request(r) => r.body.stamp,
+        m => panic!("not a request: {m:?}"),
+    };
+    let fx = client.submit("a".into());
+    assert_eq!((fx.send.len(), stamp_of(&fx)), (4, 1_001));
+    // One in flight: the next waits.
+    assert!(client.submit("b".into()).send.is_empty());
+    client.cancel();
+    assert!(client.current().is_none());
+    let fx = client.submit("c".into());
+    assert_eq!(stamp_of(&fx), 1_002, "b, queued, goes first");
+    assert_eq!(client.current().map(|r| r.op.as_str()), Some("b"));
 }

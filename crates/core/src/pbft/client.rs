@@ -8,7 +8,7 @@ use crate::ballot::NodeId;
 use crate::bugs::PlantedBug;
 use crate::quorum::ByzantineQuorum;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -20,8 +20,12 @@ pub struct Client<V, R> {
     /// Matching replies needed.
     needed: usize,
     retry_ticks: u64,
-    ops: Vec<V>,
-    next: usize,
+    /// Operations not yet sent, oldest first.
+    ops: VecDeque<V>,
+    /// Requests sent so far.
+    sent: u64,
+    /// Stamps are `first_stamp + k` for the k-th operation (from 1).
+    first_stamp: u64,
     current: Option<Signed<Request<V>>>,
     replies: BTreeMap<NodeId, R>,
 }
@@ -47,11 +51,39 @@ impl<V: Clone + Debug + Serialize, R: Clone + Eq + Debug + Serialize> Client<V, 
             replicas,
             needed,
             retry_ticks,
-            ops,
-            next: 0,
+            ops: ops.into(),
+            sent: 0,
+            first_stamp: 0,
             current: None,
             replies: BTreeMap::new(),
         }
+    }
+
+    /// Numbers this client's requests from `stamp + 1` on. Replicas execute a client's
+    /// request only if its stamp is above the last one they executed for it, so a client that
+    /// restarts under the same id must start above every stamp it used before (a clock reading
+    /// does). Call before the first request.
+    pub fn with_first_stamp(mut self, stamp: u64) -> Self {
+        self.first_stamp = stamp;
+        self
+    }
+
+    /// Adds `op` to the operations to run; sends it at once if nothing is in flight.
+    pub fn submit(&mut self, op: V) -> PbftEffects<V, R> {
+        self.ops.push_back(op);
+        let mut fx = PbftEffects::new();
+        if self.current.is_none() {
+            self.send_next(&mut fx);
+        }
+        fx
+    }
+
+    /// Gives up on the request in flight, so that the next operation can go. Its outcome is
+    /// unknown: replicas may still execute it, but never after the next one, whose stamp is
+    /// higher.
+    pub fn cancel(&mut self) {
+        self.current = None;
+        self.replies.clear();
     }
 
     /// The request in flight, if any.
@@ -68,14 +100,14 @@ impl<V: Clone + Debug + Serialize, R: Clone + Eq + Debug + Serialize> Client<V, 
 
     fn send_next(&mut self, fx: &mut PbftEffects<V, R>) {
         self.replies.clear();
-        let Some(op) = self.ops.get(self.next).cloned() else {
+        let Some(op) = self.ops.pop_front() else {
             self.current = None;
             return;
         };
-        self.next += 1;
+        self.sent += 1;
         let body = Request {
             client: self.signer.id(),
-            stamp: self.next as u64,
+            stamp: self.first_stamp.saturating_add(self.sent),
             op,
         };
         self.current = Some(Signed::new(self.signer.as_ref(), body));

@@ -2,6 +2,7 @@
 
 use super::messages::{Checkpoint, Persist, PrePrepare, Prepared, Request, Seq, View};
 use crate::auth::Signed;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// An order a replica took, with the request it orders (none: a null request).
@@ -10,7 +11,7 @@ pub type Accepted<V> = (Signed<PrePrepare>, Option<Signed<Request<V>>>);
 /// A replica's durable state: everything a restart must not forget, since a correct replica
 /// that forgot an order it agreed to, or a certificate it reported, could be led to contradict
 /// itself.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Durable<V> {
     /// Its view.
     pub view: View,

@@ -37,6 +37,6 @@ pub use messages::{
     Checkpoint, Commit, Committed, Message, NewView, Output, PbftEffects, Persist, PrePrepare,
     Prepare, Prepared, Reply, Request, Seq, Status, Timer, View, ViewChange, NULL_DIGEST,
 };
-pub use replica::{Replica, ReplicaConfig};
+pub use replica::{RecoverError, Replica, ReplicaConfig};
 pub use rules::{Order, Rules};
 pub use service::{OpLog, Service};

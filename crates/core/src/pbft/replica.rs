@@ -86,7 +86,19 @@ pub(super) struct ClientRecord<R> {
     pub result: R,
 }
 
-/// A PBFT replica over service `S`.
+/// Why [`Replica::recover`] refused its durable state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecoverError {
+    /// The stable checkpoint's state does not decode as this service's state.
+    #[error("the stable checkpoint at slot {seq} does not decode as this service's state")]
+    BadCheckpoint {
+        /// The checkpoint's slot.
+        seq: Seq,
+    },
+}
+
+/// A PBFT replica: the normal case, view changes, checkpoints and catch-up, as one state
+/// machine driven by messages and timers.
 pub struct Replica<S: Service> {
     pub(super) cfg: ReplicaConfig,
     pub(super) signer: Arc<dyn Signer>,
@@ -130,14 +142,15 @@ pub struct Replica<S: Service> {
 
 impl<S: Service> Replica<S> {
     /// A replica from its durable state (default for a fresh one) and the service's initial
-    /// state.
+    /// state. Fails if the stable checkpoint's state in `durable` does not decode: the records
+    /// are not this replica's own, or the disk damaged them.
     pub fn recover(
         cfg: ReplicaConfig,
         signer: Arc<dyn Signer>,
         verifier: Arc<dyn Verifier>,
         durable: Durable<S::Op>,
         initial: S,
-    ) -> Self {
+    ) -> Result<Self, RecoverError> {
         let mut r = Replica {
             cfg,
             signer,
@@ -165,10 +178,10 @@ impl<S: Service> Replica<S> {
         };
         r.stable_state = r.state_bytes();
         if let Some((proof, state)) = durable.stable {
-            // Our own record: a decode failure means the disk is not ours to trust.
             let seq = proof.first().map_or(0, |c| c.body.seq);
-            let ok = r.install_state(seq, proof, state);
-            assert!(ok, "a replica's own stable checkpoint decodes");
+            if !r.install_state(seq, proof, state) {
+                return Err(RecoverError::BadCheckpoint { seq });
+            }
         }
         for (seq, (pp, request)) in durable.accepted.into_iter().filter(|(s, _)| *s > r.stable) {
             let slot = r
@@ -190,7 +203,7 @@ impl<S: Service> Replica<S> {
         }
         r.next_seq = r.next_seq.max(r.floor);
         r.restore_own_votes();
-        r
+        Ok(r)
     }
 
     /// After a restart: our prepare for every order we took in this view, and our commit for

@@ -23,7 +23,7 @@ type Msg = Message<String, u64>;
 
 enum Proc {
     Replica(Box<Replica<OpLog<String>>>),
-    Client(Client<String, u64>),
+    Client(Box<Client<String, u64>>),
 }
 
 struct Script {
@@ -68,7 +68,7 @@ impl Script {
             1_000,
             None,
         );
-        procs.insert(CLIENT, Proc::Client(client));
+        procs.insert(CLIENT, Proc::Client(Box::new(client)));
         for id in REPLICAS.into_iter().filter(|id| Some(*id) != liar) {
             let cfg = ReplicaConfig {
                 id,
@@ -87,7 +87,8 @@ impl Script {
                 verifier.clone(),
                 Durable::default(),
                 OpLog::default(),
-            );
+            )
+            .expect("a fresh replica has no checkpoint to decode");
             procs.insert(id, Proc::Replica(Box::new(r)));
         }
         Script {

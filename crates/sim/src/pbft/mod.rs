@@ -82,7 +82,7 @@ pub enum Role {
     /// A Byzantine replica.
     Liar(Box<Liar>),
     /// A client.
-    Client(Client<String, u64>),
+    Client(Box<Client<String, u64>>),
 }
 
 /// What a run counted besides its report.
@@ -254,7 +254,7 @@ impl Cast for PbftCast {
             let ops = (0..self.cfg.commands)
                 .map(|k| PbftSim::command(id, k))
                 .collect();
-            return Role::Client(Client::new(
+            return Role::Client(Box::new(Client::new(
                 signer,
                 verifier,
                 self.replicas.clone(),
@@ -262,7 +262,7 @@ impl Cast for PbftCast {
                 ops,
                 300,
                 self.cfg.bug,
-            ));
+            )));
         }
         let replica = Replica::recover(
             self.replica_config(id),
@@ -270,7 +270,8 @@ impl Cast for PbftCast {
             verifier,
             disk.clone(),
             OpLog::default(),
-        );
+        )
+        .expect("the simulated disk holds only what the replica persisted");
         match self.liars.get(&id) {
             Some(lies) => {
                 let rng = ChaCha8Rng::seed_from_u64(self.seed ^ (id << 32));
