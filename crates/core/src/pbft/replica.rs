@@ -658,8 +658,14 @@ impl<S: Service> Replica<S> {
         }
         if self.executed > before {
             self.backoff = 0;
-            if !self.pending.is_empty() && !self.changing {
-                self.arm_view_timer(fx);
+            if !self.changing {
+                if self.pending.is_empty() {
+                    // Nothing waits: the armed deadline is stale (it goes off harmlessly with
+                    // nothing pending), and the next request must arm a fresh one.
+                    self.timer_armed = false;
+                } else {
+                    self.arm_view_timer(fx);
+                }
             }
             self.order_pending(fx);
         }
