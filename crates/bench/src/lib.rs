@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod compare;
 pub mod error;
 pub mod loadgen;
+pub mod pbft;
 pub mod plot;
 pub mod procs;
 pub mod result;
@@ -21,5 +22,6 @@ pub use error::{BenchError, Result};
 /// TLS settings for [`Security`], as the etcd client takes them.
 pub use etcd_client::{Certificate, Identity, TlsOptions};
 pub use loadgen::{run, RunConfig, Security};
+pub use pbft::{run_pbft, PbftRunConfig};
 pub use result::{RunResult, Timeline};
 pub use workload::{KeyDist, Workload};

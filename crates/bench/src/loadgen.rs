@@ -353,7 +353,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
 
 /// CPU time the servers `pids` (summed; none if any cannot be read, or none is named) and
 /// this process used between `from` and `to`.
-async fn cpu_over(
+pub(crate) async fn cpu_over(
     pids: Vec<u32>,
     from: Instant,
     to: Instant,

@@ -115,6 +115,18 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Options of `synod bench run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
+    /// `etcd`: any etcd-API cluster (Synod's Paxos servers, etcd) at --endpoints. `pbft`: a
+    /// PBFT cluster (`synod server --protocol pbft`) at --replicas, each client signing with
+    /// its key from --key-dir and waiting for f + 1 matching replies; put, get and mix only.
+    #[arg(long, value_enum, default_value = "etcd")]
+    protocol: BenchProtocol,
+    /// With --protocol pbft: every replica, `1=127.0.0.1:7001,...` (as the servers' --peers).
+    #[arg(long)]
+    replicas: Option<String>,
+    /// With --protocol pbft: the directory `synod keygen` wrote; client i signs with
+    /// `client<100+i>.key`, so --clients N needs `synod keygen --clients N`.
+    #[arg(long, default_value = "keys")]
+    key_dir: PathBuf,
     /// Client endpoints, comma-separated; every connection balances over all of them.
     #[arg(long, default_value = "127.0.0.1:2379", value_delimiter = ',')]
     endpoints: Vec<String>,
@@ -338,7 +350,76 @@ fn until_interrupted<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
     })
 }
 
+/// Which kind of cluster `bench run` loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BenchProtocol {
+    /// An etcd v3 API cluster.
+    Etcd,
+    /// A PBFT cluster.
+    Pbft,
+}
+
+fn run_pbft(a: RunArgs) -> Result<RunResult> {
+    let replicas = a
+        .replicas
+        .as_deref()
+        .context("--protocol pbft needs --replicas ID=HOST:PORT,...")?;
+    let replicas =
+        synod_bft::parse_members(replicas).map_err(|e| anyhow::anyhow!("--replicas: {e}"))?;
+    if a.rate.is_some() || a.timeline.is_some() || a.cacert.is_some() || a.user.is_some() {
+        bail!("--rate, --timeline, --cacert and --user do not apply to --protocol pbft");
+    }
+    let cfg = synod_bench::PbftRunConfig {
+        replicas,
+        key_dir: a.key_dir,
+        workload: a.workload.into(),
+        clients: a.clients,
+        value_size: a.value_size,
+        keys: a.keys,
+        dist: match a.dist {
+            DistArg::Uniform => KeyDist::Uniform,
+            DistArg::Zipf => KeyDist::Zipf { s: a.zipf_s },
+        },
+        read_percent: a.read_percent,
+        warmup: a.warmup,
+        duration: a.duration,
+        seed: a.seed,
+        system: a.system.or(Some("synod-pbft".into())),
+        server_pids: a.server_pids,
+    };
+    until_interrupted(async { Ok(synod_bench::run_pbft(&cfg).await?) })
+}
+
+fn write_json(r: &RunResult, path: Option<PathBuf>) -> Result<()> {
+    if let Some(path) = path {
+        let text = serde_json::to_string_pretty(r)?;
+        if path.as_os_str() == "-" {
+            println!("{text}");
+        } else {
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("results written to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
 fn run_load(a: RunArgs) -> Result<Outcome> {
+    for &pid in &a.server_pids {
+        if synod_bench::procs::cpu_time(pid).is_none() {
+            bail!("--server-pids: cannot read the CPU time of process {pid} (no such process, or no /proc)");
+        }
+    }
+    if a.protocol == BenchProtocol::Pbft {
+        let json = a.json.clone();
+        let r = run_pbft(a)?;
+        print_run(&r);
+        write_json(&r, json)?;
+        return Ok(Outcome::Ok);
+    }
+    if a.replicas.is_some() {
+        bail!("--replicas applies to --protocol pbft only");
+    }
     let label = (!a.quiet).then(|| a.workload_label());
     let security = security(&a)?;
     let cfg = RunConfig {
@@ -365,23 +446,9 @@ fn run_load(a: RunArgs) -> Result<Outcome> {
         timeline: a.timeline,
     };
     cfg.validate()?;
-    for &pid in &cfg.server_pids {
-        if synod_bench::procs::cpu_time(pid).is_none() {
-            bail!("--server-pids: cannot read the CPU time of process {pid} (no such process, or no /proc)");
-        }
-    }
     let r = until_interrupted(async { Ok(synod_bench::run(&cfg).await?) })?;
     print_run(&r);
-    if let Some(path) = a.json {
-        let text = serde_json::to_string_pretty(&r)?;
-        if path.as_os_str() == "-" {
-            println!("{text}");
-        } else {
-            std::fs::write(&path, text)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("results written to {}", path.display());
-        }
-    }
+    write_json(&r, a.json)?;
     Ok(Outcome::Ok)
 }
 

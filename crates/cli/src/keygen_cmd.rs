@@ -10,11 +10,9 @@ use rand::RngCore;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use synod_bft::keys::{client_key, node_key, public_keys, FIRST_CLIENT};
 use synod_core::auth::{public_keys_text, secret_key_text, Ed25519Signer};
 use synod_core::NodeId;
-
-/// Replicas are 1..=N; clients from this id on, so the two never collide.
-pub const FIRST_CLIENT: NodeId = 101;
 
 /// `synod keygen`'s flags.
 #[derive(Args, Debug)]
@@ -31,21 +29,6 @@ pub struct KeygenArgs {
     /// Overwrite keys that already exist.
     #[arg(long)]
     pub force: bool,
-}
-
-/// The secret key file of replica `id` in `dir`.
-pub fn node_key(dir: &Path, id: NodeId) -> PathBuf {
-    dir.join(format!("node{id}.key"))
-}
-
-/// The secret key file of client `id` in `dir`.
-pub fn client_key(dir: &Path, id: NodeId) -> PathBuf {
-    dir.join(format!("client{id}.key"))
-}
-
-/// The public key file in `dir`.
-pub fn public_keys(dir: &Path) -> PathBuf {
-    dir.join("public.keys")
 }
 
 fn write_new(path: &Path, text: &str, secret: bool, force: bool) -> Result<()> {

@@ -10,6 +10,7 @@ mod check_cmd;
 mod cluster_cmd;
 mod flow_cmd;
 mod keygen_cmd;
+mod pbft_cmd;
 mod server_cmd;
 mod sim_cmd;
 mod snapshot_cmd;
@@ -54,6 +55,9 @@ enum Command {
     /// from the operating system's random source. Existing files are never overwritten unless
     /// --force is given.
     Keygen(keygen_cmd::KeygenArgs),
+    /// Put, get and delete on a PBFT cluster (`synod server --protocol pbft`), each result
+    /// agreed on by f + 1 replicas.
+    Pbft(pbft_cmd::PbftArgs),
     /// Check a recorded history (JSON lines) for linearizability.
     Check(check_cmd::CheckArgs),
     /// Read or restore a backup taken with `etcdctl snapshot save`.
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Certs(args) => certs::run(args),
         Command::Keygen(args) => keygen_cmd::run(args),
+        Command::Pbft(args) => pbft_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),
         Command::Snapshot(args) => snapshot_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),

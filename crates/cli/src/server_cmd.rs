@@ -67,8 +67,18 @@ pub struct ServerArgs {
     /// The protocol that orders the log: `multi` (Multi-Paxos, the default) or `fast-multi`
     /// (Fast Multi-Paxos: each node proposes its clients' writes straight to the acceptors;
     /// experimental: no log compaction yet; see docs/protocol.md).
+    /// `pbft` runs a Byzantine fault-tolerant replica instead: no etcd API; see
+    /// docs/byzantine.md and `synod pbft --help`.
     #[arg(long, env = "SYNOD_PROTOCOL")]
-    protocol: Option<ServerProtocol>,
+    protocol: Option<ProtocolArg>,
+    /// With --protocol pbft: the directory `synod keygen` wrote, holding this replica's
+    /// `node<ID>.key` and every public key in `public.keys`. Default ./keys.
+    #[arg(long, env = "SYNOD_KEYS")]
+    keys: Option<PathBuf>,
+    /// Testing only, with --protocol pbft: run a deliberately faulty replica that lies in this
+    /// way (`equivocate`, `forge` or `silent`), to watch the correct ones outvote it.
+    #[arg(long)]
+    byzantine: Option<synod_bft::Byzantine>,
     /// TLS for clients: this server's PEM certificate (with --key-file). Clients then connect
     /// with https:// endpoints.
     #[arg(long, env = "SYNOD_CERT_FILE")]
@@ -392,7 +402,13 @@ impl ServerArgs {
                     .unwrap_or(600_000)
                     .max(1),
             ),
-            protocol: self.protocol.or(file.protocol).unwrap_or_default(),
+            protocol: match self.protocol {
+                Some(ProtocolArg::Paxos(p)) => Some(p),
+                Some(ProtocolArg::Pbft) => bail!("--protocol pbft is not a Paxos server setting"),
+                None => None,
+            }
+            .or(file.protocol)
+            .unwrap_or_default(),
             join,
             auxiliaries,
             auxiliary,
@@ -426,6 +442,12 @@ impl ServerArgs {
 }
 
 pub fn run(args: ServerArgs) -> Result<Outcome> {
+    if matches!(args.protocol, Some(ProtocolArg::Pbft)) {
+        return crate::pbft_cmd::serve(args.pbft_settings()?);
+    }
+    if args.keys.is_some() || args.byzantine.is_some() {
+        bail!("--keys and --byzantine apply to --protocol pbft only");
+    }
     let (cfg, print) = args.resolve()?;
     if print {
         println!("{}", serde_json::to_string_pretty(&cfg)?);
@@ -449,4 +471,72 @@ pub fn run(args: ServerArgs) -> Result<Outcome> {
         synod_server::server::run(cfg, shutdown).await
     })?;
     Ok(Outcome::Ok)
+}
+
+/// `--protocol`: one of the Paxos servers, or the PBFT replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtocolArg {
+    /// A Multi-Paxos or Fast Multi-Paxos server (etcd API).
+    Paxos(ServerProtocol),
+    /// A PBFT replica (its own client protocol).
+    Pbft,
+}
+
+impl std::str::FromStr for ProtocolArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pbft" => Ok(ProtocolArg::Pbft),
+            _ => s
+                .parse()
+                .map(ProtocolArg::Paxos)
+                .map_err(|e| format!("{e}, or pbft")),
+        }
+    }
+}
+
+impl ServerArgs {
+    /// The settings of a PBFT replica, refusing the flags that do not apply to one.
+    fn pbft_settings(self) -> Result<crate::pbft_cmd::ReplicaSettings> {
+        let unused = [
+            ("--clients", self.clients.is_some()),
+            ("--listen-client", self.listen_client.is_some()),
+            ("--listen-admin", self.listen_admin.is_some()),
+            ("--heartbeat-ticks", self.heartbeat_ticks.is_some()),
+            ("--election-ticks", self.election_ticks.is_some()),
+            ("--window", self.window.is_some()),
+            ("--max-batch", self.max_batch.is_some()),
+            ("--snapshot-every", self.snapshot_every.is_some()),
+            ("--cert-file", self.cert_file.is_some()),
+            ("--peer-cert-file", self.peer_cert_file.is_some()),
+            ("--auth-token", self.auth_token.is_some()),
+            ("--auxiliaries", !self.auxiliaries.is_empty()),
+            ("--auxiliary", self.auxiliary),
+            ("--config", self.config.is_some()),
+            ("--print-config", self.print_config),
+            (
+                "--initial-cluster-state",
+                self.initial_cluster_state.is_some(),
+            ),
+        ];
+        if let Some((flag, _)) = unused.iter().find(|(_, set)| *set) {
+            bail!("{flag} does not apply to --protocol pbft (it takes --id, --peers, --keys, --data-dir, --tick-ms and --byzantine)");
+        }
+        let id = self.id.context("--id is required")?;
+        let peers = self
+            .peers
+            .context("--peers is required: every replica, ID=HOST:PORT,...")?;
+        let members =
+            synod_bft::parse_members(&peers).map_err(|e| anyhow::anyhow!("--peers: {e}"))?;
+        Ok(crate::pbft_cmd::ReplicaSettings {
+            id,
+            members,
+            data_dir: self
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(format!("synod-data/pbft{id}"))),
+            keys: self.keys.unwrap_or_else(|| PathBuf::from("keys")),
+            tick: Duration::from_millis(self.tick_ms.unwrap_or(10).max(1)),
+            byzantine: self.byzantine,
+        })
+    }
 }

@@ -13,6 +13,7 @@ mod keygen;
 mod lock_and_election;
 mod membership;
 mod operator;
+mod pbft_cluster;
 mod server_config;
 mod tls_and_auth;
 mod watch_and_leases;
