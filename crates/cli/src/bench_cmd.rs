@@ -369,6 +369,7 @@ fn run_pbft(a: RunArgs) -> Result<RunResult> {
     if a.rate.is_some() || a.timeline.is_some() || a.cacert.is_some() || a.user.is_some() {
         bail!("--rate, --timeline, --cacert and --user do not apply to --protocol pbft");
     }
+    let dist = a.key_dist();
     let cfg = synod_bench::PbftRunConfig {
         replicas,
         key_dir: a.key_dir,
@@ -376,10 +377,7 @@ fn run_pbft(a: RunArgs) -> Result<RunResult> {
         clients: a.clients,
         value_size: a.value_size,
         keys: a.keys,
-        dist: match a.dist {
-            DistArg::Uniform => KeyDist::Uniform,
-            DistArg::Zipf => KeyDist::Zipf { s: a.zipf_s },
-        },
+        dist,
         read_percent: a.read_percent,
         warmup: a.warmup,
         duration: a.duration,
@@ -422,6 +420,7 @@ fn run_load(a: RunArgs) -> Result<Outcome> {
     }
     let label = (!a.quiet).then(|| a.workload_label());
     let security = security(&a)?;
+    let dist = a.key_dist();
     let cfg = RunConfig {
         security,
         endpoints: a.endpoints,
@@ -430,10 +429,7 @@ fn run_load(a: RunArgs) -> Result<Outcome> {
         conns: a.conns,
         value_size: a.value_size,
         keys: a.keys,
-        dist: match a.dist {
-            DistArg::Uniform => KeyDist::Uniform,
-            DistArg::Zipf => KeyDist::Zipf { s: a.zipf_s },
-        },
+        dist,
         read_percent: a.read_percent,
         rate: a.rate,
         warmup: a.warmup,
@@ -453,6 +449,13 @@ fn run_load(a: RunArgs) -> Result<Outcome> {
 }
 
 impl RunArgs {
+    fn key_dist(&self) -> KeyDist {
+        match self.dist {
+            DistArg::Uniform => KeyDist::Uniform,
+            DistArg::Zipf => KeyDist::Zipf { s: self.zipf_s },
+        }
+    }
+
     fn workload_label(&self) -> String {
         format!("{:?} c={}", self.workload, self.clients).to_lowercase()
     }
