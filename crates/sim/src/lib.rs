@@ -19,6 +19,7 @@ pub mod history;
 pub mod kv;
 pub mod latency;
 pub mod ledger;
+pub mod liars;
 pub mod multi;
 pub mod net;
 pub mod pbft;

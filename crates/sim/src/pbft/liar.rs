@@ -2,6 +2,7 @@
 //! adds what it invents. A liar holds only its own signing key, so what it says in its own name
 //! verifies and what it says in others' does not (unless a planted bug stops the checks).
 
+use crate::liars::Bender;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -53,11 +54,7 @@ impl Lie {
 
     /// A non-empty set of lies, drawn.
     pub fn draw(rng: &mut ChaCha8Rng) -> Vec<Lie> {
-        let mut lies: Vec<Lie> = Lie::ALL.into_iter().filter(|_| rng.gen_bool(0.4)).collect();
-        if lies.is_empty() {
-            lies.push(*Lie::ALL.choose(rng).expect("not empty"));
-        }
-        lies
+        crate::liars::draw(&Lie::ALL, rng)
     }
 }
 
@@ -405,26 +402,11 @@ impl Liar {
             msg: Message::State { proof, state },
         }]
     }
+}
 
-    /// Bends what the replica inside sends.
-    fn bend(&mut self, mut fx: Fx) -> Fx {
-        let sends = std::mem::take(&mut fx.send);
-        let held = std::mem::take(&mut fx.send_after_sync);
-        fx.send = self.bend_list(sends);
-        fx.send_after_sync = self.bend_list(held);
-        fx
-    }
-
-    fn bend_list(&mut self, list: Vec<Outgoing<Msg>>) -> Vec<Outgoing<Msg>> {
-        let mut out = Vec::with_capacity(list.len());
-        for o in list {
-            if self.has(Lie::Silence) && self.rng.gen_bool(self.drop_rate) {
-                continue;
-            }
-            let msg = self.bend_one(o.msg);
-            out.push(Outgoing { to: o.to, msg });
-        }
-        out
+impl Bender<Msg> for Liar {
+    fn drops(&mut self) -> bool {
+        self.has(Lie::Silence) && self.rng.gen_bool(self.drop_rate)
     }
 
     fn bend_one(&mut self, msg: Msg) -> Msg {
