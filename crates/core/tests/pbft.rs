@@ -652,3 +652,51 @@ fn a_request_after_the_queue_emptied_gets_a_fresh_view_change_timeout() {
         fx.timers
     );
 }
+
+/// A peer's statuses are answered once per status round: a liar repeating "I have nothing"
+/// gets the whole state once a round, not once per message.
+#[test]
+fn statuses_are_answered_once_per_round() {
+    let mut c = Cluster::new(&REPLICAS);
+    for (i, op) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        let r = request(op, i as u64 + 1);
+        for id in REPLICAS {
+            c.inject(id, Message::Request(r.clone()));
+        }
+        c.run();
+    }
+    assert_eq!(c.replicas[&1].stable(), 4);
+    let behind = || {
+        let body = Status {
+            view: 0,
+            changing: false,
+            executed: 0,
+            stable: 0,
+        };
+        Message::Status(Signed::new(&signer(3), body))
+    };
+    let states = |fx: &Fx| {
+        fx.send_after_sync
+            .iter()
+            .filter(|o| o.to == 3 && matches!(o.msg, Message::State { .. }))
+            .count()
+    };
+    let r = c.replicas.get_mut(&1).expect("replica 1");
+    for _ in 0..2 {
+        let _ = r.on_timer(Timer::Status);
+    }
+    assert_eq!(
+        states(&r.on_message(behind())),
+        1,
+        "the first status is answered"
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            states(&r.on_message(behind())),
+            0,
+            "a repeat in the same round is not"
+        );
+    }
+    let _ = r.on_timer(Timer::Status);
+    assert_eq!(states(&r.on_message(behind())), 1, "the next round's is");
+}

@@ -197,6 +197,7 @@ impl<S: Service> Replica<S> {
     /// checkpoint.
     pub(super) fn on_status_timer(&mut self, fx: &mut PbftEffects<S::Op, S::Result>) {
         fx.arm(Timer::Status, self.cfg.status_ticks);
+        self.status_round += 1;
         self.executed_at_rounds = [self.executed_at_rounds[1], self.executed];
         let status = Status {
             view: self.view,
@@ -249,9 +250,13 @@ impl<S: Service> Replica<S> {
     /// the sync would leave a replica that said what its disk does not hold).
     pub(super) fn on_status(&mut self, s: Signed<Status>, fx: &mut PbftEffects<S::Op, S::Result>) {
         let peer = s.from;
-        if peer == self.cfg.id || !self.rules().by_replica(&s) {
+        if peer == self.cfg.id
+            || self.answered.get(&peer) == Some(&self.status_round)
+            || !self.rules().by_replica(&s)
+        {
             return;
         }
+        self.answered.insert(peer, self.status_round);
         let theirs = s.body;
         let behind_view = theirs.view < self.view || (theirs.view == self.view && theirs.changing);
         if !self.changing && behind_view {

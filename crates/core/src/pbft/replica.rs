@@ -138,6 +138,12 @@ pub struct Replica<S: Service> {
     /// No order is taken at or below this slot: a started view's low-water mark above our
     /// stable checkpoint, until a state at or above it is installed.
     pub(super) floor: Seq,
+    /// Status rounds this replica has started.
+    pub(super) status_round: u64,
+    /// Per peer, the status round in which we last answered its status: once per round at
+    /// most, or a liar sending statuses without pause would have us copy our whole state (or
+    /// our certificates) to it for each one.
+    pub(super) answered: BTreeMap<NodeId, u64>,
 }
 
 impl<S: Service> Replica<S> {
@@ -175,6 +181,8 @@ impl<S: Service> Replica<S> {
             backoff: 0,
             executed_at_rounds: [0; 2],
             floor: durable.floor,
+            status_round: 0,
+            answered: BTreeMap::new(),
         };
         r.stable_state = r.state_bytes();
         if let Some((proof, state)) = durable.stable {
