@@ -46,6 +46,8 @@ pub struct Liar {
     mode: Byzantine,
     signer: Arc<dyn Signer>,
     replicas: Vec<NodeId>,
+    /// Messages dropped, changed or invented so far.
+    lies: u64,
 }
 
 impl Liar {
@@ -55,11 +57,25 @@ impl Liar {
             mode,
             signer,
             replicas,
+            lies: 0,
         }
     }
 
+    /// Messages it dropped, changed or invented so far: a test's proof that it lied.
+    pub fn lies(&self) -> u64 {
+        self.lies
+    }
+
     /// What the liar sends instead of `out`.
-    pub fn bend(&self, out: Vec<Outgoing<KvMessage>>) -> Vec<Outgoing<KvMessage>> {
+    pub fn bend(&mut self, out: Vec<Outgoing<KvMessage>>) -> Vec<Outgoing<KvMessage>> {
+        let before = out.clone();
+        let bent = self.bend_all(out);
+        let kept = bent.iter().filter(|o| before.contains(o)).count();
+        self.lies += (before.len() - kept.min(before.len()) + bent.len() - kept) as u64;
+        bent
+    }
+
+    fn bend_all(&self, out: Vec<Outgoing<KvMessage>>) -> Vec<Outgoing<KvMessage>> {
         match self.mode {
             Byzantine::Silent => Vec::new(),
             Byzantine::Equivocate => out

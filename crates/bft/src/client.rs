@@ -158,7 +158,13 @@ impl BftClient {
     /// Runs `op` and returns the result `f + 1` replicas agreed on.
     pub async fn execute(&mut self, op: KvOp) -> Result<KvResult, ClientError> {
         let give_up = Instant::now() + self.opts.timeout;
+        if self.core.current().is_some() {
+            // A call before this one was dropped mid-flight (a caller's timeout, a select):
+            // its request is abandoned, and its result must not be taken for this one's.
+            self.core.cancel();
+        }
         let fx = self.core.submit(op);
+        let stamp = self.core.current().map(|r| r.stamp);
         self.send(fx);
         let mut resend = Instant::now() + self.opts.retry;
         loop {
@@ -180,7 +186,9 @@ impl BftClient {
                 }
             };
             let done = fx.output.iter().find_map(|o| match o {
-                Output::Done { result, .. } => Some(result.clone()),
+                Output::Done {
+                    result, stamp: s, ..
+                } if Some(*s) == stamp => Some(result.clone()),
                 _ => None,
             });
             self.send(fx);

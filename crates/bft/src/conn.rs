@@ -1,7 +1,7 @@
 //! Connections: a dialer that keeps one outgoing connection up and writes what it is given,
 //! and the frame reader both ends use.
 
-use crate::wire::{codec, Frame, KvMessage};
+use crate::wire::{codec, Frame, KvMessage, MAX_FRAME};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -34,18 +34,21 @@ pub async fn dial(
             pause = (pause * 2).min(Duration::from_secs(1));
             continue;
         };
-        pause = Duration::from_millis(50);
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
-        let mut write = FramedWrite::new(write, codec());
-        let mut read = FramedRead::new(read, codec());
+        let mut write = FramedWrite::new(write, codec(MAX_FRAME));
+        let mut read = FramedRead::new(read, codec(MAX_FRAME));
         if write
             .send(Frame::Hello { from: me }.encode())
             .await
             .is_err()
         {
+            // Accepted, then reset: pause as after a refusal, not spin.
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
             continue;
         }
+        pause = Duration::from_millis(50);
         loop {
             tokio::select! {
                 frame = out.recv() => {

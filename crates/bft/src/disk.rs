@@ -32,6 +32,9 @@ pub struct Disk {
     wal: Wal,
     snapshots: SnapshotStore,
     durable: Durable<KvOp>,
+    /// The log index of the newest snapshot. The log is cut only below the one before it, so
+    /// that a damaged newest snapshot can fall back on the older one and the log after it.
+    newest: Option<u64>,
 }
 
 impl Disk {
@@ -65,6 +68,7 @@ impl Disk {
             durable.apply(&record);
         }
         Ok(Disk {
+            newest: opened.snapshot.as_ref().map(|s| s.index),
             wal: opened.wal,
             snapshots: opened.snapshots,
             durable,
@@ -77,7 +81,9 @@ impl Disk {
     }
 
     /// Appends `records` and makes them durable with one sync. A new stable checkpoint among
-    /// them is followed by a snapshot, and the log before it is removed.
+    /// them is followed by a snapshot, and the log before the previous snapshot is removed.
+    /// A stable checkpoint's record holds the whole store, so a store above
+    /// [`MAX_FRAME`] bytes cannot be checkpointed: the write fails and the replica stops.
     pub fn write(&mut self, records: &[Persist<KvOp>]) -> Result<(), DiskError> {
         if records.is_empty() {
             return Ok(());
@@ -96,7 +102,9 @@ impl Disk {
             let data =
                 postcard::to_stdvec(&self.durable).expect("encoding into memory does not fail");
             self.snapshots.save(last, SNAPSHOT_META, &data)?;
-            self.wal.compact(last + 1)?;
+            if let Some(older) = self.newest.replace(last) {
+                self.wal.compact(older + 1)?;
+            }
         }
         Ok(())
     }
@@ -123,6 +131,51 @@ mod tests {
         let back = Disk::open(dir.path()).expect("reopens");
         assert_eq!(back.durable(), &want);
         assert_eq!((want.view, want.changing, want.floor), (3, true, 9));
+    }
+
+    fn stable(seq: u64) -> Persist<KvOp> {
+        use synod_core::auth::{Signed, SimKeyring};
+        use synod_core::pbft::Checkpoint;
+        let keys = SimKeyring::new(1, [1, 2, 3]);
+        let body = Checkpoint {
+            seq,
+            state: [7; 32],
+        };
+        let proof = [1, 2, 3]
+            .map(|id| Signed::new(&keys.signer(id), body))
+            .to_vec();
+        Persist::Stable {
+            proof,
+            state: vec![seq as u8; 10],
+        }
+    }
+
+    #[test]
+    fn checkpoints_snapshot_and_the_records_after_them_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut disk = Disk::open(dir.path()).expect("opens");
+        let view = |view| Persist::View {
+            view,
+            changing: false,
+        };
+        for batch in [
+            vec![view(1)],
+            vec![stable(4), view(2)],
+            vec![view(3)],
+            vec![stable(8)],
+            vec![Persist::Floor { seq: 9 }],
+        ] {
+            disk.write(&batch).expect("writes");
+        }
+        let want = disk.durable().clone();
+        assert_eq!((want.stable_seq(), want.view, want.floor), (8, 3, 9));
+        drop(disk);
+        let snaps = std::fs::read_dir(dir.path().join("snap"))
+            .expect("snapshot dir")
+            .count();
+        assert_eq!(snaps, 2, "both checkpoints kept a snapshot");
+        let back = Disk::open(dir.path()).expect("reopens");
+        assert_eq!(back.durable(), &want);
     }
 
     #[test]

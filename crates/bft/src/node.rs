@@ -10,31 +10,33 @@ use crate::conn::{dial, QUEUE};
 use crate::disk::{Disk, DiskError};
 use crate::kv::KvStore;
 use crate::members::Members;
-use crate::wire::{codec, Frame, KvMessage};
+use crate::wire::{codec, Frame, KvMessage, MAX_CLIENT_FRAME, MAX_FRAME};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use synod_core::auth::{Signer, Verifier};
-use synod_core::pbft::{Output, PbftEffects, RecoverError, Replica, ReplicaConfig, Timer};
+use synod_core::pbft::{Message, Output, PbftEffects, RecoverError, Replica, ReplicaConfig, Timer};
 use synod_core::quorum::ByzantineQuorum;
 use synod_core::{NodeId, Outgoing};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 /// Messages waiting for the core thread; more are dropped.
 const INBOX: usize = 16_384;
 /// Messages the core steps through before one sync.
 const BATCH: usize = 512;
-/// Connections one client id may hold at once (an impostor's included); the oldest goes.
+/// Connections one client id may hold at once; the oldest goes.
 const CONNS_PER_CLIENT: usize = 4;
+/// Connections a replica accepts at once; more are closed.
+const MAX_CONNECTIONS: usize = 4096;
 
 /// How to run a replica.
 pub struct ReplicaOptions {
@@ -108,6 +110,9 @@ pub enum NodeError {
     /// Its durable state does not make a replica.
     #[error("data directory: {0}")]
     Recover(#[from] RecoverError),
+    /// The core thread panicked (a bug: see its message above).
+    #[error("the replica's core thread panicked")]
+    Panicked,
     /// It could not listen.
     #[error("cannot listen on {addr}: {err}")]
     Listen {
@@ -125,6 +130,8 @@ pub struct ReplicaStatus {
     pub executed: AtomicU64,
     /// Its view.
     pub view: AtomicU64,
+    /// Run as a liar: the messages it dropped, changed or invented so far.
+    pub lies: AtomicU64,
 }
 
 /// A running replica. Dropping it does not stop it; call [`RunningReplica::stop`].
@@ -147,18 +154,25 @@ impl RunningReplica {
         &self.status
     }
 
-    /// Waits until the core thread ends (an error, or [`RunningReplica::stop`]).
+    /// Whether the core thread still runs (it ends on a disk error, or when stopped).
+    pub fn is_running(&self) -> bool {
+        self.core.as_ref().is_some_and(|c| !c.is_finished())
+    }
+
+    /// Waits until the core thread ends (an error, or [`RunningReplica::stop`]), then closes
+    /// every connection and waits for them to go.
     pub async fn wait(mut self) -> Result<(), NodeError> {
         let core = self.core.take();
         let result = tokio::task::spawn_blocking(move || match core {
-            Some(c) => c.join().unwrap_or(Ok(())),
+            Some(c) => c.join().unwrap_or(Err(NodeError::Panicked)),
             None => Ok(()),
         })
         .await
-        .unwrap_or(Ok(()));
+        .unwrap_or(Err(NodeError::Panicked));
         self.stop.store(true, Ordering::SeqCst);
-        for t in &self.tasks {
+        for t in self.tasks.drain(..) {
             t.abort();
+            let _ = t.await;
         }
         result
     }
@@ -227,12 +241,13 @@ pub async fn start(
         peers.insert(id, tx);
         tasks.push(tokio::spawn(dial(peer, me, rx, None)));
     }
-    tasks.push(tokio::spawn(serve(
-        listener,
-        replicas.clone(),
-        inbox_tx,
-        clients.clone(),
-    )));
+    let shared = Arc::new(Shared {
+        replicas: replicas.clone(),
+        verifier: opts.verifier.clone(),
+        inbox: inbox_tx,
+        clients: clients.clone(),
+    });
+    tasks.push(tokio::spawn(serve(listener, shared)));
     let stop = Arc::new(AtomicBool::new(false));
     let status = Arc::new(ReplicaStatus::default());
     let liar = opts
@@ -263,76 +278,99 @@ pub async fn start(
 }
 
 /// Accepts connections: peers' messages and clients' requests go to the core; a client's
-/// connection also gets its replies.
-async fn serve(
-    listener: TcpListener,
-    replicas: Vec<NodeId>,
-    inbox: SyncSender<KvMessage>,
-    clients: ClientTable,
-) {
+/// connection also gets its replies. The connections live in a set that goes with this task,
+/// so that stopping the replica closes them.
+async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut conns = JoinSet::new();
     loop {
+        while conns.try_join_next().is_some() {}
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
+        if conns.len() >= MAX_CONNECTIONS {
+            // Refused by closing: the peer's dialer retries later.
+            continue;
+        }
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(
-            stream,
-            replicas.clone(),
-            inbox.clone(),
-            clients.clone(),
-        ));
+        conns.spawn(connection(stream, shared.clone()));
     }
 }
 
-async fn connection(
-    stream: TcpStream,
+/// What every connection of a replica needs.
+struct Shared {
     replicas: Vec<NodeId>,
+    verifier: Arc<dyn Verifier>,
     inbox: SyncSender<KvMessage>,
     clients: ClientTable,
-) {
+}
+
+async fn connection(stream: TcpStream, shared: Arc<Shared>) {
     let (read, write) = stream.into_split();
-    let mut read = FramedRead::new(read, codec());
+    // Small frames until the connection says who it is: anyone can connect.
+    let mut read = FramedRead::new(read, codec(MAX_CLIENT_FRAME));
     let hello = tokio::time::timeout(Duration::from_secs(5), read.next()).await;
     let Ok(Some(Ok(bytes))) = hello else { return };
     let Ok(Frame::Hello { from }) = Frame::decode(&bytes) else {
         return;
     };
-    let mut writer = None;
-    let mut registered = None;
-    if !replicas.contains(&from) {
-        let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
-        {
-            let mut table = clients.lock().unwrap_or_else(|p| p.into_inner());
-            let conns = table.entry(from).or_default();
-            conns.retain(|c| !c.is_closed());
-            if conns.len() >= CONNS_PER_CLIENT {
-                conns.remove(0);
-            }
-            conns.push(tx.clone());
-        }
-        registered = Some(tx);
-        let mut write = FramedWrite::new(write, codec());
-        writer = Some(tokio::spawn(async move {
-            while let Some(frame) = rx.recv().await {
-                if write.send(frame).await.is_err() {
-                    return;
-                }
-            }
-        }));
+    let peer = shared.replicas.contains(&from);
+    if peer {
+        // A peer's state transfer can be large. (The claim is not trusted for anything
+        // else: every message it carries is signed.)
+        read.decoder_mut().set_max_frame_length(MAX_FRAME);
     }
+    let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
+    let mut write = FramedWrite::new(write, codec(MAX_FRAME));
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if write.send(frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut registered = false;
     while let Some(Ok(bytes)) = read.next().await {
-        // A frame that does not decode is a peer's fault: skip it, keep the connection.
-        if let Ok(Frame::Message(m)) = Frame::decode(&bytes) {
-            if let Err(std::sync::mpsc::TrySendError::Disconnected(_)) = inbox.try_send(m) {
-                break;
+        // A frame that does not decode is the sender's fault: skip it, keep the connection.
+        let Ok(Frame::Message(m)) = Frame::decode(&bytes) else {
+            continue;
+        };
+        if !peer && !registered {
+            registered = register(&shared, from, &m, &tx);
+        }
+        if let Err(TrySendError::Disconnected(_)) = shared.inbox.try_send(m) {
+            break;
+        }
+    }
+    writer.abort();
+    drop(tx);
+    if registered {
+        let mut table = shared.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(conns) = table.get_mut(&from) {
+            conns.retain(|c| !c.is_closed());
+            if conns.is_empty() {
+                table.remove(&from);
             }
         }
     }
-    drop(registered);
-    if let Some(w) = writer {
-        w.abort();
+}
+
+/// Makes `tx` a way to reach client `from` once the connection carried a request that `from`
+/// signed, so that a connection merely claiming a client's id cannot crowd out the client's
+/// own. Returns whether it did.
+fn register(shared: &Shared, from: NodeId, m: &KvMessage, tx: &mpsc::Sender<Bytes>) -> bool {
+    let Message::Request(r) = m else { return false };
+    if r.body.client != from || !r.verify(shared.verifier.as_ref()) {
+        return false;
     }
+    let mut table = shared.clients.lock().unwrap_or_else(|p| p.into_inner());
+    let conns = table.entry(from).or_default();
+    conns.retain(|c| !c.is_closed());
+    if conns.len() >= CONNS_PER_CLIENT {
+        conns.remove(0);
+    }
+    conns.push(tx.clone());
+    true
 }
 
 /// The core thread's state.
@@ -408,8 +446,9 @@ impl Core {
         self.disk.write(&fx.persist)?;
         let mut out = fx.send;
         out.extend(fx.send_after_sync);
-        if let Some(liar) = &self.liar {
+        if let Some(liar) = &mut self.liar {
             out = liar.bend(out);
+            self.status.lies.store(liar.lies(), Ordering::Relaxed);
         }
         for Outgoing { to, msg } in out {
             self.deliver(to, msg);

@@ -1,8 +1,10 @@
 //! What goes over a connection: length-prefixed frames, each one postcard-encoded [`Frame`].
 //!
 //! The first frame on a connection says who opened it. Nothing trusts that claim for what it
-//! matters: every protocol message is signed by its author and checked by the core, so a
-//! connection that lies about its sender can only ask for replies, which are public anyway.
+//! matters: every protocol message is signed by its author and checked by the core, and a
+//! client's replies go to a connection only once it carried a request that client signed. The
+//! claim only sets the frame limit: small for clients and strangers, large for replicas,
+//! whose state transfers carry the whole store.
 
 use crate::kv::{KvOp, KvResult};
 use bytes::Bytes;
@@ -47,10 +49,15 @@ impl Frame {
     }
 }
 
-/// The codec every connection uses: a 4-byte big-endian length, then the frame.
-pub fn codec() -> LengthDelimitedCodec {
+/// Largest frame from a connection that has not said who it is, or that is a client's: a
+/// hello, or a request with its operation.
+pub const MAX_CLIENT_FRAME: usize = 4 << 20;
+
+/// The codec every connection uses: a 4-byte big-endian length, then the frame, up to `max`
+/// bytes.
+pub fn codec(max: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME)
+        .max_frame_length(max)
         .new_codec()
 }
 

@@ -154,6 +154,32 @@ async fn a_replica_restarts_from_its_disk_and_counts_again() {
     c.shutdown().await;
 }
 
+/// Every replica stops and starts again: what the cluster stored can only come from the disks
+/// (the write-ahead logs and the checkpoints' snapshots, 4 slots apart here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_cluster_restarts_from_its_disks() {
+    let mut c = Cluster::start(None).await;
+    let mut client = c.client(CLIENT);
+    writes_and_reads(&mut client, "kept", 5).await;
+    drop(client);
+    for id in IDS {
+        c.stop(id).await;
+    }
+    for id in IDS {
+        c.boot(id, None).await;
+    }
+    let mut client = c.client(CLIENT + 1);
+    for i in 0..5 {
+        let got = client
+            .get(format!("kept-{i}").as_bytes())
+            .await
+            .expect("get");
+        assert_eq!(got.as_deref(), Some(&b"v2"[..]), "kept-{i}");
+    }
+    writes_and_reads(&mut client, "more", 2).await;
+    c.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_down_is_a_timeout_not_a_wrong_answer() {
     let mut c = Cluster::start(None).await;
@@ -176,6 +202,8 @@ async fn one_liar(liar: NodeId, mode: Byzantine) {
     let mut other = c.client(CLIENT + 1);
     let got = other.get(format!("{mode:?}-4").as_bytes()).await;
     assert_eq!(got.expect("get").as_deref(), Some(&b"v2"[..]));
+    let lies = c.running[&liar].status().lies.load(Ordering::Relaxed);
+    assert!(lies > 0, "the liar told no lie");
     if liar == 1 && mode == Byzantine::Equivocate {
         // No order of the primary's could gather a quorum in view 0, so the correct replicas
         // had to leave it. (That a lying backup causes no view change is not asserted: on a
@@ -198,8 +226,13 @@ async fn an_equivocating_backup_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_votes_and_replies_are_refused() {
+async fn forged_replies_from_the_primary_are_refused() {
     one_liar(1, Byzantine::Forge).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_prepares_commits_and_replies_from_a_backup_are_refused() {
+    one_liar(3, Byzantine::Forge).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,11 +55,22 @@ pub fn serve(s: ReplicaSettings) -> Result<Outcome> {
         );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot handle SIGTERM")?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => replica.stop().await?,
-            _ = term.recv() => replica.stop().await?,
+        let mut check = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = check.tick() => {
+                    if !replica.is_running() {
+                        // A disk error stopped it: say so and exit with it.
+                        replica.wait().await?;
+                        anyhow::bail!("the replica stopped");
+                    }
+                }
+            }
         }
         tracing::info!("shutting down");
+        replica.stop().await?;
         anyhow::Ok(())
     })?;
     Ok(Outcome::Ok)
