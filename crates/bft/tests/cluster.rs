@@ -1,104 +1,13 @@
 //! Four PBFT replicas on loopback, in this process, with Ed25519 keys: the cluster answers,
 //! survives a restart from disk, and is not fooled by one liar in any mode.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+mod common;
+
+use common::{signer, verifier, Cluster, CLIENT, IDS};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
-use synod_bft::node::RunningReplica;
-use synod_bft::{BftClient, Byzantine, ClientError, ClientOptions, Members, ReplicaOptions};
-use synod_core::auth::{Ed25519Signer, Ed25519Verifier};
+use synod_bft::{BftClient, Byzantine, ClientError, ClientOptions};
 use synod_core::NodeId;
-use tokio::net::TcpListener;
-
-const IDS: [NodeId; 4] = [1, 2, 3, 4];
-const CLIENT: NodeId = 101;
-
-fn signer(id: NodeId) -> Arc<Ed25519Signer> {
-    Arc::new(Ed25519Signer::from_secret(id, &[id as u8; 32]))
-}
-
-fn verifier() -> Arc<Ed25519Verifier> {
-    let mut v = Ed25519Verifier::default();
-    for id in IDS.iter().copied().chain(CLIENT..CLIENT + 4) {
-        v.add(id, &signer(id).public()).expect("a valid key");
-    }
-    Arc::new(v)
-}
-
-struct Cluster {
-    members: Members,
-    dir: tempfile::TempDir,
-    running: BTreeMap<NodeId, RunningReplica>,
-    liar: Option<(NodeId, Byzantine)>,
-}
-
-impl Cluster {
-    async fn start(liar: Option<(NodeId, Byzantine)>) -> Cluster {
-        let mut listeners = BTreeMap::new();
-        for id in IDS {
-            let l = TcpListener::bind("127.0.0.1:0").await.expect("binds");
-            listeners.insert(id, l);
-        }
-        let members = listeners
-            .iter()
-            .map(|(&id, l)| (id, l.local_addr().expect("bound")))
-            .collect();
-        let mut c = Cluster {
-            members,
-            dir: tempfile::tempdir().expect("temp dir"),
-            running: BTreeMap::new(),
-            liar,
-        };
-        for (id, l) in listeners {
-            c.boot(id, Some(l)).await;
-        }
-        c
-    }
-
-    fn options(&self, id: NodeId, dir: &Path) -> ReplicaOptions {
-        let mut o = ReplicaOptions::new(
-            id,
-            self.members.clone(),
-            dir.join(format!("node{id}")),
-            signer(id),
-            verifier(),
-        );
-        o.tick = Duration::from_millis(5);
-        o.view_change_ticks = 100;
-        o.status_ticks = 10;
-        o.checkpoint_interval = 4;
-        o.byzantine = self.liar.filter(|(l, _)| *l == id).map(|(_, m)| m);
-        o
-    }
-
-    async fn boot(&mut self, id: NodeId, listener: Option<TcpListener>) {
-        let opts = self.options(id, self.dir.path());
-        let r = synod_bft::start(opts, listener).await.expect("starts");
-        self.running.insert(id, r);
-    }
-
-    async fn stop(&mut self, id: NodeId) {
-        let r = self.running.remove(&id).expect("running");
-        r.stop().await.expect("stops cleanly");
-    }
-
-    fn client(&self, id: NodeId) -> BftClient {
-        let mut opts = ClientOptions::new(self.members.clone());
-        opts.retry = Duration::from_millis(200);
-        opts.timeout = Duration::from_secs(20);
-        BftClient::connect(signer(id), verifier(), opts).expect("connects")
-    }
-
-    async fn shutdown(mut self) {
-        for id in IDS {
-            if self.running.contains_key(&id) {
-                self.stop(id).await;
-            }
-        }
-    }
-}
 
 async fn writes_and_reads(c: &mut BftClient, round: &str, n: usize) {
     for i in 0..n {
