@@ -411,6 +411,11 @@ impl Core {
             for m in batch.drain(..) {
                 fx.extend(self.replica.on_message(m));
             }
+            // The batch's timer requests replace the deadlines before any falls due: a
+            // deadline the replica re-armed in this batch must not go off at its old time.
+            for t in std::mem::take(&mut fx.timers) {
+                deadlines.insert(t.kind, now + t.after.max(1));
+            }
             if Instant::now() >= next_tick {
                 now += 1;
                 next_tick += self.tick;
