@@ -86,7 +86,6 @@ impl<S: Service> Replica<S> {
     /// Enters `view` at `slot`: no vote below it from now on; a report of our latest vote goes
     /// to every acceptor once it is durable.
     pub(super) fn enter(&mut self, slot: Slot, view: View, fx: &mut FabEffects<S::Op, S::Result>) {
-        let me = self.cfg.id;
         let st = self.slot(slot);
         if view <= st.view {
             return;
@@ -99,14 +98,9 @@ impl<S: Service> Replica<S> {
         st.votes
             .retain(|v, _| *v >= keep || st.vote.as_ref().is_some_and(|(own, _)| own == v));
         st.reports.retain(|v, _| *v >= keep);
-        let last = st.vote.as_ref().map(|(v, value)| (*v, value_digest(value)));
         let value = st.vote.as_ref().and_then(|(_, value)| value.clone());
-        let report = Signed::new(self.signer.as_ref(), Report { view, slot, last });
-        let st = self.slot(slot);
-        st.reports
-            .entry(view)
-            .or_default()
-            .insert(me, report.clone());
+        // No report of ours for `view` exists yet: this signs and keeps one.
+        let report = self.own_report(slot);
         fx.persist(super::messages::Persist::View { slot, view });
         fx.broadcast_after_sync(&self.others(), Message::Report(report, value));
         fx.output(super::messages::Output::Recovering { slot, view });
