@@ -61,10 +61,12 @@ impl Store {
                 through: from - 1,
             });
         }
-        for (&rev, keys) in self.by_rev.range(from..=to) {
+        let first = self.by_rev.partition_point(|(r, _)| *r < from);
+        let revisions = self.by_rev.range(first..).take_while(|(r, _)| *r <= to);
+        for &(rev, ref keys) in revisions {
             let mut at_rev: Vec<(i64, Event)> = Vec::new();
-            let mut seen: Vec<&Vec<u8>> = Vec::new();
-            for key in keys.iter().filter(|k| range.contains(k)) {
+            let mut seen: Vec<&[u8]> = Vec::new();
+            for key in keys.iter().map(|k| &**k).filter(|k| range.contains(k)) {
                 // A key can change twice in one revision (nested transactions): each change is
                 // its own history entry and its own event, so visit each key once.
                 if seen.contains(&key) {
@@ -86,7 +88,7 @@ impl Store {
                         None => Event {
                             kind: EventKind::Delete,
                             kv: KeyValue {
-                                key: key.clone(),
+                                key: key.to_vec(),
                                 mod_revision: rev,
                                 ..KeyValue::default()
                             },
@@ -107,17 +109,28 @@ impl Store {
     }
 
     /// Recomputes the revision index from the key histories (after a snapshot is restored).
+    /// Revisions below the compaction are left out, as compacting cuts them from the index: a
+    /// history keeps the entry a read at the compacted revision sees, which may be older, but
+    /// no watcher may start there.
     pub fn rebuild_index(&mut self) {
+        let from = self.compacted;
         let mut entries: Vec<(i64, i64, &Vec<u8>)> = self
             .keys
             .iter()
             .flat_map(|(k, h)| h.iter().map(move |r| (r.main, r.sub, k)))
+            .filter(|&(main, _, _)| main >= from)
             .collect();
         entries.sort();
-        let mut by_rev: std::collections::BTreeMap<i64, Vec<Vec<u8>>> = Default::default();
+        let mut runs: Vec<(i64, Vec<Box<[u8]>>)> = Vec::new();
         for (main, _, k) in entries {
-            by_rev.entry(main).or_default().push(k.clone());
+            match runs.last_mut() {
+                Some((at, keys)) if *at == main => keys.push(k.as_slice().into()),
+                _ => runs.push((main, vec![k.as_slice().into()])),
+            }
         }
-        self.by_rev = by_rev;
+        self.by_rev = runs
+            .into_iter()
+            .map(|(at, keys)| (at, keys.into_boxed_slice()))
+            .collect();
     }
 }
