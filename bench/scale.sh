@@ -5,11 +5,12 @@
 #
 # Prints, in this order: each node's resident memory (VmRSS, KiB) empty and after the load;
 # the load's duration; one line per window (start, ops/s, p50/p90/p99 ms, the servers' CPU per
-# put in µs), then the median and the worst window; the memory after the windows; the nodes'
-# snapshot, checkpoint and slow-loop log lines, so windows that overlapped a snapshot can be
-# told apart; the data directory sizes; and the time from starting the stopped cluster again
-# until a put succeeds, with the memory after that. docs/performance.md ("Scale") has what it
-# measured. Needs etcdctl (Debian's etcd-client) for the probe puts.
+# put in µs), then the median and the worst window; the memory after the windows, and the most
+# each node held since it started (VmHWM); the nodes' snapshot, checkpoint and slow-loop log
+# lines, so windows that overlapped a snapshot can be told apart; the data directory sizes; and
+# the time from starting the stopped cluster again until a put succeeds, with the memory after
+# that. docs/performance.md ("Scale") has what it measured. Needs etcdctl (Debian's
+# etcd-client) for the probe puts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${SYNOD:-}" ]; then
@@ -38,7 +39,10 @@ start() {
   cluster=$!
 }
 server_pids() { pgrep -f "server .*--data-dir $data/" | paste -sd, -; }
-rss() { for p in $(pgrep -f "server .*--data-dir $data/"); do awk '/VmRSS/{print $2}' "/proc/$p/status"; done | paste -sd' ' -; }
+rss() { mem VmRSS; }
+# The most each node has held resident since it started (VmHWM): snapshots peak between samples.
+peak() { mem VmHWM; }
+mem() { for p in $(pgrep -f "server .*--data-dir $data/"); do awk -v f="$1:" '$1 == f {print $2}' "/proc/$p/status"; done | paste -sd' ' -; }
 # Client ports: node 1 on PORT, node i > 1 on PORT + 10000 * i; status pages on those + 2.
 endpoints="127.0.0.1:$port,127.0.0.1:$((port + 20000)),127.0.0.1:$((port + 30000))"
 leader() {
@@ -77,6 +81,7 @@ sort -n "$rates" | awk '{ r[NR] = $1 } END { if (NR) printf "windows: median %d 
 
 sleep 2
 echo "rss_kib_after $(rss)"
+echo "rss_kib_peak $(peak)"
 grep -E "encoded a snapshot|checkpoint saved|slow node loop" "$log" | sed 's/\x1b\[[0-9;]*m//g' || true
 du -sh "$data"/*
 stop

@@ -20,7 +20,7 @@ use synod_kv::{
     Alarm, AlarmCommand, AlarmKind, KvCommand, KvError, KvOutput, RangeRequest, RangeResponse,
     Store,
 };
-use synod_node::record::{encode_boot, encode_checkpoint, encode_persist};
+use synod_node::record::{checkpoint_len, encode_boot, encode_persist, write_checkpoint};
 use synod_node::{Action, NodeConfig, NodeCore, Ticket};
 use synod_storage::{
     CommitHandle, GroupCommitter, SnapshotStore, StorageError, StorageOptions, WalOptions,
@@ -860,11 +860,12 @@ impl Node {
         tokio::task::spawn_blocking(move || {
             let result = (|| {
                 let started = Instant::now();
-                let data = encode_checkpoint(&checkpoint);
+                let len = checkpoint_len(&checkpoint);
                 let encoded = started.elapsed();
                 // Saved only once what it covers is durable, so the log never ends before it.
                 wal.append_batch_durable(Vec::new())?;
-                snapshots.save(covered, b"", &data)?;
+                snapshots
+                    .save_streamed(covered, b"", len, |out| write_checkpoint(&checkpoint, out))?;
                 let saved = started.elapsed();
                 let log_bytes = wal.with_wal(move |w| {
                     w.compact(covered + 1)?;
@@ -873,13 +874,13 @@ impl Node {
                 tracing::info!(
                     node,
                     covered,
-                    bytes = data.len(),
-                    encode_ms = encoded.as_millis() as u64,
-                    save_ms = (saved - encoded).as_millis() as u64,
+                    bytes = len,
+                    size_ms = encoded.as_millis() as u64,
+                    encode_and_save_ms = (saved - encoded).as_millis() as u64,
                     compact_ms = (started.elapsed() - saved).as_millis() as u64,
                     "checkpoint saved"
                 );
-                Ok((covered, data.len() as u64, log_bytes))
+                Ok((covered, len, log_bytes))
             })();
             let _ = tx.send(Durable::Checkpointed(result));
         });

@@ -63,6 +63,30 @@ fn encode_head(index: u64, meta: &[u8], data_len: usize) -> Vec<u8> {
 
 /// Decodes a snapshot file's bytes, or says what is wrong with them. Never panics.
 pub fn decode_snapshot(bytes: &[u8]) -> std::result::Result<Snapshot, String> {
+    let (index, meta_end, body_end) = check_snapshot(bytes)?;
+    Ok(Snapshot {
+        index,
+        meta: bytes[HEADER_LEN..meta_end].to_vec(),
+        data: bytes[meta_end..body_end].to_vec(),
+    })
+}
+
+/// As [`decode_snapshot`], taking the file's bytes: the data stays where it was read rather
+/// than being copied (a restart would otherwise hold a large snapshot twice).
+fn decode_owned(mut bytes: Vec<u8>) -> std::result::Result<Snapshot, String> {
+    let (index, meta_end, body_end) = check_snapshot(&bytes)?;
+    let meta = bytes[HEADER_LEN..meta_end].to_vec();
+    bytes.truncate(body_end);
+    bytes.drain(..meta_end);
+    Ok(Snapshot {
+        index,
+        meta,
+        data: bytes,
+    })
+}
+
+/// Checks a snapshot file's bytes; returns its index and where its metadata and data end.
+fn check_snapshot(bytes: &[u8]) -> std::result::Result<(u64, usize, usize), String> {
     let h = bytes
         .get(..HEADER_LEN)
         .ok_or_else(|| format!("{} bytes, shorter than a snapshot header", bytes.len()))?;
@@ -109,12 +133,58 @@ pub fn decode_snapshot(bytes: &[u8]) -> std::result::Result<Snapshot, String> {
     if index > MAX_INDEX {
         return Err(format!("index {index} is out of range"));
     }
-    let meta_end = HEADER_LEN + meta_len as usize;
-    Ok(Snapshot {
-        index,
-        meta: bytes[HEADER_LEN..meta_end].to_vec(),
-        data: bytes[meta_end..body_end].to_vec(),
-    })
+    Ok((index, HEADER_LEN + meta_len as usize, body_end))
+}
+
+/// How much of a snapshot is written between two syncs: a log fsync on the same disk then waits
+/// behind one piece's writeback, not a whole large snapshot's.
+const SYNC_PIECE: usize = 4 << 20;
+
+/// A snapshot's data on its way into the temporary file: checksummed as it passes, gathered into
+/// pieces, each piece written and made durable before the next.
+struct Pieces<'a> {
+    file: &'a mut std::fs::File,
+    crc: u32,
+    written: u64,
+    piece: Vec<u8>,
+}
+
+impl Pieces<'_> {
+    fn write_piece(&mut self) -> std::io::Result<()> {
+        if !self.piece.is_empty() {
+            self.file.write_all(&self.piece)?;
+            self.file.sync_data()?;
+            self.piece.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Write for Pieces<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        // At most what completes the current piece, so each piece is exactly SYNC_PIECE long.
+        let n = bytes.len().min(SYNC_PIECE - self.piece.len());
+        let bytes = &bytes[..n];
+        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        self.written += n as u64;
+        if n == SYNC_PIECE {
+            // A whole piece from the caller's buffer (a save of data held in memory): written
+            // from there, not copied.
+            self.file.write_all(bytes)?;
+            self.file.sync_data()?;
+            return Ok(n);
+        }
+        self.piece.extend_from_slice(bytes);
+        if self.piece.len() == SYNC_PIECE {
+            self.write_piece()?;
+        }
+        Ok(n)
+    }
+
+    /// Pieces go out when full and the rest when the save ends: a flush has nothing to do.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn file_name(index: u64) -> String {
@@ -171,7 +241,20 @@ impl SnapshotStore {
     /// Writes a snapshot covering the log up to `index`, atomically and durably, then removes
     /// snapshots beyond the newest `keep`. Returns the snapshot's path.
     pub fn save(&self, index: u64, meta: &[u8], data: &[u8]) -> Result<PathBuf> {
-        const SYNC_PIECE: usize = 4 << 20;
+        self.save_streamed(index, meta, data.len() as u64, |w| w.write_all(data))
+    }
+
+    /// As [`SnapshotStore::save`], with the data produced by `write` as it goes to the file
+    /// rather than held whole in memory first: a store's encoding can be hundreds of megabytes.
+    /// `write` must write exactly `data_len` bytes; any other count, or an error from `write`,
+    /// fails the save and leaves no snapshot behind.
+    pub fn save_streamed(
+        &self,
+        index: u64,
+        meta: &[u8],
+        data_len: u64,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<PathBuf> {
         if index > MAX_INDEX {
             return Err(StorageError::InvalidArgument(format!(
                 "snapshot index {index} is above the limit of {MAX_INDEX}"
@@ -192,18 +275,23 @@ impl SnapshotStore {
             .truncate(true)
             .open(&tmp)
             .ctx("create", &tmp)?;
-        // Written from the caller's buffer as it is, not copied into one holding the whole
-        // file: the data can be hundreds of megabytes.
-        let head = encode_head(index, meta, data.len());
-        let mut crc = crc32c::crc32c(&head);
+        let head = encode_head(index, meta, data_len as usize);
         f.write_all(&head).ctx("write", &tmp)?;
-        // In pieces, each made durable before the next: a log fsync on the same disk then waits
-        // behind one piece's writeback, not a whole large snapshot's.
-        for piece in data.chunks(SYNC_PIECE) {
-            crc = crc32c::crc32c_append(crc, piece);
-            f.write_all(piece).ctx("write", &tmp)?;
-            f.sync_data().ctx("fsync", &tmp)?;
+        let mut data = Pieces {
+            file: &mut f,
+            crc: crc32c::crc32c(&head),
+            written: 0,
+            piece: Vec::new(),
+        };
+        write(&mut data).ctx("write", &tmp)?;
+        data.write_piece().ctx("write", &tmp)?;
+        if data.written != data_len {
+            return Err(StorageError::InvalidArgument(format!(
+                "snapshot {index}: {} bytes of data written where {data_len} were announced",
+                data.written
+            )));
         }
+        let crc = data.crc;
         f.write_all(&crc.to_le_bytes()).ctx("write", &tmp)?;
         f.sync_all().ctx("fsync", &tmp)?;
         drop(f);
@@ -228,7 +316,7 @@ impl SnapshotStore {
         let mut loaded = LoadedSnapshot::default();
         for (index, path) in self.list()? {
             let bytes = std::fs::read(&path).ctx("read", &path)?;
-            match decode_snapshot(&bytes) {
+            match decode_owned(bytes) {
                 Ok(s) if s.index == index => {
                     loaded.snapshot = Some(s);
                     break;
@@ -270,12 +358,14 @@ mod tests {
         fn snapshots_round_trip(index in 0..=MAX_INDEX, meta in prop::collection::vec(any::<u8>(), 0..50), data in prop::collection::vec(any::<u8>(), 0..500)) {
             let bytes = encode_snapshot(index, &meta, &data);
             let s = decode_snapshot(&bytes).unwrap();
-            prop_assert_eq!(s, Snapshot { index, meta, data });
+            prop_assert_eq!(&s, &Snapshot { index, meta, data });
+            prop_assert_eq!(decode_owned(bytes).unwrap(), s);
         }
 
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_snapshot(&bytes);
+            let _ = decode_owned(bytes);
         }
 
         #[test]
@@ -285,6 +375,54 @@ mod tests {
             bytes[bit / 8] ^= 1 << (bit % 8);
             prop_assert!(decode_snapshot(&bytes).is_err());
         }
+    }
+
+    /// Data of `n` bytes that differ from piece to piece.
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i / 7 + i / SYNC_PIECE) as u8).collect()
+    }
+
+    #[test]
+    fn a_streamed_save_writes_what_a_save_from_memory_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = SnapshotStore::open(dir.path(), 4).unwrap();
+        // Around and across the piece boundary, in writes of awkward sizes.
+        for (index, n) in [(1, 0), (2, 10), (3, SYNC_PIECE), (4, 2 * SYNC_PIECE + 3)] {
+            let d = data(n);
+            let streamed = store
+                .save_streamed(index, b"meta", n as u64, |w| {
+                    d.chunks(1_000_003).try_for_each(|c| w.write_all(c))
+                })
+                .unwrap();
+            assert_eq!(
+                std::fs::read(&streamed).unwrap(),
+                encode_snapshot(index, b"meta", &d),
+                "{n} bytes"
+            );
+            let whole = store.save(index + 10, b"meta", &d).unwrap();
+            let loaded = decode_snapshot(&std::fs::read(&whole).unwrap()).unwrap();
+            assert_eq!(loaded.data, d, "{n} bytes saved from memory");
+        }
+    }
+
+    #[test]
+    fn a_streamed_save_that_writes_more_or_less_than_announced_leaves_no_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = SnapshotStore::open(dir.path(), 2).unwrap();
+        let short = store.save_streamed(1, b"", 10, |w| w.write_all(b"123456789"));
+        assert!(
+            matches!(short, Err(StorageError::InvalidArgument(_))),
+            "{short:?}"
+        );
+        let long = store.save_streamed(2, b"", 10, |w| w.write_all(b"12345678901"));
+        assert!(
+            matches!(long, Err(StorageError::InvalidArgument(_))),
+            "{long:?}"
+        );
+        let failed = store.save_streamed(3, b"", 10, |_| Err(std::io::Error::other("encoder")));
+        assert!(failed.is_err());
+        assert!(store.list().unwrap().is_empty());
+        assert!(store.load_latest().unwrap().snapshot.is_none());
     }
 
     #[test]
