@@ -344,12 +344,14 @@ impl Store {
             return Err(KvError::FutureRevision);
         }
         // Keep the newest entry at or below `rev` (what a read at `rev` sees) and everything
-        // after it. A deletion before `rev` hides the key, so it goes too; one made at `rev`
-        // itself stays, because a watcher starting at `rev` must still see it.
+        // after it. A deletion before `rev` hides the key, so it goes too. Every change made at
+        // `rev` itself stays, because a watcher starting at `rev` must still see them all: a
+        // key can change twice in one revision (deleted, then put by a nested transaction).
         let keep_from = |h: &[Rev]| {
             let i = h.partition_point(|r| r.main <= rev);
             match i.checked_sub(1) {
-                Some(j) if h[j].kv.is_some() || h[j].main == rev => j,
+                Some(j) if h[j].main == rev => h.partition_point(|r| r.main < rev),
+                Some(j) if h[j].kv.is_some() => j,
                 Some(j) => j + 1,
                 None => 0,
             }

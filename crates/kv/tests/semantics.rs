@@ -363,6 +363,9 @@ enum Op {
     Put(u8, u8),
     Del(u8),
     DelAll,
+    /// One transaction that deletes a key and puts it again in a nested transaction: two
+    /// changes of one key in one revision.
+    DelThenPut(u8, u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -370,6 +373,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0u8..6, any::<u8>()).prop_map(|(k, v)| Op::Put(k, v)),
         2 => (0u8..6).prop_map(Op::Del),
         1 => Just(Op::DelAll),
+        1 => (0u8..6, any::<u8>()).prop_map(|(k, v)| Op::DelThenPut(k, v)),
     ]
 }
 
@@ -393,6 +397,12 @@ proptest! {
                 Op::Put(k, v) => { s.put(&PutRequest { key: vec![b'k', *k], value: vec![*v], ..Default::default() }).unwrap(); }
                 Op::Del(k) => { s.delete_range(&DeleteRangeRequest { key: vec![b'k', *k], ..Default::default() }).unwrap(); }
                 Op::DelAll => { s.delete_range(&DeleteRangeRequest { key: vec![0], range_end: vec![0], ..Default::default() }).unwrap(); }
+                Op::DelThenPut(k, v) => {
+                    let put = RequestOp::Put(PutRequest { key: vec![b'k', *k], value: vec![*v], ..Default::default() });
+                    let nested = RequestOp::Txn(TxnRequest { success: vec![put], ..Default::default() });
+                    let del = RequestOp::DeleteRange(DeleteRangeRequest { key: vec![b'k', *k], ..Default::default() });
+                    s.txn(&TxnRequest { success: vec![del, nested], ..Default::default() }).unwrap();
+                }
             }
         }
         let top = s.revision();

@@ -147,14 +147,31 @@ struct Pieces<'a> {
     crc: u32,
     written: u64,
     piece: Vec<u8>,
+    /// A write or sync failed. Every later call fails too, so a caller that drops an error
+    /// cannot go on to a file whose byte count and checksum match but whose bytes do not.
+    broken: bool,
 }
 
 impl Pieces<'_> {
     fn write_piece(&mut self) -> std::io::Result<()> {
+        self.check()?;
         if !self.piece.is_empty() {
-            self.file.write_all(&self.piece)?;
-            self.file.sync_data()?;
+            let done = self
+                .file
+                .write_all(&self.piece)
+                .and_then(|()| self.file.sync_data());
+            self.broken = done.is_err();
+            done?;
             self.piece.clear();
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> std::io::Result<()> {
+        if self.broken {
+            return Err(std::io::Error::other(
+                "an earlier write of this snapshot failed",
+            ));
         }
         Ok(())
     }
@@ -162,6 +179,7 @@ impl Pieces<'_> {
 
 impl Write for Pieces<'_> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.check()?;
         // At most what completes the current piece, so each piece is exactly SYNC_PIECE long.
         let n = bytes.len().min(SYNC_PIECE - self.piece.len());
         let bytes = &bytes[..n];
@@ -170,9 +188,12 @@ impl Write for Pieces<'_> {
         if n == SYNC_PIECE {
             // A whole piece from the caller's buffer (a save of data held in memory): written
             // from there, not copied.
-            self.file.write_all(bytes)?;
-            self.file.sync_data()?;
-            return Ok(n);
+            let done = self
+                .file
+                .write_all(bytes)
+                .and_then(|()| self.file.sync_data());
+            self.broken = done.is_err();
+            return done.map(|()| n);
         }
         self.piece.extend_from_slice(bytes);
         if self.piece.len() == SYNC_PIECE {
@@ -185,6 +206,42 @@ impl Write for Pieces<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// Writes a snapshot's whole file, durably, under the temporary name `tmp`.
+fn write_tmp(
+    tmp: &Path,
+    index: u64,
+    meta: &[u8],
+    data_len: u64,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(tmp)
+        .ctx("create", tmp)?;
+    let head = encode_head(index, meta, data_len as usize);
+    f.write_all(&head).ctx("write", tmp)?;
+    let mut data = Pieces {
+        file: &mut f,
+        crc: crc32c::crc32c(&head),
+        written: 0,
+        piece: Vec::new(),
+        broken: false,
+    };
+    write(&mut data).ctx("write", tmp)?;
+    data.write_piece().ctx("write", tmp)?;
+    if data.written != data_len {
+        return Err(StorageError::InvalidArgument(format!(
+            "snapshot {index}: {} bytes of data written where {data_len} were announced",
+            data.written
+        )));
+    }
+    let crc = data.crc;
+    f.write_all(&crc.to_le_bytes()).ctx("write", tmp)?;
+    f.sync_all().ctx("fsync", tmp)
 }
 
 fn file_name(index: u64) -> String {
@@ -269,32 +326,11 @@ impl SnapshotStore {
         }
         let path = self.dir.join(file_name(index));
         let tmp = self.dir.join(format!("{}.tmp", file_name(index)));
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .ctx("create", &tmp)?;
-        let head = encode_head(index, meta, data_len as usize);
-        f.write_all(&head).ctx("write", &tmp)?;
-        let mut data = Pieces {
-            file: &mut f,
-            crc: crc32c::crc32c(&head),
-            written: 0,
-            piece: Vec::new(),
-        };
-        write(&mut data).ctx("write", &tmp)?;
-        data.write_piece().ctx("write", &tmp)?;
-        if data.written != data_len {
-            return Err(StorageError::InvalidArgument(format!(
-                "snapshot {index}: {} bytes of data written where {data_len} were announced",
-                data.written
-            )));
+        if let Err(e) = write_tmp(&tmp, index, meta, data_len, write) {
+            // A failed save can leave hundreds of megabytes behind; open would remove them too.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
-        let crc = data.crc;
-        f.write_all(&crc.to_le_bytes()).ctx("write", &tmp)?;
-        f.sync_all().ctx("fsync", &tmp)?;
-        drop(f);
         std::fs::rename(&tmp, &path).ctx("rename", &tmp)?;
         fsutil::sync_dir(&self.dir)?;
         self.prune()?;
@@ -423,6 +459,28 @@ mod tests {
         assert!(failed.is_err());
         assert!(store.list().unwrap().is_empty());
         assert!(store.load_latest().unwrap().snapshot.is_none());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "temporary files left behind: {left:?}");
+    }
+
+    #[test]
+    fn after_a_failed_write_every_later_write_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("read-only");
+        std::fs::write(&path, b"").unwrap();
+        // Opened for reading only: every write to it fails.
+        let mut file = std::fs::File::open(&path).unwrap();
+        let mut pieces = Pieces {
+            file: &mut file,
+            crc: 0,
+            written: 0,
+            piece: Vec::new(),
+            broken: false,
+        };
+        assert!(pieces.write(&data(SYNC_PIECE)).is_err());
+        // A caller that ignored that error gets no further.
+        assert!(pieces.write(b"more").is_err());
+        assert!(pieces.write_piece().is_err());
     }
 
     #[test]
