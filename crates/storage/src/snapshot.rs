@@ -140,8 +140,9 @@ fn check_snapshot(bytes: &[u8]) -> std::result::Result<(u64, usize, usize), Stri
 /// behind one piece's writeback, not a whole large snapshot's.
 const SYNC_PIECE: usize = 4 << 20;
 
-/// A snapshot's data on its way into the temporary file: checksummed as it passes, gathered into
-/// pieces, each piece written and made durable before the next.
+/// A snapshot's data on its way into the temporary file: gathered into pieces, each piece
+/// written, made durable and checksummed before the next (one checksum call per piece, not one
+/// per small write of the encoder).
 struct Pieces<'a> {
     file: &'a mut std::fs::File,
     crc: u32,
@@ -153,18 +154,30 @@ struct Pieces<'a> {
 }
 
 impl Pieces<'_> {
+    /// Writes out the gathered piece, if any.
     fn write_piece(&mut self) -> std::io::Result<()> {
         self.check()?;
-        if !self.piece.is_empty() {
-            let done = self
-                .file
-                .write_all(&self.piece)
-                .and_then(|()| self.file.sync_data());
-            self.broken = done.is_err();
-            done?;
-            self.piece.clear();
+        if self.piece.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let mut piece = std::mem::take(&mut self.piece);
+        let done = self.emit(&piece);
+        piece.clear();
+        self.piece = piece;
+        done
+    }
+
+    /// Writes one piece, makes it durable, and checksums it; a failure breaks the writer.
+    fn emit(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let done = self
+            .file
+            .write_all(bytes)
+            .and_then(|()| self.file.sync_data());
+        self.broken = done.is_err();
+        if done.is_ok() {
+            self.crc = crc32c::crc32c_append(self.crc, bytes);
+        }
+        done
     }
 
     fn check(&self) -> std::io::Result<()> {
@@ -183,17 +196,11 @@ impl Write for Pieces<'_> {
         // At most what completes the current piece, so each piece is exactly SYNC_PIECE long.
         let n = bytes.len().min(SYNC_PIECE - self.piece.len());
         let bytes = &bytes[..n];
-        self.crc = crc32c::crc32c_append(self.crc, bytes);
         self.written += n as u64;
         if n == SYNC_PIECE {
             // A whole piece from the caller's buffer (a save of data held in memory): written
             // from there, not copied.
-            let done = self
-                .file
-                .write_all(bytes)
-                .and_then(|()| self.file.sync_data());
-            self.broken = done.is_err();
-            return done.map(|()| n);
+            return self.emit(bytes).map(|()| n);
         }
         self.piece.extend_from_slice(bytes);
         if self.piece.len() == SYNC_PIECE {
