@@ -353,3 +353,21 @@ fn a_joiner_gets_a_snapshot_in_pieces_from_a_member_that_stored_none() {
     assert_eq!(a, b);
     assert!(net.r(4).snapshot().is_some(), "started from the snapshot");
 }
+
+#[test]
+fn a_rebased_snapshot_is_what_lagging_followers_get() {
+    let mut net = lagging();
+    let snap = net.r(1).snapshot().cloned().unwrap();
+    let counted = u64::from_le_bytes(snap.state[..].try_into().unwrap());
+    // Only the snapshot of that slot and length is replaced.
+    let other = bytes::Bytes::from((counted + 1).to_le_bytes().to_vec());
+    assert!(!net.r(1).rebase_snapshot(snap.slot + 1, other.clone()));
+    assert!(!net.r(1).rebase_snapshot(snap.slot, other.slice(..7)));
+    assert_eq!(net.r(1).snapshot(), Some(&snap));
+    // The replica trusts its driver that the bytes are the same state: here they are not,
+    // which shows that what it sends from then on is the driver's buffer, not its own copy.
+    assert!(net.r(1).rebase_snapshot(snap.slot, other));
+    beat(&mut net);
+    assert_eq!(net.r(3).state_machine().0, counted + 1);
+    assert_eq!(net.r(3).log_start(), snap.slot);
+}

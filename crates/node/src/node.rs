@@ -514,6 +514,13 @@ impl NodeCore {
         !self.forced && !self.building && self.saving == 0
     }
 
+    /// The driver holds the state of the snapshot taken at `slot` elsewhere (a mapping of the
+    /// checkpoint it saved or started from): the replica keeps that and frees its own copy.
+    /// See [`Replica::rebase_snapshot`].
+    pub fn rebase_snapshot(&mut self, slot: u64, state: bytes::Bytes) -> bool {
+        self.replica.rebase_snapshot(slot, state)
+    }
+
     /// The snapshot asked for by [`Action::BuildSnapshot`] is encoded.
     pub fn snapshot_built(&mut self, snapshot: Snapshot) {
         self.built = Some(snapshot);

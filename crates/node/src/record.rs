@@ -59,6 +59,30 @@ pub fn write_checkpoint(c: &Checkpoint, out: &mut dyn std::io::Write) -> std::io
         .map_err(std::io::Error::other)
 }
 
+/// The start of a checkpoint's bytes when its first record is a snapshot: the boot, the
+/// number of records, the first record's variant and the snapshot's first two fields, in the
+/// order and encoding postcard gives [`Checkpoint`] (checked by the tests).
+#[derive(Deserialize)]
+struct SnapshotHead<'a> {
+    _boot: u64,
+    _records: usize,
+    variant: u32,
+    slot: u64,
+    state: &'a [u8],
+}
+
+/// [`Persist::Snapshot`]'s variant index, as postcard writes it.
+const SNAPSHOT_VARIANT: u32 = 5;
+
+/// The snapshot's slot and state bytes inside a checkpoint's bytes, sharing `checkpoint`'s
+/// buffer rather than copied out of it; `None` if the checkpoint holds no snapshot or does not
+/// decode. Reads only the checkpoint's first bytes, so the state's pages (in a mapped file)
+/// are not touched.
+pub fn checkpoint_state(checkpoint: &bytes::Bytes) -> Option<(u64, bytes::Bytes)> {
+    let (head, _) = postcard::take_from_bytes::<SnapshotHead>(checkpoint).ok()?;
+    (head.variant == SNAPSHOT_VARIANT).then(|| (head.slot, checkpoint.slice_ref(head.state)))
+}
+
 /// What a node recovers from its disk.
 #[derive(Debug, Default)]
 pub struct Recovered {
@@ -201,6 +225,42 @@ mod tests {
         write_checkpoint(&cp, &mut streamed).unwrap();
         assert_eq!(streamed, encode_checkpoint(&cp));
         assert_eq!(checkpoint_len(&cp), streamed.len() as u64);
+    }
+
+    #[test]
+    fn a_checkpoint_s_snapshot_state_is_found_in_its_bytes() {
+        use synod_core::multi::Snapshot;
+        let state = bytes::Bytes::from((0..5_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+        let snapshot = Snapshot {
+            slot: 300,
+            state: state.clone(),
+            sessions: vec![1, 2, 3],
+            membership: None,
+        };
+        let cp = Checkpoint {
+            boot: 1 << 40,
+            records: vec![Persist::Snapshot(snapshot), accept()],
+        };
+        let bytes = bytes::Bytes::from(encode_checkpoint(&cp));
+        let (slot, found) = checkpoint_state(&bytes).unwrap();
+        assert_eq!((slot, &found[..]), (300, &state[..]));
+        let within = bytes.as_ptr_range();
+        assert!(
+            within.contains(&found.as_ptr()),
+            "shares the checkpoint's buffer"
+        );
+        // No snapshot first (the old format's variant, or none at all), or no checkpoint.
+        let old = Persist::SnapshotV1(synod_core::multi::SnapshotV1 {
+            slot: 300,
+            state,
+            sessions: vec![],
+        });
+        for records in [vec![old], vec![Persist::Promise(Ballot::new(2, 1))], vec![]] {
+            let cp = bytes::Bytes::from(encode_checkpoint(&Checkpoint { boot: 1, records }));
+            assert_eq!(checkpoint_state(&cp), None);
+        }
+        // Cut inside the state: not found rather than a short slice.
+        assert_eq!(checkpoint_state(&bytes.slice(..bytes.len() / 2)), None);
     }
 
     #[test]

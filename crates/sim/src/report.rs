@@ -52,6 +52,9 @@ pub struct Stats {
     pub handovers: u64,
     /// Checkpoints the operator forced.
     pub checkpoints: u64,
+    /// Snapshots whose state a node took from its saved checkpoint's bytes in place of its own
+    /// copy (after a save, or at a restart), as the server does with the checkpoint file.
+    pub rebased: u64,
     /// Membership changes the operator asked a leader for.
     pub reconfigurations: u64,
     /// Membership changes applied (configurations after the first, as ground truth saw them).
@@ -88,6 +91,7 @@ impl Stats {
         self.transfers += o.transfers;
         self.handovers += o.handovers;
         self.checkpoints += o.checkpoints;
+        self.rebased += o.rebased;
         self.reconfigurations += o.reconfigurations;
         self.epochs += o.epochs;
         self.removed += o.removed;

@@ -106,6 +106,7 @@ fn faults_actually_happen() {
             && s.stats.transfers > 10
             && s.stats.handovers > 5
             && s.stats.checkpoints > 10
+            && s.stats.rebased > 10
             && s.stats.reconfigurations > 5
             && s.stats.epochs > 5
             && s.stats.removed > 2,

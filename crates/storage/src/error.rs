@@ -66,6 +66,14 @@ pub enum StorageError {
         /// The lock file.
         path: PathBuf,
     },
+    /// A snapshot file that was saved or loaded earlier no longer reads as one.
+    #[error("{}: not the snapshot it was saved as: {reason}", path.display())]
+    SnapshotChanged {
+        /// The snapshot file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The group committer has been shut down.
     #[error("the group committer has shut down")]
     Closed,

@@ -87,6 +87,25 @@ fn decode_owned(mut bytes: Vec<u8>) -> std::result::Result<Snapshot, String> {
 
 /// Checks a snapshot file's bytes; returns its index and where its metadata and data end.
 fn check_snapshot(bytes: &[u8]) -> std::result::Result<(u64, usize, usize), String> {
+    let (index, meta_end, body_end) = check_layout(bytes)?;
+    let stored = u32::from_le_bytes([
+        bytes[body_end],
+        bytes[body_end + 1],
+        bytes[body_end + 2],
+        bytes[body_end + 3],
+    ]);
+    let computed = crc32c::crc32c(&bytes[..body_end]);
+    if stored != computed {
+        return Err(format!(
+            "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+        ));
+    }
+    Ok((index, meta_end, body_end))
+}
+
+/// Checks a snapshot file's header against its length, reading nothing past the header (a
+/// mapped file's data pages stay untouched); returns what [`check_snapshot`] does.
+fn check_layout(bytes: &[u8]) -> std::result::Result<(u64, usize, usize), String> {
     let h = bytes
         .get(..HEADER_LEN)
         .ok_or_else(|| format!("{} bytes, shorter than a snapshot header", bytes.len()))?;
@@ -113,18 +132,6 @@ fn check_snapshot(bytes: &[u8]) -> std::result::Result<(u64, usize, usize), Stri
         ));
     }
     let body_end = bytes.len() - 4;
-    let stored = u32::from_le_bytes([
-        bytes[body_end],
-        bytes[body_end + 1],
-        bytes[body_end + 2],
-        bytes[body_end + 3],
-    ]);
-    let computed = crc32c::crc32c(&bytes[..body_end]);
-    if stored != computed {
-        return Err(format!(
-            "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
-        ));
-    }
     let version = u32_at(8);
     if version != VERSION {
         return Err(format!("unsupported snapshot version {version}"));
@@ -344,6 +351,31 @@ impl SnapshotStore {
         Ok(path)
     }
 
+    /// The data of the snapshot file for `index`, mapped from the file rather than read: its
+    /// pages are the kernel's page cache, so a node that keeps its latest snapshot to send to
+    /// lagging peers holds it without a copy of its own. Checks the header against the file's
+    /// length but not the checksum, which would read every page; the file was checked when it
+    /// was written or loaded.
+    pub fn map_data(&self, index: u64) -> Result<bytes::Bytes> {
+        let path = self.dir.join(file_name(index));
+        let file = std::fs::File::open(&path).ctx("open", &path)?;
+        // SAFETY: a mapping is undefined behaviour if its file changes under it. Snapshot files
+        // are written whole under a temporary name and never written again once renamed; a
+        // pruned file is unlinked, which keeps its pages for as long as they are mapped.
+        let map = unsafe { memmap2::Mmap::map(&file) }.ctx("mmap", &path)?;
+        let changed = |reason| StorageError::SnapshotChanged {
+            path: path.clone(),
+            reason,
+        };
+        let (found, meta_end, body_end) = check_layout(&map).map_err(changed)?;
+        if found != index {
+            return Err(changed(format!(
+                "holds index {found}, its name says {index}"
+            )));
+        }
+        Ok(bytes::Bytes::from_owner(map).slice(meta_end..body_end))
+    }
+
     /// Snapshot files by index, newest first.
     pub fn list(&self) -> Result<Vec<(u64, PathBuf)>> {
         let mut out: Vec<_> = fsutil::list_files(&self.dir)?
@@ -488,6 +520,43 @@ mod tests {
         // A caller that ignored that error gets no further.
         assert!(pieces.write(b"more").is_err());
         assert!(pieces.write_piece().is_err());
+    }
+
+    #[test]
+    fn a_mapped_snapshot_is_its_data_and_outlives_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = SnapshotStore::open(dir.path(), 1).unwrap();
+        let d = data(SYNC_PIECE + 5);
+        store.save(7, b"meta", &d).unwrap();
+        let mapped = store.map_data(7).unwrap();
+        assert_eq!(&mapped[..], &d[..]);
+        // Keeping one snapshot, the next save removes the mapped one's file.
+        store.save(8, b"", b"newer").unwrap();
+        assert!(!dir.path().join(file_name(7)).exists());
+        assert_eq!(&mapped[..], &d[..]);
+        assert_eq!(&store.map_data(8).unwrap()[..], b"newer");
+    }
+
+    #[test]
+    fn mapping_a_missing_or_misnamed_or_cut_snapshot_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = SnapshotStore::open(dir.path(), 4).unwrap();
+        assert!(matches!(store.map_data(1), Err(StorageError::Io { .. })));
+        let bytes = encode_snapshot(2, b"", b"state");
+        std::fs::write(dir.path().join(file_name(3)), &bytes).unwrap();
+        let misnamed = store.map_data(3);
+        assert!(
+            matches!(misnamed, Err(StorageError::SnapshotChanged { .. })),
+            "{misnamed:?}"
+        );
+        std::fs::write(dir.path().join(file_name(2)), &bytes[..bytes.len() - 1]).unwrap();
+        let cut = store.map_data(2);
+        assert!(
+            matches!(cut, Err(StorageError::SnapshotChanged { .. })),
+            "{cut:?}"
+        );
+        std::fs::write(dir.path().join(file_name(4)), b"").unwrap();
+        assert!(store.map_data(4).is_err());
     }
 
     #[test]

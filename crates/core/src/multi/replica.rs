@@ -324,6 +324,22 @@ impl<S: StateMachine> Replica<S> {
         (fx, Compacted(removed))
     }
 
+    /// Points the latest snapshot's state at `state`, the same bytes held elsewhere: a driver
+    /// that saved the snapshot maps the file and hands the mapping over, so that the replica's
+    /// own copy (hundreds of megabytes for a large store, kept only to send to lagging peers)
+    /// is freed. A state taken at the same slot is the same chosen commands applied, so only
+    /// the slot and the length are checked. Returns whether `state` was adopted; `false` when
+    /// a newer snapshot replaced that one meanwhile.
+    pub fn rebase_snapshot(&mut self, slot: Slot, state: bytes::Bytes) -> bool {
+        match &mut self.snapshot {
+            Some(s) if s.slot == slot && s.state.len() == state.len() => {
+                s.state = state;
+                true
+            }
+            _ => false,
+        }
+    }
+
     // ----- inputs -----
 
     /// A client submits `cmd` to this replica. The answer comes later as [`Output::Reply`], or

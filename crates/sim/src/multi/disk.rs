@@ -6,10 +6,12 @@
 //! platter first; a record torn in the middle is dropped whole, as the write-ahead log's CRC
 //! check does).
 
+use bytes::Bytes;
 use synod_core::multi::Persist;
 use synod_kv::KvCommand;
 use synod_node::record::{
-    encode_boot, encode_checkpoint, encode_persist, recover, recover_aux, RecoverError,
+    checkpoint_state, encode_boot, encode_checkpoint, encode_persist, recover, recover_aux,
+    RecoverError,
 };
 use synod_node::{AuxRecovered, Checkpoint, Recovered};
 
@@ -23,7 +25,7 @@ pub struct SimDisk {
     /// The newest batch written.
     written_batch: u64,
     /// The latest checkpoint: the last record index it covers, and its bytes.
-    checkpoint: Option<(u64, Vec<u8>)>,
+    checkpoint: Option<(u64, Bytes)>,
     /// Index of the last record ever written.
     last_index: u64,
 }
@@ -97,7 +99,7 @@ impl SimDisk {
         if self.checkpoint.as_ref().is_some_and(|(c, _)| *c >= covered) {
             return n;
         }
-        self.checkpoint = Some((covered, bytes));
+        self.checkpoint = Some((covered, bytes.into()));
         self.durable.retain(|(i, _)| *i > covered);
         n
     }
@@ -128,6 +130,14 @@ impl SimDisk {
             self.checkpoint.as_ref().map(|(i, b)| (*i, &b[..])),
             self.durable.iter().map(|(i, b)| (*i, &b[..])),
         )
+    }
+
+    /// The latest checkpoint's snapshot slot and state, sharing the checkpoint's bytes: what the
+    /// server maps from its checkpoint file and hands the replica in place of its own copy.
+    pub fn snapshot_state(&self) -> Option<(u64, Bytes)> {
+        self.checkpoint
+            .as_ref()
+            .and_then(|(_, b)| checkpoint_state(b))
     }
 
     /// Bytes held: the checkpoint and the log.

@@ -281,7 +281,17 @@ impl MultiSim {
         let n = self.nodes.get_mut(&id).expect("node");
         let bytes = n.disk.save_checkpoint(covered, checkpoint);
         let log_bytes = n.disk.log_bytes();
-        self.drive(id, |c| c.checkpointed(covered, bytes, log_bytes))
+        // As the server does: the replica's snapshot then lives in the checkpoint's bytes.
+        let saved = n.disk.snapshot_state();
+        let mut rebased = false;
+        self.drive(id, |c| {
+            c.checkpointed(covered, bytes, log_bytes);
+            if let Some((slot, state)) = saved {
+                rebased = c.rebase_snapshot(slot, state);
+            }
+        })?;
+        self.world.stats.rebased += rebased as u64;
+        Ok(())
     }
 
     /// Starts (or restarts) node `id` from its disk, through the server's recovery code.
@@ -306,6 +316,9 @@ impl MultiSim {
             at: now,
             detail: format!("node {id} cannot restart: {e}"),
         })?;
+        if let Some((slot, state)) = n.disk.snapshot_state() {
+            self.world.stats.rebased += core.rebase_snapshot(slot, state) as u64;
+        }
         core.start();
         n.core = Some(core);
         let epoch = n.epoch;
