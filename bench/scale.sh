@@ -3,13 +3,14 @@
 # (default 1,000,000), then puts run in WINDOWS windows of 2 s each (default 40; 64 clients
 # over 8 connections, sent to the leader), then the cluster is stopped and started again.
 #
-# Prints, in this order: each node's resident memory (VmRSS, KiB) empty and after the load;
-# the load's duration; one line per window (start, ops/s, p50/p90/p99 ms, the servers' CPU per
-# put in µs), then the median and the worst window; the memory after the windows, and the most
-# each node held since it started (VmHWM); the nodes' snapshot, checkpoint and slow-loop log
-# lines, so windows that overlapped a snapshot can be told apart; the data directory sizes; and
-# the time from starting the stopped cluster again until a put succeeds, with the memory after
-# that. docs/performance.md ("Scale") has what it measured. Needs etcdctl (Debian's
+# Prints, in this order: each node's resident memory (VmRSS, KiB) empty; the load's duration;
+# the memory after the load, and each node's log bytes then; one line per window (start, ops/s,
+# p50/p90/p99 ms, the servers' CPU per put in µs), then the median and the worst window; the
+# memory after the windows, and the most each node held since it started (VmHWM); the nodes'
+# snapshot, checkpoint and slow-loop log lines, so windows that overlapped a snapshot can be
+# told apart; the data directory sizes; and the time from starting the stopped cluster again
+# until a put succeeds, the most each node held while starting, and its memory after a window
+# of puts. docs/performance.md ("Scale") has what it measured. Needs etcdctl (Debian's
 # etcd-client) for the probe puts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +52,11 @@ leader() {
   done
   return 1
 }
+log_bytes() {
+  for p in $port $((port + 20000)) $((port + 30000)); do
+    curl -fs "127.0.0.1:$((p + 2))/status" | grep -o '"log_bytes":[0-9]*' | cut -d: -f2
+  done | paste -sd' ' -
+}
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f\n", b - a }'; }
 wait_for_put() { until etcdctl --endpoints="$endpoints" --command-timeout=1s put scale-probe x >/dev/null 2>&1; do sleep 0.05; done; }
 
@@ -64,6 +70,9 @@ t0=$(date +%s.%N)
 echo "load_s $(since "$t0")"
 sleep 2
 echo "rss_kib_loaded $(rss)"
+# The write-ahead log since each node's last checkpoint: about what its replica holds in memory
+# as the log since its last snapshot.
+echo "log_bytes_loaded $(log_bytes)"
 out=$work/window.txt
 rates=$work/rates.txt
 : >"$rates"
@@ -89,5 +98,12 @@ t0=$(date +%s.%N)
 start
 wait_for_put
 echo "restart_to_first_put_s $(since "$t0")"
+echo "rss_kib_restart_peak $(peak)"
+# Memory freed while starting is returned to the system once the allocator next runs (mimalloc
+# purges after a delay, on a later allocation): measured after a window of puts, an idle node
+# would still count memory it no longer holds.
+"$SYNOD" bench run --endpoints "$endpoints" --workload put --clients 64 --conns 8 --keys "$keys" \
+  --no-preload --warmup 0s --duration 2s --quiet >"$out" 2>&1
+echo "restarted window $(sed -n 2p "$out" | cut -d' ' -f1) ops/s"
 sleep 2
 echo "rss_kib_restarted $(rss)"
