@@ -5,7 +5,7 @@
 
 use crate::aux_node::AuxRecovered;
 use serde::{Deserialize, Serialize};
-use synod_core::multi::{DurableState, Persist};
+use synod_core::multi::{DurableState, Membership, Persist, Snapshot};
 use synod_kv::KvCommand;
 use thiserror::Error;
 
@@ -64,11 +64,18 @@ pub fn write_checkpoint(c: &Checkpoint, out: &mut dyn std::io::Write) -> std::io
 /// order and encoding postcard gives [`Checkpoint`] (checked by the tests).
 #[derive(Deserialize)]
 struct SnapshotHead<'a> {
-    _boot: u64,
-    _records: usize,
+    boot: u64,
+    records: usize,
     variant: u32,
     slot: u64,
     state: &'a [u8],
+}
+
+/// The rest of [`Snapshot`] after its state, as postcard writes it.
+#[derive(Deserialize)]
+struct SnapshotTail {
+    sessions: serde_bytes::ByteBuf,
+    membership: Option<Membership>,
 }
 
 /// [`Persist::Snapshot`]'s variant index, as postcard writes it.
@@ -79,8 +86,40 @@ const SNAPSHOT_VARIANT: u32 = 5;
 /// decode. Reads only the checkpoint's first bytes, so the state's pages (in a mapped file)
 /// are not touched.
 pub fn checkpoint_state(checkpoint: &bytes::Bytes) -> Option<(u64, bytes::Bytes)> {
-    let (head, _) = postcard::take_from_bytes::<SnapshotHead>(checkpoint).ok()?;
-    (head.variant == SNAPSHOT_VARIANT).then(|| (head.slot, checkpoint.slice_ref(head.state)))
+    let (head, _) = snapshot_head(checkpoint)?;
+    Some((head.slot, checkpoint.slice_ref(head.state)))
+}
+
+fn snapshot_head(checkpoint: &[u8]) -> Option<(SnapshotHead<'_>, &[u8])> {
+    let (head, rest) = postcard::take_from_bytes::<SnapshotHead>(checkpoint).ok()?;
+    (head.records > 0 && head.variant == SNAPSHOT_VARIANT).then_some((head, rest))
+}
+
+/// Decodes a checkpoint as [`Checkpoint`]'s own decoding does, except that its snapshot's state
+/// shares `bytes` rather than being copied out: at a restart that copy was a second store's
+/// worth of memory, held while the store was rebuilt from it.
+pub fn decode_checkpoint(bytes: &bytes::Bytes) -> Result<Checkpoint, postcard::Error> {
+    let Some((head, rest)) = snapshot_head(bytes) else {
+        return postcard::from_bytes(bytes);
+    };
+    let (tail, mut rest) = postcard::take_from_bytes::<SnapshotTail>(rest)?;
+    // The count comes from the disk: every record takes at least a byte.
+    let mut records = Vec::with_capacity(head.records.min(rest.len() + 1));
+    records.push(Persist::Snapshot(Snapshot {
+        slot: head.slot,
+        state: bytes.slice_ref(head.state),
+        sessions: tail.sessions.into_vec(),
+        membership: tail.membership,
+    }));
+    for _ in 1..head.records {
+        let (record, more) = postcard::take_from_bytes(rest)?;
+        records.push(record);
+        rest = more;
+    }
+    Ok(Checkpoint {
+        boot: head.boot,
+        records,
+    })
 }
 
 /// What a node recovers from its disk.
@@ -113,6 +152,16 @@ pub fn recover<'a>(
     checkpoint: Option<(u64, &[u8])>,
     records: impl IntoIterator<Item = (u64, &'a [u8])>,
 ) -> Result<Recovered, RecoverError> {
+    let checkpoint = checkpoint.map(|(index, b)| (index, bytes::Bytes::copy_from_slice(b)));
+    recover_shared(checkpoint, records)
+}
+
+/// [`recover`] from a checkpoint held as shared bytes: the recovered snapshot's state is a
+/// slice of them ([`decode_checkpoint`]), not a copy.
+pub fn recover_shared<'a>(
+    checkpoint: Option<(u64, bytes::Bytes)>,
+    records: impl IntoIterator<Item = (u64, &'a [u8])>,
+) -> Result<Recovered, RecoverError> {
     let mut out = Recovered::default();
     let (boot, bytes) = replay(checkpoint, records, |p| out.durable.apply(p))?;
     out.boot = boot;
@@ -126,6 +175,7 @@ pub fn recover_aux<'a>(
     records: impl IntoIterator<Item = (u64, &'a [u8])>,
 ) -> Result<AuxRecovered, RecoverError> {
     let mut out = AuxRecovered::default();
+    let checkpoint = checkpoint.map(|(index, b)| (index, bytes::Bytes::copy_from_slice(b)));
     out.boot = replay(checkpoint, records, |p| out.durable.apply(p))?.0;
     Ok(out)
 }
@@ -133,13 +183,13 @@ pub fn recover_aux<'a>(
 /// Applies the checkpoint's records, then the log's, in order; returns the highest boot epoch
 /// and the checkpoint's size.
 fn replay<'a>(
-    checkpoint: Option<(u64, &[u8])>,
+    checkpoint: Option<(u64, bytes::Bytes)>,
     records: impl IntoIterator<Item = (u64, &'a [u8])>,
     mut apply: impl FnMut(&Persist<KvCommand>),
 ) -> Result<(u64, u64), RecoverError> {
     let (mut boot, mut bytes) = (0, 0);
     if let Some((index, data)) = checkpoint {
-        let cp: Checkpoint = postcard::from_bytes(data).map_err(|e| RecoverError::Decode {
+        let cp = decode_checkpoint(&data).map_err(|e| RecoverError::Decode {
             what: format!("checkpoint {index}"),
             why: e.to_string(),
         })?;
@@ -261,6 +311,78 @@ mod tests {
         }
         // Cut inside the state: not found rather than a short slice.
         assert_eq!(checkpoint_state(&bytes.slice(..bytes.len() / 2)), None);
+    }
+
+    fn snapshot(state: &[u8], membership: bool) -> Persist<KvCommand> {
+        let membership = membership.then(|| {
+            synod_core::multi::Membership::of_voters(
+                &[1, 2, 3],
+                synod_core::quorum::QuorumSpec::Majority,
+                4,
+            )
+            .unwrap()
+        });
+        Persist::Snapshot(Snapshot {
+            slot: 77,
+            state: bytes::Bytes::copy_from_slice(state),
+            sessions: vec![9; 40],
+            membership,
+        })
+    }
+
+    #[test]
+    fn a_checkpoint_decodes_as_postcard_decodes_it_with_the_state_shared() {
+        let state: Vec<u8> = (0..3_000u32).map(|i| (i * 7) as u8).collect();
+        let old = Persist::SnapshotV1(synod_core::multi::SnapshotV1 {
+            slot: 3,
+            state: bytes::Bytes::from_static(b"old"),
+            sessions: vec![],
+        });
+        let cases = [
+            vec![
+                snapshot(&state, true),
+                Persist::Promise(Ballot::new(2, 1)),
+                accept(),
+            ],
+            vec![snapshot(&state, false)],
+            vec![snapshot(b"", false), accept()],
+            vec![Persist::Promise(Ballot::new(2, 1)), accept()],
+            vec![old, accept()],
+            vec![],
+        ];
+        for records in cases {
+            let cp = Checkpoint { boot: 300, records };
+            let bytes = bytes::Bytes::from(encode_checkpoint(&cp));
+            let decoded = decode_checkpoint(&bytes).unwrap();
+            assert_eq!(decoded, cp);
+            assert_eq!(decoded, postcard::from_bytes::<Checkpoint>(&bytes).unwrap());
+            if let Some(Persist::Snapshot(s)) = decoded.records.first() {
+                assert!(
+                    s.state.is_empty() || bytes.as_ptr_range().contains(&s.state.as_ptr()),
+                    "the state is a slice of the checkpoint's bytes"
+                );
+            }
+            // A cut checkpoint is an error, never a panic or a shorter checkpoint.
+            for cut in 0..bytes.len() {
+                assert!(
+                    decode_checkpoint(&bytes.slice(..cut)).is_err(),
+                    "cut at {cut}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(head in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            // From a real snapshot head on, so that the shared path is taken often.
+            let cp = Checkpoint { boot: 1, records: vec![snapshot(b"state", true), accept()] };
+            let mut bytes = encode_checkpoint(&cp);
+            let at = head.len().min(bytes.len());
+            bytes[..at].copy_from_slice(&head[..at]);
+            let _ = decode_checkpoint(&bytes::Bytes::from(bytes));
+            let _ = decode_checkpoint(&bytes::Bytes::from(head));
+        }
     }
 
     #[test]

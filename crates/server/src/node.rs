@@ -375,13 +375,20 @@ impl Node {
             },
             keep_snapshots: 2,
         };
-        let opened = synod_storage::open(&cfg.data_dir, &opts)?;
+        let mut opened = synod_storage::open(&cfg.data_dir, &opts)?;
         let report = opened.report.to_string();
         if !report.trim().is_empty() {
             tracing::info!(report = %report.trim(), "recovered storage");
         }
-        let recovered = synod_node::record::recover(
-            opened.snapshot.as_ref().map(|s| (s.index, &s.data[..])),
+        // The checkpoint's bytes are handed over, not copied: the snapshot recovered from them
+        // shares them until the checkpoint file's mapping replaces it (below).
+        let checkpoint = opened
+            .snapshot
+            .take()
+            .map(|s| (s.index, Bytes::from(s.data)));
+        let checkpoint_index = checkpoint.as_ref().map(|c| c.0);
+        let recovered = synod_node::record::recover_shared(
+            checkpoint,
             opened.records.iter().map(|r| (r.index, &r.data[..])),
         )
         .map_err(|e| NodeError::Decode(e.to_string()))?;
@@ -424,8 +431,13 @@ impl Node {
         nc.members.retain(|m| !cfg.auxiliaries.contains(m));
         let mut core = NodeCore::new(nc, recovered, log_index, log_bytes)
             .map_err(|e| NodeError::Config(e.to_string()))?;
-        if let Some(s) = &opened.snapshot {
-            if let Some((slot, state)) = map_snapshot_state(&opened.snapshots, s.index) {
+        if let Some(index) = checkpoint_index {
+            let mapped = map_snapshot_state(&opened.snapshots, index)
+                .is_some_and(|(slot, state)| core.rebase_snapshot(slot, state));
+            // Otherwise the replica's state is a slice of the whole checkpoint read at start,
+            // which also held the log: keep only the state's bytes.
+            if let (false, Some(s)) = (mapped, core.replica().snapshot()) {
+                let (slot, state) = (s.slot, Bytes::copy_from_slice(&s.state));
                 core.rebase_snapshot(slot, state);
             }
         }
