@@ -155,6 +155,9 @@ pub struct CompareConfig {
     pub logs_dir: Option<PathBuf>,
     /// Show progress bars.
     pub progress: bool,
+    /// Worker threads of the runtime the load generator runs on (0: one thread); recorded in
+    /// the report's setup, since it changes how much of the machine the servers get.
+    pub loadgen_threads: usize,
 }
 
 /// Both systems' runs of one case.
@@ -362,7 +365,11 @@ pub async fn run_compare(cfg: &CompareConfig) -> Result<CompareReport> {
             "{n}-member etcd and {n}-node Synod on 127.0.0.1, data on the same disk, load \
              generator in the same process tree on the same machine; every request goes to \
              each system's leader endpoint; {v}-byte values, {k} keys, {d} keys; medians of \
-             {r} rounds, systems alternating",
+             {r} rounds, systems alternating; the load generator on {t}",
+            t = match cfg.loadgen_threads {
+                0 => "one thread".to_string(),
+                n => format!("{n} runtime threads"),
+            },
             n = cfg.nodes,
             v = cfg.value_size,
             k = cfg.keys,
