@@ -346,16 +346,7 @@ pub fn run(args: BenchArgs) -> Result<Outcome> {
 /// Runs `work` on a runtime of `threads` workers (0: the current thread); Ctrl-C or SIGTERM
 /// drops it, which stops every process it started (their guards kill them on drop).
 fn until_interrupted<T>(threads: usize, work: impl Future<Output = Result<T>>) -> Result<T> {
-    let rt = match threads {
-        0 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build(),
-    }
-    .context("cannot start the async runtime")?;
+    let rt = crate::runtime::build(threads)?;
     rt.block_on(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot watch for SIGTERM")?;

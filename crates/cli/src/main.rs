@@ -11,6 +11,7 @@ mod cluster_cmd;
 mod flow_cmd;
 mod keygen_cmd;
 mod pbft_cmd;
+mod runtime;
 mod server_cmd;
 mod sim_cmd;
 mod snapshot_cmd;

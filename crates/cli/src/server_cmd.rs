@@ -464,16 +464,7 @@ pub fn run(args: ServerArgs) -> Result<Outcome> {
     // machine a multi-thread runtime spent about a quarter more CPU per put, in wake-ups and
     // hand-offs between its workers (docs/performance.md). The log syncs on its own thread
     // either way, and snapshots go to the blocking pool.
-    let rt = match runtime_threads {
-        0 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build(),
-    }
-    .context("cannot start the async runtime")?;
+    let rt = crate::runtime::build(runtime_threads)?;
     rt.block_on(async move {
         let shutdown = async {
             let mut term =
