@@ -364,10 +364,24 @@ fn a_rebased_snapshot_is_what_lagging_followers_get() {
     assert!(!net.r(1).rebase_snapshot(snap.slot + 1, other.clone()));
     assert!(!net.r(1).rebase_snapshot(snap.slot, other.slice(..7)));
     assert_eq!(net.r(1).snapshot(), Some(&snap));
-    // The replica trusts its driver that the bytes are the same state: here they are not,
-    // which shows that what it sends from then on is the driver's buffer, not its own copy.
-    assert!(net.r(1).rebase_snapshot(snap.slot, other));
+    // The same bytes held elsewhere (the driver's mapping of its checkpoint file) are kept in
+    // place of the replica's own, and are what a lagging follower gets.
+    let elsewhere = bytes::Bytes::copy_from_slice(&snap.state);
+    let at = elsewhere.as_ptr();
+    assert!(net.r(1).rebase_snapshot(snap.slot, elsewhere));
+    assert_eq!(net.r(1).snapshot().unwrap().state.as_ptr(), at);
     beat(&mut net);
-    assert_eq!(net.r(3).state_machine().0, counted + 1);
-    assert_eq!(net.r(3).log_start(), snap.slot);
+    assert_caught_up(&mut net, 3);
+    assert_eq!(net.r(3).state_machine().0, counted);
+}
+
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "rebased onto different bytes")]
+fn rebasing_onto_other_bytes_of_the_same_length_is_caught_in_debug_builds() {
+    let mut net = lagging();
+    let snap = net.r(1).snapshot().cloned().unwrap();
+    let counted = u64::from_le_bytes(snap.state[..].try_into().unwrap());
+    let other = bytes::Bytes::from((counted + 1).to_le_bytes().to_vec());
+    net.r(1).rebase_snapshot(snap.slot, other);
 }

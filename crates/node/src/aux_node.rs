@@ -224,7 +224,7 @@ mod tests {
             cp.records
         );
         let bytes = encode_checkpoint(&cp);
-        let back = recover_aux(Some((covered, &bytes)), []).unwrap();
+        let back = recover_aux(Some((covered, bytes.into())), []).unwrap();
         assert_eq!(back.durable.votes.len(), 1);
         assert_eq!(back.durable.forgotten, commit);
         // The log alone rebuilds the same state.

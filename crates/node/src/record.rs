@@ -171,11 +171,10 @@ pub fn recover_shared<'a>(
 
 /// [`recover`] for a Cheap Paxos auxiliary acceptor ([`crate::AuxNode`]).
 pub fn recover_aux<'a>(
-    checkpoint: Option<(u64, &[u8])>,
+    checkpoint: Option<(u64, bytes::Bytes)>,
     records: impl IntoIterator<Item = (u64, &'a [u8])>,
 ) -> Result<AuxRecovered, RecoverError> {
     let mut out = AuxRecovered::default();
-    let checkpoint = checkpoint.map(|(index, b)| (index, bytes::Bytes::copy_from_slice(b)));
     out.boot = replay(checkpoint, records, |p| out.durable.apply(p))?.0;
     Ok(out)
 }

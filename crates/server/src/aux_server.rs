@@ -112,9 +112,12 @@ fn open(id: NodeId, dir: &std::path::Path) -> Result<Opened, NodeError> {
         },
         keep_snapshots: 2,
     };
-    let opened = synod_storage::open(dir, &opts)?;
+    let mut opened = synod_storage::open(dir, &opts)?;
     let recovered = recover_aux(
-        opened.snapshot.as_ref().map(|s| (s.index, &s.data[..])),
+        opened
+            .snapshot
+            .take()
+            .map(|s| (s.index, bytes::Bytes::from(s.data))),
         opened.records.iter().map(|r| (r.index, &r.data[..])),
     )
     .map_err(|e| NodeError::Decode(e.to_string()))?;

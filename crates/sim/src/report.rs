@@ -52,8 +52,8 @@ pub struct Stats {
     pub handovers: u64,
     /// Checkpoints the operator forced.
     pub checkpoints: u64,
-    /// Snapshots whose state a node took from its saved checkpoint's bytes in place of its own
-    /// copy (after a save, or at a restart), as the server does with the checkpoint file.
+    /// Snapshots whose state a node took from the checkpoint it just saved in place of its own
+    /// copy, as the server does with the checkpoint file.
     pub rebased: u64,
     /// Membership changes the operator asked a leader for.
     pub reconfigurations: u64,

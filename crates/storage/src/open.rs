@@ -50,10 +50,12 @@ pub struct Opened {
 /// To take a snapshot at index `i`: [`SnapshotStore::save`] it, then [`Wal::compact`]`(i + 1)`.
 pub fn open(dir: impl AsRef<Path>, opts: &StorageOptions) -> Result<Opened> {
     let dir = dir.as_ref();
+    // The log first: it takes the directory's lock, and opening the snapshots removes their
+    // temporary files, which may be a running member's checkpoint being written.
+    let (mut wal, recovered) = Wal::open(dir.join("wal"), opts.wal.clone())?;
     let (snapshots, removed_temp_snapshots) =
         SnapshotStore::open(dir.join("snap"), opts.keep_snapshots)?;
     let loaded = snapshots.load_latest()?;
-    let (mut wal, recovered) = Wal::open(dir.join("wal"), opts.wal.clone())?;
     let mut report = StorageReport {
         wal: recovered.report,
         snapshot_index: loaded.snapshot.as_ref().map(|s| s.index),

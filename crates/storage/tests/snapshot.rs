@@ -184,3 +184,30 @@ fn a_fresh_store_reports_nothing_odd() {
     assert!(o.report.snapshot_index.is_none());
     assert!(o.report.to_string().contains("no snapshot"), "{}", o.report);
 }
+
+#[test]
+fn opening_a_directory_in_use_leaves_its_checkpoint_being_written_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = open(dir.path(), &store_opts()).unwrap();
+    // The running member is writing a checkpoint under its temporary name.
+    let tmp = dir
+        .path()
+        .join("snap")
+        .join("00000000000000000009.snap.tmp");
+    std::fs::write(&tmp, b"half a checkpoint").unwrap();
+    let second = open(dir.path(), &store_opts());
+    assert!(
+        matches!(second, Err(StorageError::Locked { .. })),
+        "{:?}",
+        second.err()
+    );
+    assert!(
+        tmp.exists(),
+        "a second open removed the running member's file"
+    );
+    drop(running);
+    // Once the member is gone, the leftover is removed as a crash's would be.
+    let reopened = open(dir.path(), &store_opts()).unwrap();
+    assert_eq!(reopened.report.removed_temp_snapshots, vec![tmp.clone()]);
+    assert!(!tmp.exists());
+}

@@ -327,12 +327,19 @@ impl<S: StateMachine> Replica<S> {
     /// Points the latest snapshot's state at `state`, the same bytes held elsewhere: a driver
     /// that saved the snapshot maps the file and hands the mapping over, so that the replica's
     /// own copy (hundreds of megabytes for a large store, kept only to send to lagging peers)
-    /// is freed. A state taken at the same slot is the same chosen commands applied, so only
-    /// the slot and the length are checked. Returns whether `state` was adopted; `false` when
+    /// is freed. Every later snapshot has a higher slot, so a state of the same slot and length
+    /// is the same snapshot (checked byte for byte in debug builds only: a release build would
+    /// read the whole mapped file to do it). Returns whether `state` was adopted; `false` when
     /// a newer snapshot replaced that one meanwhile.
     pub fn rebase_snapshot(&mut self, slot: Slot, state: bytes::Bytes) -> bool {
         match &mut self.snapshot {
             Some(s) if s.slot == slot && s.state.len() == state.len() => {
+                // A later snapshot always has a higher slot, so these are the same bytes; a
+                // planted bug may break that rule, and a checker must catch it, not this.
+                debug_assert!(
+                    self.cfg.bug.is_some() || s.state == state,
+                    "snapshot {slot} rebased onto different bytes"
+                );
                 s.state = state;
                 true
             }

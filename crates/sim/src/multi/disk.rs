@@ -127,7 +127,7 @@ impl SimDisk {
     /// What an auxiliary acceptor's node reads back at restart.
     pub fn recover_aux(&self) -> Result<AuxRecovered, RecoverError> {
         recover_aux(
-            self.checkpoint.as_ref().map(|(i, b)| (*i, &b[..])),
+            self.checkpoint.clone(),
             self.durable.iter().map(|(i, b)| (*i, &b[..])),
         )
     }

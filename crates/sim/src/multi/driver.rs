@@ -316,8 +316,10 @@ impl MultiSim {
             at: now,
             detail: format!("node {id} cannot restart: {e}"),
         })?;
+        // As the server does; recovery already shares the checkpoint's bytes, so only a save
+        // counts as a rebase.
         if let Some((slot, state)) = n.disk.snapshot_state() {
-            self.world.stats.rebased += core.rebase_snapshot(slot, state) as u64;
+            core.rebase_snapshot(slot, state);
         }
         core.start();
         n.core = Some(core);
