@@ -560,6 +560,15 @@ mod tests {
     }
 
     #[test]
+    fn the_highest_index_is_read_and_one_above_it_refused() {
+        let top = encode_snapshot(MAX_INDEX, b"", b"state");
+        assert_eq!(decode_snapshot(&top).unwrap().index, MAX_INDEX);
+        let above = encode_snapshot(MAX_INDEX + 1, b"", b"state");
+        let e = decode_snapshot(&above).unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+    }
+
+    #[test]
     fn every_truncation_is_detected() {
         let bytes = encode_snapshot(3, b"meta", b"some state");
         for cut in 0..bytes.len() {
