@@ -446,17 +446,9 @@ async fn run_case(
         Some((mut guard, dir)) => {
             // perf stops by itself when its `sleep` ends; give it time to write its file. Off
             // the runtime, which may be this very thread (`--runtime-threads 0`).
-            let waited = tokio::task::spawn_blocking(move || {
-                let r = guard.wait_timeout(Duration::from_secs(30));
-                (guard, r)
-            })
-            .await;
-            match waited {
-                Ok((_guard, r)) => {
-                    r?;
-                }
-                Err(e) => return Err(BenchError::Config(format!("waiting for perf: {e}"))),
-            }
+            tokio::task::spawn_blocking(move || guard.wait_timeout(Duration::from_secs(30)))
+                .await
+                .map_err(|e| BenchError::Config(format!("waiting for perf: {e}")))??;
             Some(perf_report(&dir)?)
         }
         None => None,

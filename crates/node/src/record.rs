@@ -148,17 +148,10 @@ pub enum RecoverError {
 
 /// Rebuilds the durable state from the latest checkpoint (if any) and the log records after
 /// it, each with its index in the log.
+///
+/// The checkpoint is handed over as shared bytes: the recovered snapshot's state is a slice of
+/// them ([`decode_checkpoint`]), not a copy.
 pub fn recover<'a>(
-    checkpoint: Option<(u64, &[u8])>,
-    records: impl IntoIterator<Item = (u64, &'a [u8])>,
-) -> Result<Recovered, RecoverError> {
-    let checkpoint = checkpoint.map(|(index, b)| (index, bytes::Bytes::copy_from_slice(b)));
-    recover_shared(checkpoint, records)
-}
-
-/// [`recover`] from a checkpoint held as shared bytes: the recovered snapshot's state is a
-/// slice of them ([`decode_checkpoint`]), not a copy.
-pub fn recover_shared<'a>(
     checkpoint: Option<(u64, bytes::Bytes)>,
     records: impl IntoIterator<Item = (u64, &'a [u8])>,
 ) -> Result<Recovered, RecoverError> {
@@ -254,7 +247,7 @@ mod tests {
         let cp_bytes = encode_checkpoint(&cp);
         let recs = [encode_boot(5), encode_persist(&accept())];
         let r = recover(
-            Some((1, &cp_bytes)),
+            Some((1, cp_bytes.clone().into())),
             recs.iter().enumerate().map(|(i, r)| (i as u64 + 2, &r[..])),
         )
         .unwrap();

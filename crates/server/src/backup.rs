@@ -213,7 +213,7 @@ mod tests {
         let opened = synod_storage::open(&data, &Default::default()).unwrap();
         let snap = opened.snapshot.as_ref().expect("a snapshot");
         let recovered = synod_node::record::recover(
-            Some((snap.index, &snap.data[..])),
+            Some((snap.index, snap.data.clone().into())),
             opened.records.iter().map(|r| (r.index, &r.data[..])),
         )
         .unwrap();

@@ -387,7 +387,7 @@ impl Node {
             .take()
             .map(|s| (s.index, Bytes::from(s.data)));
         let checkpoint_index = checkpoint.as_ref().map(|c| c.0);
-        let recovered = synod_node::record::recover_shared(
+        let recovered = synod_node::record::recover(
             checkpoint,
             opened.records.iter().map(|r| (r.index, &r.data[..])),
         )

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use synod_core::multi::Persist;
 use synod_kv::KvCommand;
 use synod_node::record::{
-    checkpoint_state, encode_boot, encode_checkpoint, encode_persist, recover_aux, recover_shared,
+    checkpoint_state, encode_boot, encode_checkpoint, encode_persist, recover, recover_aux,
     RecoverError,
 };
 use synod_node::{AuxRecovered, Checkpoint, Recovered};
@@ -118,7 +118,7 @@ impl SimDisk {
 
     /// Reads the durable state back, as the server does at start.
     pub fn recover(&self) -> Result<Recovered, RecoverError> {
-        recover_shared(
+        recover(
             self.checkpoint.clone(),
             self.durable.iter().map(|(i, b)| (*i, &b[..])),
         )

@@ -316,11 +316,6 @@ impl MultiSim {
             at: now,
             detail: format!("node {id} cannot restart: {e}"),
         })?;
-        // As the server does; recovery already shares the checkpoint's bytes, so only a save
-        // counts as a rebase.
-        if let Some((slot, state)) = n.disk.snapshot_state() {
-            core.rebase_snapshot(slot, state);
-        }
         core.start();
         n.core = Some(core);
         let epoch = n.epoch;
