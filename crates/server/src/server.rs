@@ -2,6 +2,7 @@
 
 use crate::admin;
 use crate::auth::{AuthView, Authenticator, TokenKind};
+use crate::client_conn::ClientConn;
 use crate::config::{ServerConfig, ServerProtocol};
 use crate::fast_node::{self, FastNode};
 use crate::grpc::Api;
@@ -141,7 +142,7 @@ pub async fn run(
     let auth = Authenticator::new(auth_view, cfg.auth_token_ttl, tokens);
     let api = Api::new(handle, cfg.clone(), metrics, auth);
     let limit = cfg.max_request_bytes;
-    let incoming = tokio_stream_from(client_listener);
+    let incoming = tokio_stream_from(client_listener, client_tls.is_none());
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = client_tls {
         builder = builder.tls_config(tls)?;
@@ -169,13 +170,20 @@ pub(crate) async fn bind(
     (TcpListener::bind(addr).await).map_err(|source| ServerError::Bind { what, addr, source })
 }
 
+/// The client connections `listener` accepts; `joined` (no TLS) lets h2's small frames leave
+/// together (see [`ClientConn`]).
 fn tokio_stream_from(
     listener: TcpListener,
-) -> impl futures::Stream<Item = Result<tokio::net::TcpStream, std::io::Error>> {
-    futures::stream::unfold(listener, |l| async move {
+    joined: bool,
+) -> impl futures::Stream<Item = Result<ClientConn, std::io::Error>> {
+    futures::stream::unfold(listener, move |l| async move {
         let r = l.accept().await.map(|(s, _)| {
             let _ = s.set_nodelay(true);
-            s
+            if joined {
+                ClientConn::joined(s)
+            } else {
+                ClientConn::direct(s)
+            }
         });
         Some((r, l))
     })
