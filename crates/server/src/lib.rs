@@ -7,7 +7,6 @@ pub mod auth;
 pub mod auth_svc;
 pub mod aux_server;
 pub mod backup;
-pub mod client_conn;
 pub mod cluster_svc;
 pub mod config;
 pub mod convert;

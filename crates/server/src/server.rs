@@ -2,7 +2,6 @@
 
 use crate::admin;
 use crate::auth::{AuthView, Authenticator, TokenKind};
-use crate::client_conn::ClientConn;
 use crate::config::{ServerConfig, ServerProtocol};
 use crate::fast_node::{self, FastNode};
 use crate::grpc::Api;
@@ -18,6 +17,7 @@ use crate::proto::v3lockpb::lock_server::LockServer;
 use crate::tls::PeerTls;
 use std::future::Future;
 use std::sync::Arc;
+use synod_h2conn::H2Conn;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
@@ -171,18 +171,18 @@ pub(crate) async fn bind(
 }
 
 /// The client connections `listener` accepts; `joined` (no TLS) lets h2's small frames leave
-/// together (see [`ClientConn`]).
+/// together (see [`H2Conn`]).
 fn tokio_stream_from(
     listener: TcpListener,
     joined: bool,
-) -> impl futures::Stream<Item = Result<ClientConn, std::io::Error>> {
+) -> impl futures::Stream<Item = Result<H2Conn, std::io::Error>> {
     futures::stream::unfold(listener, move |l| async move {
         let r = l.accept().await.map(|(s, _)| {
             let _ = s.set_nodelay(true);
             if joined {
-                ClientConn::joined(s)
+                H2Conn::joined(s)
             } else {
-                ClientConn::direct(s)
+                H2Conn::direct(s)
             }
         });
         Some((r, l))

@@ -1,4 +1,5 @@
-//! A client's TCP connection, as the gRPC server's HTTP/2 layer sees it.
+//! A TCP connection as an HTTP/2 (h2) layer sees it: Synod's gRPC server wraps its clients'
+//! connections in it, and the load generator its own.
 //!
 //! h2 writes a DATA frame of 256 bytes or more on a vectored-write transport by reference, and
 //! must flush it before it buffers the next frame. A linearizable get of a 256-byte value is
@@ -8,12 +9,16 @@
 //! of one loop turn leave together.
 //!
 //! h2 then writes a larger frame as two plain writes, its buffer (the frame's head) and the
-//! payload, which cost 64 KiB gets a quarter more CPU. So [`ClientConn`] holds a write back
+//! payload, which cost 64 KiB gets a quarter more CPU. So [`H2Conn`] holds a write back
 //! until the next one or a flush, and sends the two in one vectored write: the payload is not
 //! copied, and the system calls are as few as before.
 //!
+//! A client's h2 does the same with its requests: a put of a 256-byte value is sent in about
+//! 300 bytes, so the load generator flushed every put on its own. Over [`H2Conn::joined`] its
+//! CPU per put fell by about 30%.
+//!
 //! Under TLS, h2 sees the TLS stream's answer, not ours, and the TLS layer's own writes are not
-//! worth second-guessing: there the connection is [`ClientConn::direct`], a plain pass-through.
+//! worth second-guessing: there the connection is [`H2Conn::direct`], a plain pass-through.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -29,7 +34,7 @@ const HOLD_MAX: usize = 32 * 1024;
 /// A client connection that tells h2 to coalesce small frames and joins its writes in pairs
 /// (see the module's doc).
 #[derive(Debug)]
-pub struct ClientConn<T = TcpStream> {
+pub struct H2Conn<T = TcpStream> {
     io: T,
     /// Bytes accepted from a write and not yet handed to `io`.
     held: Vec<u8>,
@@ -37,10 +42,10 @@ pub struct ClientConn<T = TcpStream> {
     joined: bool,
 }
 
-impl<T> ClientConn<T> {
+impl<T> H2Conn<T> {
     /// Wraps `io`, holding and joining writes: for h2 directly on a socket.
     pub fn joined(io: T) -> Self {
-        ClientConn {
+        H2Conn {
             io,
             held: Vec::new(),
             joined: true,
@@ -49,7 +54,7 @@ impl<T> ClientConn<T> {
 
     /// Wraps `io` without changing how it is written: for a TLS layer between h2 and `io`.
     pub fn direct(io: T) -> Self {
-        ClientConn {
+        H2Conn {
             io,
             held: Vec::new(),
             joined: false,
@@ -57,7 +62,7 @@ impl<T> ClientConn<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> ClientConn<T> {
+impl<T: AsyncWrite + Unpin> H2Conn<T> {
     /// Writes until nothing is held, or `io` is not ready.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.held.is_empty() {
@@ -71,7 +76,7 @@ impl<T: AsyncWrite + Unpin> ClientConn<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for ClientConn<T> {
+impl<T: AsyncRead + Unpin> AsyncRead for H2Conn<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -81,7 +86,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientConn<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for ClientConn<T> {
+impl<T: AsyncWrite + Unpin> AsyncWrite for H2Conn<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -148,7 +153,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientConn<T> {
     }
 }
 
-impl Connected for ClientConn<TcpStream> {
+impl Connected for H2Conn<TcpStream> {
     type ConnectInfo = TcpConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
@@ -234,7 +239,7 @@ mod tests {
     }
 
     /// Writes `buf` whole, as h2 does: again after a short write, again after "not ready".
-    fn write_all(conn: &mut ClientConn<Socket>, mut buf: &[u8]) {
+    fn write_all(conn: &mut H2Conn<Socket>, mut buf: &[u8]) {
         let mut cx = Context::from_waker(Waker::noop());
         while !buf.is_empty() {
             if let Poll::Ready(r) = Pin::new(&mut *conn).poll_write(&mut cx, buf) {
@@ -245,14 +250,14 @@ mod tests {
         }
     }
 
-    fn flush(conn: &mut ClientConn<Socket>) {
+    fn flush(conn: &mut H2Conn<Socket>) {
         let mut cx = Context::from_waker(Waker::noop());
         while Pin::new(&mut *conn).poll_flush(&mut cx).is_pending() {}
     }
 
     #[test]
     fn a_frame_head_and_its_payload_leave_in_one_write() {
-        let mut conn = ClientConn::joined(Socket::new(vec![usize::MAX]));
+        let mut conn = H2Conn::joined(Socket::new(vec![usize::MAX]));
         assert!(
             !conn.is_write_vectored(),
             "h2 must be told to copy small frames"
@@ -278,7 +283,7 @@ mod tests {
 
     #[test]
     fn a_write_larger_than_the_hold_goes_straight_out() {
-        let mut conn = ClientConn::joined(Socket::new(vec![usize::MAX]));
+        let mut conn = H2Conn::joined(Socket::new(vec![usize::MAX]));
         write_all(&mut conn, &vec![7u8; HOLD_MAX + 1]);
         assert_eq!(conn.io.writes.len(), 1);
         assert!(conn.held.is_empty());
@@ -286,7 +291,7 @@ mod tests {
 
     #[test]
     fn a_direct_connection_passes_every_write_through() {
-        let mut conn = ClientConn::direct(Socket::new(vec![usize::MAX]));
+        let mut conn = H2Conn::direct(Socket::new(vec![usize::MAX]));
         assert!(conn.is_write_vectored(), "it answers as its socket does");
         conn.io.vectored = false;
         assert!(!conn.is_write_vectored());
@@ -305,7 +310,7 @@ mod tests {
         ) {
             prop_assume!(limits.iter().any(|&l| l > 0));
             let socket = Socket::new(limits);
-            let mut conn = if joined { ClientConn::joined(socket) } else { ClientConn::direct(socket) };
+            let mut conn = if joined { H2Conn::joined(socket) } else { H2Conn::direct(socket) };
             let mut sent = Vec::new();
             for (i, size) in sizes.into_iter().enumerate() {
                 let chunk: Vec<u8> = (0..size).map(|j| (i * 31 + j) as u8).collect();
