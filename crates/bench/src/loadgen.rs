@@ -191,8 +191,11 @@ pub async fn connect(
 /// client's balancing, and TLS its own connector.
 fn plain_endpoint<'a>(endpoints: &'a [String], security: &Security) -> Option<&'a str> {
     match endpoints {
-        [one] if security.tls.is_none() && !one.starts_with("https://") => {
-            Some(one.strip_prefix("http://").unwrap_or(one))
+        [one] if security.tls.is_none() => {
+            let (scheme, rest) = one.split_once("://").unwrap_or(("http", one));
+            scheme
+                .eq_ignore_ascii_case("http")
+                .then(|| rest.trim_end_matches('/'))
         }
         _ => None,
     }
@@ -217,8 +220,26 @@ async fn connect_joined(
             Ok::<_, std::io::Error>(TokioIo::new(H2Conn::joined(stream)))
         }
     });
-    let channel = endpoint.connect_with_connector(connector).await?;
+    // tonic's error prints only "transport error"; the cause (refused, timed out) is its source.
+    let channel = endpoint
+        .connect_with_connector(connector)
+        .await
+        .map_err(|e| etcd_client::Error::EndpointError(error_chain(&e)))?;
+    // `from_channel` keeps `opts`' user and require-leader but not its timeouts or keep-alive:
+    // the timeouts are applied above; a keep-alive added to `opts` would need the same.
     Client::from_channel(etcd_client::Channel::Tonic(channel), Some(opts)).await
+}
+
+/// `e` and its sources, joined by ": ".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// Writes every key once, `parallel` requests at a time.
@@ -590,6 +611,8 @@ mod tests {
             Some("127.0.0.1:2379")
         );
         assert_eq!(plain_endpoint(&one("http://h:1"), &plain), Some("h:1"));
+        assert_eq!(plain_endpoint(&one("HTTP://h:1/"), &plain), Some("h:1"));
+        assert_eq!(plain_endpoint(&one("HTTPS://h:1"), &plain), None);
         assert_eq!(plain_endpoint(&one("https://h:1"), &plain), None);
         let two = vec!["a:1".to_string(), "b:2".to_string()];
         assert_eq!(
@@ -602,5 +625,16 @@ mod tests {
             user: None,
         };
         assert_eq!(plain_endpoint(&one("h:1"), &tls), None);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_says_why() {
+        // A port just freed: nothing listens there.
+        let port = crate::procs::free_ports(1).expect("a free port")[0];
+        let Err(e) = connect_joined(&format!("127.0.0.1:{port}"), ConnectOptions::new()).await
+        else {
+            panic!("connected to a port nothing listens on");
+        };
+        assert!(e.to_string().contains("refused"), "{e}");
     }
 }

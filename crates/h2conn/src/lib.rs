@@ -31,6 +31,10 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 /// 16 KiB and a bit; anything larger goes out at once.
 const HOLD_MAX: usize = 32 * 1024;
 
+/// Capacity of the hold kept between flushes; a larger one is freed at a flush, so an idle
+/// connection does not keep its largest write's worth.
+const HOLD_KEEP: usize = 4 * 1024;
+
 /// A client connection that tells h2 to coalesce small frames and joins its writes in pairs
 /// (see the module's doc).
 #[derive(Debug)]
@@ -121,6 +125,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for H2Conn<T> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
+        if this.held.capacity() > HOLD_KEEP {
+            this.held = Vec::new();
+        }
         Pin::new(&mut this.io).poll_flush(cx)
     }
 
@@ -167,8 +174,11 @@ mod tests {
     use proptest::prelude::*;
     use std::task::Waker;
 
+    /// A socket limit that makes a write take nothing.
+    const ZERO: usize = usize::MAX - 1;
+
     /// A socket that takes at most `limits[i]` bytes on its `i`-th write (cycling; 0 means
-    /// "not ready" once) and records what each write took.
+    /// "not ready" once, `ZERO` a write of nothing) and records what each write took.
     struct Socket {
         limits: Vec<usize>,
         calls: usize,
@@ -192,6 +202,9 @@ mod tests {
             if limit == 0 {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
+            }
+            if limit == ZERO {
+                return Poll::Ready(Ok(0));
             }
             let mut took = Vec::new();
             for b in bufs {
@@ -297,6 +310,68 @@ mod tests {
         assert!(!conn.is_write_vectored());
         write_all(&mut conn, b"abc");
         assert_eq!(conn.io.writes, vec![b"abc".to_vec()]);
+    }
+
+    #[test]
+    fn when_exactly_the_held_bytes_go_out_the_next_write_still_goes() {
+        // The first call takes exactly the 9 held bytes; the payload needs a call of its own.
+        let mut conn = H2Conn::joined(Socket::new(vec![9, usize::MAX]));
+        write_all(&mut conn, &[1u8; 9]);
+        write_all(&mut conn, &[2u8; 40_000]);
+        assert_eq!(conn.io.writes.len(), 2);
+        assert_eq!(conn.io.writes[0], vec![1u8; 9]);
+        assert_eq!(conn.io.writes[1], vec![2u8; 40_000]);
+    }
+
+    #[test]
+    fn shutdown_sends_what_is_held_first() {
+        let mut conn = H2Conn::joined(Socket::new(vec![usize::MAX]));
+        write_all(&mut conn, b"goaway");
+        let mut cx = Context::from_waker(Waker::noop());
+        while Pin::new(&mut conn).poll_shutdown(&mut cx).is_pending() {}
+        assert_eq!(conn.io.all(), b"goaway");
+    }
+
+    #[test]
+    fn a_vectored_write_to_a_joined_connection_takes_its_first_slice() {
+        let mut conn = H2Conn::joined(Socket::new(vec![usize::MAX]));
+        let mut cx = Context::from_waker(Waker::noop());
+        let slices = [IoSlice::new(b""), IoSlice::new(b"ab"), IoSlice::new(b"cd")];
+        let took = Pin::new(&mut conn).poll_write_vectored(&mut cx, &slices);
+        assert!(matches!(took, Poll::Ready(Ok(2))), "{took:?}");
+        let none = Pin::new(&mut conn).poll_write_vectored(&mut cx, &[IoSlice::new(b"")]);
+        assert!(matches!(none, Poll::Ready(Ok(0))), "{none:?}");
+        flush(&mut conn);
+        assert_eq!(conn.io.all(), b"ab");
+    }
+
+    #[test]
+    fn a_socket_that_takes_nothing_is_an_error_not_a_loop() {
+        let mut conn = H2Conn::joined(Socket::new(vec![ZERO]));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(
+            Pin::new(&mut conn).poll_write(&mut cx, b"held"),
+            Poll::Ready(Ok(4))
+        ));
+        let flushed = Pin::new(&mut conn).poll_flush(&mut cx);
+        assert!(
+            matches!(&flushed, Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::WriteZero),
+            "{flushed:?}"
+        );
+        let joined = Pin::new(&mut conn).poll_write(&mut cx, b"more");
+        assert!(
+            matches!(&joined, Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::WriteZero),
+            "{joined:?}"
+        );
+    }
+
+    #[test]
+    fn a_large_hold_is_freed_at_the_flush() {
+        let mut conn = H2Conn::joined(Socket::new(vec![usize::MAX]));
+        write_all(&mut conn, &[5u8; 20_000]);
+        flush(&mut conn);
+        assert!(conn.held.capacity() <= HOLD_KEEP);
+        assert_eq!(conn.io.all(), vec![5u8; 20_000]);
     }
 
     proptest! {
