@@ -167,9 +167,10 @@ pub async fn connect(
     if let Some((name, password)) = &security.user {
         opts = opts.with_user(name, password);
     }
+    let plain = plain_endpoint(endpoints, security);
     let mut out = Vec::with_capacity(conns);
     for i in 0..conns {
-        let c = match plain_endpoint(endpoints, security) {
+        let c = match plain {
             Some(addr) => connect_joined(addr, opts.clone()).await,
             None => Client::connect(endpoints, Some(opts.clone())).await,
         };

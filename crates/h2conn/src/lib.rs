@@ -35,8 +35,8 @@ const HOLD_MAX: usize = 32 * 1024;
 /// connection does not keep its largest write's worth.
 const HOLD_KEEP: usize = 4 * 1024;
 
-/// A client connection that tells h2 to coalesce small frames and joins its writes in pairs
-/// (see the module's doc).
+/// A connection that tells h2 to coalesce small frames and joins its writes in pairs (see the
+/// module's doc); the server's side or the load generator's.
 #[derive(Debug)]
 pub struct H2Conn<T = TcpStream> {
     io: T,
