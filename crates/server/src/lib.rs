@@ -15,6 +15,7 @@ pub mod fast_node;
 pub mod genesis;
 pub mod grpc;
 pub mod handoff;
+pub mod incoming;
 pub mod jwt;
 pub mod lease_svc;
 pub mod lock_svc;

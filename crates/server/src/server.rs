@@ -5,6 +5,7 @@ use crate::auth::{AuthView, Authenticator, TokenKind};
 use crate::config::{ServerConfig, ServerProtocol};
 use crate::fast_node::{self, FastNode};
 use crate::grpc::Api;
+use crate::incoming;
 use crate::metrics::Metrics;
 use crate::node::{self, Node, NodeError};
 use crate::peer;
@@ -17,7 +18,6 @@ use crate::proto::v3lockpb::lock_server::LockServer;
 use crate::tls::PeerTls;
 use std::future::Future;
 use std::sync::Arc;
-use synod_h2conn::H2Conn;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
@@ -69,7 +69,7 @@ pub async fn run(
     let client_tls = cfg
         .client_tls
         .as_ref()
-        .map(crate::tls::client_server_config)
+        .map(crate::tls::client_acceptor)
         .transpose()?;
     let admin_tls = cfg
         .client_tls
@@ -142,12 +142,7 @@ pub async fn run(
     let auth = Authenticator::new(auth_view, cfg.auth_token_ttl, tokens);
     let api = Api::new(handle, cfg.clone(), metrics, auth);
     let limit = cfg.max_request_bytes;
-    let incoming = tokio_stream_from(client_listener, client_tls.is_none());
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = client_tls {
-        builder = builder.tls_config(tls)?;
-    }
-    builder
+    let router = tonic::transport::Server::builder()
         .add_service(AuthServer::new(api.clone()))
         .add_service(KvServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(WatchServer::new(api.clone()))
@@ -155,9 +150,17 @@ pub async fn run(
         .add_service(ClusterServer::new(api.clone()))
         .add_service(MaintenanceServer::new(api.clone()))
         .add_service(LockServer::new(api.clone()))
-        .add_service(ElectionServer::new(api))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .add_service(ElectionServer::new(api));
+    match client_tls {
+        Some(acceptor) => {
+            let conns = incoming::tls(client_listener, acceptor);
+            router.serve_with_incoming_shutdown(conns, shutdown).await?
+        }
+        None => {
+            let conns = incoming::plain(client_listener);
+            router.serve_with_incoming_shutdown(conns, shutdown).await?
+        }
+    }
     join.abort();
     Ok(())
 }
@@ -168,23 +171,4 @@ pub(crate) async fn bind(
     addr: std::net::SocketAddr,
 ) -> Result<TcpListener, ServerError> {
     (TcpListener::bind(addr).await).map_err(|source| ServerError::Bind { what, addr, source })
-}
-
-/// The client connections `listener` accepts; `joined` (no TLS) lets h2's small frames leave
-/// together (see [`H2Conn`]).
-fn tokio_stream_from(
-    listener: TcpListener,
-    joined: bool,
-) -> impl futures::Stream<Item = Result<H2Conn, std::io::Error>> {
-    futures::stream::unfold(listener, move |l| async move {
-        let r = l.accept().await.map(|(s, _)| {
-            let _ = s.set_nodelay(true);
-            if joined {
-                H2Conn::joined(s)
-            } else {
-                H2Conn::direct(s)
-            }
-        });
-        Some((r, l))
-    })
 }

@@ -1,4 +1,4 @@
-//! TLS for clients (through tonic) and mutual TLS between peers (rustls directly), from PEM
+//! TLS for clients (rustls, under the gRPC server's h2) and mutual TLS between peers, from PEM
 //! files. A peer's certificate must name the member it claims to be: the DNS name
 //! [`member_name`] among its subject alternative names, checked both ways (a dialling node
 //! checks the server it reached, an accepting node checks the client against the id the
@@ -115,37 +115,30 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Client TLS for the gRPC server, with client certificates required when asked for.
-pub fn client_server_config(
-    files: &TlsFiles,
-) -> Result<tonic::transport::ServerTlsConfig, TlsError> {
-    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-    // Parse here first: tonic's own errors do not say which file is wrong.
-    let certs = load_certs("--cert-file", &files.cert)?;
-    let key = load_key("--key-file", &files.key)?;
-    check_pair("client TLS", certs, key)?;
-    let identity = Identity::from_pem(
-        read("--cert-file", &files.cert)?,
-        read("--key-file", &files.key)?,
-    );
-    let mut tls = ServerTlsConfig::new()
-        .identity(identity)
-        .timeout(HANDSHAKE_TIMEOUT);
-    if files.client_cert_auth {
-        let ca_path = files.trusted_ca.as_ref().ok_or(TlsError::Config {
+/// Client TLS for the gRPC server, with client certificates required when asked for. The
+/// server does the handshakes itself (not tonic) so that h2 writes into an
+/// [`synod_h2conn::H2Conn`] above the TLS stream, and an answer is not a TLS record and a
+/// system call of its own.
+pub fn client_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
+    if files.client_cert_auth && files.trusted_ca.is_none() {
+        return Err(TlsError::Config {
             what: "client TLS",
             why: "--client-cert-auth needs --trusted-ca-file".into(),
-        })?;
-        load_roots("--trusted-ca-file", ca_path)?;
-        tls = tls.client_ca_root(Certificate::from_pem(read("--trusted-ca-file", ca_path)?));
+        });
     }
-    Ok(tls)
+    acceptor(files, "client TLS", b"h2")
 }
 
 /// The admin HTTP port's TLS: the clients' certificate, and their client-certificate rule.
 pub fn admin_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
-    const WHAT: &str = "admin TLS";
-    let config = |why: String| TlsError::Config { what: WHAT, why };
+    acceptor(files, "admin TLS", b"http/1.1")
+}
+
+/// A server side of TLS from the clients' certificate and key, asking for a client
+/// certificate that chains to `--trusted-ca-file` when `--client-cert-auth` is set, and
+/// offering `alpn` as its one application protocol.
+fn acceptor(files: &TlsFiles, what: &'static str, alpn: &[u8]) -> Result<TlsAcceptor, TlsError> {
+    let config = |why: String| TlsError::Config { what, why };
     let certs = load_certs("--cert-file", &files.cert)?;
     let key = load_key("--key-file", &files.key)?;
     let builder = ServerConfig::builder_with_provider(provider())
@@ -165,24 +158,8 @@ pub fn admin_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     let mut server = builder
         .with_single_cert(certs, key)
         .map_err(|e| config(e.to_string()))?;
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    server.alpn_protocols = vec![alpn.to_vec()];
     Ok(TlsAcceptor::from(Arc::new(server)))
-}
-
-/// Checks that a certificate chain and key make a server configuration (key matches).
-fn check_pair(
-    what: &'static str,
-    certs: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-) -> Result<(), TlsError> {
-    ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
-        .map(|_| ())
-        .map_err(|e| TlsError::Config {
-            what,
-            why: e.to_string(),
-        })
 }
 
 /// A stream a peer connection runs over: plain TCP or TLS.
