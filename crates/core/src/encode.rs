@@ -7,32 +7,108 @@
 
 use serde::Serialize;
 
+/// How many bytes an encoding produces between two calls of its progress callback.
+pub const PROGRESS_STEP: usize = 1 << 20;
+
 /// Encodes `value` with postcard into a vector whose capacity is exactly its length.
 pub fn to_vec_exact<T: Serialize + ?Sized>(value: &T) -> postcard::Result<Vec<u8>> {
-    let size = postcard::experimental::serialized_size(value)?;
-    let out = postcard::serialize_with_flavor(value, Presized(Vec::with_capacity(size)))?;
+    to_vec_exact_with(value, &mut |_| {})
+}
+
+/// As [`to_vec_exact`], calling `progress` with the bytes walked so far (the size pass's, then
+/// the size plus the write's: twice the length in all) about every [`PROGRESS_STEP`] of them.
+/// A driver that wants a large encoding to take its time, so that it does not take a core from
+/// the work in front of it, sleeps there.
+pub fn to_vec_exact_with<T: Serialize + ?Sized>(
+    value: &T,
+    progress: &mut dyn FnMut(usize),
+) -> postcard::Result<Vec<u8>> {
+    // The size pass is a walk over the whole value too, so it reports as well: progress counts
+    // the bytes of both passes, twice the encoding's length in all.
+    let size = postcard::serialize_with_flavor(
+        value,
+        Counted {
+            len: 0,
+            next: PROGRESS_STEP,
+            progress: &mut *progress,
+        },
+    )?;
+    let mut before = |n: usize| progress(size + n);
+    let out = postcard::serialize_with_flavor(
+        value,
+        Presized {
+            out: Vec::with_capacity(size),
+            next: PROGRESS_STEP,
+            progress: &mut before,
+        },
+    )?;
     debug_assert_eq!(out.len(), size, "the size pass and the write agree");
     Ok(out)
 }
 
-/// A postcard output that appends to a vector allocated beforehand.
-struct Presized(Vec<u8>);
+/// A postcard output that only counts, reporting its count each time it passes `next`.
+struct Counted<'a> {
+    len: usize,
+    next: usize,
+    progress: &'a mut dyn FnMut(usize),
+}
 
-impl postcard::ser_flavors::Flavor for Presized {
-    type Output = Vec<u8>;
+impl postcard::ser_flavors::Flavor for Counted<'_> {
+    type Output = usize;
 
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.0.push(byte);
+    fn try_push(&mut self, _: u8) -> postcard::Result<()> {
+        self.len += 1;
         Ok(())
     }
 
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(bytes);
+        self.len += bytes.len();
+        if self.len >= self.next {
+            (self.progress)(self.len);
+            self.next = self.len + PROGRESS_STEP;
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.len)
+    }
+}
+
+/// A postcard output that appends to a vector allocated beforehand, and reports its length
+/// each time it passes `next`.
+struct Presized<'a> {
+    out: Vec<u8>,
+    next: usize,
+    progress: &'a mut dyn FnMut(usize),
+}
+
+impl Presized<'_> {
+    fn report(&mut self) {
+        if self.out.len() >= self.next {
+            (self.progress)(self.out.len());
+            self.next = self.out.len() + PROGRESS_STEP;
+        }
+    }
+}
+
+impl postcard::ser_flavors::Flavor for Presized<'_> {
+    type Output = Vec<u8>;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.out.push(byte);
+        self.report();
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.out.extend_from_slice(bytes);
+        self.report();
         Ok(())
     }
 
     fn finalize(self) -> postcard::Result<Vec<u8>> {
-        Ok(self.0)
+        Ok(self.out)
     }
 }
 
@@ -46,5 +122,26 @@ mod tests {
         let out = to_vec_exact(&value).unwrap();
         assert_eq!(out, postcard::to_stdvec(&value).unwrap());
         assert_eq!(out.capacity(), out.len());
+    }
+
+    #[test]
+    fn progress_is_reported_after_every_step_and_changes_nothing() {
+        let value: Vec<Vec<u8>> = (0..40).map(|i| vec![i as u8; 100_000]).collect();
+        let mut seen = Vec::new();
+        let out = to_vec_exact_with(&value, &mut |n| seen.push(n)).unwrap();
+        assert_eq!(out, postcard::to_stdvec(&value).unwrap());
+        let walked = 2 * out.len();
+        assert!(
+            seen.len() >= 2 && seen.len() <= walked / PROGRESS_STEP,
+            "{seen:?}"
+        );
+        for (i, w) in seen.windows(2).enumerate() {
+            assert!(w[1] >= w[0] + PROGRESS_STEP, "step {i}: {seen:?}");
+        }
+        assert!(seen.iter().all(|&n| n <= walked));
+        assert!(
+            seen.iter().any(|&n| n > out.len()),
+            "the write pass reports too: {seen:?}"
+        );
     }
 }

@@ -7,7 +7,7 @@ use crate::maintenance::{Alarm, AlarmCommand};
 use crate::store::Store;
 use crate::types::*;
 use serde::{Deserialize, Serialize};
-use synod_core::multi::StateMachine;
+use synod_core::multi::{StateEncoder, StateMachine};
 
 /// A command in the replicated log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,14 +156,12 @@ impl StateMachine for Store {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        let mut bytes = synod_core::encode::to_vec_exact(self).expect("the store serializes");
-        self.append_trailer(&mut bytes);
-        bytes
+        self.snapshot_with(&mut |_| {})
     }
 
-    fn snapshot_later(&self) -> Box<dyn FnOnce() -> Vec<u8> + Send> {
+    fn snapshot_later(&self) -> StateEncoder {
         let copy = self.shared_copy();
-        Box::new(move || copy.snapshot())
+        Box::new(move |progress| copy.snapshot_with(progress))
     }
 
     fn restore(bytes: &[u8]) -> Result<Self, String> {
@@ -176,6 +174,14 @@ impl StateMachine for Store {
 }
 
 impl Store {
+    /// [`StateMachine::snapshot`], reporting the bytes encoded so far to `progress` as it goes.
+    fn snapshot_with(&self, progress: &mut dyn FnMut(usize)) -> Vec<u8> {
+        let mut bytes =
+            synod_core::encode::to_vec_exact_with(self, progress).expect("the store serializes");
+        self.append_trailer(&mut bytes);
+        bytes
+    }
+
     /// Applies `cmd` as `user`, after checking the user may.
     fn apply_as(&mut self, user: Option<&str>, cmd: &KvCommand) -> Result<KvResult, KvError> {
         if let KvCommand::As { user: who, cmd } = cmd {

@@ -471,7 +471,7 @@ fn a_snapshot_taken_later_holds_the_state_when_it_was_begun() {
     put(&mut s, "a", "2");
     put(&mut s, "c", "1");
     s.compact(&CompactionRequest { revision: 4 }).unwrap();
-    let bytes = later();
+    let bytes = later(&mut |_| {});
     assert_eq!(bytes, now);
     let restored = Store::restore(&bytes).unwrap();
     assert_eq!(restored.get(b"a").unwrap().value, b"1");

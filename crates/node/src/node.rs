@@ -751,7 +751,8 @@ impl NodeCore {
         self.actions.push(Action::BuildSnapshot(pending));
     }
 
-    fn logged_since_checkpoint(&self) -> u64 {
+    /// Bytes the log has grown by since the last checkpoint was saved.
+    pub fn logged_since_checkpoint(&self) -> u64 {
         self.log_bytes.saturating_sub(self.log_bytes_at_checkpoint)
     }
 

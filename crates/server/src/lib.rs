@@ -22,6 +22,7 @@ pub mod lock_svc;
 pub mod maintenance_svc;
 pub mod metrics;
 pub mod node;
+pub mod pace;
 pub mod peer;
 pub mod proto;
 pub mod recipes;

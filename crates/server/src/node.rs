@@ -6,11 +6,12 @@
 
 use crate::config::{url_addr, ServerConfig};
 use crate::metrics::Metrics;
+use crate::pace::{Pace, PacedWrite};
 use crate::peer::Outbox;
 use crate::watch::{WatchHub, WatchMsg, WatchSpec};
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synod_core::multi::{
@@ -351,6 +352,20 @@ pub struct Node {
     client_url: Option<String>,
     /// When this node last asked for its client URL to be recorded, in ticks.
     published_at: Option<u64>,
+    /// When the last checkpoint was saved (or the node started): how fast the log grows since,
+    /// which sets how fast the next snapshot goes (see [`crate::pace`]).
+    checkpointed_at: Instant,
+    /// The pace of the snapshot being built and then saved.
+    pace: Option<f64>,
+    /// Set once this node stops: a snapshot or checkpoint still being paced then finishes
+    /// at full speed.
+    hurry: Arc<AtomicBool>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.hurry.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Node {
@@ -467,6 +482,9 @@ impl Node {
             raised_at: None,
             election_ticks: cfg.election_ticks.1,
             defragments: Vec::new(),
+            checkpointed_at: Instant::now(),
+            pace: None,
+            hurry: Arc::default(),
             changes: HashMap::new(),
             members_seen: None,
             client_url: (!cfg.client_addr.ip().is_unspecified()).then(|| {
@@ -710,6 +728,7 @@ impl Node {
             Durable::Checkpointed(result, mapped) => {
                 let (covered, bytes, log_bytes) = result?;
                 self.core.checkpointed(covered, bytes, log_bytes);
+                self.checkpointed_at = Instant::now();
                 if let Some((slot, state)) = mapped {
                     self.core.rebase_snapshot(slot, state);
                 }
@@ -838,10 +857,18 @@ impl Node {
                 }
             }
             Action::BuildSnapshot(pending) => {
+                // An operator waiting for a checkpoint (defragment) gets it at full speed.
+                self.pace = self.defragments.is_empty().then(|| {
+                    crate::pace::snapshot_rate(
+                        self.core.logged_since_checkpoint(),
+                        self.checkpointed_at.elapsed(),
+                    )
+                });
                 let tx = self.durable_tx.clone();
+                let pace = Pace::new(self.pace, self.hurry.clone());
                 tokio::task::spawn_blocking(move || {
                     let started = Instant::now();
-                    let snapshot = pending.build();
+                    let snapshot = pending.build_with(&mut |done| pace.wait(done as u64));
                     let ms = started.elapsed().as_millis() as u64;
                     let _ = tx.send(Durable::SnapshotBuilt { snapshot, ms });
                 });
@@ -871,12 +898,16 @@ impl Node {
 
     /// Saves a checkpoint in the background once what it covers is durable, then drops the log
     /// below it. The loop goes on meanwhile.
-    fn save_checkpoint(&self, covered: u64, checkpoint: synod_node::Checkpoint) {
+    fn save_checkpoint(&mut self, covered: u64, checkpoint: synod_node::Checkpoint) {
         let (wal, snapshots, tx) = (
             self.wal.clone(),
             self.snapshots.clone(),
             self.durable_tx.clone(),
         );
+        // At the pace its snapshot was built at; a checkpoint of the snapshot already held
+        // (one an operator asked for) at full speed.
+        let rate = self.pace.take().filter(|_| self.defragments.is_empty());
+        let pace = Pace::new(rate, self.hurry.clone());
         // Named in the lines it logs: `synod cluster` interleaves its nodes' logs.
         let node = self.core.replica().id();
         tokio::task::spawn_blocking(move || {
@@ -886,8 +917,9 @@ impl Node {
                 let encoded = started.elapsed();
                 // Saved only once what it covers is durable, so the log never ends before it.
                 wal.append_batch_durable(Vec::new())?;
-                snapshots
-                    .save_streamed(covered, b"", len, |out| write_checkpoint(&checkpoint, out))?;
+                snapshots.save_streamed(covered, b"", len, |out| {
+                    write_checkpoint(&checkpoint, &mut PacedWrite::new(out, pace))
+                })?;
                 let saved = started.elapsed();
                 let log_bytes = wal.with_wal(move |w| {
                     w.compact(covered + 1)?;

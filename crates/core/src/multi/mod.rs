@@ -50,4 +50,4 @@ pub use messages::{
 pub use reads::ReadId;
 pub use replica::{Replica, RoleKind, TransferError};
 pub use snapshot::{Compacted, PendingSnapshot};
-pub use state_machine::StateMachine;
+pub use state_machine::{StateEncoder, StateMachine};

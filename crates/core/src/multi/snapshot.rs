@@ -17,7 +17,7 @@ pub struct PendingSnapshot {
     pub(crate) slot: Slot,
     pub(crate) sessions: Vec<u8>,
     pub(crate) membership: Membership,
-    pub(crate) state: Box<dyn FnOnce() -> Vec<u8> + Send>,
+    pub(crate) state: super::state_machine::StateEncoder,
 }
 
 impl PendingSnapshot {
@@ -28,9 +28,15 @@ impl PendingSnapshot {
 
     /// Encodes the state: the costly part, safe to run on any thread.
     pub fn build(self) -> Snapshot {
+        self.build_with(&mut |_| {})
+    }
+
+    /// As [`PendingSnapshot::build`], calling `progress` with the bytes of state encoded so far
+    /// as the encoding goes (see [`super::StateMachine::snapshot_later`]).
+    pub fn build_with(self, progress: &mut dyn FnMut(usize)) -> Snapshot {
         Snapshot {
             slot: self.slot,
-            state: (self.state)().into(),
+            state: (self.state)(progress).into(),
             sessions: self.sessions,
             membership: Some(self.membership),
         }

@@ -2,6 +2,10 @@
 
 use std::fmt::Debug;
 
+/// The encoding of a state machine's state, to be run later: given a progress callback, it
+/// returns the bytes [`StateMachine::snapshot`] would have.
+pub type StateEncoder = Box<dyn FnOnce(&mut dyn FnMut(usize)) -> Vec<u8> + Send>;
+
 /// A deterministic state machine: the same commands in the same order give the same results on
 /// every replica. Multi-Paxos decides the order; this trait is all it needs of the application.
 pub trait StateMachine: Sized {
@@ -20,10 +24,12 @@ pub trait StateMachine: Sized {
 
     /// The state as of now, encoded later, possibly on another thread: what a driver uses to
     /// take a snapshot without stalling. The default encodes at once; a machine whose state is
-    /// cheap to copy (shared, copy-on-write) overrides it to copy now and encode in the closure.
-    fn snapshot_later(&self) -> Box<dyn FnOnce() -> Vec<u8> + Send> {
+    /// cheap to copy (shared, copy-on-write) overrides it to copy now and encode in the closure,
+    /// calling the progress callback it is given with the bytes encoded so far every
+    /// [`crate::encode::PROGRESS_STEP`] or so (a driver may pace the encoding there).
+    fn snapshot_later(&self) -> StateEncoder {
         let bytes = self.snapshot();
-        Box::new(move || bytes)
+        Box::new(move |_| bytes)
     }
 
     /// Rebuilds the state from [`StateMachine::snapshot`]'s bytes.

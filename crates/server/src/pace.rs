@@ -1,0 +1,186 @@
+//! Pacing a snapshot: its encoding and its save spread over about half the time until the
+//! next one is due, rather than taking a core and the disk at once.
+//!
+//! At a million keys a node encoded about 400 MB in 2-6 s and wrote it in 1-2 s, and puts
+//! fell to 28-45% of their median for those seconds (docs/performance.md, "Scale"). The work
+//! itself is small against the time between snapshots (a node snapshots once its log has
+//! grown by as much as its last checkpoint holds, a couple of minutes at that size); done all
+//! at once it is not.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The slowest a paced snapshot walks or writes: a store whose log grows slowly still
+/// snapshots within about a minute per 500 MB.
+pub const MIN_RATE: f64 = 8.0 * 1024.0 * 1024.0;
+
+/// How many times faster than the log grows a snapshot walks and writes. Encoding walks the
+/// state twice (a size pass, then the write) and the save writes it once, so at six times
+/// the log's rate the three passes over a state of the last checkpoint's size take half the
+/// time the log needs to grow by as much, which is when the next snapshot is due.
+pub const LOG_RATE_FACTOR: f64 = 6.0;
+
+/// How fast a snapshot begun now should go, in bytes per second, when the log grew by
+/// `logged` bytes in `over` since the last checkpoint.
+pub fn snapshot_rate(logged: u64, over: Duration) -> f64 {
+    let secs = over.as_secs_f64().max(1e-3);
+    (LOG_RATE_FACTOR * logged as f64 / secs).max(MIN_RATE)
+}
+
+/// The longest one sleep of a [`Pace`] lasts before it looks at its hurry flag again.
+const NAP: Duration = Duration::from_millis(50);
+
+/// Holds work to a rate: after `done` bytes, waits until they are due, unless told to hurry.
+#[derive(Clone, Debug)]
+pub struct Pace {
+    rate: Option<f64>,
+    started: Instant,
+    /// Set when the node stops: the rest goes at full speed, so that a stopping server (whose
+    /// runtime waits for its blocking tasks) is not held up by a slow snapshot.
+    hurry: Arc<AtomicBool>,
+}
+
+impl Pace {
+    /// At most `rate` bytes per second from now, until `hurry` is set; `None` goes as fast
+    /// as it can.
+    pub fn new(rate: Option<f64>, hurry: Arc<AtomicBool>) -> Self {
+        Pace {
+            rate,
+            started: Instant::now(),
+            hurry,
+        }
+    }
+
+    /// How long to wait after `done` bytes, `elapsed` after the start, to keep to `rate`.
+    pub fn delay(rate: f64, done: u64, elapsed: Duration) -> Duration {
+        let due = Duration::from_secs_f64(done as f64 / rate);
+        due.saturating_sub(elapsed)
+    }
+
+    /// Sleeps (this thread: a blocking pool's) until `done` bytes are due.
+    pub fn wait(&self, done: u64) {
+        let Some(rate) = self.rate else { return };
+        while !self.hurry.load(Ordering::Relaxed) {
+            let wait = Self::delay(rate, done, self.started.elapsed());
+            if wait.is_zero() {
+                return;
+            }
+            std::thread::sleep(wait.min(NAP));
+        }
+    }
+}
+
+/// How many bytes pass through a [`PacedWrite`] between two checks of the clock.
+const CHECK_EVERY: u64 = 256 * 1024;
+
+/// A writer held to a [`Pace`].
+pub struct PacedWrite<'a> {
+    inner: &'a mut dyn Write,
+    pace: Pace,
+    written: u64,
+    checked: u64,
+}
+
+impl<'a> PacedWrite<'a> {
+    /// Writes to `inner` at `pace`.
+    pub fn new(inner: &'a mut dyn Write, pace: Pace) -> Self {
+        PacedWrite {
+            inner,
+            pace,
+            written: 0,
+            checked: 0,
+        }
+    }
+}
+
+impl Write for PacedWrite<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.checked >= CHECK_EVERY {
+            self.checked = self.written;
+            self.pace.wait(self.written);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_follows_the_log_with_a_floor() {
+        let mib = 1024.0 * 1024.0;
+        // 60 MiB logged in 20 s: 3 MiB/s, so 18 MiB/s.
+        let r = snapshot_rate(60 << 20, Duration::from_secs(20));
+        assert!((r - 18.0 * mib).abs() < 1.0, "{r}");
+        // A trickle, or nothing: the floor.
+        assert_eq!(snapshot_rate(1 << 20, Duration::from_secs(100)), MIN_RATE);
+        assert_eq!(snapshot_rate(0, Duration::ZERO), MIN_RATE);
+        // A log that grew in no time at all: fast, and finite.
+        assert!(snapshot_rate(1 << 30, Duration::ZERO).is_finite());
+    }
+
+    #[test]
+    fn work_waits_until_it_is_due() {
+        let rate = 1000.0;
+        assert_eq!(
+            Pace::delay(rate, 500, Duration::from_millis(100)),
+            Duration::from_millis(400)
+        );
+        assert_eq!(
+            Pace::delay(rate, 500, Duration::from_secs(1)),
+            Duration::ZERO
+        );
+        assert_eq!(Pace::delay(rate, 0, Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_paced_writer_passes_every_byte_and_keeps_to_its_rate() {
+        let mut out = Vec::new();
+        // 2 MiB at 16 MiB/s: about 125 ms; unpaced, far less.
+        let rate = 16.0 * 1024.0 * 1024.0;
+        let started = Instant::now();
+        {
+            let mut w = PacedWrite::new(&mut out, Pace::new(Some(rate), Arc::default()));
+            for i in 0..2048u32 {
+                w.write_all(&[i as u8; 1024]).unwrap();
+            }
+        }
+        let took = started.elapsed();
+        assert_eq!(out.len(), 2 << 20);
+        assert!(out.chunks(1024).enumerate().all(|(i, c)| c[0] == i as u8));
+        // The last check is at 2 MiB exactly: the writer cannot have finished before then.
+        assert!(took >= Duration::from_millis(120), "{took:?}");
+    }
+
+    #[test]
+    fn a_pace_told_to_hurry_stops_waiting() {
+        let hurry = Arc::new(AtomicBool::new(false));
+        // 1 byte per second: 1,000 bytes would be due in a quarter of an hour.
+        let pace = Pace::new(Some(1.0), hurry.clone());
+        let waiter = std::thread::spawn(move || pace.wait(1_000));
+        std::thread::sleep(NAP);
+        assert!(!waiter.is_finished(), "it waits while not hurried");
+        hurry.store(true, Ordering::Relaxed);
+        waiter.join().unwrap();
+    }
+
+    #[test]
+    fn an_unpaced_writer_passes_writes_through() {
+        let mut out = Vec::new();
+        let mut w = PacedWrite::new(&mut out, Pace::new(None, Arc::default()));
+        w.write_all(&vec![1u8; 4 << 20]).unwrap();
+        w.flush().unwrap();
+        assert_eq!(w.written, 4 << 20);
+        drop(w);
+        assert_eq!(out.len(), 4 << 20);
+    }
+}
