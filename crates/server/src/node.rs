@@ -864,6 +864,12 @@ impl Node {
                         self.checkpointed_at.elapsed(),
                     )
                 });
+                tracing::info!(
+                    node = self.core.replica().id(),
+                    slot = pending.slot(),
+                    pace_mib_per_s = self.pace.map(|r| (r / (1 << 20) as f64).round() as u64),
+                    "encoding a snapshot in the background"
+                );
                 let tx = self.durable_tx.clone();
                 let pace = Pace::new(self.pace, self.hurry.clone());
                 tokio::task::spawn_blocking(move || {
