@@ -28,6 +28,7 @@ async fn start_synod(dir: &std::path::Path) -> (String, tokio::sync::oneshot::Se
         max_batch: 256,
         max_request_bytes: 1536 * 1024,
         snapshot_every: 10_000,
+        snapshot_pace: synod_server::pace::DEFAULT_FACTOR,
         unsafe_local_reads: false,
         watch_progress_interval: Duration::from_secs(600),
         protocol: Default::default(),

@@ -60,6 +60,12 @@ pub struct ServerArgs {
     /// history is not encoded ever more often for its size). Default 10000.
     #[arg(long, env = "SYNOD_SNAPSHOT_EVERY")]
     snapshot_every: Option<u64>,
+    /// How many times faster than the log grows a snapshot is encoded and saved, so that its
+    /// work is spread over about half the time until the next one is due rather than taken
+    /// at once (at least 8 MiB/s; an `etcdctl defrag` is never paced). Lower: a smoother
+    /// throughput, and more memory held while a snapshot lasts; 0: no pacing. Default 6.
+    #[arg(long, env = "SYNOD_SNAPSHOT_PACE")]
+    snapshot_pace: Option<u32>,
     /// How often an idle watcher that asked for progress notifications gets one, in
     /// milliseconds. Default 600000 (ten minutes, as etcd).
     #[arg(long, env = "SYNOD_WATCH_PROGRESS_MS")]
@@ -177,6 +183,7 @@ struct FileConfig {
     max_batch: Option<usize>,
     max_request_bytes: Option<usize>,
     snapshot_every: Option<u64>,
+    snapshot_pace: Option<u32>,
     watch_progress_ms: Option<u64>,
     protocol: Option<ServerProtocol>,
     cert_file: Option<PathBuf>,
@@ -401,6 +408,10 @@ impl ServerArgs {
                 .or(file.snapshot_every)
                 .unwrap_or(10_000)
                 .max(1),
+            snapshot_pace: self
+                .snapshot_pace
+                .or(file.snapshot_pace)
+                .unwrap_or(synod_server::pace::DEFAULT_FACTOR),
             unsafe_local_reads: self.unsafe_local_reads,
             watch_progress_interval: Duration::from_millis(
                 self.watch_progress_ms
@@ -515,6 +526,7 @@ impl ServerArgs {
             ("--window", self.window.is_some()),
             ("--max-batch", self.max_batch.is_some()),
             ("--snapshot-every", self.snapshot_every.is_some()),
+            ("--snapshot-pace", self.snapshot_pace.is_some()),
             ("--cert-file", self.cert_file.is_some()),
             ("--peer-cert-file", self.peer_cert_file.is_some()),
             ("--auth-token", self.auth_token.is_some()),

@@ -25,7 +25,7 @@ fn precedence_is_flag_then_env_then_file_then_default() {
     let file = dir.path().join("synod.toml");
     std::fs::write(
         &file,
-        "id = 2\npeers = \"1=127.0.0.1:7001,2=127.0.0.1:7002\"\nwindow = 7\nmax_batch = 9\ntick_ms = 20\n",
+        "id = 2\npeers = \"1=127.0.0.1:7001,2=127.0.0.1:7002\"\nwindow = 7\nmax_batch = 9\ntick_ms = 20\nsnapshot_pace = 3\n",
     )
     .unwrap();
     let f = file.to_str().unwrap();
@@ -39,6 +39,7 @@ fn precedence_is_flag_then_env_then_file_then_default() {
     assert_eq!(v["window"], 5, "the flag beats the file");
     assert_eq!(v["max_batch"], 11, "the environment beats the file");
     assert_eq!(v["tick"]["nanos"], 20_000_000, "from the file");
+    assert_eq!(v["snapshot_pace"], 3, "from the file");
     assert_eq!(v["heartbeat_ticks"], 5, "default");
     assert_eq!(v["client_addr"], "127.0.0.1:2379", "default");
 }
@@ -94,6 +95,7 @@ fn tls_and_auth_settings_come_from_flags_environment_and_file_by_etcds_names() {
     );
     assert_eq!(v["auth_token"], "jwt,sign-method=HS256,priv-key=/k");
     assert_eq!(v["auth_token_ttl"]["secs"], 60);
+    assert_eq!(v["snapshot_pace"], 6, "default");
     // Without any of it: plaintext and simple tokens.
     let (ok, out) = print_config(&["--id", "1", "--peers", "1=127.0.0.1:7001"], &[]);
     assert!(ok, "{out}");

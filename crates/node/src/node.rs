@@ -131,7 +131,13 @@ pub enum Action {
     },
     /// Encode this snapshot (it may take a while: off the loop) and hand it back with
     /// [`NodeCore::snapshot_built`].
-    BuildSnapshot(PendingSnapshot),
+    BuildSnapshot {
+        /// The state to encode.
+        pending: PendingSnapshot,
+        /// Someone waits for it (an operator's checkpoint, a joining member), so it should
+        /// not be paced: see [`NodeCore::checkpoint_wanted`].
+        wanted: bool,
+    },
     /// Once every record written so far is durable, save `checkpoint` as covering the log up
     /// to record `covered`, drop the log up to there, and call [`NodeCore::checkpointed`].
     Checkpoint {
@@ -508,6 +514,13 @@ impl NodeCore {
         self.forced = true;
     }
 
+    /// True when a checkpoint is asked for (by an operator, or a joining member that needs a
+    /// snapshot) and not yet begun: a driver pacing a snapshot in the background should let it
+    /// finish at full speed, since the one asked for waits for it.
+    pub fn checkpoint_wanted(&self) -> bool {
+        self.forced
+    }
+
     /// True when no checkpoint is asked for, being built or being saved: a driver answers the
     /// operator who asked for one once this holds again.
     pub fn checkpoint_idle(&self) -> bool {
@@ -748,7 +761,16 @@ impl NodeCore {
             return;
         };
         self.building = true;
-        self.actions.push(Action::BuildSnapshot(pending));
+        self.actions.push(Action::BuildSnapshot {
+            pending,
+            wanted: forced,
+        });
+    }
+
+    /// The size of the last checkpoint saved (0 before the first): the next snapshot waits
+    /// for the log to grow by as much.
+    pub fn checkpoint_bytes(&self) -> u64 {
+        self.checkpoint_bytes
     }
 
     /// Bytes the log has grown by since the last checkpoint was saved.

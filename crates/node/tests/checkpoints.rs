@@ -94,6 +94,11 @@ fn snapshots_checkpoints_and_their_pacing() {
         300,
         "asked for as soon as the log grew by 300 bytes"
     );
+    assert_eq!(
+        d.wanted,
+        [false, false],
+        "nobody waits for a snapshot that fell due"
+    );
 }
 
 #[test]
@@ -105,7 +110,10 @@ fn a_requested_checkpoint_waits_for_no_threshold_and_reports_idle_once_saved() {
     assert!(d.builds.is_empty(), "two slots are below every threshold");
     d.n.request_checkpoint();
     assert!(!d.n.checkpoint_idle(), "asked for, not yet taken");
+    assert!(d.n.checkpoint_wanted());
     d.turn();
+    assert!(!d.n.checkpoint_wanted(), "taken");
+    assert_eq!(d.wanted, [true], "the operator waits for it");
     let (pending, _) = d.builds.pop().expect("a snapshot asked for at once");
     assert_eq!(pending.slot(), d.n.replica().applied_index());
     assert!(!d.n.checkpoint_idle(), "being built");

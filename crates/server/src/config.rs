@@ -108,6 +108,10 @@ pub struct ServerConfig {
     /// Snapshot the store and compact the log after this many applied slots, and once the log
     /// has grown by as many bytes as the last checkpoint holds.
     pub snapshot_every: u64,
+    /// How many times faster than the log grows a snapshot is encoded and saved (0: as fast
+    /// as it can); see [`crate::pace`].
+    #[serde(default = "default_snapshot_pace")]
+    pub snapshot_pace: u32,
     /// Deliberately unsafe, for testing the tests: serve linearizable reads from this replica's
     /// local state without confirming leadership, so a deposed or partitioned node answers with
     /// stale data. Fault-injection runs must catch this; never set it otherwise.
@@ -136,6 +140,10 @@ pub struct ServerConfig {
     /// NOSPACE alarm, as etcd's `--quota-backend-bytes` (0: no quota).
     #[serde(default)]
     pub quota_backend_bytes: u64,
+}
+
+fn default_snapshot_pace() -> u32 {
+    crate::pace::DEFAULT_FACTOR
 }
 
 fn default_token_kind() -> String {

@@ -63,7 +63,13 @@ pub fn tls(
             };
             let (ready, acceptor) = (ready.clone(), acceptor.clone());
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                // A server that stopped takes no more connections: drop the handshake.
+                let done = tokio::select! {
+                    _ = ready.closed() => return,
+                    done = handshake => done,
+                };
+                match done {
                     Ok(Ok(conn)) => {
                         let _ = ready.send(Ok(H2Conn::joined(conn))).await;
                     }

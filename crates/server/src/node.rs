@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synod_core::multi::{
-    ChangeOutcome, Configuration, MemberOp, Message, RoleKind, Snapshot, TransferError,
+    ChangeOutcome, Configuration, MemberOp, Message, Persist, RoleKind, Snapshot, TransferError,
 };
 use synod_core::{Ballot, NodeId};
 use synod_kv::{
@@ -355,10 +355,14 @@ pub struct Node {
     /// When the last checkpoint was saved (or the node started): how fast the log grows since,
     /// which sets how fast the next snapshot goes (see [`crate::pace`]).
     checkpointed_at: Instant,
-    /// The pace of the snapshot being built and then saved.
-    pace: Option<f64>,
-    /// Set once this node stops: a snapshot or checkpoint still being paced then finishes
-    /// at full speed.
+    /// `--snapshot-pace`: how many times faster than the log grows a snapshot goes (0: off).
+    pace_factor: u32,
+    /// The slot of the snapshot being built and then saved, and its pace in bytes per second
+    /// (none when paced at full speed).
+    pace: Option<(u64, f64)>,
+    /// Set when that snapshot should finish at full speed after all: someone now waits for a
+    /// checkpoint (an operator, a joining member), or the node stops (whose runtime then waits
+    /// for its blocking tasks). Each snapshot gets a flag of its own.
     hurry: Arc<AtomicBool>,
 }
 
@@ -483,6 +487,7 @@ impl Node {
             election_ticks: cfg.election_ticks.1,
             defragments: Vec::new(),
             checkpointed_at: Instant::now(),
+            pace_factor: cfg.snapshot_pace,
             pace: None,
             hurry: Arc::default(),
             changes: HashMap::new(),
@@ -741,6 +746,14 @@ impl Node {
     /// carries them out.
     fn flush(&mut self) {
         self.core.flush();
+        // A snapshot in the background finishes at full speed once one is asked for (it is in
+        // the way), or once the log has grown by twice the last checkpoint: its pace, set from
+        // how fast the log grew before it began, was too slow for the load since, and the log
+        // it would let go of is growing in memory.
+        let overdue = self.core.logged_since_checkpoint() >= 2 * self.core.checkpoint_bytes();
+        if self.core.checkpoint_wanted() || overdue {
+            self.hurry.store(true, Ordering::Relaxed);
+        }
         // Before the replies go: a client that saw its auth change must find it.
         self.auth.publish(self.core.store().auth());
         for action in self.core.take_actions() {
@@ -856,22 +869,27 @@ impl Node {
                     let _ = tx.send(result);
                 }
             }
-            Action::BuildSnapshot(pending) => {
-                // An operator waiting for a checkpoint (defragment) gets it at full speed.
-                self.pace = self.defragments.is_empty().then(|| {
+            Action::BuildSnapshot { pending, wanted } => {
+                // One that someone waits for goes at full speed.
+                let rate = if wanted {
+                    None
+                } else {
                     crate::pace::snapshot_rate(
+                        self.pace_factor,
                         self.core.logged_since_checkpoint(),
                         self.checkpointed_at.elapsed(),
                     )
-                });
+                };
+                self.pace = rate.map(|r| (pending.slot(), r));
+                self.hurry = Arc::default();
                 tracing::info!(
                     node = self.core.replica().id(),
                     slot = pending.slot(),
-                    pace_mib_per_s = self.pace.map(|r| (r / (1 << 20) as f64).round() as u64),
+                    pace_mib_per_s = rate.map(|r| (r / (1 << 20) as f64).round() as u64),
                     "encoding a snapshot in the background"
                 );
                 let tx = self.durable_tx.clone();
-                let pace = Pace::new(self.pace, self.hurry.clone());
+                let pace = Pace::new(rate, self.hurry.clone());
                 tokio::task::spawn_blocking(move || {
                     let started = Instant::now();
                     let snapshot = pending.build_with(&mut |done| pace.wait(done as u64));
@@ -910,9 +928,17 @@ impl Node {
             self.snapshots.clone(),
             self.durable_tx.clone(),
         );
-        // At the pace its snapshot was built at; a checkpoint of the snapshot already held
-        // (one an operator asked for) at full speed.
-        let rate = self.pace.take().filter(|_| self.defragments.is_empty());
+        // At the pace its snapshot was built at, if it holds that snapshot; any other (an
+        // installed snapshot's, or the log folded for an operator) at full speed.
+        let slot = checkpoint.records.iter().find_map(|r| match r {
+            Persist::Snapshot(s) => Some(s.slot),
+            _ => None,
+        });
+        let rate = self
+            .pace
+            .take()
+            .filter(|&(paced, _)| Some(paced) == slot)
+            .map(|(_, rate)| rate);
         let pace = Pace::new(rate, self.hurry.clone());
         // Named in the lines it logs: `synod cluster` interleaves its nodes' logs.
         let node = self.core.replica().id();
@@ -1007,6 +1033,7 @@ mod tests {
             max_batch: 16,
             max_request_bytes: 1 << 20,
             snapshot_every: 1000,
+            snapshot_pace: crate::pace::DEFAULT_FACTOR,
             unsafe_local_reads: false,
             watch_progress_interval: Duration::from_secs(600),
             protocol: Default::default(),

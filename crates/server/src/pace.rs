@@ -6,6 +6,10 @@
 //! itself is small against the time between snapshots (a node snapshots once its log has
 //! grown by as much as its last checkpoint holds, a couple of minutes at that size); done all
 //! at once it is not.
+//!
+//! A snapshot someone waits for (an operator's `etcdctl defrag`, a joining member) is not
+//! paced, and one under way finishes at full speed once someone does, once the log has grown
+//! by twice the last checkpoint, or once its node stops.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,20 +17,26 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The slowest a paced snapshot walks or writes: a store whose log grows slowly still
-/// snapshots within about a minute per 500 MB.
+/// snapshots within about three minutes per 500 MB (three passes). A node hurries a snapshot
+/// whose log grew by twice the last checkpoint meanwhile (see `Node::flush`).
 pub const MIN_RATE: f64 = 8.0 * 1024.0 * 1024.0;
 
-/// How many times faster than the log grows a snapshot walks and writes. Encoding walks the
-/// state twice (a size pass, then the write) and the save writes it once, so at six times
-/// the log's rate the three passes over a state of the last checkpoint's size take half the
-/// time the log needs to grow by as much, which is when the next snapshot is due.
-pub const LOG_RATE_FACTOR: f64 = 6.0;
+/// How many times faster than the log grows a snapshot walks and writes, unless
+/// `--snapshot-pace` says otherwise. Encoding walks the state twice (a size pass, then the
+/// write) and the save writes it once, so at six times the log's rate the three passes over a
+/// state of the last checkpoint's size take half the time the log needs to grow by as much,
+/// which is when the next snapshot is due.
+pub const DEFAULT_FACTOR: u32 = 6;
 
 /// How fast a snapshot begun now should go, in bytes per second, when the log grew by
-/// `logged` bytes in `over` since the last checkpoint.
-pub fn snapshot_rate(logged: u64, over: Duration) -> f64 {
+/// `logged` bytes in `over` since the last checkpoint: `factor` times that, at least
+/// [`MIN_RATE`]. `None` (as fast as it can) for a factor of 0.
+pub fn snapshot_rate(factor: u32, logged: u64, over: Duration) -> Option<f64> {
+    if factor == 0 {
+        return None;
+    }
     let secs = over.as_secs_f64().max(1e-3);
-    (LOG_RATE_FACTOR * logged as f64 / secs).max(MIN_RATE)
+    Some((factor as f64 * logged as f64 / secs).max(MIN_RATE))
 }
 
 /// The longest one sleep of a [`Pace`] lasts before it looks at its hurry flag again.
@@ -37,8 +47,9 @@ const NAP: Duration = Duration::from_millis(50);
 pub struct Pace {
     rate: Option<f64>,
     started: Instant,
-    /// Set when the node stops: the rest goes at full speed, so that a stopping server (whose
-    /// runtime waits for its blocking tasks) is not held up by a slow snapshot.
+    /// Once set, the rest goes at full speed: when someone waits for a checkpoint, when the
+    /// log outgrows the pace, and when the node stops (a stopping server's runtime waits for
+    /// its blocking tasks).
     hurry: Arc<AtomicBool>,
 }
 
@@ -118,14 +129,27 @@ mod tests {
     #[test]
     fn the_rate_follows_the_log_with_a_floor() {
         let mib = 1024.0 * 1024.0;
-        // 60 MiB logged in 20 s: 3 MiB/s, so 18 MiB/s.
-        let r = snapshot_rate(60 << 20, Duration::from_secs(20));
+        // 60 MiB logged in 20 s: 3 MiB/s, so 18 MiB/s at six times; at twice, 6 MiB/s is below
+        // the floor.
+        let r = snapshot_rate(6, 60 << 20, Duration::from_secs(20)).unwrap();
         assert!((r - 18.0 * mib).abs() < 1.0, "{r}");
+        assert_eq!(
+            snapshot_rate(2, 60 << 20, Duration::from_secs(20)),
+            Some(MIN_RATE)
+        );
         // A trickle, or nothing: the floor.
-        assert_eq!(snapshot_rate(1 << 20, Duration::from_secs(100)), MIN_RATE);
-        assert_eq!(snapshot_rate(0, Duration::ZERO), MIN_RATE);
+        let d = DEFAULT_FACTOR;
+        assert_eq!(
+            snapshot_rate(d, 1 << 20, Duration::from_secs(100)),
+            Some(MIN_RATE)
+        );
+        assert_eq!(snapshot_rate(d, 0, Duration::ZERO), Some(MIN_RATE));
         // A log that grew in no time at all: fast, and finite.
-        assert!(snapshot_rate(1 << 30, Duration::ZERO).is_finite());
+        assert!(snapshot_rate(d, u64::MAX, Duration::ZERO)
+            .unwrap()
+            .is_finite());
+        // Pacing off.
+        assert_eq!(snapshot_rate(0, 60 << 20, Duration::from_secs(20)), None);
     }
 
     #[test]

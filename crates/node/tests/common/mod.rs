@@ -58,6 +58,8 @@ pub struct Driver {
     pub disk: u64,
     /// Snapshots asked for and not yet handed back, with the log's size the node last saw.
     pub builds: Vec<(PendingSnapshot, u64)>,
+    /// Whether each snapshot asked for was wanted by someone waiting (in order, never popped).
+    pub wanted: Vec<bool>,
     /// Checkpoints asked for and not yet reported saved: the record each covers.
     pub saves: Vec<u64>,
 }
@@ -75,6 +77,7 @@ impl Driver {
             n,
             disk: 0,
             builds: Vec::new(),
+            wanted: Vec::new(),
             saves: Vec::new(),
         }
     }
@@ -97,7 +100,10 @@ impl Driver {
                         self.disk += 100;
                         self.n.synced(batch, self.disk);
                     }
-                    Action::BuildSnapshot(p) => self.builds.push((p, seen)),
+                    Action::BuildSnapshot { pending, wanted } => {
+                        self.builds.push((pending, seen));
+                        self.wanted.push(wanted);
+                    }
                     Action::Checkpoint { covered, .. } => self.saves.push(covered),
                     other => rest.push(other),
                 }

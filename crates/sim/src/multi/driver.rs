@@ -144,7 +144,7 @@ impl MultiSim {
                     (result, _) => self.answer(id, ticket, Answer::Read(result)),
                 }
             }
-            Action::BuildSnapshot(pending) => {
+            Action::BuildSnapshot { pending, .. } => {
                 let epoch = self.nodes[&id].epoch;
                 let delay = self.world.rng.gen_range(0..=20);
                 let snapshot = pending.build();
