@@ -29,8 +29,7 @@ pub fn to_vec_exact_with<T: Serialize + ?Sized>(
         value,
         Counted {
             len: 0,
-            next: PROGRESS_STEP,
-            progress: &mut *progress,
+            progress: Progress::new(&mut *progress),
         },
     )?;
     let mut before = |n: usize| progress(size + n);
@@ -38,19 +37,39 @@ pub fn to_vec_exact_with<T: Serialize + ?Sized>(
         value,
         Presized {
             out: Vec::with_capacity(size),
-            next: PROGRESS_STEP,
-            progress: &mut before,
+            progress: Progress::new(&mut before),
         },
     )?;
     debug_assert_eq!(out.len(), size, "the size pass and the write agree");
     Ok(out)
 }
 
-/// A postcard output that only counts, reporting its count each time it passes `next`.
+/// Calls its callback each time the length it is shown passes the next [`PROGRESS_STEP`].
+struct Progress<'a> {
+    next: usize,
+    report: &'a mut dyn FnMut(usize),
+}
+
+impl<'a> Progress<'a> {
+    fn new(report: &'a mut dyn FnMut(usize)) -> Self {
+        Progress {
+            next: PROGRESS_STEP,
+            report,
+        }
+    }
+
+    fn at(&mut self, len: usize) {
+        if len >= self.next {
+            (self.report)(len);
+            self.next = len + PROGRESS_STEP;
+        }
+    }
+}
+
+/// A postcard output that only counts.
 struct Counted<'a> {
     len: usize,
-    next: usize,
-    progress: &'a mut dyn FnMut(usize),
+    progress: Progress<'a>,
 }
 
 impl postcard::ser_flavors::Flavor for Counted<'_> {
@@ -58,15 +77,13 @@ impl postcard::ser_flavors::Flavor for Counted<'_> {
 
     fn try_push(&mut self, _: u8) -> postcard::Result<()> {
         self.len += 1;
+        self.progress.at(self.len);
         Ok(())
     }
 
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
         self.len += bytes.len();
-        if self.len >= self.next {
-            (self.progress)(self.len);
-            self.next = self.len + PROGRESS_STEP;
-        }
+        self.progress.at(self.len);
         Ok(())
     }
 
@@ -75,21 +92,10 @@ impl postcard::ser_flavors::Flavor for Counted<'_> {
     }
 }
 
-/// A postcard output that appends to a vector allocated beforehand, and reports its length
-/// each time it passes `next`.
+/// A postcard output that appends to a vector allocated beforehand.
 struct Presized<'a> {
     out: Vec<u8>,
-    next: usize,
-    progress: &'a mut dyn FnMut(usize),
-}
-
-impl Presized<'_> {
-    fn report(&mut self) {
-        if self.out.len() >= self.next {
-            (self.progress)(self.out.len());
-            self.next = self.out.len() + PROGRESS_STEP;
-        }
-    }
+    progress: Progress<'a>,
 }
 
 impl postcard::ser_flavors::Flavor for Presized<'_> {
@@ -97,13 +103,13 @@ impl postcard::ser_flavors::Flavor for Presized<'_> {
 
     fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
         self.out.push(byte);
-        self.report();
+        self.progress.at(self.out.len());
         Ok(())
     }
 
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
         self.out.extend_from_slice(bytes);
-        self.report();
+        self.progress.at(self.out.len());
         Ok(())
     }
 

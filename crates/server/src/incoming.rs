@@ -112,6 +112,20 @@ mod tests {
         (files, cert.der().clone())
     }
 
+    /// The clients' side of TLS as the server builds it, over a self-signed certificate (the
+    /// files' directory goes once the acceptor has read them), and that certificate.
+    fn acceptor() -> (TlsAcceptor, CertificateDer<'static>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (files, root) = files(dir.path());
+        (crate::tls::client_acceptor(&files).unwrap(), root)
+    }
+
+    async fn listener() -> (TcpListener, std::net::SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        (listener, addr)
+    }
+
     async fn tls_client(
         addr: std::net::SocketAddr,
         root: CertificateDer<'static>,
@@ -135,11 +149,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_client_holds_up_no_other_handshake() {
-        let dir = tempfile::tempdir().unwrap();
-        let (files, root) = files(dir.path());
-        let acceptor = crate::tls::client_acceptor(&files).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (acceptor, root) = acceptor();
+        let (listener, addr) = listener().await;
         let mut conns = Box::pin(tls(listener, acceptor));
 
         // Connects and never says hello: its handshake waits for HANDSHAKE_TIMEOUT.
@@ -172,11 +183,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_listener_closes_when_the_server_drops_the_stream() {
-        let dir = tempfile::tempdir().unwrap();
-        let (files, _) = files(dir.path());
-        let acceptor = crate::tls::client_acceptor(&files).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (acceptor, _) = acceptor();
+        let (listener, addr) = listener().await;
         drop(tls(listener, acceptor));
         // The accepting task notices at its next turn; give it a few.
         for _ in 0..200 {
@@ -190,8 +198,7 @@ mod tests {
 
     #[tokio::test]
     async fn plain_connections_carry_their_addresses() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = listener().await;
         let mut conns = Box::pin(plain(listener));
         let client = TcpStream::connect(addr).await.unwrap();
         let served = conns.next().await.unwrap().unwrap();
