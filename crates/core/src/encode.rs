@@ -44,6 +44,33 @@ pub fn to_vec_exact_with<T: Serialize + ?Sized>(
     Ok(out)
 }
 
+/// Encodes `value` with postcard in one pass into a vector with room for `capacity` bytes
+/// reserved up front, calling `progress` with the bytes written so far about every
+/// [`PROGRESS_STEP`]. If the encoding outgrows `capacity` the vector grows as any vector does.
+///
+/// For a value whose size is known roughly (a store's next snapshot against its last), this
+/// saves [`to_vec_exact_with`]'s size pass, a whole walk over the value, about as costly as
+/// the write itself. Reserving more than is written costs address space, not memory: the
+/// pages never written are never touched. If the room cannot be had (a system that does not
+/// overcommit), it falls back to [`to_vec_exact_with`] rather than fail.
+pub fn to_vec_reserved_with<T: Serialize + ?Sized>(
+    value: &T,
+    capacity: usize,
+    progress: &mut dyn FnMut(usize),
+) -> postcard::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    if out.try_reserve_exact(capacity).is_err() {
+        return to_vec_exact_with(value, progress);
+    }
+    postcard::serialize_with_flavor(
+        value,
+        Presized {
+            out,
+            progress: Progress::new(progress),
+        },
+    )
+}
+
 /// Calls its callback each time the length it is shown passes the next [`PROGRESS_STEP`].
 struct Progress<'a> {
     next: usize,
@@ -127,6 +154,34 @@ mod tests {
         let value: Vec<(u32, String)> = (0..500).map(|i| (i, "x".repeat(i as usize))).collect();
         let out = to_vec_exact(&value).unwrap();
         assert_eq!(out, postcard::to_stdvec(&value).unwrap());
+        assert_eq!(out.capacity(), out.len());
+    }
+
+    #[test]
+    fn one_pass_into_reserved_room_gives_the_same_bytes_whatever_the_room() {
+        let value: Vec<Vec<u8>> = (0..40).map(|i| vec![i as u8; 100_000]).collect();
+        let expected = postcard::to_stdvec(&value).unwrap();
+        for room in [
+            0,
+            10,
+            expected.len() - 1,
+            expected.len(),
+            2 * expected.len(),
+        ] {
+            let mut seen = Vec::new();
+            let out = to_vec_reserved_with(&value, room, &mut |n| seen.push(n)).unwrap();
+            assert_eq!(out, expected, "room {room}");
+            assert!(out.capacity() >= room, "room {room}");
+            // One pass: progress never counts past the encoding's length.
+            assert!(seen.len() >= 3, "room {room}: {seen:?}");
+            assert!(
+                seen.iter().all(|&n| n <= out.len()),
+                "room {room}: {seen:?}"
+            );
+        }
+        // Room no allocator can give: the exact encoding instead of a failure.
+        let out = to_vec_reserved_with(&value, usize::MAX, &mut |_| {}).unwrap();
+        assert_eq!(out, expected);
         assert_eq!(out.capacity(), out.len());
     }
 

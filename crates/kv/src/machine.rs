@@ -169,16 +169,35 @@ impl StateMachine for Store {
             postcard::take_from_bytes(bytes).map_err(|e| format!("store snapshot: {e}"))?;
         store.restore_trailer(rest)?;
         store.rebuild_index();
+        store.encoded_len.set(bytes.len());
         Ok(store)
     }
 }
 
+/// Room reserved beyond twice the last snapshot's length, so that a tiny store's growth
+/// needs no copy either. Small: beyond it the vector grows by doubling, cheap while small.
+const RESERVE_EXTRA: usize = 4096;
+
 impl Store {
     /// [`StateMachine::snapshot`], reporting the bytes encoded so far to `progress` as it goes.
+    ///
+    /// A store that knows how long its last snapshot was encodes in one pass into room for
+    /// twice that (a store grows by at most its log between snapshots, and the log by about
+    /// the last checkpoint): the pages not written are never touched, so the spare room costs
+    /// address space only. Without that length, or if the room cannot be had, a size pass
+    /// first makes the allocation exact. At a million keys the one pass spent about 40% less
+    /// user CPU than the two (`cargo run --release -p synod-kv --example snapshot_cost`).
     fn snapshot_with(&self, progress: &mut dyn FnMut(usize)) -> Vec<u8> {
-        let mut bytes =
-            synod_core::encode::to_vec_exact_with(self, progress).expect("the store serializes");
+        let last = self.encoded_len.get();
+        let mut bytes = if last > 0 {
+            let room = last.saturating_mul(2).saturating_add(RESERVE_EXTRA);
+            synod_core::encode::to_vec_reserved_with(self, room, progress)
+        } else {
+            synod_core::encode::to_vec_exact_with(self, progress)
+        }
+        .expect("the store serializes");
         self.append_trailer(&mut bytes);
+        self.encoded_len.set(bytes.len());
         bytes
     }
 

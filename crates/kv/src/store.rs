@@ -8,6 +8,7 @@ use crate::range::KeyRange;
 use crate::txn::{check_duplicates, compare_holds};
 use crate::types::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// One entry of a key's history: a value written at `(main, sub)`, or a deletion (`None`). The
@@ -59,7 +60,42 @@ pub struct Store {
     /// raised.
     #[serde(skip)]
     pub(crate) alarms: BTreeSet<Alarm>,
+    /// How long the last snapshot's encoding was, shared with the copies snapshots encode.
+    #[serde(skip)]
+    pub(crate) encoded_len: EncodedLen,
 }
+
+/// The length of a store's last snapshot encoding (or of the snapshot it was restored from),
+/// shared by the store and its copies: the next encoding reserves room from it and so skips
+/// the walk that would count its size (`Store::snapshot_with`). A hint about cost only, never
+/// part of the state: two stores are equal whatever their hints say.
+#[derive(Clone, Default)]
+pub(crate) struct EncodedLen(Arc<AtomicUsize>);
+
+impl std::fmt::Debug for EncodedLen {
+    /// Nothing of the hint: stores that are equal print the same.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EncodedLen")
+    }
+}
+
+impl EncodedLen {
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set(&self, len: usize) {
+        self.0.store(len, Ordering::Relaxed)
+    }
+}
+
+impl PartialEq for EncodedLen {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for EncodedLen {}
 
 impl Default for Store {
     fn default() -> Self {
@@ -71,6 +107,7 @@ impl Default for Store {
             by_rev: VecDeque::new(),
             auth: Arc::default(),
             alarms: BTreeSet::new(),
+            encoded_len: EncodedLen::default(),
         }
     }
 }
@@ -100,6 +137,7 @@ impl Store {
             by_rev: VecDeque::new(),
             auth: self.auth.clone(),
             alarms: self.alarms.clone(),
+            encoded_len: self.encoded_len.clone(),
         }
     }
 

@@ -443,20 +443,37 @@ fn a_snapshot_restores_history_revisions_and_compaction() {
 }
 
 #[test]
-fn a_snapshot_is_the_stores_plain_postcard_encoding_at_exactly_its_size() {
+fn a_snapshot_is_the_stores_plain_postcard_encoding_in_one_allocation() {
     use synod_core::multi::StateMachine;
     let mut s = Store::new();
     for i in 0..300 {
         put(&mut s, &format!("k{}", i % 7), &"v".repeat(i));
     }
-    let bytes = s.snapshot();
+    let first = s.snapshot();
     // Snapshots written before the buffer was sized up front must still read back.
-    assert_eq!(bytes, postcard::to_stdvec(&s).unwrap());
+    assert_eq!(first, postcard::to_stdvec(&s).unwrap());
     assert_eq!(
-        bytes.capacity(),
-        bytes.len(),
-        "allocated once, at its final size"
+        first.capacity(),
+        first.len(),
+        "the first is counted first, then allocated at its final size"
     );
+    // Later ones reserve room from the last one's length and skip the count: the same bytes,
+    // in room for twice the last and a page.
+    put(&mut s, "new", &"w".repeat(5000));
+    let room = |last: usize| 2 * last + 4096;
+    let second = s.snapshot();
+    assert_eq!(second, postcard::to_stdvec(&s).unwrap());
+    assert_eq!(second.capacity(), room(first.len()));
+    // A copy encoding on another thread tells the store how long it was, and so does a
+    // restored snapshot.
+    put(&mut s, "newer", &"x".repeat(5000));
+    let third = (s.snapshot_later())(&mut |_| {});
+    assert_eq!(third.capacity(), room(second.len()));
+    assert_eq!(s.snapshot().capacity(), room(third.len()));
+    let back = Store::restore(&third).unwrap();
+    let again = back.snapshot();
+    assert_eq!(again, third);
+    assert_eq!(again.capacity(), room(third.len()));
 }
 
 #[test]

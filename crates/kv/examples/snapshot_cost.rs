@@ -1,0 +1,96 @@
+//! What encoding a snapshot of a large store costs, with a size pass first (the exact
+//! allocation a store's first snapshot gets) and in one pass into room reserved from the last
+//! snapshot's length (every later one), under the allocator the server runs on.
+//!
+//! ```sh
+//! cargo run --release -p synod-kv --example snapshot_cost -- 1000000 256 5
+//! ```
+//!
+//! Puts KEYS distinct 16-byte keys with VALUE-byte values in no particular order, then encodes
+//! the store ROUNDS times each way and prints the wall time and this process's user and system
+//! CPU for each. System time is mostly the kernel handing out fresh pages, which depends on
+//! what the allocator kept from the round before, so user time is the figure to compare.
+
+use std::time::Instant;
+use synod_core::encode::{to_vec_exact_with, to_vec_reserved_with};
+use synod_kv::{PutRequest, Store};
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn arg(n: usize, default: usize) -> usize {
+    match std::env::args().nth(n) {
+        None => default,
+        Some(s) => s.parse().unwrap_or_else(|e| {
+            eprintln!("argument {n} ({s:?}) is not a count: {e}");
+            std::process::exit(2)
+        }),
+    }
+}
+
+/// This process's user and system CPU seconds so far, from `/proc/self/stat`.
+fn cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => (u / 100.0, s / 100.0),
+        _ => (0.0, 0.0),
+    }
+}
+
+/// Runs `encode`, printing what it cost; returns the encoding's length.
+fn measure(what: &str, encode: impl FnOnce() -> Vec<u8>) -> usize {
+    let (user, sys) = cpu();
+    let start = Instant::now();
+    let bytes = encode();
+    let wall = start.elapsed();
+    let (user2, sys2) = cpu();
+    println!(
+        "{what:>9}: {:>11} bytes, {:>6.0} ms wall, user {:.2} s, system {:.2} s",
+        bytes.len(),
+        wall.as_secs_f64() * 1000.0,
+        user2 - user,
+        sys2 - sys
+    );
+    bytes.len()
+}
+
+fn main() {
+    let keys = arg(1, 1_000_000);
+    let value_size = arg(2, 256);
+    let rounds = arg(3, 5);
+    let mut store = Store::new();
+    // A xorshift sequence: distinct keys in no order, the same on every run.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..keys {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let req = PutRequest {
+            key: format!("{x:016x}").into_bytes(),
+            value: vec![7; value_size],
+            ..Default::default()
+        };
+        if let Err(e) = store.put(&req) {
+            eprintln!("put failed: {e}");
+            std::process::exit(1);
+        }
+    }
+    for round in 1..=rounds {
+        println!("round {round}");
+        let len = measure("two pass", || {
+            to_vec_exact_with(&store, &mut |_| {}).expect("the store serializes")
+        });
+        measure("one pass", || {
+            to_vec_reserved_with(&store, 2 * len + (1 << 20), &mut |_| {})
+                .expect("the store serializes")
+        });
+    }
+}
