@@ -882,14 +882,17 @@ impl Node {
                 };
                 self.pace = rate.map(|r| (pending.slot(), r));
                 self.hurry = Arc::default();
+                let encode = rate.map(crate::pace::encode_rate);
+                let mib = |r: Option<f64>| r.map(|r| (r / (1 << 20) as f64).round() as u64);
                 tracing::info!(
                     node = self.core.replica().id(),
                     slot = pending.slot(),
-                    pace_mib_per_s = rate.map(|r| (r / (1 << 20) as f64).round() as u64),
+                    encode_mib_per_s = mib(encode),
+                    save_mib_per_s = mib(rate),
                     "encoding a snapshot in the background"
                 );
                 let tx = self.durable_tx.clone();
-                let pace = Pace::new(rate, self.hurry.clone());
+                let pace = Pace::new(encode, self.hurry.clone());
                 tokio::task::spawn_blocking(move || {
                     let started = Instant::now();
                     let snapshot = pending.build_with(&mut |done| pace.wait(done as u64));
