@@ -114,18 +114,18 @@ impl Store {
     /// no watcher may start there.
     pub fn rebuild_index(&mut self) {
         let from = self.compacted;
-        let mut entries: Vec<(i64, i64, &Vec<u8>)> = self
+        let mut entries: Vec<(i64, i64, &[u8])> = self
             .keys
             .iter()
-            .flat_map(|(k, h)| h.iter().map(move |r| (r.main, r.sub, k)))
+            .flat_map(|(k, h)| h.iter().map(move |r| (r.main, r.sub, k.as_slice())))
             .filter(|&(main, _, _)| main >= from)
             .collect();
         entries.sort();
         let mut runs: Vec<(i64, Vec<Box<[u8]>>)> = Vec::new();
         for (main, _, k) in entries {
             match runs.last_mut() {
-                Some((at, keys)) if *at == main => keys.push(k.as_slice().into()),
-                _ => runs.push((main, vec![k.as_slice().into()])),
+                Some((at, keys)) if *at == main => keys.push(k.into()),
+                _ => runs.push((main, vec![k.into()])),
             }
         }
         self.by_rev = runs

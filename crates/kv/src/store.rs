@@ -8,6 +8,7 @@ use crate::range::KeyRange;
 use crate::txn::{check_duplicates, compare_holds};
 use crate::types::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -26,6 +27,12 @@ pub(crate) struct Rev {
 /// like the `Vec` it replaced, so snapshots keep their bytes.
 pub(crate) type History = smallvec::SmallVec<[Rev; 1]>;
 
+/// A key as the key map holds it: up to 24 bytes inline, so that the comparisons a lookup
+/// makes read the map's own nodes rather than follow a pointer per key (at a million keys a
+/// lookup makes some twenty, and the key bytes behind them were a cache miss each). Longer
+/// keys spill to the heap as before. Encoded as a sequence of bytes, as the `Vec` it replaced.
+pub(crate) type MapKey = smallvec::SmallVec<[u8; 24]>;
+
 /// The keys one revision changed, in `sub` order (a key twice if it changed twice).
 pub(crate) type Changed = Box<[Box<[u8]>]>;
 
@@ -39,7 +46,7 @@ pub struct Store {
     /// encodes costs one pointer, not a pointer per key (at a million keys that copy stalled
     /// the node loop for 0.2-0.8 s); writes made while a copy lives copy only the tree nodes
     /// they touch. Histories are shared copy-on-write likewise.
-    pub(crate) keys: imbl::OrdMap<Vec<u8>, Arc<History>>,
+    pub(crate) keys: imbl::OrdMap<MapKey, Arc<History>>,
     pub(crate) revision: i64,
     pub(crate) compacted: i64,
     /// Leases by id, with the keys attached to each.
@@ -242,7 +249,12 @@ impl Store {
         };
         bounds
             .into_iter()
-            .flat_map(move |b| self.keys.range(b))
+            .flat_map(move |(lo, hi)| {
+                fn slice(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+                    b.as_ref().map(Vec::as_slice)
+                }
+                self.keys.range::<_, [u8]>((slice(&lo), slice(&hi)))
+            })
             .filter_map(move |(_, h)| Self::visible(h, at))
     }
 
@@ -331,7 +343,7 @@ impl Store {
             Ok(_) => {}
             Err(_) => {
                 for key in &w.touched {
-                    let empty = match self.keys.get_mut(key) {
+                    let empty = match self.keys.get_mut(key.as_slice()) {
                         Some(h) => {
                             let h = Arc::make_mut(h);
                             h.retain(|r| r.main != w.main);
@@ -340,7 +352,7 @@ impl Store {
                         None => false,
                     };
                     if empty {
-                        self.keys.remove(key);
+                        self.keys.remove(key.as_slice());
                     }
                 }
             }
@@ -396,7 +408,7 @@ impl Store {
         };
         // Found first, changed after: the persistent map has no `retain`, and most keys usually
         // have nothing to drop.
-        let trim: Vec<(Vec<u8>, usize, bool)> = self
+        let trim: Vec<(MapKey, usize, bool)> = self
             .keys
             .iter()
             .filter_map(|(k, h)| {
@@ -424,10 +436,14 @@ impl Store {
         if req.lease != 0 && !req.ignore_lease && !self.leases.contains_key(&req.lease) {
             return Err(KvError::LeaseNotFound);
         }
+        // One walk down the key map for a key that exists: its history is read for the
+        // previous value and then written in place. At a million keys a walk is some twenty
+        // key comparisons, each a cache miss, and the three walks a put made before were a
+        // quarter of a follower's loop (docs/performance.md).
+        let mut history = self.keys.get_mut(req.key.as_slice());
         // Shared, not copied: most puts do not return the previous value.
-        let prev = self
-            .keys
-            .get(&req.key)
+        let prev = history
+            .as_deref()
             .and_then(|h| Self::visible_shared(h, w.main))
             .cloned();
         if (req.ignore_value || req.ignore_lease) && prev.is_none() {
@@ -449,7 +465,16 @@ impl Store {
             value,
             lease,
         };
-        self.record(w, req.key.clone(), Some(kv));
+        let rev = w.stamp(&req.key, Some(kv));
+        match history.as_mut() {
+            Some(h) => Self::append(h, rev),
+            None => {
+                self.keys.insert(
+                    MapKey::from_slice(&req.key),
+                    Arc::new(History::from_elem(rev, 1)),
+                );
+            }
+        }
         Ok(PutResponse {
             prev_kv: prev.filter(|_| req.prev_kv).map(Arc::unwrap_or_clone),
         })
@@ -501,19 +526,40 @@ impl Store {
     }
 
     fn record(&mut self, w: &mut Write, key: Vec<u8>, kv: Option<KeyValue>) {
-        let rev = Rev {
-            main: w.main,
-            sub: w.sub,
-            kv: kv.map(Arc::new),
-        };
-        w.sub += 1;
-        w.touched.insert(key.clone());
-        w.order.push(key.clone().into_boxed_slice());
-        let h = Arc::make_mut(self.keys.entry(key).or_default());
+        let rev = w.stamp(&key, kv);
+        // A key that exists (every delete's) costs one walk; `entry` walked twice.
+        match self.keys.get_mut(key.as_slice()) {
+            Some(h) => Self::append(h, rev),
+            None => {
+                let key = MapKey::from_vec(key);
+                self.keys.insert(key, Arc::new(History::from_elem(rev, 1)));
+            }
+        }
+    }
+
+    /// Adds `rev` at the end of a key's history (copied first if a snapshot shares it).
+    fn append(history: &mut Arc<History>, rev: Rev) {
+        let h = Arc::make_mut(history);
         debug_assert!(h
             .last()
             .is_none_or(|r| (r.main, r.sub) < (rev.main, rev.sub)));
         h.push(rev);
+    }
+}
+
+impl Write {
+    /// The next change of this write, to `key`: stamped `(main, sub)` and noted as touched,
+    /// in order.
+    fn stamp(&mut self, key: &[u8], kv: Option<KeyValue>) -> Rev {
+        let rev = Rev {
+            main: self.main,
+            sub: self.sub,
+            kv: kv.map(Arc::new),
+        };
+        self.sub += 1;
+        self.touched.insert(key.to_vec());
+        self.order.push(key.into());
+        rev
     }
 }
 
@@ -526,7 +572,7 @@ mod tests {
     /// written then must still restore.
     #[derive(serde::Serialize)]
     struct EarlierLayout<'a> {
-        keys: BTreeMap<&'a Vec<u8>, Vec<Rev>>,
+        keys: BTreeMap<Vec<u8>, Vec<Rev>>,
         revision: i64,
         compacted: i64,
         leases: &'a BTreeMap<i64, Lease>,
@@ -544,7 +590,11 @@ mod tests {
             .unwrap();
         }
         let earlier = EarlierLayout {
-            keys: s.keys.iter().map(|(k, h)| (k, h.to_vec())).collect(),
+            keys: s
+                .keys
+                .iter()
+                .map(|(k, h)| (k.to_vec(), h.to_vec()))
+                .collect(),
             revision: s.revision,
             compacted: s.compacted,
             leases: &s.leases,

@@ -1,0 +1,78 @@
+//! What a put costs the store itself at a given size, with no log, network or gRPC around it.
+//!
+//! ```sh
+//! cargo run --release -p synod-kv --example put_cost -- 1000000 256 1000000
+//! ```
+//!
+//! Loads KEYS distinct 16-byte keys with VALUE-byte values in no particular order, then times
+//! PUTS overwrites of keys drawn from them and PUTS puts of new keys, and prints nanoseconds per
+//! put for each, under the allocator the server runs on. Each put keeps its revision (no
+//! compaction), as in `bench/scale.sh`.
+
+use std::time::Instant;
+use synod_kv::{PutRequest, Store};
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn arg(n: usize, default: usize) -> usize {
+    match std::env::args().nth(n) {
+        None => default,
+        Some(s) => s.parse().unwrap_or_else(|e| {
+            eprintln!("argument {n} ({s:?}) is not a count: {e}");
+            std::process::exit(2)
+        }),
+    }
+}
+
+/// A xorshift step: keys in no order, the same on every run.
+fn next(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+fn put(store: &mut Store, key: u64, value_size: usize) {
+    let req = PutRequest {
+        key: format!("{key:016x}").into_bytes(),
+        value: vec![7; value_size],
+        ..Default::default()
+    };
+    if let Err(e) = store.put(&req) {
+        eprintln!("put failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn main() {
+    let keys = arg(1, 1_000_000);
+    let value_size = arg(2, 256);
+    let puts = arg(3, 1_000_000);
+    let mut store = Store::new();
+    let mut loaded = Vec::with_capacity(keys);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..keys {
+        let k = next(&mut x);
+        loaded.push(k);
+        put(&mut store, k, value_size);
+    }
+    let mut pick: u64 = 0x2545_F491_4F6C_DD1D;
+    let start = Instant::now();
+    for _ in 0..puts {
+        let k = loaded[(next(&mut pick) % keys as u64) as usize];
+        put(&mut store, k, value_size);
+    }
+    let overwrite = start.elapsed();
+    let start = Instant::now();
+    for _ in 0..puts {
+        put(&mut store, next(&mut x), value_size);
+    }
+    let fresh = start.elapsed();
+    let per = |d: std::time::Duration| d.as_nanos() as f64 / puts as f64;
+    println!(
+        "{keys} keys: overwrite {:.0} ns/put, new key {:.0} ns/put",
+        per(overwrite),
+        per(fresh)
+    );
+}
