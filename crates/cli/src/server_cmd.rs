@@ -60,10 +60,11 @@ pub struct ServerArgs {
     /// history is not encoded ever more often for its size). Default 10000.
     #[arg(long, env = "SYNOD_SNAPSHOT_EVERY")]
     snapshot_every: Option<u64>,
-    /// How many times faster than the log grows a snapshot is encoded and saved, so that its
-    /// work is spread over about half the time until the next one is due rather than taken
-    /// at once (at least 8 MiB/s; an `etcdctl defrag` is never paced). Lower: a smoother
-    /// throughput, and more memory held while a snapshot lasts; 0: no pacing. Default 6.
+    /// How many times faster than the log grows a snapshot is saved (and encoded at half
+    /// that), so that its work is spread over about half the time until the next one is due
+    /// rather than taken at once (at least 8 MiB/s; an `etcdctl defrag` is never paced).
+    /// Lower: a smoother throughput, and more memory held while a snapshot lasts; 0: no
+    /// pacing. Default 6.
     #[arg(long, env = "SYNOD_SNAPSHOT_PACE")]
     snapshot_pace: Option<u32>,
     /// How often an idle watcher that asked for progress notifications gets one, in
