@@ -108,11 +108,13 @@ impl Store {
         Ok(EventSpan { events, through })
     }
 
-    /// Recomputes the revision index from the key histories (after a snapshot is restored).
+    /// Recomputes the revision index, and the count of live keys, from the key histories
+    /// (after a snapshot is restored).
     /// Revisions below the compaction are left out, as compacting cuts them from the index: a
     /// history keeps the entry a read at the compacted revision sees, which may be older, but
     /// no watcher may start there.
     pub fn rebuild_index(&mut self) {
+        self.recount();
         let from = self.compacted;
         let mut entries: Vec<(i64, i64, &[u8])> = self
             .keys

@@ -407,9 +407,12 @@ proptest! {
         }
         let top = s.revision();
         let before: Vec<Vec<KeyValue>> = (1..=top).map(|r| all_at(&s, r)).collect();
+        // The count kept as writes go is the keys a read sees.
+        prop_assert_eq!(s.len(), before[(top - 1) as usize].len());
         let rev = 2 + ((top - 1) as f64 * cut) as i64;
         prop_assume!(rev <= top);
         s.compact(&CompactionRequest { revision: rev }).unwrap();
+        prop_assert_eq!(s.len(), before[(top - 1) as usize].len(), "after compacting to {}", rev);
         for r in rev..=top {
             prop_assert_eq!(&all_at(&s, r), &before[(r - 1) as usize], "read at {} after compacting to {}", r, rev);
         }
@@ -425,6 +428,51 @@ proptest! {
         let everything = KeyRange::new(&[0], &[0]);
         prop_assert_eq!(back.events(&everything, rev, top, usize::MAX), s.events(&everything, rev, top, usize::MAX));
     }
+}
+
+#[test]
+fn the_live_key_count_follows_puts_deletes_failed_transactions_and_restores() {
+    use synod_core::multi::StateMachine;
+    let mut s = Store::new();
+    let count = |s: &Store| all_at(s, s.revision()).len();
+    put(&mut s, "a", "1");
+    put(&mut s, "a", "2");
+    put(&mut s, "b", "1");
+    assert_eq!((s.len(), count(&s)), (2, 2));
+    s.delete_range(&DeleteRangeRequest {
+        key: b"a".to_vec(),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!((s.len(), count(&s)), (1, 1));
+    // Transactions that put a new key, or delete one, and then fail: all of it undone.
+    let bad_put = RequestOp::Put(PutRequest {
+        key: b"d".to_vec(),
+        lease: 42,
+        ..Default::default()
+    });
+    let new_key = RequestOp::Put(PutRequest {
+        key: b"c".to_vec(),
+        value: b"1".to_vec(),
+        ..Default::default()
+    });
+    let delete = RequestOp::DeleteRange(DeleteRangeRequest {
+        key: b"b".to_vec(),
+        ..Default::default()
+    });
+    for first in [new_key, delete] {
+        let failing = TxnRequest {
+            success: vec![first, bad_put.clone()],
+            ..Default::default()
+        };
+        assert_eq!(s.txn(&failing), Err(KvError::LeaseNotFound));
+        assert_eq!((s.len(), count(&s)), (1, 1));
+    }
+    put(&mut s, "a", "3");
+    assert_eq!(s.len(), 2);
+    let back = Store::restore(&s.snapshot()).unwrap();
+    assert_eq!((back.len(), count(&back)), (2, 2));
+    assert_eq!(back, s);
 }
 
 #[test]
