@@ -10,6 +10,9 @@
 //! order (as clients write them; keys written in ascending order leave the key map's nodes half
 //! full), then reports the heap the store holds per key against the key and value bytes.
 
+mod common;
+
+use common::arg;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use synod_kv::{PutRequest, Store};
@@ -41,16 +44,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
-
-fn arg(n: usize, default: usize) -> usize {
-    match std::env::args().nth(n) {
-        None => default,
-        Some(s) => s.parse().unwrap_or_else(|e| {
-            eprintln!("argument {n} ({s:?}) is not a count: {e}");
-            std::process::exit(2)
-        }),
-    }
-}
 
 fn main() {
     let keys = arg(1, 1_000_000);

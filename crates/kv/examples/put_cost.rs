@@ -9,29 +9,14 @@
 //! put for each, under the allocator the server runs on. Each put keeps its revision (no
 //! compaction), as in `bench/scale.sh`.
 
+mod common;
+
+use common::{arg, xorshift as next};
 use std::time::Instant;
 use synod_kv::{PutRequest, Store};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn arg(n: usize, default: usize) -> usize {
-    match std::env::args().nth(n) {
-        None => default,
-        Some(s) => s.parse().unwrap_or_else(|e| {
-            eprintln!("argument {n} ({s:?}) is not a count: {e}");
-            std::process::exit(2)
-        }),
-    }
-}
-
-/// A xorshift step: keys in no order, the same on every run.
-fn next(x: &mut u64) -> u64 {
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    *x
-}
 
 fn put(store: &mut Store, key: u64, value_size: usize) {
     let req = PutRequest {

@@ -11,22 +11,15 @@
 //! CPU for each. System time is mostly the kernel handing out fresh pages, which depends on
 //! what the allocator kept from the round before, so user time is the figure to compare.
 
+mod common;
+
+use common::{arg, xorshift};
 use std::time::Instant;
 use synod_core::encode::{to_vec_exact_with, to_vec_reserved_with};
 use synod_kv::{PutRequest, Store};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn arg(n: usize, default: usize) -> usize {
-    match std::env::args().nth(n) {
-        None => default,
-        Some(s) => s.parse().unwrap_or_else(|e| {
-            eprintln!("argument {n} ({s:?}) is not a count: {e}");
-            std::process::exit(2)
-        }),
-    }
-}
 
 /// This process's user and system CPU seconds so far, from `/proc/self/stat`.
 fn cpu() -> (f64, f64) {
@@ -67,14 +60,11 @@ fn main() {
     let value_size = arg(2, 256);
     let rounds = arg(3, 5);
     let mut store = Store::new();
-    // A xorshift sequence: distinct keys in no order, the same on every run.
+    // Distinct keys in no order, the same on every run.
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for _ in 0..keys {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
         let req = PutRequest {
-            key: format!("{x:016x}").into_bytes(),
+            key: format!("{:016x}", xorshift(&mut x)).into_bytes(),
             value: vec![7; value_size],
             ..Default::default()
         };
