@@ -8,7 +8,7 @@
 # p50/p90/p99 ms, the servers' CPU per put in µs), then the median and the worst window; the
 # memory after the windows, and the most each node held since it started (VmHWM); the nodes'
 # snapshot, checkpoint and slow-loop log lines, so windows that overlapped a snapshot can be
-# told apart; the data directory sizes; and the time from starting the stopped cluster again
+# told apart, and the mean of those windows against the others; the data directory sizes; and the time from starting the stopped cluster again
 # until a put succeeds, the most each node held while starting, and its memory after a window
 # of puts. docs/performance.md ("Scale") has what it measured. Needs etcdctl (Debian's
 # etcd-client) for the probe puts.
@@ -75,14 +75,18 @@ echo "rss_kib_loaded $(rss)"
 echo "log_bytes_loaded $(log_bytes)"
 out=$work/window.txt
 rates=$work/rates.txt
+timeline=$work/timeline.txt
 : >"$rates"
+: >"$timeline"
 for i in $(seq 1 "$windows"); do
-  at=$(date +%H:%M:%S.%N | cut -c1-12)
+  # UTC, as the nodes' log lines are, so windows and snapshots can be lined up below.
+  at=$(date -u +%H:%M:%S.%N | cut -c1-12)
   "$SYNOD" bench run --endpoints "$target" --workload put --clients 64 --conns 8 --keys "$keys" \
     --no-preload --warmup 0s --duration 2s --server-pids "$(server_pids)" --quiet >"$out" 2>&1
   echo "window $i $at $(sed -n 2p "$out" | cut -d' ' -f1) ops/s" \
     "$(grep -o 'p50 [0-9.]*  p90 [0-9.]*  p99 [0-9.]*' "$out")" \
     "$(grep -o 'servers [0-9.]* us' "$out")"
+  echo "$at $(sed -n 2p "$out" | cut -d' ' -f1)" >>"$timeline"
   sed -n 2p "$out" | cut -d' ' -f1 >>"$rates"
 done
 # The dip: the worst window against the median of all of them.
@@ -92,6 +96,30 @@ sleep 2
 echo "rss_kib_after $(rss)"
 echo "rss_kib_peak $(peak)"
 grep -E "encoded a snapshot|checkpoint saved|slow node loop" "$log" | sed 's/\x1b\[[0-9;]*m//g' || true
+# The dip as a mean rather than one window (the worst window of one binary ranged from 60% to
+# 82% of the median between runs): the windows that overlapped any node's snapshot, from the
+# start of its encode to its checkpoint saved, against the others.
+sed 's/\x1b\[[0-9;]*m//g' "$log" | awk -v timeline="$timeline" '
+  function secs(t,   p) { split(t, p, ":"); return p[1] * 3600 + p[2] * 60 + p[3] }
+  match($0, /T[0-9:.]+Z/) { t = secs(substr($0, RSTART + 1, RLENGTH - 2)) }
+  /encoded a snapshot/ && match($0, /node=[0-9]+/) {
+    node = substr($0, RSTART + 5, RLENGTH - 5)
+    if (match($0, / ms=[0-9]+/)) begun[node] = t - substr($0, RSTART + 4, RLENGTH - 4) / 1000
+  }
+  /checkpoint saved/ && match($0, /node=[0-9]+/) {
+    node = substr($0, RSTART + 5, RLENGTH - 5)
+    if (node in begun) { from[++n] = begun[node]; to[n] = t; delete begun[node] }
+  }
+  END {
+    while ((getline line < timeline) > 0) {
+      split(line, f, " "); at = secs(f[1]); during = 0
+      for (i = 1; i <= n; i++) if (at < to[i] && at + 2 > from[i]) during = 1
+      if (during) { sd += f[2]; nd++ } else { so += f[2]; no++ }
+    }
+    if (nd && no) printf "windows during a snapshot: %d, mean %d ops/s; others: %d, mean %d ops/s (%.0f%%)\n", nd, sd / nd, no, so / no, 100 * (sd / nd) / (so / no)
+    else printf "windows during a snapshot: %d; others: %d\n", nd, no
+  }'
+
 du -sh "$data"/*
 stop
 t0=$(date +%s.%N)
