@@ -44,15 +44,14 @@ impl KeyRange {
         }
     }
 
-    /// Bounds for a `BTreeMap<Vec<u8>, _>::range`.
-    pub fn bounds(&self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    /// Bounds for an ordered map's `range` over keys that borrow as `[u8]`, borrowing this
+    /// range's own keys.
+    pub fn bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
         match self {
-            KeyRange::One(k) => (Bound::Included(k.clone()), Bound::Included(k.clone())),
-            KeyRange::Span(s, e) if s >= e => {
-                (Bound::Excluded(s.clone()), Bound::Excluded(s.clone()))
-            }
-            KeyRange::Span(s, e) => (Bound::Included(s.clone()), Bound::Excluded(e.clone())),
-            KeyRange::From(s) => (Bound::Included(s.clone()), Bound::Unbounded),
+            KeyRange::One(k) => (Bound::Included(k), Bound::Included(k)),
+            KeyRange::Span(s, e) if s >= e => (Bound::Excluded(s), Bound::Excluded(s)),
+            KeyRange::Span(s, e) => (Bound::Included(s), Bound::Excluded(e)),
+            KeyRange::From(s) => (Bound::Included(s), Bound::Unbounded),
         }
     }
 

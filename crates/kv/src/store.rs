@@ -8,7 +8,6 @@ use crate::range::KeyRange;
 use crate::txn::{check_duplicates, compare_holds};
 use crate::types::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -216,7 +215,7 @@ impl Store {
     }
 
     /// Whether a key with this history is live at the current revision.
-    pub(crate) fn is_live(history: &[Rev]) -> bool {
+    fn is_live(history: &[Rev]) -> bool {
         history.last().is_some_and(|r| r.kv.is_some())
     }
 
@@ -256,19 +255,11 @@ impl Store {
 
     /// Keys selected by `range`, as visible at revision `at`.
     fn scan<'a>(&'a self, range: &KeyRange, at: i64) -> impl Iterator<Item = &'a KeyValue> + 'a {
-        let bounds = if range.is_empty() {
-            None
-        } else {
-            Some(range.bounds())
-        };
-        bounds
+        // The map's range holds no borrow of the bounds once made, so they borrow `range`.
+        (!range.is_empty())
+            .then(|| self.keys.range::<_, [u8]>(range.bounds()))
             .into_iter()
-            .flat_map(move |(lo, hi)| {
-                fn slice(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-                    b.as_ref().map(Vec::as_slice)
-                }
-                self.keys.range::<_, [u8]>((slice(&lo), slice(&hi)))
-            })
+            .flatten()
             .filter_map(move |(_, h)| Self::visible(h, at))
     }
 
@@ -487,13 +478,7 @@ impl Store {
         let rev = w.stamp(&req.key, Some(kv));
         match history.as_mut() {
             Some(h) => self.live = Self::append(h, rev, self.live),
-            None => {
-                self.live += 1;
-                self.keys.insert(
-                    MapKey::from_slice(&req.key),
-                    Arc::new(History::from_elem(rev, 1)),
-                );
-            }
+            None => self.insert_new(MapKey::from_slice(&req.key), rev),
         }
         Ok(PutResponse {
             prev_kv: prev.filter(|_| req.prev_kv).map(Arc::unwrap_or_clone),
@@ -550,12 +535,14 @@ impl Store {
         // A key that exists (every delete's) costs one walk; `entry` walked twice.
         match self.keys.get_mut(key.as_slice()) {
             Some(h) => self.live = Self::append(h, rev, self.live),
-            None => {
-                self.live += usize::from(rev.kv.is_some());
-                let key = MapKey::from_vec(key);
-                self.keys.insert(key, Arc::new(History::from_elem(rev, 1)));
-            }
+            None => self.insert_new(MapKey::from_vec(key), rev),
         }
+    }
+
+    /// Starts the history of a key the map does not hold with `rev`.
+    fn insert_new(&mut self, key: MapKey, rev: Rev) {
+        self.live += usize::from(rev.kv.is_some());
+        self.keys.insert(key, Arc::new(History::from_elem(rev, 1)));
     }
 
     /// Adds `rev` at the end of a key's history (copied first if a snapshot shares it), and
