@@ -34,6 +34,7 @@ async fn start_synod(dir: &std::path::Path) -> (String, tokio::sync::oneshot::Se
         protocol: Default::default(),
         join: false,
         auxiliaries: Vec::new(),
+        aux_digest_min: None,
         auxiliary: false,
         client_tls: None,
         peer_tls: None,

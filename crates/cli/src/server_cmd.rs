@@ -149,6 +149,13 @@ pub struct ServerArgs {
     /// admin address serves /health and /metrics.
     #[arg(long, env = "SYNOD_AUXILIARY")]
     auxiliary: bool,
+    /// Cheap Paxos, on the mains: a batch of commands whose encoding is at least this many
+    /// bytes goes to an auxiliary as its SHA-256 (32 bytes) instead of whole; `off` sends every
+    /// batch whole. An auxiliary never applies what it votes for, so the digest is all it needs.
+    /// The price: a main that stands after the other main died, and hears a vote only as a
+    /// digest, must wait for a main that holds the value (default: 16384).
+    #[arg(long, env = "SYNOD_AUX_DIGEST_MIN", value_parser = parse_digest_min)]
+    aux_digest_min: Option<DigestMin>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "SYNOD_CONFIG")]
     config: Option<PathBuf>,
@@ -201,6 +208,26 @@ struct FileConfig {
     initial_cluster_state: Option<String>,
     auxiliaries: Option<Vec<u64>>,
     auxiliary: Option<bool>,
+    aux_digest_min: Option<String>,
+}
+
+/// `--aux-digest-min`: a size in bytes, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DigestMin(Option<usize>);
+
+/// Batches of 16 KiB or more go to auxiliaries as digests unless told otherwise: a 64 KiB
+/// value always does, a batch of a few 256-byte puts does not (its bytes cost less than the
+/// hash would save).
+const DEFAULT_AUX_DIGEST_MIN: usize = 16 * 1024;
+
+fn parse_digest_min(s: &str) -> Result<DigestMin, String> {
+    match s.trim() {
+        "off" | "none" => Ok(DigestMin(None)),
+        n => n
+            .parse()
+            .map(|n| DigestMin(Some(n)))
+            .map_err(|_| format!("'{s}' is not a size in bytes or 'off'")),
+    }
 }
 
 /// TLS files from `--<prefix>cert-file` and friends: none, or a certificate with its key.
@@ -360,6 +387,13 @@ impl ServerArgs {
             false => self.auxiliaries,
         };
         let auxiliary = self.auxiliary || file.auxiliary.unwrap_or(false);
+        let aux_digest_min = match (self.aux_digest_min, file.aux_digest_min) {
+            (Some(d), _) => d,
+            (None, Some(s)) => {
+                parse_digest_min(&s).map_err(|e| anyhow::anyhow!("aux_digest_min: {e}"))?
+            }
+            (None, None) => DigestMin(Some(DEFAULT_AUX_DIGEST_MIN)),
+        };
         if let Some(a) = auxiliaries
             .iter()
             .find(|a| !members.iter().any(|m| m.id == **a))
@@ -430,6 +464,7 @@ impl ServerArgs {
             join,
             auxiliaries,
             auxiliary,
+            aux_digest_min: aux_digest_min.0,
             client_tls,
             peer_tls,
             auth_token: self
@@ -533,6 +568,7 @@ impl ServerArgs {
             ("--auth-token", self.auth_token.is_some()),
             ("--auxiliaries", !self.auxiliaries.is_empty()),
             ("--auxiliary", self.auxiliary),
+            ("--aux-digest-min", self.aux_digest_min.is_some()),
             ("--config", self.config.is_some()),
             ("--print-config", self.print_config),
             (

@@ -287,9 +287,9 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
             );
             if opts.auxiliaries > 0 {
                 println!(
-                    "  cheap paxos: configurations applied {}   messages to auxiliaries {}   \
-                     votes they held at the end {}",
-                    s.epochs, s.aux_messages, s.aux_votes_left
+                    "  cheap paxos: configurations applied {}   messages to auxiliaries {} \
+                     (accepts of a digest {})   votes they held at the end {}",
+                    s.epochs, s.aux_messages, s.aux_digests, s.aux_votes_left
                 );
             }
             if s.reconfigurations > 0 {

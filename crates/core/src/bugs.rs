@@ -74,6 +74,9 @@ pub enum PlantedBug {
     RemovedNodeStands,
     /// Cheap Paxos: a candidate drops the votes an auxiliary acceptor reports in its promise.
     AuxVotesIgnored,
+    /// Cheap Paxos: a candidate drops the digests an auxiliary reports in its promise instead
+    /// of waiting to hear the values behind them.
+    AuxDigestsDropped,
     /// PBFT: replicas take `2f` matching statements as a certificate instead of `2f + 1`.
     PbftQuorumTooSmall,
     /// PBFT: replicas take statements without checking their signatures.
@@ -88,7 +91,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 32] = [
+    pub const ALL: [PlantedBug; 33] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -116,6 +119,7 @@ impl PlantedBug {
         PlantedBug::LearnerCounted,
         PlantedBug::RemovedNodeStands,
         PlantedBug::AuxVotesIgnored,
+        PlantedBug::AuxDigestsDropped,
         PlantedBug::PbftQuorumTooSmall,
         PlantedBug::PbftUnverifiedSignature,
         PlantedBug::PbftViewChangeIgnoresPrepared,
@@ -197,6 +201,9 @@ impl PlantedBug {
             PlantedBug::AuxVotesIgnored => {
                 "a candidate ignores the votes an auxiliary acceptor reports"
             }
+            PlantedBug::AuxDigestsDropped => {
+                "a candidate drops the digests an auxiliary reports instead of resolving them"
+            }
             PlantedBug::PbftQuorumTooSmall => "PBFT replicas take 2f statements as a certificate",
             PlantedBug::PbftUnverifiedSignature => "PBFT replicas do not check signatures",
             PlantedBug::PbftViewChangeIgnoresPrepared => {
@@ -239,6 +246,7 @@ impl PlantedBug {
             PlantedBug::LearnerCounted => "learner-counted",
             PlantedBug::RemovedNodeStands => "removed-node-stands",
             PlantedBug::AuxVotesIgnored => "aux-votes-ignored",
+            PlantedBug::AuxDigestsDropped => "aux-digests-dropped",
             PlantedBug::PbftQuorumTooSmall => "pbft-quorum-too-small",
             PlantedBug::PbftUnverifiedSignature => "pbft-unverified-signature",
             PlantedBug::PbftViewChangeIgnoresPrepared => "pbft-view-change-ignores-prepared",

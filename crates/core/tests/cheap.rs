@@ -195,6 +195,99 @@ fn the_planted_aux_votes_ignored_bug_loses_a_chosen_value() {
     assert_ne!(successor, 105, "the bug did not show");
 }
 
+/// Two mains and an auxiliary that is sent every batch as its digest; node 1 leads.
+fn two_plus_one_with_digests(bug: Option<PlantedBug>) -> Net {
+    let mut net = Net::cheap(2, 1, 4, 8, bug);
+    net.aux_digest_min = Some(0);
+    for id in [1, 2] {
+        net.boot(id);
+    }
+    net.elect(1);
+    net
+}
+
+#[test]
+fn with_digests_the_auxiliary_votes_for_a_batch_it_never_sees() {
+    let mut net = two_plus_one_with_digests(None);
+    net.down.insert(2);
+    net.request(1, 7, 1, 5);
+    net.settle();
+    beats(&mut net, 1, 2);
+    assert_eq!(net.r(1).state_machine().0, 5, "chosen with the auxiliary");
+    let (slot, ballot, held) = (net.auxes[&AUX].votes_held())
+        .map(|(s, b, v)| (s, b, v.clone()))
+        .find(|(_, _, v)| !matches!(v, Value::Noop | Value::Reconfig(_)))
+        .expect("the auxiliary voted for the batch");
+    let Value::Digest(d) = held else {
+        panic!("the auxiliary holds {held:?}, not a digest");
+    };
+    let whole = net.r(1).log().get(&slot).expect("node 1 holds the slot");
+    assert_eq!(whole.value.digest().map(|(d, _)| d), Some(d));
+    assert!(whole.ballot == ballot || whole.chosen);
+}
+
+/// `lost_value` with digests: node 1 and the auxiliary choose a batch node 2 never saw, node 1
+/// dies, and the auxiliary can only tell node 2 the batch's digest. Node 2 may not count that
+/// promise until node 1 is back with the value. Returns node 1's total before it died, node
+/// 2's while node 1 is down, and node 2's after node 1 returned.
+fn lost_value_with_digests(bug: Option<PlantedBug>) -> (u64, u64, u64) {
+    let mut net = two_plus_one_with_digests(bug);
+    net.request(1, 7, 1, 5);
+    net.settle();
+    net.down.insert(2);
+    net.request(1, 7, 2, 100);
+    net.settle();
+    beats(&mut net, 1, 2);
+    let leader_total = net.r(1).state_machine().0;
+    net.crash(1);
+    net.down.insert(1);
+    net.down.remove(&2);
+    for _ in 0..3 {
+        net.timer(2, Timer::Election);
+        net.timer(2, Timer::Election);
+        net.settle();
+        beats(&mut net, 2, 3);
+    }
+    let alone = match net.r(2).role_kind() {
+        RoleKind::Leader => {
+            net.request(2, 8, 1, 1000);
+            net.settle();
+            beats(&mut net, 2, 3);
+            net.r(2).state_machine().0
+        }
+        _ => net.r(2).state_machine().0,
+    };
+    net.down.remove(&1);
+    net.boot(1);
+    for _ in 0..3 {
+        if net.r(2).role_kind() != RoleKind::Leader {
+            net.timer(2, Timer::Election);
+            net.timer(2, Timer::Election);
+        }
+        net.settle();
+        beats(&mut net, 2, 3);
+    }
+    (leader_total, alone, net.r(2).state_machine().0)
+}
+
+#[test]
+fn with_digests_a_new_leader_waits_for_a_main_that_holds_the_value() {
+    let (leader, alone, after) = lost_value_with_digests(None);
+    assert_eq!(leader, 105);
+    assert_eq!(alone, 5, "node 2 led on the auxiliary's digest alone");
+    assert_eq!(
+        after, 105,
+        "node 2 did not learn the value once node 1 was back"
+    );
+}
+
+#[test]
+fn the_planted_aux_digests_dropped_bug_loses_a_chosen_value() {
+    let (leader, alone, _) = lost_value_with_digests(Some(PlantedBug::AuxDigestsDropped));
+    assert_eq!(leader, 105);
+    assert_ne!(alone, 5, "the bug did not show");
+}
+
 #[test]
 fn a_slot_short_of_one_vote_for_a_single_round_does_not_wake_the_auxiliary() {
     let mut net = two_plus_one(None);

@@ -30,6 +30,9 @@ pub struct NodeConfig {
     pub join: bool,
     /// Cheap Paxos: the cluster's first auxiliary acceptors (they run [`crate::AuxNode`]).
     pub auxiliaries: Vec<NodeId>,
+    /// Cheap Paxos: batches of at least this many encoded bytes go to auxiliaries as their
+    /// digest (see `synod_core::multi::Config::aux_digest_min`); `None`: whole.
+    pub aux_digest_min: Option<usize>,
     /// Quorum sizes.
     pub quorum: QuorumSpec,
     /// A membership change governs from this many slots after its own; at least `window`.
@@ -75,6 +78,7 @@ impl NodeConfig {
             bug: None,
             join: false,
             auxiliaries: Vec::new(),
+            aux_digest_min: c.aux_digest_min,
         }
     }
 
@@ -94,6 +98,7 @@ impl NodeConfig {
         rc.bug = self.bug;
         rc.join = self.join;
         rc.auxiliaries = self.auxiliaries.clone();
+        rc.aux_digest_min = self.aux_digest_min;
         rc
     }
 }

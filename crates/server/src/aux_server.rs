@@ -30,6 +30,8 @@ struct AuxStats {
     received: AtomicU64,
     votes: AtomicU64,
     records: AtomicU64,
+    /// Bytes of those records: what digests in place of large batches save.
+    record_bytes: AtomicU64,
 }
 
 /// The peer listener's way into the auxiliary's thread.
@@ -158,9 +160,13 @@ fn run_loop(
                 match a {
                     Action::Send { to, msg } => outbox.send(to, msg),
                     Action::Write { batch, records } => {
+                        let mut bytes = 0;
                         for r in &records {
-                            wal.append(&encode_persist(r))?;
+                            let record = encode_persist(r);
+                            bytes += record.len() as u64;
+                            wal.append(&record)?;
                         }
+                        stats.record_bytes.fetch_add(bytes, Ordering::Relaxed);
                         wal.sync()?;
                         stats
                             .records
@@ -202,10 +208,15 @@ fn router(stats: Arc<AuxStats>) -> axum::Router {
                  synod_aux_votes_held {}\n\
                  # HELP synod_aux_records_written_total Log records this auxiliary wrote.\n\
                  # TYPE synod_aux_records_written_total counter\n\
-                 synod_aux_records_written_total {}\n",
+                 synod_aux_records_written_total {}\n\
+                 # HELP synod_aux_record_bytes_written_total Bytes of the log records this \
+                 auxiliary wrote.\n\
+                 # TYPE synod_aux_record_bytes_written_total counter\n\
+                 synod_aux_record_bytes_written_total {}\n",
                 get(&s.received),
                 get(&s.votes),
-                get(&s.records)
+                get(&s.records),
+                get(&s.record_bytes)
             )
         }
     };

@@ -87,6 +87,10 @@ pub struct ServerConfig {
     /// store; its id must be among `auxiliaries` on the main members.
     #[serde(default)]
     pub auxiliary: bool,
+    /// Cheap Paxos, on a main: batches of at least this many encoded bytes go to auxiliaries
+    /// as their digest (`synod_core::multi::Config::aux_digest_min`); `None`: whole.
+    #[serde(default)]
+    pub aux_digest_min: Option<usize>,
     /// The gRPC (etcd API) listen address.
     pub client_addr: SocketAddr,
     /// The admin HTTP listen address (`/health`, `/status`, `/metrics`); none if unset.

@@ -445,6 +445,7 @@ impl Node {
         nc.snapshot_every = cfg.snapshot_every.max(1);
         nc.join = join;
         nc.auxiliaries = cfg.auxiliaries.clone();
+        nc.aux_digest_min = cfg.aux_digest_min;
         // Auxiliaries are listed in --peers too: the rest are mains (and only mains can send
         // a joiner the cluster's state).
         nc.members.retain(|m| !cfg.auxiliaries.contains(m));
@@ -1043,6 +1044,7 @@ mod tests {
             join: false,
             auxiliaries: Vec::new(),
             auxiliary: false,
+            aux_digest_min: None,
             client_tls: None,
             peer_tls: None,
             auth_token_ttl: Duration::from_secs(300),

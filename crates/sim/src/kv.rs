@@ -5,8 +5,9 @@ use std::sync::Arc;
 use synod_core::multi::StateMachine;
 
 /// A key-value operation. Strings are shared so that copying a batch into many messages is
-/// cheap.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// cheap. Serializable, as every replicated command is, for the digest a leader sends an
+/// auxiliary acceptor.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum KvOp {
     /// Read a key.
     Get(Arc<str>),

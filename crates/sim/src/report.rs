@@ -71,6 +71,8 @@ pub struct Stats {
     pub aux_messages: u64,
     /// Cheap Paxos: votes the auxiliaries still held at the end.
     pub aux_votes_left: u64,
+    /// Cheap Paxos: accepts that reached an auxiliary with a digest in place of the value.
+    pub aux_digests: u64,
     /// Virtual time at the end.
     pub end_time: u64,
 }
@@ -99,6 +101,7 @@ impl Stats {
         self.joined += o.joined;
         self.aux_messages += o.aux_messages;
         self.aux_votes_left += o.aux_votes_left;
+        self.aux_digests += o.aux_digests;
         self.end_time += o.end_time;
     }
 }

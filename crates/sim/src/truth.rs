@@ -34,6 +34,14 @@ pub struct Truth<C> {
     issued: HashSet<Vec<u8>>,
 }
 
+/// Two votes of one slot and ballot agree: the same value, or a value and its digest.
+fn same_value<C: Serialize + Eq>(a: &Value<C>, b: &Value<C>) -> bool {
+    match a.is_digest() || b.is_digest() {
+        true => a.digest().map(|d| d.0) == b.digest().map(|d| d.0),
+        false => a == b,
+    }
+}
+
 fn key<C: Serialize>(op: &C) -> Vec<u8> {
     postcard::to_stdvec(op).expect("commands serialize")
 }
@@ -70,7 +78,7 @@ impl<C: Clone + Eq + Debug + Serialize> Truth<C> {
             .votes
             .entry((slot, ballot))
             .or_insert_with(|| (value.clone(), BTreeSet::new()));
-        if v != value {
+        if !same_value(v, value) {
             return Err(Violation {
                 check: "agreement",
                 at,
@@ -78,6 +86,10 @@ impl<C: Clone + Eq + Debug + Serialize> Truth<C> {
                     "two values proposed for slot {slot} in one ballot {ballot}: {v:?} and {value:?}"
                 ),
             });
+        }
+        if v.is_digest() && !value.is_digest() {
+            // An auxiliary's digest came first; the value behind it is what the ballot chose.
+            *v = value.clone();
         }
         voters.insert(node);
         if slot >= self.prefix + self.membership.alpha() {
@@ -138,6 +150,15 @@ impl<C: Clone + Eq + Debug + Serialize> Truth<C> {
         let (value, voters) = &votes[&(slot, ballot)];
         if !membership.at(slot).quorum().is_phase2_quorum(voters) {
             return Ok(false);
+        }
+        if value.is_digest() {
+            // Seed 002: a value is chosen by votes for it or its hash only if one of them
+            // holds the value itself; chosen by digests alone, no acceptor could tell it.
+            return Err(Violation {
+                check: "validity",
+                at,
+                detail: format!("slot {slot} chosen by digests alone, by {voters:?}"),
+            });
         }
         match chosen.get(&slot) {
             Some(c) if c != value => Err(Violation {

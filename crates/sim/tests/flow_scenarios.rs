@@ -490,6 +490,8 @@ fn cheap_multi_brings_the_auxiliary_in_only_while_a_main_is_missing() {
             .collect::<Vec<_>>()
     };
     assert_eq!(rows_to("Accept!(1.1, I=1,"), vec![vec![2, 3], vec![4]]);
+    // The auxiliary is sent the batch's digest, the mains the batch.
+    assert_eq!(rows_to("Accept!(1.1, I=1, digest:"), vec![vec![4]]);
     // The change making S3 a learner, and the no-op after it, still need the auxiliary.
     assert_eq!(
         receivers_of(&d, "Accept!(1.1, I=2, S3 becomes Learner"),

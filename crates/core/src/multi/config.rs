@@ -27,6 +27,12 @@ pub struct Config {
     /// run [`super::auxiliary::Auxiliary`], not a replica; the members alone must be a quorum.
     #[serde(default)]
     pub auxiliaries: Vec<NodeId>,
+    /// Cheap Paxos: a batch whose encoding is at least this many bytes is sent to auxiliary
+    /// acceptors as its digest ([`super::Value::for_auxiliary`]); `None` sends every value
+    /// whole. A digest spares the auxiliary the bytes, at a price in availability: a candidate
+    /// that hears such a vote only from the auxiliary must hear the value from a main (the one
+    /// that proposed it, or another that voted for it) before that promise counts.
+    pub aux_digest_min: Option<usize>,
     /// Quorum sizes.
     pub quorum: QuorumSpec,
     /// A membership change chosen in slot `i` governs slots from `i + alpha` on. Fixed when the
@@ -113,6 +119,7 @@ impl Config {
             bug: None,
             join: false,
             auxiliaries: Vec::new(),
+            aux_digest_min: None,
         }
     }
 

@@ -3,7 +3,7 @@
 //! with a window of slots in flight.
 
 use super::membership::{ChangeId, MemberOp};
-use super::messages::{ClientId, Command, PromiseEntry, Slot, Value};
+use super::messages::{ClientId, Command, PromiseEntry, Slot, Value, ValueDigest};
 use super::reads::Reads;
 use crate::ballot::{Ballot, NodeId};
 use crate::quorum::QuorumSystem;
@@ -32,7 +32,7 @@ pub struct Promises<C> {
     reports: BTreeMap<NodeId, Vec<PromiseEntry<C>>>,
 }
 
-impl<C: Clone + Eq + std::fmt::Debug> Promises<C> {
+impl<C: Clone + Eq + std::fmt::Debug + serde::Serialize> Promises<C> {
     /// No promise yet.
     pub fn new(ballot: Ballot, from: Slot) -> Self {
         Promises {
@@ -44,13 +44,42 @@ impl<C: Clone + Eq + std::fmt::Debug> Promises<C> {
 
     /// Records a promise; false if it is refused. A promise that reports a vote at or above
     /// the ballot it promises cannot come from a correct acceptor (it voted in a ballot it had
-    /// not yet promised, or the ballot was used twice): it counts for nothing.
+    /// not yet promised, or the ballot was used twice), nor one that reports a digest as
+    /// chosen (only auxiliaries hold digests, and they learn nothing): it counts for nothing.
     pub fn record(&mut self, from: NodeId, entries: Vec<PromiseEntry<C>>) -> bool {
-        if entries.iter().any(|e| !e.chosen && e.ballot >= self.ballot) {
+        let bad = |e: &PromiseEntry<C>| {
+            (!e.chosen && e.ballot >= self.ballot) || (e.chosen && e.value.is_digest())
+        };
+        if entries.iter().any(bad) {
             return false;
         }
         self.reports.insert(from, entries);
         true
+    }
+
+    /// The value behind a digest reported for `slot` in `ballot`: a vote another promise
+    /// reports whole in the same slot and ballot (one value per slot per ballot), checked
+    /// against the digest.
+    fn resolve(&self, slot: Slot, ballot: Ballot, digest: ValueDigest) -> Option<&Value<C>> {
+        let whole = self.reports.values().flatten();
+        whole
+            .filter(|e| e.slot == slot && e.ballot == ballot && !e.value.is_digest())
+            .map(|e| &e.value)
+            .find(|v| v.digest().is_some_and(|(d, _)| d == digest))
+    }
+
+    /// The promises that count: those whose every digest another promise resolves. Leaving a
+    /// promise out is always safe; counting one whose digest hides the highest vote in a slot
+    /// would leave the candidate unable to re-propose that value, and tempt it to fill the
+    /// slot with something else.
+    fn usable(&self) -> impl Iterator<Item = (NodeId, &Vec<PromiseEntry<C>>)> + '_ {
+        let resolved = |e: &PromiseEntry<C>| match e.value {
+            Value::Digest(d) => self.resolve(e.slot, e.ballot, d).is_some(),
+            _ => true,
+        };
+        (self.reports.iter())
+            .filter(move |(_, es)| es.iter().all(resolved))
+            .map(|(&n, es)| (n, es))
     }
 
     /// The first slot the promises cover.
@@ -70,9 +99,10 @@ impl<C: Clone + Eq + std::fmt::Debug> Promises<C> {
         self.reports.contains_key(&node)
     }
 
-    /// True if the promisers hold a phase-1 quorum of `quorum`.
+    /// True if the promises that count ([`Promises::usable`]) hold a phase-1 quorum of
+    /// `quorum`.
     pub fn is_quorum_of(&self, quorum: &dyn QuorumSystem) -> bool {
-        let voters: BTreeSet<NodeId> = self.reports.keys().copied().collect();
+        let voters: BTreeSet<NodeId> = self.usable().map(|(n, _)| n).collect();
         quorum.is_phase1_quorum(&voters)
     }
 
@@ -87,11 +117,18 @@ impl<C: Clone + Eq + std::fmt::Debug> Promises<C> {
     ) -> BTreeMap<Slot, Obligation<C>> {
         let first = range.start.max(self.from);
         let mut best: BTreeMap<Slot, (bool, Ballot, &Value<C>)> = BTreeMap::new();
-        for e in self.reports.values().flatten() {
+        for e in self.usable().flat_map(|(_, es)| es) {
             if e.slot < first {
                 continue;
             }
-            let cand = (e.chosen, e.ballot, &e.value);
+            let value = match e.value {
+                Value::Digest(d) => match self.resolve(e.slot, e.ballot, d) {
+                    Some(v) => v,
+                    None => continue,
+                },
+                _ => &e.value,
+            };
+            let cand = (e.chosen, e.ballot, value);
             match best.get(&e.slot) {
                 Some((true, _, _)) => {}
                 Some((false, b, _)) if !e.chosen && *b >= e.ballot => {}
@@ -128,7 +165,7 @@ pub enum Obligation<C> {
     Propose(Value<C>),
 }
 
-impl<C: Clone + Eq + std::fmt::Debug> Scout<C> {
+impl<C: Clone + Eq + std::fmt::Debug + serde::Serialize> Scout<C> {
     /// Starts phase 1.
     pub fn new(ballot: Ballot, from: Slot, queue: VecDeque<Command<C>>) -> Self {
         Scout {
@@ -253,7 +290,7 @@ fn key<C>(c: &Command<C>) -> (ClientId, u64) {
     (c.client, c.seq)
 }
 
-impl<C: Clone + Eq + std::fmt::Debug> Active<C> {
+impl<C: Clone + Eq + std::fmt::Debug + serde::Serialize> Active<C> {
     /// A new leader proposing fresh batches from `next_slot` on.
     pub fn new(ballot: Ballot, next_slot: Slot, queue: VecDeque<Command<C>>) -> Self {
         // A candidate queues what reaches it without looking, so a command forwarded again
@@ -579,5 +616,58 @@ mod tests {
         assert!(!s.promise(2, vec![], &q), "one valid promise is no quorum");
         assert!(s.promise(1, vec![entry(0, 1, 1, false)], &q));
         assert!(s.has_promise(1) && s.has_promise(2) && !s.has_promise(3));
+    }
+
+    fn digest_of(v: u32) -> Value<u32> {
+        let (d, _) = val(v).digest().expect("encodes");
+        Value::Digest(d)
+    }
+
+    #[test]
+    fn a_digest_counts_once_another_promise_holds_its_value() {
+        let q = Quorum::majority(&[1, 2, 3]).unwrap();
+        let mut s: Scout<u32> = Scout::new(Ballot::new(9, 2), 0, VecDeque::new());
+        let digest = |slot, ballot, v| PromiseEntry {
+            value: digest_of(v),
+            ..entry(slot, ballot, 0, false)
+        };
+        // The auxiliary's digest of slot 0 is the highest vote; nobody has the value yet.
+        assert!(!s.promise(3, vec![digest(0, 4, 70)], &q));
+        assert!(
+            !s.promise(2, vec![], &q),
+            "an unresolved digest counted toward the quorum"
+        );
+        assert!(
+            s.obligations(false).is_empty(),
+            "{:?}",
+            s.obligations(false)
+        );
+        // Two mains are a quorum without the auxiliary, whose report is left out.
+        assert!(s.promise(1, vec![], &q));
+        assert!(s.obligations(false).is_empty());
+        // The value in another ballot, or another value, resolves nothing.
+        let mut t: Scout<u32> = Scout::new(Ballot::new(9, 2), 0, VecDeque::new());
+        t.record(3, vec![digest(0, 4, 70)]);
+        t.record(1, vec![entry(0, 3, 70, false)]);
+        assert!(!t
+            .promises()
+            .is_quorum_of(&Quorum::majority(&[1, 3, 5]).unwrap()));
+        t.record(1, vec![entry(0, 4, 71, false)]);
+        assert!(!t
+            .promises()
+            .is_quorum_of(&Quorum::majority(&[1, 3, 5]).unwrap()));
+        // The value itself in the same ballot: the digest counts, and the value is what the
+        // new leader must propose.
+        t.record(1, vec![entry(0, 4, 70, false)]);
+        assert!(t
+            .promises()
+            .is_quorum_of(&Quorum::majority(&[1, 3, 5]).unwrap()));
+        assert_eq!(t.obligations(false)[&0], Obligation::Propose(val(70)));
+        // A digest reported as chosen cannot come from a correct acceptor.
+        let chosen = PromiseEntry {
+            chosen: true,
+            ..digest(1, 4, 70)
+        };
+        assert!(!t.record(5, vec![chosen]));
     }
 }

@@ -36,9 +36,25 @@ pub enum Value<C> {
     /// to every follower, and copying each command for each of those was a good part of its CPU.
     Batch(Arc<[Command<C>]>),
     /// A membership change: it governs the slots from `α` after its own on
-    /// ([`Membership::apply`]). The state machine never sees it. Last, so that logs written
-    /// before it existed still decode.
+    /// ([`Membership::apply`]). The state machine never sees it. After the others, so that
+    /// logs written before it existed still decode.
     Reconfig(Arc<ConfigChange>),
+    /// Cheap Paxos: what a leader sends an auxiliary acceptor in place of a large batch
+    /// ([`Value::for_auxiliary`]). Only an auxiliary votes for one; a replica never holds one,
+    /// and a candidate counts an auxiliary's promise only once another promise holds the value
+    /// behind each digest it reports ([`super::leader::Promises`]). Last, for the same reason.
+    Digest(ValueDigest),
+}
+
+/// The SHA-256 of a value's encoding (seed 002's fourth optimisation: "the leader can send a
+/// hash of v to some acceptors").
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ValueDigest(pub [u8; 32]);
+
+impl std::fmt::Debug for ValueDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "digest:{}", hex::encode(&self.0[..6]))
+    }
 }
 
 impl<C> Value<C> {
@@ -47,11 +63,52 @@ impl<C> Value<C> {
         Value::Batch(commands.into())
     }
 
-    /// The commands in this value (none for a no-op).
+    /// The commands in this value (none for a no-op, a change or a digest).
     pub fn commands(&self) -> &[Command<C>] {
         match self {
-            Value::Noop | Value::Reconfig(_) => &[],
+            Value::Noop | Value::Reconfig(_) | Value::Digest(_) => &[],
             Value::Batch(b) => b,
+        }
+    }
+
+    /// True for a digest: a value only an auxiliary may hold.
+    pub fn is_digest(&self) -> bool {
+        matches!(self, Value::Digest(_))
+    }
+}
+
+impl<C: Serialize> Value<C> {
+    /// The value's digest, and the length of its encoding (a digest is its own digest); `None`
+    /// if the value does not encode.
+    pub fn digest(&self) -> Option<(ValueDigest, usize)> {
+        use sha2::Digest as _;
+        if let Value::Digest(d) = self {
+            return Some((*d, 0));
+        }
+        let bytes = crate::encode::to_vec_exact(self).ok()?;
+        Some((
+            ValueDigest(sha2::Sha256::digest(&bytes).into()),
+            bytes.len(),
+        ))
+    }
+
+    /// What a leader sends an auxiliary acceptor for this value: the digest of a batch whose
+    /// encoding is at least `min` bytes, else the value itself. An auxiliary never applies a
+    /// value, so a digest is all its vote needs; the price is that a candidate which learns a
+    /// vote only as a digest must hear the value from a main before it may count that promise.
+    pub fn for_auxiliary(&self, min: Option<usize>) -> Value<C>
+    where
+        C: Clone,
+    {
+        let Some(min) = min else {
+            return self.clone();
+        };
+        if !matches!(self, Value::Batch(_)) {
+            return self.clone();
+        }
+        match self.digest() {
+            Some((d, len)) if len >= min => Value::Digest(d),
+            _ => self.clone(),
         }
     }
 }

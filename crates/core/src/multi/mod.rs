@@ -45,7 +45,7 @@ pub use membership::{
 };
 pub use messages::{
     ClientId, Command, Message, MultiEffects, Output, Persist, PromiseEntry, Slot, Snapshot,
-    SnapshotHead, SnapshotV1, Timer, Value,
+    SnapshotHead, SnapshotV1, Timer, Value, ValueDigest,
 };
 pub use reads::ReadId;
 pub use replica::{Replica, RoleKind, TransferError};

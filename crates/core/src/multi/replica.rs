@@ -912,6 +912,10 @@ impl<S: StateMachine> Replica<S> {
         }
         let entries = match self.cfg.bug {
             Some(PlantedBug::AuxVotesIgnored) if aux => Vec::new(),
+            Some(PlantedBug::AuxDigestsDropped) if aux => entries
+                .into_iter()
+                .filter(|e| !e.value.is_digest())
+                .collect(),
             _ => entries,
         };
         let Role::Candidate(scout) = &mut self.role else {
@@ -1036,10 +1040,13 @@ impl<S: StateMachine> Replica<S> {
             commit,
         };
         let config = self.learner.membership().at(slot);
-        for m in config.receivers().chain(aux) {
+        for m in config.receivers() {
             if m != self.cfg.id {
                 fx.send(m, msg.clone());
             }
+        }
+        if let Message::Accept { value, .. } = &msg {
+            Self::send_to_auxiliaries(&self.cfg, &aux, (ballot, slot, commit), value, fx);
         }
         if self.cfg.bug == Some(PlantedBug::OwnVoteBeforeSync) {
             if let Some(v) = active.vote(self.cfg.id, slot, config.quorum()) {
@@ -1082,6 +1089,10 @@ impl<S: StateMachine> Replica<S> {
         commit: Slot,
         fx: &mut Fx<S>,
     ) {
+        if value.is_digest() {
+            // Only an auxiliary votes for a digest; a replica must hold what it votes for.
+            return;
+        }
         self.seen = self.seen.max(ballot);
         match self.acceptor.accept(ballot, slot, &value, fx) {
             Vote::Accepted => {
@@ -1164,6 +1175,10 @@ impl<S: StateMachine> Replica<S> {
     /// value other than the one it proposed in its ballot has been overtaken by a higher ballot:
     /// it steps down before it could advertise a commit point covering its own stale proposal.
     fn learn(&mut self, slot: Slot, value: &Value<S::Command>, fx: &mut Fx<S>) {
+        if value.is_digest() {
+            // No correct peer says a digest is chosen: only auxiliaries hold one.
+            return;
+        }
         if let Role::Leader(active) = &mut self.role {
             if let Some(f) = active.withdraw(slot) {
                 if f.value != *value {
@@ -1218,20 +1233,20 @@ impl<S: StateMachine> Replica<S> {
             }
         }
         for (&slot, f) in active.in_flight() {
-            let aux = self.aux_for_accept(slot, Some(f.beat));
-            for m in membership.at(slot).receivers().chain(aux) {
+            let msg = Message::Accept {
+                ballot,
+                slot,
+                value: f.value.clone(),
+                commit,
+            };
+            for m in membership.at(slot).receivers() {
                 if m != self.cfg.id && !f.acks.contains(&m) {
-                    fx.send(
-                        m,
-                        Message::Accept {
-                            ballot,
-                            slot,
-                            value: f.value.clone(),
-                            commit,
-                        },
-                    );
+                    fx.send(m, msg.clone());
                 }
             }
+            let mut aux = self.aux_for_accept(slot, Some(f.beat));
+            aux.retain(|m| !f.acks.contains(m));
+            Self::send_to_auxiliaries(&self.cfg, &aux, (ballot, slot, commit), &f.value, fx);
         }
         self.cheap_beat(fx);
     }

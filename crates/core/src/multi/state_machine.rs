@@ -9,8 +9,9 @@ pub type StateEncoder = Box<dyn FnOnce(&mut dyn FnMut(usize)) -> Vec<u8> + Send>
 /// A deterministic state machine: the same commands in the same order give the same results on
 /// every replica. Multi-Paxos decides the order; this trait is all it needs of the application.
 pub trait StateMachine: Sized {
-    /// A command, as carried in the log.
-    type Command: Clone + Debug + Eq;
+    /// A command, as carried in the log. Serializable so that a leader can send an auxiliary
+    /// acceptor a batch's digest ([`super::Value::for_auxiliary`]).
+    type Command: Clone + Debug + Eq + serde::Serialize;
     /// The result returned to the client that issued the command. Serializable because the
     /// last result per client is part of a snapshot (so a retry is answered, not re-applied).
     type Output: Clone + Debug + serde::Serialize + serde::de::DeserializeOwned;

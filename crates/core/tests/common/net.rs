@@ -35,6 +35,8 @@ pub struct Net {
     pub aux_disks: BTreeMap<NodeId, AuxDurable<u64>>,
     /// Messages delivered to each auxiliary.
     pub aux_received: BTreeMap<NodeId, usize>,
+    /// `Config::aux_digest_min` (set before the replicas boot again).
+    pub aux_digest_min: Option<usize>,
 }
 
 impl Net {
@@ -72,6 +74,7 @@ impl Net {
             auxes: BTreeMap::new(),
             aux_disks: BTreeMap::new(),
             aux_received: BTreeMap::new(),
+            aux_digest_min: None,
         };
         for id in n + 1..=n + aux {
             net.aux_disks.insert(id, AuxDurable::default());
@@ -93,6 +96,7 @@ impl Net {
         c.snapshot_chunk = self.snapshot_chunk;
         c.build_for_joiners = self.build_for_joiners;
         c.auxiliaries = self.aux_disks.keys().copied().collect();
+        c.aux_digest_min = self.aux_digest_min;
         c
     }
 

@@ -22,6 +22,8 @@ pub(super) struct SimAux {
     sync_pending: bool,
     /// Peer messages delivered to it, over all its lives.
     pub(super) received: u64,
+    /// Of those, accepts that carried a digest in place of the value.
+    pub(super) digests: u64,
 }
 
 impl SimAux {
@@ -122,6 +124,9 @@ impl MultiSim {
         };
         self.world.stats.delivered += 1;
         a.received += 1;
+        if matches!(&msg, Message::Accept { value, .. } if value.is_digest()) {
+            a.digests += 1;
+        }
         core.on_peer(from, msg);
         self.aux_end_turn(id)
     }

@@ -324,6 +324,10 @@ impl MultiSim {
         let mut c = NodeConfig::new(id, members, Duration::from_millis(10));
         c.join = join;
         c.auxiliaries = self.auxes.keys().copied().collect();
+        // Digests to auxiliaries: off, for every batch, or for batches of 200 encoded bytes
+        // or more, by seed (not drawn from the swarm's generator, whose draws stay as they
+        // were for every seed).
+        c.aux_digest_min = [None, Some(0), Some(200)][(self.seed % 3) as usize];
         c.quorum = self.cfg.quorum;
         c.window = 8;
         c.alpha = self.swarm.alpha;
@@ -353,6 +357,7 @@ impl MultiSim {
             .count() as u64;
         for a in self.auxes.values() {
             stats.aux_messages += a.received;
+            stats.aux_digests += a.digests;
             stats.aux_votes_left += a.votes_held();
         }
         stats.end_time = self.world.now;

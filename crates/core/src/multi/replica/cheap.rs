@@ -17,12 +17,13 @@
 //! forget its votes below what every main has learned.
 
 use super::{Fx, Replica, Role};
-use crate::ballot::NodeId;
+use crate::ballot::{Ballot, NodeId};
 use crate::multi::membership::{
     ChangeId, ConfigChange, Configuration, MemberOp, Role as MemberRole,
 };
-use crate::multi::messages::{Message, Slot};
+use crate::multi::messages::{Message, Slot, Value};
 use crate::multi::state_machine::StateMachine;
+use crate::multi::Config;
 
 /// The sequence number of the changes a leader makes on its own: no ticket waits for them.
 pub(super) const CHEAP_SEQ: u64 = u64::MAX;
@@ -61,6 +62,31 @@ impl<S: StateMachine> Replica<S> {
             return Vec::new();
         }
         config.active_auxiliaries().collect()
+    }
+
+    /// Sends auxiliaries `aux` an accept of `value`, a large batch as its digest
+    /// ([`Value::for_auxiliary`]): an auxiliary never applies what it votes for.
+    /// `cfg` is this replica's, passed apart so that a caller may hold its role borrowed.
+    pub(super) fn send_to_auxiliaries(
+        cfg: &Config,
+        aux: &[NodeId],
+        (ballot, slot, commit): (Ballot, Slot, Slot),
+        value: &Value<S::Command>,
+        fx: &mut Fx<S>,
+    ) {
+        if aux.is_empty() {
+            return;
+        }
+        let value = value.for_auxiliary(cfg.aux_digest_min);
+        let msg = Message::Accept {
+            ballot,
+            slot,
+            value,
+            commit,
+        };
+        for &m in aux.iter().filter(|&&m| m != cfg.id) {
+            fx.send(m, msg.clone());
+        }
     }
 
     /// The auxiliaries to add to a retransmitted read probe: those of the configuration at
