@@ -208,7 +208,15 @@ struct FileConfig {
     initial_cluster_state: Option<String>,
     auxiliaries: Option<Vec<u64>>,
     auxiliary: Option<bool>,
-    aux_digest_min: Option<String>,
+    aux_digest_min: Option<FileDigestMin>,
+}
+
+/// `aux_digest_min` in a TOML file: a number of bytes, or the word `off`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(untagged)]
+enum FileDigestMin {
+    Bytes(usize),
+    Word(String),
 }
 
 /// `--aux-digest-min`: a size in bytes, or `off`.
@@ -389,7 +397,8 @@ impl ServerArgs {
         let auxiliary = self.auxiliary || file.auxiliary.unwrap_or(false);
         let aux_digest_min = match (self.aux_digest_min, file.aux_digest_min) {
             (Some(d), _) => d,
-            (None, Some(s)) => {
+            (None, Some(FileDigestMin::Bytes(n))) => DigestMin(Some(n)),
+            (None, Some(FileDigestMin::Word(s))) => {
                 parse_digest_min(&s).map_err(|e| anyhow::anyhow!("aux_digest_min: {e}"))?
             }
             (None, None) => DigestMin(Some(DEFAULT_AUX_DIGEST_MIN)),

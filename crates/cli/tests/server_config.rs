@@ -45,6 +45,40 @@ fn precedence_is_flag_then_env_then_file_then_default() {
 }
 
 #[test]
+fn the_auxiliary_digest_threshold_takes_bytes_or_off_from_flag_env_and_file() {
+    let peers = ["--id", "1", "--peers", "1=127.0.0.1:7001"];
+    let digest_min = |extra: &[&str], env: &[(&str, &str)]| {
+        let (ok, out) = print_config(&[&peers[..], extra].concat(), env);
+        assert!(ok, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["aux_digest_min"].clone()
+    };
+    assert_eq!(digest_min(&[], &[]), 16384, "default");
+    assert_eq!(digest_min(&["--aux-digest-min", "0"], &[]), 0);
+    assert!(digest_min(&["--aux-digest-min", "off"], &[]).is_null());
+    assert_eq!(digest_min(&[], &[("SYNOD_AUX_DIGEST_MIN", "4096")]), 4096);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("synod.toml");
+    for (line, want) in [
+        ("aux_digest_min = 1000", serde_json::json!(1000)),
+        ("aux_digest_min = \"off\"", serde_json::Value::Null),
+    ] {
+        std::fs::write(&file, line).unwrap();
+        let f = file.to_str().unwrap();
+        assert_eq!(digest_min(&["--config", f], &[]), want, "{line}");
+    }
+    let (ok, out) = print_config(&[&peers[..], &["--aux-digest-min", "big"]].concat(), &[]);
+    assert!(
+        !ok && out.contains("is not a size in bytes or 'off'"),
+        "{out}"
+    );
+    std::fs::write(&file, "aux_digest_min = \"big\"").unwrap();
+    let f = file.to_str().unwrap();
+    let (ok, out) = print_config(&[&peers[..], &["--config", f]].concat(), &[]);
+    assert!(!ok && out.contains("aux_digest_min"), "{out}");
+}
+
+#[test]
 fn bad_configuration_is_explained() {
     let (ok, out) = print_config(&["--id", "3", "--peers", "1=127.0.0.1:7001"], &[]);
     assert!(
