@@ -1,7 +1,7 @@
 //! Cheap Paxos: two mains and one auxiliary acceptor (ids 1, 2 and 3), driven by hand.
 
 use crate::common::net::Net;
-use synod_core::multi::{Message, Output, Role, RoleKind, Timer, Value};
+use synod_core::multi::{Command, Message, Output, Role, RoleKind, Timer, Value};
 use synod_core::{NodeId, PlantedBug};
 
 const AUX: NodeId = 3;
@@ -224,6 +224,30 @@ fn with_digests_the_auxiliary_votes_for_a_batch_it_never_sees() {
     let whole = net.r(1).log().get(&slot).expect("node 1 holds the slot");
     assert_eq!(whole.value.digest().map(|(d, _)| d), Some(d));
     assert!(whole.ballot == ballot || whole.chosen);
+}
+
+#[test]
+fn a_digest_leaves_only_after_the_leaders_own_vote_is_durable() {
+    let mut net = two_plus_one_with_digests(None);
+    net.down.insert(2);
+    beats(&mut net, 1, 3);
+    let fx = net.r(1).on_client_request(Command {
+        client: 7,
+        seq: 1,
+        op: 4,
+    });
+    let to_aux = |sends: &[synod_core::Outgoing<Message<u64>>]| {
+        (sends.iter())
+            .filter(|o| {
+                o.to == AUX && matches!(&o.msg, Message::Accept { value, .. } if value.is_digest())
+            })
+            .count()
+    };
+    assert_eq!(to_aux(&fx.send), 0, "a digest left before the sync");
+    assert_eq!(to_aux(&fx.send_after_sync), 1);
+    net.absorb(1, fx);
+    net.settle();
+    assert_eq!(net.r(1).state_machine().0, 4, "chosen with the auxiliary");
 }
 
 /// `lost_value` with digests: node 1 and the auxiliary choose a batch node 2 never saw, node 1

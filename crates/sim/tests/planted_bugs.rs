@@ -84,7 +84,7 @@ fn multi_removed_node_stands_is_caught_within_20_seeds() {
     catch(Protocol::Multi, PlantedBug::RemovedNodeStands, 20);
 }
 
-/// Cheap Paxos, 2 mains + 1 auxiliary: 149 of the first 500 seeds (first at 1). A main that
+/// Cheap Paxos, 2 mains + 1 auxiliary: 138 of the first 500 seeds (first at 2). A main that
 /// leads after the other main chose values with the auxiliary must find them in the
 /// auxiliary's promise.
 #[test]
@@ -112,11 +112,11 @@ fn multi_aux_votes_ignored_is_caught_within_20_seeds_of_2_mains_and_1_auxiliary(
 }
 
 /// Cheap Paxos, 2 mains + 1 auxiliary, with digests to the auxiliary in two seeds of three:
-/// 56 of the first 500 seeds (first at 1). A main that drops the digests an auxiliary
+/// 46 of the first 500 seeds (first at 13). A main that drops the digests an auxiliary
 /// reports, instead of waiting for the other main to tell it the values, fills their slots
 /// with something else.
 #[test]
-fn multi_aux_digests_dropped_is_caught_within_20_seeds_of_2_mains_and_1_auxiliary() {
+fn multi_aux_digests_dropped_is_caught_within_40_seeds_of_2_mains_and_1_auxiliary() {
     let opts = SimOptions {
         protocol: Protocol::Multi,
         nodes: 2,
@@ -125,7 +125,7 @@ fn multi_aux_digests_dropped_is_caught_within_20_seeds_of_2_mains_and_1_auxiliar
         bug: Some(PlantedBug::AuxDigestsDropped),
         ..Default::default()
     };
-    let seed = (0..20)
+    let seed = (0..40)
         .find(|&seed| {
             opts.run_one(seed, false)
                 .expect("valid")
@@ -133,7 +133,7 @@ fn multi_aux_digests_dropped_is_caught_within_20_seeds_of_2_mains_and_1_auxiliar
                 .violation
                 .is_some()
         })
-        .unwrap_or_else(|| panic!("aux-digests-dropped survived 20 seeds"));
+        .unwrap_or_else(|| panic!("aux-digests-dropped survived 40 seeds"));
     assert_ne!(
         seed % 3,
         0,

@@ -7,7 +7,7 @@ use super::messages::{ClientId, Command, PromiseEntry, Slot, Value, ValueDigest}
 use super::reads::Reads;
 use crate::ballot::{Ballot, NodeId};
 use crate::quorum::QuorumSystem;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// Phase 1 in progress: gathering promises for `ballot` covering every slot from `from` on.
 #[derive(Clone, Debug)]
@@ -57,29 +57,58 @@ impl<C: Clone + Eq + std::fmt::Debug + serde::Serialize> Promises<C> {
         true
     }
 
-    /// The value behind a digest reported for `slot` in `ballot`: a vote another promise
-    /// reports whole in the same slot and ballot (one value per slot per ballot), checked
-    /// against the digest.
-    fn resolve(&self, slot: Slot, ballot: Ballot, digest: ValueDigest) -> Option<&Value<C>> {
-        let whole = self.reports.values().flatten();
-        whole
-            .filter(|e| e.slot == slot && e.ballot == ballot && !e.value.is_digest())
-            .map(|e| &e.value)
-            .find(|v| v.digest().is_some_and(|(d, _)| d == digest))
-    }
-
-    /// The promises that count: those whose every digest another promise resolves. Leaving a
-    /// promise out is always safe; counting one whose digest hides the highest vote in a slot
-    /// would leave the candidate unable to re-propose that value, and tempt it to fill the
-    /// slot with something else.
-    fn usable(&self) -> impl Iterator<Item = (NodeId, &Vec<PromiseEntry<C>>)> + '_ {
+    /// What the promises tell about the digests some of them report: the whole values behind
+    /// them, and which promises count.
+    ///
+    /// A digest is resolved when some promise reports, in the same slot, a whole value (a vote
+    /// in any ballot, or a value known chosen) that hashes to it: the hash pins the value. A
+    /// promise counts if each of its digests is resolved, or covered: some promise that counts
+    /// by the first rule reports, in that slot, a value known chosen or a vote in a higher
+    /// ballot, which any obligation prefers to the digest's vote, so its value never matters.
+    /// Leaving a promise out is always safe; counting one whose digest could be the highest
+    /// vote in its slot would leave the candidate unable to re-propose that value, and tempt it
+    /// to fill the slot with something else.
+    fn digests(&self) -> Digests<'_, C> {
+        let entries = || self.reports.values().flatten();
+        let slots: BTreeSet<Slot> = (entries().filter(|e| e.value.is_digest()))
+            .map(|e| e.slot)
+            .collect();
+        if slots.is_empty() {
+            let usable = self.reports.keys().copied().collect();
+            return Digests {
+                known: HashMap::new(),
+                usable,
+            };
+        }
+        let known: HashMap<(Slot, ValueDigest), &Value<C>> = entries()
+            .filter(|e| !e.value.is_digest() && slots.contains(&e.slot))
+            .filter_map(|e| Some(((e.slot, e.value.digest()?.0), &e.value)))
+            .collect();
         let resolved = |e: &PromiseEntry<C>| match e.value {
-            Value::Digest(d) => self.resolve(e.slot, e.ballot, d).is_some(),
+            Value::Digest(d) => known.contains_key(&(e.slot, d)),
             _ => true,
         };
-        (self.reports.iter())
-            .filter(move |(_, es)| es.iter().all(resolved))
-            .map(|(&n, es)| (n, es))
+        let sure: BTreeSet<NodeId> = (self.reports.iter())
+            .filter(|(_, es)| es.iter().all(resolved))
+            .map(|(&n, _)| n)
+            .collect();
+        // Per slot with a digest: whether a sure promise knows it chosen, and the highest
+        // ballot a sure promise voted in there.
+        let mut top: BTreeMap<Slot, (bool, Ballot)> = BTreeMap::new();
+        for e in sure.iter().flat_map(|n| &self.reports[n]) {
+            if slots.contains(&e.slot) {
+                let t = top.entry(e.slot).or_insert((false, Ballot::ZERO));
+                *t = (t.0 || e.chosen, t.1.max(e.ballot));
+            }
+        }
+        let covered = |e: &PromiseEntry<C>| {
+            (top.get(&e.slot)).is_some_and(|&(chosen, b)| chosen || b > e.ballot)
+        };
+        let usable = (self.reports.iter())
+            .filter(|(n, es)| sure.contains(n) || es.iter().all(|e| resolved(e) || covered(e)))
+            .map(|(&n, _)| n)
+            .collect();
+        Digests { known, usable }
     }
 
     /// The first slot the promises cover.
@@ -99,11 +128,10 @@ impl<C: Clone + Eq + std::fmt::Debug + serde::Serialize> Promises<C> {
         self.reports.contains_key(&node)
     }
 
-    /// True if the promises that count ([`Promises::usable`]) hold a phase-1 quorum of
+    /// True if the promises that count ([`Promises::digests`]) hold a phase-1 quorum of
     /// `quorum`.
     pub fn is_quorum_of(&self, quorum: &dyn QuorumSystem) -> bool {
-        let voters: BTreeSet<NodeId> = self.usable().map(|(n, _)| n).collect();
-        quorum.is_phase1_quorum(&voters)
+        quorum.is_phase1_quorum(&self.digests().usable)
     }
 
     /// What the promises oblige a leader to do in the slots of `range`: per slot, the
@@ -116,14 +144,17 @@ impl<C: Clone + Eq + std::fmt::Debug + serde::Serialize> Promises<C> {
         ignore_votes: bool,
     ) -> BTreeMap<Slot, Obligation<C>> {
         let first = range.start.max(self.from);
+        let digests = self.digests();
         let mut best: BTreeMap<Slot, (bool, Ballot, &Value<C>)> = BTreeMap::new();
-        for e in self.usable().flat_map(|(_, es)| es) {
+        for e in (digests.usable.iter()).flat_map(|n| &self.reports[n]) {
             if e.slot < first {
                 continue;
             }
             let value = match e.value {
-                Value::Digest(d) => match self.resolve(e.slot, e.ballot, d) {
-                    Some(v) => v,
+                Value::Digest(d) => match digests.known.get(&(e.slot, d)) {
+                    Some(v) => *v,
+                    // Covered: a counted promise reports that slot chosen or voted in a higher
+                    // ballot, which wins over this vote.
                     None => continue,
                 },
                 _ => &e.value,
@@ -154,6 +185,14 @@ impl<C: Clone + Eq + std::fmt::Debug + serde::Serialize> Promises<C> {
             })
             .collect()
     }
+}
+
+/// The digests the promises report, resolved ([`Promises::digests`]).
+struct Digests<'a, C> {
+    /// Whole values reported in slots where some promise reports a digest, by slot and digest.
+    known: HashMap<(Slot, ValueDigest), &'a Value<C>>,
+    /// The promises that count.
+    usable: BTreeSet<NodeId>,
 }
 
 /// What a won election obliges the new leader to do, slot by slot.
@@ -624,8 +663,9 @@ mod tests {
     }
 
     #[test]
-    fn a_digest_counts_once_another_promise_holds_its_value() {
+    fn a_digest_counts_once_another_promise_holds_its_value_or_outranks_it() {
         let q = Quorum::majority(&[1, 2, 3]).unwrap();
+        let q135 = Quorum::majority(&[1, 3, 5]).unwrap();
         let mut s: Scout<u32> = Scout::new(Ballot::new(9, 2), 0, VecDeque::new());
         let digest = |slot, ballot, v| PromiseEntry {
             value: digest_of(v),
@@ -645,24 +685,39 @@ mod tests {
         // Two mains are a quorum without the auxiliary, whose report is left out.
         assert!(s.promise(1, vec![], &q));
         assert!(s.obligations(false).is_empty());
-        // The value in another ballot, or another value, resolves nothing.
-        let mut t: Scout<u32> = Scout::new(Ballot::new(9, 2), 0, VecDeque::new());
+        // Another value in the same ballot resolves nothing.
+        let fresh = || Scout::<u32>::new(Ballot::new(9, 2), 0, VecDeque::new());
+        let mut t = fresh();
         t.record(3, vec![digest(0, 4, 70)]);
-        t.record(1, vec![entry(0, 3, 70, false)]);
-        assert!(!t
-            .promises()
-            .is_quorum_of(&Quorum::majority(&[1, 3, 5]).unwrap()));
         t.record(1, vec![entry(0, 4, 71, false)]);
-        assert!(!t
-            .promises()
-            .is_quorum_of(&Quorum::majority(&[1, 3, 5]).unwrap()));
-        // The value itself in the same ballot: the digest counts, and the value is what the
-        // new leader must propose.
-        t.record(1, vec![entry(0, 4, 70, false)]);
-        assert!(t
-            .promises()
-            .is_quorum_of(&Quorum::majority(&[1, 3, 5]).unwrap()));
+        assert!(!t.promises().is_quorum_of(&q135));
+        // The value itself, even voted in another ballot (the hash pins it): the digest counts,
+        // and its value is what the new leader must propose.
+        t.record(1, vec![entry(0, 3, 70, false)]);
+        assert!(t.promises().is_quorum_of(&q135));
         assert_eq!(t.obligations(false)[&0], Obligation::Propose(val(70)));
+        // A higher vote elsewhere outranks an unknown digest: it counts, and that vote wins.
+        let mut t = fresh();
+        t.record(3, vec![digest(0, 4, 70), digest(1, 4, 72)]);
+        t.record(1, vec![entry(0, 5, 80, false), entry(1, 4, 72, false)]);
+        assert!(t.promises().is_quorum_of(&q135));
+        assert_eq!(t.obligations(false)[&0], Obligation::Propose(val(80)));
+        assert_eq!(t.obligations(false)[&1], Obligation::Propose(val(72)));
+        // As does a value known chosen, in any ballot; a vote in the same ballot does not.
+        let mut t = fresh();
+        t.record(3, vec![digest(0, 4, 70)]);
+        t.record(1, vec![entry(0, 4, 90, false)]);
+        assert!(!t.promises().is_quorum_of(&q135));
+        t.record(1, vec![entry(0, 1, 90, true)]);
+        assert!(t.promises().is_quorum_of(&q135));
+        assert_eq!(t.obligations(false)[&0], Obligation::Learn(val(90)));
+        // Only a promise that counts by its own digests outranks: the auxiliary at 5 holds an
+        // unknown digest too, so its higher one cannot cover the one at 3.
+        let mut t = fresh();
+        t.record(3, vec![digest(0, 4, 70)]);
+        t.record(5, vec![digest(0, 6, 60)]);
+        t.record(1, vec![]);
+        assert!(!t.promises().is_quorum_of(&q135));
         // A digest reported as chosen cannot come from a correct acceptor.
         let chosen = PromiseEntry {
             chosen: true,

@@ -892,7 +892,9 @@ impl<S: StateMachine> Replica<S> {
                 // complete the phase-1 quorum of a configuration that takes effect later. Votes
                 // in our own ballot (accepts that overtook the prepare) are our own proposals,
                 // all below `bound`, where reports are no longer read.
-                if log_start <= active.promises.from() {
+                // A repeat of a promise already recorded adds nothing, and would drop the votes
+                // it reported that our accepts have since replaced (a digest may rest on them).
+                if log_start <= active.promises.from() && !active.promises.has(from) {
                     let entries = entries.into_iter().filter(|e| e.ballot != ballot);
                     active.promises.record(from, entries.collect());
                 }

@@ -65,7 +65,10 @@ impl<S: StateMachine> Replica<S> {
     }
 
     /// Sends auxiliaries `aux` an accept of `value`, a large batch as its digest
-    /// ([`Value::for_auxiliary`]): an auxiliary never applies what it votes for.
+    /// ([`Value::for_auxiliary`]): an auxiliary never applies what it votes for. A digest
+    /// leaves only after the sync that makes this step's records durable, so the leader's own
+    /// vote holds the value before any auxiliary can vote for its hash: a leader that died
+    /// mid-step must not leave a digest that no main can resolve.
     /// `cfg` is this replica's, passed apart so that a caller may hold its role borrowed.
     pub(super) fn send_to_auxiliaries(
         cfg: &Config,
@@ -84,8 +87,12 @@ impl<S: StateMachine> Replica<S> {
             value,
             commit,
         };
+        let digest = matches!(&msg, Message::Accept { value, .. } if value.is_digest());
         for &m in aux.iter().filter(|&&m| m != cfg.id) {
-            fx.send(m, msg.clone());
+            match digest {
+                true => fx.send_after_sync(m, msg.clone()),
+                false => fx.send(m, msg.clone()),
+            }
         }
     }
 
