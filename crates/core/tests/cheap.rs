@@ -161,20 +161,27 @@ fn the_other_main_takes_over_with_the_auxiliary_when_the_leader_dies() {
     );
 }
 
-/// Node 1 and the auxiliary choose a value node 2 never saw; node 1 dies; node 2 must find
-/// the value in the auxiliary's promise.
-fn lost_value(bug: Option<PlantedBug>) -> (u64, u64) {
-    let mut net = two_plus_one(bug);
+/// Node 1 (leading) and the auxiliary choose adding 100 while node 2 is down; then node 1 dies
+/// and node 2 is back. Returns node 1's total before it died.
+fn chosen_without_2_then_1_dies(net: &mut Net) -> u64 {
     net.request(1, 7, 1, 5);
     net.settle();
     net.down.insert(2);
     net.request(1, 7, 2, 100);
     net.settle();
-    beats(&mut net, 1, 2);
+    beats(net, 1, 2);
     let leader_total = net.r(1).state_machine().0;
     net.crash(1);
     net.down.insert(1);
     net.down.remove(&2);
+    leader_total
+}
+
+/// Node 1 and the auxiliary choose a value node 2 never saw; node 1 dies; node 2 must find
+/// the value in the auxiliary's promise.
+fn lost_value(bug: Option<PlantedBug>) -> (u64, u64) {
+    let mut net = two_plus_one(bug);
+    let leader_total = chosen_without_2_then_1_dies(&mut net);
     net.timer(2, Timer::Election);
     net.timer(2, Timer::Election);
     net.settle();
@@ -256,16 +263,7 @@ fn a_digest_leaves_only_after_the_leaders_own_vote_is_durable() {
 /// 2's while node 1 is down, and node 2's after node 1 returned.
 fn lost_value_with_digests(bug: Option<PlantedBug>) -> (u64, u64, u64) {
     let mut net = two_plus_one_with_digests(bug);
-    net.request(1, 7, 1, 5);
-    net.settle();
-    net.down.insert(2);
-    net.request(1, 7, 2, 100);
-    net.settle();
-    beats(&mut net, 1, 2);
-    let leader_total = net.r(1).state_machine().0;
-    net.crash(1);
-    net.down.insert(1);
-    net.down.remove(&2);
+    let leader_total = chosen_without_2_then_1_dies(&mut net);
     for _ in 0..3 {
         net.timer(2, Timer::Election);
         net.timer(2, Timer::Election);

@@ -84,30 +84,37 @@ fn multi_removed_node_stands_is_caught_within_20_seeds() {
     catch(Protocol::Multi, PlantedBug::RemovedNodeStands, 20);
 }
 
-/// Cheap Paxos, 2 mains + 1 auxiliary: 138 of the first 500 seeds (first at 2). A main that
-/// leads after the other main chose values with the auxiliary must find them in the
-/// auxiliary's promise.
-#[test]
-fn multi_aux_votes_ignored_is_caught_within_20_seeds_of_2_mains_and_1_auxiliary() {
+/// The first of the first `seeds` seeds of 2 mains + 1 auxiliary with `bug` that fails, and
+/// its replay's violation.
+fn catch_cheap(bug: PlantedBug, seeds: u64) -> (u64, synod_sim::Violation) {
     let opts = SimOptions {
         protocol: Protocol::Multi,
         nodes: 2,
         auxiliaries: 1,
         faults: Faults::ALL,
-        bug: Some(PlantedBug::AuxVotesIgnored),
+        bug: Some(bug),
         ..Default::default()
     };
-    let seed = (0..20)
-        .find(|&seed| {
-            opts.run_one(seed, false)
-                .expect("valid")
-                .0
-                .violation
-                .is_some()
-        })
-        .unwrap_or_else(|| panic!("aux-votes-ignored survived 20 seeds"));
+    let failed = |seed| {
+        opts.run_one(seed, false)
+            .expect("valid")
+            .0
+            .violation
+            .is_some()
+    };
+    let seed = (0..seeds)
+        .find(|&seed| failed(seed))
+        .unwrap_or_else(|| panic!("{bug} survived {seeds} seeds"));
     let (again, _) = opts.run_one(seed, true).expect("valid");
-    let v = again.violation.expect("the replay fails too");
+    (seed, again.violation.expect("the replay fails too"))
+}
+
+/// Cheap Paxos, 2 mains + 1 auxiliary: 138 of the first 500 seeds (first at 2). A main that
+/// leads after the other main chose values with the auxiliary must find them in the
+/// auxiliary's promise.
+#[test]
+fn multi_aux_votes_ignored_is_caught_within_20_seeds_of_2_mains_and_1_auxiliary() {
+    let (_, v) = catch_cheap(PlantedBug::AuxVotesIgnored, 20);
     assert_eq!(v.check, "agreement", "{v}");
 }
 
@@ -117,30 +124,12 @@ fn multi_aux_votes_ignored_is_caught_within_20_seeds_of_2_mains_and_1_auxiliary(
 /// with something else.
 #[test]
 fn multi_aux_digests_dropped_is_caught_within_40_seeds_of_2_mains_and_1_auxiliary() {
-    let opts = SimOptions {
-        protocol: Protocol::Multi,
-        nodes: 2,
-        auxiliaries: 1,
-        faults: Faults::ALL,
-        bug: Some(PlantedBug::AuxDigestsDropped),
-        ..Default::default()
-    };
-    let seed = (0..40)
-        .find(|&seed| {
-            opts.run_one(seed, false)
-                .expect("valid")
-                .0
-                .violation
-                .is_some()
-        })
-        .unwrap_or_else(|| panic!("aux-digests-dropped survived 40 seeds"));
+    let (seed, v) = catch_cheap(PlantedBug::AuxDigestsDropped, 40);
     assert_ne!(
         seed % 3,
         0,
         "seed {seed} sends no digests, yet the bug showed"
     );
-    let (again, _) = opts.run_one(seed, true).expect("valid");
-    let v = again.violation.expect("the replay fails too");
     assert_eq!(v.check, "agreement", "seed {seed}: {v}");
 }
 
