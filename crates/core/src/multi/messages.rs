@@ -41,8 +41,10 @@ pub enum Value<C> {
     Reconfig(Arc<ConfigChange>),
     /// Cheap Paxos: what a leader sends an auxiliary acceptor in place of a large batch
     /// ([`Value::for_auxiliary`]). Only an auxiliary votes for one; a replica never holds one,
-    /// and a candidate counts an auxiliary's promise only once another promise holds the value
-    /// behind each digest it reports ([`super::leader::Promises`]). Last, for the same reason.
+    /// and a candidate counts an auxiliary's promise only once every digest it reports is
+    /// resolved (another promise holds a value with that hash in the slot) or outranked (a
+    /// chosen or higher-ballot entry there) ([`super::leader::Promises`]). Last, for the same
+    /// reason.
     Digest(ValueDigest),
 }
 
