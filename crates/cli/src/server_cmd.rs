@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use synod_server::config::{Member, ServerConfig, ServerProtocol, TlsFiles};
+use synod_server::config::{Member, ReadProbes, ServerConfig, ServerProtocol, TlsFiles};
 
 /// Options of `synod server`.
 #[derive(Args, Debug)]
@@ -156,6 +156,12 @@ pub struct ServerArgs {
     /// digest, must wait for a main that holds the value (default: 16384).
     #[arg(long, env = "SYNOD_AUX_DIGEST_MIN", value_parser = parse_digest_min)]
     aux_digest_min: Option<DigestMin>,
+    /// Whom the leader asks to confirm it still leads before it serves linearizable reads:
+    /// `quorum` (the default) asks only as many members as make a quorum with it, those that
+    /// answered last, which spares the others' CPU; a member that stops answering then costs
+    /// reads one heartbeat. `all` asks every member and takes the first quorum of answers.
+    #[arg(long, env = "SYNOD_READ_PROBES", value_enum)]
+    read_probes: Option<ReadProbesArg>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "SYNOD_CONFIG")]
     config: Option<PathBuf>,
@@ -209,6 +215,16 @@ struct FileConfig {
     auxiliaries: Option<Vec<u64>>,
     auxiliary: Option<bool>,
     aux_digest_min: Option<FileDigestMin>,
+    read_probes: Option<ReadProbes>,
+}
+
+/// `--read-probes`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ReadProbesArg {
+    /// A quorum's worth of members, those that answered last.
+    Quorum,
+    /// Every member.
+    All,
 }
 
 /// `aux_digest_min` in a TOML file: a number of bytes, or the word `off`.
@@ -474,6 +490,11 @@ impl ServerArgs {
             auxiliaries,
             auxiliary,
             aux_digest_min: aux_digest_min.0,
+            read_probes: match self.read_probes {
+                Some(ReadProbesArg::Quorum) => ReadProbes::Quorum,
+                Some(ReadProbesArg::All) => ReadProbes::All,
+                None => file.read_probes.unwrap_or_default(),
+            },
             client_tls,
             peer_tls,
             auth_token: self
@@ -578,6 +599,7 @@ impl ServerArgs {
             ("--auxiliaries", !self.auxiliaries.is_empty()),
             ("--auxiliary", self.auxiliary),
             ("--aux-digest-min", self.aux_digest_min.is_some()),
+            ("--read-probes", self.read_probes.is_some()),
             ("--config", self.config.is_some()),
             ("--print-config", self.print_config),
             (

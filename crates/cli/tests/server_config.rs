@@ -79,6 +79,31 @@ fn the_auxiliary_digest_threshold_takes_bytes_or_off_from_flag_env_and_file() {
 }
 
 #[test]
+fn read_probes_are_a_quorum_unless_told_all_by_flag_env_or_file() {
+    let peers = ["--id", "1", "--peers", "1=127.0.0.1:7001"];
+    let probes = |extra: &[&str], env: &[(&str, &str)]| {
+        let (ok, out) = print_config(&[&peers[..], extra].concat(), env);
+        assert!(ok, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["read_probes"].clone()
+    };
+    assert_eq!(probes(&[], &[]), "quorum", "default");
+    assert_eq!(probes(&["--read-probes", "all"], &[]), "all");
+    assert_eq!(probes(&[], &[("SYNOD_READ_PROBES", "all")]), "all");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("synod.toml");
+    std::fs::write(&file, "read_probes = \"all\"").unwrap();
+    let f = file.to_str().unwrap();
+    assert_eq!(probes(&["--config", f], &[]), "all");
+    assert_eq!(
+        probes(&["--config", f, "--read-probes", "quorum"], &[]),
+        "quorum"
+    );
+    let (ok, out) = print_config(&[&peers[..], &["--read-probes", "some"]].concat(), &[]);
+    assert!(!ok && out.contains("--read-probes"), "{out}");
+}
+
+#[test]
 fn bad_configuration_is_explained() {
     let (ok, out) = print_config(&["--id", "3", "--peers", "1=127.0.0.1:7001"], &[]);
     assert!(

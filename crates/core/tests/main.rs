@@ -14,6 +14,7 @@ mod join;
 mod learner;
 mod membership;
 mod pbft;
+mod probes;
 mod promotion;
 mod reconfig;
 mod regressions;

@@ -33,6 +33,9 @@ pub struct NodeConfig {
     /// Cheap Paxos: batches of at least this many encoded bytes go to auxiliaries as their
     /// digest (see `synod_core::multi::Config::aux_digest_min`); `None`: whole.
     pub aux_digest_min: Option<usize>,
+    /// Probe only a quorum's worth of members for a read's confirmation (see
+    /// `synod_core::multi::Config::thrifty_reads`).
+    pub thrifty_reads: bool,
     /// Quorum sizes.
     pub quorum: QuorumSpec,
     /// A membership change governs from this many slots after its own; at least `window`.
@@ -79,6 +82,7 @@ impl NodeConfig {
             join: false,
             auxiliaries: Vec::new(),
             aux_digest_min: c.aux_digest_min,
+            thrifty_reads: c.thrifty_reads,
         }
     }
 
@@ -99,6 +103,7 @@ impl NodeConfig {
         rc.join = self.join;
         rc.auxiliaries = self.auxiliaries.clone();
         rc.aux_digest_min = self.aux_digest_min;
+        rc.thrifty_reads = self.thrifty_reads;
         rc
     }
 }

@@ -4,7 +4,7 @@
 //! messages, log writes handed to the flusher thread (one group per loop turn, synced while the
 //! loop goes on), client replies, and snapshot and checkpoint work on blocking threads.
 
-use crate::config::{url_addr, ServerConfig};
+use crate::config::{url_addr, ReadProbes, ServerConfig};
 use crate::metrics::Metrics;
 use crate::pace::{Pace, PacedWrite};
 use crate::peer::Outbox;
@@ -446,6 +446,7 @@ impl Node {
         nc.join = join;
         nc.auxiliaries = cfg.auxiliaries.clone();
         nc.aux_digest_min = cfg.aux_digest_min;
+        nc.thrifty_reads = cfg.read_probes == ReadProbes::Quorum;
         // Auxiliaries are listed in --peers too: the rest are mains (and only mains can send
         // a joiner the cluster's state).
         nc.members.retain(|m| !cfg.auxiliaries.contains(m));
@@ -1045,6 +1046,7 @@ mod tests {
             auxiliaries: Vec::new(),
             auxiliary: false,
             aux_digest_min: None,
+            read_probes: Default::default(),
             client_tls: None,
             peer_tls: None,
             auth_token_ttl: Duration::from_secs(300),

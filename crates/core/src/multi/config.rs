@@ -33,6 +33,12 @@ pub struct Config {
     /// that hears such a vote only from the auxiliary must hear the value from a main (the one
     /// that proposed it, or another that voted for it) before that promise counts.
     pub aux_digest_min: Option<usize>,
+    /// A leader probes for a linearizable read's confirmation only as many main members as
+    /// make a quorum with it (those that answered the latest rounds), not every member: seed
+    /// 002's "thrifty" sends, for the read path. The others hear a round still in flight at
+    /// the next heartbeat.
+    #[serde(default)]
+    pub thrifty_reads: bool,
     /// Quorum sizes.
     pub quorum: QuorumSpec,
     /// A membership change chosen in slot `i` governs slots from `i + alpha` on. Fixed when the
@@ -120,6 +126,7 @@ impl Config {
             join: false,
             auxiliaries: Vec::new(),
             aux_digest_min: None,
+            thrifty_reads: false,
         }
     }
 

@@ -25,6 +25,7 @@
 use super::messages::Slot;
 use crate::ballot::NodeId;
 use crate::quorum::QuorumSystem;
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// The driver's name for one read request.
@@ -102,6 +103,33 @@ impl Reads {
             let acks = self.acked.iter().filter(|&(_, &r)| r >= self.started);
             (self.started, acks.map(|(&m, _)| m).collect())
         })
+    }
+
+    /// Thrifty probes (seed 002's second optimisation, for reads): of `candidates`, the fewest
+    /// that make a phase-2 quorum with `me`, those that acknowledged the latest round first
+    /// (ties by id, so the choice stays put while they all answer). `None` if all of them
+    /// together do not make one.
+    pub fn thrifty_targets(
+        &self,
+        me: NodeId,
+        candidates: impl Iterator<Item = NodeId>,
+        quorum: &dyn QuorumSystem,
+    ) -> Option<Vec<NodeId>> {
+        let mut ranked: Vec<(Reverse<u64>, NodeId)> = candidates
+            .filter(|&m| m != me)
+            .map(|m| (Reverse(self.acked.get(&m).copied().unwrap_or(0)), m))
+            .collect();
+        ranked.sort_unstable();
+        let mut members = BTreeSet::from([me]);
+        let mut out = Vec::new();
+        for (_, m) in ranked {
+            if quorum.is_phase2_quorum(&members) {
+                break;
+            }
+            members.insert(m);
+            out.push(m);
+        }
+        quorum.is_phase2_quorum(&members).then_some(out)
     }
 
     /// `from` confirmed our leadership for `round` (and so for every earlier round).
@@ -267,6 +295,33 @@ mod tests {
         r.ack(3, next, &q);
         let all: Vec<ReadId> = (1..MAX_ROUNDS_IN_FLIGHT).chain([100, 101]).collect();
         assert_eq!(ids(r.ready(0, false)), all);
+    }
+
+    #[test]
+    fn thrifty_targets_are_the_fewest_that_make_a_quorum_latest_answer_first() {
+        let q = Quorum::majority(&[1, 2, 3, 4, 5]).expect("valid");
+        let mut r = Reads::default();
+        assert_eq!(
+            r.thrifty_targets(1, 1..=5, &q),
+            Some(vec![2, 3]),
+            "by id at first"
+        );
+        for round in 1..=2 {
+            r.request(round, 0, None);
+            assert_eq!(r.next_round(), Some(round));
+        }
+        r.ack(4, 2, &q);
+        r.ack(5, 1, &q);
+        assert_eq!(r.thrifty_targets(1, 1..=5, &q), Some(vec![4, 5]));
+        assert_eq!(
+            r.thrifty_targets(1, [1, 2, 5].into_iter(), &q),
+            Some(vec![5, 2])
+        );
+        assert_eq!(
+            r.thrifty_targets(1, [1, 3].into_iter(), &q),
+            None,
+            "no quorum"
+        );
     }
 
     #[test]

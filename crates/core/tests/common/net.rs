@@ -37,6 +37,8 @@ pub struct Net {
     pub aux_received: BTreeMap<NodeId, usize>,
     /// `Config::aux_digest_min` (set before the replicas boot again).
     pub aux_digest_min: Option<usize>,
+    /// `Config::thrifty_reads` (set before the replicas boot again).
+    pub thrifty_reads: bool,
 }
 
 impl Net {
@@ -75,6 +77,7 @@ impl Net {
             aux_disks: BTreeMap::new(),
             aux_received: BTreeMap::new(),
             aux_digest_min: None,
+            thrifty_reads: false,
         };
         for id in n + 1..=n + aux {
             net.aux_disks.insert(id, AuxDurable::default());
@@ -97,6 +100,7 @@ impl Net {
         c.build_for_joiners = self.build_for_joiners;
         c.auxiliaries = self.aux_disks.keys().copied().collect();
         c.aux_digest_min = self.aux_digest_min;
+        c.thrifty_reads = self.thrifty_reads;
         c
     }
 
