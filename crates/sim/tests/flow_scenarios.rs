@@ -618,3 +618,28 @@ fn fast_byzantine_failure_splits_a_slot_and_the_correct_acceptors_choose_again()
     }
     assert_eq!(d.outcome.learned["client"], "W");
 }
+
+#[test]
+fn read_index_probes_one_follower_and_turns_to_the_other_when_it_fails() {
+    let d = run("read-index");
+    // One follower's acknowledgement makes a quorum with the leader: only S2 is probed.
+    assert_eq!(receivers_of(&d, "ReadProbe(1.1, #1)"), vec![2]);
+    // S2 fails: the heartbeat sends read 2's round to S3, and read 3's probe goes to S3 first.
+    assert_eq!(receivers_of(&d, "ReadProbe(1.1, #2)"), vec![3]);
+    assert_eq!(receivers_of(&d, "ReadProbe(1.1, #3)"), vec![3]);
+    let labels = d.chart.labels();
+    let at = |l: &str| {
+        labels
+            .iter()
+            .position(|x| *x == l)
+            .unwrap_or_else(|| panic!("no {l}: {labels:?}"))
+    };
+    // Each read is answered with the write before it, and only after its round is confirmed.
+    for id in 1..=3 {
+        assert!(at(&format!("ReadAck(1.1, #{id})")) < at(&format!("Response(read #{id}: x=1)")));
+    }
+    // Read 2 waits for the heartbeat: S3 hears its round only from it.
+    let last_beat = labels.iter().rposition(|x| x.starts_with("Heartbeat("));
+    assert!(last_beat.is_some_and(|b| at("Read(#2: x, linearizable)") < b));
+    assert!(last_beat.is_some_and(|b| b < at("ReadAck(1.1, #2)")));
+}

@@ -161,6 +161,11 @@ pub const SCENARIOS: &[Scenario] = &[
         run: || multi_drawn(multi::reconfigure(), 1),
     },
     Scenario {
+        name: "read-index",
+        title: "Multi-Paxos linearizable reads (ReadIndex): thrifty probes, a follower fails, the other is asked",
+        run: || multi_drawn(multi::read_index(), 0),
+    },
+    Scenario {
         name: "cheap-multi",
         title: "Cheap Multi-Paxos: a main fails, the auxiliary votes, the cluster shrinks to quorum 2",
         run: || multi_drawn(multi::cheap_multi(), 2),

@@ -169,6 +169,8 @@ impl Script {
             cfg.auxiliaries = aux_ids.clone();
             // Every batch goes to an auxiliary as its digest, as large ones do in the server.
             cfg.aux_digest_min = Some(0);
+            // Reads' probes to a quorum's worth of members, as the server sends them.
+            cfg.thrifty_reads = true;
             let mut r = Replica::new(cfg, Kv::default()).expect("valid config");
             let _ = r.start();
             replicas.insert(id, r);
@@ -255,6 +257,14 @@ impl Script {
                         label: format!("Response({result:?})"),
                     });
                 }
+                Output::ReadReady { id } => {
+                    let x = self.replicas[&from].state_machine().get("x").cloned();
+                    self.row(Row::Msg {
+                        senders: [from].into(),
+                        receivers: [CLIENT].into(),
+                        label: format!("Response(read #{id}: x={})", x.as_deref().unwrap_or("-")),
+                    });
+                }
                 Output::Reconfigured { slot, id, .. } if id.origin == from => {
                     let gov = slot + self.alpha;
                     self.row(Row::Note(format!(
@@ -333,6 +343,17 @@ impl Script {
             .get_mut(&s)
             .expect("replica")
             .on_client_request(cmd);
+        self.absorb(s, fx);
+    }
+
+    /// The client asks server `s` for a linearizable read of x, numbered `id`.
+    pub fn read(&mut self, s: NodeId, id: u64) {
+        self.row(Row::Msg {
+            senders: [CLIENT].into(),
+            receivers: [s].into(),
+            label: format!("Read(#{id}: x, linearizable)"),
+        });
+        let fx = self.replicas.get_mut(&s).expect("replica").on_reads([id]);
         self.absorb(s, fx);
     }
 
@@ -568,6 +589,36 @@ pub(super) fn reconfigure() -> Script {
         s.deliver_all();
     }
     s.heartbeat(1);
+    s.deliver_all();
+    s
+}
+
+/// Linearizable reads without a log slot (ReadIndex), with thrifty probes: the leader serves a
+/// read once a quorum (itself and one follower) confirms after the read arrived that it still
+/// leads. It probes only S2, the one follower a quorum needs. S2 fails; the next read's probe
+/// goes unanswered until the heartbeat sends the round to S3, whose answer confirms it, and S3,
+/// now the member that answered the latest round, gets the next read's probe at once.
+pub(super) fn read_index() -> Script {
+    let mut s = led_with_a_write(Script::new(3));
+    s.chart.push(Row::Note(
+        "--- A read: one follower's probe is enough ---".into(),
+    ));
+    s.read(1, 1);
+    s.deliver_all(); // ReadProbe to S2
+    s.deliver_all(); // ReadAck: confirmed, served
+    s.fail(2);
+    s.read(1, 2);
+    s.deliver_all(); // ReadProbe to S2, lost
+    s.chart.push(Row::Note(
+        "--- #2's probe went to S2, which is down; the heartbeat sends it to S3 ---".into(),
+    ));
+    s.heartbeat(1);
+    s.deliver_all();
+    s.deliver_all();
+    s.chart
+        .push(Row::Note("--- S3 answered last: probed first ---".into()));
+    s.read(1, 3);
+    s.deliver_all();
     s.deliver_all();
     s
 }
