@@ -107,8 +107,8 @@ impl Reads {
 
     /// Thrifty probes (seed 002's second optimisation, for reads): of `candidates`, the fewest
     /// that make a phase-2 quorum with `me`, those that acknowledged the latest round first
-    /// (ties by id, so the choice stays put while they all answer). `None` if all of them
-    /// together do not make one.
+    /// (ties in the order given, so the choice stays put while they all answer). `None` if all
+    /// of them together do not make one.
     pub fn thrifty_targets(
         &self,
         me: NodeId,
@@ -119,7 +119,7 @@ impl Reads {
             .filter(|&m| m != me)
             .map(|m| (Reverse(self.acked.get(&m).copied().unwrap_or(0)), m))
             .collect();
-        ranked.sort_unstable();
+        ranked.sort_by_key(|&(acked, _)| acked);
         let mut members = BTreeSet::from([me]);
         let mut out = Vec::new();
         for (_, m) in ranked {
@@ -304,7 +304,11 @@ mod tests {
         assert_eq!(
             r.thrifty_targets(1, 1..=5, &q),
             Some(vec![2, 3]),
-            "by id at first"
+            "as given at first"
+        );
+        assert_eq!(
+            r.thrifty_targets(1, [5, 4, 1, 3].into_iter(), &q),
+            Some(vec![5, 4])
         );
         for round in 1..=2 {
             r.request(round, 0, None);

@@ -551,7 +551,9 @@ impl<S: StateMachine> Replica<S> {
     /// that acknowledged the latest rounds. A member left out hears the round at the next
     /// heartbeat if it is still in flight then (its acknowledgement counts like any other), so
     /// a chosen member that stops answering costs one heartbeat, after which the one that
-    /// answered the retransmission has the later round and is chosen. While writes are in
+    /// answered the retransmission has the later round and is chosen. Before any member has
+    /// acknowledged a round of this leadership, those whose promise we hold rank first: after
+    /// a failover the old leader, still a member but maybe dead, ranks last. While writes are in
     /// flight, all are probed: the members are busy with accepts then, and the first quorum of
     /// answers comes sooner than one given member's (3% more mixed reads and writes per second
     /// than with a quorum's worth, docs/performance.md). While a membership change is
@@ -563,8 +565,11 @@ impl<S: StateMachine> Replica<S> {
                 if a.in_flight().is_empty() && membership.over(commit, to).nth(1).is_none() =>
             {
                 let config = membership.at(commit);
+                let (promised, rest): (Vec<NodeId>, Vec<NodeId>) =
+                    config.mains().partition(|&m| a.promises.has(m));
+                let candidates = promised.into_iter().chain(rest);
                 a.reads
-                    .thrifty_targets(self.cfg.id, config.mains(), config.quorum())
+                    .thrifty_targets(self.cfg.id, candidates, config.quorum())
             }
             _ => None,
         };
