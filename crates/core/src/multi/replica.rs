@@ -560,9 +560,14 @@ impl<S: StateMachine> Replica<S> {
     /// pending, all are probed too.
     fn read_probe_targets(&self, commit: Slot, to: Slot) -> Vec<NodeId> {
         let membership = self.learner.membership();
+        // Cheap Paxos with a main silent: the auxiliaries too, at once, as accepts go to them;
+        // at the heartbeat only, a read would wait for one every time.
+        let aux = self.aux_for_reads(commit);
         let thrifty = match (&self.role, self.cfg.thrifty_reads) {
             (Role::Leader(a), true)
-                if a.in_flight().is_empty() && membership.over(commit, to).nth(1).is_none() =>
+                if aux.is_empty()
+                    && a.in_flight().is_empty()
+                    && membership.over(commit, to).nth(1).is_none() =>
             {
                 let config = membership.at(commit);
                 let (promised, rest): (Vec<NodeId>, Vec<NodeId>) =
@@ -576,6 +581,7 @@ impl<S: StateMachine> Replica<S> {
         thrifty.unwrap_or_else(|| {
             (membership.members_over(commit, to))
                 .filter(|&m| m != self.cfg.id)
+                .chain(aux)
                 .collect()
         })
     }
