@@ -1,0 +1,84 @@
+#!/bin/bash
+# Thrifty read probes: `synod server --read-probes all` against `quorum`, side by side.
+#
+# For each round and each setting, starts a fresh 3-node cluster on 127.0.0.1 (ports from
+# PORT, default 25100), writes for a second, then runs `synod bench run` at the leader with
+# WORKLOAD (default get, linearizable), CLIENTS (64) and CONNS (8), 1,000 keys, 1 s warm-up
+# and 5 s measured, ROUNDS times (default 3). Prints one line per run: setting, ops/s, server
+# CPU per op (µs, the three servers' user + system time), p50 and p99 (ms), and each node's
+# CPU ticks over the run, so the follower left out shows. docs/performance.md ("Thrifty read
+# probes") has what it measured. Needs etcdctl (Debian's etcd-client).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${SYNOD:-}" ]; then
+  cargo build --release -p synod >&2
+  SYNOD=./target/release/synod
+fi
+workload=${WORKLOAD:-get}
+clients=${CLIENTS:-64}
+conns=${CONNS:-8}
+rounds=${ROUNDS:-3}
+base=${PORT:-25100}
+work=$(mktemp -d)
+pids=()
+stop() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap 'stop; rm -rf "$work"' EXIT
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+run() {
+  local mode=$1 dir leader
+  sync
+  dir=$(mktemp -d "$work/run.XXXX")
+  local peers="1=127.0.0.1:$((base + 1)),2=127.0.0.1:$((base + 2)),3=127.0.0.1:$((base + 3))"
+  local cl="1=127.0.0.1:$((base + 201)),2=127.0.0.1:$((base + 202)),3=127.0.0.1:$((base + 203))"
+  local eps="127.0.0.1:$((base + 201)),127.0.0.1:$((base + 202)),127.0.0.1:$((base + 203))"
+  pids=()
+  for i in 1 2 3; do
+    "$SYNOD" server --id "$i" --peers "$peers" --clients "$cl" \
+      --listen-client "127.0.0.1:$((base + 200 + i))" --listen-admin "127.0.0.1:$((base + 300 + i))" \
+      --data-dir "$dir/n$i" --read-probes "$mode" >"$dir/$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for _ in $(seq 100); do
+    etcdctl --endpoints "$eps" put warm 1 >/dev/null 2>&1 && break
+    sleep 0.3
+  done
+  leader=$(etcdctl --endpoints "$eps" endpoint status -w json | python3 -c '
+import json, sys
+for i, s in enumerate(json.load(sys.stdin)):
+    if s["Status"]["leader"] == s["Status"]["header"]["member_id"]:
+        print(i + 1)')
+  local ep="127.0.0.1:$((base + 200 + leader))"
+  "$SYNOD" bench run --endpoints "$ep" --workload put --clients 8 --conns 2 --keys 1000 \
+    --warmup 0s --duration 1s --quiet >/dev/null 2>&1
+  local before=() after=()
+  for p in "${pids[@]}"; do before+=("$(ticks "$p")"); done
+  "$SYNOD" bench run --endpoints "$ep" --workload "$workload" --clients "$clients" \
+    --conns "$conns" --keys 1000 --warmup 1s --duration 5s \
+    --server-pids "$(IFS=,; echo "${pids[*]}")" --quiet --json "$dir/r.json" \
+    >/dev/null 2>"$dir/bench.err" || {
+    cat "$dir/bench.err" >&2
+    exit 1
+  }
+  for p in "${pids[@]}"; do after+=("$(ticks "$p")"); done
+  python3 - "$dir/r.json" "$mode" "$leader" "${before[@]}" "${after[@]}" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+lat = r["latency_ms"]
+b, a = sys.argv[4:7], sys.argv[7:10]
+ticks = " ".join(f"n{i + 1}={int(a[i]) - int(b[i])}" for i in range(3))
+print(f"{sys.argv[2]:>6}  ops/s {r['throughput']:8.0f}  server CPU/op {r['server_cpu_us_per_op']:6.1f} us  "
+      f"p50 {lat['p50']:6.3f} ms  p99 {lat['p99']:6.3f} ms  CPU ticks {ticks} (leader n{sys.argv[3]})")
+PY
+  stop
+  rm -rf "$dir"
+}
+
+for _ in $(seq "$rounds"); do
+  for mode in all quorum; do
+    run "$mode"
+  done
+done
