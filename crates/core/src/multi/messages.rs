@@ -53,6 +53,14 @@ pub enum Value<C> {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ValueDigest(pub [u8; 32]);
 
+impl ValueDigest {
+    /// The digest of an encoding.
+    fn of(bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        ValueDigest(sha2::Sha256::digest(bytes).into())
+    }
+}
+
 impl std::fmt::Debug for ValueDigest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "digest:{}", hex::encode(&self.0[..6]))
@@ -83,15 +91,11 @@ impl<C: Serialize> Value<C> {
     /// The value's digest, and the length of its encoding (a digest is its own digest); `None`
     /// if the value does not encode.
     pub fn digest(&self) -> Option<(ValueDigest, usize)> {
-        use sha2::Digest as _;
         if let Value::Digest(d) = self {
             return Some((*d, 0));
         }
         let bytes = crate::encode::to_vec_exact(self).ok()?;
-        Some((
-            ValueDigest(sha2::Sha256::digest(&bytes).into()),
-            bytes.len(),
-        ))
+        Some((ValueDigest::of(&bytes), bytes.len()))
     }
 
     /// What a leader sends an auxiliary acceptor for this value: the digest of a batch whose
@@ -102,14 +106,12 @@ impl<C: Serialize> Value<C> {
     where
         C: Clone,
     {
-        let Some(min) = min else {
-            return self.clone();
-        };
-        if !matches!(self, Value::Batch(_)) {
-            return self.clone();
-        }
-        match self.digest() {
-            Some((d, len)) if len >= min => Value::Digest(d),
+        // Hashed only once the encoding is known to be large enough: most batches are not.
+        match (min, self) {
+            (Some(min), Value::Batch(_)) => match crate::encode::to_vec_exact(self) {
+                Ok(bytes) if bytes.len() >= min => Value::Digest(ValueDigest::of(&bytes)),
+                _ => self.clone(),
+            },
             _ => self.clone(),
         }
     }

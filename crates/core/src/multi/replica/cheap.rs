@@ -81,13 +81,13 @@ impl<S: StateMachine> Replica<S> {
             return;
         }
         let value = value.for_auxiliary(cfg.aux_digest_min);
+        let digest = value.is_digest();
         let msg = Message::Accept {
             ballot,
             slot,
             value,
             commit,
         };
-        let digest = matches!(&msg, Message::Accept { value, .. } if value.is_digest());
         for &m in aux.iter().filter(|&&m| m != cfg.id) {
             match digest {
                 true => fx.send_after_sync(m, msg.clone()),
