@@ -307,6 +307,19 @@ enum Durable {
     SnapshotBuilt { snapshot: Snapshot, ms: u64 },
 }
 
+/// A log batch held for [`Node::write_inline`].
+struct InlineWrite {
+    batch: u64,
+    records: Vec<Vec<u8>>,
+}
+
+/// A batch of at most this many records is synced on the loop's thread when the log has been
+/// idle for at least as long as its last sync took. At low load that saves waking the flusher
+/// and being woken by it, two thread switches per sync on each node. Under load (larger
+/// batches, or one batch right behind another) the flusher syncs while the loop goes on:
+/// a loop that waited for each sync itself served 8 clients about 4% slower.
+const INLINE_MAX_RECORDS: usize = 4;
+
 /// A loop turn at least this long is logged as a warning.
 const SLOW_TURN_MS: u64 = 50;
 
@@ -321,6 +334,12 @@ pub struct Node {
     snapshots: Arc<SnapshotStore>,
     durable_tx: mpsc::UnboundedSender<Durable>,
     durable_rx: Option<mpsc::UnboundedReceiver<Durable>>,
+    /// A small batch to sync on the loop's own thread once the turn's messages have left
+    /// ([`Node::write_inline`]).
+    inline_write: Option<InlineWrite>,
+    /// When the last sync ended and how long it took: a log idle for at least that long is
+    /// under half its capacity, so the loop may sync there itself.
+    log_idle: Option<(Instant, Duration)>,
     outbox: Outbox<Message<KvCommand>>,
     metrics: Metrics,
     /// Counters already exported to `metrics`.
@@ -472,6 +491,8 @@ impl Node {
             snapshots: Arc::new(opened.snapshots),
             durable_tx,
             durable_rx: Some(durable_rx),
+            inline_write: None,
+            log_idle: None,
             outbox,
             metrics,
             exported: Default::default(),
@@ -549,6 +570,16 @@ impl Node {
                 break;
             }
             self.flush();
+            // A sync's flush can stage another batch: none may wait for the next input.
+            while let Some(w) = self.inline_write.take() {
+                // The turn's messages and replies leave first: the other members sync what
+                // they were sent while this one syncs.
+                tokio::task::yield_now().await;
+                if let Err(e) = self.write_inline(w) {
+                    tracing::error!(error = %e, "cannot write the log; stopping this node");
+                    return self.stop_loop();
+                }
+            }
             let ms = turn.elapsed().as_millis() as u64;
             if ms >= SLOW_TURN_MS {
                 // Nothing is received, sent or ticked meanwhile: long enough and peers elect.
@@ -560,6 +591,11 @@ impl Node {
                 );
             }
         }
+        self.stop_loop();
+    }
+
+    /// Fails what still waits on this node once its loop ends.
+    fn stop_loop(&mut self) {
         for ticket in self.core.stop() {
             if let Some(tx) = self.proposals.remove(&ticket) {
                 let _ = tx.send(Err(ProposeError::Stopped));
@@ -706,6 +742,39 @@ impl Node {
         }
     }
 
+    /// Hands a batch to the flusher thread; the loop hears when it is durable.
+    fn submit_write(&mut self, batch: u64, bytes: Vec<Vec<u8>>) {
+        let n = bytes.len();
+        let (tx, started) = (self.durable_tx.clone(), Instant::now());
+        self.wal.append_then(bytes, move |result| {
+            let _ = tx.send(Durable::Synced {
+                batch,
+                started,
+                records: n,
+                result: result.map(|_| ()),
+            });
+        });
+    }
+
+    /// Syncs a small batch on this thread if the log is idle (otherwise it queues behind the
+    /// flusher's batch as usual), then ends another turn with what its durability released.
+    fn write_inline(&mut self, w: InlineWrite) -> Result<(), StorageError> {
+        let (n, started) = (w.records.len(), Instant::now());
+        match self.wal.append_inline(w.records) {
+            Ok(result) => {
+                self.on_durable(Durable::Synced {
+                    batch: w.batch,
+                    started,
+                    records: n,
+                    result: result.map(|_| ()),
+                })?;
+                self.flush();
+            }
+            Err(records) => self.submit_write(w.batch, records),
+        }
+        Ok(())
+    }
+
     /// What the flusher or a background task finished.
     fn on_durable(&mut self, done: Durable) -> Result<(), StorageError> {
         match done {
@@ -716,9 +785,9 @@ impl Node {
                 result,
             } => {
                 result?;
-                self.metrics
-                    .fsync_seconds
-                    .observe(started.elapsed().as_secs_f64());
+                let took = started.elapsed();
+                self.log_idle = Some((Instant::now(), took));
+                self.metrics.fsync_seconds.observe(took.as_secs_f64());
                 self.metrics.records_per_fsync.observe(records as f64);
                 self.core.synced(batch, self.wal.stats().bytes);
             }
@@ -849,17 +918,21 @@ impl Node {
                 self.outbox.send(to, msg);
             }
             Action::Write { batch, records } => {
-                let n = records.len();
                 let bytes: Vec<Vec<u8>> = records.iter().map(encode_persist).collect();
-                let (tx, started) = (self.durable_tx.clone(), Instant::now());
-                self.wal.append_then(bytes, move |result| {
-                    let _ = tx.send(Durable::Synced {
+                if bytes.len() <= INLINE_MAX_RECORDS
+                    && self.proposals.len() + self.reads.len() <= 1
+                    && self
+                        .log_idle
+                        .is_some_and(|(end, took)| end.elapsed() >= took)
+                    && self.inline_write.is_none()
+                {
+                    self.inline_write = Some(InlineWrite {
                         batch,
-                        started,
-                        records: n,
-                        result: result.map(|_| ()),
+                        records: bytes,
                     });
-                });
+                } else {
+                    self.submit_write(batch, bytes);
+                }
             }
             Action::Reply { ticket, result } => {
                 if let Some(tx) = self.proposals.remove(&ticket) {

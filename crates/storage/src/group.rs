@@ -83,10 +83,14 @@ struct Queue {
     ops: Vec<Op>,
     closed: bool,
     failed: Option<StorageError>,
+    /// Someone (the flusher, or a caller of [`CommitHandle::append_inline`]) holds the log.
+    busy: bool,
 }
 
 struct Shared {
     queue: Mutex<Queue>,
+    /// The log; the flusher or an inline writer locks it only while `busy` is theirs.
+    wal: Mutex<Option<Wal>>,
     /// Signalled when work is queued or the committer is closing.
     work: Condvar,
     max_record_size: usize,
@@ -109,7 +113,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// stops the thread; later submissions through handles get [`StorageError::Closed`].
 pub struct GroupCommitter {
     handle: CommitHandle,
-    thread: Option<JoinHandle<Wal>>,
+    thread: Option<JoinHandle<Option<Wal>>>,
 }
 
 /// A cheap, clonable, thread-safe handle for submitting records to a [`GroupCommitter`].
@@ -121,11 +125,15 @@ pub struct CommitHandle {
 impl GroupCommitter {
     /// Starts the flusher thread, which takes over `wal`.
     pub fn start(wal: Wal) -> Result<GroupCommitter> {
+        let max_record_size = wal.options().max_record_size;
+        let durable = wal.durable_index();
+        let dir = wal.dir().to_path_buf();
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
+            wal: Mutex::new(None),
             work: Condvar::new(),
-            max_record_size: wal.options().max_record_size,
-            durable_index: AtomicU64::new(wal.durable_index()),
+            max_record_size,
+            durable_index: AtomicU64::new(durable),
             records: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
@@ -133,11 +141,11 @@ impl GroupCommitter {
         });
         // The counters start where the log stands, not at zero.
         publish(&shared, &wal);
+        *lock(&shared.wal) = Some(wal);
         let s = shared.clone();
-        let dir = wal.dir().to_path_buf();
         let thread = thread::Builder::new()
             .name("synod-wal-flusher".into())
-            .spawn(move || flusher(s, wal))
+            .spawn(move || flusher(s))
             .map_err(|e| StorageError::io("spawn the flusher thread for", &dir, e))?;
         Ok(GroupCommitter {
             handle: CommitHandle { shared },
@@ -159,7 +167,7 @@ impl GroupCommitter {
         lock(&self.handle.shared.queue).closed = true;
         self.handle.shared.work.notify_all();
         let thread = self.thread.take().ok_or(StorageError::Closed)?;
-        thread.join().map_err(|_| StorageError::Closed)
+        thread.join().ok().flatten().ok_or(StorageError::Closed)
     }
 }
 
@@ -258,6 +266,61 @@ impl CommitHandle {
         }
     }
 
+    /// Appends records and syncs them on the calling thread, if the log is idle: nothing
+    /// queued and no batch being written. Gives the records back otherwise, to be submitted
+    /// the usual way. For a caller that would only wait for the flusher anyway (a lone write
+    /// at low load), this saves the two thread hand-offs a submission costs.
+    pub fn append_inline(
+        &self,
+        records: Vec<Vec<u8>>,
+    ) -> std::result::Result<CommitResult, Vec<Vec<u8>>> {
+        {
+            let mut q = lock(&self.shared.queue);
+            if q.busy || !q.ops.is_empty() || q.closed || q.failed.is_some() {
+                return Err(records);
+            }
+            q.busy = true;
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        let done = Completion(Some(Notify::Call(Box::new(move |r| {
+            let _ = tx.send(r);
+        }))));
+        let mut ops = vec![Op::Append(Payload::Many(records), done)];
+        self.check_size(&mut ops);
+        let done = run_ops(&self.shared, &mut ops);
+        let queued = {
+            let mut q = lock(&self.shared.queue);
+            q.busy = false;
+            !q.ops.is_empty() || q.closed
+        };
+        if queued {
+            self.shared.work.notify_all();
+        }
+        done.deliver();
+        // Without the log (the flusher has exited) the completion was dropped: Closed.
+        Ok(rx.recv().unwrap_or(Err(StorageError::Closed)))
+    }
+
+    /// Answers an oversized append at once, leaving it out of `ops`.
+    fn check_size(&self, ops: &mut Vec<Op>) {
+        let max = self.shared.max_record_size;
+        ops.retain_mut(|op| {
+            let Op::Append(payload, done) = op else {
+                return true;
+            };
+            let len = match payload {
+                Payload::One(r) => r.len(),
+                Payload::Many(rs) => rs.iter().map(Vec::len).max().unwrap_or(0),
+            };
+            if len <= max {
+                return true;
+            }
+            let done = Completion(done.0.take());
+            done.complete(Err(StorageError::RecordTooLarge { len, max }));
+            false
+        });
+    }
+
     fn wait(&self, payload: Payload) -> CommitResult {
         let slot = Arc::new(Slot {
             result: Mutex::new(None),
@@ -305,45 +368,72 @@ impl CommitHandle {
 }
 
 /// The flusher thread: batch, append, sync, complete; until closed and drained.
-fn flusher(shared: Arc<Shared>, mut wal: Wal) -> Wal {
+fn flusher(shared: Arc<Shared>) -> Option<Wal> {
     let _close = CloseOnExit(&shared);
     let mut ops = Vec::new();
     loop {
         {
             let mut q = lock(&shared.queue);
-            while q.ops.is_empty() && !q.closed {
+            // An inline writer holds the log: its records go first, ours after.
+            while (q.ops.is_empty() && !q.closed) || q.busy {
                 q = shared.work.wait(q).unwrap_or_else(|e| e.into_inner());
             }
             if q.ops.is_empty() {
-                return wal;
+                return lock(&shared.wal).take();
             }
             std::mem::swap(&mut ops, &mut q.ops);
+            q.busy = true;
         }
-        let mut batch: Vec<(Completion, Range<u64>)> = Vec::new();
-        for op in ops.drain(..) {
-            match op {
-                Op::Append(payload, done) => {
-                    let start = wal.next_index();
-                    let r = match &payload {
-                        Payload::One(rec) => wal.append(rec).map(|_| ()),
-                        Payload::Many(recs) => {
-                            recs.iter().try_for_each(|r| wal.append(r).map(|_| ()))
-                        }
-                    };
-                    match r {
-                        Ok(()) => batch.push((done, start..wal.next_index())),
-                        Err(e) => done.complete(Err(e)),
-                    }
-                }
-                Op::Run(task) => {
-                    commit(&shared, &mut wal, &mut batch);
-                    task(&mut wal);
-                    publish(&shared, &wal);
+        let done = run_ops(&shared, &mut ops);
+        lock(&shared.queue).busy = false;
+        done.deliver();
+    }
+}
+
+/// Synced submissions whose writers have not heard yet: they hear once the log is free again,
+/// so that one woken writer finds it idle.
+struct Synced(Vec<(Completion, Range<u64>)>, Result<()>);
+
+impl Synced {
+    fn deliver(self) {
+        let Synced(batch, r) = self;
+        for (done, range) in batch {
+            done.complete(r.clone().map(|_| range));
+        }
+    }
+}
+
+/// Appends and runs `ops` in order with the log locked, syncing once per stretch of appends;
+/// the last stretch's writers are told by the caller.
+fn run_ops(shared: &Shared, ops: &mut Vec<Op>) -> Synced {
+    let mut guard = lock(&shared.wal);
+    let Some(wal) = guard.as_mut() else {
+        // The flusher has exited; dropping the completions answers Closed.
+        ops.clear();
+        return Synced(Vec::new(), Ok(()));
+    };
+    let mut batch: Vec<(Completion, Range<u64>)> = Vec::new();
+    for op in ops.drain(..) {
+        match op {
+            Op::Append(payload, done) => {
+                let start = wal.next_index();
+                let r = match &payload {
+                    Payload::One(rec) => wal.append(rec).map(|_| ()),
+                    Payload::Many(recs) => recs.iter().try_for_each(|r| wal.append(r).map(|_| ())),
+                };
+                match r {
+                    Ok(()) => batch.push((done, start..wal.next_index())),
+                    Err(e) => done.complete(Err(e)),
                 }
             }
+            Op::Run(task) => {
+                commit(shared, wal, std::mem::take(&mut batch)).deliver();
+                task(wal);
+                publish(shared, wal);
+            }
         }
-        commit(&shared, &mut wal, &mut batch);
     }
+    commit(shared, wal, batch)
 }
 
 /// Closes the queue when the flusher exits, even by a panic (a bug): queued submissions are
@@ -361,19 +451,17 @@ impl Drop for CloseOnExit<'_> {
     }
 }
 
-/// One `fdatasync` for the batch, then every submission in it learns the outcome.
-fn commit(shared: &Shared, wal: &mut Wal, batch: &mut Vec<(Completion, Range<u64>)>) {
+/// One `fdatasync` for the batch; its submissions learn the outcome from [`Synced::deliver`].
+fn commit(shared: &Shared, wal: &mut Wal, batch: Vec<(Completion, Range<u64>)>) -> Synced {
     if batch.is_empty() {
-        return;
+        return Synced(batch, Ok(()));
     }
     let r = wal.sync();
     if let Err(e) = &r {
         lock(&shared.queue).failed = Some(e.clone());
     }
     publish(shared, wal);
-    for (done, range) in batch.drain(..) {
-        done.complete(r.clone().map(|_| range));
-    }
+    Synced(batch, r.map(|_| ()))
 }
 
 fn publish(shared: &Shared, wal: &Wal) {

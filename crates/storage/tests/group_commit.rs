@@ -199,3 +199,134 @@ fn counters_start_where_the_log_stands() {
     assert_eq!((after.records, after.bytes), (before.records, before.bytes));
     assert_eq!(gc.handle().durable_index(), 1);
 }
+
+#[test]
+fn an_inline_write_syncs_on_the_callers_thread_when_the_log_is_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = small(1 << 16);
+    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let gc = GroupCommitter::start(wal).unwrap();
+    let before = gc.stats().syncs;
+    let r = gc.append_inline(vec![b"a".to_vec(), b"b".to_vec()]);
+    assert_eq!(r.ok().map(|r| r.unwrap()), Some(1..3));
+    assert_eq!(gc.durable_index(), 2);
+    assert_eq!(gc.stats().syncs - before, 1);
+    // Queued writes after it take the next indexes.
+    assert_eq!(gc.append_durable(b"c".to_vec()).unwrap(), 3);
+    assert_eq!(
+        gc.append_inline(vec![b"d".to_vec()])
+            .ok()
+            .map(|r| r.unwrap()),
+        Some(4..5)
+    );
+    drop(gc);
+    let (_, rec) = Wal::open(dir.path(), opts).unwrap();
+    let data: Vec<&[u8]> = rec.records.iter().map(|r| r.data.as_slice()).collect();
+    assert_eq!(data, [&b"a"[..], b"b", b"c", b"d"]);
+}
+
+#[test]
+fn an_inline_write_gives_its_records_back_while_the_log_is_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), small(1 << 16)).unwrap();
+    let gc = GroupCommitter::start(wal).unwrap();
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let h = gc.handle();
+    let blocker = std::thread::spawn(move || {
+        h.with_wal(move |_| {
+            entered_tx.send(()).unwrap();
+            release_rx.recv().unwrap()
+        })
+    });
+    entered_rx.recv().unwrap();
+    // The flusher is inside a batch.
+    let back = gc.append_inline(vec![b"x".to_vec()]).err();
+    assert_eq!(back, Some(vec![b"x".to_vec()]));
+    // Something queued (behind the busy flusher) also sends an inline write the usual way.
+    let queued = gc.append_channel(vec![b"y".to_vec()]);
+    assert!(gc.append_inline(vec![b"z".to_vec()]).is_err());
+    release_tx.send(()).unwrap();
+    blocker.join().unwrap().unwrap();
+    assert_eq!(queued.recv().unwrap().unwrap(), 1..2);
+    assert_eq!(
+        gc.append_inline(vec![b"z".to_vec()])
+            .ok()
+            .map(|r| r.unwrap()),
+        Some(2..3)
+    );
+}
+
+#[test]
+fn an_inline_write_refuses_an_oversized_record_and_a_closed_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = WalOptions {
+        max_record_size: 8,
+        ..small(1 << 16)
+    };
+    let (wal, _) = Wal::open(dir.path(), opts).unwrap();
+    let gc = GroupCommitter::start(wal).unwrap();
+    let h = gc.handle();
+    assert!(matches!(
+        h.append_inline(vec![b"ok".to_vec(), vec![0; 9]]),
+        Ok(Err(StorageError::RecordTooLarge { len: 9, max: 8 }))
+    ));
+    assert_eq!(
+        h.append_inline(vec![b"fine".to_vec()])
+            .ok()
+            .map(|r| r.unwrap()),
+        Some(1..2)
+    );
+    let wal = gc.close().unwrap();
+    assert_eq!(wal.last_index(), 1);
+    assert!(h.append_inline(vec![b"late".to_vec()]).is_err());
+    assert!(matches!(
+        h.append_durable(b"late".to_vec()),
+        Err(StorageError::Closed)
+    ));
+}
+
+#[test]
+fn inline_and_queued_writers_at_once_get_distinct_indexes_and_their_own_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = small(2048);
+    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let gc = GroupCommitter::start(wal).unwrap();
+    let threads: Vec<_> = (0..6u64)
+        .map(|t| {
+            let h = gc.handle();
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                let mut last = 0;
+                for seq in 0..100 {
+                    // Even threads try inline first; odd ones always queue.
+                    let range = match t % 2 {
+                        0 => match h.append_inline(vec![record(t, seq)]) {
+                            Ok(r) => r.unwrap(),
+                            Err(back) => h.append_batch_durable(back).unwrap(),
+                        },
+                        _ => h.append_batch_durable(vec![record(t, seq)]).unwrap(),
+                    };
+                    assert_eq!(range.end - range.start, 1);
+                    assert!(range.start > last, "one writer's records keep their order");
+                    assert!(h.durable_index() >= range.start);
+                    last = range.start;
+                    mine.push((range.start, t, seq));
+                }
+                mine
+            })
+        })
+        .collect();
+    let acked: Vec<(u64, u64, u64)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let indexes: HashSet<u64> = acked.iter().map(|a| a.0).collect();
+    assert_eq!(indexes, (1..=600).collect::<HashSet<u64>>());
+    drop(gc);
+    let (_, rec) = Wal::open(dir.path(), opts).unwrap();
+    assert!(rec.report.truncation.is_none());
+    for (index, t, seq) in acked {
+        assert_eq!(rec.records[(index - 1) as usize].data, record(t, seq));
+    }
+}
