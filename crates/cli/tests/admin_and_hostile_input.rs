@@ -69,6 +69,47 @@ async fn admin_http_reports_health_status_and_metrics() {
     assert_eq!(http_get(cluster.admin_ports[0], "/nope").0, 404);
 }
 
+/// The value of `synod_fsyncs_total{thread="..."}` in a `/metrics` page, 0 if absent.
+fn fsyncs(metrics: &str, thread: &str) -> u64 {
+    let prefix = format!("synod_fsyncs_total{{thread=\"{thread}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_writes_are_synced_on_the_node_loops_own_thread() {
+    let cluster = Cluster::start(3);
+    wait_healthy(cluster.admin_ports[0]);
+    let mut c = etcd_client::Client::connect(cluster.endpoints(), None)
+        .await
+        .unwrap();
+    // One put at a time, with the log idle between them: no node has other work waiting.
+    for i in 0..10 {
+        c.put(format!("lone{i}"), "v", None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pages: Vec<String> = cluster
+        .admin_ports
+        .iter()
+        .map(|&port| http_get(port, "/metrics").1)
+        .collect();
+    let on_loop: u64 = pages.iter().map(|p| fsyncs(p, "loop")).sum();
+    assert!(
+        on_loop > 0,
+        "no sync ran on a node loop's thread:\n{}",
+        pages.join("\n")
+    );
+    // Every put reached the log of every member, through one path or the other.
+    let all: u64 = pages
+        .iter()
+        .map(|p| fsyncs(p, "loop") + fsyncs(p, "flusher"))
+        .sum();
+    assert!(all >= 30, "{all} syncs for 10 puts on 3 members");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_requests_are_refused_with_a_clear_error() {
     let cluster = Cluster::start(1);

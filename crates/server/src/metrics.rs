@@ -19,6 +19,9 @@ pub struct Metrics {
     pub fsync_seconds: Histogram,
     /// Records per fsync.
     pub records_per_fsync: Histogram,
+    /// Log syncs, by the thread that made them: `loop` (a lone small batch at low load) or
+    /// `flusher`.
+    pub fsyncs: IntCounterVec,
     /// Times this node stood for election.
     pub elections: IntCounter,
     /// Peer messages sent, by kind.
@@ -53,8 +56,8 @@ impl Metrics {
                 .expect("unique metric");
             h
         };
-        let by_kind = |name: &str, help: &str| {
-            let c = IntCounterVec::new(Opts::new(name, help), &["kind"]).expect("valid metric");
+        let by = |label: &str, name: &str, help: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
             registry
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
@@ -97,11 +100,18 @@ impl Metrics {
                 "synod_elections_total",
                 "Times this node stood for election.",
             ),
-            sent: by_kind(
+            fsyncs: by(
+                "thread",
+                "synod_fsyncs_total",
+                "Log syncs, by the thread that made them: the node loop's own (a lone small batch at low load) or the flusher's.",
+            ),
+            sent: by(
+                "kind",
                 "synod_peer_messages_sent_total",
                 "Peer messages sent, by kind.",
             ),
-            received: by_kind(
+            received: by(
+                "kind",
                 "synod_peer_messages_received_total",
                 "Peer messages received, by kind.",
             ),

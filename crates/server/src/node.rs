@@ -297,6 +297,8 @@ enum Durable {
         batch: u64,
         started: Instant,
         records: usize,
+        /// Synced on the loop's own thread ([`Node::write_inline`]).
+        inline: bool,
         result: Result<(), StorageError>,
     },
     /// A checkpoint was saved and the log below it dropped: the log record it covers, its
@@ -751,6 +753,7 @@ impl Node {
                 batch,
                 started,
                 records: n,
+                inline: false,
                 result: result.map(|_| ()),
             });
         });
@@ -766,6 +769,7 @@ impl Node {
                     batch: w.batch,
                     started,
                     records: n,
+                    inline: true,
                     result: result.map(|_| ()),
                 })?;
                 self.flush();
@@ -782,9 +786,12 @@ impl Node {
                 batch,
                 started,
                 records,
+                inline,
                 result,
             } => {
                 result?;
+                let thread = if inline { "loop" } else { "flusher" };
+                self.metrics.fsyncs.with_label_values(&[thread]).inc();
                 let took = started.elapsed();
                 self.log_idle = Some((Instant::now(), took));
                 self.metrics.fsync_seconds.observe(took.as_secs_f64());
