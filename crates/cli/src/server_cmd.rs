@@ -171,7 +171,8 @@ pub struct ServerArgs {
     /// Threads of the async runtime that serves clients and peers and runs the node loop. 0
     /// (the default) runs them all on one thread, which cost about a quarter less CPU per put
     /// at 64 clients than a worker per core, side by side on 2 cores; raise it on machines with
-    /// many cores and many clients. The log syncs on a thread of its own either way.
+    /// many cores and many clients. Under load the log syncs on a thread of its own either
+    /// way (a lone small write at low load is synced by the node loop itself).
     #[arg(long, env = "SYNOD_RUNTIME_THREADS", default_value_t = 0)]
     runtime_threads: usize,
     /// Testing the tests only: serve linearizable reads locally without confirming leadership
@@ -539,8 +540,8 @@ pub fn run(args: ServerArgs) -> Result<Outcome> {
     }
     // One thread serves gRPC, peers and the node loop unless asked otherwise: on this 2-core
     // machine a multi-thread runtime spent about a quarter more CPU per put, in wake-ups and
-    // hand-offs between its workers (docs/performance.md). The log syncs on its own thread
-    // either way, and snapshots go to the blocking pool.
+    // hand-offs between its workers (docs/performance.md). Under load the log syncs on its own
+    // thread either way, and snapshots go to the blocking pool.
     let rt = crate::runtime::build(runtime_threads)?;
     rt.block_on(async move {
         let shutdown = async {

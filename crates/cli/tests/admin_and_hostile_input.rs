@@ -69,9 +69,9 @@ async fn admin_http_reports_health_status_and_metrics() {
     assert_eq!(http_get(cluster.admin_ports[0], "/nope").0, 404);
 }
 
-/// The value of `synod_fsyncs_total{thread="..."}` in a `/metrics` page, 0 if absent.
-fn fsyncs(metrics: &str, thread: &str) -> u64 {
-    let prefix = format!("synod_fsyncs_total{{thread=\"{thread}\"}} ");
+/// The value of `synod_log_batches_total{thread="..."}` in a `/metrics` page, 0 if absent.
+fn batches(metrics: &str, thread: &str) -> u64 {
+    let prefix = format!("synod_log_batches_total{{thread=\"{thread}\"}} ");
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(&prefix))
@@ -96,7 +96,7 @@ async fn lone_writes_are_synced_on_the_node_loops_own_thread() {
         .iter()
         .map(|&port| http_get(port, "/metrics").1)
         .collect();
-    let on_loop: u64 = pages.iter().map(|p| fsyncs(p, "loop")).sum();
+    let on_loop: u64 = pages.iter().map(|p| batches(p, "loop")).sum();
     assert!(
         on_loop > 0,
         "no sync ran on a node loop's thread:\n{}",
@@ -105,9 +105,9 @@ async fn lone_writes_are_synced_on_the_node_loops_own_thread() {
     // Every put reached the log of every member, through one path or the other.
     let all: u64 = pages
         .iter()
-        .map(|p| fsyncs(p, "loop") + fsyncs(p, "flusher"))
+        .map(|p| batches(p, "loop") + batches(p, "flusher"))
         .sum();
-    assert!(all >= 30, "{all} syncs for 10 puts on 3 members");
+    assert!(all >= 30, "{all} batches for 10 puts on 3 members");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

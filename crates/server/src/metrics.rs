@@ -19,9 +19,9 @@ pub struct Metrics {
     pub fsync_seconds: Histogram,
     /// Records per fsync.
     pub records_per_fsync: Histogram,
-    /// Log syncs, by the thread that made them: `loop` (a lone small batch at low load) or
-    /// `flusher`.
-    pub fsyncs: IntCounterVec,
+    /// Log batches made durable, by the thread that synced them: `loop` (a lone small batch
+    /// at low load) or `flusher` (one sync there may cover several batches).
+    pub log_batches: IntCounterVec,
     /// Times this node stood for election.
     pub elections: IntCounter,
     /// Peer messages sent, by kind.
@@ -100,10 +100,10 @@ impl Metrics {
                 "synod_elections_total",
                 "Times this node stood for election.",
             ),
-            fsyncs: by(
+            log_batches: by(
                 "thread",
-                "synod_fsyncs_total",
-                "Log syncs, by the thread that made them: the node loop's own (a lone small batch at low load) or the flusher's.",
+                "synod_log_batches_total",
+                "Log batches made durable, by the thread that synced them: the node loop's own (a lone small batch at low load) or the flusher (where one sync may cover several batches).",
             ),
             sent: by(
                 "kind",

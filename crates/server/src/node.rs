@@ -322,6 +322,10 @@ struct InlineWrite {
 /// a loop that waited for each sync itself served 8 clients about 4% slower.
 const INLINE_MAX_RECORDS: usize = 4;
 
+/// Nor more bytes than this: a large batch (a snapshot a follower installs) would stall
+/// everything the loop's thread serves while it is written.
+const INLINE_MAX_BYTES: usize = 256 * 1024;
+
 /// A loop turn at least this long is logged as a warning.
 const SLOW_TURN_MS: u64 = 50;
 
@@ -574,8 +578,8 @@ impl Node {
             self.flush();
             // A sync's flush can stage another batch: none may wait for the next input.
             while let Some(w) = self.inline_write.take() {
-                // The turn's messages and replies leave first: the other members sync what
-                // they were sent while this one syncs.
+                // Let the turn's messages and replies leave first (the writers' tasks run now,
+                // best effort), so that the other members sync what they were sent meanwhile.
                 tokio::task::yield_now().await;
                 if let Err(e) = self.write_inline(w) {
                     tracing::error!(error = %e, "cannot write the log; stopping this node");
@@ -744,6 +748,17 @@ impl Node {
         }
     }
 
+    /// Whether the loop may sync `records` itself: a small batch, at most one client request
+    /// waiting here, and the log idle for at least as long as its last sync took.
+    fn may_sync_inline(&self, records: &[Vec<u8>]) -> bool {
+        records.len() <= INLINE_MAX_RECORDS
+            && records.iter().map(Vec::len).sum::<usize>() <= INLINE_MAX_BYTES
+            && self.proposals.len() + self.reads.len() <= 1
+            && self
+                .log_idle
+                .is_some_and(|(end, took)| end.elapsed() >= took)
+    }
+
     /// Hands a batch to the flusher thread; the loop hears when it is durable.
     fn submit_write(&mut self, batch: u64, bytes: Vec<Vec<u8>>) {
         let n = bytes.len();
@@ -791,7 +806,7 @@ impl Node {
             } => {
                 result?;
                 let thread = if inline { "loop" } else { "flusher" };
-                self.metrics.fsyncs.with_label_values(&[thread]).inc();
+                self.metrics.log_batches.with_label_values(&[thread]).inc();
                 let took = started.elapsed();
                 self.log_idle = Some((Instant::now(), took));
                 self.metrics.fsync_seconds.observe(took.as_secs_f64());
@@ -919,6 +934,13 @@ impl Node {
     }
 
     fn act(&mut self, action: Action) {
+        if matches!(action, Action::Write { .. } | Action::Checkpoint { .. }) {
+            // What comes after a held batch and goes to the log (another batch, a checkpoint's
+            // barrier) finds it queued first.
+            if let Some(w) = self.inline_write.take() {
+                self.submit_write(w.batch, w.records);
+            }
+        }
         match action {
             Action::Send { to, msg } => {
                 self.metrics.sent.with_label_values(&[msg.kind()]).inc();
@@ -926,13 +948,7 @@ impl Node {
             }
             Action::Write { batch, records } => {
                 let bytes: Vec<Vec<u8>> = records.iter().map(encode_persist).collect();
-                if bytes.len() <= INLINE_MAX_RECORDS
-                    && self.proposals.len() + self.reads.len() <= 1
-                    && self
-                        .log_idle
-                        .is_some_and(|(end, took)| end.elapsed() >= took)
-                    && self.inline_write.is_none()
-                {
+                if self.may_sync_inline(&bytes) {
                     self.inline_write = Some(InlineWrite {
                         batch,
                         records: bytes,

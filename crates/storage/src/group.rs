@@ -1,6 +1,6 @@
 //! Group commit: many writers, one `fdatasync` per batch.
 //!
-//! A [`GroupCommitter`] owns the [`Wal`] on a dedicated flusher thread. Writers put records on
+//! A [`GroupCommitter`] owns the [`Wal`] and a dedicated flusher thread. Writers put records on
 //! a queue and either block until they are durable, or hand over a callback. The flusher takes
 //! everything queued, appends it in queue order, syncs once, and completes every submission of
 //! the batch. While it syncs, new submissions pile up and form the next batch, so batches grow
@@ -8,6 +8,13 @@
 //!
 //! For an async server, [`CommitHandle::append_then`] takes a callback that runs on the flusher
 //! thread right after the sync (send on a oneshot channel from it); no runtime is needed here.
+//! [`CommitHandle::append_inline`] appends and syncs on the caller's thread instead, but only
+//! while the log is idle, so that a lone write at low load skips the two thread hand-offs.
+//!
+//! Who may touch the log: whoever set the queue's `busy` flag (the flusher for a batch, or an
+//! inline writer), and only then the `wal` mutex. The flusher takes the two locks in both
+//! orders (queue then log as it exits, log then queue when a sync fails); `busy` keeps those
+//! from ever running at once.
 
 use crate::error::{Result, StorageError};
 use crate::wal::{Wal, WalStats};
@@ -270,6 +277,9 @@ impl CommitHandle {
     /// queued and no batch being written. Gives the records back otherwise, to be submitted
     /// the usual way. For a caller that would only wait for the flusher anyway (a lone write
     /// at low load), this saves the two thread hand-offs a submission costs.
+    ///
+    /// Everything submitted before it is durable when it returns, though the callbacks of
+    /// earlier [`CommitHandle::append_then`] calls may not have run yet.
     pub fn append_inline(
         &self,
         records: Vec<Vec<u8>>,
@@ -281,6 +291,9 @@ impl CommitHandle {
             }
             q.busy = true;
         }
+        // Gives the log back if this thread panics while it holds it (a bug in the log): the
+        // flusher and every writer would otherwise wait for it forever.
+        let guard = InlineGuard(&self.shared);
         let (tx, rx) = mpsc::sync_channel(1);
         let done = Completion(Some(Notify::Call(Box::new(move |r| {
             let _ = tx.send(r);
@@ -288,6 +301,7 @@ impl CommitHandle {
         let mut ops = vec![Op::Append(Payload::Many(records), done)];
         self.check_size(&mut ops);
         let done = run_ops(&self.shared, &mut ops);
+        std::mem::forget(guard);
         let queued = {
             let mut q = lock(&self.shared.queue);
             q.busy = false;
@@ -390,8 +404,9 @@ fn flusher(shared: Arc<Shared>) -> Option<Wal> {
     }
 }
 
-/// Synced submissions whose writers have not heard yet: they hear once the log is free again,
-/// so that one woken writer finds it idle.
+/// Synced submissions whose writers have not heard yet. The last batch of a turn is delivered
+/// once the log is free again, so that a woken writer finds it idle; a batch synced before a
+/// [`CommitHandle::with_wal`] task is delivered at once, while the log is still held.
 struct Synced(Vec<(Completion, Range<u64>)>, Result<()>);
 
 impl Synced {
@@ -434,6 +449,25 @@ fn run_ops(shared: &Shared, ops: &mut Vec<Op>) -> Synced {
         }
     }
     commit(shared, wal, batch)
+}
+
+/// Closes the log if an inline writer panics while it holds it (a bug in the log): the log,
+/// perhaps halfway through a frame, is dropped unsynced, queued and later submissions are
+/// answered [`StorageError::Closed`], and the flusher exits, instead of everyone waiting for a
+/// log that is never given back.
+struct InlineGuard<'a>(&'a Shared);
+
+impl Drop for InlineGuard<'_> {
+    fn drop(&mut self) {
+        // The panicking frame has released the log's lock by now.
+        drop(lock(&self.0.wal).take());
+        {
+            let mut q = lock(&self.0.queue);
+            q.busy = false;
+            q.closed = true;
+        }
+        self.0.work.notify_all();
+    }
 }
 
 /// Closes the queue when the flusher exits, even by a panic (a bug): queued submissions are
