@@ -318,8 +318,9 @@ struct InlineWrite {
 /// A batch of at most this many records is synced on the loop's thread when the log has been
 /// idle for at least as long as its last sync took. At low load that saves waking the flusher
 /// and being woken by it, two thread switches per sync on each node. Under load (larger
-/// batches, or one batch right behind another) the flusher syncs while the loop goes on:
-/// a loop that waited for each sync itself served 8 clients about 4% slower.
+/// batches, more than one request waiting, or one batch right behind another) the flusher
+/// syncs while the loop goes on: loops that waited for their syncs themselves served 8 clients
+/// 3.5-20% slower, by which guards were missing (docs/performance.md).
 const INLINE_MAX_RECORDS: usize = 4;
 
 /// Nor more bytes than this: a large batch (a snapshot a follower installs) would stall
