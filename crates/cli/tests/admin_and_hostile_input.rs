@@ -16,13 +16,19 @@ fn wait_healthy(port: u16) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_http_reports_health_status_and_metrics() {
-    let cluster = Cluster::start(3);
+/// A cluster of `nodes`, its first member healthy, and a client of all of them.
+async fn healthy_cluster(nodes: u64) -> (Cluster, etcd_client::Client) {
+    let cluster = Cluster::start(nodes);
     wait_healthy(cluster.admin_ports[0]);
-    let mut c = etcd_client::Client::connect(cluster.endpoints(), None)
+    let c = etcd_client::Client::connect(cluster.endpoints(), None)
         .await
         .unwrap();
+    (cluster, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_http_reports_health_status_and_metrics() {
+    let (cluster, mut c) = healthy_cluster(3).await;
     for i in 0..10 {
         c.put(format!("k{i}"), "v", None).await.unwrap();
     }
@@ -81,11 +87,7 @@ fn batches(metrics: &str, thread: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lone_writes_are_synced_on_the_node_loops_own_thread() {
-    let cluster = Cluster::start(3);
-    wait_healthy(cluster.admin_ports[0]);
-    let mut c = etcd_client::Client::connect(cluster.endpoints(), None)
-        .await
-        .unwrap();
+    let (cluster, mut c) = healthy_cluster(3).await;
     // One put at a time, with the log idle between them: no node has other work waiting.
     for i in 0..10 {
         c.put(format!("lone{i}"), "v", None).await.unwrap();
@@ -112,11 +114,7 @@ async fn lone_writes_are_synced_on_the_node_loops_own_thread() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_requests_are_refused_with_a_clear_error() {
-    let cluster = Cluster::start(1);
-    wait_healthy(cluster.admin_ports[0]);
-    let mut c = etcd_client::Client::connect(cluster.endpoints(), None)
-        .await
-        .unwrap();
+    let (_cluster, mut c) = healthy_cluster(1).await;
     let big = vec![b'x'; 2 * 1024 * 1024];
     let err = c.put("big", big, None).await.unwrap_err();
     let msg = err.to_string();

@@ -284,6 +284,9 @@ impl CommitHandle {
         &self,
         records: Vec<Vec<u8>>,
     ) -> std::result::Result<CommitResult, Vec<Vec<u8>>> {
+        if let Some(e) = self.too_large(&records) {
+            return Ok(Err(e));
+        }
         {
             let mut q = lock(&self.shared.queue);
             if q.busy || !q.ops.is_empty() || q.closed || q.failed.is_some() {
@@ -299,7 +302,6 @@ impl CommitHandle {
             let _ = tx.send(r);
         }))));
         let mut ops = vec![Op::Append(Payload::Many(records), done)];
-        self.check_size(&mut ops);
         let done = run_ops(&self.shared, &mut ops);
         std::mem::forget(guard);
         let queued = {
@@ -313,26 +315,6 @@ impl CommitHandle {
         done.deliver();
         // Without the log (the flusher has exited) the completion was dropped: Closed.
         Ok(rx.recv().unwrap_or(Err(StorageError::Closed)))
-    }
-
-    /// Answers an oversized append at once, leaving it out of `ops`.
-    fn check_size(&self, ops: &mut Vec<Op>) {
-        let max = self.shared.max_record_size;
-        ops.retain_mut(|op| {
-            let Op::Append(payload, done) = op else {
-                return true;
-            };
-            let len = match payload {
-                Payload::One(r) => r.len(),
-                Payload::Many(rs) => rs.iter().map(Vec::len).max().unwrap_or(0),
-            };
-            if len <= max {
-                return true;
-            }
-            let done = Completion(done.0.take());
-            done.complete(Err(StorageError::RecordTooLarge { len, max }));
-            false
-        });
     }
 
     fn wait(&self, payload: Payload) -> CommitResult {
@@ -349,17 +331,24 @@ impl CommitHandle {
         }
     }
 
+    /// Refuses a submission with a record over the limit, before it reaches the log.
+    fn too_large(&self, records: &[Vec<u8>]) -> Option<StorageError> {
+        let max = self.shared.max_record_size;
+        let len = records
+            .iter()
+            .map(Vec::len)
+            .max()
+            .filter(|&len| len > max)?;
+        Some(StorageError::RecordTooLarge { len, max })
+    }
+
     fn submit(&self, payload: Payload, done: Completion) {
-        let too_large = match &payload {
-            Payload::One(r) => std::slice::from_ref(r).iter().map(Vec::len).max(),
-            Payload::Many(rs) => rs.iter().map(Vec::len).max(),
-        }
-        .filter(|&len| len > self.shared.max_record_size);
-        if let Some(len) = too_large {
-            return done.complete(Err(StorageError::RecordTooLarge {
-                len,
-                max: self.shared.max_record_size,
-            }));
+        let records = match &payload {
+            Payload::One(r) => std::slice::from_ref(r),
+            Payload::Many(rs) => rs.as_slice(),
+        };
+        if let Some(e) = self.too_large(records) {
+            return done.complete(Err(e));
         }
         let mut q = lock(&self.shared.queue);
         if let Some(e) = &q.failed {

@@ -18,6 +18,36 @@ fn record(thread: u64, seq: u64) -> Vec<u8> {
     r
 }
 
+/// Holds the flusher inside a task until the returned sender is sent to; the task's thread
+/// is joined by the caller.
+fn hold_flusher(
+    gc: &GroupCommitter,
+) -> (
+    mpsc::Sender<()>,
+    std::thread::JoinHandle<synod_storage::Result<()>>,
+) {
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let h = gc.handle();
+    let blocker = std::thread::spawn(move || {
+        h.with_wal(move |_| {
+            entered_tx.send(()).unwrap();
+            release_rx.recv().unwrap()
+        })
+    });
+    entered_rx.recv().unwrap();
+    (release_tx, blocker)
+}
+
+/// Reopens the log and checks that every acknowledged (index, thread, seq) holds its bytes.
+fn assert_read_back(dir: &std::path::Path, opts: WalOptions, acked: Vec<(u64, u64, u64)>) {
+    let (_, rec) = Wal::open(dir, opts).unwrap();
+    assert!(rec.report.truncation.is_none());
+    for (index, t, seq) in acked {
+        assert_eq!(rec.records[(index - 1) as usize].data, record(t, seq));
+    }
+}
+
 #[test]
 fn concurrent_writers_get_distinct_consecutive_indexes_and_their_own_bytes() {
     let dir = tempfile::tempdir().unwrap();
@@ -57,11 +87,7 @@ fn concurrent_writers_get_distinct_consecutive_indexes_and_their_own_bytes() {
         "rollover happened under concurrency"
     );
     drop(wal);
-    let (_, rec) = Wal::open(dir.path(), opts).unwrap();
-    assert!(rec.report.truncation.is_none());
-    for (index, t, seq) in acked {
-        assert_eq!(rec.records[(index - 1) as usize].data, record(t, seq));
-    }
+    assert_read_back(dir.path(), opts, acked);
 }
 
 #[test]
@@ -70,16 +96,7 @@ fn records_queued_while_the_flusher_is_busy_share_one_fdatasync() {
     let (wal, _) = Wal::open(dir.path(), small(1 << 16)).unwrap();
     let gc = GroupCommitter::start(wal).unwrap();
     // Hold the flusher inside a task until 50 submissions are queued behind it.
-    let (entered_tx, entered_rx) = mpsc::channel::<()>();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let h = gc.handle();
-    let blocker = std::thread::spawn(move || {
-        h.with_wal(move |_| {
-            entered_tx.send(()).unwrap();
-            release_rx.recv().unwrap()
-        })
-    });
-    entered_rx.recv().unwrap();
+    let (release_tx, blocker) = hold_flusher(&gc);
     let receivers: Vec<_> = (0..50u64)
         .map(|i| gc.append_channel(vec![record(0, i)]))
         .collect();
@@ -230,16 +247,7 @@ fn an_inline_write_gives_its_records_back_while_the_log_is_busy() {
     let dir = tempfile::tempdir().unwrap();
     let (wal, _) = Wal::open(dir.path(), small(1 << 16)).unwrap();
     let gc = GroupCommitter::start(wal).unwrap();
-    let (entered_tx, entered_rx) = mpsc::channel::<()>();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let h = gc.handle();
-    let blocker = std::thread::spawn(move || {
-        h.with_wal(move |_| {
-            entered_tx.send(()).unwrap();
-            release_rx.recv().unwrap()
-        })
-    });
-    entered_rx.recv().unwrap();
+    let (release_tx, blocker) = hold_flusher(&gc);
     // The flusher is inside a batch.
     let back = gc.append_inline(vec![b"x".to_vec()]).err();
     assert_eq!(back, Some(vec![b"x".to_vec()]));
@@ -324,9 +332,5 @@ fn inline_and_queued_writers_at_once_get_distinct_indexes_and_their_own_bytes() 
     let indexes: HashSet<u64> = acked.iter().map(|a| a.0).collect();
     assert_eq!(indexes, (1..=600).collect::<HashSet<u64>>());
     drop(gc);
-    let (_, rec) = Wal::open(dir.path(), opts).unwrap();
-    assert!(rec.report.truncation.is_none());
-    for (index, t, seq) in acked {
-        assert_eq!(rec.records[(index - 1) as usize].data, record(t, seq));
-    }
+    assert_read_back(dir.path(), opts, acked);
 }
