@@ -78,6 +78,18 @@ fn deliver(n: Notify, r: CommitResult) {
 enum Payload {
     One(Vec<u8>),
     Many(Vec<Vec<u8>>),
+    /// Records that need no sync of their own: written to the file with the batch, durable
+    /// with the next sync.
+    Unsynced(Vec<Vec<u8>>),
+}
+
+impl Payload {
+    fn records(&self) -> &[Vec<u8>] {
+        match self {
+            Payload::One(r) => std::slice::from_ref(r),
+            Payload::Many(rs) | Payload::Unsynced(rs) => rs.as_slice(),
+        }
+    }
 }
 
 enum Op {
@@ -217,6 +229,19 @@ impl CommitHandle {
         self.submit(Payload::Many(records), done);
     }
 
+    /// Appends records and returns at once, without asking for a sync: `on_written` runs on
+    /// the flusher thread once they are written to the file (not necessarily durable; the next
+    /// sync, of anyone's records, makes them so, as the file keeps their order). For records
+    /// whose loss in a crash costs nothing but a catch-up. Ordered with every other submission.
+    pub fn write_then(
+        &self,
+        records: Vec<Vec<u8>>,
+        on_written: impl FnOnce(CommitResult) + Send + 'static,
+    ) {
+        let done = Completion(Some(Notify::Call(Box::new(on_written))));
+        self.submit(Payload::Unsynced(records), done);
+    }
+
     /// Appends records and returns at once with a receiver that gets their result.
     pub fn append_channel(&self, records: Vec<Vec<u8>>) -> mpsc::Receiver<CommitResult> {
         let (tx, rx) = mpsc::sync_channel(1);
@@ -284,13 +309,30 @@ impl CommitHandle {
         &self,
         records: Vec<Vec<u8>>,
     ) -> std::result::Result<CommitResult, Vec<Vec<u8>>> {
-        if let Some(e) = self.too_large(&records) {
+        self.inline(Payload::Many(records))
+    }
+
+    /// [`CommitHandle::write_then`] on the calling thread, if the log is idle (as
+    /// [`CommitHandle::append_inline`], without the sync); gives the records back otherwise.
+    pub fn write_inline(
+        &self,
+        records: Vec<Vec<u8>>,
+    ) -> std::result::Result<CommitResult, Vec<Vec<u8>>> {
+        self.inline(Payload::Unsynced(records))
+    }
+
+    fn inline(&self, payload: Payload) -> std::result::Result<CommitResult, Vec<Vec<u8>>> {
+        let give_back = |p: Payload| match p {
+            Payload::One(r) => vec![r],
+            Payload::Many(rs) | Payload::Unsynced(rs) => rs,
+        };
+        if let Some(e) = self.too_large(payload.records()) {
             return Ok(Err(e));
         }
         {
             let mut q = lock(&self.shared.queue);
             if q.busy || !q.ops.is_empty() || q.closed || q.failed.is_some() {
-                return Err(records);
+                return Err(give_back(payload));
             }
             q.busy = true;
         }
@@ -301,7 +343,7 @@ impl CommitHandle {
         let done = Completion(Some(Notify::Call(Box::new(move |r| {
             let _ = tx.send(r);
         }))));
-        let mut ops = vec![Op::Append(Payload::Many(records), done)];
+        let mut ops = vec![Op::Append(payload, done)];
         let done = run_ops(&self.shared, &mut ops);
         std::mem::forget(guard);
         let queued = {
@@ -343,11 +385,7 @@ impl CommitHandle {
     }
 
     fn submit(&self, payload: Payload, done: Completion) {
-        let records = match &payload {
-            Payload::One(r) => std::slice::from_ref(r),
-            Payload::Many(rs) => rs.as_slice(),
-        };
-        if let Some(e) = self.too_large(records) {
+        if let Some(e) = self.too_large(payload.records()) {
             return done.complete(Err(e));
         }
         let mut q = lock(&self.shared.queue);
@@ -417,27 +455,31 @@ fn run_ops(shared: &Shared, ops: &mut Vec<Op>) -> Synced {
         return Synced(Vec::new(), Ok(()));
     };
     let mut batch: Vec<(Completion, Range<u64>)> = Vec::new();
+    let mut sync = false;
     for op in ops.drain(..) {
         match op {
             Op::Append(payload, done) => {
                 let start = wal.next_index();
-                let r = match &payload {
-                    Payload::One(rec) => wal.append(rec).map(|_| ()),
-                    Payload::Many(recs) => recs.iter().try_for_each(|r| wal.append(r).map(|_| ())),
-                };
+                sync |= !matches!(payload, Payload::Unsynced(_));
+                let r = payload
+                    .records()
+                    .iter()
+                    .try_for_each(|r| wal.append(r).map(|_| ()));
                 match r {
                     Ok(()) => batch.push((done, start..wal.next_index())),
                     Err(e) => done.complete(Err(e)),
                 }
             }
             Op::Run(task) => {
-                commit(shared, wal, std::mem::take(&mut batch)).deliver();
+                // A task runs after everything queued before it is durable.
+                commit(shared, wal, std::mem::take(&mut batch), true).deliver();
+                sync = false;
                 task(wal);
                 publish(shared, wal);
             }
         }
     }
-    commit(shared, wal, batch)
+    commit(shared, wal, batch, sync)
 }
 
 /// Closes the log if an inline writer panics while it holds it (a bug in the log): the log,
@@ -474,12 +516,21 @@ impl Drop for CloseOnExit<'_> {
     }
 }
 
-/// One `fdatasync` for the batch; its submissions learn the outcome from [`Synced::deliver`].
-fn commit(shared: &Shared, wal: &mut Wal, batch: Vec<(Completion, Range<u64>)>) -> Synced {
-    if batch.is_empty() {
+/// One `fdatasync` for the batch (with `sync`; otherwise its records are only written to the
+/// file); its submissions learn the outcome from [`Synced::deliver`].
+fn commit(
+    shared: &Shared,
+    wal: &mut Wal,
+    batch: Vec<(Completion, Range<u64>)>,
+    sync: bool,
+) -> Synced {
+    if batch.is_empty() && !sync {
         return Synced(batch, Ok(()));
     }
-    let r = wal.sync();
+    let r = match sync {
+        true => wal.sync().map(|_| ()),
+        false => wal.write_out(),
+    };
     if let Err(e) = &r {
         lock(&shared.queue).failed = Some(e.clone());
     }

@@ -339,6 +339,15 @@ impl Wal {
         Ok(self.durable_index)
     }
 
+    /// Writes every record appended so far to the file without a sync: they survive a crash
+    /// of this process, not of the machine, until the next [`Wal::sync`] (which covers them,
+    /// as the file keeps their order).
+    pub fn write_out(&mut self) -> Result<()> {
+        self.check()?;
+        let r = self.write_buffer();
+        self.poison_on_error(r)
+    }
+
     /// Removes every record after `index`, durably, before returning; the next append gets
     /// `index + 1`. For a replica that must overwrite entries it never saw committed.
     ///

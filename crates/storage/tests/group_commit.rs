@@ -334,3 +334,43 @@ fn inline_and_queued_writers_at_once_get_distinct_indexes_and_their_own_bytes() 
     drop(gc);
     assert_read_back(dir.path(), opts, acked);
 }
+
+#[test]
+fn unsynced_writes_reach_the_file_and_become_durable_with_the_next_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = small(1 << 16);
+    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    let gc = GroupCommitter::start(wal).unwrap();
+    let before = gc.stats().syncs;
+    // On the flusher: written, not synced.
+    let (tx, rx) = mpsc::channel();
+    gc.write_then(vec![b"a".to_vec()], move |r| tx.send(r).unwrap());
+    assert_eq!(rx.recv().unwrap().unwrap(), 1..2);
+    // On the caller's thread, while the log is idle: the same.
+    let r = gc.write_inline(vec![b"b".to_vec(), b"c".to_vec()]);
+    assert_eq!(r.ok().map(|r| r.unwrap()), Some(2..4));
+    assert_eq!(gc.stats().syncs, before, "no sync asked for");
+    assert_eq!(gc.durable_index(), 0);
+    // In the file already: another process reading it sees them.
+    let rec = Wal::inspect(dir.path(), &opts).unwrap();
+    assert_eq!(rec.records.len(), 3);
+    // The next sync covers them; a sync-needing write queued with an unsynced one syncs both.
+    let (tx, rx) = mpsc::channel();
+    gc.write_then(vec![b"d".to_vec()], move |r| tx.send(r).unwrap());
+    assert_eq!(gc.append_durable(b"e".to_vec()).unwrap(), 5);
+    assert_eq!(rx.recv().unwrap().unwrap(), 4..5);
+    assert_eq!(gc.durable_index(), 5);
+    assert_eq!(gc.stats().syncs - before, 1);
+    // Busy: given back.
+    let (release, blocker) = hold_flusher(&gc);
+    assert_eq!(
+        gc.write_inline(vec![b"x".to_vec()]).err(),
+        Some(vec![b"x".to_vec()])
+    );
+    release.send(()).unwrap();
+    blocker.join().unwrap().unwrap();
+    drop(gc);
+    let (_, rec) = Wal::open(dir.path(), opts).unwrap();
+    let data: Vec<&[u8]> = rec.records.iter().map(|r| r.data.as_slice()).collect();
+    assert_eq!(data, [&b"a"[..], b"b", b"c", b"d", b"e"]);
+}
