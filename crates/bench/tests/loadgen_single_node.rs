@@ -36,6 +36,7 @@ async fn start_synod(dir: &std::path::Path) -> (String, tokio::sync::oneshot::Se
         auxiliaries: Vec::new(),
         aux_digest_min: None,
         read_probes: Default::default(),
+        accept_targets: Default::default(),
         auxiliary: false,
         client_tls: None,
         peer_tls: None,

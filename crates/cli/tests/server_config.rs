@@ -104,6 +104,31 @@ fn read_probes_are_a_quorum_unless_told_all_by_flag_env_or_file() {
 }
 
 #[test]
+fn accept_targets_are_a_quorum_unless_told_all_by_flag_env_or_file() {
+    let peers = ["--id", "1", "--peers", "1=127.0.0.1:7001"];
+    let targets = |extra: &[&str], env: &[(&str, &str)]| {
+        let (ok, out) = print_config(&[&peers[..], extra].concat(), env);
+        assert!(ok, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["accept_targets"].clone()
+    };
+    assert_eq!(targets(&[], &[]), "quorum", "default");
+    assert_eq!(targets(&["--accept-targets", "all"], &[]), "all");
+    assert_eq!(targets(&[], &[("SYNOD_ACCEPT_TARGETS", "all")]), "all");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("synod.toml");
+    std::fs::write(&file, "accept_targets = \"all\"").unwrap();
+    let f = file.to_str().unwrap();
+    assert_eq!(targets(&["--config", f], &[]), "all");
+    assert_eq!(
+        targets(&["--config", f, "--accept-targets", "quorum"], &[]),
+        "quorum"
+    );
+    let (ok, out) = print_config(&[&peers[..], &["--accept-targets", "one"]].concat(), &[]);
+    assert!(!ok && out.contains("--accept-targets"), "{out}");
+}
+
+#[test]
 fn bad_configuration_is_explained() {
     let (ok, out) = print_config(&["--id", "3", "--peers", "1=127.0.0.1:7001"], &[]);
     assert!(

@@ -77,6 +77,9 @@ pub enum PlantedBug {
     /// Cheap Paxos: a candidate drops the digests an auxiliary reports in its promise instead
     /// of waiting to hear the values behind them.
     AuxDigestsDropped,
+    /// Multi-Paxos with thrifty accepts: a leader tells the members it left out that a value
+    /// is chosen when it proposes it, not once a quorum voted for it.
+    ChosenPushedEarly,
     /// PBFT: replicas take `2f` matching statements as a certificate instead of `2f + 1`.
     PbftQuorumTooSmall,
     /// PBFT: replicas take statements without checking their signatures.
@@ -91,7 +94,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 33] = [
+    pub const ALL: [PlantedBug; 34] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -120,6 +123,7 @@ impl PlantedBug {
         PlantedBug::RemovedNodeStands,
         PlantedBug::AuxVotesIgnored,
         PlantedBug::AuxDigestsDropped,
+        PlantedBug::ChosenPushedEarly,
         PlantedBug::PbftQuorumTooSmall,
         PlantedBug::PbftUnverifiedSignature,
         PlantedBug::PbftViewChangeIgnoresPrepared,
@@ -204,6 +208,9 @@ impl PlantedBug {
             PlantedBug::AuxDigestsDropped => {
                 "a candidate drops the digests an auxiliary reports instead of resolving them"
             }
+            PlantedBug::ChosenPushedEarly => {
+                "a thrifty leader tells the members it left out a value is chosen before it is"
+            }
             PlantedBug::PbftQuorumTooSmall => "PBFT replicas take 2f statements as a certificate",
             PlantedBug::PbftUnverifiedSignature => "PBFT replicas do not check signatures",
             PlantedBug::PbftViewChangeIgnoresPrepared => {
@@ -247,6 +254,7 @@ impl PlantedBug {
             PlantedBug::RemovedNodeStands => "removed-node-stands",
             PlantedBug::AuxVotesIgnored => "aux-votes-ignored",
             PlantedBug::AuxDigestsDropped => "aux-digests-dropped",
+            PlantedBug::ChosenPushedEarly => "chosen-pushed-early",
             PlantedBug::PbftQuorumTooSmall => "pbft-quorum-too-small",
             PlantedBug::PbftUnverifiedSignature => "pbft-unverified-signature",
             PlantedBug::PbftViewChangeIgnoresPrepared => "pbft-view-change-ignores-prepared",

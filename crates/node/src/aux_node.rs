@@ -108,9 +108,14 @@ impl AuxNode {
     /// Ends a loop turn: one [`Action::Write`] for the turn's records, and a checkpoint when
     /// the log has grown enough.
     pub fn flush(&mut self) {
-        if let Some((batch, records)) = self.gate.cut() {
+        if let Some((batch, records, sync)) = self.gate.cut() {
+            debug_assert!(sync, "an auxiliary writes only promises, votes and forgets");
             self.appended += records.len() as u64;
-            self.actions.push(Action::Write { batch, records });
+            self.actions.push(Action::Write {
+                batch,
+                records,
+                sync,
+            });
         }
         if !self.saving && self.appended - self.covered >= AUX_CHECKPOINT_RECORDS {
             self.saving = true;

@@ -8,7 +8,11 @@
 //! covers its own step's records and every earlier step's.
 //!
 //! A commit point alone is not worth a sync (losing it costs a catch-up, never safety): it
-//! rides along with the next records that need one.
+//! rides along with the next records that need one. Nor are chosen values learned from others
+//! (a member left out of thrifty accepts, a catch-up): a batch of nothing else is written
+//! without a sync of its own, and becomes durable with the next batch that has one, since the
+//! log keeps the order. Losing such a tail in a crash loses nothing that was not chosen
+//! elsewhere; what was written after it is lost with it, and the node catches up again.
 
 use std::collections::VecDeque;
 use synod_core::multi::{Message, Persist};
@@ -31,6 +35,17 @@ pub struct Gate {
     lazy_commit: Option<Persist<KvCommand>>,
     /// Records staged this turn, written as one batch at the end of it.
     staged: Vec<Persist<KvCommand>>,
+    /// Some record or message staged this turn needs the batch synced.
+    staged_sync: bool,
+    /// The newest batch that is synced once written, and the newest that is not.
+    last_synced_batch: u64,
+    last_unsynced_batch: u64,
+}
+
+/// A record whose loss in a crash costs a catch-up, never safety: a chosen value (chosen by
+/// durable votes elsewhere) or a commit point.
+fn needs_no_sync(p: &Persist<KvCommand>) -> bool {
+    matches!(p, Persist::Chosen { .. } | Persist::Commit(_))
 }
 
 impl Gate {
@@ -38,7 +53,11 @@ impl Gate {
     /// disk (`gated`) writes the commit point held back too: such a message may report it
     /// (a main's or learner's `Progress`, which a Cheap Paxos leader tells auxiliaries to
     /// forget by), so it must survive a restart before the message leaves.
+    ///
+    /// A gated step with nothing to write while an unsynced batch is the newest must be given
+    /// a record by the caller ([`Gate::unsynced_tail`]): its messages may rest on that batch.
     pub fn stage(&mut self, mut persist: Vec<Persist<KvCommand>>, gated: bool) {
+        self.staged_sync |= gated || !persist.iter().all(needs_no_sync);
         if gated && persist.is_empty() {
             if let Some(c) = self.lazy_commit.take() {
                 self.staged.push(c);
@@ -69,7 +88,12 @@ impl Gate {
     /// True when records were staged this turn and not yet cut into a batch, or a batch is
     /// not yet durable: a message that must wait, waits.
     pub fn unsynced(&self) -> bool {
-        !self.staged.is_empty() || self.batches > self.synced
+        !self.staged.is_empty() || self.last_synced_batch > self.synced || self.unsynced_tail()
+    }
+
+    /// True when the newest batch was written without a sync and no sync has covered it yet.
+    pub fn unsynced_tail(&self) -> bool {
+        self.last_unsynced_batch > self.last_synced_batch.max(self.synced)
     }
 
     /// Holds messages until everything staged or written so far is durable.
@@ -82,16 +106,26 @@ impl Gate {
         }
     }
 
-    /// Cuts the records staged this turn into the next batch, if there are any.
-    pub fn cut(&mut self) -> Option<(u64, Vec<Persist<KvCommand>>)> {
+    /// Cuts the records staged this turn into the next batch, if there are any: its number,
+    /// its records, and whether it must be synced (a batch of chosen values and commit points
+    /// only, with no message waiting for it, need not be).
+    pub fn cut(&mut self) -> Option<(u64, Vec<Persist<KvCommand>>, bool)> {
         if self.staged.is_empty() {
+            self.staged_sync = false;
             return None;
         }
         self.batches += 1;
-        Some((self.batches, std::mem::take(&mut self.staged)))
+        let sync = std::mem::take(&mut self.staged_sync);
+        match sync {
+            true => self.last_synced_batch = self.batches,
+            false => self.last_unsynced_batch = self.batches,
+        }
+        Some((self.batches, std::mem::take(&mut self.staged), sync))
     }
 
     /// Batch `batch` (and so every earlier one) is durable: returns the messages it releases.
+    /// A driver reports batches it synced; it may report one written without a sync once a
+    /// later sync covered it, never before.
     pub fn synced(&mut self, batch: u64) -> Outgoings {
         assert!(batch <= self.batches, "batch {batch} was never written");
         self.synced = self.synced.max(batch);
@@ -122,10 +156,10 @@ mod tests {
         g.stage_plain(vec![Persist::Promise(Ballot::new(1, 1))]);
         assert!(g.unsynced(), "staged, not yet written");
         g.hold(msg(2));
-        assert_eq!(g.cut().map(|(b, r)| (b, r.len())), Some((1, 1)));
+        assert_eq!(g.cut().map(|(b, r, s)| (b, r.len(), s)), Some((1, 1, true)));
         g.stage_plain(vec![Persist::Promise(Ballot::new(2, 1))]);
         g.hold(msg(3));
-        assert_eq!(g.cut().map(|(b, _)| b), Some(2));
+        assert_eq!(g.cut().map(|(b, _, _)| b), Some(2));
         assert!(g.synced(1).iter().map(|o| o.to).eq([2]));
         assert!(g.unsynced());
         assert!(g.synced(2).iter().map(|o| o.to).eq([3]));
@@ -151,7 +185,7 @@ mod tests {
         assert!(g.cut().is_none(), "not worth a sync alone");
         g.stage_plain(vec![Persist::Commit(5)]);
         g.stage_plain(vec![Persist::Promise(Ballot::new(1, 1))]);
-        let (_, records) = g.cut().unwrap();
+        let (_, records, _) = g.cut().unwrap();
         assert_eq!(
             records,
             vec![Persist::Commit(5), Persist::Promise(Ballot::new(1, 1))]
@@ -165,13 +199,51 @@ mod tests {
         // A Progress reporting commit 4 waits for it: the held-back record is written.
         g.stage(Vec::new(), true);
         assert!(g.unsynced(), "the message must wait");
-        let (_, records) = g.cut().unwrap();
-        assert_eq!(records, vec![Persist::Commit(4)]);
+        let (_, records, sync) = g.cut().unwrap();
+        assert_eq!((records, sync), (vec![Persist::Commit(4)], true));
         // A commit point in such a step is written at once too.
         g.stage(vec![Persist::Commit(6)], true);
-        assert_eq!(g.cut().map(|(_, r)| r), Some(vec![Persist::Commit(6)]));
+        assert_eq!(g.cut().map(|(_, r, _)| r), Some(vec![Persist::Commit(6)]));
         // With nothing held back, nothing to write.
         g.stage(Vec::new(), true);
         assert!(g.cut().is_none());
+    }
+
+    fn chosen(slot: u64) -> Persist<KvCommand> {
+        Persist::Chosen {
+            slot,
+            value: synod_core::multi::Value::Noop,
+        }
+    }
+
+    #[test]
+    fn chosen_values_alone_are_written_unsynced_and_a_sync_after_them_covers_them() {
+        let mut g = Gate::default();
+        g.stage_plain(vec![chosen(0), Persist::Commit(1)]);
+        assert_eq!(
+            g.cut().map(|(b, r, s)| (b, r.len(), s)),
+            Some((1, 2, false))
+        );
+        assert!(g.unsynced_tail(), "nothing synced it yet");
+        assert!(g.unsynced(), "a message waiting now would need a sync");
+        // A vote with them in the turn makes the whole batch a synced one.
+        g.stage_plain(vec![chosen(1)]);
+        g.stage_plain(vec![Persist::Promise(Ballot::new(1, 1))]);
+        g.hold(msg(2));
+        assert_eq!(g.cut().map(|(b, _, s)| (b, s)), Some((2, true)));
+        assert!(!g.unsynced_tail(), "batch 2's sync will cover batch 1");
+        assert!(g.synced(2).iter().map(|o| o.to).eq([2]));
+        assert!(!g.unsynced());
+        // A step whose messages wait turns a batch of chosen values into a synced one, even
+        // with nothing of its own to write.
+        g.stage_plain(vec![chosen(2)]);
+        g.stage(Vec::new(), true);
+        assert_eq!(g.cut().map(|(_, _, s)| s), Some(true));
+        // An unsynced batch reported synced later (a driver whose sync covered it) is durable.
+        g.synced(3);
+        g.stage_plain(vec![chosen(3)]);
+        assert_eq!(g.cut().map(|(b, _, s)| (b, s)), Some((4, false)));
+        g.synced(4);
+        assert!(!g.unsynced_tail() && !g.unsynced());
     }
 }

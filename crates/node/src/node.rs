@@ -36,6 +36,9 @@ pub struct NodeConfig {
     /// Probe only a quorum's worth of members for a read's confirmation (see
     /// `synod_core::multi::Config::thrifty_reads`).
     pub thrifty_reads: bool,
+    /// Send accepts only to a quorum's worth of members (see
+    /// `synod_core::multi::Config::thrifty_writes`).
+    pub thrifty_writes: bool,
     /// Quorum sizes.
     pub quorum: QuorumSpec,
     /// A membership change governs from this many slots after its own; at least `window`.
@@ -83,6 +86,7 @@ impl NodeConfig {
             auxiliaries: Vec::new(),
             aux_digest_min: c.aux_digest_min,
             thrifty_reads: c.thrifty_reads,
+            thrifty_writes: c.thrifty_writes,
         }
     }
 
@@ -104,6 +108,7 @@ impl NodeConfig {
         rc.auxiliaries = self.auxiliaries.clone();
         rc.aux_digest_min = self.aux_digest_min;
         rc.thrifty_reads = self.thrifty_reads;
+        rc.thrifty_writes = self.thrifty_writes;
         rc
     }
 }
@@ -118,12 +123,18 @@ pub enum Action {
         /// The message.
         msg: Message<KvCommand>,
     },
-    /// Append `records` to the log and sync them; then call [`NodeCore::synced`] with `batch`.
+    /// Append `records` to the log and, with `sync`, sync them; then call
+    /// [`NodeCore::synced`] with `batch`. Without `sync` the records need no sync of their
+    /// own: write them in order with the others, and call [`NodeCore::synced`] with `batch`
+    /// only once a later sync has made them durable (or not at all; a later batch's report
+    /// covers it).
     Write {
         /// The batch number (batches are written in order).
         batch: u64,
         /// The records, in order.
         records: Vec<Persist<KvCommand>>,
+        /// The batch must be synced before it is reported.
+        sync: bool,
     },
     /// Answer a proposal.
     Reply {
@@ -480,6 +491,12 @@ impl NodeCore {
         self.release(released);
     }
 
+    /// A batch of [`Action::Write`] without `sync` was written; the log is `log_bytes` long now.
+    /// (It is not durable yet: nothing waits for it.)
+    pub fn written(&mut self, log_bytes: u64) {
+        self.log_bytes = log_bytes;
+    }
+
     /// An operator asks this node, which must lead, to hand leadership to `target` (etcd's
     /// MoveLeader; see [`Replica::transfer_leadership`]). Writes wait meanwhile; the driver
     /// watches the leader it reports to learn when the transfer is done.
@@ -582,10 +599,14 @@ impl NodeCore {
             let step = std::mem::take(&mut self.pending);
             self.sort(step);
         }
-        if let Some((batch, records)) = self.gate.cut() {
+        if let Some((batch, records, sync)) = self.gate.cut() {
             let snapshotted = records.iter().any(|p| matches!(p, Persist::Snapshot(_)));
             self.appended += records.len() as u64;
-            self.actions.push(Action::Write { batch, records });
+            self.actions.push(Action::Write {
+                batch,
+                records,
+                sync,
+            });
             if snapshotted {
                 // An installed snapshot: fold the log into a checkpoint once it is written.
                 self.start_checkpoint();
@@ -601,7 +622,14 @@ impl NodeCore {
     /// Sorts one step's effects: records to this turn's batch, timers armed, messages sent or
     /// held for the sync, outputs answered.
     fn sort(&mut self, fx: Fx) {
-        self.gate.stage(fx.persist, !fx.send_after_sync.is_empty());
+        let gated = !fx.send_after_sync.is_empty();
+        let mut persist = fx.persist;
+        if gated && persist.is_empty() && self.gate.unsynced_tail() {
+            // These messages may rest on what the newest batch, written without a sync, holds
+            // (a Progress reports the commit point its chosen values make): sync it now.
+            persist.push(Persist::Commit(self.replica.commit_index()));
+        }
+        self.gate.stage(persist, gated);
         for t in fx.timers {
             self.timers.insert(t.kind, self.now + t.after);
         }

@@ -553,7 +553,7 @@ fn a_main_reports_its_commit_point_only_once_it_is_durable() {
     let batch = actions
         .iter()
         .find_map(|a| match a {
-            Action::Write { batch, records } => {
+            Action::Write { batch, records, .. } => {
                 assert!(
                     records.contains(&synod_core::multi::Persist::Commit(1)),
                     "{records:?}"

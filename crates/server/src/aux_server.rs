@@ -159,7 +159,7 @@ fn run_loop(
             for a in actions {
                 match a {
                     Action::Send { to, msg } => outbox.send(to, msg),
-                    Action::Write { batch, records } => {
+                    Action::Write { batch, records, .. } => {
                         let mut bytes = 0;
                         for r in &records {
                             let record = encode_persist(r);

@@ -22,6 +22,9 @@ pub struct Metrics {
     /// Log batches made durable, by the thread that synced them: `loop` (a lone small batch
     /// at low load) or `flusher` (one sync there may cover several batches).
     pub log_batches: IntCounterVec,
+    /// Log batches written without a sync of their own (chosen values learned from others:
+    /// a member left out of thrifty accepts); a later sync makes them durable.
+    pub log_unsynced_batches: IntCounter,
     /// Times this node stood for election.
     pub elections: IntCounter,
     /// Peer messages sent, by kind.
@@ -95,6 +98,10 @@ impl Metrics {
                 "synod_records_per_fsync",
                 "Log records made durable by one fsync.",
                 vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0],
+            ),
+            log_unsynced_batches: counter(
+                "synod_log_unsynced_batches_total",
+                "Log batches written without a sync of their own (chosen values learned from others, as a member left out of thrifty accepts); the next sync makes them durable.",
             ),
             elections: counter(
                 "synod_elections_total",

@@ -4,7 +4,7 @@
 //! messages, log writes handed to the flusher thread (one group per loop turn, synced while the
 //! loop goes on), client replies, and snapshot and checkpoint work on blocking threads.
 
-use crate::config::{url_addr, ReadProbes, ServerConfig};
+use crate::config::{url_addr, AcceptTargets, ReadProbes, ServerConfig};
 use crate::metrics::Metrics;
 use crate::pace::{Pace, PacedWrite};
 use crate::peer::Outbox;
@@ -301,6 +301,8 @@ enum Durable {
         inline: bool,
         result: Result<(), StorageError>,
     },
+    /// A batch that needs no sync of its own was written to the log file (or the log failed).
+    Written(Result<(), StorageError>),
     /// A checkpoint was saved and the log below it dropped: the log record it covers, its
     /// size, and the log's byte counter right after; then its snapshot's slot and state as
     /// mapped from the file, if that worked.
@@ -473,6 +475,7 @@ impl Node {
         nc.auxiliaries = cfg.auxiliaries.clone();
         nc.aux_digest_min = cfg.aux_digest_min;
         nc.thrifty_reads = cfg.read_probes == ReadProbes::Quorum;
+        nc.thrifty_writes = cfg.accept_targets == AcceptTargets::Quorum;
         // Auxiliaries are listed in --peers too: the rest are mains (and only mains can send
         // a joiner the cluster's state).
         nc.members.retain(|m| !cfg.auxiliaries.contains(m));
@@ -775,6 +778,28 @@ impl Node {
         });
     }
 
+    /// Writes a batch that needs no sync of its own (chosen values learned from others, see
+    /// `synod_node::Action::Write`): on this thread if the log is idle, since that costs a
+    /// write and no wait, or behind the flusher's batch. Nothing waits for it, so the core is
+    /// not told it is synced; a later batch's report covers it.
+    fn write_unsynced(&mut self, bytes: Vec<Vec<u8>>) {
+        match self.wal.write_inline(bytes) {
+            Ok(Ok(_)) => {
+                self.metrics.log_unsynced_batches.inc();
+                self.core.written(self.wal.stats().bytes);
+            }
+            Ok(Err(e)) => {
+                let _ = self.durable_tx.send(Durable::Written(Err(e)));
+            }
+            Err(bytes) => {
+                let tx = self.durable_tx.clone();
+                self.wal.write_then(bytes, move |result| {
+                    let _ = tx.send(Durable::Written(result.map(|_| ())));
+                });
+            }
+        }
+    }
+
     /// Syncs a small batch on this thread if the log is idle (otherwise it queues behind the
     /// flusher's batch as usual), then ends another turn with what its durability released.
     fn write_inline(&mut self, w: InlineWrite) -> Result<(), StorageError> {
@@ -813,6 +838,11 @@ impl Node {
                 self.metrics.fsync_seconds.observe(took.as_secs_f64());
                 self.metrics.records_per_fsync.observe(records as f64);
                 self.core.synced(batch, self.wal.stats().bytes);
+            }
+            Durable::Written(result) => {
+                result?;
+                self.metrics.log_unsynced_batches.inc();
+                self.core.written(self.wal.stats().bytes);
             }
             Durable::SnapshotBuilt { snapshot, ms } => {
                 tracing::info!(
@@ -947,7 +977,15 @@ impl Node {
                 self.metrics.sent.with_label_values(&[msg.kind()]).inc();
                 self.outbox.send(to, msg);
             }
-            Action::Write { batch, records } => {
+            Action::Write {
+                records,
+                sync: false,
+                ..
+            } => {
+                let bytes: Vec<Vec<u8>> = records.iter().map(encode_persist).collect();
+                self.write_unsynced(bytes);
+            }
+            Action::Write { batch, records, .. } => {
                 let bytes: Vec<Vec<u8>> = records.iter().map(encode_persist).collect();
                 if self.may_sync_inline(&bytes) {
                     self.inline_write = Some(InlineWrite {
@@ -1144,6 +1182,7 @@ mod tests {
             auxiliary: false,
             aux_digest_min: None,
             read_probes: Default::default(),
+            accept_targets: Default::default(),
             client_tls: None,
             peer_tls: None,
             auth_token_ttl: Duration::from_secs(300),

@@ -1,6 +1,7 @@
 //! Every `synod flow` scenario is also a test of what the protocol code did in it.
 
-use synod_sim::flow::{scenario, Drawn, SCENARIOS};
+use std::collections::BTreeSet;
+use synod_sim::flow::{scenario, Drawn, Row, SCENARIOS};
 
 fn run(name: &str) -> Drawn {
     scenario(name)
@@ -143,6 +144,39 @@ fn multi_paxos_steady_leader_skips_phase_one() {
         learned(&d),
         vec![("S1", "put y=3"), ("S2", "put y=3"), ("S3", "put y=3")]
     );
+}
+
+#[test]
+fn thrifty_accepts_go_to_a_quorum_and_move_when_a_voter_fails() {
+    let d = run("multi-thrifty");
+    // Who received each label (rows of one label may repeat: their receivers together).
+    let to = |prefix: &str| -> BTreeSet<u64> {
+        d.chart
+            .rows
+            .iter()
+            .filter_map(|r| match r {
+                Row::Msg {
+                    label, receivers, ..
+                } if label.starts_with(prefix) => Some(receivers.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    };
+    assert_eq!(
+        to("Accept!(1.1, I=0"),
+        BTreeSet::from([2]),
+        "one follower votes"
+    );
+    assert_eq!(
+        to("Chosen(I=0, put x=1)"),
+        BTreeSet::from([3]),
+        "the other hears"
+    );
+    // To S2 first (down: not delivered, not drawn), then to S3 a whole round later.
+    assert_eq!(to("Accept!(1.1, I=1"), BTreeSet::from([3]), "retransmitted");
+    assert_eq!(to("Accept!(1.1, I=2"), BTreeSet::from([3]), "S3 voted last");
+    assert_eq!(learned(&d), vec![("S1", "put x=3"), ("S3", "put x=3")]);
 }
 
 #[test]

@@ -335,3 +335,11 @@ fn pbft_client_taking_f_replies_is_caught_within_20_seeds() {
 fn fab_learner_taking_f_votes_is_caught_within_5_seeds() {
     catch(Protocol::FastByzantine, PlantedBug::FabLearnerTakesF, 5);
 }
+
+/// The members a thrifty leader leaves out are told a value is chosen when it is proposed:
+/// caught at seed 0 (the sim turns thrifty accepts on for this bug), when a leader dies with
+/// a slot in flight and its successor chooses another value there.
+#[test]
+fn multi_chosen_pushed_early_is_caught_within_5_seeds() {
+    catch(Protocol::Multi, PlantedBug::ChosenPushedEarly, 5);
+}

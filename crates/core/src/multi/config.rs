@@ -39,6 +39,14 @@ pub struct Config {
     /// the next heartbeat.
     #[serde(default)]
     pub thrifty_reads: bool,
+    /// A leader sends each `Accept` only to as many main members as make a quorum with it
+    /// (those that voted latest), and pushes the chosen value to the others once it is chosen:
+    /// seed 002's "thrifty" sends, for writes. A member left out writes what it learns without
+    /// waiting for a sync of its own, so each write costs one sync fewer. A member chosen that
+    /// stops voting costs a heartbeat or two: a slot in flight that long goes to everyone.
+    /// Not used in a cluster with active auxiliaries (Cheap Paxos has its own rule for them).
+    #[serde(default)]
+    pub thrifty_writes: bool,
     /// Quorum sizes.
     pub quorum: QuorumSpec,
     /// A membership change chosen in slot `i` governs slots from `i + alpha` on. Fixed when the
@@ -127,6 +135,7 @@ impl Config {
             auxiliaries: Vec::new(),
             aux_digest_min: None,
             thrifty_reads: false,
+            thrifty_writes: false,
         }
     }
 

@@ -7,6 +7,7 @@ use super::messages::{ClientId, Command, PromiseEntry, Slot, Value, ValueDigest}
 use super::reads::Reads;
 use crate::ballot::{Ballot, NodeId};
 use crate::quorum::QuorumSystem;
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// Phase 1 in progress: gathering promises for `ballot` covering every slot from `from` on.
@@ -275,6 +276,10 @@ pub struct InFlight<C> {
     /// The heartbeat round it was proposed in: only a slot a whole round old is sent to an
     /// auxiliary acceptor (Cheap Paxos), so that a quick main's vote spares it the work.
     pub beat: u64,
+    /// Members the accept was not sent to ([`super::Config::thrifty_writes`]): they are told
+    /// the value once it is chosen, or sent the accept if it is still in flight a whole
+    /// heartbeat round later.
+    pub left_out: Vec<NodeId>,
 }
 
 /// Phase 2 only: a leader that won phase 1 for `ballot`.
@@ -323,6 +328,9 @@ pub struct Active<C> {
     /// Cheap Paxos: the auxiliaries that voted in this ballot, with the slot after the highest
     /// they voted in; told to forget once every main has learned up to there.
     pub aux_held: BTreeMap<NodeId, Slot>,
+    /// The highest slot each member voted for in this ballot: thrifty accepts go to those
+    /// that voted latest.
+    voted: BTreeMap<NodeId, Slot>,
 }
 
 fn key<C>(c: &Command<C>) -> (ClientId, u64) {
@@ -356,6 +364,7 @@ impl<C: Clone + Eq + std::fmt::Debug + serde::Serialize> Active<C> {
             aux_held: BTreeMap::new(),
             parked_reads: Vec::new(),
             read_epoch: 0,
+            voted: BTreeMap::new(),
         }
     }
 
@@ -395,8 +404,9 @@ impl<C: Clone + Eq + std::fmt::Debug + serde::Serialize> Active<C> {
         }
     }
 
-    /// Records that `value` is proposed for `slot` in this ballot.
-    pub fn proposed(&mut self, slot: Slot, value: Value<C>) {
+    /// Records that `value` is proposed for `slot` in this ballot, its accept sent to every
+    /// member but `left_out`.
+    pub fn proposed(&mut self, slot: Slot, value: Value<C>, left_out: Vec<NodeId>) {
         self.count(value.commands(), true);
         let prev = self.in_flight.insert(
             slot,
@@ -404,6 +414,7 @@ impl<C: Clone + Eq + std::fmt::Debug + serde::Serialize> Active<C> {
                 value,
                 acks: BTreeSet::new(),
                 beat: self.beats,
+                left_out,
             },
         );
         assert!(
@@ -413,20 +424,58 @@ impl<C: Clone + Eq + std::fmt::Debug + serde::Serialize> Active<C> {
         );
     }
 
-    /// Records a vote; returns the value if the slot just reached a phase-2 quorum.
+    /// Records a vote; returns the slot's record if the slot just reached a phase-2 quorum.
     pub fn vote(
         &mut self,
         from: NodeId,
         slot: Slot,
         quorum: &dyn QuorumSystem,
-    ) -> Option<Value<C>> {
+    ) -> Option<InFlight<C>> {
         let f = self.in_flight.get_mut(&slot)?;
         f.acks.insert(from);
+        let latest = self.voted.entry(from).or_insert(slot);
+        *latest = (*latest).max(slot);
         if quorum.is_phase2_quorum(&f.acks) {
-            self.withdraw(slot).map(|f| f.value)
+            self.withdraw(slot)
         } else {
             None
         }
+    }
+
+    /// Thrifty accepts (seed 002's second optimisation, for writes): of `voters`, those that
+    /// make a phase-2 quorum with `me` and the fewest others, the ones that voted for the
+    /// latest slots first (then those whose promise won this ballot, then in the order given),
+    /// so the choice stays put while they keep voting and moves to a member that answered a
+    /// retransmission once a chosen one falls silent. `None` if all of them do not make one.
+    pub fn accept_targets(
+        &self,
+        me: NodeId,
+        voters: &[NodeId],
+        quorum: &dyn QuorumSystem,
+    ) -> Option<BTreeSet<NodeId>> {
+        let mut ranked: Vec<(Reverse<Option<Slot>>, bool, NodeId)> = voters
+            .iter()
+            .filter(|&&m| m != me)
+            .map(|&m| {
+                (
+                    Reverse(self.voted.get(&m).copied()),
+                    !self.promises.has(m),
+                    m,
+                )
+            })
+            .collect();
+        ranked.sort();
+        let mut members = BTreeSet::new();
+        if voters.contains(&me) {
+            members.insert(me);
+        }
+        for (_, _, m) in ranked {
+            if quorum.is_phase2_quorum(&members) {
+                break;
+            }
+            members.insert(m);
+        }
+        quorum.is_phase2_quorum(&members).then_some(members)
     }
 
     /// Takes `slot` out of the slots in flight (it is chosen, by this ballot or another).
@@ -555,9 +604,36 @@ mod tests {
         );
         let batch = a.next_batch(2, 10, Slot::MAX).expect("a batch");
         assert_eq!(batch.len(), 2);
-        a.proposed(0, Value::batch(batch));
+        a.proposed(0, Value::batch(batch), Vec::new());
         a.enqueue(cmd(7));
         assert!(a.queued().is_empty(), "in flight: not queued again");
+    }
+
+    #[test]
+    fn thrifty_accepts_go_to_the_fewest_that_voted_latest() {
+        let q = Quorum::majority(&[1, 2, 3, 4, 5]).unwrap();
+        let mut a: Active<u32> = Active::new(Ballot::new(1, 1), 0, VecDeque::new());
+        let all = [1, 2, 3, 4, 5];
+        let ids = |t: Option<BTreeSet<NodeId>>| t.map(|t| t.into_iter().collect::<Vec<_>>());
+        // Before any vote: the lowest ids, with us.
+        assert_eq!(ids(a.accept_targets(1, &all, &q)), Some(vec![1, 2, 3]));
+        for slot in 0..3 {
+            a.proposed(slot, Value::Noop, Vec::new());
+        }
+        a.vote(5, 0, &q);
+        a.vote(4, 2, &q);
+        assert_eq!(ids(a.accept_targets(1, &all, &q)), Some(vec![1, 4, 5]));
+        // Not a voter ourselves: a whole quorum of the others.
+        assert_eq!(ids(a.accept_targets(9, &all, &q)), Some(vec![1, 4, 5]));
+        a.vote(2, 1, &q);
+        assert_eq!(ids(a.accept_targets(9, &all, &q)), Some(vec![2, 4, 5]));
+        let two = Quorum::majority(&[1, 2]).unwrap();
+        assert_eq!(ids(a.accept_targets(1, &[1, 2], &two)), Some(vec![1, 2]));
+        assert_eq!(
+            ids(a.accept_targets(1, &[1], &two)),
+            None,
+            "no quorum among them"
+        );
     }
 
     #[test]
@@ -579,7 +655,7 @@ mod tests {
         assert_eq!(a.queued().len(), 5);
         let batch = a.next_batch(1, 3, Slot::MAX).unwrap();
         assert_eq!(batch.len(), 3);
-        a.proposed(0, Value::batch(batch));
+        a.proposed(0, Value::batch(batch), Vec::new());
         assert!(
             a.next_batch(1, 3, Slot::MAX).is_none(),
             "window of one is full"
@@ -594,7 +670,7 @@ mod tests {
         assert!(a.vote(2, 0, &q).is_some());
         let rest = a.next_batch(1, 3, Slot::MAX).unwrap();
         assert_eq!(rest.len(), 2);
-        a.proposed(1, Value::batch(rest));
+        a.proposed(1, Value::batch(rest), Vec::new());
         // A new leader re-proposing an old value may hold a command twice: counted, not lost.
         a.proposed(
             2,
@@ -603,6 +679,7 @@ mod tests {
                 seq: 1,
                 op: 0,
             }]),
+            Vec::new(),
         );
         a.enqueue(Command {
             client: 3,

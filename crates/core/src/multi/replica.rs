@@ -1071,26 +1071,50 @@ impl<S: StateMachine> Replica<S> {
             "slot {slot} proposed at or above the prepared bound {}",
             active.bound
         );
-        active.proposed(slot, value.clone());
+        let config = self.learner.membership().at(slot);
+        let thrifty = self.cfg.thrifty_writes
+            && aux.is_empty()
+            && config.active_auxiliaries().next().is_none();
+        let targets = match thrifty {
+            true => active.accept_targets(self.cfg.id, config.voters(), config.quorum()),
+            false => None,
+        };
+        // Voters outside the targets hear the value once it is chosen; members that do not
+        // vote (learners) get every accept, as they would without thrifty sends.
+        let left_out: Vec<NodeId> = match &targets {
+            Some(t) => config
+                .voters()
+                .iter()
+                .copied()
+                .filter(|m| *m != self.cfg.id && !t.contains(m))
+                .collect(),
+            None => Vec::new(),
+        };
         let commit = self.learner.commit();
         let msg = Message::Accept {
             ballot,
             slot,
-            value,
+            value: value.clone(),
             commit,
         };
-        let config = self.learner.membership().at(slot);
         for m in config.receivers() {
-            if m != self.cfg.id {
+            if m != self.cfg.id && !left_out.contains(&m) {
                 fx.send(m, msg.clone());
             }
         }
+        if self.cfg.bug == Some(PlantedBug::ChosenPushedEarly) {
+            for &m in &left_out {
+                let value = value.clone();
+                fx.send(m, Message::Chosen { slot, value });
+            }
+        }
+        active.proposed(slot, value, left_out);
         if let Message::Accept { value, .. } = &msg {
             Self::send_to_auxiliaries(&self.cfg, &aux, (ballot, slot, commit), value, fx);
         }
         if self.cfg.bug == Some(PlantedBug::OwnVoteBeforeSync) {
-            if let Some(v) = active.vote(self.cfg.id, slot, config.quorum()) {
-                self.learn(slot, &v, fx);
+            if let Some(f) = active.vote(self.cfg.id, slot, config.quorum()) {
+                self.learn(slot, &f.value, fx);
             }
         } else {
             // Our own vote counts only once it is durable: it comes back to us as an Accepted,
@@ -1178,24 +1202,37 @@ impl<S: StateMachine> Replica<S> {
             Some(q) => q,
             None => config.quorum(),
         };
-        if let Some(v) = active.vote(from, slot, quorum) {
+        if let Some(f) = active.vote(from, slot, quorum) {
             let (commit, next_slot) = (self.learner.commit(), active.next_slot);
-            self.learn(slot, &v, fx);
+            self.learn(slot, &f.value, fx);
+            // Thrifty accepts: the voters left out learn the value now that it is chosen
+            // (those sent it by a retransmission and who voted know it already).
+            let told: Vec<NodeId> = f
+                .left_out
+                .into_iter()
+                .filter(|m| !f.acks.contains(m))
+                .collect();
+            if self.cfg.bug != Some(PlantedBug::ChosenPushedEarly) {
+                for &m in &told {
+                    let value = f.value.clone();
+                    fx.send(m, Message::Chosen { slot, value });
+                }
+            }
             self.learner.catch_up(self.acceptor.log(), fx);
             self.propose_queued(fx);
             // Followers learn the commit point from the next accept. When no accept goes out
             // now, tell them at once: a client waiting at a follower would otherwise wait for
-            // the next heartbeat.
+            // the next heartbeat. Those just told the value learn it from that.
             let proposed = matches!(&self.role, Role::Leader(a) if a.next_slot > next_slot);
             if self.learner.commit() > commit && !proposed {
-                self.announce_commit(fx);
+                self.announce_commit(&told, fx);
             }
             self.hand_over(fx);
         }
     }
 
-    /// Sends the commit point to every other member.
-    fn announce_commit(&mut self, fx: &mut Fx<S>) {
+    /// Sends the commit point to every other member but `told`.
+    fn announce_commit(&mut self, told: &[NodeId], fx: &mut Fx<S>) {
         let Role::Leader(active) = &self.role else {
             return;
         };
@@ -1205,7 +1242,7 @@ impl<S: StateMachine> Replica<S> {
             .membership()
             .members_over(commit, active.next_slot + 1)
         {
-            if m != self.cfg.id {
+            if m != self.cfg.id && !told.contains(&m) {
                 fx.send(m, Message::Heartbeat { ballot, commit });
             }
         }
@@ -1254,7 +1291,7 @@ impl<S: StateMachine> Replica<S> {
         active.beats += 1;
         let ballot = active.ballot;
         let commit = self.learner.commit();
-        self.announce_commit(fx);
+        self.announce_commit(&[], fx);
         let Role::Leader(active) = &self.role else {
             return;
         };
@@ -1279,8 +1316,12 @@ impl<S: StateMachine> Replica<S> {
                 value: f.value.clone(),
                 commit,
             };
+            // A member left out of a thrifty accept gets it once the slot has been in flight
+            // a whole heartbeat round: a chosen member is down or slow.
+            let stale = f.beat + 1 < active.beats;
             for m in membership.at(slot).receivers() {
-                if m != self.cfg.id && !f.acks.contains(&m) {
+                let spared = !stale && f.left_out.contains(&m);
+                if m != self.cfg.id && !f.acks.contains(&m) && !spared {
                     fx.send(m, msg.clone());
                 }
             }

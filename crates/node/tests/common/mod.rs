@@ -96,9 +96,11 @@ impl Driver {
             let seen = self.disk;
             for a in actions {
                 match a {
-                    Action::Write { batch, .. } => {
+                    Action::Write { batch, sync, .. } => {
                         self.disk += 100;
-                        self.n.synced(batch, self.disk);
+                        if sync {
+                            self.n.synced(batch, self.disk);
+                        }
                     }
                     Action::BuildSnapshot { pending, wanted } => {
                         self.builds.push((pending, seen));

@@ -146,6 +146,11 @@ pub const SCENARIOS: &[Scenario] = &[
         run: || multi_drawn(multi::steady_state(), 1),
     },
     Scenario {
+        name: "multi-thrifty",
+        title: "Multi-Paxos thrifty accepts: a quorum votes, the others hear the chosen value",
+        run: || multi_drawn(multi::thrifty_writes(), 2),
+    },
+    Scenario {
         name: "collapsed-roles",
         title: "Multi-Paxos with collapsed roles: the leader fails, another server takes over",
         run: || multi_drawn(multi::collapsed_roles(), 0),

@@ -148,8 +148,18 @@ impl Script {
         Self::cheap(n, 0, alpha)
     }
 
+    /// `n` servers whose leader sends accepts to a quorum's worth of them only
+    /// (`Config::thrifty_writes`).
+    pub fn thrifty(n: u64) -> Self {
+        Self::build(n, 0, Config::new(1, vec![1]).alpha, true)
+    }
+
     /// `n` main servers and `aux` auxiliary acceptors (numbered after them), with `alpha`.
     pub fn cheap(n: u64, aux: u64, alpha: u64) -> Self {
+        Self::build(n, aux, alpha, false)
+    }
+
+    fn build(n: u64, aux: u64, alpha: u64, thrifty_writes: bool) -> Self {
         let ids: Vec<NodeId> = (1..=n).collect();
         let aux_ids: Vec<NodeId> = (n + 1..=n + aux).collect();
         let mut chart = Chart::default();
@@ -171,6 +181,7 @@ impl Script {
             cfg.aux_digest_min = Some(0);
             // Reads' probes to a quorum's worth of members, as the server sends them.
             cfg.thrifty_reads = true;
+            cfg.thrifty_writes = thrifty_writes;
             let mut r = Replica::new(cfg, Kv::default()).expect("valid config");
             let _ = r.start();
             replicas.insert(id, r);
@@ -512,6 +523,43 @@ pub(super) fn move_leader() -> Script {
     s.deliver_all(); // Accept!
     s.deliver_all(); // Accepted: y=2 chosen, S3 announces it
     s.deliver_all(); // S1 learns y=2 is chosen and answers the client
+    s
+}
+
+/// Thrifty accepts (seed 002's second optimisation): the leader sends each Accept! to S2 only,
+/// which makes a quorum with it, and tells S3 the value once it is chosen. S2 fails; a write
+/// still in flight after a whole heartbeat round goes to S3 too, whose vote chooses it, and
+/// the next write goes to S3 alone.
+pub(super) fn thrifty_writes() -> Script {
+    let mut s = Script::thrifty(3);
+    s.draw(false);
+    s.election_timeout(1);
+    for _ in 0..3 {
+        s.deliver_all();
+    }
+    s.draw(true);
+    s.chart
+        .push(Row::Note("--- Accept! to a quorum only ---".into()));
+    s.request(1, put("x", "1"), false);
+    s.deliver_all(); // Accept! to S2
+    s.deliver_all(); // Accepted: chosen; the response
+    s.deliver_all(); // Chosen to S3, the commit point to S2
+    s.fail(2);
+    s.request(1, put("y", "2"), false);
+    s.deliver_all(); // Accept! to S2, which is down
+    s.heartbeat(1); // not yet a whole round old: heartbeats only
+    s.deliver_all();
+    s.heartbeat(1); // a whole round: the accept goes to S3
+    s.deliver_all();
+    s.deliver_all(); // Accepted: chosen
+    s.deliver_all(); // the commit point to S3
+    s.chart.push(Row::Note(
+        "--- S3 voted last: it takes S2's place ---".into(),
+    ));
+    s.request(1, put("x", "3"), false);
+    for _ in 0..3 {
+        s.deliver_all();
+    }
     s
 }
 

@@ -162,7 +162,7 @@ impl MultiSim {
                     self.world.after(0, Event::CrashNode { node: id, epoch });
                 }
             }
-            Action::Write { batch, records } => {
+            Action::Write { batch, records, .. } => {
                 let a = self.auxes.get_mut(&id).expect("aux");
                 a.disk.write(batch, records);
                 if !a.sync_pending {

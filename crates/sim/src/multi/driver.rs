@@ -129,7 +129,11 @@ impl MultiSim {
                     self.world.after(0, Event::CrashNode { node: id, epoch });
                 }
             }
-            Action::Write { batch, records } => self.write(id, batch, records),
+            Action::Write {
+                batch,
+                records,
+                sync,
+            } => self.write(id, batch, records, sync),
             Action::Reply { ticket, result } => self.answer(id, ticket, Answer::Write(result)),
             Action::ReadReply { ticket, result } => {
                 let n = self.nodes.get_mut(&id).expect("node");
@@ -208,12 +212,21 @@ impl MultiSim {
 
     /// Records reach the disk's cache; a sync follows within the seed's sync delay, or, while
     /// faults last, a stall. Sometimes the node dies right here, between the write and its sync.
-    fn write(&mut self, id: NodeId, batch: u64, records: Vec<Persist<KvCommand>>) {
+    /// A batch that needs no sync gets none of its own: it stays volatile until a later
+    /// batch's sync (or a checkpoint's) covers it, as on the server.
+    fn write(&mut self, id: NodeId, batch: u64, records: Vec<Persist<KvCommand>>, sync: bool) {
         let n = self.nodes.get_mut(&id).expect("node");
         n.disk.write(batch, records);
         let epoch = n.epoch;
         if self.world.faults.crash && self.world.rng.gen_bool(self.swarm.crash_at_write) {
             self.world.after(0, Event::CrashNode { node: id, epoch });
+        }
+        if !sync {
+            let bytes = n.disk.log_bytes();
+            if let Some(core) = n.core.as_mut() {
+                core.written(bytes);
+            }
+            return;
         }
         if !n.sync_pending {
             n.sync_pending = true;

@@ -331,6 +331,11 @@ impl MultiSim {
         // Reads' probes to a quorum's worth of members (the server's default) on odd seeds,
         // to every member on even ones; by seed for the same reason.
         c.thrifty_reads = self.seed % 2 == 1;
+        // Accepts to a quorum's worth of members, the rest told once a value is chosen, on
+        // seeds whose second bit is set (so every pairing with thrifty reads is drawn), and
+        // always with the bug that only such accepts can show.
+        c.thrifty_writes =
+            (self.seed / 2) % 2 == 1 || self.cfg.bug == Some(PlantedBug::ChosenPushedEarly);
         c.quorum = self.cfg.quorum;
         c.window = 8;
         c.alpha = self.swarm.alpha;
