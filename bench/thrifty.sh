@@ -1,19 +1,27 @@
 #!/bin/bash
-# Thrifty read probes: `synod server --read-probes all` against `quorum`, side by side.
+# Thrifty sends (seed 002): `synod server --SETTING all` against `quorum`, side by side, where
+# SETTING is `read-probes` (the default: whom a leader probes before a linearizable read) or
+# `accept-targets` (whom it sends each write's accept to).
 #
-# For each round and each setting, starts a fresh 3-node cluster on 127.0.0.1 (ports from
+# For each round and each mode, starts a fresh 3-node cluster on 127.0.0.1 (ports from
 # PORT, default 25100), writes for a second, then runs `synod bench run` at the leader with
 # WORKLOAD (default get, linearizable), CLIENTS (64) and CONNS (8), 1,000 keys, 1 s warm-up
 # and 5 s measured, ROUNDS times (default 3). Prints one line per run: setting, ops/s, server
 # CPU per op (µs, the three servers' user + system time), p50 and p99 (ms), and each node's
 # CPU ticks over the run, so the follower left out shows. docs/performance.md ("Thrifty read
-# probes") has what it measured. Needs etcdctl (Debian's etcd-client).
+# probes", "Thrifty accepts") has what it measured. Needs etcdctl (Debian's etcd-client).
+# For accepts: SETTING=accept-targets WORKLOAD=put CLIENTS=1 CONNS=1 bench/thrifty.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${SYNOD:-}" ]; then
   cargo build --release -p synod >&2
   SYNOD=./target/release/synod
 fi
+setting=${SETTING:-read-probes}
+case $setting in
+  read-probes | accept-targets) ;;
+  *) echo "SETTING must be read-probes or accept-targets, not $setting" >&2; exit 2 ;;
+esac
 workload=${WORKLOAD:-get}
 clients=${CLIENTS:-64}
 conns=${CONNS:-8}
@@ -39,7 +47,7 @@ run() {
   for i in 1 2 3; do
     "$SYNOD" server --id "$i" --peers "$peers" --clients "$cl" \
       --listen-client "127.0.0.1:$((base + 200 + i))" --listen-admin "127.0.0.1:$((base + 300 + i))" \
-      --data-dir "$dir/n$i" --read-probes "$mode" >"$dir/$i.log" 2>&1 &
+      --data-dir "$dir/n$i" "--$setting" "$mode" >"$dir/$i.log" 2>&1 &
     pids+=($!)
   done
   for _ in $(seq 100); do
