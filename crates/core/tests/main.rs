@@ -21,3 +21,4 @@ mod regressions;
 mod removal;
 mod replica;
 mod snapshot_pieces;
+mod thrifty_writes;

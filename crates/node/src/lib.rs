@@ -26,7 +26,7 @@ pub mod record;
 
 pub use aux_node::{AuxNode, AuxRecovered, AUX_CHECKPOINT_RECORDS};
 pub use lanes::LANES;
-pub use node::{Action, NodeConfig, NodeCore, NodeCounters};
+pub use node::{Action, NodeConfig, NodeCore, NodeCounters, UNSYNCED_TAIL_TICKS};
 pub use record::{Checkpoint, LogRecord, Recovered};
 
 /// The driver's name for a client request awaiting an answer.

@@ -194,6 +194,11 @@ pub enum Action {
     },
 }
 
+/// A batch written without a sync (chosen values learned from others) gets one after this many
+/// ticks if nothing synced it meanwhile (100 ms at the server's 10 ms tick): see
+/// `NodeCore::sync_old_tail`.
+pub const UNSYNCED_TAIL_TICKS: u64 = 10;
+
 /// Counters a driver may export.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NodeCounters {
@@ -233,6 +238,8 @@ pub struct NodeCore {
     built: Option<Snapshot>,
     /// An operator asked for a checkpoint now ([`NodeCore::request_checkpoint`]).
     forced: bool,
+    /// Ticks the newest batch has been unsynced (see [`UNSYNCED_TAIL_TICKS`]).
+    tail_ticks: u64,
     /// The size of the newest checkpoint reported saved, and the log record it covers.
     checkpoint_bytes: u64,
     checkpoint_covered: u64,
@@ -287,6 +294,7 @@ impl NodeCore {
             saving: 0,
             built: None,
             forced: false,
+            tail_ticks: 0,
             checkpoint_bytes: recovered.checkpoint_bytes,
             checkpoint_covered: 0,
             log_bytes,
@@ -425,6 +433,7 @@ impl NodeCore {
     /// One tick of the node's clock: timers, lease deadlines, resubmits and give-ups.
     pub fn tick(&mut self) {
         self.now += 1;
+        self.sync_old_tail();
         let due: Vec<Timer> = self
             .timers
             .iter()
@@ -481,6 +490,25 @@ impl NodeCore {
             }
             at >= late
         });
+    }
+
+    /// Syncs an unsynced tail of the log that has waited [`UNSYNCED_TAIL_TICKS`]: a member
+    /// left out of thrifty accepts would otherwise never sync its log between checkpoints,
+    /// and after a power loss the page cache may have written a later page of that tail and
+    /// not an earlier one, which the log's recovery must refuse as corruption. Kept short, it
+    /// is no worse than a batch in flight; it also bounds what a vote or promise of this member
+    /// (a failover) waits for.
+    fn sync_old_tail(&mut self) {
+        if !self.gate.unsynced_tail() {
+            self.tail_ticks = 0;
+            return;
+        }
+        self.tail_ticks += 1;
+        if self.tail_ticks >= UNSYNCED_TAIL_TICKS {
+            self.tail_ticks = 0;
+            let commit = Persist::Commit(self.replica.commit_index());
+            self.gate.stage(vec![commit], true);
+        }
     }
 
     /// Batch `batch` of [`Action::Write`] (and every earlier one) is durable. `log_bytes` is the
@@ -622,7 +650,9 @@ impl NodeCore {
     /// Sorts one step's effects: records to this turn's batch, timers armed, messages sent or
     /// held for the sync, outputs answered.
     fn sort(&mut self, fx: Fx) {
-        let gated = !fx.send_after_sync.is_empty();
+        let me = self.cfg.id;
+        // Messages to ourselves wait for the disk like gated ones (the core sends none at once).
+        let gated = !fx.send_after_sync.is_empty() || fx.send.iter().any(|o| o.to == me);
         let mut persist = fx.persist;
         if gated && persist.is_empty() && self.gate.unsynced_tail() {
             // These messages may rest on what the newest batch, written without a sync, holds
@@ -633,8 +663,7 @@ impl NodeCore {
         for t in fx.timers {
             self.timers.insert(t.kind, self.now + t.after);
         }
-        let me = self.cfg.id;
-        // Messages to ourselves are local steps: they always wait (the core sends none at once).
+        // Messages to ourselves are local steps: they always wait.
         let (mut late, early): (Outgoings, Outgoings) =
             fx.send.into_iter().partition(|o| o.to == me);
         for o in early {

@@ -577,3 +577,47 @@ fn a_main_reports_its_commit_point_only_once_it_is_durable() {
         "{actions:?}"
     );
 }
+
+fn writes(actions: &[Action]) -> Vec<(u64, bool)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Write { batch, sync, .. } => Some((*batch, *sync)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_chosen_value_pushed_to_a_member_left_out_is_written_unsynced_and_synced_later() {
+    let mut n = common::follower(0, None);
+    let chosen = |slot| Message::Chosen {
+        slot,
+        value: Value::Noop,
+    };
+    n.on_peer(1, chosen(0));
+    n.flush();
+    let actions = n.take_actions();
+    assert_eq!(writes(&actions), vec![(1, false)], "{actions:?}");
+    assert_eq!(n.replica().commit_index(), 1, "learned without a sync");
+    // Nothing waits for it; unreported, it is synced once it has been waiting long enough.
+    for _ in 1..synod_node::UNSYNCED_TAIL_TICKS {
+        n.tick();
+        n.flush();
+        assert!(writes(&n.take_actions()).is_empty());
+    }
+    n.tick();
+    n.flush();
+    assert_eq!(writes(&n.take_actions()), vec![(2, true)]);
+    n.synced(2, 0);
+    // A batch written unsynced and covered by a later sync needs no sync of its own again.
+    n.on_peer(1, chosen(1));
+    n.flush();
+    assert_eq!(writes(&n.take_actions()), vec![(3, false)]);
+    n.synced(3, 0);
+    for _ in 0..synod_node::UNSYNCED_TAIL_TICKS {
+        n.tick();
+        n.flush();
+        assert!(writes(&n.take_actions()).is_empty());
+    }
+}

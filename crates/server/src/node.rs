@@ -301,8 +301,12 @@ enum Durable {
         inline: bool,
         result: Result<(), StorageError>,
     },
-    /// A batch that needs no sync of its own was written to the log file (or the log failed).
-    Written(Result<(), StorageError>),
+    /// Batch `batch`, which needs no sync of its own, was written to the log file (the
+    /// indexes its records got), or the log failed.
+    Written {
+        batch: u64,
+        result: Result<std::ops::Range<u64>, StorageError>,
+    },
     /// A checkpoint was saved and the log below it dropped: the log record it covers, its
     /// size, and the log's byte counter right after; then its snapshot's slot and state as
     /// mapped from the file, if that worked.
@@ -779,25 +783,52 @@ impl Node {
     }
 
     /// Writes a batch that needs no sync of its own (chosen values learned from others, see
-    /// `synod_node::Action::Write`): on this thread if the log is idle, since that costs a
-    /// write and no wait, or behind the flusher's batch. Nothing waits for it, so the core is
-    /// not told it is synced; a later batch's report covers it.
-    fn write_unsynced(&mut self, bytes: Vec<Vec<u8>>) {
-        match self.wal.write_inline(bytes) {
-            Ok(Ok(_)) => {
-                self.metrics.log_unsynced_batches.inc();
-                self.core.written(self.wal.stats().bytes);
-            }
-            Ok(Err(e)) => {
-                let _ = self.durable_tx.send(Durable::Written(Err(e)));
-            }
-            Err(bytes) => {
-                let tx = self.durable_tx.clone();
-                self.wal.write_then(bytes, move |result| {
-                    let _ = tx.send(Durable::Written(result.map(|_| ())));
+    /// `synod_node::Action::Write`): on this thread if it is small and the log is idle, since
+    /// that costs a write and no wait, or behind the flusher's batch. Nothing waits for it.
+    fn write_unsynced(&mut self, batch: u64, bytes: Vec<Vec<u8>>) {
+        let small = bytes.iter().map(Vec::len).sum::<usize>() <= INLINE_MAX_BYTES;
+        let bytes = match small {
+            true => match self.wal.write_inline(bytes) {
+                Ok(result) => {
+                    let _ = self.on_written(batch, result);
+                    return;
+                }
+                Err(bytes) => bytes,
+            },
+            false => bytes,
+        };
+        let tx = self.durable_tx.clone();
+        self.wal.write_then(bytes, move |result| {
+            let _ = tx.send(Durable::Written { batch, result });
+        });
+    }
+
+    /// An unsynced batch reached the log file. If a sync of the flusher's (for a later batch
+    /// in the same run) covered it, the core hears it is durable, so it does not sync it again.
+    fn on_written(
+        &mut self,
+        batch: u64,
+        result: Result<std::ops::Range<u64>, StorageError>,
+    ) -> Result<(), StorageError> {
+        let written = match result {
+            Ok(range) => range,
+            Err(e) => {
+                // Reported through the loop's channel, as a failed sync is.
+                let _ = self.durable_tx.send(Durable::Written {
+                    batch,
+                    result: Err(e.clone()),
                 });
+                return Err(e);
             }
+        };
+        self.metrics.log_unsynced_batches.inc();
+        let bytes = self.wal.stats().bytes;
+        if written.end > written.start && self.wal.durable_index() >= written.end - 1 {
+            self.core.synced(batch, bytes);
+        } else {
+            self.core.written(bytes);
         }
+        Ok(())
     }
 
     /// Syncs a small batch on this thread if the log is idle (otherwise it queues behind the
@@ -839,10 +870,9 @@ impl Node {
                 self.metrics.records_per_fsync.observe(records as f64);
                 self.core.synced(batch, self.wal.stats().bytes);
             }
-            Durable::Written(result) => {
-                result?;
-                self.metrics.log_unsynced_batches.inc();
-                self.core.written(self.wal.stats().bytes);
+            Durable::Written { batch, result } => {
+                let range = result?;
+                self.on_written(batch, Ok(range))?;
             }
             Durable::SnapshotBuilt { snapshot, ms } => {
                 tracing::info!(
@@ -978,12 +1008,12 @@ impl Node {
                 self.outbox.send(to, msg);
             }
             Action::Write {
+                batch,
                 records,
                 sync: false,
-                ..
             } => {
                 let bytes: Vec<Vec<u8>> = records.iter().map(encode_persist).collect();
-                self.write_unsynced(bytes);
+                self.write_unsynced(batch, bytes);
             }
             Action::Write { batch, records, .. } => {
                 let bytes: Vec<Vec<u8>> = records.iter().map(encode_persist).collect();

@@ -1222,8 +1222,13 @@ impl<S: StateMachine> Replica<S> {
             self.propose_queued(fx);
             // Followers learn the commit point from the next accept. When no accept goes out
             // now, tell them at once: a client waiting at a follower would otherwise wait for
-            // the next heartbeat. Those just told the value learn it from that.
+            // the next heartbeat. Those just told the value learn it from that, if it is all
+            // the commit point moved by (not when earlier slots settled with it).
             let proposed = matches!(&self.role, Role::Leader(a) if a.next_slot > next_slot);
+            let told = match self.learner.commit() == commit + 1 && slot == commit {
+                true => told,
+                false => Vec::new(),
+            };
             if self.learner.commit() > commit && !proposed {
                 self.announce_commit(&told, fx);
             }
@@ -1260,6 +1265,13 @@ impl<S: StateMachine> Replica<S> {
             if let Some(f) = active.withdraw(slot) {
                 if f.value != *value {
                     self.step_down(fx);
+                } else {
+                    // Settled otherwise than by votes (an acceptor knew it chosen): the
+                    // members left out of its accept hear it all the same.
+                    for m in f.left_out.into_iter().filter(|m| !f.acks.contains(m)) {
+                        let value = value.clone();
+                        fx.send(m, Message::Chosen { slot, value });
+                    }
                 }
             }
         }

@@ -39,6 +39,8 @@ pub struct Net {
     pub aux_digest_min: Option<usize>,
     /// `Config::thrifty_reads` (set before the replicas boot again).
     pub thrifty_reads: bool,
+    /// `Config::thrifty_writes` (set before the replicas boot again).
+    pub thrifty_writes: bool,
 }
 
 impl Net {
@@ -78,6 +80,7 @@ impl Net {
             aux_received: BTreeMap::new(),
             aux_digest_min: None,
             thrifty_reads: false,
+            thrifty_writes: false,
         };
         for id in n + 1..=n + aux {
             net.aux_disks.insert(id, AuxDurable::default());
@@ -101,6 +104,7 @@ impl Net {
         c.auxiliaries = self.aux_disks.keys().copied().collect();
         c.aux_digest_min = self.aux_digest_min;
         c.thrifty_reads = self.thrifty_reads;
+        c.thrifty_writes = self.thrifty_writes;
         c
     }
 
