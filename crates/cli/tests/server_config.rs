@@ -78,54 +78,38 @@ fn the_auxiliary_digest_threshold_takes_bytes_or_off_from_flag_env_and_file() {
     assert!(!ok && out.contains("aux_digest_min"), "{out}");
 }
 
-#[test]
-fn read_probes_are_a_quorum_unless_told_all_by_flag_env_or_file() {
+/// A `quorum`/`all` setting (`key` in the TOML file and the printed configuration, `--flag`,
+/// `env`): `quorum` by default; `all` by flag, environment or file; the flag over the file;
+/// anything else refused naming the flag.
+fn quorum_unless_told_all(key: &str, flag: &str, env: &str) {
     let peers = ["--id", "1", "--peers", "1=127.0.0.1:7001"];
-    let probes = |extra: &[&str], env: &[(&str, &str)]| {
+    let setting = |extra: &[&str], env: &[(&str, &str)]| {
         let (ok, out) = print_config(&[&peers[..], extra].concat(), env);
         assert!(ok, "{out}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        v["read_probes"].clone()
+        v[key].clone()
     };
-    assert_eq!(probes(&[], &[]), "quorum", "default");
-    assert_eq!(probes(&["--read-probes", "all"], &[]), "all");
-    assert_eq!(probes(&[], &[("SYNOD_READ_PROBES", "all")]), "all");
+    assert_eq!(setting(&[], &[]), "quorum", "{key}: default");
+    assert_eq!(setting(&[flag, "all"], &[]), "all");
+    assert_eq!(setting(&[], &[(env, "all")]), "all");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("synod.toml");
-    std::fs::write(&file, "read_probes = \"all\"").unwrap();
+    std::fs::write(&file, format!("{key} = \"all\"")).unwrap();
     let f = file.to_str().unwrap();
-    assert_eq!(probes(&["--config", f], &[]), "all");
-    assert_eq!(
-        probes(&["--config", f, "--read-probes", "quorum"], &[]),
-        "quorum"
-    );
-    let (ok, out) = print_config(&[&peers[..], &["--read-probes", "some"]].concat(), &[]);
-    assert!(!ok && out.contains("--read-probes"), "{out}");
+    assert_eq!(setting(&["--config", f], &[]), "all");
+    assert_eq!(setting(&["--config", f, flag, "quorum"], &[]), "quorum");
+    let (ok, out) = print_config(&[&peers[..], &[flag, "some"]].concat(), &[]);
+    assert!(!ok && out.contains(flag), "{out}");
+}
+
+#[test]
+fn read_probes_are_a_quorum_unless_told_all_by_flag_env_or_file() {
+    quorum_unless_told_all("read_probes", "--read-probes", "SYNOD_READ_PROBES");
 }
 
 #[test]
 fn accept_targets_are_a_quorum_unless_told_all_by_flag_env_or_file() {
-    let peers = ["--id", "1", "--peers", "1=127.0.0.1:7001"];
-    let targets = |extra: &[&str], env: &[(&str, &str)]| {
-        let (ok, out) = print_config(&[&peers[..], extra].concat(), env);
-        assert!(ok, "{out}");
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        v["accept_targets"].clone()
-    };
-    assert_eq!(targets(&[], &[]), "quorum", "default");
-    assert_eq!(targets(&["--accept-targets", "all"], &[]), "all");
-    assert_eq!(targets(&[], &[("SYNOD_ACCEPT_TARGETS", "all")]), "all");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("synod.toml");
-    std::fs::write(&file, "accept_targets = \"all\"").unwrap();
-    let f = file.to_str().unwrap();
-    assert_eq!(targets(&["--config", f], &[]), "all");
-    assert_eq!(
-        targets(&["--config", f, "--accept-targets", "quorum"], &[]),
-        "quorum"
-    );
-    let (ok, out) = print_config(&[&peers[..], &["--accept-targets", "one"]].concat(), &[]);
-    assert!(!ok && out.contains("--accept-targets"), "{out}");
+    quorum_unless_told_all("accept_targets", "--accept-targets", "SYNOD_ACCEPT_TARGETS");
 }
 
 #[test]
