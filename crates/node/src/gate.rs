@@ -11,8 +11,9 @@
 //! rides along with the next records that need one. Nor are chosen values learned from others
 //! (a member left out of thrifty accepts, a catch-up): a batch of nothing else is written
 //! without a sync of its own, and becomes durable with the next batch that has one, since the
-//! log keeps the order. Losing such a tail in a crash loses nothing that was not chosen
-//! elsewhere; what was written after it is lost with it, and the node catches up again.
+//! log keeps the order, or with one of its own once it is old (`NodeCore::sync_old_tail`).
+//! Losing such a tail in a crash loses nothing that was not chosen elsewhere; what was written
+//! after it is lost with it, and the node catches up again.
 
 use std::collections::VecDeque;
 use synod_core::multi::{Message, Persist};

@@ -2,8 +2,9 @@
 //!
 //! A [`GroupCommitter`] owns the [`Wal`] and a dedicated flusher thread. Writers put records on
 //! a queue and either block until they are durable, or hand over a callback. The flusher takes
-//! everything queued, appends it in queue order, syncs once, and completes every submission of
-//! the batch. While it syncs, new submissions pile up and form the next batch, so batches grow
+//! everything queued, appends it in queue order, syncs once (or, if nothing queued asked for a
+//! sync, only writes it: [`CommitHandle::write_then`]), and completes every submission of the
+//! batch. While it syncs, new submissions pile up and form the next batch, so batches grow
 //! with load by themselves: no timer, no added latency when the log is idle.
 //!
 //! For an async server, [`CommitHandle::append_then`] takes a callback that runs on the flusher
