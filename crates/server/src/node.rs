@@ -789,8 +789,11 @@ impl Node {
         let small = bytes.iter().map(Vec::len).sum::<usize>() <= INLINE_MAX_BYTES;
         let bytes = match small {
             true => match self.wal.write_inline(bytes) {
-                Ok(result) => {
-                    let _ = self.on_written(batch, result);
+                Ok(Ok(range)) => return self.on_written(batch, range),
+                // Reported through the loop's channel, as a failed sync is.
+                Ok(Err(e)) => {
+                    let result = Err(e);
+                    let _ = self.durable_tx.send(Durable::Written { batch, result });
                     return;
                 }
                 Err(bytes) => bytes,
@@ -803,24 +806,10 @@ impl Node {
         });
     }
 
-    /// An unsynced batch reached the log file. If a sync of the flusher's (for a later batch
-    /// in the same run) covered it, the core hears it is durable, so it does not sync it again.
-    fn on_written(
-        &mut self,
-        batch: u64,
-        result: Result<std::ops::Range<u64>, StorageError>,
-    ) -> Result<(), StorageError> {
-        let written = match result {
-            Ok(range) => range,
-            Err(e) => {
-                // Reported through the loop's channel, as a failed sync is.
-                let _ = self.durable_tx.send(Durable::Written {
-                    batch,
-                    result: Err(e.clone()),
-                });
-                return Err(e);
-            }
-        };
+    /// Unsynced batch `batch` reached the log file as records `written`. If a sync of the
+    /// flusher's (for a later batch in the same run) covered it, the core hears it is durable,
+    /// so it does not sync it again.
+    fn on_written(&mut self, batch: u64, written: std::ops::Range<u64>) {
         self.metrics.log_unsynced_batches.inc();
         let bytes = self.wal.stats().bytes;
         if written.end > written.start && self.wal.durable_index() >= written.end - 1 {
@@ -828,7 +817,6 @@ impl Node {
         } else {
             self.core.written(bytes);
         }
-        Ok(())
     }
 
     /// Syncs a small batch on this thread if the log is idle (otherwise it queues behind the
@@ -870,10 +858,7 @@ impl Node {
                 self.metrics.records_per_fsync.observe(records as f64);
                 self.core.synced(batch, self.wal.stats().bytes);
             }
-            Durable::Written { batch, result } => {
-                let range = result?;
-                self.on_written(batch, Ok(range))?;
-            }
+            Durable::Written { batch, result } => self.on_written(batch, result?),
             Durable::SnapshotBuilt { snapshot, ms } => {
                 tracing::info!(
                     node = self.core.replica().id(),

@@ -48,6 +48,11 @@ enum Notify {
 struct Completion(Option<Notify>);
 
 impl Completion {
+    /// A completion that calls `f` (on whichever thread completes it).
+    fn call(f: impl FnOnce(CommitResult) + Send + 'static) -> Self {
+        Completion(Some(Notify::Call(Box::new(f))))
+    }
+
     fn complete(mut self, r: CommitResult) {
         if let Some(n) = self.0.take() {
             deliver(n, r);
@@ -226,7 +231,7 @@ impl CommitHandle {
         records: Vec<Vec<u8>>,
         on_durable: impl FnOnce(CommitResult) + Send + 'static,
     ) {
-        let done = Completion(Some(Notify::Call(Box::new(on_durable))));
+        let done = Completion::call(on_durable);
         self.submit(Payload::Many(records), done);
     }
 
@@ -239,7 +244,7 @@ impl CommitHandle {
         records: Vec<Vec<u8>>,
         on_written: impl FnOnce(CommitResult) + Send + 'static,
     ) {
-        let done = Completion(Some(Notify::Call(Box::new(on_written))));
+        let done = Completion::call(on_written);
         self.submit(Payload::Unsynced(records), done);
     }
 
@@ -341,9 +346,9 @@ impl CommitHandle {
         // flusher and every writer would otherwise wait for it forever.
         let guard = InlineGuard(&self.shared);
         let (tx, rx) = mpsc::sync_channel(1);
-        let done = Completion(Some(Notify::Call(Box::new(move |r| {
+        let done = Completion::call(move |r| {
             let _ = tx.send(r);
-        }))));
+        });
         let mut ops = vec![Op::Append(payload, done)];
         let done = run_ops(&self.shared, &mut ops);
         std::mem::forget(guard);

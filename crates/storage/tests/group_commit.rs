@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::collections::HashSet;
 use std::sync::mpsc;
-use synod_storage::{GroupCommitter, StorageError, Wal, WalOptions};
+use synod_storage::{CommitHandle, GroupCommitter, StorageError, Wal, WalOptions};
 
 fn record(thread: u64, seq: u64) -> Vec<u8> {
     let mut r = thread.to_le_bytes().to_vec();
@@ -16,6 +16,12 @@ fn record(thread: u64, seq: u64) -> Vec<u8> {
         (seq % 50) as usize,
     ));
     r
+}
+
+/// A committer over a log opened in `dir` with `opts`.
+fn started(dir: &std::path::Path, opts: WalOptions) -> GroupCommitter {
+    let (wal, _) = Wal::open(dir, opts).unwrap();
+    GroupCommitter::start(wal).unwrap()
 }
 
 /// Holds the flusher inside a task until the returned sender is sent to; the task's thread
@@ -48,20 +54,24 @@ fn assert_read_back(dir: &std::path::Path, opts: WalOptions, acked: Vec<(u64, u6
     }
 }
 
-#[test]
-fn concurrent_writers_get_distinct_consecutive_indexes_and_their_own_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = small(2048);
-    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
-    let gc = GroupCommitter::start(wal).unwrap();
-    let threads: Vec<_> = (0..8u64)
+/// Runs `threads` writers at once, each appending `per` records with `append` (which returns
+/// the index its record got); checks that each writer's records keep their order and are
+/// durable when acknowledged, and that the indexes are `1..=threads * per`, each once.
+/// Returns every acknowledged (index, thread, seq).
+fn writers_at_once(
+    gc: &GroupCommitter,
+    threads: u64,
+    per: u64,
+    append: fn(&CommitHandle, u64, u64) -> u64,
+) -> Vec<(u64, u64, u64)> {
+    let threads: Vec<_> = (0..threads)
         .map(|t| {
             let h = gc.handle();
             std::thread::spawn(move || {
                 let mut mine = Vec::new();
                 let mut last = 0;
-                for seq in 0..150 {
-                    let index = h.append_durable(record(t, seq)).unwrap();
+                for seq in 0..per {
+                    let index = append(&h, t, seq);
                     assert!(index > last, "one writer's records keep their order");
                     assert!(h.durable_index() >= index);
                     last = index;
@@ -71,12 +81,24 @@ fn concurrent_writers_get_distinct_consecutive_indexes_and_their_own_bytes() {
             })
         })
         .collect();
+    let n = threads.len() as u64 * per;
     let acked: Vec<(u64, u64, u64)> = threads
         .into_iter()
         .flat_map(|t| t.join().unwrap())
         .collect();
     let indexes: HashSet<u64> = acked.iter().map(|a| a.0).collect();
-    assert_eq!(indexes, (1..=1200).collect::<HashSet<u64>>());
+    assert_eq!(indexes, (1..=n).collect::<HashSet<u64>>());
+    acked
+}
+
+#[test]
+fn concurrent_writers_get_distinct_consecutive_indexes_and_their_own_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = small(2048);
+    let gc = started(dir.path(), opts.clone());
+    let acked = writers_at_once(&gc, 8, 150, |h, t, seq| {
+        h.append_durable(record(t, seq)).unwrap()
+    });
     let stats = gc.stats();
     assert_eq!(stats.records, 1200);
     assert!(stats.syncs >= 1 && stats.syncs <= 1200);
@@ -93,8 +115,7 @@ fn concurrent_writers_get_distinct_consecutive_indexes_and_their_own_bytes() {
 #[test]
 fn records_queued_while_the_flusher_is_busy_share_one_fdatasync() {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(1 << 16)).unwrap();
-    let gc = GroupCommitter::start(wal).unwrap();
+    let gc = started(dir.path(), small(1 << 16));
     // Hold the flusher inside a task until 50 submissions are queued behind it.
     let (release_tx, blocker) = hold_flusher(&gc);
     let receivers: Vec<_> = (0..50u64)
@@ -121,8 +142,7 @@ fn records_queued_while_the_flusher_is_busy_share_one_fdatasync() {
 #[test]
 fn callbacks_batches_and_empty_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(1 << 16)).unwrap();
-    let gc = GroupCommitter::start(wal).unwrap();
+    let gc = started(dir.path(), small(1 << 16));
     let (tx, rx) = mpsc::channel();
     gc.append_then(
         vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()],
@@ -143,8 +163,7 @@ fn an_oversized_record_fails_alone() {
         max_record_size: 8,
         ..small(1 << 16)
     };
-    let (wal, _) = Wal::open(dir.path(), opts).unwrap();
-    let gc = GroupCommitter::start(wal).unwrap();
+    let gc = started(dir.path(), opts);
     assert!(matches!(
         gc.append_batch_durable(vec![b"ok".to_vec(), vec![0; 9]]),
         Err(StorageError::RecordTooLarge { len: 9, max: 8 })
@@ -156,8 +175,7 @@ fn an_oversized_record_fails_alone() {
 fn control_operations_run_in_order_on_the_flusher() {
     let dir = tempfile::tempdir().unwrap();
     let opts = small(1 << 16);
-    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
-    let gc = GroupCommitter::start(wal).unwrap();
+    let gc = started(dir.path(), opts.clone());
     for i in 0..10 {
         gc.append_durable(record(1, i)).unwrap();
     }
@@ -176,16 +194,14 @@ fn control_operations_run_in_order_on_the_flusher() {
 #[should_panic(expected = "task panicked")]
 fn a_panicking_task_is_reraised_in_the_caller() {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(1 << 16)).unwrap();
-    let gc = GroupCommitter::start(wal).unwrap();
+    let gc = started(dir.path(), small(1 << 16));
     let _ = gc.with_wal(|_| panic!("task panicked"));
 }
 
 #[test]
 fn after_close_handles_are_refused_and_the_log_is_handed_back() {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(1 << 16)).unwrap();
-    let gc = GroupCommitter::start(wal).unwrap();
+    let gc = started(dir.path(), small(1 << 16));
     let h = gc.handle();
     let pending = h.append_channel(vec![b"queued".to_vec()]);
     let mut wal = gc.close().unwrap();
@@ -221,8 +237,7 @@ fn counters_start_where_the_log_stands() {
 fn an_inline_write_syncs_on_the_callers_thread_when_the_log_is_idle() {
     let dir = tempfile::tempdir().unwrap();
     let opts = small(1 << 16);
-    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
-    let gc = GroupCommitter::start(wal).unwrap();
+    let gc = started(dir.path(), opts.clone());
     let before = gc.stats().syncs;
     let r = gc.append_inline(vec![b"a".to_vec(), b"b".to_vec()]);
     assert_eq!(r.ok().map(|r| r.unwrap()), Some(1..3));
@@ -245,8 +260,7 @@ fn an_inline_write_syncs_on_the_callers_thread_when_the_log_is_idle() {
 #[test]
 fn an_inline_write_gives_its_records_back_while_the_log_is_busy() {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(dir.path(), small(1 << 16)).unwrap();
-    let gc = GroupCommitter::start(wal).unwrap();
+    let gc = started(dir.path(), small(1 << 16));
     let (release_tx, blocker) = hold_flusher(&gc);
     // The flusher is inside a batch.
     let back = gc.append_inline(vec![b"x".to_vec()]).err();
@@ -272,8 +286,7 @@ fn an_inline_write_refuses_an_oversized_record_and_a_closed_log() {
         max_record_size: 8,
         ..small(1 << 16)
     };
-    let (wal, _) = Wal::open(dir.path(), opts).unwrap();
-    let gc = GroupCommitter::start(wal).unwrap();
+    let gc = started(dir.path(), opts);
     let h = gc.handle();
     assert!(matches!(
         h.append_inline(vec![b"ok".to_vec(), vec![0; 9]]),
@@ -298,39 +311,19 @@ fn an_inline_write_refuses_an_oversized_record_and_a_closed_log() {
 fn inline_and_queued_writers_at_once_get_distinct_indexes_and_their_own_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let opts = small(2048);
-    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
-    let gc = GroupCommitter::start(wal).unwrap();
-    let threads: Vec<_> = (0..6u64)
-        .map(|t| {
-            let h = gc.handle();
-            std::thread::spawn(move || {
-                let mut mine = Vec::new();
-                let mut last = 0;
-                for seq in 0..100 {
-                    // Even threads try inline first; odd ones always queue.
-                    let range = match t % 2 {
-                        0 => match h.append_inline(vec![record(t, seq)]) {
-                            Ok(r) => r.unwrap(),
-                            Err(back) => h.append_batch_durable(back).unwrap(),
-                        },
-                        _ => h.append_batch_durable(vec![record(t, seq)]).unwrap(),
-                    };
-                    assert_eq!(range.end - range.start, 1);
-                    assert!(range.start > last, "one writer's records keep their order");
-                    assert!(h.durable_index() >= range.start);
-                    last = range.start;
-                    mine.push((range.start, t, seq));
-                }
-                mine
-            })
-        })
-        .collect();
-    let acked: Vec<(u64, u64, u64)> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
-    let indexes: HashSet<u64> = acked.iter().map(|a| a.0).collect();
-    assert_eq!(indexes, (1..=600).collect::<HashSet<u64>>());
+    let gc = started(dir.path(), opts.clone());
+    let acked = writers_at_once(&gc, 6, 100, |h, t, seq| {
+        // Even threads try inline first; odd ones always queue.
+        let range = match t % 2 {
+            0 => match h.append_inline(vec![record(t, seq)]) {
+                Ok(r) => r.unwrap(),
+                Err(back) => h.append_batch_durable(back).unwrap(),
+            },
+            _ => h.append_batch_durable(vec![record(t, seq)]).unwrap(),
+        };
+        assert_eq!(range.end - range.start, 1);
+        range.start
+    });
     drop(gc);
     assert_read_back(dir.path(), opts, acked);
 }
@@ -339,8 +332,7 @@ fn inline_and_queued_writers_at_once_get_distinct_indexes_and_their_own_bytes() 
 fn unsynced_writes_reach_the_file_and_become_durable_with_the_next_sync() {
     let dir = tempfile::tempdir().unwrap();
     let opts = small(1 << 16);
-    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
-    let gc = GroupCommitter::start(wal).unwrap();
+    let gc = started(dir.path(), opts.clone());
     let before = gc.stats().syncs;
     // On the flusher: written, not synced.
     let (tx, rx) = mpsc::channel();

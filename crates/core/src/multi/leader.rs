@@ -6,7 +6,7 @@ use super::membership::{ChangeId, MemberOp};
 use super::messages::{ClientId, Command, PromiseEntry, Slot, Value, ValueDigest};
 use super::reads::Reads;
 use crate::ballot::{Ballot, NodeId};
-use crate::quorum::QuorumSystem;
+use crate::quorum::{fewest_for_phase2, QuorumSystem};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -465,17 +465,10 @@ impl<C: Clone + Eq + std::fmt::Debug + serde::Serialize> Active<C> {
             })
             .collect();
         ranked.sort();
-        let mut members = BTreeSet::new();
-        if voters.contains(&me) {
-            members.insert(me);
-        }
-        for (_, _, m) in ranked {
-            if quorum.is_phase2_quorum(&members) {
-                break;
-            }
-            members.insert(m);
-        }
-        quorum.is_phase2_quorum(&members).then_some(members)
+        let mut members: BTreeSet<NodeId> = voters.iter().copied().filter(|&m| m == me).collect();
+        let ranked = ranked.into_iter().map(|(_, _, m)| m);
+        members.extend(fewest_for_phase2(members.clone(), ranked, quorum)?);
+        Some(members)
     }
 
     /// Takes `slot` out of the slots in flight (it is chosen, by this ballot or another).

@@ -24,7 +24,7 @@
 
 use super::messages::Slot;
 use crate::ballot::NodeId;
-use crate::quorum::QuorumSystem;
+use crate::quorum::{fewest_for_phase2, QuorumSystem};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -120,16 +120,8 @@ impl Reads {
             .map(|m| (Reverse(self.acked.get(&m).copied().unwrap_or(0)), m))
             .collect();
         ranked.sort_by_key(|&(acked, _)| acked);
-        let mut members = BTreeSet::from([me]);
-        let mut out = Vec::new();
-        for (_, m) in ranked {
-            if quorum.is_phase2_quorum(&members) {
-                break;
-            }
-            members.insert(m);
-            out.push(m);
-        }
-        quorum.is_phase2_quorum(&members).then_some(out)
+        let ranked = ranked.into_iter().map(|(_, m)| m);
+        fewest_for_phase2(BTreeSet::from([me]), ranked, quorum)
     }
 
     /// `from` confirmed our leadership for `round` (and so for every earlier round).

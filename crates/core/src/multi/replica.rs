@@ -4,7 +4,7 @@
 
 use super::acceptor::{Acceptor, Vote};
 use super::config::{Config, ConfigError};
-use super::leader::{Active, Scout};
+use super::leader::{Active, InFlight, Scout};
 use super::learner::Learner;
 use super::log::{DurableState, Entry};
 use super::membership::{Membership, RejectReason};
@@ -1205,19 +1205,7 @@ impl<S: StateMachine> Replica<S> {
         if let Some(f) = active.vote(from, slot, quorum) {
             let (commit, next_slot) = (self.learner.commit(), active.next_slot);
             self.learn(slot, &f.value, fx);
-            // Thrifty accepts: the voters left out learn the value now that it is chosen
-            // (those sent it by a retransmission and who voted know it already).
-            let told: Vec<NodeId> = f
-                .left_out
-                .into_iter()
-                .filter(|m| !f.acks.contains(m))
-                .collect();
-            if self.cfg.bug != Some(PlantedBug::ChosenPushedEarly) {
-                for &m in &told {
-                    let value = f.value.clone();
-                    fx.send(m, Message::Chosen { slot, value });
-                }
-            }
+            let told = Self::tell_left_out(&self.cfg, slot, f, fx);
             self.learner.catch_up(self.acceptor.log(), fx);
             self.propose_queued(fx);
             // Followers learn the commit point from the next accept. When no accept goes out
@@ -1234,6 +1222,30 @@ impl<S: StateMachine> Replica<S> {
             }
             self.hand_over(fx);
         }
+    }
+
+    /// Thrifty accepts: the voters left out of slot `f`'s accept learn its value now that it
+    /// is chosen (those sent it by a retransmission that voted know it already). Returns whom
+    /// it told. `cfg` is this replica's, passed apart so a caller may hold its role borrowed.
+    fn tell_left_out(
+        cfg: &Config,
+        slot: Slot,
+        f: InFlight<S::Command>,
+        fx: &mut Fx<S>,
+    ) -> Vec<NodeId> {
+        let told: Vec<NodeId> = f
+            .left_out
+            .into_iter()
+            .filter(|m| !f.acks.contains(m))
+            .collect();
+        // The planted bug told them when it proposed.
+        if cfg.bug != Some(PlantedBug::ChosenPushedEarly) {
+            for &m in &told {
+                let value = f.value.clone();
+                fx.send(m, Message::Chosen { slot, value });
+            }
+        }
+        told
     }
 
     /// Sends the commit point to every other member but `told`.
@@ -1266,12 +1278,8 @@ impl<S: StateMachine> Replica<S> {
                 if f.value != *value {
                     self.step_down(fx);
                 } else {
-                    // Settled otherwise than by votes (an acceptor knew it chosen): the
-                    // members left out of its accept hear it all the same.
-                    for m in f.left_out.into_iter().filter(|m| !f.acks.contains(m)) {
-                        let value = value.clone();
-                        fx.send(m, Message::Chosen { slot, value });
-                    }
+                    // Settled otherwise than by votes (an acceptor knew it chosen).
+                    Self::tell_left_out(&self.cfg, slot, f, fx);
                 }
             }
         }

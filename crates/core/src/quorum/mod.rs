@@ -37,6 +37,25 @@ pub trait QuorumSystem: Debug + Send + Sync {
     }
 }
 
+/// Seed 002's thrifty sends: of `ranked`, best first, the fewest that make a phase-2 quorum
+/// together with `members` (those already counted, such as the sender itself), in the order
+/// taken. `None` if all of them together do not make one.
+pub fn fewest_for_phase2(
+    mut members: BTreeSet<NodeId>,
+    ranked: impl IntoIterator<Item = NodeId>,
+    quorum: &dyn QuorumSystem,
+) -> Option<Vec<NodeId>> {
+    let mut taken = Vec::new();
+    for m in ranked {
+        if quorum.is_phase2_quorum(&members) {
+            break;
+        }
+        members.insert(m);
+        taken.push(m);
+    }
+    quorum.is_phase2_quorum(&members).then_some(taken)
+}
+
 /// Why a quorum configuration was rejected.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum QuorumError {
