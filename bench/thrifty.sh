@@ -1,7 +1,8 @@
 #!/bin/bash
 # Thrifty sends (seed 002): `synod server --SETTING all` against `quorum`, side by side, where
 # SETTING is `read-probes` (the default: whom a leader probes before a linearizable read) or
-# `accept-targets` (whom it sends each write's accept to).
+# `accept-targets` (whom it sends each write's accept to); or `notice-ticks`, 0 against 1 (how
+# long a leader may hold back the notices nobody waits for).
 #
 # For each round and each mode, starts a fresh 3-node cluster on 127.0.0.1 (ports from
 # PORT, default 25100), writes for a second, then runs `synod bench run` at the leader with
@@ -11,6 +12,7 @@
 # CPU ticks over the run, so the follower left out shows. docs/performance.md ("Thrifty read
 # probes", "Thrifty accepts") has what it measured. Needs etcdctl (Debian's etcd-client).
 # For accepts: SETTING=accept-targets WORKLOAD=put CLIENTS=1 CONNS=1 bench/thrifty.sh
+# For notices: SETTING=notice-ticks WORKLOAD=put CLIENTS=1 CONNS=1 bench/thrifty.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${SYNOD:-}" ]; then
@@ -19,8 +21,9 @@ if [ -z "${SYNOD:-}" ]; then
 fi
 setting=${SETTING:-read-probes}
 case $setting in
-  read-probes | accept-targets) ;;
-  *) echo "SETTING must be read-probes or accept-targets, not $setting" >&2; exit 2 ;;
+  read-probes | accept-targets) modes="all quorum" ;;
+  notice-ticks) modes="0 1" ;;
+  *) echo "SETTING must be read-probes, accept-targets or notice-ticks, not $setting" >&2; exit 2 ;;
 esac
 workload=${WORKLOAD:-get}
 clients=${CLIENTS:-64}
@@ -86,7 +89,7 @@ PY
 }
 
 for _ in $(seq "$rounds"); do
-  for mode in all quorum; do
+  for mode in $modes; do
     run "$mode"
   done
 done

@@ -37,6 +37,7 @@ async fn start_synod(dir: &std::path::Path) -> (String, tokio::sync::oneshot::Se
         aux_digest_min: None,
         read_probes: Default::default(),
         accept_targets: Default::default(),
+        notice_ticks: 1,
         auxiliary: false,
         client_tls: None,
         peer_tls: None,

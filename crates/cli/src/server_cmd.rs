@@ -171,6 +171,13 @@ pub struct ServerArgs {
     /// sends it to every member and takes the first quorum of votes.
     #[arg(long, env = "SYNOD_ACCEPT_TARGETS", value_enum)]
     accept_targets: Option<AcceptTargetsArg>,
+    /// For how many ticks the leader may hold back, and then send together, what it owes a
+    /// follower that nobody waits on: the values chosen without its vote, and a commit point
+    /// no accept carried. A follower that forwarded a write or asked for a read index lately
+    /// is told at once. Watchers at a follower hear of a write up to this many ticks later.
+    /// 0: everyone at once. Default 1.
+    #[arg(long, env = "SYNOD_NOTICE_TICKS")]
+    notice_ticks: Option<u64>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "SYNOD_CONFIG")]
     config: Option<PathBuf>,
@@ -227,6 +234,7 @@ struct FileConfig {
     aux_digest_min: Option<FileDigestMin>,
     read_probes: Option<ReadProbes>,
     accept_targets: Option<AcceptTargets>,
+    notice_ticks: Option<u64>,
 }
 
 /// `--read-probes`.
@@ -520,6 +528,7 @@ impl ServerArgs {
                 Some(AcceptTargetsArg::All) => AcceptTargets::All,
                 None => file.accept_targets.unwrap_or_default(),
             },
+            notice_ticks: self.notice_ticks.or(file.notice_ticks).unwrap_or(1),
             client_tls,
             peer_tls,
             auth_token: self
@@ -626,6 +635,7 @@ impl ServerArgs {
             ("--aux-digest-min", self.aux_digest_min.is_some()),
             ("--read-probes", self.read_probes.is_some()),
             ("--accept-targets", self.accept_targets.is_some()),
+            ("--notice-ticks", self.notice_ticks.is_some()),
             ("--config", self.config.is_some()),
             ("--print-config", self.print_config),
             (

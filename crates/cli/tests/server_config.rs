@@ -171,3 +171,25 @@ fn tls_and_auth_settings_come_from_flags_environment_and_file_by_etcds_names() {
     assert!(v["client_tls"].is_null() && v["peer_tls"].is_null(), "{v}");
     assert_eq!(v["auth_token"], "simple");
 }
+
+#[test]
+fn notices_are_held_a_tick_unless_told_otherwise_by_flag_env_or_file() {
+    let peers = ["--id", "1", "--peers", "1=127.0.0.1:7001"];
+    let ticks = |extra: &[&str], env: &[(&str, &str)]| {
+        let (ok, out) = print_config(&[&peers[..], extra].concat(), env);
+        assert!(ok, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["notice_ticks"].clone()
+    };
+    assert_eq!(ticks(&[], &[]), 1, "default");
+    assert_eq!(ticks(&["--notice-ticks", "0"], &[]), 0);
+    assert_eq!(ticks(&[], &[("SYNOD_NOTICE_TICKS", "3")]), 3);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("synod.toml");
+    std::fs::write(&file, "notice_ticks = 2").unwrap();
+    let f = file.to_str().unwrap();
+    assert_eq!(ticks(&["--config", f], &[]), 2);
+    assert_eq!(ticks(&["--config", f, "--notice-ticks", "0"], &[]), 0);
+    let (ok, out) = print_config(&[&peers[..], &["--notice-ticks", "soon"]].concat(), &[]);
+    assert!(!ok && out.contains("--notice-ticks"), "{out}");
+}

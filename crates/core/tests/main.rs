@@ -13,6 +13,7 @@ mod generalized;
 mod join;
 mod learner;
 mod membership;
+mod notices;
 mod pbft;
 mod probes;
 mod promotion;

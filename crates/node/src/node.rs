@@ -39,6 +39,9 @@ pub struct NodeConfig {
     /// Send accepts only to a quorum's worth of members (see
     /// `synod_core::multi::Config::thrifty_writes`).
     pub thrifty_writes: bool,
+    /// Ticks a leader may hold back notices nobody waits for (see
+    /// `synod_core::multi::Config::notice_ticks`); 0: none.
+    pub notice_ticks: u64,
     /// Quorum sizes.
     pub quorum: QuorumSpec,
     /// A membership change governs from this many slots after its own; at least `window`.
@@ -87,6 +90,7 @@ impl NodeConfig {
             aux_digest_min: c.aux_digest_min,
             thrifty_reads: c.thrifty_reads,
             thrifty_writes: c.thrifty_writes,
+            notice_ticks: c.notice_ticks,
         }
     }
 
@@ -109,6 +113,7 @@ impl NodeConfig {
         rc.aux_digest_min = self.aux_digest_min;
         rc.thrifty_reads = self.thrifty_reads;
         rc.thrifty_writes = self.thrifty_writes;
+        rc.notice_ticks = self.notice_ticks;
         rc
     }
 }

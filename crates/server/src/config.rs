@@ -127,6 +127,10 @@ pub struct ServerConfig {
     /// Whom a leader sends its accepts to.
     #[serde(default)]
     pub accept_targets: AcceptTargets,
+    /// Ticks a leader may hold back the chosen values and commit points it owes followers
+    /// that nobody waits on (`synod_core::multi::Config::notice_ticks`); 0: told at once.
+    #[serde(default)]
+    pub notice_ticks: u64,
     /// The gRPC (etcd API) listen address.
     pub client_addr: SocketAddr,
     /// The admin HTTP listen address (`/health`, `/status`, `/metrics`); none if unset.

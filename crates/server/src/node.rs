@@ -480,6 +480,7 @@ impl Node {
         nc.aux_digest_min = cfg.aux_digest_min;
         nc.thrifty_reads = cfg.read_probes == ReadProbes::Quorum;
         nc.thrifty_writes = cfg.accept_targets == AcceptTargets::Quorum;
+        nc.notice_ticks = cfg.notice_ticks;
         // Auxiliaries are listed in --peers too: the rest are mains (and only mains can send
         // a joiner the cluster's state).
         nc.members.retain(|m| !cfg.auxiliaries.contains(m));
@@ -1198,6 +1199,7 @@ mod tests {
             aux_digest_min: None,
             read_probes: Default::default(),
             accept_targets: Default::default(),
+            notice_ticks: 1,
             client_tls: None,
             peer_tls: None,
             auth_token_ttl: Duration::from_secs(300),

@@ -47,6 +47,13 @@ pub struct Config {
     /// Not used in a cluster with active auxiliaries (Cheap Paxos has its own rule for them).
     #[serde(default)]
     pub thrifty_writes: bool,
+    /// A leader holds back for up to this many ticks what it would otherwise send a member the
+    /// moment a slot is chosen: the value, to a member left out of its accept, and the commit
+    /// point, when no accept carries it. Then it sends them together, one message of each per
+    /// member ([`super::notices`]). A member that forwarded commands or asked for a read index
+    /// lately is told at once. 0 tells everyone at once.
+    #[serde(default)]
+    pub notice_ticks: u64,
     /// Quorum sizes.
     pub quorum: QuorumSpec,
     /// A membership change chosen in slot `i` governs slots from `i + alpha` on. Fixed when the
@@ -136,6 +143,7 @@ impl Config {
             aux_digest_min: None,
             thrifty_reads: false,
             thrifty_writes: false,
+            notice_ticks: 0,
         }
     }
 

@@ -331,6 +331,8 @@ pub struct Active<C> {
     /// The highest slot each member voted for in this ballot: thrifty accepts go to those
     /// that voted latest.
     voted: BTreeMap<NodeId, Slot>,
+    /// What is held back for followers, and who must be told at once.
+    pub notices: super::notices::Notices<C>,
 }
 
 fn key<C>(c: &Command<C>) -> (ClientId, u64) {
@@ -365,6 +367,7 @@ impl<C: Clone + Eq + std::fmt::Debug + serde::Serialize> Active<C> {
             parked_reads: Vec::new(),
             read_epoch: 0,
             voted: BTreeMap::new(),
+            notices: Default::default(),
         }
     }
 

@@ -504,6 +504,8 @@ pub enum Timer {
     Election,
     /// Leader: heartbeat and retransmit accepts. Candidate: retransmit prepares.
     Heartbeat,
+    /// Leader: send the notices held back ([`super::notices`]).
+    Notices,
 }
 
 /// The effects of one Multi-Paxos step.

@@ -32,6 +32,7 @@ pub mod learner;
 mod log;
 pub mod membership;
 mod messages;
+pub mod notices;
 pub mod reads;
 mod replica;
 mod snapshot;

@@ -4,7 +4,7 @@
 
 use super::acceptor::{Acceptor, Vote};
 use super::config::{Config, ConfigError};
-use super::leader::{Active, InFlight, Scout};
+use super::leader::{Active, Scout};
 use super::learner::Learner;
 use super::log::{DurableState, Entry};
 use super::membership::{Membership, RejectReason};
@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 mod cheap;
 mod join;
+mod notice;
 mod reconfig;
 mod stream;
 mod transfer;
@@ -480,6 +481,7 @@ impl<S: StateMachine> Replica<S> {
 
     fn on_read_index_request(&mut self, from: NodeId, id: ReadId, fx: &mut Fx<S>) {
         if matches!(self.role, Role::Leader(_)) {
+            self.note_busy(from);
             self.register_read(id, Some(from));
             self.start_read_round(fx);
         } else {
@@ -593,15 +595,17 @@ impl<S: StateMachine> Replica<S> {
         let applied = self.learner.applied();
         if let Role::Leader(active) = &mut self.role {
             let off_by_one = self.cfg.bug == Some(PlantedBug::ReadBelowIndex);
-            for c in active.reads.ready(applied, off_by_one) {
+            let ready = active.reads.ready(applied, off_by_one);
+            for c in ready {
                 match c.origin {
-                    Some(f) => fx.send(
-                        f,
-                        Message::ReadIndexReply {
+                    Some(f) => {
+                        self.send_notices_to(f, fx);
+                        let reply = Message::ReadIndexReply {
                             id: c.id,
                             index: Some(c.index),
-                        },
-                    ),
+                        };
+                        fx.send(f, reply);
+                    }
                     None => fx.output(Output::ReadReady { id: c.id }),
                 }
             }
@@ -718,6 +722,9 @@ impl<S: StateMachine> Replica<S> {
                 }
                 Role::Follower => {}
             },
+            Timer::Notices => {
+                self.send_notices(&mut fx);
+            }
         }
         self.serve_reads(&mut fx);
         self.follow_membership(&mut fx);
@@ -805,6 +812,7 @@ impl<S: StateMachine> Replica<S> {
                 self.on_read_index_reply(from, id, index, &mut fx)
             }
             Message::Forward { commands } => {
+                self.note_busy(from);
                 match &mut self.role {
                     Role::Leader(a) => commands.into_iter().for_each(|c| a.enqueue(c)),
                     Role::Candidate(s) => s.queue.extend(commands),
@@ -1205,7 +1213,7 @@ impl<S: StateMachine> Replica<S> {
         if let Some(f) = active.vote(from, slot, quorum) {
             let (commit, next_slot) = (self.learner.commit(), active.next_slot);
             self.learn(slot, &f.value, fx);
-            let told = Self::tell_left_out(&self.cfg, slot, f, fx);
+            let told = self.tell_left_out(slot, f, fx);
             self.learner.catch_up(self.acceptor.log(), fx);
             self.propose_queued(fx);
             // Followers learn the commit point from the next accept. When no accept goes out
@@ -1218,34 +1226,10 @@ impl<S: StateMachine> Replica<S> {
                 false => Vec::new(),
             };
             if self.learner.commit() > commit && !proposed {
-                self.announce_commit(&told, fx);
+                self.commit_moved(&told, fx);
             }
             self.hand_over(fx);
         }
-    }
-
-    /// Thrifty accepts: the voters left out of slot `f`'s accept learn its value now that it
-    /// is chosen (those sent it by a retransmission that voted know it already). Returns whom
-    /// it told. `cfg` is this replica's, passed apart so a caller may hold its role borrowed.
-    fn tell_left_out(
-        cfg: &Config,
-        slot: Slot,
-        f: InFlight<S::Command>,
-        fx: &mut Fx<S>,
-    ) -> Vec<NodeId> {
-        let told: Vec<NodeId> = f
-            .left_out
-            .into_iter()
-            .filter(|m| !f.acks.contains(m))
-            .collect();
-        // The planted bug told them when it proposed.
-        if cfg.bug != Some(PlantedBug::ChosenPushedEarly) {
-            for &m in &told {
-                let value = f.value.clone();
-                fx.send(m, Message::Chosen { slot, value });
-            }
-        }
-        told
     }
 
     /// Sends the commit point to every other member but `told`.
@@ -1273,14 +1257,16 @@ impl<S: StateMachine> Replica<S> {
             // No correct peer says a digest is chosen: only auxiliaries hold one.
             return;
         }
-        if let Role::Leader(active) = &mut self.role {
-            if let Some(f) = active.withdraw(slot) {
-                if f.value != *value {
-                    self.step_down(fx);
-                } else {
-                    // Settled otherwise than by votes (an acceptor knew it chosen).
-                    Self::tell_left_out(&self.cfg, slot, f, fx);
-                }
+        let withdrawn = match &mut self.role {
+            Role::Leader(active) => active.withdraw(slot),
+            _ => None,
+        };
+        if let Some(f) = withdrawn {
+            if f.value != *value {
+                self.step_down(fx);
+            } else {
+                // Settled otherwise than by votes (an acceptor knew it chosen).
+                self.tell_left_out(slot, f, fx);
             }
         }
         if self.acceptor.learn(slot, value, fx) {
@@ -1311,7 +1297,10 @@ impl<S: StateMachine> Replica<S> {
         active.beats += 1;
         let ballot = active.ballot;
         let commit = self.learner.commit();
-        self.announce_commit(&[], fx);
+        // Held values first, so that no member asks for what is on its way.
+        if !self.send_notices(fx) {
+            self.announce_commit(&[], fx);
+        }
         let Role::Leader(active) = &self.role else {
             return;
         };

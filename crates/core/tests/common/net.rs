@@ -41,6 +41,8 @@ pub struct Net {
     pub thrifty_reads: bool,
     /// `Config::thrifty_writes` (set before the replicas boot again).
     pub thrifty_writes: bool,
+    /// `Config::notice_ticks` (set before the replicas boot again).
+    pub notice_ticks: u64,
 }
 
 impl Net {
@@ -81,6 +83,7 @@ impl Net {
             aux_digest_min: None,
             thrifty_reads: false,
             thrifty_writes: false,
+            notice_ticks: 0,
         };
         for id in n + 1..=n + aux {
             net.aux_disks.insert(id, AuxDurable::default());
@@ -105,6 +108,7 @@ impl Net {
         c.aux_digest_min = self.aux_digest_min;
         c.thrifty_reads = self.thrifty_reads;
         c.thrifty_writes = self.thrifty_writes;
+        c.notice_ticks = self.notice_ticks;
         c
     }
 

@@ -336,6 +336,8 @@ impl MultiSim {
         // always with the bug that only such accepts can show.
         c.thrifty_writes =
             (self.seed / 2) % 2 == 1 || self.cfg.bug == Some(PlantedBug::ChosenPushedEarly);
+        // Notices held back for 0, 1 or 2 ticks, by the seed's third and fourth bits.
+        c.notice_ticks = (self.seed / 4) % 3;
         c.quorum = self.cfg.quorum;
         c.window = 8;
         c.alpha = self.swarm.alpha;

@@ -1,0 +1,114 @@
+//! A leader's notices to followers, told at once or held back for a tick
+//! ([`super::super::notices`], `Config::notice_ticks`).
+
+use super::{Fx, Replica, Role};
+use crate::ballot::NodeId;
+use crate::bugs::PlantedBug;
+use crate::multi::leader::InFlight;
+use crate::multi::messages::{Message, Slot, Timer};
+use crate::multi::state_machine::StateMachine;
+
+impl<S: StateMachine> Replica<S> {
+    /// Thrifty accepts: the voters left out of slot `f`'s accept learn its value now that it
+    /// is chosen (those sent it by a retransmission that voted know it already), at once or
+    /// at the next notice round. Returns those told at once.
+    pub(super) fn tell_left_out(
+        &mut self,
+        slot: Slot,
+        f: InFlight<S::Command>,
+        fx: &mut Fx<S>,
+    ) -> Vec<NodeId> {
+        let left_out = f.left_out.into_iter().filter(|m| !f.acks.contains(m));
+        // The planted bug told them when it proposed.
+        if self.cfg.bug == Some(PlantedBug::ChosenPushedEarly) {
+            return left_out.collect();
+        }
+        let mut told = Vec::new();
+        let lazy = self.cfg.notice_ticks > 0;
+        for m in left_out {
+            let value = f.value.clone();
+            match &mut self.role {
+                Role::Leader(a) if lazy && !a.notices.eager(m, a.beats) => {
+                    if a.notices.hold(m, slot, value) {
+                        fx.arm(Timer::Notices, self.cfg.notice_ticks);
+                    }
+                }
+                _ => {
+                    fx.send(m, Message::Chosen { slot, value });
+                    told.push(m);
+                }
+            }
+        }
+        told
+    }
+
+    /// The commit point moved and no accept carries it: tell the members at once, or hold it
+    /// for those that nobody waits on. `told` just learned it from the value itself.
+    pub(super) fn commit_moved(&mut self, told: &[NodeId], fx: &mut Fx<S>) {
+        let lazy = self.cfg.notice_ticks > 0;
+        let Role::Leader(a) = &mut self.role else {
+            return;
+        };
+        if !lazy {
+            self.announce_commit(told, fx);
+            return;
+        }
+        if a.notices.hold_commit() {
+            fx.arm(Timer::Notices, self.cfg.notice_ticks);
+        }
+        let Role::Leader(a) = &self.role else {
+            return;
+        };
+        let (ballot, commit, beat) = (a.ballot, self.learner.commit(), a.beats);
+        let eager: Vec<NodeId> = self
+            .learner
+            .membership()
+            .members_over(commit, a.next_slot + 1)
+            .filter(|&m| m != self.cfg.id && !told.contains(&m) && a.notices.eager(m, beat))
+            .collect();
+        for m in eager {
+            fx.send(m, Message::Heartbeat { ballot, commit });
+        }
+    }
+
+    /// Sends everything held back: each member's values in one message, then the commit point
+    /// to every member, if it is held. At the notice timer and before a heartbeat. True if it
+    /// announced the commit point.
+    pub(super) fn send_notices(&mut self, fx: &mut Fx<S>) -> bool {
+        let Role::Leader(a) = &mut self.role else {
+            return false;
+        };
+        let (pushes, commit) = a.notices.take();
+        for (m, entries) in pushes {
+            fx.send(m, Message::CatchUp { entries });
+        }
+        if commit {
+            self.announce_commit(&[], fx);
+        }
+        commit
+    }
+
+    /// Sends `member` what is held back for it, before an answer it waits for: a read index
+    /// must find the member knowing every value chosen up to it.
+    pub(super) fn send_notices_to(&mut self, member: NodeId, fx: &mut Fx<S>) {
+        let Role::Leader(a) = &mut self.role else {
+            return;
+        };
+        let (entries, commit) = a.notices.take_for(member);
+        if !entries.is_empty() {
+            fx.send(member, Message::CatchUp { entries });
+        }
+        if commit {
+            let (ballot, commit) = (a.ballot, self.learner.commit());
+            fx.send(member, Message::Heartbeat { ballot, commit });
+        }
+    }
+
+    /// `member` has someone waiting on it (it forwarded commands or asked for a read index):
+    /// tell it at once for a while.
+    pub(super) fn note_busy(&mut self, member: NodeId) {
+        if let Role::Leader(a) = &mut self.role {
+            a.notices.busy(member, a.beats);
+        }
+    }
+}

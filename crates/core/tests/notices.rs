@@ -1,0 +1,141 @@
+//! Notices held back (`Config::notice_ticks`): a leader tells a member the values chosen without
+//! its vote, and a commit point no accept carried, at the notice timer, all at once; a member
+//! with someone waiting on it is told at once.
+
+use crate::common::net::Net;
+use std::collections::BTreeMap;
+use synod_core::multi::{Message, Output, Timer};
+use synod_core::NodeId;
+
+/// Three replicas, node 1 leading, thrifty accepts, notices held for a tick.
+fn cluster() -> Net {
+    let mut net = Net::new(3);
+    net.thrifty_writes = true;
+    net.notice_ticks = 1;
+    for id in 1..=3 {
+        net.boot(id);
+    }
+    net.settle();
+    net.elect(1);
+    net
+}
+
+/// What the leader sent each member, by kind (with the entries a catch-up carried), while
+/// everything is delivered.
+fn sent(net: &mut Net) -> BTreeMap<(NodeId, &'static str), usize> {
+    let mut out = BTreeMap::new();
+    net.settle_with(|from, to, m| {
+        let (kind, n) = match m {
+            Message::Accept { .. } => ("accept", 1),
+            Message::Chosen { .. } => ("chosen", 1),
+            Message::Heartbeat { .. } => ("heartbeat", 1),
+            Message::CatchUp { entries } => ("catch-up entries", entries.len()),
+            _ => return false,
+        };
+        if from == 1 {
+            *out.entry((to, kind)).or_insert(0) += n;
+        }
+        false
+    });
+    out
+}
+
+#[test]
+fn held_values_and_commit_points_leave_together_at_the_notice_timer() {
+    let mut net = cluster();
+    for seq in 1..=3 {
+        net.request(1, 7, seq, 5);
+        let got = sent(&mut net);
+        assert_eq!(got, BTreeMap::from([((2, "accept"), 1)]), "write {seq}");
+    }
+    // The voter learned the first two commit points from the next accepts; nobody was told
+    // the third, and the member left out knows nothing yet.
+    assert_eq!(net.totals(), vec![15, 10, 0]);
+    net.timer(1, Timer::Notices);
+    let got = sent(&mut net);
+    let want = BTreeMap::from([
+        ((2, "heartbeat"), 1),
+        ((3, "catch-up entries"), 3),
+        ((3, "heartbeat"), 1),
+    ]);
+    assert_eq!(got, want);
+    assert_eq!(net.totals(), vec![15, 15, 15]);
+    // Nothing left to tell: the next firing sends nothing.
+    net.timer(1, Timer::Notices);
+    assert!(sent(&mut net).is_empty());
+}
+
+#[test]
+fn a_heartbeat_sends_the_held_values_before_the_commit_point() {
+    let mut net = cluster();
+    net.request(1, 7, 1, 5);
+    net.settle();
+    let mut order = Vec::new();
+    net.timer(1, Timer::Heartbeat);
+    net.settle_with(|from, to, m| {
+        if from == 1 && to == 3 {
+            order.push(m.kind());
+        }
+        false
+    });
+    assert_eq!(order, vec!["catchup", "heartbeat"]);
+    assert_eq!(net.totals(), vec![5, 5, 5]);
+}
+
+#[test]
+fn a_member_that_forwarded_a_write_is_told_at_once() {
+    let mut net = cluster();
+    // Node 3 is left out of the accepts; its client's write is forwarded to the leader.
+    net.request(3, 9, 1, 4);
+    let got = sent(&mut net);
+    assert_eq!(got.get(&(3, "chosen")), Some(&1), "{got:?}");
+    assert_eq!(
+        net.totals(),
+        vec![4, 0, 4],
+        "node 3 applied without a timer"
+    );
+    let answered = net.replies.iter().any(|(n, o)| {
+        *n == 3
+            && matches!(
+                o,
+                Output::Reply {
+                    client: 9,
+                    seq: 1,
+                    ..
+                }
+            )
+    });
+    assert!(answered, "{:?}", net.replies);
+    // The voter, with nobody waiting on it, still waits for the timer.
+    net.request(3, 9, 2, 1);
+    net.settle();
+    assert_eq!(net.totals(), vec![5, 4, 5]);
+}
+
+#[test]
+fn a_read_index_reaches_a_member_after_the_values_held_for_it() {
+    let mut net = cluster();
+    net.request(1, 7, 1, 5);
+    net.settle();
+    assert_eq!(net.totals(), vec![5, 0, 0]);
+    let mut order = Vec::new();
+    net.read(3, &[11]);
+    net.settle_with(|from, to, m| {
+        if from == 1 && to == 3 {
+            order.push(m.kind());
+        }
+        false
+    });
+    let at = |k: &str| order.iter().position(|&o| o == k);
+    let (values, reply) = (at("catchup"), at("read-index-reply"));
+    assert!(
+        values.is_some() && reply.is_some() && values < reply,
+        "{order:?}"
+    );
+    assert_eq!(net.totals()[2], 5);
+    let ready = net
+        .replies
+        .iter()
+        .any(|(n, o)| *n == 3 && matches!(o, Output::ReadReady { id: 11 }));
+    assert!(ready, "{:?}", net.replies);
+}
