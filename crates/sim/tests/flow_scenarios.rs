@@ -180,6 +180,44 @@ fn thrifty_accepts_go_to_a_quorum_and_move_when_a_voter_fails() {
 }
 
 #[test]
+fn held_notices_leave_together_and_a_forwarding_member_is_told_at_once() {
+    let d = run("multi-notices");
+    let to = |prefix: &str| -> BTreeSet<u64> {
+        d.chart
+            .rows
+            .iter()
+            .filter_map(|r| match r {
+                Row::Msg {
+                    label, receivers, ..
+                } if label.starts_with(prefix) => Some(receivers.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    };
+    assert_eq!(
+        to("CatchUp(2 slots)"),
+        BTreeSet::from([3]),
+        "held values, together"
+    );
+    assert_eq!(to("Chosen(I=0"), BTreeSet::new(), "not told one by one");
+    assert_eq!(
+        to("Chosen(I=2, put z=3)"),
+        BTreeSet::from([3]),
+        "S3 forwarded it"
+    );
+    // S2 learns the third commit point at the next tick: nobody waits at it.
+    for (s, slots) in [(1, 3), (2, 2), (3, 3)] {
+        let applied = format!("S{s}: applied {slots} slots");
+        assert!(
+            d.facts.iter().any(|f| f.starts_with(&applied)),
+            "{applied}: {:?}",
+            d.facts
+        );
+    }
+}
+
+#[test]
 fn collapsed_roles_new_leader_reproposes_and_the_retry_is_applied_once() {
     let d = run("collapsed-roles");
     let labels = d.chart.labels();

@@ -151,6 +151,11 @@ pub const SCENARIOS: &[Scenario] = &[
         run: || multi_drawn(multi::thrifty_writes(), 2),
     },
     Scenario {
+        name: "multi-notices",
+        title: "Multi-Paxos notices held a tick: values and commit points nobody waits for, together",
+        run: || multi_drawn(multi::held_notices(), 2),
+    },
+    Scenario {
         name: "collapsed-roles",
         title: "Multi-Paxos with collapsed roles: the leader fails, another server takes over",
         run: || multi_drawn(multi::collapsed_roles(), 0),

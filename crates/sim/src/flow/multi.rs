@@ -151,15 +151,20 @@ impl Script {
     /// `n` servers whose leader sends accepts to a quorum's worth of them only
     /// (`Config::thrifty_writes`).
     pub fn thrifty(n: u64) -> Self {
-        Self::build(n, 0, Config::new(1, vec![1]).alpha, true)
+        Self::build(n, 0, Config::new(1, vec![1]).alpha, true, 0)
+    }
+
+    /// As [`Script::thrifty`], with notices held back for a tick (`Config::notice_ticks`).
+    pub fn held_notices(n: u64) -> Self {
+        Self::build(n, 0, Config::new(1, vec![1]).alpha, true, 1)
     }
 
     /// `n` main servers and `aux` auxiliary acceptors (numbered after them), with `alpha`.
     pub fn cheap(n: u64, aux: u64, alpha: u64) -> Self {
-        Self::build(n, aux, alpha, false)
+        Self::build(n, aux, alpha, false, 0)
     }
 
-    fn build(n: u64, aux: u64, alpha: u64, thrifty_writes: bool) -> Self {
+    fn build(n: u64, aux: u64, alpha: u64, thrifty_writes: bool, notice_ticks: u64) -> Self {
         let ids: Vec<NodeId> = (1..=n).collect();
         let aux_ids: Vec<NodeId> = (n + 1..=n + aux).collect();
         let mut chart = Chart::default();
@@ -182,6 +187,7 @@ impl Script {
             // Reads' probes to a quorum's worth of members, as the server sends them.
             cfg.thrifty_reads = true;
             cfg.thrifty_writes = thrifty_writes;
+            cfg.notice_ticks = notice_ticks;
             let mut r = Replica::new(cfg, Kv::default()).expect("valid config");
             let _ = r.start();
             replicas.insert(id, r);
@@ -321,6 +327,17 @@ impl Script {
             .transfer_leadership(to)
             .expect("the scripted leader leads");
         self.absorb(from, fx);
+    }
+
+    /// Server `s`'s notice timer fires: it sends what it held back.
+    pub fn notices(&mut self, s: NodeId) {
+        self.row(Row::Note(format!("!! S{s}'s notice timer fires (a tick)")));
+        let fx = self
+            .replicas
+            .get_mut(&s)
+            .expect("replica")
+            .on_timer(Timer::Notices);
+        self.absorb(s, fx);
     }
 
     /// Server `s`'s heartbeat timer fires.
@@ -559,6 +576,37 @@ pub(super) fn thrifty_writes() -> Script {
     s.request(1, put("x", "3"), false);
     for _ in 0..3 {
         s.deliver_all();
+    }
+    s
+}
+
+/// Notices held for a tick: with thrifty accepts, the leader tells S3 the values chosen without
+/// its vote, and S2 a commit point no accept carried, once a tick, all together; writes that S3
+/// forwarded (a client waits at it) are told to S3 at once.
+pub(super) fn held_notices() -> Script {
+    let mut s = Script::held_notices(3);
+    s.draw(false);
+    s.election_timeout(1);
+    for _ in 0..3 {
+        s.deliver_all();
+    }
+    s.draw(true);
+    s.chart.push(Row::Note(
+        "--- two writes at the leader: nobody waits at S2 or S3 ---".into(),
+    ));
+    for (k, v) in [("x", "1"), ("y", "2")] {
+        s.request(1, put(k, v), false);
+        s.deliver_all(); // Accept! to S2 (with the commit point so far)
+        s.deliver_all(); // Accepted: chosen; the response. S3 hears nothing yet
+    }
+    s.notices(1);
+    s.deliver_all(); // CatchUp(2 slots) and the commit point to S3; the commit point to S2
+    s.chart.push(Row::Note(
+        "--- a write at S3: forwarded, so S3 is told at once ---".into(),
+    ));
+    s.request(3, put("z", "3"), false);
+    for _ in 0..4 {
+        s.deliver_all(); // Forward, Accept!, Accepted, Chosen to S3 and its response
     }
     s
 }
