@@ -139,3 +139,149 @@ fn a_read_index_reaches_a_member_after_the_values_held_for_it() {
         .any(|(n, o)| *n == 3 && matches!(o, Output::ReadReady { id: 11 }));
     assert!(ready, "{:?}", net.replies);
 }
+
+/// How many times node 1 armed the notice timer.
+fn notice_timers(net: &Net) -> usize {
+    let armed = net.armed.iter();
+    armed
+        .filter(|&&(n, t)| n == 1 && t == Timer::Notices)
+        .count()
+}
+
+#[test]
+fn the_notice_timer_is_armed_once_for_what_it_will_send() {
+    let mut net = cluster();
+    let before = notice_timers(&net);
+    net.request(1, 7, 1, 5);
+    net.settle();
+    assert_eq!(
+        notice_timers(&net),
+        before + 1,
+        "armed when the first value is held"
+    );
+    net.request(1, 7, 2, 5);
+    net.settle();
+    assert_eq!(notice_timers(&net), before + 1, "already armed");
+    net.timer(1, Timer::Notices);
+    net.settle();
+    net.request(1, 7, 3, 5);
+    net.settle();
+    assert_eq!(notice_timers(&net), before + 2, "armed again once it fired");
+}
+
+#[test]
+fn a_member_that_starts_forwarding_first_gets_what_was_held_for_it() {
+    let mut net = cluster();
+    net.request(1, 7, 1, 5);
+    net.settle();
+    assert_eq!(net.totals(), vec![5, 0, 0]);
+    // Node 3's write comes after the one held for it: it must not wait for the timer.
+    net.request(3, 9, 1, 4);
+    let got = sent(&mut net);
+    assert_eq!(got.get(&(3, "catch-up entries")), Some(&1), "{got:?}");
+    assert_eq!(got.get(&(3, "chosen")), Some(&1), "{got:?}");
+    assert_eq!(net.totals()[2], 9);
+    let answered = net.replies.iter().any(|(n, o)| {
+        *n == 3
+            && matches!(
+                o,
+                Output::Reply {
+                    client: 9,
+                    seq: 1,
+                    ..
+                }
+            )
+    });
+    assert!(answered, "{:?}", net.replies);
+}
+
+#[test]
+fn a_voter_reading_is_told_the_commit_point_before_its_read_index() {
+    let mut net = cluster();
+    net.request(1, 7, 1, 5);
+    net.settle();
+    assert_eq!(net.totals(), vec![5, 0, 0], "node 2 voted but was not told");
+    net.read(2, &[12]);
+    let got = sent(&mut net);
+    assert_eq!(got.get(&(2, "heartbeat")), Some(&1), "{got:?}");
+    assert_eq!(net.totals()[1], 5);
+    let ready = net
+        .replies
+        .iter()
+        .any(|(n, o)| *n == 2 && matches!(o, Output::ReadReady { id: 12 }));
+    assert!(ready, "{:?}", net.replies);
+}
+
+#[test]
+fn a_member_that_stops_forwarding_is_held_back_again_two_heartbeats_later() {
+    let mut net = cluster();
+    net.request(3, 9, 1, 4);
+    net.settle();
+    for beats in 0..3 {
+        net.request(1, 7, beats + 1, 1);
+        let got = sent(&mut net);
+        let told = got.contains_key(&(3, "chosen"));
+        assert_eq!(told, beats < 2, "after {beats} heartbeats: {got:?}");
+        net.timer(1, Timer::Heartbeat);
+        net.settle();
+    }
+}
+
+#[test]
+fn a_leader_stepping_down_sends_the_values_it_held() {
+    let mut net = cluster();
+    net.request(1, 7, 1, 5);
+    net.settle();
+    assert_eq!(net.totals(), vec![5, 0, 0]);
+    // Node 2 stands; node 1 steps down on its higher ballot.
+    net.timer(2, Timer::Election);
+    net.timer(2, Timer::Election);
+    let got = sent(&mut net);
+    assert_eq!(got.get(&(3, "catch-up entries")), Some(&1), "{got:?}");
+    assert_eq!(net.totals()[2], 5);
+}
+
+#[test]
+fn a_voter_that_forwarded_a_write_is_told_its_commit_point_at_once() {
+    let mut net = cluster();
+    net.request(2, 9, 1, 4);
+    let got = sent(&mut net);
+    assert_eq!(got.get(&(2, "heartbeat")), Some(&1), "{got:?}");
+    assert_eq!(
+        got.get(&(3, "heartbeat")),
+        None,
+        "nobody waits at 3: {got:?}"
+    );
+    assert_eq!(net.totals(), vec![4, 4, 0]);
+    let answered = net.replies.iter().any(|(n, o)| {
+        *n == 2
+            && matches!(
+                o,
+                Output::Reply {
+                    client: 9,
+                    seq: 1,
+                    ..
+                }
+            )
+    });
+    assert!(answered, "{:?}", net.replies);
+}
+
+#[test]
+fn many_held_values_leave_in_catch_ups_of_at_most_a_batch_each() {
+    let mut net = cluster();
+    for seq in 1..=300 {
+        net.request(1, 7, seq, 1);
+        net.settle();
+    }
+    let mut sizes = Vec::new();
+    net.timer(1, Timer::Notices);
+    net.settle_with(|from, to, m| {
+        if let (1, 3, Message::CatchUp { entries }) = (from, to, m) {
+            sizes.push(entries.len());
+        }
+        false
+    });
+    assert_eq!(sizes, vec![256, 44], "catch_up_batch is 256");
+    assert_eq!(net.totals(), vec![300, 300, 300]);
+}

@@ -129,7 +129,7 @@ pub struct ServerConfig {
     pub accept_targets: AcceptTargets,
     /// Ticks a leader may hold back the chosen values and commit points it owes followers
     /// that nobody waits on (`synod_core::multi::Config::notice_ticks`); 0: told at once.
-    #[serde(default)]
+    #[serde(default = "default_notice_ticks")]
     pub notice_ticks: u64,
     /// The gRPC (etcd API) listen address.
     pub client_addr: SocketAddr,
@@ -184,6 +184,10 @@ pub struct ServerConfig {
     /// NOSPACE alarm, as etcd's `--quota-backend-bytes` (0: no quota).
     #[serde(default)]
     pub quota_backend_bytes: u64,
+}
+
+fn default_notice_ticks() -> u64 {
+    1
 }
 
 fn default_snapshot_pace() -> u32 {

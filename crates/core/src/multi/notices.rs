@@ -12,13 +12,16 @@
 //! Someone may wait at a member, though: a client whose write the member forwarded, or a read
 //! the member asked the leader's read index for. So a member that forwarded commands or asked
 //! for a read index in the current or the previous heartbeat round is told at once, as
-//! before, and a member's held notices go out before the answer to its read index.
+//! before; what was held for it goes out the moment it forwards or asks (what it waits for may
+//! come after it), and again before the answer to its read index. Held values are chosen, so
+//! a leader stepping down sends them rather than leave them to the next leader's catch-up; a
+//! member gets them in catch-up messages of at most `Config::catch_up_batch` slots.
 //! Watchers at a member hear of a write at most one tick later than they would otherwise.
 //! Nothing here bears on safety: a held notice says only what is already chosen.
 
 use super::messages::{Slot, Value};
 use crate::NodeId;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Values chosen, in slot order.
 pub type Held<C> = Vec<(Slot, Value<C>)>;
@@ -30,6 +33,8 @@ pub struct Notices<C> {
     pushes: BTreeMap<NodeId, Held<C>>,
     /// The commit point moved with no accept carrying it.
     commit: bool,
+    /// Members told the commit point alone since it last moved (before a read's answer).
+    commit_told: BTreeSet<NodeId>,
     /// The timer is armed.
     armed: bool,
     /// The heartbeat round in which each member last forwarded commands or asked for a read
@@ -42,6 +47,7 @@ impl<C> Default for Notices<C> {
         Notices {
             pushes: BTreeMap::new(),
             commit: false,
+            commit_told: BTreeSet::new(),
             armed: false,
             busy: BTreeMap::new(),
         }
@@ -68,6 +74,7 @@ impl<C: Clone> Notices<C> {
     /// Notes a commit point that no accept carried. True if the timer must be armed.
     pub fn hold_commit(&mut self) -> bool {
         self.commit = true;
+        self.commit_told.clear();
         self.arm()
     }
 
@@ -79,14 +86,25 @@ impl<C: Clone> Notices<C> {
     /// must be announced. The timer counts as fired.
     pub fn take(&mut self) -> (BTreeMap<NodeId, Held<C>>, bool) {
         self.armed = false;
+        self.commit_told.clear();
         let commit = std::mem::replace(&mut self.commit, false);
         (std::mem::take(&mut self.pushes), commit)
     }
 
     /// What is held for `member` alone, to be sent before an answer it waits for: its pushes,
-    /// and whether the commit point is held (it stays held for the others).
+    /// and whether it must be told the commit point (once since it last moved; it stays held
+    /// for the others).
     pub fn take_for(&mut self, member: NodeId) -> (Held<C>, bool) {
-        (self.pushes.remove(&member).unwrap_or_default(), self.commit)
+        let commit = self.commit && self.commit_told.insert(member);
+        (self.pushes.remove(&member).unwrap_or_default(), commit)
+    }
+
+    /// Every member's held values, for a leader stepping down: they are chosen, so whoever
+    /// leads next need not be asked for them. The commit point is dropped (it is told in a
+    /// ballot that is over).
+    pub fn take_values(&mut self) -> BTreeMap<NodeId, Held<C>> {
+        self.commit = false;
+        std::mem::take(&mut self.pushes)
     }
 
     /// Nothing is held.
@@ -111,6 +129,10 @@ mod tests {
             commit && !n.is_empty(),
             "the commit point stays held for the others"
         );
+        assert!(!n.take_for(2).1, "told the commit point once");
+        assert!(n.take_for(3).1);
+        assert!(!n.hold_commit(), "armed already");
+        assert!(n.take_for(2).1, "the commit point moved again");
         let (pushes, commit) = n.take();
         assert!(pushes.is_empty() && commit && n.is_empty());
         assert!(

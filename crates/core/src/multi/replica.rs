@@ -481,7 +481,7 @@ impl<S: StateMachine> Replica<S> {
 
     fn on_read_index_request(&mut self, from: NodeId, id: ReadId, fx: &mut Fx<S>) {
         if matches!(self.role, Role::Leader(_)) {
-            self.note_busy(from);
+            self.note_busy(from, fx);
             self.register_read(id, Some(from));
             self.start_read_round(fx);
         } else {
@@ -812,7 +812,7 @@ impl<S: StateMachine> Replica<S> {
                 self.on_read_index_reply(from, id, index, &mut fx)
             }
             Message::Forward { commands } => {
-                self.note_busy(from);
+                self.note_busy(from, &mut fx);
                 match &mut self.role {
                     Role::Leader(a) => commands.into_iter().for_each(|c| a.enqueue(c)),
                     Role::Candidate(s) => s.queue.extend(commands),
@@ -1024,6 +1024,7 @@ impl<S: StateMachine> Replica<S> {
 
     fn step_down(&mut self, fx: &mut Fx<S>) {
         if !matches!(self.role, Role::Follower) {
+            self.send_held_values(fx);
             self.pass_queue_on(fx);
             // A leader not handing over drops its queued commands: their clients time out and
             // retry at the new leader (exactly-once application makes that safe). Reads fail.

@@ -43,6 +43,8 @@ pub struct Net {
     pub thrifty_writes: bool,
     /// `Config::notice_ticks` (set before the replicas boot again).
     pub notice_ticks: u64,
+    /// Every timer a replica armed, in order (the net fires none by itself).
+    pub armed: Vec<(NodeId, Timer)>,
 }
 
 impl Net {
@@ -84,6 +86,7 @@ impl Net {
             thrifty_reads: false,
             thrifty_writes: false,
             notice_ticks: 0,
+            armed: Vec::new(),
         };
         for id in n + 1..=n + aux {
             net.aux_disks.insert(id, AuxDurable::default());
@@ -139,6 +142,7 @@ impl Net {
     }
 
     pub fn absorb(&mut self, id: NodeId, fx: Fx) {
+        self.armed.extend(fx.timers.iter().map(|t| (id, t.kind)));
         let disk = self.disks.get_mut(&id).unwrap();
         for p in &fx.persist {
             disk.apply(p);

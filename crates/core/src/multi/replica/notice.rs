@@ -6,6 +6,7 @@ use crate::ballot::NodeId;
 use crate::bugs::PlantedBug;
 use crate::multi::leader::InFlight;
 use crate::multi::messages::{Message, Slot, Timer};
+use crate::multi::notices::Held;
 use crate::multi::state_machine::StateMachine;
 
 impl<S: StateMachine> Replica<S> {
@@ -80,12 +81,36 @@ impl<S: StateMachine> Replica<S> {
         };
         let (pushes, commit) = a.notices.take();
         for (m, entries) in pushes {
-            fx.send(m, Message::CatchUp { entries });
+            self.send_values(m, entries, fx);
         }
         if commit {
             self.announce_commit(&[], fx);
         }
         commit
+    }
+
+    /// A leader stepping down sends the values it held: they are chosen, whoever leads next.
+    pub(super) fn send_held_values(&mut self, fx: &mut Fx<S>) {
+        let Role::Leader(a) = &mut self.role else {
+            return;
+        };
+        for (m, entries) in a.notices.take_values() {
+            self.send_values(m, entries, fx);
+        }
+    }
+
+    /// Chosen values to `member`, in catch-up messages of at most `catch_up_batch` slots, as a
+    /// catch-up answer is cut.
+    fn send_values(&self, member: NodeId, mut entries: Held<S::Command>, fx: &mut Fx<S>) {
+        let n = self.cfg.catch_up_batch.max(1);
+        while entries.len() > n {
+            let rest = entries.split_off(n);
+            fx.send(member, Message::CatchUp { entries });
+            entries = rest;
+        }
+        if !entries.is_empty() {
+            fx.send(member, Message::CatchUp { entries });
+        }
     }
 
     /// Sends `member` what is held back for it, before an answer it waits for: a read index
@@ -95,20 +120,21 @@ impl<S: StateMachine> Replica<S> {
             return;
         };
         let (entries, commit) = a.notices.take_for(member);
-        if !entries.is_empty() {
-            fx.send(member, Message::CatchUp { entries });
-        }
+        let ballot = a.ballot;
+        self.send_values(member, entries, fx);
         if commit {
-            let (ballot, commit) = (a.ballot, self.learner.commit());
+            let commit = self.learner.commit();
             fx.send(member, Message::Heartbeat { ballot, commit });
         }
     }
 
     /// `member` has someone waiting on it (it forwarded commands or asked for a read index):
-    /// tell it at once for a while.
-    pub(super) fn note_busy(&mut self, member: NodeId) {
+    /// tell it at once for a while, starting with what is held for it, which whatever it waits
+    /// for may come after.
+    pub(super) fn note_busy(&mut self, member: NodeId, fx: &mut Fx<S>) {
         if let Role::Leader(a) = &mut self.role {
             a.notices.busy(member, a.beats);
+            self.send_notices_to(member, fx);
         }
     }
 }
