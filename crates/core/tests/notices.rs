@@ -40,6 +40,18 @@ fn sent(net: &mut Net) -> BTreeMap<(NodeId, &'static str), usize> {
     out
 }
 
+/// Node `at` answered client `client`'s command `seq`.
+fn answered(net: &Net, at: NodeId, client: u64, seq: u64) -> bool {
+    let reply = |o: &Output<u64>| matches!(o, Output::Reply { client: c, seq: q, .. } if *c == client && *q == seq);
+    net.replies.iter().any(|(n, o)| *n == at && reply(o))
+}
+
+/// Node `at` served read `id`.
+fn read_ready(net: &Net, at: NodeId, id: u64) -> bool {
+    let ready = |o: &Output<u64>| matches!(o, Output::ReadReady { id: i } if *i == id);
+    net.replies.iter().any(|(n, o)| *n == at && ready(o))
+}
+
 #[test]
 fn held_values_and_commit_points_leave_together_at_the_notice_timer() {
     let mut net = cluster();
@@ -94,18 +106,7 @@ fn a_member_that_forwarded_a_write_is_told_at_once() {
         vec![4, 0, 4],
         "node 3 applied without a timer"
     );
-    let answered = net.replies.iter().any(|(n, o)| {
-        *n == 3
-            && matches!(
-                o,
-                Output::Reply {
-                    client: 9,
-                    seq: 1,
-                    ..
-                }
-            )
-    });
-    assert!(answered, "{:?}", net.replies);
+    assert!(answered(&net, 3, 9, 1), "{:?}", net.replies);
     // The voter, with nobody waiting on it, still waits for the timer.
     net.request(3, 9, 2, 1);
     net.settle();
@@ -133,11 +134,7 @@ fn a_read_index_reaches_a_member_after_the_values_held_for_it() {
         "{order:?}"
     );
     assert_eq!(net.totals()[2], 5);
-    let ready = net
-        .replies
-        .iter()
-        .any(|(n, o)| *n == 3 && matches!(o, Output::ReadReady { id: 11 }));
-    assert!(ready, "{:?}", net.replies);
+    assert!(read_ready(&net, 3, 11), "{:?}", net.replies);
 }
 
 /// How many times node 1 armed the notice timer.
@@ -181,18 +178,7 @@ fn a_member_that_starts_forwarding_first_gets_what_was_held_for_it() {
     assert_eq!(got.get(&(3, "catch-up entries")), Some(&1), "{got:?}");
     assert_eq!(got.get(&(3, "chosen")), Some(&1), "{got:?}");
     assert_eq!(net.totals()[2], 9);
-    let answered = net.replies.iter().any(|(n, o)| {
-        *n == 3
-            && matches!(
-                o,
-                Output::Reply {
-                    client: 9,
-                    seq: 1,
-                    ..
-                }
-            )
-    });
-    assert!(answered, "{:?}", net.replies);
+    assert!(answered(&net, 3, 9, 1), "{:?}", net.replies);
 }
 
 #[test]
@@ -205,11 +191,7 @@ fn a_voter_reading_is_told_the_commit_point_before_its_read_index() {
     let got = sent(&mut net);
     assert_eq!(got.get(&(2, "heartbeat")), Some(&1), "{got:?}");
     assert_eq!(net.totals()[1], 5);
-    let ready = net
-        .replies
-        .iter()
-        .any(|(n, o)| *n == 2 && matches!(o, Output::ReadReady { id: 12 }));
-    assert!(ready, "{:?}", net.replies);
+    assert!(read_ready(&net, 2, 12), "{:?}", net.replies);
 }
 
 #[test]
@@ -253,18 +235,7 @@ fn a_voter_that_forwarded_a_write_is_told_its_commit_point_at_once() {
         "nobody waits at 3: {got:?}"
     );
     assert_eq!(net.totals(), vec![4, 4, 0]);
-    let answered = net.replies.iter().any(|(n, o)| {
-        *n == 2
-            && matches!(
-                o,
-                Output::Reply {
-                    client: 9,
-                    seq: 1,
-                    ..
-                }
-            )
-    });
-    assert!(answered, "{:?}", net.replies);
+    assert!(answered(&net, 2, 9, 1), "{:?}", net.replies);
 }
 
 #[test]

@@ -146,23 +146,24 @@ fn multi_paxos_steady_leader_skips_phase_one() {
     );
 }
 
+/// Who received the messages whose label starts with `prefix` (rows of one label may repeat:
+/// their receivers together).
+fn receivers(d: &Drawn, prefix: &str) -> BTreeSet<u64> {
+    let rows = d.chart.rows.iter();
+    rows.filter_map(|r| match r {
+        Row::Msg {
+            label, receivers, ..
+        } if label.starts_with(prefix) => Some(receivers.clone()),
+        _ => None,
+    })
+    .flatten()
+    .collect()
+}
+
 #[test]
 fn thrifty_accepts_go_to_a_quorum_and_move_when_a_voter_fails() {
     let d = run("multi-thrifty");
-    // Who received each label (rows of one label may repeat: their receivers together).
-    let to = |prefix: &str| -> BTreeSet<u64> {
-        d.chart
-            .rows
-            .iter()
-            .filter_map(|r| match r {
-                Row::Msg {
-                    label, receivers, ..
-                } if label.starts_with(prefix) => Some(receivers.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect()
-    };
+    let to = |prefix: &str| receivers(&d, prefix);
     assert_eq!(
         to("Accept!(1.1, I=0"),
         BTreeSet::from([2]),
@@ -182,19 +183,7 @@ fn thrifty_accepts_go_to_a_quorum_and_move_when_a_voter_fails() {
 #[test]
 fn held_notices_leave_together_and_a_forwarding_member_is_told_at_once() {
     let d = run("multi-notices");
-    let to = |prefix: &str| -> BTreeSet<u64> {
-        d.chart
-            .rows
-            .iter()
-            .filter_map(|r| match r {
-                Row::Msg {
-                    label, receivers, ..
-                } if label.starts_with(prefix) => Some(receivers.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect()
-    };
+    let to = |prefix: &str| receivers(&d, prefix);
     assert_eq!(
         to("CatchUp(2 slots)"),
         BTreeSet::from([3]),
