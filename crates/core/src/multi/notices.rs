@@ -108,7 +108,8 @@ impl<C: Clone> Notices<C> {
     }
 
     /// Nothing is held.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.pushes.is_empty() && !self.commit
     }
 }

@@ -1234,7 +1234,13 @@ impl<S: StateMachine> Replica<S> {
     }
 
     /// Sends the commit point to every other member but `told`.
-    fn announce_commit(&mut self, told: &[NodeId], fx: &mut Fx<S>) {
+    fn announce_commit(&self, told: &[NodeId], fx: &mut Fx<S>) {
+        self.announce_commit_to(|_, m| !told.contains(&m), fx);
+    }
+
+    /// Sends the commit point to every other member that `to` selects (given the leader's
+    /// state and the member).
+    fn announce_commit_to(&self, to: impl Fn(&Active<S::Command>, NodeId) -> bool, fx: &mut Fx<S>) {
         let Role::Leader(active) = &self.role else {
             return;
         };
@@ -1244,7 +1250,7 @@ impl<S: StateMachine> Replica<S> {
             .membership()
             .members_over(commit, active.next_slot + 1)
         {
-            if m != self.cfg.id && !told.contains(&m) {
+            if m != self.cfg.id && to(active, m) {
                 fx.send(m, Message::Heartbeat { ballot, commit });
             }
         }

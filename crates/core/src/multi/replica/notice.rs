@@ -57,19 +57,8 @@ impl<S: StateMachine> Replica<S> {
         if a.notices.hold_commit() {
             fx.arm(Timer::Notices, self.cfg.notice_ticks);
         }
-        let Role::Leader(a) = &self.role else {
-            return;
-        };
-        let (ballot, commit, beat) = (a.ballot, self.learner.commit(), a.beats);
-        let eager: Vec<NodeId> = self
-            .learner
-            .membership()
-            .members_over(commit, a.next_slot + 1)
-            .filter(|&m| m != self.cfg.id && !told.contains(&m) && a.notices.eager(m, beat))
-            .collect();
-        for m in eager {
-            fx.send(m, Message::Heartbeat { ballot, commit });
-        }
+        // Those that someone waits on are told now.
+        self.announce_commit_to(|a, m| !told.contains(&m) && a.notices.eager(m, a.beats), fx);
     }
 
     /// Sends everything held back: each member's values in one message, then the commit point
