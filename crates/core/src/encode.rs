@@ -71,6 +71,43 @@ pub fn to_vec_reserved_with<T: Serialize + ?Sized>(
     )
 }
 
+/// A writer that passes every byte on to another and calls `progress` with the bytes written
+/// so far about every [`PROGRESS_STEP`]: the encodings above report the same way.
+pub struct ProgressWrite<'a> {
+    out: &'a mut dyn std::io::Write,
+    written: u64,
+    progress: Progress<'a>,
+}
+
+impl<'a> ProgressWrite<'a> {
+    /// Writes to `out`, reporting to `progress`.
+    pub fn new(out: &'a mut dyn std::io::Write, progress: &'a mut dyn FnMut(usize)) -> Self {
+        ProgressWrite {
+            out,
+            written: 0,
+            progress: Progress::new(progress),
+        }
+    }
+
+    /// The bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+}
+
+impl std::io::Write for ProgressWrite<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(bytes)?;
+        self.written += n as u64;
+        self.progress.at(self.written as usize);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// Calls its callback each time the length it is shown passes the next [`PROGRESS_STEP`].
 struct Progress<'a> {
     next: usize,
@@ -183,6 +220,27 @@ mod tests {
         let out = to_vec_reserved_with(&value, usize::MAX, &mut |_| {}).unwrap();
         assert_eq!(out, expected);
         assert_eq!(out.capacity(), out.len());
+    }
+
+    #[test]
+    fn a_progress_writer_passes_everything_on_and_reports_every_step() {
+        use std::io::Write;
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        let mut report = |n| seen.push(n);
+        {
+            let mut w = ProgressWrite::new(&mut out, &mut report);
+            for i in 0..5_000u32 {
+                w.write_all(&[i as u8; 1_000]).unwrap();
+            }
+            assert_eq!(w.written(), 5_000_000);
+        }
+        assert_eq!(out.len(), 5_000_000);
+        assert_eq!(out[4_999_999], (4_999u32 as u8));
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        for w in seen.windows(2) {
+            assert!(w[1] >= w[0] + PROGRESS_STEP, "{seen:?}");
+        }
     }
 
     #[test]

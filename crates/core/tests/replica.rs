@@ -393,6 +393,38 @@ fn a_snapshot_begun_earlier_compacts_only_what_it_covers() {
 }
 
 #[test]
+fn a_snapshot_built_into_a_writer_is_the_one_built_in_memory() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    for seq in 1..=6 {
+        net.request(1, 9, seq, 4);
+        net.settle();
+    }
+    let in_memory = net.r(1).begin_snapshot().expect("applied").build();
+    let mut out = Vec::new();
+    let written = net
+        .r(1)
+        .begin_snapshot()
+        .expect("applied")
+        .build_into(&mut out, &mut |_| {})
+        .unwrap();
+    assert_eq!((written.slot, written.len), (6, out.len() as u64));
+    assert_eq!(written.with_state(out.into()), in_memory);
+    // A writer that fails fails the build.
+    struct Full;
+    impl std::io::Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::StorageFull.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let pending = net.r(1).begin_snapshot().expect("applied");
+    assert!(pending.build_into(&mut Full, &mut |_| {}).is_err());
+}
+
+#[test]
 fn a_replica_knows_its_own_id() {
     let net = Net::new(3);
     for (&id, r) in &net.replicas {

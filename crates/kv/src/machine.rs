@@ -7,7 +7,7 @@ use crate::maintenance::{Alarm, AlarmCommand};
 use crate::store::Store;
 use crate::types::*;
 use serde::{Deserialize, Serialize};
-use synod_core::multi::{StateEncoder, StateMachine};
+use synod_core::multi::{EncodeState, StateEncoder, StateMachine};
 
 /// A command in the replicated log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,8 +160,7 @@ impl StateMachine for Store {
     }
 
     fn snapshot_later(&self) -> StateEncoder {
-        let copy = self.shared_copy();
-        Box::new(move |progress| copy.snapshot_with(progress))
+        Box::new(SnapshotCopy(self.shared_copy()))
     }
 
     fn restore(bytes: &[u8]) -> Result<Self, String> {
@@ -173,6 +172,27 @@ impl StateMachine for Store {
         Ok(store)
     }
 }
+
+/// A store's copy taken for a snapshot, encoded later ([`StateMachine::snapshot_later`]).
+struct SnapshotCopy(Store);
+
+impl EncodeState for SnapshotCopy {
+    fn to_vec(self: Box<Self>, progress: &mut dyn FnMut(usize)) -> Vec<u8> {
+        self.0.snapshot_with(progress)
+    }
+
+    fn to_writer(
+        self: Box<Self>,
+        out: &mut dyn std::io::Write,
+        progress: &mut dyn FnMut(usize),
+    ) -> std::io::Result<u64> {
+        self.0.snapshot_into(out, progress)
+    }
+}
+
+/// The buffer between the store's encoding and a writer: postcard writes a field at a time,
+/// and a file is written in pieces this large.
+const WRITE_BUFFER: usize = 1 << 20;
 
 /// Room reserved beyond twice the last snapshot's length, so that a tiny store's growth
 /// needs no copy either. Small: beyond it the vector grows by doubling, cheap while small.
@@ -199,6 +219,29 @@ impl Store {
         self.append_trailer(&mut bytes);
         self.encoded_len.set(bytes.len());
         bytes
+    }
+
+    /// [`Store::snapshot_with`]'s bytes, written to `out` as they are made: at a million keys
+    /// the encoding held whole was a few hundred megabytes of fresh memory, zeroed by the
+    /// kernel page by page, and then copied once more into the checkpoint file.
+    fn snapshot_into(
+        &self,
+        out: &mut dyn std::io::Write,
+        progress: &mut dyn FnMut(usize),
+    ) -> std::io::Result<u64> {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::with_capacity(
+            WRITE_BUFFER,
+            synod_core::encode::ProgressWrite::new(out, progress),
+        );
+        postcard::to_io(self, &mut w).map_err(std::io::Error::other)?;
+        let mut trailer = Vec::new();
+        self.append_trailer(&mut trailer);
+        w.write_all(&trailer)?;
+        w.flush()?;
+        let len = w.get_ref().written();
+        self.encoded_len.set(len as usize);
+        Ok(len)
     }
 
     /// Applies `cmd` as `user`, after checking the user may.

@@ -515,13 +515,44 @@ fn a_snapshot_is_the_stores_plain_postcard_encoding_in_one_allocation() {
     // A copy encoding on another thread tells the store how long it was, and so does a
     // restored snapshot.
     put(&mut s, "newer", &"x".repeat(5000));
-    let third = (s.snapshot_later())(&mut |_| {});
+    let third = s.snapshot_later().to_vec(&mut |_| {});
     assert_eq!(third.capacity(), room(second.len()));
     assert_eq!(s.snapshot().capacity(), room(third.len()));
     let back = Store::restore(&third).unwrap();
     let again = back.snapshot();
     assert_eq!(again, third);
     assert_eq!(again.capacity(), room(third.len()));
+}
+
+#[test]
+fn a_snapshot_written_to_a_writer_is_the_snapshot_in_memory() {
+    use synod_core::multi::StateMachine;
+    let mut s = Store::new();
+    for i in 0..8_000 {
+        put(&mut s, &format!("k{i}"), &"v".repeat(300 + i % 7));
+    }
+    // The auth state goes in a trailer after the keys.
+    s.apply(&KvCommand::Auth(AuthCommand::UserAdd {
+        name: "u".into(),
+        password_hash: None,
+    }));
+    let later = s.snapshot_later();
+    let in_memory = s.snapshot_later();
+    put(&mut s, "after", "x");
+    let (mut out, mut seen) = (Vec::new(), Vec::new());
+    let len = later.to_writer(&mut out, &mut |n| seen.push(n)).unwrap();
+    assert_eq!(len, out.len() as u64);
+    assert!(!seen.is_empty(), "a megabyte reports progress");
+    assert_eq!(out, in_memory.to_vec(&mut |_| {}));
+    let back = Store::restore(&out).unwrap();
+    assert_eq!(back.auth().revision(), s.auth().revision());
+    assert!(back.get(b"after").is_none());
+    // The next one in memory reserves from the one written last.
+    let len = s
+        .snapshot_later()
+        .to_writer(&mut Vec::new(), &mut |_| {})
+        .unwrap();
+    assert_eq!(s.snapshot().capacity(), 2 * len as usize + 4096);
 }
 
 #[test]
@@ -536,7 +567,7 @@ fn a_snapshot_taken_later_holds_the_state_when_it_was_begun() {
     put(&mut s, "a", "2");
     put(&mut s, "c", "1");
     s.compact(&CompactionRequest { revision: 4 }).unwrap();
-    let bytes = later(&mut |_| {});
+    let bytes = later.to_vec(&mut |_| {});
     assert_eq!(bytes, now);
     let restored = Store::restore(&bytes).unwrap();
     assert_eq!(restored.get(b"a").unwrap().value, b"1");

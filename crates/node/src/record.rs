@@ -59,6 +59,75 @@ pub fn write_checkpoint(c: &Checkpoint, out: &mut dyn std::io::Write) -> std::io
         .map_err(std::io::Error::other)
 }
 
+/// The widest a postcard varint of 64 bits is.
+const VARINT_WIDTH: usize = 10;
+
+/// The length of [`checkpoint_head`]: the boot, the number of records, the snapshot's variant
+/// (one byte), its slot and its state's length.
+pub const CHECKPOINT_HEAD_LEN: usize = 4 * VARINT_WIDTH + 1;
+
+/// The bytes of a checkpoint before its snapshot's state, when the snapshot is its first
+/// record, at a fixed length whatever the numbers: a driver that writes the state straight
+/// into the checkpoint's file leaves room for them before it, and fills it in once it knows
+/// how many records follow and how long the state was. Postcard reads a varint padded with
+/// continuation bytes as the number it holds (checked by the tests), so each number is
+/// written [`VARINT_WIDTH`] bytes wide. With the state and [`write_checkpoint_tail`] after
+/// it, the bytes decode as the checkpoint [`encode_checkpoint`] would have encoded.
+pub fn checkpoint_head(
+    boot: u64,
+    records: usize,
+    slot: u64,
+    state_len: u64,
+) -> [u8; CHECKPOINT_HEAD_LEN] {
+    let mut head = [0; CHECKPOINT_HEAD_LEN];
+    let (numbers, rest) = head.split_at_mut(2 * VARINT_WIDTH);
+    wide_varint(boot, &mut numbers[..VARINT_WIDTH]);
+    wide_varint(records as u64, &mut numbers[VARINT_WIDTH..]);
+    rest[0] = SNAPSHOT_VARIANT as u8;
+    wide_varint(slot, &mut rest[1..=VARINT_WIDTH]);
+    wide_varint(state_len, &mut rest[1 + VARINT_WIDTH..]);
+    head
+}
+
+/// `n` as a varint exactly `out.len()` bytes wide: seven bits a byte, least significant
+/// first, every byte but the last flagged as continued.
+fn wide_varint(mut n: u64, out: &mut [u8]) {
+    let last = out.len() - 1;
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = (n & 0x7f) as u8 | if i < last { 0x80 } else { 0 };
+        n >>= 7;
+    }
+}
+
+/// What a checkpoint whose first record is a snapshot holds after the snapshot's state: the
+/// snapshot's sessions and membership, as [`SnapshotTail`] reads them.
+#[derive(Serialize)]
+struct SnapshotTailRef<'a> {
+    #[serde(with = "serde_bytes")]
+    sessions: &'a [u8],
+    membership: &'a Option<Membership>,
+}
+
+/// Writes what follows the snapshot's state in `c`'s bytes (see [`checkpoint_head`]): the
+/// rest of the snapshot, then every later record. An error if `c` does not begin with a
+/// snapshot.
+pub fn write_checkpoint_tail(c: &Checkpoint, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let Some(Persist::Snapshot(s)) = c.records.first() else {
+        return Err(std::io::Error::other(
+            "a checkpoint that does not begin with a snapshot has no tail",
+        ));
+    };
+    let tail = SnapshotTailRef {
+        sessions: &s.sessions,
+        membership: &s.membership,
+    };
+    postcard::to_io(&tail, &mut *out).map_err(std::io::Error::other)?;
+    for record in &c.records[1..] {
+        postcard::to_io(record, &mut *out).map_err(std::io::Error::other)?;
+    }
+    Ok(())
+}
+
 /// The start of a checkpoint's bytes when its first record is a snapshot: the boot, the
 /// number of records, the first record's variant and the snapshot's first two fields, in the
 /// order and encoding postcard gives [`Checkpoint`] (checked by the tests).
@@ -320,6 +389,55 @@ mod tests {
             sessions: vec![9; 40],
             membership,
         })
+    }
+
+    #[test]
+    fn a_checkpoint_in_head_state_and_tail_decodes_as_the_checkpoint() {
+        let state: Vec<u8> = (0..3_000u32).map(|i| (i * 7) as u8).collect();
+        for (boot, records) in [
+            (
+                300,
+                vec![
+                    snapshot(&state, true),
+                    Persist::Promise(Ballot::new(2, 1)),
+                    accept(),
+                ],
+            ),
+            (0, vec![snapshot(&state, false)]),
+            (u64::MAX, vec![snapshot(b"", false), accept()]),
+        ] {
+            let cp = Checkpoint { boot, records };
+            let Some(Persist::Snapshot(s)) = cp.records.first() else {
+                unreachable!()
+            };
+            let head = checkpoint_head(cp.boot, cp.records.len(), s.slot, s.state.len() as u64);
+            let mut bytes = head.to_vec();
+            bytes.extend_from_slice(&s.state);
+            write_checkpoint_tail(&cp, &mut bytes).unwrap();
+            let bytes = bytes::Bytes::from(bytes);
+            assert_eq!(postcard::from_bytes::<Checkpoint>(&bytes).unwrap(), cp);
+            assert_eq!(decode_checkpoint(&bytes).unwrap(), cp);
+            assert_eq!(checkpoint_state(&bytes).unwrap(), (s.slot, s.state.clone()));
+            // Only the numbers' widths differ from the checkpoint encoded whole.
+            let whole = encode_checkpoint(&cp);
+            assert_eq!(
+                bytes[head.len()..],
+                whole[whole.len() - (bytes.len() - head.len())..]
+            );
+        }
+        // The widest numbers still read back.
+        let head = checkpoint_head(u64::MAX, usize::MAX, u64::MAX, u64::MAX);
+        let (read, rest) = postcard::take_from_bytes::<(u64, usize)>(&head).unwrap();
+        assert_eq!(read, (u64::MAX, usize::MAX));
+        assert_eq!(
+            postcard::from_bytes::<(u32, u64, u64)>(rest).unwrap(),
+            (5, u64::MAX, u64::MAX)
+        );
+        let no_snapshot = Checkpoint {
+            boot: 1,
+            records: vec![accept()],
+        };
+        assert!(write_checkpoint_tail(&no_snapshot, &mut Vec::new()).is_err());
     }
 
     #[test]

@@ -15,17 +15,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synod_core::multi::{
-    ChangeOutcome, Configuration, MemberOp, Message, Persist, RoleKind, Snapshot, TransferError,
+    ChangeOutcome, Configuration, MemberOp, Message, PendingSnapshot, Persist, RoleKind, Snapshot,
+    TransferError,
 };
 use synod_core::{Ballot, NodeId};
 use synod_kv::{
     Alarm, AlarmCommand, AlarmKind, KvCommand, KvError, KvOutput, RangeRequest, RangeResponse,
     Store,
 };
-use synod_node::record::{checkpoint_len, encode_boot, encode_persist, write_checkpoint};
+use synod_node::record::{
+    checkpoint_head, checkpoint_len, encode_boot, encode_persist, write_checkpoint,
+    write_checkpoint_tail, CHECKPOINT_HEAD_LEN,
+};
 use synod_node::{Action, NodeConfig, NodeCore, Ticket};
 use synod_storage::{
-    CommitHandle, GroupCommitter, SnapshotStore, StorageError, StorageOptions, WalOptions,
+    CommitHandle, GroupCommitter, SnapshotDraft, SnapshotStore, StorageError, StorageOptions,
+    WalOptions,
 };
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
@@ -311,8 +316,12 @@ enum Durable {
     /// size, and the log's byte counter right after; then its snapshot's slot and state as
     /// mapped from the file, if that worked.
     Checkpointed(Result<(u64, u64, u64), StorageError>, Option<(u64, Bytes)>),
-    /// A snapshot begun on the loop was encoded on a blocking thread.
-    SnapshotBuilt { snapshot: Snapshot, ms: u64 },
+    /// A snapshot begun on the loop was encoded on a blocking thread, into the file its
+    /// checkpoint will be (see [`build_snapshot`]), or the disk failed.
+    SnapshotBuilt {
+        built: Result<(Snapshot, SnapshotDraft), StorageError>,
+        ms: u64,
+    },
 }
 
 /// A log batch held for [`Node::write_inline`].
@@ -396,6 +405,9 @@ pub struct Node {
     /// checkpoint (an operator, a joining member), or the node stops (whose runtime then waits
     /// for its blocking tasks). Each snapshot gets a flag of its own.
     hurry: Arc<AtomicBool>,
+    /// The snapshot encoded straight into its checkpoint's file, waiting for the checkpoint
+    /// that holds it ([`Node::save_checkpoint`]), with its state as mapped from that file.
+    draft: Option<(SnapshotDraft, Snapshot)>,
 }
 
 impl Drop for Node {
@@ -528,6 +540,7 @@ impl Node {
             pace_factor: cfg.snapshot_pace,
             pace: None,
             hurry: Arc::default(),
+            draft: None,
             changes: HashMap::new(),
             members_seen: None,
             client_url: (!cfg.client_addr.ip().is_unspecified()).then(|| {
@@ -860,7 +873,8 @@ impl Node {
                 self.core.synced(batch, self.wal.stats().bytes);
             }
             Durable::Written { batch, result } => self.on_written(batch, result?),
-            Durable::SnapshotBuilt { snapshot, ms } => {
+            Durable::SnapshotBuilt { built, ms } => {
+                let (snapshot, draft) = built?;
                 tracing::info!(
                     node = self.core.replica().id(),
                     slot = snapshot.slot,
@@ -868,6 +882,7 @@ impl Node {
                     ms,
                     "encoded a snapshot; checkpointing in the background"
                 );
+                self.draft = Some((draft, snapshot.clone()));
                 self.core.snapshot_built(snapshot);
             }
             Durable::Checkpointed(result, mapped) => {
@@ -1044,13 +1059,13 @@ impl Node {
                     save_mib_per_s = mib(rate),
                     "encoding a snapshot in the background"
                 );
-                let tx = self.durable_tx.clone();
+                let (tx, snapshots) = (self.durable_tx.clone(), self.snapshots.clone());
                 let pace = Pace::new(encode, self.hurry.clone());
                 tokio::task::spawn_blocking(move || {
                     let started = Instant::now();
-                    let snapshot = pending.build_with(&mut |done| pace.wait(done as u64));
+                    let built = build_snapshot(&snapshots, pending, &pace);
                     let ms = started.elapsed().as_millis() as u64;
-                    let _ = tx.send(Durable::SnapshotBuilt { snapshot, ms });
+                    let _ = tx.send(Durable::SnapshotBuilt { built, ms });
                 });
             }
             Action::Checkpoint {
@@ -1096,18 +1111,56 @@ impl Node {
             .filter(|&(paced, _)| Some(paced) == slot)
             .map(|(_, rate)| rate);
         let pace = Pace::new(rate, self.hurry.clone());
+        // The snapshot's state is in a draft of this file already if the checkpoint holds the
+        // snapshot encoded last; any other draft is not needed (removed off the loop: it can
+        // be hundreds of megabytes).
+        let draft = self.draft.take();
+        let (draft, stale) = match (draft, checkpoint.records.first()) {
+            (Some((draft, built)), Some(Persist::Snapshot(s)))
+                if s.slot == built.slot
+                    && s.state.as_ptr() == built.state.as_ptr()
+                    && s.state.len() == built.state.len() =>
+            {
+                (Some((draft, s.slot)), None)
+            }
+            (other, _) => (None, other),
+        };
+        if let Some(stale) = stale {
+            tokio::task::spawn_blocking(move || drop(stale));
+        }
         // Named in the lines it logs: `synod cluster` interleaves its nodes' logs.
         let node = self.core.replica().id();
         tokio::task::spawn_blocking(move || {
             let result = (|| {
                 let started = Instant::now();
-                let len = checkpoint_len(&checkpoint);
+                let save = match draft {
+                    Some((draft, slot)) => Save::Draft(draft, slot),
+                    None => Save::Whole(checkpoint_len(&checkpoint)),
+                };
                 let encoded = started.elapsed();
+                let drafted = matches!(save, Save::Draft(..));
                 // Saved only once what it covers is durable, so the log never ends before it.
                 wal.append_batch_durable(Vec::new())?;
-                snapshots.save_streamed(covered, b"", len, |out| {
-                    write_checkpoint(&checkpoint, &mut PacedWrite::new(out, pace))
-                })?;
+                let len = match save {
+                    Save::Draft(draft, slot) => {
+                        let head = checkpoint_head(
+                            checkpoint.boot,
+                            checkpoint.records.len(),
+                            slot,
+                            draft.body_len(),
+                        );
+                        let (_, len) = snapshots.finish_draft(draft, covered, &head, |out| {
+                            write_checkpoint_tail(&checkpoint, &mut PacedWrite::new(out, pace))
+                        })?;
+                        len
+                    }
+                    Save::Whole(len) => {
+                        snapshots.save_streamed(covered, b"", len, |out| {
+                            write_checkpoint(&checkpoint, &mut PacedWrite::new(out, pace))
+                        })?;
+                        len
+                    }
+                };
                 let saved = started.elapsed();
                 let log_bytes = wal.with_wal(move |w| {
                     w.compact(covered + 1)?;
@@ -1117,6 +1170,7 @@ impl Node {
                     node,
                     covered,
                     bytes = len,
+                    drafted,
                     size_ms = encoded.as_millis() as u64,
                     encode_and_save_ms = (saved - encoded).as_millis() as u64,
                     compact_ms = (started.elapsed() - saved).as_millis() as u64,
@@ -1131,6 +1185,35 @@ impl Node {
             let _ = tx.send(Durable::Checkpointed(result, mapped));
         });
     }
+}
+
+/// Encodes a snapshot straight into a draft of the checkpoint file that will hold it, at
+/// `pace`, and reads its state back as a mapping of that file. At a million keys the
+/// encoding held in memory was a few hundred megabytes of fresh pages per node, zeroed by the
+/// kernel, held for as long as the snapshot took, then copied into the file.
+fn build_snapshot(
+    snapshots: &SnapshotStore,
+    pending: PendingSnapshot,
+    pace: &Pace,
+) -> Result<(Snapshot, SnapshotDraft), StorageError> {
+    let mut written = None;
+    let draft = snapshots.draft(pending.slot(), b"", CHECKPOINT_HEAD_LEN, |out| {
+        written = Some(pending.build_into(out, &mut |done| pace.wait(done as u64))?);
+        Ok(())
+    })?;
+    let written = written.ok_or_else(|| {
+        StorageError::InvalidArgument("a draft written without its snapshot".into())
+    })?;
+    let state = draft.map_body()?;
+    Ok((written.with_state(state), draft))
+}
+
+/// How a checkpoint is saved.
+enum Save {
+    /// Its snapshot's state is in this draft of its file already (the snapshot's slot).
+    Draft(SnapshotDraft, u64),
+    /// Written whole, this many bytes.
+    Whole(u64),
 }
 
 /// The snapshot state inside the checkpoint saved as `index`, mapped from its file: the replica

@@ -35,12 +35,13 @@
 //! DIR/snap/{index:020}.snap       snapshot
 //!   "SYNODSNP" | version u32 = 1 | meta_len u32 | index u64 | data_len u64 | meta | data
 //!   | crc32c u32 (of everything before it)
-//! *.tmp                           unfinished segment or snapshot, removed on open
+//! *.tmp                           unfinished segment, snapshot or draft, removed on open
 //! ```
 
 #![warn(missing_docs)]
 
 pub mod bench;
+mod draft;
 mod error;
 mod fsutil;
 mod group;
@@ -52,6 +53,7 @@ pub mod segment;
 mod snapshot;
 mod wal;
 
+pub use draft::SnapshotDraft;
 pub use error::{Result, StorageError};
 pub use group::{CommitHandle, CommitResult, GroupCommitter};
 pub use open::{open, Opened, StorageOptions};

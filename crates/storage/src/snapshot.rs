@@ -12,7 +12,8 @@
 //!
 //! Saving writes `{index:020}.snap.tmp`, fsyncs it, renames it to `{index:020}.snap` and fsyncs
 //! the directory: a snapshot file with its real name is always complete, and a crash leaves at
-//! worst a `.tmp` file, which is ignored and removed on open.
+//! worst a `.tmp` file, which is ignored and removed on open. A draft (`crate::draft`) is
+//! written as `{name:020}.snap.{n}.draft.tmp` and renamed the same way once finished.
 
 use crate::error::{IoContext, Result, StorageError};
 use crate::fsutil;
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"SYNODSNP";
 const VERSION: u32 = 1;
-const HEADER_LEN: usize = 32;
+pub(crate) const HEADER_LEN: usize = 32;
 const SUFFIX: &str = ".snap";
 
 /// A snapshot as loaded from disk.
@@ -50,7 +51,7 @@ pub fn encode_snapshot(index: u64, meta: &[u8], data: &[u8]) -> Vec<u8> {
 }
 
 /// The header and metadata: everything in a snapshot file before the data.
-fn encode_head(index: u64, meta: &[u8], data_len: usize) -> Vec<u8> {
+pub(crate) fn encode_head(index: u64, meta: &[u8], data_len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + meta.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -150,19 +151,30 @@ const SYNC_PIECE: usize = 4 << 20;
 /// A snapshot's data on its way into the temporary file: gathered into pieces, each piece
 /// written, made durable and checksummed before the next (one checksum call per piece, not one
 /// per small write of the encoder).
-struct Pieces<'a> {
+pub(crate) struct Pieces<'a> {
     file: &'a mut std::fs::File,
-    crc: u32,
-    written: u64,
+    pub(crate) crc: u32,
+    pub(crate) written: u64,
     piece: Vec<u8>,
     /// A write or sync failed. Every later call fails too, so a caller that drops an error
     /// cannot go on to a file whose byte count and checksum match but whose bytes do not.
     broken: bool,
 }
 
-impl Pieces<'_> {
+impl<'a> Pieces<'a> {
+    /// Writes to `file` from where it stands, the checksum going on from `crc`.
+    pub(crate) fn new(file: &'a mut std::fs::File, crc: u32) -> Self {
+        Pieces {
+            file,
+            crc,
+            written: 0,
+            piece: Vec::new(),
+            broken: false,
+        }
+    }
+
     /// Writes out the gathered piece, if any.
-    fn write_piece(&mut self) -> std::io::Result<()> {
+    pub(crate) fn write_piece(&mut self) -> std::io::Result<()> {
         self.check()?;
         if self.piece.is_empty() {
             return Ok(());
@@ -238,13 +250,7 @@ fn write_tmp(
         .ctx("create", tmp)?;
     let head = encode_head(index, meta, data_len as usize);
     f.write_all(&head).ctx("write", tmp)?;
-    let mut data = Pieces {
-        file: &mut f,
-        crc: crc32c::crc32c(&head),
-        written: 0,
-        piece: Vec::new(),
-        broken: false,
-    };
+    let mut data = Pieces::new(&mut f, crc32c::crc32c(&head));
     write(&mut data).ctx("write", tmp)?;
     data.write_piece().ctx("write", tmp)?;
     if data.written != data_len {
@@ -258,7 +264,7 @@ fn write_tmp(
     f.sync_all().ctx("fsync", tmp)
 }
 
-fn file_name(index: u64) -> String {
+pub(crate) fn file_name(index: u64) -> String {
     format!("{index:020}{SUFFIX}")
 }
 
@@ -284,6 +290,8 @@ pub struct LoadedSnapshot {
 pub struct SnapshotStore {
     dir: PathBuf,
     keep: usize,
+    /// Drafts begun (see [`SnapshotStore::draft`]): each gets a name of its own.
+    pub(crate) drafts: std::sync::atomic::AtomicU64,
 }
 
 impl SnapshotStore {
@@ -305,6 +313,7 @@ impl SnapshotStore {
         let store = SnapshotStore {
             dir,
             keep: keep.max(1),
+            drafts: Default::default(),
         };
         Ok((store, removed))
     }
@@ -411,7 +420,7 @@ impl SnapshotStore {
         &self.dir
     }
 
-    fn prune(&self) -> Result<()> {
+    pub(crate) fn prune(&self) -> Result<()> {
         let all = self.list()?;
         for (_, path) in all.iter().skip(self.keep) {
             std::fs::remove_file(path).ctx("remove", path)?;

@@ -50,5 +50,5 @@ pub use messages::{
 };
 pub use reads::ReadId;
 pub use replica::{Replica, RoleKind, TransferError};
-pub use snapshot::{Compacted, PendingSnapshot};
-pub use state_machine::{StateEncoder, StateMachine};
+pub use snapshot::{Compacted, PendingSnapshot, StateWritten};
+pub use state_machine::{EncodeState, StateEncoder, StateMachine};

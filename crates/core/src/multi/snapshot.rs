@@ -5,7 +5,7 @@
 
 use super::log::Entry;
 use super::membership::Membership;
-use super::messages::{Slot, Snapshot};
+use super::messages::{Slot, Snapshot, SnapshotHead};
 use std::collections::BTreeMap;
 
 /// Log entries a snapshot replaced, handed back so the driver chooses where to free them.
@@ -36,9 +36,53 @@ impl PendingSnapshot {
     pub fn build_with(self, progress: &mut dyn FnMut(usize)) -> Snapshot {
         Snapshot {
             slot: self.slot,
-            state: (self.state)(progress).into(),
+            state: self.state.to_vec(progress).into(),
             sessions: self.sessions,
             membership: Some(self.membership),
+        }
+    }
+
+    /// As [`PendingSnapshot::build_with`], writing the state's bytes to `out` as they are made
+    /// rather than holding them: a driver writes them straight into a file, reads them back
+    /// from there (a mapping) and completes the snapshot with [`StateWritten::with_state`].
+    pub fn build_into(
+        self,
+        out: &mut dyn std::io::Write,
+        progress: &mut dyn FnMut(usize),
+    ) -> std::io::Result<StateWritten> {
+        let len = self.state.to_writer(out, progress)?;
+        Ok(StateWritten {
+            slot: self.slot,
+            len,
+            head: SnapshotHead {
+                sessions: self.sessions,
+                membership: Some(self.membership),
+            },
+        })
+    }
+}
+
+/// A snapshot whose state went to a writer ([`PendingSnapshot::build_into`]): all of it but
+/// the state's bytes.
+#[derive(Debug)]
+pub struct StateWritten {
+    /// The first slot the snapshot does not cover.
+    pub slot: Slot,
+    /// How many bytes of state were written.
+    pub len: u64,
+    /// The session table and the membership.
+    pub head: SnapshotHead,
+}
+
+impl StateWritten {
+    /// The snapshot, given the state's bytes as written (`len` of them).
+    pub fn with_state(self, state: bytes::Bytes) -> Snapshot {
+        debug_assert_eq!(state.len() as u64, self.len, "the state as it was written");
+        Snapshot {
+            slot: self.slot,
+            state,
+            sessions: self.head.sessions,
+            membership: self.head.membership,
         }
     }
 }

@@ -2,9 +2,39 @@
 
 use std::fmt::Debug;
 
-/// The encoding of a state machine's state, to be run later: given a progress callback, it
-/// returns the bytes [`StateMachine::snapshot`] would have.
-pub type StateEncoder = Box<dyn FnOnce(&mut dyn FnMut(usize)) -> Vec<u8> + Send>;
+/// The encoding of a state machine's state, to be run later ([`StateMachine::snapshot_later`]).
+pub type StateEncoder = Box<dyn EncodeState>;
+
+/// A state machine's state as of some moment, to be encoded later, possibly on another thread,
+/// into the bytes [`StateMachine::snapshot`] would have given at that moment. Both ways call
+/// `progress` with the bytes encoded so far about every [`crate::encode::PROGRESS_STEP`] (a
+/// driver may pace the encoding there).
+pub trait EncodeState: Send {
+    /// Encodes into a vector.
+    fn to_vec(self: Box<Self>, progress: &mut dyn FnMut(usize)) -> Vec<u8>;
+
+    /// Encodes into `out` as the bytes are made, so that they are never held whole in memory
+    /// (a driver writes a large state straight into its checkpoint file). Returns how many
+    /// bytes were written. The default encodes into a vector first.
+    fn to_writer(
+        self: Box<Self>,
+        out: &mut dyn std::io::Write,
+        progress: &mut dyn FnMut(usize),
+    ) -> std::io::Result<u64> {
+        let bytes = self.to_vec(progress);
+        out.write_all(&bytes)?;
+        Ok(bytes.len() as u64)
+    }
+}
+
+/// A state encoded already: what [`StateMachine::snapshot_later`] hands out by default.
+struct Encoded(Vec<u8>);
+
+impl EncodeState for Encoded {
+    fn to_vec(self: Box<Self>, _: &mut dyn FnMut(usize)) -> Vec<u8> {
+        self.0
+    }
+}
 
 /// A deterministic state machine: the same commands in the same order give the same results on
 /// every replica. Multi-Paxos decides the order; this trait is all it needs of the application.
@@ -29,8 +59,7 @@ pub trait StateMachine: Sized {
     /// calling the progress callback it is given with the bytes encoded so far every
     /// [`crate::encode::PROGRESS_STEP`] or so (a driver may pace the encoding there).
     fn snapshot_later(&self) -> StateEncoder {
-        let bytes = self.snapshot();
-        Box::new(move |_| bytes)
+        Box::new(Encoded(self.snapshot()))
     }
 
     /// Rebuilds the state from [`StateMachine::snapshot`]'s bytes.

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use synod_core::multi::Persist;
 use synod_kv::KvCommand;
 use synod_node::record::{
-    checkpoint_state, encode_boot, encode_checkpoint, encode_persist, recover, recover_aux,
-    RecoverError,
+    checkpoint_head, checkpoint_state, encode_boot, encode_checkpoint, encode_persist, recover,
+    recover_aux, write_checkpoint_tail, RecoverError,
 };
 use synod_node::{AuxRecovered, Checkpoint, Recovered};
 
@@ -94,7 +94,7 @@ impl SimDisk {
             self.written.iter().all(|(i, _, _)| *i > covered),
             "saved once what it covers is durable"
         );
-        let bytes = encode_checkpoint(checkpoint);
+        let bytes = checkpoint_bytes(covered, checkpoint);
         let n = bytes.len() as u64;
         if self.checkpoint.as_ref().is_some_and(|(c, _)| *c >= covered) {
             return n;
@@ -143,6 +143,23 @@ impl SimDisk {
     /// Bytes held: the checkpoint and the log.
     pub fn bytes(&self) -> u64 {
         self.checkpoint.as_ref().map_or(0, |(_, b)| b.len() as u64) + self.log_bytes()
+    }
+}
+
+/// A checkpoint's bytes as the server writes them: encoded whole, or, for one that begins with
+/// a snapshot, as a head of fixed width, the state and the rest, the way the server writes a
+/// checkpoint whose snapshot it encoded straight into the file. Both decode alike; each seed
+/// saves both kinds (by the parity of `covered`), so recovery reads both.
+fn checkpoint_bytes(covered: u64, c: &Checkpoint) -> Vec<u8> {
+    match c.records.first() {
+        Some(Persist::Snapshot(s)) if covered.is_multiple_of(2) => {
+            let head = checkpoint_head(c.boot, c.records.len(), s.slot, s.state.len() as u64);
+            let mut out = head.to_vec();
+            out.extend_from_slice(&s.state);
+            write_checkpoint_tail(c, &mut out).expect("writing to memory");
+            out
+        }
+        _ => encode_checkpoint(c),
     }
 }
 
