@@ -5,7 +5,8 @@
 #
 # Prints, in this order: each node's resident memory (VmRSS, KiB) empty; the load's duration;
 # the memory after the load, and each node's log bytes then; one line per window (start, ops/s,
-# p50/p90/p99 ms, the servers' CPU per put in µs), then the median and the worst window; the
+# p50/p90/p99 ms, the servers' CPU per put in µs, each node's resident memory in MiB at its end),
+# then the median and the worst window; the
 # memory after the windows, and the most each node held since it started (VmHWM); the nodes'
 # snapshot, checkpoint and slow-loop log lines, so windows that overlapped a snapshot can be
 # told apart, and the mean of those windows against the others; the data directory sizes; and the time from starting the stopped cluster again
@@ -85,7 +86,8 @@ for i in $(seq 1 "$windows"); do
     --no-preload --warmup 0s --duration 2s --server-pids "$(server_pids)" --quiet >"$out" 2>&1
   echo "window $i $at $(sed -n 2p "$out" | cut -d' ' -f1) ops/s" \
     "$(grep -o 'p50 [0-9.]*  p90 [0-9.]*  p99 [0-9.]*' "$out")" \
-    "$(grep -o 'servers [0-9.]* us' "$out")"
+    "$(grep -o 'servers [0-9.]* us' "$out")" \
+    "rss_mib $(rss | awk '{ for (i = 1; i <= NF; i++) printf "%s%d", (i > 1 ? " " : ""), $i / 1024 }')"
   echo "$at $(sed -n 2p "$out" | cut -d' ' -f1)" >>"$timeline"
   sed -n 2p "$out" | cut -d' ' -f1 >>"$rates"
 done
