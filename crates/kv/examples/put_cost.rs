@@ -8,6 +8,10 @@
 //! PUTS overwrites of keys drawn from them and PUTS puts of new keys, and prints nanoseconds per
 //! put for each, under the allocator the server runs on. Each put keeps its revision (no
 //! compaction), as in `bench/scale.sh`.
+//!
+//! Then PUTS overwrites again while a snapshot's copy of the store is held (what a node's store
+//! does while its snapshot is encoded): a put on a key not written since the copy copies that
+//! key's history and the key map's path to it instead of changing them in place.
 
 mod common;
 
@@ -59,5 +63,33 @@ fn main() {
         "{keys} keys: overwrite {:.0} ns/put, new key {:.0} ns/put",
         per(overwrite),
         per(fresh)
+    );
+    let start = Instant::now();
+    for _ in 0..puts {
+        let k = loaded[(next(&mut pick) % keys as u64) as usize];
+        put(&mut store, k, value_size);
+    }
+    let again = start.elapsed();
+    let copy = store.shared_copy();
+    // Three rounds: the map's nodes are copied once each, a key's history once per key.
+    let held: Vec<String> = (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..puts {
+                let k = loaded[(next(&mut pick) % keys as u64) as usize];
+                put(&mut store, k, value_size);
+            }
+            format!("{:.0}", per(start.elapsed()))
+        })
+        .collect();
+    let start = Instant::now();
+    drop(copy);
+    let dropped = start.elapsed();
+    println!(
+        "overwrite {:.0} ns/put; with a snapshot's copy held {} ns/put in three rounds; \
+         dropping the copy {} ms",
+        per(again),
+        held.join(", "),
+        dropped.as_millis()
     );
 }
