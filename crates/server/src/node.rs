@@ -406,8 +406,9 @@ pub struct Node {
     /// for its blocking tasks). Each snapshot gets a flag of its own.
     hurry: Arc<AtomicBool>,
     /// The snapshot encoded straight into its checkpoint's file, waiting for the checkpoint
-    /// that holds it ([`Node::save_checkpoint`]), with its state as mapped from that file.
-    draft: Option<(SnapshotDraft, Snapshot)>,
+    /// that holds it ([`Node::save_checkpoint`]): the draft, the snapshot's slot, and its state
+    /// as mapped from that file (what tells that checkpoint's snapshot apart).
+    draft: Option<(SnapshotDraft, u64, Bytes)>,
 }
 
 impl Drop for Node {
@@ -882,7 +883,8 @@ impl Node {
                     ms,
                     "encoded a snapshot; checkpointing in the background"
                 );
-                self.draft = Some((draft, snapshot.clone()));
+                let built = Some((draft, snapshot.slot, snapshot.state.clone()));
+                drop_off_loop(std::mem::replace(&mut self.draft, built));
                 self.core.snapshot_built(snapshot);
             }
             Durable::Checkpointed(result, mapped) => {
@@ -914,6 +916,7 @@ impl Node {
         for action in self.core.take_actions() {
             self.act(action);
         }
+        self.drop_unused_draft();
         let c = self.core.counters();
         self.metrics
             .proposals
@@ -1091,6 +1094,25 @@ impl Node {
         }
     }
 
+    /// Drops a draft no checkpoint will take: its snapshot was not adopted (one installed from
+    /// the leader meanwhile is newer), so the replica holds another. Otherwise the draft, and
+    /// its file of hundreds of megabytes, would wait for the next checkpoint.
+    fn drop_unused_draft(&mut self) {
+        let adopted = |state: &Bytes| {
+            self.core
+                .replica()
+                .snapshot()
+                .is_some_and(|s| s.state.as_ptr() == state.as_ptr() && s.state.len() == state.len())
+        };
+        if self
+            .draft
+            .as_ref()
+            .is_some_and(|(_, _, state)| !adopted(state))
+        {
+            drop_off_loop(self.draft.take());
+        }
+    }
+
     /// Saves a checkpoint in the background once what it covers is durable, then drops the log
     /// below it. The loop goes on meanwhile.
     fn save_checkpoint(&mut self, covered: u64, checkpoint: synod_node::Checkpoint) {
@@ -1116,18 +1138,16 @@ impl Node {
         // be hundreds of megabytes).
         let draft = self.draft.take();
         let (draft, stale) = match (draft, checkpoint.records.first()) {
-            (Some((draft, built)), Some(Persist::Snapshot(s)))
-                if s.slot == built.slot
-                    && s.state.as_ptr() == built.state.as_ptr()
-                    && s.state.len() == built.state.len() =>
+            (Some((draft, slot, state)), Some(Persist::Snapshot(s)))
+                if s.slot == slot
+                    && s.state.as_ptr() == state.as_ptr()
+                    && s.state.len() == state.len() =>
             {
-                (Some((draft, s.slot)), None)
+                (Some((draft, slot)), None)
             }
             (other, _) => (None, other),
         };
-        if let Some(stale) = stale {
-            tokio::task::spawn_blocking(move || drop(stale));
-        }
+        drop_off_loop(stale);
         // Named in the lines it logs: `synod cluster` interleaves its nodes' logs.
         let node = self.core.replica().id();
         tokio::task::spawn_blocking(move || {
@@ -1204,8 +1224,19 @@ fn build_snapshot(
     let written = written.ok_or_else(|| {
         StorageError::InvalidArgument("a draft written without its snapshot".into())
     })?;
-    let state = draft.map_body()?;
+    let state = draft.map_body().or_else(|e| {
+        tracing::warn!(error = %e, "cannot map the snapshot's draft; reading it into memory");
+        draft.read_body()
+    })?;
     Ok((written.with_state(state), draft))
+}
+
+/// Drops `it` on a blocking thread: a draft's file, removed when it is dropped, can be hundreds
+/// of megabytes, and removing it took the loop's time.
+fn drop_off_loop<T: Send + 'static>(it: Option<T>) {
+    if let Some(it) = it {
+        tokio::task::spawn_blocking(move || drop(it));
+    }
 }
 
 /// How a checkpoint is saved.

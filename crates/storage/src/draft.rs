@@ -71,6 +71,20 @@ impl SnapshotDraft {
     }
 }
 
+impl SnapshotDraft {
+    /// The body, read into memory: for a system where [`SnapshotDraft::map_body`] fails.
+    pub fn read_body(&self) -> Result<bytes::Bytes> {
+        let len = usize::try_from(self.body_len).map_err(|_| {
+            StorageError::InvalidArgument(format!("a body of {} bytes", self.body_len))
+        })?;
+        let mut body = vec![0; len];
+        self.file
+            .read_exact_at(&mut body, self.body_offset())
+            .ctx("read", &self.tmp)?;
+        Ok(body.into())
+    }
+}
+
 impl Drop for SnapshotDraft {
     fn drop(&mut self) {
         if !self.finished {
@@ -222,6 +236,7 @@ mod tests {
                 .unwrap();
             assert_eq!(draft.body_len(), n as u64);
             let mapped = draft.map_body().unwrap();
+            assert_eq!(draft.read_body().unwrap(), mapped);
             let index = 10 + i as u64;
             let (path, len) = store
                 .finish_draft(draft, index, head, |w| w.write_all(tail))
