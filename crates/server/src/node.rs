@@ -1232,7 +1232,7 @@ fn build_snapshot(
 }
 
 /// Drops `it` on a blocking thread: a draft's file, removed when it is dropped, can be hundreds
-/// of megabytes, and removing it took the loop's time.
+/// of megabytes, and freeing that many blocks is file-system work the loop need not wait for.
 fn drop_off_loop<T: Send + 'static>(it: Option<T>) {
     if let Some(it) = it {
         tokio::task::spawn_blocking(move || drop(it));
