@@ -29,7 +29,7 @@ use synod_node::record::{
 };
 use synod_node::{Action, NodeConfig, NodeCore, Ticket};
 use synod_storage::{
-    CommitHandle, GroupCommitter, SnapshotDraft, SnapshotStore, StorageError, StorageOptions,
+    CommitHandle, GroupCommitter, SnapshotDraft, SnapshotStore, StorageError, StorageOptions, Wal,
     WalOptions,
 };
 use thiserror::Error;
@@ -1182,10 +1182,12 @@ impl Node {
                     }
                 };
                 let saved = started.elapsed();
-                let log_bytes = wal.with_wal(move |w| {
-                    w.compact(covered + 1)?;
-                    Ok::<_, StorageError>(w.stats().bytes)
+                // The segments below it are removed here, not on the log's thread.
+                let (log_bytes, detached) = wal.with_wal(move |w| {
+                    let detached = w.detach_below(covered + 1)?;
+                    Ok::<_, StorageError>((w.stats().bytes, detached))
                 })??;
+                Wal::remove_detached(&detached)?;
                 tracing::info!(
                     node,
                     covered,

@@ -225,6 +225,37 @@ fn unsynced_records_can_be_truncated_too() {
 }
 
 #[test]
+fn segments_detached_by_a_compaction_are_removed_later_and_a_crash_before_is_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = small(400);
+    let records = write_log(dir.path(), &opts, 80);
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 5);
+    let (mut wal, _) = reopen(dir.path(), &opts);
+    let third = first_index_of(&segs[2]);
+    let detached = wal.detach_below(third + 1).unwrap();
+    assert_eq!(detached.len(), 2);
+    assert_eq!(wal.first_index(), third);
+    // The files stay until they are removed; the log goes on meanwhile.
+    assert_eq!(segments(dir.path()), segs);
+    assert_eq!(wal.append(b"z").unwrap(), 81);
+    wal.sync().unwrap();
+    assert!(wal.detach_below(third + 1).unwrap().is_empty());
+    // A crash now: the detached segments are read back as the log's start again.
+    drop(wal);
+    let (mut wal, got) = reopen(dir.path(), &opts);
+    assert_eq!(got.len(), 81);
+    assert_eq!(got[..80], records[..]);
+    let detached = wal.detach_below(third + 1).unwrap();
+    Wal::remove_detached(&detached).unwrap();
+    assert_eq!(segments(dir.path()), segs[2..]);
+    drop(wal);
+    let (wal, got) = reopen(dir.path(), &opts);
+    assert_eq!(wal.first_index(), third);
+    assert_eq!(got.last().unwrap().index, 81);
+}
+
+#[test]
 fn compaction_removes_only_segments_wholly_below() {
     let dir = tempfile::tempdir().unwrap();
     let opts = small(400);
