@@ -1102,7 +1102,7 @@ impl Node {
             self.core
                 .replica()
                 .snapshot()
-                .is_some_and(|s| s.state.as_ptr() == state.as_ptr() && s.state.len() == state.len())
+                .is_some_and(|s| same_bytes(&s.state, state))
         };
         if self
             .draft
@@ -1139,9 +1139,7 @@ impl Node {
         let draft = self.draft.take();
         let (draft, stale) = match (draft, checkpoint.records.first()) {
             (Some((draft, slot, state)), Some(Persist::Snapshot(s)))
-                if s.slot == slot
-                    && s.state.as_ptr() == state.as_ptr()
-                    && s.state.len() == state.len() =>
+                if s.slot == slot && same_bytes(&s.state, &state) =>
             {
                 (Some((draft, slot)), None)
             }
@@ -1218,19 +1216,20 @@ fn build_snapshot(
     pending: PendingSnapshot,
     pace: &Pace,
 ) -> Result<(Snapshot, SnapshotDraft), StorageError> {
-    let mut written = None;
-    let draft = snapshots.draft(pending.slot(), b"", CHECKPOINT_HEAD_LEN, |out| {
-        written = Some(pending.build_into(out, &mut |done| pace.wait(done as u64))?);
-        Ok(())
-    })?;
-    let written = written.ok_or_else(|| {
-        StorageError::InvalidArgument("a draft written without its snapshot".into())
+    let (draft, written) = snapshots.draft(pending.slot(), b"", CHECKPOINT_HEAD_LEN, |out| {
+        pending.build_into(out, &mut |done| pace.wait(done as u64))
     })?;
     let state = draft.map_body().or_else(|e| {
         tracing::warn!(error = %e, "cannot map the snapshot's draft; reading it into memory");
         draft.read_body()
     })?;
     Ok((written.with_state(state), draft))
+}
+
+/// Whether `a` and `b` are the same bytes in memory (a snapshot's state shared, not copied):
+/// a draft's mapped state is told apart from any other this way, without reading it.
+fn same_bytes(a: &Bytes, b: &Bytes) -> bool {
+    a.as_ptr() == b.as_ptr() && a.len() == b.len()
 }
 
 /// Drops `it` on a blocking thread: a draft's file, removed when it is dropped, can be hundreds

@@ -17,8 +17,9 @@
 
 use crate::error::{IoContext, Result, StorageError};
 use crate::fsutil;
-use crate::record::MAX_INDEX;
-use crate::snapshot::{encode_head, file_name, Pieces, SnapshotStore, HEADER_LEN};
+use crate::snapshot::{
+    check_index, check_meta, encode_head, file_name, Pieces, SnapshotStore, HEADER_LEN,
+};
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -98,22 +99,16 @@ impl SnapshotStore {
     /// Begins a snapshot file under a temporary name made from `name`: `meta` (see
     /// [`SnapshotStore::save`]), then room for `head_len` bytes of data, then the data's body
     /// as `write_body` writes it, made durable a few megabytes at a time as it goes (as
-    /// [`SnapshotStore::save_streamed`] does). An error from `write_body` or the disk removes
-    /// the file.
-    pub fn draft(
+    /// [`SnapshotStore::save_streamed`] does). Returns the draft and what `write_body`
+    /// returned. An error from `write_body` or the disk removes the file.
+    pub fn draft<T>(
         &self,
         name: u64,
         meta: &[u8],
         head_len: usize,
-        write_body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-    ) -> Result<SnapshotDraft> {
-        if meta.len() > u32::MAX as usize {
-            return Err(StorageError::InvalidArgument(format!(
-                "snapshot metadata of {} bytes is above the limit of {} bytes",
-                meta.len(),
-                u32::MAX
-            )));
-        }
+        write_body: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
+    ) -> Result<(SnapshotDraft, T)> {
+        check_meta(meta)?;
         // A name no other draft of this store had: a draft still mapped (a snapshot a replica
         // holds) must never be truncated, nor removed by another's drop.
         let n = self
@@ -142,10 +137,10 @@ impl SnapshotStore {
         let offset = draft.body_offset();
         draft.file.seek(SeekFrom::Start(offset)).ctx("seek", &tmp)?;
         let mut body = Pieces::new(&mut draft.file, 0);
-        write_body(&mut body).ctx("write", &tmp)?;
+        let wrote = write_body(&mut body).ctx("write", &tmp)?;
         body.write_piece().ctx("write", &tmp)?;
         (draft.body_len, draft.body_crc) = (body.written, body.crc);
-        Ok(draft)
+        Ok((draft, wrote))
     }
 
     /// Completes `draft` as the snapshot covering the log up to `index`: `head` (exactly the
@@ -160,11 +155,7 @@ impl SnapshotStore {
         head: &[u8],
         write_tail: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
     ) -> Result<(PathBuf, u64)> {
-        if index > MAX_INDEX {
-            return Err(StorageError::InvalidArgument(format!(
-                "snapshot index {index} is above the limit of {MAX_INDEX}"
-            )));
-        }
+        check_index(index)?;
         if head.len() != draft.head_len {
             return Err(StorageError::InvalidArgument(format!(
                 "a head of {} bytes for room of {}",
@@ -229,7 +220,7 @@ mod tests {
         .enumerate()
         {
             let b = body(n);
-            let draft = store
+            let (draft, ()) = store
                 .draft(100, meta, head.len(), |w| {
                     b.chunks(300_007).try_for_each(|c| w.write_all(c))
                 })
@@ -262,10 +253,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = SnapshotStore::open(dir.path(), 2).unwrap();
         let count = || std::fs::read_dir(dir.path()).unwrap().count();
-        let draft = store.draft(1, b"", 4, |w| w.write_all(b"body")).unwrap();
+        let (draft, ()) = store.draft(1, b"", 4, |w| w.write_all(b"body")).unwrap();
         let mapped = draft.map_body().unwrap();
         // Another of the same name is a file of its own.
-        let same = store.draft(1, b"", 4, |w| w.write_all(b"other")).unwrap();
+        let (same, ()) = store.draft(1, b"", 4, |w| w.write_all(b"other")).unwrap();
         assert_eq!(count(), 2);
         drop(draft);
         assert_eq!(count(), 1);
@@ -273,18 +264,18 @@ mod tests {
         assert_eq!(&same.map_body().unwrap()[..], b"other");
         drop(same);
         assert_eq!(count(), 0);
-        let failed = store.draft(2, b"", 4, |w| {
+        let failed = store.draft(2, b"", 4, |w| -> std::io::Result<()> {
             w.write_all(b"part")?;
             Err(std::io::ErrorKind::StorageFull.into())
         });
         assert!(failed.is_err());
         assert_eq!(count(), 0);
-        let draft = store.draft(3, b"", 4, |w| w.write_all(b"body")).unwrap();
+        let (draft, ()) = store.draft(3, b"", 4, |w| w.write_all(b"body")).unwrap();
         assert!(store
             .finish_draft(draft, 3, b"long head", |_| Ok(()))
             .is_err());
         assert_eq!(count(), 0);
-        let draft = store.draft(4, b"", 0, |w| w.write_all(b"body")).unwrap();
+        let (draft, ()) = store.draft(4, b"", 0, |w| w.write_all(b"body")).unwrap();
         let failed = store.finish_draft(draft, 4, b"", |_| {
             Err(std::io::ErrorKind::StorageFull.into())
         });
@@ -297,7 +288,7 @@ mod tests {
     fn a_draft_left_by_a_crash_is_removed_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = SnapshotStore::open(dir.path(), 2).unwrap();
-        let draft = store.draft(5, b"", 0, |w| w.write_all(b"body")).unwrap();
+        let (draft, ()) = store.draft(5, b"", 0, |w| w.write_all(b"body")).unwrap();
         // A crash: the process is gone without dropping anything.
         std::mem::forget(draft);
         let (store, removed) = SnapshotStore::open(dir.path(), 2).unwrap();

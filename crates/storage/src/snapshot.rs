@@ -264,6 +264,28 @@ fn write_tmp(
     f.sync_all().ctx("fsync", tmp)
 }
 
+/// Refuses an index a snapshot file cannot name.
+pub(crate) fn check_index(index: u64) -> Result<()> {
+    if index > MAX_INDEX {
+        return Err(StorageError::InvalidArgument(format!(
+            "snapshot index {index} is above the limit of {MAX_INDEX}"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses metadata longer than the header can say.
+pub(crate) fn check_meta(meta: &[u8]) -> Result<()> {
+    if meta.len() > u32::MAX as usize {
+        return Err(StorageError::InvalidArgument(format!(
+            "snapshot metadata of {} bytes is above the limit of {} bytes",
+            meta.len(),
+            u32::MAX
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn file_name(index: u64) -> String {
     format!("{index:020}{SUFFIX}")
 }
@@ -335,18 +357,8 @@ impl SnapshotStore {
         data_len: u64,
         write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
     ) -> Result<PathBuf> {
-        if index > MAX_INDEX {
-            return Err(StorageError::InvalidArgument(format!(
-                "snapshot index {index} is above the limit of {MAX_INDEX}"
-            )));
-        }
-        if meta.len() > u32::MAX as usize {
-            return Err(StorageError::InvalidArgument(format!(
-                "snapshot metadata of {} bytes is above the limit of {} bytes",
-                meta.len(),
-                u32::MAX
-            )));
-        }
+        check_index(index)?;
+        check_meta(meta)?;
         let path = self.dir.join(file_name(index));
         let tmp = self.dir.join(format!("{}.tmp", file_name(index)));
         if let Err(e) = write_tmp(&tmp, index, meta, data_len, write) {
