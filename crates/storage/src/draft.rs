@@ -18,7 +18,7 @@
 use crate::error::{IoContext, Result, StorageError};
 use crate::fsutil;
 use crate::snapshot::{
-    check_index, check_meta, encode_head, file_name, Pieces, SnapshotStore, HEADER_LEN,
+    check_index, check_meta_len, encode_head, file_name, Pieces, SnapshotStore, HEADER_LEN,
 };
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -108,7 +108,7 @@ impl SnapshotStore {
         head_len: usize,
         write_body: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
     ) -> Result<(SnapshotDraft, T)> {
-        check_meta(meta)?;
+        check_meta_len(meta.len())?;
         // A name no other draft of this store had: a draft still mapped (a snapshot a replica
         // holds) must never be truncated, nor removed by another's drop.
         let n = self

@@ -274,12 +274,11 @@ pub(crate) fn check_index(index: u64) -> Result<()> {
     Ok(())
 }
 
-/// Refuses metadata longer than the header can say.
-pub(crate) fn check_meta(meta: &[u8]) -> Result<()> {
-    if meta.len() > u32::MAX as usize {
+/// Refuses metadata of `len` bytes, longer than the header can say.
+pub(crate) fn check_meta_len(len: usize) -> Result<()> {
+    if len as u64 > u64::from(u32::MAX) {
         return Err(StorageError::InvalidArgument(format!(
-            "snapshot metadata of {} bytes is above the limit of {} bytes",
-            meta.len(),
+            "snapshot metadata of {len} bytes is above the limit of {} bytes",
             u32::MAX
         )));
     }
@@ -358,7 +357,7 @@ impl SnapshotStore {
         write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
     ) -> Result<PathBuf> {
         check_index(index)?;
-        check_meta(meta)?;
+        check_meta_len(meta.len())?;
         let path = self.dir.join(file_name(index));
         let tmp = self.dir.join(format!("{}.tmp", file_name(index)));
         if let Err(e) = write_tmp(&tmp, index, meta, data_len, write) {
@@ -578,6 +577,36 @@ mod tests {
         );
         std::fs::write(dir.path().join(file_name(4)), b"").unwrap();
         assert!(store.map_data(4).is_err());
+    }
+
+    #[test]
+    fn the_limits_of_index_and_metadata_are_refused_above_and_kept_at() {
+        assert!(check_index(MAX_INDEX).is_ok());
+        assert!(matches!(
+            check_index(MAX_INDEX + 1),
+            Err(StorageError::InvalidArgument(_))
+        ));
+        // The metadata's length is a u32 in the header; a slice that long is not made here.
+        assert!(check_meta_len(u32::MAX as usize).is_ok());
+        assert!(matches!(
+            check_meta_len(u32::MAX as usize + 1),
+            Err(StorageError::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn a_save_above_the_highest_index_is_refused_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = SnapshotStore::open(dir.path(), 2).unwrap();
+        let e = store.save(MAX_INDEX + 1, b"m", b"state").unwrap_err();
+        assert!(matches!(e, StorageError::InvalidArgument(_)), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let path = store.save(MAX_INDEX, b"m", b"state").unwrap();
+        assert_eq!(
+            store.load_latest().unwrap().snapshot.unwrap().index,
+            MAX_INDEX
+        );
+        assert!(path.exists());
     }
 
     #[test]
