@@ -185,6 +185,77 @@ mod tests {
     }
 
     #[test]
+    fn a_length_is_refused_above_the_limit_and_read_at_it() {
+        let header = |len: u32| {
+            let mut h = vec![0xab; 4];
+            h.extend_from_slice(&len.to_le_bytes());
+            h.extend_from_slice(&9u64.to_le_bytes());
+            h
+        };
+        let over = MAX_PAYLOAD_LEN as u32 + 1;
+        assert_eq!(
+            decode_frame(&header(over)),
+            Err(FrameError::TooLong { len: over })
+        );
+        // At the limit the frame is possible, only not all here.
+        assert_eq!(
+            decode_frame(&header(MAX_PAYLOAD_LEN as u32)),
+            Err(FrameError::Truncated {
+                needed: frame_len(MAX_PAYLOAD_LEN),
+                available: FRAME_HEADER_LEN
+            })
+        );
+    }
+
+    #[test]
+    fn only_an_all_zero_header_is_unwritten() {
+        // Index 0 is never written by the log, but a frame that says it is still a frame: the
+        // caller, not the decoder, decides it does not belong.
+        let mut buf = Vec::new();
+        encode_frame(0, b"x", &mut buf);
+        assert_eq!(decode_frame(&buf).unwrap().index, 0);
+    }
+
+    #[test]
+    fn a_frame_whose_checksum_is_zero_is_still_a_frame() {
+        // The last four bytes solve crc32c(length, index, payload) = 0 (CRC-32C is affine over
+        // GF(2), so flipping chosen bits of them reaches any checksum): one record in 2^32 has
+        // this checksum, and reading its zero as unwritten space would lose it and all after.
+        let payload = [b's', b'y', b'n', b'd', 0x33, 0x90, 0x49, 0x8f];
+        let mut buf = Vec::new();
+        encode_frame(1, &payload, &mut buf);
+        assert_eq!(buf[..4], [0, 0, 0, 0], "the checksum field is zero");
+        let f = decode_frame(&buf).unwrap();
+        assert_eq!((f.index, f.payload), (1, &payload[..]));
+    }
+
+    #[test]
+    fn errors_say_what_was_found() {
+        let shown = [
+            FrameError::Unwritten.to_string(),
+            FrameError::Truncated {
+                needed: 24,
+                available: 5,
+            }
+            .to_string(),
+            FrameError::TooLong { len: 77 }.to_string(),
+            FrameError::Checksum {
+                stored: 1,
+                computed: 2,
+            }
+            .to_string(),
+        ];
+        assert!(shown[0].contains("unwritten"), "{}", shown[0]);
+        assert!(
+            shown[1].contains("24") && shown[1].contains('5'),
+            "{}",
+            shown[1]
+        );
+        assert!(shown[2].contains("77"), "{}", shown[2]);
+        assert!(shown[3].contains("0x00000001"), "{}", shown[3]);
+    }
+
+    #[test]
     fn an_empty_record_round_trips() {
         let mut buf = Vec::new();
         encode_frame(7, b"", &mut buf);

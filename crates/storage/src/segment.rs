@@ -357,6 +357,100 @@ mod tests {
         }
     }
 
+    /// A segment's header and records 5 and 6, nothing after.
+    fn records_5_and_6() -> Vec<u8> {
+        let mut b = encode_header(5).to_vec();
+        encode_frame(5, b"a", &mut b);
+        encode_frame(6, b"bb", &mut b);
+        b
+    }
+
+    #[test]
+    fn an_intact_frame_out_of_sequence_ends_the_scan() {
+        // Stale data: an intact frame of another index right after the last record.
+        for stale in [9, 6, 5] {
+            let mut b = records_5_and_6();
+            encode_frame(stale, b"old", &mut b);
+            b.resize(256, 0);
+            let s = scan_frames(&b, 5);
+            assert_eq!(s.payloads.len(), 2, "stale index {stale}");
+            let stop = s.stop.unwrap();
+            assert_eq!(
+                stop,
+                Stop::WrongIndex {
+                    found: stale,
+                    expected: 7
+                }
+            );
+            assert!(
+                stop.to_string().contains(&format!("index {stale}")),
+                "{stop}"
+            );
+        }
+    }
+
+    /// A segment of records 5 and 6, then 5 bytes of garbage, then at 32 bytes past the
+    /// garbage's start an intact frame of index `after`.
+    fn garbage_then(after: u64) -> (Vec<u8>, usize) {
+        let mut b = records_5_and_6();
+        let data_end = b.len();
+        b.extend_from_slice(&[0x5a; 5]);
+        b.resize(data_end + 32, 0);
+        encode_frame(after, b"zz", &mut b);
+        b.resize(512, 0);
+        (b, data_end)
+    }
+
+    #[test]
+    fn garbage_ends_at_its_last_non_zero_byte_rounded_to_a_frame() {
+        let mut b = records_5_and_6();
+        let data_end = b.len();
+        b.extend_from_slice(&[0x5a; 5]);
+        b.resize(256, 0);
+        assert_eq!(
+            classify_tail(&b, data_end, 7),
+            Tail::Garbage {
+                nonzero_end: data_end + FRAME_ALIGN,
+                intact_after: None
+            }
+        );
+    }
+
+    #[test]
+    fn an_intact_frame_after_garbage_counts_only_if_its_index_could_follow() {
+        // 32 bytes on, at most two frames (16 bytes each at least) can lie between: indexes 7
+        // to 9 could follow records 5 and 6.
+        for (after, counts) in [(7, true), (9, true), (10, false), (6, false), (2, false)] {
+            let (b, data_end) = garbage_then(after);
+            let found = match classify_tail(&b, data_end, 7) {
+                Tail::Garbage { intact_after, .. } => intact_after,
+                Tail::Clean => panic!("garbage not seen"),
+            };
+            let expected = counts.then_some((data_end + 32, after));
+            assert_eq!(found, expected, "a frame of index {after}");
+        }
+    }
+
+    #[test]
+    fn the_preallocated_file_is_the_next_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pre = Preallocator::default();
+        pre.start(dir.path(), 4096);
+        let file = pre.take(4096).expect("the file started in the background");
+        assert_eq!(file.metadata().unwrap().len(), 4096);
+        assert!(dir.path().join(PREALLOC_NAME).exists());
+        // One of another size is not taken: segments are all of one size.
+        pre.start(dir.path(), 4096);
+        assert!(pre.take(8192).is_none());
+        // A log that closes waits for the thread, so nothing writes after it.
+        pre.start(dir.path(), 4096);
+        pre.finish();
+        assert!(pre.pending.is_none());
+        let (_, path) = create(dir.path(), 7, 4096, &mut pre).unwrap();
+        assert_eq!(path, dir.path().join(file_name(7)));
+        assert_eq!(decode_header(&std::fs::read(&path).unwrap()), Ok(7));
+    }
+
     proptest! {
         #[test]
         fn scanning_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600), first in any::<u64>()) {

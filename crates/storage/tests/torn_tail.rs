@@ -145,4 +145,6 @@ fn a_torn_header_of_the_last_record_only_loses_that_record() {
     let t = rec.report.truncation.unwrap();
     assert_eq!(t.kind, TruncationKind::TornTail);
     assert_eq!(t.offset as usize, frames[n - 1].0);
+    // Six bytes survived, cut to the frame alignment of 8.
+    assert_eq!(t.bytes, 8);
 }

@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use synod_storage::record::MAX_INDEX;
 use synod_storage::{Record, StorageError, TruncationKind, Wal, WalOptions};
 
 fn reopen(dir: &std::path::Path, opts: &WalOptions) -> (Wal, Vec<Record>) {
@@ -413,6 +414,8 @@ fn corruption_in_the_middle_refuses_to_open_and_repair_cuts_it_off() {
         (t.kind, t.offset as usize),
         (TruncationKind::Repaired, frames[9].0)
     );
+    // Cut: from the damaged record to the end of the last one written.
+    assert_eq!(t.bytes as usize, frames[19].1 - frames[9].0);
     assert!(
         rec.report.to_string().contains("REPAIRED"),
         "{}",
@@ -452,4 +455,21 @@ fn a_log_can_be_open_only_once_at_a_time() {
     }
     drop(wal);
     Wal::open(dir.path(), opts).unwrap();
+}
+
+#[test]
+fn a_log_may_start_at_the_highest_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = WalOptions {
+        first_index: MAX_INDEX,
+        ..small(4096)
+    };
+    let (wal, rec) = Wal::open(dir.path(), opts.clone()).unwrap();
+    assert!(rec.report.created);
+    assert_eq!(wal.first_index(), MAX_INDEX);
+    drop(wal);
+    // Its segment's header names MAX_INDEX, which recovery must accept.
+    let (wal, rec) = Wal::open(dir.path(), opts).unwrap();
+    assert!(!rec.report.created, "{}", rec.report);
+    assert_eq!(wal.first_index(), MAX_INDEX);
 }
