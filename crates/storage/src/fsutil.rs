@@ -127,7 +127,29 @@ pub fn nonzero_len(bytes: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::nonzero_len;
+    use super::{nonzero_len, write_zeros};
+
+    #[test]
+    fn zeros_span_exactly_the_range_asked_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let (offset, len) = (4096u64, (5u64 << 19) + 3); // 2.5 MiB and 3 bytes: three chunks
+        let total = offset + len + 100;
+        std::fs::write(&path, vec![0xffu8; total as usize]).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        write_zeros(&file, offset, len).unwrap();
+        drop(file);
+        let b = std::fs::read(&path).unwrap();
+        assert_eq!(b.len() as u64, total);
+        let (start, end) = (offset as usize, (offset + len) as usize);
+        assert!(b[..start].iter().all(|&x| x == 0xff), "before the range");
+        assert_eq!(nonzero_len(&b[start..end]), 0, "the range");
+        assert!(b[end..].iter().all(|&x| x == 0xff), "after the range");
+        // Zeros past the end of a file extend it.
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        write_zeros(&file, total, 10).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), total + 10);
+    }
 
     #[test]
     fn nonzero_len_finds_the_last_nonzero_byte() {

@@ -556,3 +556,25 @@ fn publish(shared: &Shared, wal: &Wal) {
         .durable_index
         .store(wal.durable_index(), Ordering::Release);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_completion_dropped_unfinished_reports_the_log_closed() {
+        // A waiter must hear something when the log goes away with its batch unsynced.
+        let (tx, rx) = std::sync::mpsc::channel();
+        drop(Completion::call(move |r| {
+            let _ = tx.send(matches!(r, Err(StorageError::Closed)));
+        }));
+        assert_eq!(rx.try_recv(), Ok(true));
+        // One completed is told once, with its result.
+        let (tx, rx) = std::sync::mpsc::channel();
+        Completion::call(move |r| {
+            let _ = tx.send(r.is_ok());
+        })
+        .complete(Ok(3..4));
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![true]);
+    }
+}

@@ -169,6 +169,8 @@ fn an_oversized_record_fails_alone() {
         Err(StorageError::RecordTooLarge { len: 9, max: 8 })
     ));
     assert_eq!(gc.append_durable(b"fine".to_vec()).unwrap(), 1);
+    // The limit itself is allowed.
+    assert_eq!(gc.append_durable(vec![7; 8]).unwrap(), 2);
 }
 
 #[test]

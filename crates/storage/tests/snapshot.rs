@@ -127,6 +127,23 @@ fn the_store_replays_only_records_after_the_snapshot() {
 }
 
 #[test]
+fn a_log_ending_where_the_snapshot_ends_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    append(dir.path(), &[b"a", b"b"]);
+    let (store, _) = SnapshotStore::open(dir.path().join("snap"), 2).unwrap();
+    store.save(2, b"", b"state@2").unwrap();
+    let o = open(dir.path(), &store_opts()).unwrap();
+    // Nothing is missing, so the log is not started again: the next record follows it.
+    assert_eq!(o.report.log_restarted_at, None);
+    assert!(
+        o.records.is_empty(),
+        "records the snapshot covers are not replayed"
+    );
+    assert_eq!(o.wal.first_index(), 1);
+    assert_eq!(o.wal.next_index(), 3);
+}
+
+#[test]
 fn a_log_behind_the_snapshot_restarts_after_it() {
     let dir = tempfile::tempdir().unwrap();
     append(dir.path(), &[b"a", b"b"]);

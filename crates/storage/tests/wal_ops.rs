@@ -440,6 +440,7 @@ fn inspect_changes_nothing() {
     std::fs::write(&seg, &bytes).unwrap();
     let r = Wal::inspect(dir.path(), &opts).unwrap();
     assert_eq!(r.records, records[..9]);
+    assert_eq!((r.report.first_index, r.report.last_index), (1, 9));
     assert_eq!(r.report.truncation.unwrap().kind, TruncationKind::TornTail);
     assert_eq!(std::fs::read(&seg).unwrap(), bytes);
 }
@@ -472,4 +473,31 @@ fn a_log_may_start_at_the_highest_index() {
     let (wal, rec) = Wal::open(dir.path(), opts).unwrap();
     assert!(!rec.report.created, "{}", rec.report);
     assert_eq!(wal.first_index(), MAX_INDEX);
+}
+
+#[test]
+fn a_short_last_segment_is_topped_up_to_full_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = small(4096);
+    let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+    assert_eq!(
+        wal.stats().segments_created,
+        1,
+        "a new log makes its first segment"
+    );
+    drop(wal);
+    let empty = Wal::inspect(dir.path(), &opts).unwrap().report;
+    assert_eq!((empty.first_index, empty.last_index), (1, 0), "{empty}");
+    let records = write_log(dir.path(), &opts, 3);
+    let seg = segments(dir.path()).pop().unwrap();
+    // Cut by hand after the records (or written with a smaller segment size).
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.set_len(1000).unwrap();
+    drop(f);
+    let (wal, rec) = Wal::open(dir.path(), opts).unwrap();
+    assert_eq!(rec.records, records);
+    let r = &rec.report;
+    assert_eq!((r.first_index, r.last_index, r.records), (1, 3, 3), "{r}");
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), 4096);
+    assert_eq!(wal.stats().segments_created, 0, "reopened, none made");
 }
