@@ -70,9 +70,7 @@ impl SnapshotDraft {
         .ctx("mmap", &self.tmp)?;
         Ok(bytes::Bytes::from_owner(map))
     }
-}
 
-impl SnapshotDraft {
     /// The body, read into memory: for a system where [`SnapshotDraft::map_body`] fails.
     pub fn read_body(&self) -> Result<bytes::Bytes> {
         let len = usize::try_from(self.body_len).map_err(|_| {

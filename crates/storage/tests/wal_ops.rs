@@ -12,6 +12,20 @@ fn reopen(dir: &std::path::Path, opts: &WalOptions) -> (Wal, Vec<Record>) {
     (wal, rec.records)
 }
 
+/// A log of `n` records in 400-byte segments, written and synced, and its segment files, of
+/// which there must be at least `at_least`.
+fn segmented_log(
+    dir: &std::path::Path,
+    n: u64,
+    at_least: usize,
+) -> (WalOptions, Vec<Record>, Vec<std::path::PathBuf>) {
+    let opts = small(400);
+    let records = write_log(dir, &opts, n);
+    let segs = segments(dir);
+    assert!(segs.len() >= at_least, "only {} segments", segs.len());
+    (opts, records, segs)
+}
+
 #[test]
 fn a_new_log_starts_at_first_index_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,10 +163,7 @@ fn truncate_after_within_the_last_segment_and_overwrite() {
 #[test]
 fn truncate_after_across_segments_removes_later_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = small(400);
-    let records = write_log(dir.path(), &opts, 60);
-    let segs = segments(dir.path());
-    assert!(segs.len() >= 4);
+    let (opts, records, segs) = segmented_log(dir.path(), 60, 4);
     let (mut wal, _) = reopen(dir.path(), &opts);
     // Cut in the middle of the second segment.
     let second = first_index_of(&segs[1]);
@@ -228,10 +239,7 @@ fn unsynced_records_can_be_truncated_too() {
 #[test]
 fn segments_detached_by_a_compaction_are_removed_later_and_a_crash_before_is_harmless() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = small(400);
-    let records = write_log(dir.path(), &opts, 80);
-    let segs = segments(dir.path());
-    assert!(segs.len() >= 5);
+    let (opts, records, segs) = segmented_log(dir.path(), 80, 5);
     let (mut wal, _) = reopen(dir.path(), &opts);
     let third = first_index_of(&segs[2]);
     let detached = wal.detach_below(third + 1).unwrap();
@@ -261,10 +269,7 @@ fn segments_detached_by_a_compaction_are_removed_later_and_a_crash_before_is_har
 #[test]
 fn compaction_removes_only_segments_wholly_below() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = small(400);
-    let records = write_log(dir.path(), &opts, 80);
-    let segs = segments(dir.path());
-    assert!(segs.len() >= 5);
+    let (opts, records, segs) = segmented_log(dir.path(), 80, 5);
     let (mut wal, _) = reopen(dir.path(), &opts);
     let third = first_index_of(&segs[2]);
     // Keeping from the third segment's second record: the first two segments go.
