@@ -577,4 +577,78 @@ mod tests {
         .complete(Ok(3..4));
         assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![true]);
     }
+
+    /// A committer's shared state with no log and no flusher.
+    fn bare() -> Arc<Shared> {
+        Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wal: Mutex::new(None),
+            work: Condvar::new(),
+            max_record_size: 1 << 10,
+            durable_index: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            segments_created: AtomicU64::new(0),
+        })
+    }
+
+    #[test]
+    fn an_inline_writer_that_panics_holding_the_log_closes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), crate::WalOptions::default()).unwrap();
+        let gc = GroupCommitter::start(wal).unwrap();
+        let shared = gc.handle().shared;
+        // What `inline` does, then a panic with the log locked (a bug in the log).
+        let crashed = thread::scope(|s| {
+            s.spawn(|| {
+                lock(&shared.queue).busy = true;
+                let _guard = InlineGuard(&shared);
+                let _wal = lock(&shared.wal);
+                panic!("a bug while appending inline");
+            })
+            .join()
+        });
+        assert!(crashed.is_err());
+        let (busy, closed, has_wal) = {
+            let q = lock(&shared.queue);
+            (q.busy, q.closed, lock(&shared.wal).is_some())
+        };
+        // Whatever the guard did, free the flusher so that a failure fails instead of hanging.
+        lock(&shared.queue).busy = false;
+        shared.work.notify_all();
+        assert_eq!((busy, closed, has_wal), (false, true, false));
+        assert!(matches!(
+            gc.append_durable(b"after".to_vec()),
+            Err(StorageError::Closed)
+        ));
+        assert!(matches!(gc.close(), Err(StorageError::Closed)));
+    }
+
+    #[test]
+    fn a_flusher_that_panics_answers_what_it_leaves_queued() {
+        let shared = bare();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let queued = Completion::call(move |r| {
+            let _ = tx.send(r);
+        });
+        lock(&shared.queue)
+            .ops
+            .push(Op::Append(Payload::One(b"queued".to_vec()), queued));
+        let crashed = thread::scope(|s| {
+            s.spawn(|| {
+                let _close = CloseOnExit(&shared);
+                panic!("a bug in the flusher");
+            })
+            .join()
+        });
+        assert!(crashed.is_err());
+        assert!(matches!(rx.try_recv(), Ok(Err(StorageError::Closed))));
+        // Later submissions are refused at once instead of queued for no one.
+        let handle = CommitHandle { shared };
+        assert!(matches!(
+            handle.append_durable(b"later".to_vec()),
+            Err(StorageError::Closed)
+        ));
+    }
 }

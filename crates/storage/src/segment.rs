@@ -255,6 +255,12 @@ impl Preallocator {
         (made == size).then_some(file)
     }
 
+    /// True while a zero-filled file is being made or waits to be taken.
+    #[cfg(test)]
+    pub(crate) fn started(&self) -> bool {
+        self.pending.is_some()
+    }
+
     /// Waits for any background work, so no file is written after the log is dropped.
     pub fn finish(&mut self) {
         if let Some((_, handle)) = self.pending.take() {

@@ -613,3 +613,28 @@ impl Drop for Wal {
         self.prealloc.finish();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_segment_is_prepared_once_the_active_one_is_half_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WalOptions {
+            segment_size: 4096,
+            ..WalOptions::default()
+        };
+        let (mut wal, _) = Wal::open(dir.path(), opts).unwrap();
+        while wal.write_offset() + (frame_len(100) as u64) < 2048 {
+            wal.append(&[1; 100]).unwrap();
+            assert!(
+                !wal.prealloc.started(),
+                "too early, at {}",
+                wal.write_offset()
+            );
+        }
+        wal.append(&[1; 100]).unwrap();
+        assert!(wal.prealloc.started(), "at {}", wal.write_offset());
+    }
+}

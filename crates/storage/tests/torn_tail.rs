@@ -74,6 +74,12 @@ fn check_every_cut(damage: impl Fn(&mut Vec<u8>, usize)) {
         let (mut wal, rec) = Wal::open(dir.path(), opts.clone())
             .unwrap_or_else(|e| panic!("cut at {cut}: open failed: {e}"));
         assert_eq!(rec.records, records[..skip + intact], "cut at {cut}");
+        // Zeroing the torn tail stays inside the segment, and a cut file is topped up.
+        assert_eq!(
+            std::fs::metadata(&seg).unwrap().len(),
+            opts.segment_size,
+            "cut at {cut}"
+        );
         match &rec.report.truncation {
             Some(t) => {
                 assert!(garbage, "cut at {cut}: reported a cut with nothing to cut");
