@@ -594,3 +594,143 @@ fn versions_lists_every_write_kept_and_not_deletions() {
     vals.sort();
     assert_eq!(vals, vec!["1", "2", "3"]);
 }
+
+#[test]
+fn each_compare_result_means_what_it_says() {
+    let mut s = Store::new();
+    put(&mut s, "k", "a");
+    put(&mut s, "k", "b"); // version 2
+    let holds = |s: &mut Store, key: &str, target, result| {
+        s.txn(&TxnRequest {
+            compare: vec![Compare {
+                result,
+                target,
+                key: key.into(),
+                range_end: vec![],
+            }],
+            ..Default::default()
+        })
+        .unwrap()
+        .succeeded
+    };
+    use CompareResult::*;
+    use CompareTarget::Version;
+    let table = [
+        (2, Equal, true),
+        (1, Equal, false),
+        (2, NotEqual, false),
+        (1, NotEqual, true),
+        (1, Greater, true),
+        (2, Greater, false),
+        (3, Less, true),
+        (2, Less, false),
+    ];
+    for (v, result, expected) in table {
+        assert_eq!(
+            holds(&mut s, "k", Version(v), result),
+            expected,
+            "version 2 {result:?} {v}"
+        );
+    }
+    // A missing key reads as 0 for every number, compared with the number asked about.
+    assert!(holds(&mut s, "missing", Version(1), Less));
+    assert!(holds(&mut s, "missing", CompareTarget::Lease(5), NotEqual));
+    assert!(!holds(&mut s, "missing", CompareTarget::Create(3), Equal));
+}
+
+#[test]
+fn a_put_may_keep_the_value_or_the_lease_it_replaces() {
+    let mut s = Store::new();
+    s.lease_grant(9, 60).unwrap();
+    s.put(&PutRequest {
+        key: "k".into(),
+        value: "v1".into(),
+        lease: 9,
+        ..Default::default()
+    })
+    .unwrap();
+    s.put(&PutRequest {
+        key: "k".into(),
+        ignore_value: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let kv = s.get(b"k").unwrap();
+    assert_eq!(
+        (kv.value.as_slice(), kv.lease, kv.version),
+        (&b"v1"[..], 0, 2)
+    );
+    s.put(&PutRequest {
+        key: "k".into(),
+        value: "v3".into(),
+        ignore_lease: true,
+        ..Default::default()
+    })
+    .unwrap();
+    s.put(&PutRequest {
+        key: "k".into(),
+        value: "v4".into(),
+        lease: 9,
+        ..Default::default()
+    })
+    .unwrap();
+    s.put(&PutRequest {
+        key: "k".into(),
+        ignore_value: true,
+        ignore_lease: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let kv = s.get(b"k").unwrap();
+    assert_eq!((kv.value.as_slice(), kv.lease), (&b"v4"[..], 9));
+    // Nothing to keep: refused.
+    let missing = PutRequest {
+        key: "nope".into(),
+        ignore_value: true,
+        ..Default::default()
+    };
+    assert_eq!(s.put(&missing), Err(KvError::KeyNotFound));
+}
+
+#[test]
+fn a_limit_equal_to_the_matches_has_no_more() {
+    let mut s = Store::new();
+    for k in ["p/a", "p/b", "p/c"] {
+        put(&mut s, k, "v");
+    }
+    let limited = |limit| RangeRequest {
+        limit,
+        ..prefix("p/")
+    };
+    let r = s.range(&limited(3)).unwrap();
+    assert_eq!((r.kvs.len(), r.more, r.count), (3, false, 3));
+    let r = s.range(&limited(2)).unwrap();
+    assert_eq!((r.kvs.len(), r.more, r.count), (2, true, 3));
+}
+
+#[test]
+fn a_store_is_empty_until_a_key_lives_and_again_once_it_is_deleted() {
+    let mut s = Store::new();
+    assert!(s.is_empty());
+    put(&mut s, "k", "v");
+    assert!(!s.is_empty());
+    s.delete_range(&DeleteRangeRequest {
+        key: "k".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(s.is_empty(), "history is kept, but no key lives");
+}
+
+#[test]
+fn leases_up_to_the_longest_ttl_are_granted_and_listed() {
+    let mut s = Store::new();
+    s.lease_grant(1, MAX_LEASE_TTL).unwrap();
+    assert_eq!(
+        s.lease_grant(2, MAX_LEASE_TTL + 1),
+        Err(KvError::LeaseTtlTooLarge)
+    );
+    s.lease_grant(3, 5).unwrap();
+    let ids: Vec<(i64, i64)> = s.leases().map(|l| (l.id, l.ttl)).collect();
+    assert_eq!(ids, [(1, MAX_LEASE_TTL), (3, 5)]);
+}
