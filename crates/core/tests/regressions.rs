@@ -239,12 +239,23 @@ fn a_leader_elected_far_behind_applies_every_slot_its_promises_report_chosen() {
         net.settle();
     }
     let chosen = net.r(3).commit_index();
-    assert!(chosen > 4 * ALPHA, "enough slots for several windows: {chosen}");
+    assert!(
+        chosen > 4 * ALPHA,
+        "enough slots for several windows: {chosen}"
+    );
     // Node 1 goes; node 2 comes back and leads on node 3's promise. Nothing more is written.
     net.crash(1);
     net.boot(2);
     net.elect(2);
-    assert!(net.r(2).commit_index() >= chosen, "{}", net.r(2).commit_index());
+    assert!(
+        net.r(2).commit_index() >= chosen,
+        "{}",
+        net.r(2).commit_index()
+    );
     assert_eq!(net.r(2).applied_index(), net.r(2).commit_index());
-    assert_eq!(net.r(2).state_machine().0, 12, "every write applied at the new leader");
+    assert_eq!(
+        net.r(2).state_machine().0,
+        12,
+        "every write applied at the new leader"
+    );
 }

@@ -85,7 +85,11 @@ fn appends_wait_in_memory_until_a_write_or_a_mebibyte() {
     }
     // Sixteen 64 KiB frames pass a mebibyte (they carry headers): written then, with the
     // first record; the seventeenth waits.
-    assert_eq!(in_file(), 1 + 16, "a mebibyte of frames is written without a sync");
+    assert_eq!(
+        in_file(),
+        1 + 16,
+        "a mebibyte of frames is written without a sync"
+    );
 }
 
 /// A synced log of `n` records of 100 bytes in one segment, left open, and its segment.
