@@ -83,8 +83,8 @@ fn appends_wait_in_memory_until_a_write_or_a_mebibyte() {
     for _ in 0..17 {
         wal.append(&record).unwrap();
     }
-    // Sixteen 64 KiB frames pass a mebibyte (they carry headers): written then, with the
-    // first record; the seventeenth waits.
+    // Sixteen 64 KiB frames pass a mebibyte (they carry headers) and are written then, after
+    // the record already written out; the seventeenth waits.
     assert_eq!(
         in_file(),
         1 + 16,
