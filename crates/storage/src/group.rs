@@ -126,6 +126,23 @@ struct Shared {
     segments_created: AtomicU64,
 }
 
+impl Shared {
+    /// An open queue with no log in it yet, counters at zero.
+    fn new(max_record_size: usize, durable_index: u64) -> Self {
+        Shared {
+            queue: Mutex::new(Queue::default()),
+            wal: Mutex::new(None),
+            work: Condvar::new(),
+            max_record_size,
+            durable_index: AtomicU64::new(durable_index),
+            records: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            segments_created: AtomicU64::new(0),
+        }
+    }
+}
+
 /// A lock that survives a panic elsewhere: the queue holds no invariant a panic could break
 /// halfway, and refusing service would strand every writer.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -153,17 +170,7 @@ impl GroupCommitter {
         let max_record_size = wal.options().max_record_size;
         let durable = wal.durable_index();
         let dir = wal.dir().to_path_buf();
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::default()),
-            wal: Mutex::new(None),
-            work: Condvar::new(),
-            max_record_size,
-            durable_index: AtomicU64::new(durable),
-            records: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            syncs: AtomicU64::new(0),
-            segments_created: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(max_record_size, durable));
         // The counters start where the log stands, not at zero.
         publish(&shared, &wal);
         *lock(&shared.wal) = Some(wal);
@@ -578,21 +585,6 @@ mod tests {
         assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![true]);
     }
 
-    /// A committer's shared state with no log and no flusher.
-    fn bare() -> Arc<Shared> {
-        Arc::new(Shared {
-            queue: Mutex::new(Queue::default()),
-            wal: Mutex::new(None),
-            work: Condvar::new(),
-            max_record_size: 1 << 10,
-            durable_index: AtomicU64::new(0),
-            records: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            syncs: AtomicU64::new(0),
-            segments_created: AtomicU64::new(0),
-        })
-    }
-
     #[test]
     fn an_inline_writer_that_panics_holding_the_log_closes_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -627,7 +619,8 @@ mod tests {
 
     #[test]
     fn a_flusher_that_panics_answers_what_it_leaves_queued() {
-        let shared = bare();
+        // A committer's shared state with no log and no flusher.
+        let shared = Arc::new(Shared::new(1 << 10, 0));
         let (tx, rx) = std::sync::mpsc::channel();
         let queued = Completion::call(move |r| {
             let _ = tx.send(r);

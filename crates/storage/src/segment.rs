@@ -395,12 +395,18 @@ mod tests {
         }
     }
 
-    /// A segment of records 5 and 6, then 5 bytes of garbage, then at 32 bytes past the
-    /// garbage's start an intact frame of index `after`.
-    fn garbage_then(after: u64) -> (Vec<u8>, usize) {
+    /// Records 5 and 6, then 5 bytes of garbage; and where the records end.
+    fn records_then_garbage() -> (Vec<u8>, usize) {
         let mut b = records_5_and_6();
         let data_end = b.len();
         b.extend_from_slice(&[0x5a; 5]);
+        (b, data_end)
+    }
+
+    /// [`records_then_garbage`], then at 32 bytes past the garbage's start an intact frame of
+    /// index `after`.
+    fn garbage_then(after: u64) -> (Vec<u8>, usize) {
+        let (mut b, data_end) = records_then_garbage();
         b.resize(data_end + 32, 0);
         encode_frame(after, b"zz", &mut b);
         b.resize(512, 0);
@@ -409,9 +415,7 @@ mod tests {
 
     #[test]
     fn garbage_ends_at_its_last_non_zero_byte_rounded_to_a_frame() {
-        let mut b = records_5_and_6();
-        let data_end = b.len();
-        b.extend_from_slice(&[0x5a; 5]);
+        let (mut b, data_end) = records_then_garbage();
         b.resize(256, 0);
         assert_eq!(
             classify_tail(&b, data_end, 7),
@@ -451,7 +455,7 @@ mod tests {
         // A log that closes waits for the thread, so nothing writes after it.
         pre.start(dir.path(), 4096);
         pre.finish();
-        assert!(pre.pending.is_none());
+        assert!(!pre.started());
         let (_, path) = create(dir.path(), 7, 4096, &mut pre).unwrap();
         assert_eq!(path, dir.path().join(file_name(7)));
         assert_eq!(decode_header(&std::fs::read(&path).unwrap()), Ok(7));

@@ -92,15 +92,21 @@ fn appends_wait_in_memory_until_a_write_or_a_mebibyte() {
     );
 }
 
-/// A synced log of `n` records of 100 bytes in one segment, left open, and its segment.
-fn open_log(dir: &std::path::Path, n: usize) -> (Wal, std::path::PathBuf, Vec<(usize, usize)>) {
-    let (mut wal, _) = Wal::open(dir, small(1 << 16)).unwrap();
+/// A synced log of `n` records of 100 bytes in one segment of `segment_size` bytes, left
+/// open, its segment, and the records' frames.
+fn open_log(
+    dir: &std::path::Path,
+    segment_size: u64,
+    n: usize,
+) -> (Wal, std::path::PathBuf, Vec<(usize, usize)>) {
+    let (mut wal, _) = Wal::open(dir, small(segment_size)).unwrap();
     for i in 0..n {
         wal.append(&[i as u8; 100]).unwrap();
     }
     wal.sync().unwrap();
-    let seg = segments(dir).pop().unwrap();
-    (wal, seg, frame_ranges(&vec![100; n]))
+    let segs = segments(dir);
+    assert_eq!(segs.len(), 1, "the records fit one segment");
+    (wal, segs[0].clone(), frame_ranges(&vec![100; n]))
 }
 
 /// Zeroes the segment's bytes from `from` on, as damage would while the log is open.
@@ -113,7 +119,7 @@ fn zero_from(seg: &std::path::Path, from: usize) {
 #[test]
 fn truncating_away_damaged_records_succeeds() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut wal, seg, frames) = open_log(dir.path(), 10);
+    let (mut wal, seg, frames) = open_log(dir.path(), 1 << 16, 10);
     zero_from(&seg, frames[8].0);
     wal.truncate_after(8).unwrap();
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), 1 << 16);
@@ -126,7 +132,7 @@ fn truncating_away_damaged_records_succeeds() {
 #[test]
 fn damage_before_the_cut_is_corruption_and_the_log_refuses_further_use() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut wal, seg, frames) = open_log(dir.path(), 10);
+    let (mut wal, seg, frames) = open_log(dir.path(), 1 << 16, 10);
     zero_from(&seg, frames[2].0);
     let e = wal.truncate_after(8).unwrap_err();
     assert!(e.is_corruption(), "{e}");
@@ -138,13 +144,7 @@ fn damage_before_the_cut_is_corruption_and_the_log_refuses_further_use() {
 fn truncation_zeroes_only_inside_the_segment() {
     let dir = tempfile::tempdir().unwrap();
     let opts = small(4096);
-    let (mut wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
-    for i in 0..28u8 {
-        wal.append(&[i; 100]).unwrap();
-    }
-    wal.sync().unwrap();
-    let seg = segments(dir.path()).pop().unwrap();
-    assert_eq!(segments(dir.path()).len(), 1);
+    let (mut wal, seg, _) = open_log(dir.path(), opts.segment_size, 28);
     wal.truncate_after(20).unwrap();
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), opts.segment_size);
     drop(wal);
