@@ -44,6 +44,9 @@ pub enum PlantedBug {
     BootEpochReused,
     /// Catch-up hands out votes not known chosen as if they were chosen.
     CatchUpUnchosen,
+    /// Multi-Paxos: a new leader learns the chosen values its promises report without
+    /// applying them, so its commit point stops short of slots it knows are chosen.
+    LearnedLeftUnapplied,
     /// A 2PC participant uncertain for too long aborts on its own.
     UncertainParticipantAborts,
     /// A Paxos Commit leader recovering a transaction proposes `Aborted` everywhere, ignoring
@@ -94,7 +97,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 34] = [
+    pub const ALL: [PlantedBug; 35] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -110,6 +113,7 @@ impl PlantedBug {
         PlantedBug::CommitAnyBallot,
         PlantedBug::BootEpochReused,
         PlantedBug::CatchUpUnchosen,
+        PlantedBug::LearnedLeftUnapplied,
         PlantedBug::UncertainParticipantAborts,
         PlantedBug::RecoveryIgnoresVotes,
         PlantedBug::FastQuorumTooSmall,
@@ -173,6 +177,9 @@ impl PlantedBug {
             PlantedBug::CommitAnyBallot => "a follower commits votes of any ballot",
             PlantedBug::BootEpochReused => "the node layer reuses lane ids after a restart",
             PlantedBug::CatchUpUnchosen => "catch-up sends votes not known chosen",
+            PlantedBug::LearnedLeftUnapplied => {
+                "a new leader learns values its promises report without applying them"
+            }
             PlantedBug::UncertainParticipantAborts => {
                 "a 2PC participant uncertain too long aborts alone"
             }
@@ -241,6 +248,7 @@ impl PlantedBug {
             PlantedBug::CommitAnyBallot => "commit-any-ballot",
             PlantedBug::BootEpochReused => "boot-epoch-reused",
             PlantedBug::CatchUpUnchosen => "catch-up-unchosen",
+            PlantedBug::LearnedLeftUnapplied => "learned-left-unapplied",
             PlantedBug::UncertainParticipantAborts => "uncertain-participant-aborts",
             PlantedBug::RecoveryIgnoresVotes => "recovery-ignores-votes",
             PlantedBug::FastQuorumTooSmall => "fast-quorum-too-small",

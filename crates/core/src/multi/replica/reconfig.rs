@@ -202,7 +202,9 @@ impl<S: StateMachine> Replica<S> {
             // learned and unapplied, its commit point (and every follower waiting for it)
             // stuck until the next write. (Found by a 3-node sweep, seed 9306652: promises
             // reported 41 chosen slots, alpha 10.)
-            self.learner.catch_up(self.acceptor.log(), fx);
+            if self.cfg.bug != Some(PlantedBug::LearnedLeftUnapplied) {
+                self.learner.catch_up(self.acceptor.log(), fx);
+            }
         }
     }
 
