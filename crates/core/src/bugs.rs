@@ -290,3 +290,30 @@ impl FromStr for PlantedBug {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PlantedBug;
+    use std::collections::HashSet;
+
+    /// `synod sim --bug NAME` finds each bug by its name, and `--list-bugs` tells them apart.
+    #[test]
+    fn every_bug_parses_back_from_its_name_and_has_its_own_description() {
+        let mut names = HashSet::new();
+        let mut descriptions = HashSet::new();
+        for bug in PlantedBug::ALL {
+            assert_eq!(bug.name().parse::<PlantedBug>(), Ok(bug));
+            assert!(names.insert(bug.name()), "{bug}: name used twice");
+            assert!(
+                bug.name().len() > 5 && bug.name().contains('-'),
+                "{bug}: bare name"
+            );
+            assert!(
+                bug.describe().len() > 20 && descriptions.insert(bug.describe()),
+                "{bug}: description empty or used twice"
+            );
+            assert!(!bug.protocols().is_empty(), "{bug}: planted nowhere");
+        }
+        assert!("no-such-bug".parse::<PlantedBug>().is_err());
+    }
+}
