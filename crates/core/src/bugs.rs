@@ -47,6 +47,15 @@ pub enum PlantedBug {
     /// Multi-Paxos: a new leader learns the chosen values its promises report without
     /// applying them, so its commit point stops short of slots it knows are chosen.
     LearnedLeftUnapplied,
+    /// Multi-Paxos: a new leader moves its next slot past the obligations its promises report
+    /// without filling the slots it skipped, which nobody then proposes.
+    SkippedSlotsLeftEmpty,
+    /// Multi-Paxos: a leader does not propose its queued commands when a quorum's votes free
+    /// room in its window; they wait for the next request or timer.
+    QueueLeftWaiting,
+    /// Multi-Paxos: a leader never registers the reads it parked while its bound was short or
+    /// a membership change was under way; they wait until the client gives up.
+    ParkedReadsLeft,
     /// A 2PC participant uncertain for too long aborts on its own.
     UncertainParticipantAborts,
     /// A Paxos Commit leader recovering a transaction proposes `Aborted` everywhere, ignoring
@@ -97,7 +106,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 35] = [
+    pub const ALL: [PlantedBug; 38] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -114,6 +123,9 @@ impl PlantedBug {
         PlantedBug::BootEpochReused,
         PlantedBug::CatchUpUnchosen,
         PlantedBug::LearnedLeftUnapplied,
+        PlantedBug::SkippedSlotsLeftEmpty,
+        PlantedBug::QueueLeftWaiting,
+        PlantedBug::ParkedReadsLeft,
         PlantedBug::UncertainParticipantAborts,
         PlantedBug::RecoveryIgnoresVotes,
         PlantedBug::FastQuorumTooSmall,
@@ -180,6 +192,13 @@ impl PlantedBug {
             PlantedBug::LearnedLeftUnapplied => {
                 "a new leader learns values its promises report without applying them"
             }
+            PlantedBug::SkippedSlotsLeftEmpty => {
+                "a new leader skips slots below its obligations without filling them"
+            }
+            PlantedBug::QueueLeftWaiting => {
+                "a leader leaves queued commands waiting when votes free room in its window"
+            }
+            PlantedBug::ParkedReadsLeft => "a leader never registers the reads it parked",
             PlantedBug::UncertainParticipantAborts => {
                 "a 2PC participant uncertain too long aborts alone"
             }
@@ -249,6 +268,9 @@ impl PlantedBug {
             PlantedBug::BootEpochReused => "boot-epoch-reused",
             PlantedBug::CatchUpUnchosen => "catch-up-unchosen",
             PlantedBug::LearnedLeftUnapplied => "learned-left-unapplied",
+            PlantedBug::SkippedSlotsLeftEmpty => "skipped-slots-left-empty",
+            PlantedBug::QueueLeftWaiting => "queue-left-waiting",
+            PlantedBug::ParkedReadsLeft => "parked-reads-left",
             PlantedBug::UncertainParticipantAborts => "uncertain-participant-aborts",
             PlantedBug::RecoveryIgnoresVotes => "recovery-ignores-votes",
             PlantedBug::FastQuorumTooSmall => "fast-quorum-too-small",

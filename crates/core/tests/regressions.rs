@@ -259,3 +259,52 @@ fn a_leader_elected_far_behind_applies_every_slot_its_promises_report_chosen() {
         "every write applied at the new leader"
     );
 }
+
+/// A leader whose window is full queues what comes next. A catch-up that settles the slot it
+/// has in flight frees the window, and the queue must go out in that step: it used to wait for
+/// the next request, vote or forwarded command (found by the simulator's check that no leader
+/// ends a step with commands queued and room to propose them, seeds 9804199 and 9801606).
+#[test]
+fn a_catch_up_that_settles_a_leaders_slot_in_flight_sends_its_queue() {
+    use crate::common::net::Net;
+    let mut net = Net::with_window(3, 1);
+    net.elect(1);
+    net.request(1, 7, 1, 1);
+    let (next, _) = net.r(1).proposal_range().expect("leads");
+    let in_flight = next - 1;
+    net.request(1, 8, 1, 1);
+    assert_eq!(
+        net.r(1).proposal_range().map(|(n, _)| n),
+        Some(next),
+        "the window of one is full: the second command waits"
+    );
+    assert_eq!(
+        net.r(1).queued_with_room(),
+        0,
+        "no room, so nothing counts as waiting"
+    );
+    // The accepts are lost; a peer that learned the slot otherwise hands it over.
+    net.queue.clear();
+    let value = net.r(1).log()[&in_flight].value.clone();
+    let fx = net.r(1).on_message(
+        2,
+        Message::CatchUp {
+            entries: vec![(in_flight, value)],
+        },
+    );
+    let accepts: Vec<_> = fx
+        .send
+        .iter()
+        .chain(&fx.send_after_sync)
+        .filter_map(|o| match &o.msg {
+            Message::Accept { slot, .. } => Some(*slot),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        accepts.contains(&next),
+        "the queued command is proposed in slot {next} at once: {accepts:?}"
+    );
+    assert_eq!(net.r(1).queued_with_room(), 0);
+    assert_eq!(net.r(1).commit_index(), next);
+}

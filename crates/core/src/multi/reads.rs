@@ -162,13 +162,27 @@ impl Reads {
         }
     }
 
+    /// Whether the read at the front may be answered: its round is confirmed and, for our own,
+    /// every slot below its index is applied.
+    fn serves(&self, p: &Pending, applied: Slot) -> bool {
+        p.round <= self.confirmed && (p.origin.is_some() || p.index <= applied)
+    }
+
+    /// How many reads [`Reads::ready`] would hand out now, without taking them.
+    pub fn ready_count(&self, applied: Slot) -> usize {
+        self.pending
+            .iter()
+            .take_while(|p| self.serves(p, applied))
+            .count()
+    }
+
     /// Reads whose round is confirmed: our own once every slot below their index is applied
     /// (`applied`), a follower's at once (it waits for its own apply point).
     pub fn ready(&mut self, applied: Slot, off_by_one: bool) -> Vec<Confirmed> {
         let applied = applied + u64::from(off_by_one);
         let mut out = Vec::new();
         while let Some(p) = self.pending.front() {
-            if p.round > self.confirmed || (p.origin.is_none() && p.index > applied) {
+            if !self.serves(p, applied) {
                 break;
             }
             out.push(Confirmed {
@@ -239,6 +253,38 @@ mod tests {
         assert!(r.ready(4, false).is_empty(), "slot 5 is not applied yet");
         assert_eq!(r.in_flight(), None);
         assert_eq!(ids(r.ready(5, false)), vec![10]);
+    }
+
+    /// `ready_count` (the simulator's stall check) counts what `ready` would take, no more:
+    /// a follower's read needs only its round, ours also the apply point, in order.
+    #[test]
+    fn ready_count_counts_what_ready_would_hand_out() {
+        let q = Quorum::majority(&[1, 2, 3]).expect("valid");
+        let mut r = Reads::default();
+        r.request(10, 5, None);
+        r.request(11, 5, Some(2));
+        assert_eq!(r.next_round(), Some(1));
+        assert_eq!(r.ready_count(100), 0, "the round is not confirmed");
+        r.ack(1, 1, &q);
+        r.ack(2, 1, &q);
+        assert_eq!(
+            r.ready_count(4),
+            0,
+            "our read at 5 is first and not applied"
+        );
+        assert_eq!(r.ready_count(5), 2);
+        assert_eq!(r.ready_count(5), 2, "counting takes nothing");
+        assert_eq!(ids(r.ready(5, false)), vec![10, 11]);
+        assert_eq!(r.ready_count(100), 0);
+        r.request(12, 9, Some(3));
+        assert_eq!(r.next_round(), Some(2));
+        r.ack(1, 2, &q);
+        r.ack(3, 2, &q);
+        assert_eq!(
+            r.ready_count(0),
+            1,
+            "a follower's read waits at the follower"
+        );
     }
 
     #[test]

@@ -262,6 +262,41 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
+    /// As leader: how many commands wait in its queue while it has room to propose them.
+    /// Zero after every step (checked by the simulator): whatever frees room proposes what
+    /// waits, or the queue sits until the next request or timer.
+    pub fn queued_with_room(&self) -> usize {
+        match &self.role {
+            Role::Leader(a) if a.has_room(self.cfg.window, a.bound) => a.queued().len(),
+            _ => 0,
+        }
+    }
+
+    /// Reads that could be answered (or registered) now and wait all the same: a leader's
+    /// confirmed reads whose index is applied, reads it parked while no longer needing to,
+    /// and a follower's reads whose index its apply point has reached. Zero after every step
+    /// (checked by the simulator): they would wait for an unrelated event.
+    pub fn reads_stalled(&self) -> usize {
+        let applied = self.learner.applied();
+        let led = match &self.role {
+            Role::Leader(a) => {
+                let parked = if self.quiet() {
+                    a.parked_reads.len()
+                } else {
+                    0
+                };
+                a.reads.ready_count(applied) + parked
+            }
+            _ => 0,
+        };
+        let remote = self
+            .remote_reads
+            .values()
+            .filter(|(_, i)| i.is_some_and(|i| i <= applied))
+            .count();
+        led + remote
+    }
+
     /// Who governs which slots, after every applied membership change.
     pub fn membership(&self) -> &Membership {
         self.learner.membership()
@@ -802,6 +837,10 @@ impl<S: StateMachine> Replica<S> {
                     self.learn(*slot, value, &mut fx);
                 }
                 self.learner.catch_up(self.acceptor.log(), &mut fx);
+                // Slots a leader had in flight may be among them, which frees room in its
+                // window: its queue goes out now, not at the next request. (Found by the
+                // simulator's check of queued commands, seeds 9804199 and 9801606.)
+                self.propose_queued(&mut fx);
             }
             Message::ReadProbe { ballot, round } => {
                 self.on_read_probe(from, ballot, round, &mut fx)
@@ -1216,7 +1255,9 @@ impl<S: StateMachine> Replica<S> {
             self.learn(slot, &f.value, fx);
             let told = self.tell_left_out(slot, f, fx);
             self.learner.catch_up(self.acceptor.log(), fx);
-            self.propose_queued(fx);
+            if self.cfg.bug != Some(PlantedBug::QueueLeftWaiting) {
+                self.propose_queued(fx);
+            }
             // Followers learn the commit point from the next accept. When no accept goes out
             // now, tell them at once: a client waiting at a follower would otherwise wait for
             // the next heartbeat. Those just told the value learn it from that, if it is all

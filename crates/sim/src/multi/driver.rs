@@ -98,18 +98,11 @@ impl MultiSim {
                 ),
             });
         }
-        // The commit point is the end of the chosen prefix: every path that learns a value
-        // catches up before its step ends. A slot left chosen at the commit point holds back
-        // the apply point, and with it reads and the window, until something else happens to
-        // catch up; an idle cluster never does (seed 9306652 of the 3-node sweep).
-        let commit = r.commit_index();
-        if r.log().get(&commit).is_some_and(|e| e.chosen) {
+        if let Some(detail) = super::stalls::stalled(id, r) {
             return Err(Violation {
                 check: "node-invariants",
                 at: self.world.now,
-                detail: format!(
-                    "node {id}: slot {commit} is known chosen but the commit point stopped there"
-                ),
+                detail,
             });
         }
         Ok(())

@@ -14,6 +14,7 @@ pub mod disk;
 mod driver;
 mod nemesis;
 mod operator;
+mod stalls;
 mod traffic;
 
 use crate::faults::Faults;

@@ -182,7 +182,9 @@ impl<S: StateMachine> Replica<S> {
             // `--quorum 1,5` sweep, seed 260: a late promise reported votes above the bound.)
             let mut skipped = 0..0;
             if let Some((&last, _)) = obligations.last_key_value() {
-                skipped = active.next_slot..bound;
+                if self.cfg.bug != Some(PlantedBug::SkippedSlotsLeftEmpty) {
+                    skipped = active.next_slot..bound;
+                }
                 active.next_slot = active.next_slot.max(last + 1);
             }
             // Slots below the commit point are decided; no second round.
@@ -327,7 +329,7 @@ impl<S: StateMachine> Replica<S> {
                 return;
             }
         }
-        if active.parked_reads.is_empty() {
+        if active.parked_reads.is_empty() || self.cfg.bug == Some(PlantedBug::ParkedReadsLeft) {
             return;
         }
         for (id, origin) in std::mem::take(&mut active.parked_reads) {

@@ -1,0 +1,46 @@
+//! States a replica must never end a step in, because nothing it waits for would move it out
+//! of them. Each is a stall that only the end-of-run checks (liveness, convergence) would see
+//! otherwise, hundreds of ticks after the step that made it and in a small share of the seeds:
+//! the first of these found its bug in 1 seed of 15,000, where the check below sees it in 1 of
+//! 100 (docs/testing.md).
+
+use synod_core::multi::{Replica, StateMachine};
+use synod_core::NodeId;
+
+/// What keeps replica `id` stalled after its step, if anything.
+pub(super) fn stalled<S: StateMachine>(id: NodeId, r: &Replica<S>) -> Option<String> {
+    // A leader has voted in every slot it moved its next slot past: a slot it skipped is
+    // proposed by nobody and holds the commit point back for good (seed 260 of the
+    // `--quorum 1,5` sweep).
+    if let Some((next, _)) = r.proposal_range() {
+        let from = r.commit_index().max(r.log_start());
+        if let Some(gap) = (from..next).find(|s| !r.log().contains_key(s)) {
+            return Some(format!(
+                "node {id} leads with next slot {next} but never proposed slot {gap}"
+            ));
+        }
+    }
+    // Commands left queued with room to propose them wait for the next request, vote or timer
+    // (seeds 9804199 and 9801606: a catch-up that settled the slots in flight).
+    let waiting = r.queued_with_room();
+    if waiting > 0 {
+        return Some(format!(
+            "node {id} leads with {waiting} commands queued and room to propose"
+        ));
+    }
+    let reads = r.reads_stalled();
+    if reads > 0 {
+        return Some(format!("node {id} holds {reads} reads it could answer"));
+    }
+    // The commit point is the end of the chosen prefix: every path that learns a value catches
+    // up before its step ends. A chosen slot left at the commit point holds back the apply
+    // point, and with it reads and the window; an idle cluster never catches up (seed 9306652
+    // of the 3-node sweep).
+    let commit = r.commit_index();
+    if r.log().get(&commit).is_some_and(|e| e.chosen) {
+        return Some(format!(
+            "node {id}: slot {commit} is known chosen but the commit point stopped there"
+        ));
+    }
+    None
+}
