@@ -278,23 +278,18 @@ impl<S: StateMachine> Replica<S> {
     /// (checked by the simulator): they would wait for an unrelated event.
     pub fn reads_stalled(&self) -> usize {
         let applied = self.learner.applied();
-        let led = match &self.role {
-            Role::Leader(a) => {
-                let parked = if self.quiet() {
-                    a.parked_reads.len()
-                } else {
-                    0
-                };
-                a.reads.ready_count(applied) + parked
-            }
-            _ => 0,
+        // A leader that is not quiet parks every read it holds (`settle_reads` ends each of
+        // its steps), and parked is right for it: only a quiet leader can hold one for nothing.
+        let (ready, parked) = match &self.role {
+            Role::Leader(a) if self.quiet() => (a.reads.ready_count(applied), a.parked_reads.len()),
+            _ => (0, 0),
         };
         let remote = self
             .remote_reads
             .values()
             .filter(|(_, i)| i.is_some_and(|i| i <= applied))
             .count();
-        led + remote
+        [ready, parked, remote].into_iter().sum()
     }
 
     /// Who governs which slots, after every applied membership change.
