@@ -51,7 +51,8 @@ pub enum PlantedBug {
     /// without filling the slots it skipped, which nobody then proposes.
     SkippedSlotsLeftEmpty,
     /// Multi-Paxos: a leader does not propose its queued commands when a quorum's votes free
-    /// room in its window; they wait for the next request or timer.
+    /// room in its window; they wait for the next request, forwarded command or chosen notice
+    /// (the heartbeat does not propose).
     QueueLeftWaiting,
     /// Multi-Paxos: a leader never registers the reads it parked while its bound was short or
     /// a membership change was under way; they wait until the client gives up.

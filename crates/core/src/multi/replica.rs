@@ -264,7 +264,8 @@ impl<S: StateMachine> Replica<S> {
 
     /// As leader: how many commands wait in its queue while it has room to propose them.
     /// Zero after every step (checked by the simulator): whatever frees room proposes what
-    /// waits, or the queue sits until the next request or timer.
+    /// waits, or the queue sits until the next request, forwarded command or vote (the
+    /// heartbeat does not propose).
     pub fn queued_with_room(&self) -> usize {
         match &self.role {
             Role::Leader(a) if a.has_room(self.cfg.window, a.bound) => a.queued().len(),
