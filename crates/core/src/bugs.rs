@@ -57,6 +57,9 @@ pub enum PlantedBug {
     /// Multi-Paxos: a leader never registers the reads it parked while its bound was short or
     /// a membership change was under way; they wait until the client gives up.
     ParkedReadsLeft,
+    /// Multi-Paxos: a follower that takes another node for the leader keeps waiting for the
+    /// read indexes it asked of the previous one, which may never answer.
+    OrphanedReadsLeft,
     /// A 2PC participant uncertain for too long aborts on its own.
     UncertainParticipantAborts,
     /// A Paxos Commit leader recovering a transaction proposes `Aborted` everywhere, ignoring
@@ -107,7 +110,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 38] = [
+    pub const ALL: [PlantedBug; 39] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -127,6 +130,7 @@ impl PlantedBug {
         PlantedBug::SkippedSlotsLeftEmpty,
         PlantedBug::QueueLeftWaiting,
         PlantedBug::ParkedReadsLeft,
+        PlantedBug::OrphanedReadsLeft,
         PlantedBug::UncertainParticipantAborts,
         PlantedBug::RecoveryIgnoresVotes,
         PlantedBug::FastQuorumTooSmall,
@@ -200,6 +204,9 @@ impl PlantedBug {
                 "a leader leaves queued commands waiting when votes free room in its window"
             }
             PlantedBug::ParkedReadsLeft => "a leader never registers the reads it parked",
+            PlantedBug::OrphanedReadsLeft => {
+                "a follower waits on read indexes asked of a leader it no longer follows"
+            }
             PlantedBug::UncertainParticipantAborts => {
                 "a 2PC participant uncertain too long aborts alone"
             }
@@ -272,6 +279,7 @@ impl PlantedBug {
             PlantedBug::SkippedSlotsLeftEmpty => "skipped-slots-left-empty",
             PlantedBug::QueueLeftWaiting => "queue-left-waiting",
             PlantedBug::ParkedReadsLeft => "parked-reads-left",
+            PlantedBug::OrphanedReadsLeft => "orphaned-reads-left",
             PlantedBug::UncertainParticipantAborts => "uncertain-participant-aborts",
             PlantedBug::RecoveryIgnoresVotes => "recovery-ignores-votes",
             PlantedBug::FastQuorumTooSmall => "fast-quorum-too-small",

@@ -308,3 +308,67 @@ fn a_catch_up_that_settles_a_leaders_slot_in_flight_sends_its_queue() {
     assert_eq!(net.r(1).queued_with_room(), 0);
     assert_eq!(net.r(1).commit_index(), next);
 }
+
+/// A 5-node sweep (seed 11000000 with the check `Replica::reads_orphaned`): a follower asked
+/// leader 1 for a read index, then promised a candidate, and later took the new leader's first
+/// accept for its leader. Only a heartbeat from a new leader used to fail the reads asked of
+/// the old one; by then the follower already took the new one for the leader, so the read
+/// waited on a leader that had crashed until the node gave up on it, seconds later.
+#[test]
+fn a_follower_fails_the_read_indexes_it_asked_of_a_leader_it_no_longer_follows() {
+    let mut r = replica(2, 3, QuorumSpec::Majority, DurableState::default());
+    r.on_message(
+        1,
+        Message::Heartbeat {
+            ballot: Ballot::new(1, 1),
+            commit: 0,
+        },
+    );
+    let fx = r.on_read(41);
+    assert!(fx
+        .send
+        .iter()
+        .any(|o| o.to == 1 && matches!(o.msg, Message::ReadIndexRequest { id: 41 })));
+    // Node 3 stands: promising it means node 1 may be gone, and may never answer.
+    let fx = r.on_message(
+        3,
+        Message::Prepare {
+            ballot: Ballot::new(2, 3),
+            from: 1,
+        },
+    );
+    assert!(
+        fx.output
+            .iter()
+            .any(|o| matches!(o, Output::ReadFailed { id: 41, .. })),
+        "the read asked of node 1 fails with the promise: {:?}",
+        fx.output
+    );
+    assert_eq!(r.reads_orphaned(), 0);
+    // A read asked of the new leader, which its first accept named, waits for it alone.
+    let fx = r.on_message(
+        3,
+        Message::Accept {
+            ballot: Ballot::new(2, 3),
+            slot: 1,
+            value: Value::Noop,
+            commit: 0,
+        },
+    );
+    assert!(fx.output.is_empty(), "nothing was waiting: {:?}", fx.output);
+    assert_eq!(r.leader_hint(), Some(3));
+    r.on_read(42);
+    let fx = r.on_message(
+        3,
+        Message::Heartbeat {
+            ballot: Ballot::new(2, 3),
+            commit: 0,
+        },
+    );
+    assert!(
+        fx.output.is_empty(),
+        "the read waits for node 3: {:?}",
+        fx.output
+    );
+    assert_eq!(r.reads_orphaned(), 0);
+}

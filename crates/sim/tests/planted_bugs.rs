@@ -240,6 +240,14 @@ fn multi_parked_reads_left_is_caught_within_20_seeds() {
     catch(Protocol::Multi, PlantedBug::ParkedReadsLeft, 20);
 }
 
+/// A follower that promised a candidate, then took the new leader's first accept for its
+/// leader, waited on the read indexes it had asked of the old one until the node gave up:
+/// 440 of the first 500 seeds, first at 0.
+#[test]
+fn multi_orphaned_reads_left_is_caught_within_10_seeds() {
+    catch(Protocol::Multi, PlantedBug::OrphanedReadsLeft, 10);
+}
+
 #[test]
 fn multi_promise_not_persisted_is_caught_within_200_seeds() {
     // Needs a node that bridges a split to crash right after a promise: the nemesis aims there.

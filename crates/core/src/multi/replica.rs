@@ -293,6 +293,17 @@ impl<S: StateMachine> Replica<S> {
         [ready, parked, remote].into_iter().sum()
     }
 
+    /// Reads this follower asked a node for an index and still waits on, though it no longer
+    /// takes that node for the leader: the one it asked may never answer (it failed, or lost
+    /// the message). Zero after every step (checked by the simulator): they would wait for
+    /// the driver to give up on them.
+    pub fn reads_orphaned(&self) -> usize {
+        let leader = self.leader_hint;
+        (self.remote_reads.values())
+            .filter(|(asked, index)| index.is_none() && Some(*asked) != leader)
+            .count()
+    }
+
     /// Who governs which slots, after every applied membership change.
     pub fn membership(&self) -> &Membership {
         self.learner.membership()
@@ -546,6 +557,17 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
+    /// Takes `hint` for the leader (`None`: none known). The reads waiting for an index from
+    /// a node that is no longer the leader fail at once: the one asked may have crashed or lost
+    /// the request, and would otherwise be waited on until the driver gives up (a promise to a
+    /// candidate, then the new leader's first accept, had left them waiting).
+    fn follow_leader(&mut self, hint: Option<NodeId>, fx: &mut Fx<S>) {
+        if self.leader_hint != hint && self.cfg.bug != Some(PlantedBug::OrphanedReadsLeft) {
+            self.fail_unanswered_reads(fx);
+        }
+        self.leader_hint = hint;
+    }
+
     /// Fails the reads still waiting for an index: the leader we asked may never answer.
     fn fail_unanswered_reads(&mut self, fx: &mut Fx<S>) {
         let unanswered: Vec<ReadId> = self
@@ -687,7 +709,7 @@ impl<S: StateMachine> Replica<S> {
         if self.ballot().is_some_and(|mine| ballot > mine) {
             self.step_down(fx);
         }
-        self.leader_hint = Some(from);
+        self.follow_leader(Some(from), fx);
         self.heard = true;
         fx.send(from, Message::ReadAck { ballot, round });
     }
@@ -942,7 +964,7 @@ impl<S: StateMachine> Replica<S> {
                 // Give the candidate we promised time to win before standing ourselves.
                 self.heard = true;
                 if ballot > Ballot::ZERO && self.ballot().is_none() {
-                    self.leader_hint = None;
+                    self.follow_leader(None, fx);
                 }
                 let log_start = self.acceptor.log_start();
                 fx.send_after_sync(
@@ -1208,7 +1230,7 @@ impl<S: StateMachine> Replica<S> {
                     self.step_down(fx);
                 }
                 if self.ballot().is_none() {
-                    self.leader_hint = Some(from);
+                    self.follow_leader(Some(from), fx);
                     self.heard = true;
                 }
                 fx.send_after_sync(from, Message::Accepted { ballot, slot });
@@ -1395,11 +1417,7 @@ impl<S: StateMachine> Replica<S> {
         if self.ballot().is_some_and(|mine| ballot > mine) {
             self.step_down(fx);
         }
-        if self.leader_hint != Some(from) {
-            // Index requests sent to the previous leader may never be answered.
-            self.fail_unanswered_reads(fx);
-        }
-        self.leader_hint = Some(from);
+        self.follow_leader(Some(from), fx);
         self.heard = true;
         self.learn_commit(ballot, commit, fx);
         self.learner.catch_up(self.acceptor.log(), fx);

@@ -32,6 +32,14 @@ pub(super) fn stalled<S: StateMachine>(id: NodeId, r: &Replica<S>) -> Option<Str
     if reads > 0 {
         return Some(format!("node {id} holds {reads} reads it could answer"));
     }
+    let orphaned = r.reads_orphaned();
+    if orphaned > 0 {
+        let leader = r.leader_hint();
+        return Some(format!(
+            "node {id} waits on {orphaned} read indexes asked of a node it no longer takes for \
+             the leader ({leader:?})"
+        ));
+    }
     // The commit point is the end of the chosen prefix: every path that learns a value catches
     // up before its step ends. A chosen slot left at the commit point holds back the apply
     // point, and with it reads and the window; an idle cluster never catches up (seed 9306652
