@@ -60,6 +60,15 @@ pub enum PlantedBug {
     /// Multi-Paxos: a follower that takes another node for the leader keeps waiting for the
     /// read indexes it asked of the previous one, which may never answer.
     OrphanedReadsLeft,
+    /// Multi-Paxos: a leader does not arm its heartbeat timer again once it fires, so its
+    /// followers hear from it only when it has something to send.
+    HeartbeatNotRearmed,
+    /// Multi-Paxos: a leader holding notices back never arms the timer that sends them; they
+    /// wait for the next heartbeat.
+    NoticesTimerUnarmed,
+    /// The node layer holds messages that must wait for the disk on a batch written without
+    /// a sync, which nothing syncs until the unsynced tail is old.
+    HeldOnUnsyncedTail,
     /// A 2PC participant uncertain for too long aborts on its own.
     UncertainParticipantAborts,
     /// A Paxos Commit leader recovering a transaction proposes `Aborted` everywhere, ignoring
@@ -110,7 +119,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 39] = [
+    pub const ALL: [PlantedBug; 42] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -131,6 +140,9 @@ impl PlantedBug {
         PlantedBug::QueueLeftWaiting,
         PlantedBug::ParkedReadsLeft,
         PlantedBug::OrphanedReadsLeft,
+        PlantedBug::HeartbeatNotRearmed,
+        PlantedBug::NoticesTimerUnarmed,
+        PlantedBug::HeldOnUnsyncedTail,
         PlantedBug::UncertainParticipantAborts,
         PlantedBug::RecoveryIgnoresVotes,
         PlantedBug::FastQuorumTooSmall,
@@ -207,6 +219,13 @@ impl PlantedBug {
             PlantedBug::OrphanedReadsLeft => {
                 "a follower waits on read indexes asked of a leader it no longer follows"
             }
+            PlantedBug::HeartbeatNotRearmed => "a leader's heartbeat timer is not armed again",
+            PlantedBug::NoticesTimerUnarmed => {
+                "a leader holding notices back never arms the timer that sends them"
+            }
+            PlantedBug::HeldOnUnsyncedTail => {
+                "the node layer holds messages on a batch that nothing syncs"
+            }
             PlantedBug::UncertainParticipantAborts => {
                 "a 2PC participant uncertain too long aborts alone"
             }
@@ -280,6 +299,9 @@ impl PlantedBug {
             PlantedBug::QueueLeftWaiting => "queue-left-waiting",
             PlantedBug::ParkedReadsLeft => "parked-reads-left",
             PlantedBug::OrphanedReadsLeft => "orphaned-reads-left",
+            PlantedBug::HeartbeatNotRearmed => "heartbeat-not-rearmed",
+            PlantedBug::NoticesTimerUnarmed => "notices-timer-unarmed",
+            PlantedBug::HeldOnUnsyncedTail => "held-on-unsynced-tail",
             PlantedBug::UncertainParticipantAborts => "uncertain-participant-aborts",
             PlantedBug::RecoveryIgnoresVotes => "recovery-ignores-votes",
             PlantedBug::FastQuorumTooSmall => "fast-quorum-too-small",

@@ -97,6 +97,14 @@ impl Gate {
         self.last_unsynced_batch > self.last_synced_batch.max(self.synced)
     }
 
+    /// The batch the newest held messages wait for, if no batch to be synced was cut at or
+    /// after it: nothing the driver reports would release them (only the old tail's own sync,
+    /// `NodeCore::sync_old_tail`, ticks later). `None` after every loop turn.
+    pub fn stranded(&self) -> Option<u64> {
+        let (batch, _) = self.held.back()?;
+        (*batch > self.last_synced_batch).then_some(*batch)
+    }
+
     /// Holds messages until everything staged or written so far is durable.
     pub fn hold(&mut self, msgs: Outgoings) {
         // The batch the staged records will be cut into, or the newest one written.
@@ -246,5 +254,26 @@ mod tests {
         assert_eq!(g.cut().map(|(b, _, s)| (b, s)), Some((4, false)));
         g.synced(4);
         assert!(!g.unsynced_tail() && !g.unsynced());
+    }
+
+    #[test]
+    fn messages_held_on_an_unsynced_tail_are_stranded_until_a_sync_is_cut_after_them() {
+        let mut g = Gate::default();
+        g.stage_plain(vec![chosen(0)]);
+        assert_eq!(g.cut().map(|(b, _, s)| (b, s)), Some((1, false)));
+        // What `NodeCore::sort` must not do: hold with nothing staged on the unsynced tail.
+        g.hold(msg(2));
+        assert_eq!(g.stranded(), Some(1));
+        // The record it stages instead: the batch is cut synced, and its report releases them.
+        g.stage(vec![Persist::Commit(1)], true);
+        assert_eq!(g.cut().map(|(b, _, s)| (b, s)), Some((2, true)));
+        assert_eq!(g.stranded(), None);
+        // Held behind a synced batch in flight, they are not stranded either.
+        g.stage(vec![Persist::Promise(Ballot::new(1, 1))], true);
+        g.hold(msg(3));
+        g.cut();
+        assert_eq!(g.stranded(), None);
+        assert!(g.synced(3).iter().map(|o| o.to).eq([2, 3]));
+        assert_eq!(g.stranded(), None);
     }
 }

@@ -349,6 +349,18 @@ impl NodeCore {
         self.checkpoint_bytes + self.logged_since_checkpoint()
     }
 
+    /// Whether timer `timer` is armed.
+    pub fn timer_armed(&self, timer: Timer) -> bool {
+        self.timers.contains_key(&timer)
+    }
+
+    /// The batch the newest messages held for the disk wait for, if no sync the driver was
+    /// asked for covers it (see [`Gate::stranded`]). `None` after every loop turn (checked by
+    /// the simulator).
+    pub fn held_stranded(&self) -> Option<u64> {
+        self.gate.stranded()
+    }
+
     /// Counters for metrics.
     pub fn counters(&self) -> NodeCounters {
         self.counters
@@ -659,7 +671,8 @@ impl NodeCore {
         // Messages to ourselves wait for the disk like gated ones (the core sends none at once).
         let gated = !fx.send_after_sync.is_empty() || fx.send.iter().any(|o| o.to == me);
         let mut persist = fx.persist;
-        if gated && persist.is_empty() && self.gate.unsynced_tail() {
+        let bug = self.cfg.bug == Some(PlantedBug::HeldOnUnsyncedTail);
+        if gated && persist.is_empty() && self.gate.unsynced_tail() && !bug {
             // These messages may rest on what the newest batch, written without a sync, holds
             // (a Progress reports the commit point its chosen values make): sync it now.
             persist.push(Persist::Commit(self.replica.commit_index()));

@@ -40,6 +40,8 @@ pub struct Notices<C> {
     /// The heartbeat round in which each member last forwarded commands or asked for a read
     /// index.
     busy: BTreeMap<NodeId, u64>,
+    /// The planted bug `notices-timer-unarmed`: the timer is never armed.
+    pub(super) unarmed: bool,
 }
 
 impl<C> Default for Notices<C> {
@@ -50,6 +52,7 @@ impl<C> Default for Notices<C> {
             commit_told: BTreeSet::new(),
             armed: false,
             busy: BTreeMap::new(),
+            unarmed: false,
         }
     }
 }
@@ -79,7 +82,7 @@ impl<C: Clone> Notices<C> {
     }
 
     fn arm(&mut self) -> bool {
-        !std::mem::replace(&mut self.armed, true)
+        !std::mem::replace(&mut self.armed, true) && !self.unarmed
     }
 
     /// Everything held, to be sent now: the pushes by member, and whether the commit point
@@ -108,8 +111,7 @@ impl<C: Clone> Notices<C> {
     }
 
     /// Nothing is held.
-    #[cfg(test)]
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.pushes.is_empty() && !self.commit
     }
 }

@@ -262,6 +262,13 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
+    /// As leader: whether it holds notices back (chosen values, a commit point) for its
+    /// notice timer to send. The driver must have that timer armed (checked by the simulator):
+    /// otherwise they wait for the next heartbeat, or a read's answer.
+    pub fn holds_notices(&self) -> bool {
+        matches!(&self.role, Role::Leader(a) if !a.notices.is_empty())
+    }
+
     /// As leader: how many commands wait in its queue while it has room to propose them.
     /// Zero after every step (checked by the simulator): whatever frees room proposes what
     /// waits, or the queue sits until the next request, forwarded command or vote (the
@@ -756,7 +763,9 @@ impl<S: StateMachine> Replica<S> {
                 Role::Leader(_) => {
                     self.heartbeat(&mut fx);
                     self.hand_over(&mut fx);
-                    fx.arm(Timer::Heartbeat, self.cfg.heartbeat_ticks);
+                    if self.cfg.bug != Some(PlantedBug::HeartbeatNotRearmed) {
+                        fx.arm(Timer::Heartbeat, self.cfg.heartbeat_ticks);
+                    }
                 }
                 Role::Candidate(s) => {
                     let msg = Message::Prepare {
@@ -1066,6 +1075,7 @@ impl<S: StateMachine> Replica<S> {
         let (ballot, from) = (scout.ballot, scout.from);
         let (promises, queue) = scout.into_parts();
         let mut active = Active::new(ballot, settled, queue);
+        active.notices.unarmed = self.cfg.bug == Some(PlantedBug::NoticesTimerUnarmed);
         active.promises = promises;
         active.bound = from;
         self.role = Role::Leader(active);

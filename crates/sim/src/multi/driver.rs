@@ -98,7 +98,8 @@ impl MultiSim {
                 ),
             });
         }
-        if let Some(detail) = super::stalls::stalled(id, r) {
+        let stall = super::stalls::stalled(id, r).or_else(|| super::stalls::node_stalled(id, core));
+        if let Some(detail) = stall {
             return Err(Violation {
                 check: "node-invariants",
                 at: self.world.now,

@@ -4,8 +4,9 @@
 //! convergence found the bug of seed 9306652 in 1 seed of 15,000, where the commit-point check
 //! below catches it, planted, in about 1 of 100 (docs/testing.md).
 
-use synod_core::multi::{Replica, StateMachine};
+use synod_core::multi::{Replica, RoleKind, StateMachine, Timer};
 use synod_core::NodeId;
+use synod_node::NodeCore;
 
 /// What keeps replica `id` stalled after its step, if anything.
 pub(super) fn stalled<S: StateMachine>(id: NodeId, r: &Replica<S>) -> Option<String> {
@@ -48,6 +49,32 @@ pub(super) fn stalled<S: StateMachine>(id: NodeId, r: &Replica<S>) -> Option<Str
     if r.log().get(&commit).is_some_and(|e| e.chosen) {
         return Some(format!(
             "node {id}: slot {commit} is known chosen but the commit point stopped there"
+        ));
+    }
+    None
+}
+
+/// What keeps node `id`'s own layer stalled after its turn, if anything: a timer its replica
+/// counts on that is not armed, or messages held for the disk that no sync will release.
+pub(super) fn node_stalled(id: NodeId, core: &NodeCore) -> Option<String> {
+    let r = core.replica();
+    // A leader that stops beating is deposed only by a follower's election timeout; a
+    // candidate that stops sending prepares waits for its own.
+    let role = r.role_kind();
+    if role != RoleKind::Follower && !core.timer_armed(Timer::Heartbeat) {
+        return Some(format!(
+            "node {id} is a {role:?} with no heartbeat timer armed"
+        ));
+    }
+    if r.holds_notices() && !core.timer_armed(Timer::Notices) {
+        return Some(format!(
+            "node {id} holds notices back with no notice timer armed"
+        ));
+    }
+    // Only the old tail's own sync would release them, ticks later.
+    if let Some(batch) = core.held_stranded() {
+        return Some(format!(
+            "node {id} holds messages for batch {batch}, which no sync it asked for covers"
         ));
     }
     None
