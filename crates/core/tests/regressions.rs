@@ -372,3 +372,67 @@ fn a_follower_fails_the_read_indexes_it_asked_of_a_leader_it_no_longer_follows()
     );
     assert_eq!(r.reads_orphaned(), 0);
 }
+
+/// The `--quorum 1,5` sweep, seed 260 (which no longer reaches this case since later changes
+/// moved its draws). A leader alone in its phase-1 quorum wins with its own promise, its bound
+/// `alpha` slots ahead, and uses one slot. A late promise then reports a vote at the bound;
+/// when the apply point opens the next window, that obligation moves the next slot past the
+/// bound. The slots the leader never used below the bound must be filled with no-ops, or
+/// nobody proposes them and the commit point stops there for good.
+#[test]
+fn a_leader_fills_the_slots_a_late_promises_obligation_skips() {
+    let q = QuorumSpec::Flexible { q1: 1, q2: 5 };
+    let mut r = replica(1, 5, q, DurableState::default());
+    let fx = stand(&mut r);
+    let ballot = r.ballot().expect("standing");
+    let own = (fx.send_after_sync.into_iter())
+        .find(|o| o.to == 1)
+        .expect("own promise");
+    r.on_message(1, own.msg);
+    assert_eq!(r.role_kind(), RoleKind::Leader);
+    let alpha = Config::new(1, vec![1]).alpha;
+    assert_eq!(
+        r.proposal_range(),
+        Some((0, alpha)),
+        "leads slots below alpha"
+    );
+    r.on_client_request(cmd(1, 5));
+    // Node 2's promise arrives late and reports a vote of an earlier ballot at the bound.
+    let old = Ballot::new(0, 2);
+    let reported = Value::Batch(vec![cmd(2, 7)].into());
+    r.on_message(
+        2,
+        Message::Promise {
+            ballot,
+            entries: vec![synod_core::multi::PromiseEntry {
+                slot: alpha,
+                ballot: old,
+                value: reported.clone(),
+                chosen: false,
+            }],
+            log_start: 0,
+        },
+    );
+    // Slot 0 is chosen by all five (q2 = 5) and applied: the next window opens.
+    let mut fx = Fx::new();
+    for from in 1..=5 {
+        fx.extend(r.on_message(from, Message::Accepted { ballot, slot: 0 }));
+    }
+    assert_eq!(r.applied_index(), 1);
+    let proposed: std::collections::BTreeMap<u64, Value<u64>> = fx
+        .send
+        .iter()
+        .chain(&fx.send_after_sync)
+        .filter_map(|o| match &o.msg {
+            Message::Accept { slot, value, .. } if o.to == 2 => Some((*slot, value.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(proposed.get(&alpha), Some(&reported), "the obligation");
+    let missing: Vec<u64> = (1..alpha).filter(|s| !proposed.contains_key(s)).collect();
+    assert!(missing.is_empty(), "slots never proposed: {missing:?}");
+    assert!(
+        (1..alpha).all(|s| proposed[&s] == Value::Noop),
+        "the skipped slots are filled with no-ops"
+    );
+}

@@ -159,7 +159,8 @@ fn same_seed_same_run() {
 /// leader now fills them with no-ops (`advance_bound`). Changes to the simulator's timing
 /// have moved the case off this seed (2026-12-06: seed 260 passes with the fix taken out, as
 /// the planted bug `skipped-slots-left-empty`); `planted_bugs.rs` pins the fix now, with the
-/// leader's unproposed slot caught at the step.
+/// leader's unproposed slot caught at the step, and so does a hand-driven core test
+/// (`a_leader_fills_the_slots_a_late_promises_obligation_skips`, crates/core/tests/regressions.rs).
 #[test]
 fn a_leader_fills_the_slots_its_obligations_skip() {
     let cfg = MultiSimConfig {
