@@ -179,12 +179,9 @@ fn a_leader_never_proposes_below_a_snapshot_taken_during_its_election() {
         .any(|o| matches!(o, Output::Reply { .. })));
 }
 
-/// A follower's read asked of one leader must not be answered by another member: the other's
-/// index can come from before writes the read must see.
-#[test]
-fn a_read_index_reply_counts_only_from_the_leader_asked() {
+/// Node 2 of 3, following node 1 (a heartbeat says it leads), with read `id` asked of it.
+fn follower_asking_leader_1(id: u64) -> Replica<Counter> {
     let mut r = replica(2, 3, QuorumSpec::Majority, DurableState::default());
-    // Node 1 leads (a heartbeat says so).
     r.on_message(
         1,
         Message::Heartbeat {
@@ -192,11 +189,18 @@ fn a_read_index_reply_counts_only_from_the_leader_asked() {
             commit: 0,
         },
     );
-    let fx = r.on_read(40);
-    assert!(fx
-        .send
-        .iter()
-        .any(|o| o.to == 1 && matches!(o.msg, Message::ReadIndexRequest { id: 40 })));
+    let fx = r.on_read(id);
+    let asked = (fx.send.iter())
+        .any(|o| o.to == 1 && matches!(o.msg, Message::ReadIndexRequest { id: i } if i == id));
+    assert!(asked, "read {id} asked of node 1: {:?}", fx.send);
+    r
+}
+
+/// A follower's read asked of one leader must not be answered by another member: the other's
+/// index can come from before writes the read must see.
+#[test]
+fn a_read_index_reply_counts_only_from_the_leader_asked() {
+    let mut r = follower_asking_leader_1(40);
     let fx = r.on_message(
         3,
         Message::ReadIndexReply {
@@ -316,19 +320,7 @@ fn a_catch_up_that_settles_a_leaders_slot_in_flight_sends_its_queue() {
 /// waited on a leader that had crashed until the node gave up on it, seconds later.
 #[test]
 fn a_follower_fails_the_read_indexes_it_asked_of_a_leader_it_no_longer_follows() {
-    let mut r = replica(2, 3, QuorumSpec::Majority, DurableState::default());
-    r.on_message(
-        1,
-        Message::Heartbeat {
-            ballot: Ballot::new(1, 1),
-            commit: 0,
-        },
-    );
-    let fx = r.on_read(41);
-    assert!(fx
-        .send
-        .iter()
-        .any(|o| o.to == 1 && matches!(o.msg, Message::ReadIndexRequest { id: 41 })));
+    let mut r = follower_asking_leader_1(41);
     // Node 3 stands: promising it means node 1 may be gone, and may never answer.
     let fx = r.on_message(
         3,
