@@ -30,6 +30,17 @@ fn stand(r: &mut Replica<Counter>) -> Fx {
     fx
 }
 
+/// The sync of `fx`'s records happened: delivers what it sends the replica itself after it (a
+/// candidate's own promise), and returns what that did.
+fn own_after_sync(r: &mut Replica<Counter>, fx: Fx) -> Fx {
+    let me = r.id();
+    let mut out = Fx::new();
+    for o in fx.send_after_sync.into_iter().filter(|o| o.to == me) {
+        out.extend(r.on_message(me, o.msg));
+    }
+    out
+}
+
 fn cmd(seq: u64, add: u64) -> Command<u64> {
     Command {
         client: 7,
@@ -90,12 +101,7 @@ fn a_lone_phase1_quorum_leads_only_once_its_own_promise_is_durable() {
     fx.persist.iter().for_each(|p| disk.apply(p));
     assert_eq!(disk.promised, ballot);
     // Once durable, the own promise is delivered and the node leads.
-    let own = fx
-        .send_after_sync
-        .into_iter()
-        .find(|o| o.to == 1)
-        .expect("own promise");
-    let fx = r.on_message(1, own.msg);
+    let fx = own_after_sync(&mut r, fx);
     assert_eq!(r.role_kind(), RoleKind::Leader);
     let fx2 = r.on_client_request(cmd(1, 5));
     let accepts: Vec<_> = fx
@@ -113,8 +119,7 @@ fn a_single_node_counts_its_promise_only_after_the_sync() {
     let mut r = replica(1, 1, QuorumSpec::Majority, DurableState::default());
     let fx = stand(&mut r);
     assert_eq!(r.role_kind(), RoleKind::Candidate);
-    let own = fx.send_after_sync.into_iter().find(|o| o.to == 1).unwrap();
-    r.on_message(1, own.msg);
+    own_after_sync(&mut r, fx);
     assert_eq!(r.role_kind(), RoleKind::Leader);
 }
 
@@ -126,9 +131,7 @@ fn a_leader_never_proposes_below_a_snapshot_taken_during_its_election() {
     let mut r = replica(1, 3, QuorumSpec::Majority, DurableState::default());
     let fx = stand(&mut r);
     let ballot = r.ballot().unwrap();
-    for o in fx.send_after_sync.into_iter().filter(|o| o.to == 1) {
-        r.on_message(1, o.msg);
-    }
+    own_after_sync(&mut r, fx);
     assert_eq!(r.role_kind(), RoleKind::Candidate, "one promise of three");
     // Node 2 tells us slots 0 and 1 are chosen; we apply them and snapshot.
     for slot in 0..2 {
@@ -377,10 +380,7 @@ fn a_leader_fills_the_slots_a_late_promises_obligation_skips() {
     let mut r = replica(1, 5, q, DurableState::default());
     let fx = stand(&mut r);
     let ballot = r.ballot().expect("standing");
-    let own = (fx.send_after_sync.into_iter())
-        .find(|o| o.to == 1)
-        .expect("own promise");
-    r.on_message(1, own.msg);
+    own_after_sync(&mut r, fx);
     assert_eq!(r.role_kind(), RoleKind::Leader);
     let alpha = Config::new(1, vec![1]).alpha;
     assert_eq!(
