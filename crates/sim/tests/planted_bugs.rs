@@ -51,7 +51,7 @@ fn multi_apply_before_chosen_is_caught_within_5_seeds() {
 
 /// A change that governs from the next slot, while leaders run up to alpha slots ahead: a
 /// slot is then decided under two configurations. With the operator's membership changes it
-/// surfaced in 112 of the first 500 seeds (first at 6).
+/// surfaced in 102 of the first 500 seeds (first at 1).
 #[test]
 fn multi_config_immediate_is_caught_within_60_seeds() {
     catch(Protocol::Multi, PlantedBug::ConfigImmediate, 60);
@@ -73,14 +73,14 @@ fn multi_phase1_ignores_new_config_is_caught_within_7000_seeds_of_7_nodes() {
     catch_with(Protocol::Multi, 7, PlantedBug::Phase1IgnoresNewConfig, 7000);
 }
 
-/// 211 of the first 500 seeds (first at 1): learners exist once the operator demotes, or adds
+/// 240 of the first 500 seeds (first at 3): learners exist once the operator demotes, or adds
 /// a node.
 #[test]
 fn multi_learner_counted_is_caught_within_100_seeds() {
     catch(Protocol::Multi, PlantedBug::LearnerCounted, 100);
 }
 
-/// 155 of the first 500 seeds (first at 4): `retired-quiet` sees the candidate.
+/// 122 of the first 500 seeds (first at 5): `retired-quiet` sees the candidate.
 #[test]
 fn multi_removed_node_stands_is_caught_within_20_seeds() {
     catch(Protocol::Multi, PlantedBug::RemovedNodeStands, 20);
@@ -111,7 +111,7 @@ fn catch_cheap(bug: PlantedBug, seeds: u64) -> (u64, synod_sim::Violation) {
     (seed, again.violation.expect("the replay fails too"))
 }
 
-/// Cheap Paxos, 2 mains + 1 auxiliary: 138 of the first 500 seeds (first at 2). A main that
+/// Cheap Paxos, 2 mains + 1 auxiliary: 138 of the first 500 seeds (first at 6). A main that
 /// leads after the other main chose values with the auxiliary must find them in the
 /// auxiliary's promise.
 #[test]
@@ -212,8 +212,8 @@ fn multi_catch_up_unchosen_is_caught_within_500_seeds() {
 
 /// A leader that learns what its promises report without applying it stops its commit point
 /// short of slots it knows are chosen. Only the convergence check at the end of a run saw that
-/// once (1 seed in 15,000); the node invariant sees it at the step: 6 of the first 500 seeds,
-/// first at 115.
+/// once (1 seed in 15,000); the node invariant sees it at the step: 7 of the first 500 seeds,
+/// first at 45.
 #[test]
 fn multi_learned_left_unapplied_is_caught_within_500_seeds() {
     catch(Protocol::Multi, PlantedBug::LearnedLeftUnapplied, 500);
@@ -229,14 +229,14 @@ fn multi_skipped_slots_left_empty_is_caught_within_100_seeds() {
 }
 
 /// Commands left queued while the window has room are a stall, not a safety violation: the
-/// node invariant sees it at the step (294 of the first 500 seeds, first at 0).
+/// node invariant sees it at the step (320 of the first 500 seeds, first at 0).
 #[test]
 fn multi_queue_left_waiting_is_caught_within_10_seeds() {
     catch(Protocol::Multi, PlantedBug::QueueLeftWaiting, 10);
 }
 
 /// Reads parked while a leader was not quiet and never registered wait until their clients
-/// give up: 262 of the first 500 seeds, first at 3.
+/// give up: 278 of the first 500 seeds, first at 3.
 #[test]
 fn multi_parked_reads_left_is_caught_within_20_seeds() {
     catch(Protocol::Multi, PlantedBug::ParkedReadsLeft, 20);
@@ -276,7 +276,7 @@ fn multi_held_on_unsynced_tail_is_caught_within_10_seeds() {
 #[test]
 fn multi_promise_not_persisted_is_caught_within_200_seeds() {
     // Needs a node that bridges a split to crash right after a promise: the nemesis aims there.
-    // 2 of the first 500 seeds, first at 115 (docs/testing.md).
+    // 11 of the first 500 seeds, first at 130 (docs/testing.md).
     catch(Protocol::Multi, PlantedBug::PromiseNotPersisted, 200);
 }
 
@@ -362,21 +362,21 @@ fn fast_multi_any_over_voted_slots_is_caught_within_10_seeds() {
 // many of the first 500 seeds catch the bug and the first.
 
 /// Prepared and committed on 2f matching votes: two quorums of 2 among 4 replicas may share
-/// no correct replica (only the liar, who votes both ways, or nobody). 91 of 500 (first at 8).
+/// no correct replica (only the liar, who votes both ways, or nobody). 85 of 500 (first at 3).
 #[test]
 fn pbft_quorum_too_small_is_caught_within_60_seeds() {
     catch(Protocol::Pbft, PlantedBug::PbftQuorumTooSmall, 60);
 }
 
 /// Signatures unchecked: the liar's forged certificates, states and orders in others' names
-/// are believed. 153 of 500 (first at 3).
+/// are believed. 149 of 500 (first at 3).
 #[test]
 fn pbft_unverified_signature_is_caught_within_40_seeds() {
     catch(Protocol::Pbft, PlantedBug::PbftUnverifiedSignature, 40);
 }
 
 /// A new view that re-issues every slot as a null request, prepared certificates or not: a
-/// request committed in the old view is replaced. 285 of 500 (first at 2).
+/// request committed in the old view is replaced. 256 of 500 (first at 2).
 #[test]
 fn pbft_view_change_ignoring_prepared_is_caught_within_20_seeds() {
     catch(
@@ -386,8 +386,8 @@ fn pbft_view_change_ignoring_prepared_is_caught_within_20_seeds() {
     );
 }
 
-/// A client that takes f matching replies takes the liar's word alone. 243 of 500 (first
-/// at 3).
+/// A client that takes f matching replies takes the liar's word alone. 232 of 500 (first
+/// at 5).
 #[test]
 fn pbft_client_taking_f_replies_is_caught_within_20_seeds() {
     catch(Protocol::Pbft, PlantedBug::PbftClientTakesF, 20);
