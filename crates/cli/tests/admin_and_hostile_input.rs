@@ -61,6 +61,7 @@ async fn admin_http_reports_health_status_and_metrics() {
         "synod_batch_size_bucket",
         "synod_fsync_seconds_bucket",
         "synod_elections_total",
+        "synod_commands_rerouted_total",
         "synod_peer_messages_sent_total{kind=\"accept\"}",
     ] {
         assert!(text.contains(name), "missing {name} in:\n{text}");

@@ -69,6 +69,10 @@ pub enum PlantedBug {
     /// The node layer holds messages that must wait for the disk on a batch written without
     /// a sync, which nothing syncs until the unsynced tail is old.
     HeldOnUnsyncedTail,
+    /// The node layer leaves the commands it handed to a former leader (forwarded to it, or
+    /// queued while this node led or stood) waiting for the resubmit timer once it follows
+    /// another leader, or leads itself.
+    ForwardedCommandsLeft,
     /// A 2PC participant uncertain for too long aborts on its own.
     UncertainParticipantAborts,
     /// A Paxos Commit leader recovering a transaction proposes `Aborted` everywhere, ignoring
@@ -119,7 +123,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// All bugs, for listings and exhaustive tests.
-    pub const ALL: [PlantedBug; 42] = [
+    pub const ALL: [PlantedBug; 43] = [
         PlantedBug::AcceptBelowPromise,
         PlantedBug::IgnorePromiseValues,
         PlantedBug::ApplyBeforeChosen,
@@ -143,6 +147,7 @@ impl PlantedBug {
         PlantedBug::HeartbeatNotRearmed,
         PlantedBug::NoticesTimerUnarmed,
         PlantedBug::HeldOnUnsyncedTail,
+        PlantedBug::ForwardedCommandsLeft,
         PlantedBug::UncertainParticipantAborts,
         PlantedBug::RecoveryIgnoresVotes,
         PlantedBug::FastQuorumTooSmall,
@@ -226,6 +231,9 @@ impl PlantedBug {
             PlantedBug::HeldOnUnsyncedTail => {
                 "the node layer holds messages on a batch that nothing syncs"
             }
+            PlantedBug::ForwardedCommandsLeft => {
+                "the node layer leaves commands with a former leader until the resubmit timer"
+            }
             PlantedBug::UncertainParticipantAborts => {
                 "a 2PC participant uncertain too long aborts alone"
             }
@@ -302,6 +310,7 @@ impl PlantedBug {
             PlantedBug::HeartbeatNotRearmed => "heartbeat-not-rearmed",
             PlantedBug::NoticesTimerUnarmed => "notices-timer-unarmed",
             PlantedBug::HeldOnUnsyncedTail => "held-on-unsynced-tail",
+            PlantedBug::ForwardedCommandsLeft => "forwarded-commands-left",
             PlantedBug::UncertainParticipantAborts => "uncertain-participant-aborts",
             PlantedBug::RecoveryIgnoresVotes => "recovery-ignores-votes",
             PlantedBug::FastQuorumTooSmall => "fast-quorum-too-small",

@@ -27,6 +27,9 @@ struct Waiting {
     ticket: Option<Ticket>,
     submitted_tick: u64,
     first_tick: u64,
+    /// Where the replica sent it when last handed it ([`Lanes::sent`]): this node (it led or
+    /// stood), the leader it followed, or nowhere yet (`None`).
+    route: Option<NodeId>,
 }
 
 /// What the periodic check of waiting commands decided.
@@ -98,6 +101,7 @@ impl Lanes {
                 ticket,
                 submitted_tick: now,
                 first_tick: now,
+                route: None,
             },
         );
         Some(cmd)
@@ -113,13 +117,59 @@ impl Lanes {
 
     /// The replica knew no leader for `(client, seq)`: submit it again at the next check.
     pub fn retry_later(&mut self, client: ClientId, seq: u64) {
+        if let Some(w) = self.waiting.get_mut(&(client, seq)) {
+            w.route = None;
+        }
         self.retry.push_back((client, seq));
+    }
+
+    /// `cmds` are handed to the replica now, which sends them to `route` (see [`Lanes::reroute`]).
+    pub fn sent(&mut self, cmds: &[Command<KvCommand>], route: Option<NodeId>) {
+        for c in cmds {
+            if let Some(w) = self.waiting.get_mut(&(c.client, c.seq)) {
+                w.route = route;
+            }
+        }
+    }
+
+    /// The waiting commands last sent elsewhere than `route`, where the replica sends commands
+    /// now: they are to be handed to it again at once (and count as submitted now). A leader
+    /// that dies, or is deposed, or a candidate that loses, never answers what it was sent or
+    /// queued; without this they would wait for the resubmit timer (an election timeout).
+    pub fn reroute(&mut self, route: NodeId, now: u64) -> Vec<Command<KvCommand>> {
+        let mut cmds = Vec::new();
+        for w in self.waiting.values_mut() {
+            if w.route != Some(route) {
+                w.route = Some(route);
+                w.submitted_tick = now;
+                cmds.push(w.cmd.clone());
+            }
+        }
+        if !cmds.is_empty() {
+            self.retry.clear();
+        }
+        cmds
+    }
+
+    /// How many waiting commands were last sent elsewhere than `route`.
+    pub fn misrouted(&self, route: NodeId) -> usize {
+        self.waiting
+            .values()
+            .filter(|w| w.route != Some(route))
+            .count()
     }
 
     /// Commands submitted `resubmit_ticks` ago or told "no leader" are submitted again;
     /// those first submitted `give_up_ticks` ago are given up, and their lanes freed (kept
     /// retired, every lane of a node cut off long enough would be used up until a restart).
-    pub fn due(&mut self, now: u64, resubmit_ticks: u64, give_up_ticks: u64) -> Due {
+    /// The commands resubmitted are sent to `route`.
+    pub fn due(
+        &mut self,
+        now: u64,
+        resubmit_ticks: u64,
+        give_up_ticks: u64,
+        route: Option<NodeId>,
+    ) -> Due {
         let stale: BTreeSet<(ClientId, u64)> = self
             .waiting
             .iter()
@@ -139,6 +189,7 @@ impl Lanes {
                 continue;
             }
             w.submitted_tick = now;
+            w.route = route;
             due.resubmit.push(w.cmd.clone());
         }
         due
@@ -179,11 +230,14 @@ mod tests {
         let c2 = l.take(put(), Some(11), 0).unwrap();
         assert_eq!((c2.client, c2.seq), (c1.client, c1.seq + 1));
         // Resubmitted after 5 ticks, given up after 20.
-        assert!(l.due(4, 5, 20).resubmit.is_empty());
-        let d = l.due(5, 5, 20);
+        assert!(l.due(4, 5, 20, None).resubmit.is_empty());
+        let d = l.due(5, 5, 20, None);
         assert_eq!(d.resubmit, vec![c2.clone()]);
-        assert!(l.due(6, 5, 20).resubmit.is_empty(), "not again at once");
-        let d = l.due(20, 5, 20);
+        assert!(
+            l.due(6, 5, 20, None).resubmit.is_empty(),
+            "not again at once"
+        );
+        let d = l.due(20, 5, 20, None);
         assert_eq!(d.gave_up, vec![Some(11)]);
         assert_eq!(l.free(), LANES as usize);
         let c3 = l.take(put(), None, 21).unwrap();
@@ -203,7 +257,7 @@ mod tests {
         assert_eq!((c.client, c.seq), (b.client, b.seq + 1));
         assert_ne!(c.client, a.client);
         assert_eq!(l.complete(a.client, a.seq), Some(Some(1)));
-        assert_eq!(l.due(100, 50, 50).gave_up, vec![Some(3)]);
+        assert_eq!(l.due(100, 50, 50, None).gave_up, vec![Some(3)]);
         let d = l.take(put(), None, 101).unwrap();
         let e = l.take(put(), None, 101).unwrap();
         assert_eq!(
@@ -229,6 +283,29 @@ mod tests {
         let mut l = Lanes::new(1, 1);
         let c = l.take(put(), Some(1), 0).unwrap();
         l.retry_later(c.client, c.seq);
-        assert_eq!(l.due(1, 100, 1000).resubmit, vec![c]);
+        assert_eq!(l.due(1, 100, 1000, None).resubmit, vec![c]);
+    }
+
+    #[test]
+    fn commands_sent_elsewhere_are_handed_back_once_when_the_route_changes() {
+        let mut l = Lanes::new(1, 1);
+        let a = l.take(put(), Some(1), 0).unwrap();
+        let b = l.take(put(), Some(2), 0).unwrap();
+        let c = l.take(put(), Some(3), 0).unwrap();
+        l.sent(&[a.clone(), b.clone()], Some(2));
+        l.sent(std::slice::from_ref(&c), Some(3));
+        assert_eq!(l.misrouted(2), 1, "only the one sent to 3");
+        assert_eq!(l.reroute(2, 7), vec![c.clone()]);
+        assert_eq!(l.misrouted(2), 0);
+        assert!(l.reroute(2, 8).is_empty(), "handed back once");
+        // A new leader: everything still waiting goes to it, and counts as submitted then.
+        assert_eq!(l.complete(a.client, a.seq), Some(Some(1)));
+        assert_eq!(l.reroute(3, 9), vec![b.clone(), c.clone()]);
+        assert!(l.due(9 + 4, 5, 100, Some(3)).resubmit.is_empty());
+        assert_eq!(l.due(9 + 5, 5, 100, Some(3)).resubmit, vec![b.clone(), c]);
+        // Told "no leader": nowhere, so a known route takes it again.
+        l.retry_later(b.client, b.seq);
+        assert_eq!(l.misrouted(3), 1);
+        assert_eq!(l.reroute(3, 20), vec![b]);
     }
 }

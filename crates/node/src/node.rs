@@ -211,6 +211,9 @@ pub struct NodeCounters {
     pub proposals: u64,
     /// Elections this node started.
     pub elections: u64,
+    /// Waiting commands handed to the replica again at once because it now sends commands
+    /// elsewhere than it had sent them ([`Lanes::reroute`]).
+    pub rerouted: u64,
 }
 
 /// One node's decisions. See the crate documentation for the driver's contract.
@@ -484,9 +487,10 @@ impl NodeCore {
         }
         // Commands told "no leader", or stuck behind a lost forward or a dead leader, are
         // submitted again; exactly-once application makes that safe.
+        let route = self.route();
         let due = self
             .lanes
-            .due(self.now, self.resubmit_ticks, self.give_up_ticks);
+            .due(self.now, self.resubmit_ticks, self.give_up_ticks, route);
         for ticket in due.gave_up.into_iter().flatten() {
             self.actions.push(Action::Reply {
                 ticket,
@@ -631,6 +635,7 @@ impl NodeCore {
     pub fn flush(&mut self) {
         if !self.proposals.is_empty() {
             let batch = std::mem::take(&mut self.proposals);
+            self.lanes.sent(&batch, self.route());
             let fx = self.replica.on_client_requests(batch);
             self.pending.extend(fx);
         }
@@ -639,10 +644,16 @@ impl NodeCore {
             let fx = self.replica.on_reads(fresh);
             self.pending.extend(fx);
         }
-        // Own messages released at once (nothing unsynced) produce effects of their own.
-        while !self.pending.is_empty() {
-            let step = std::mem::take(&mut self.pending);
-            self.sort(step);
+        // Own messages released at once (nothing unsynced) produce effects of their own, and
+        // a change of leader hands the new one what the old one never answered.
+        loop {
+            while !self.pending.is_empty() {
+                let step = std::mem::take(&mut self.pending);
+                self.sort(step);
+            }
+            if !self.reroute() {
+                break;
+            }
         }
         if let Some((batch, records, sync)) = self.gate.cut() {
             let snapshotted = records.iter().any(|p| matches!(p, Persist::Snapshot(_)));
@@ -662,6 +673,49 @@ impl NodeCore {
         }
         self.snapshot_step();
         debug_assert!(self.pending.is_empty());
+    }
+
+    /// Where the replica sends a command handed to it now: to itself while it leads or stands
+    /// (it queues the command), to the leader it follows, or nowhere (it knows no leader, or is
+    /// joining or retired, and answers "no leader").
+    fn route(&self) -> Option<NodeId> {
+        let r = &self.replica;
+        if r.joining() || r.retired() {
+            return None;
+        }
+        match r.role_kind() {
+            RoleKind::Leader | RoleKind::Candidate => Some(self.cfg.id),
+            RoleKind::Follower => r.leader_hint().filter(|&l| l != self.cfg.id),
+        }
+    }
+
+    /// Hands the replica again the waiting commands it sent elsewhere than where it sends
+    /// commands now, and says whether there were any. A leader that crashed or was deposed, or
+    /// a candidate that lost, will not answer what it was sent or queued (a follower drops a
+    /// forwarded command; a deposed leader drops its queue), so this node's clients would wait
+    /// an election timeout for the resubmit timer; exactly-once application makes a second
+    /// copy harmless when the first is chosen after all.
+    fn reroute(&mut self) -> bool {
+        if self.cfg.bug == Some(PlantedBug::ForwardedCommandsLeft) {
+            return false;
+        }
+        let Some(route) = self.route() else {
+            return false;
+        };
+        let cmds = self.lanes.reroute(route, self.now);
+        if cmds.is_empty() {
+            return false;
+        }
+        self.counters.rerouted += cmds.len() as u64;
+        let fx = self.replica.on_client_requests(cmds);
+        self.pending.extend(fx);
+        true
+    }
+
+    /// Waiting commands last sent elsewhere than where the replica sends commands now: none
+    /// once a turn ends ([`NodeCore::reroute`]). For the simulator's checks.
+    pub fn misrouted(&self) -> usize {
+        self.route().map_or(0, |r| self.lanes.misrouted(r))
     }
 
     /// Sorts one step's effects: records to this turn's batch, timers armed, messages sent or

@@ -64,3 +64,85 @@ fn with_ids_reused_across_boots_the_old_reply_answers_the_new_read() {
     let bug = Some(PlantedBug::ReadIdsReusedAcrossBoots);
     assert_eq!(old_reply_after_restart(bug), vec![8]);
 }
+
+/// The commands a turn forwards, by the node they go to.
+fn forwarded(d: &mut common::Driver) -> Vec<(u64, usize)> {
+    d.turn()
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                to,
+                msg: Message::Forward { commands },
+            } => Some((to, commands.len())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Node 2 forwards a put to leader 1, then hears from node 3, which leads a higher ballot:
+/// what it forwards to 3 in that turn.
+fn forward_then_new_leader(bug: Option<PlantedBug>) -> Vec<(u64, usize)> {
+    let mut d = common::Driver::of(follower(0, bug));
+    d.n.propose(5, common::put("a"));
+    assert_eq!(
+        forwarded(&mut d),
+        vec![(1, 1)],
+        "forwarded to the leader it knows"
+    );
+    d.n.on_peer(
+        3,
+        Message::Heartbeat {
+            ballot: synod_core::Ballot::new(2, 3),
+            commit: 0,
+        },
+    );
+    let again = forwarded(&mut d);
+    assert_eq!(d.n.replica().leader_hint(), Some(3));
+    assert_eq!(d.n.misrouted(), usize::from(bug.is_some()));
+    again
+}
+
+#[test]
+fn a_follower_forwards_to_a_new_leader_what_it_forwarded_to_the_old_one() {
+    // Leader 1 may have died with the put: without this the client waited for the resubmit
+    // timer, an election timeout, before the put reached leader 3.
+    assert_eq!(forward_then_new_leader(None), vec![(3, 1)]);
+    assert_eq!(
+        forward_then_new_leader(Some(PlantedBug::ForwardedCommandsLeft)),
+        vec![],
+        "the planted bug leaves it with leader 1"
+    );
+}
+
+/// A candidate that queued a put loses to node 3: what it forwards to node 3 in that turn (a
+/// candidate that steps down drops its queue).
+fn candidate_loses(bug: Option<PlantedBug>) -> Vec<(u64, usize)> {
+    let mut cfg = synod_node::NodeConfig::new(2, vec![1, 2, 3], common::TICK);
+    cfg.bug = bug;
+    let mut d = common::Driver::of(common::start(cfg, 0));
+    let mut ticks = 0;
+    while d.n.replica().role_kind() != synod_core::multi::RoleKind::Candidate {
+        ticks += 1;
+        assert!(ticks < 1_000, "node 2 stands for election");
+        d.n.tick();
+        d.turn();
+    }
+    d.n.propose(5, common::put("a"));
+    assert_eq!(forwarded(&mut d), vec![], "a candidate queues it");
+    let ballot = d.n.replica().promised();
+    d.n.on_peer(
+        3,
+        Message::Heartbeat {
+            ballot: synod_core::Ballot::new(ballot.round + 1, 3),
+            commit: 0,
+        },
+    );
+    forwarded(&mut d)
+}
+
+#[test]
+fn a_candidate_that_loses_forwards_what_it_queued_to_the_winner() {
+    assert_eq!(candidate_loses(None), vec![(3, 1)]);
+    let bug = Some(PlantedBug::ForwardedCommandsLeft);
+    assert_eq!(candidate_loses(bug), vec![], "left for the resubmit timer");
+}

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub log_unsynced_batches: IntCounter,
     /// Times this node stood for election.
     pub elections: IntCounter,
+    /// Client commands handed on again at once after a change of leader.
+    pub rerouted: IntCounter,
     /// Peer messages sent, by kind.
     pub sent: IntCounterVec,
     /// Peer messages received, by kind.
@@ -106,6 +108,10 @@ impl Metrics {
             elections: counter(
                 "synod_elections_total",
                 "Times this node stood for election.",
+            ),
+            rerouted: counter(
+                "synod_commands_rerouted_total",
+                "Client commands this node handed on again at once because it now sends commands to another leader (or leads itself) than the one it sent them to, which will not answer them.",
             ),
             log_batches: by(
                 "thread",

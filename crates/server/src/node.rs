@@ -924,6 +924,9 @@ impl Node {
         self.metrics
             .elections
             .inc_by(c.elections - self.exported.elections);
+        self.metrics
+            .rerouted
+            .inc_by(c.rerouted - self.exported.rerouted);
         self.exported = c;
         let term = raft_term(self.core.replica().promised(), self.max_id);
         self.published.set_term(term);
