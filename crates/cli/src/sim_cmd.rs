@@ -282,8 +282,9 @@ pub fn run(args: SimArgs) -> Result<Outcome> {
             );
         } else {
             println!(
-                "  decisions {}   client ops {}   crashes {}   partitions {}   held for a restart {}",
-                s.decisions, s.ops, s.crashes, s.partitions, s.redelivered
+                "  decisions {}   client ops {}   crashes {}   partitions {}   held for a restart {}   \
+                 commands rerouted {}",
+                s.decisions, s.ops, s.crashes, s.partitions, s.redelivered, s.rerouted
             );
             if opts.auxiliaries > 0 {
                 println!(

@@ -67,6 +67,9 @@ pub struct Stats {
     pub joined: u64,
     /// Messages that reached a crashed node, were held, and reached its next life.
     pub redelivered: u64,
+    /// Waiting client commands a node handed its replica again at once because it sends
+    /// commands elsewhere now (a new leader, or a former one that will not answer).
+    pub rerouted: u64,
     /// Cheap Paxos: messages delivered to auxiliary acceptors.
     pub aux_messages: u64,
     /// Cheap Paxos: votes the auxiliaries still held at the end.
@@ -90,6 +93,7 @@ impl Stats {
         self.partitions += o.partitions;
         self.pauses += o.pauses;
         self.redelivered += o.redelivered;
+        self.rerouted += o.rerouted;
         self.transfers += o.transfers;
         self.handovers += o.handovers;
         self.checkpoints += o.checkpoints;

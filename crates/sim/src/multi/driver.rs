@@ -30,6 +30,13 @@ impl MultiSim {
     }
 
     fn end_turn(&mut self, id: NodeId) -> Result<(), Violation> {
+        let rerouted = |d: &Self| {
+            d.nodes
+                .get(&id)
+                .and_then(|n| n.core.as_ref())
+                .map_or(0, |c| c.counters().rerouted)
+        };
+        let before = rerouted(self);
         loop {
             let Some(core) = self.nodes.get_mut(&id).and_then(|n| n.core.as_mut()) else {
                 return Ok(());
@@ -43,6 +50,7 @@ impl MultiSim {
                 self.act(id, a)?;
             }
         }
+        self.world.stats.rerouted += rerouted(self).saturating_sub(before);
         self.note_handover(id);
         self.check_node(id)
     }

@@ -55,7 +55,8 @@ pub(super) fn stalled<S: StateMachine>(id: NodeId, r: &Replica<S>) -> Option<Str
 }
 
 /// What keeps node `id`'s own layer stalled after its turn, if anything: a timer its replica
-/// counts on that is not armed, or messages held for the disk that no sync will release.
+/// counts on that is not armed, commands left with a former leader, or messages held for the
+/// disk that no sync will release.
 pub(super) fn node_stalled(id: NodeId, core: &NodeCore) -> Option<String> {
     let r = core.replica();
     // A leader that stops beating is deposed only by a follower's election timeout; a
@@ -69,6 +70,16 @@ pub(super) fn node_stalled(id: NodeId, core: &NodeCore) -> Option<String> {
     if r.holds_notices() && !core.timer_armed(Timer::Notices) {
         return Some(format!(
             "node {id} holds notices back with no notice timer armed"
+        ));
+    }
+    // A former leader (dead, deposed, or a candidate that lost) never answers them: they
+    // would wait for the resubmit timer, an election timeout.
+    let misrouted = core.misrouted();
+    if misrouted > 0 {
+        let route = r.leader_hint();
+        return Some(format!(
+            "node {id} leaves {misrouted} commands with a node it no longer sends commands to \
+             (a {role:?}, leader hint {route:?})"
         ));
     }
     // Only the old tail's own sync would release them, ticks later.
