@@ -145,9 +145,8 @@ impl Lanes {
                 cmds.push(w.cmd.clone());
             }
         }
-        if !cmds.is_empty() {
-            self.retry.clear();
-        }
+        // Those told "no leader" are among them: not again at the next check.
+        self.retry.clear();
         cmds
     }
 
@@ -307,5 +306,6 @@ mod tests {
         l.retry_later(b.client, b.seq);
         assert_eq!(l.misrouted(3), 1);
         assert_eq!(l.reroute(3, 20), vec![b]);
+        assert!(l.due(21, 10, 100, Some(3)).resubmit.is_empty(), "sent once");
     }
 }

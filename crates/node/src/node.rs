@@ -680,6 +680,9 @@ impl NodeCore {
     /// joining or retired, and answers "no leader").
     fn route(&self) -> Option<NodeId> {
         let r = &self.replica;
+        // Both answer "no leader" to any command (and hold none of their own: a joiner takes
+        // none, a retired node failed its own), so a route here would hand the replica the
+        // same commands back at every pass of the turn.
         if r.joining() || r.retired() {
             return None;
         }

@@ -115,8 +115,8 @@ fn a_follower_forwards_to_a_new_leader_what_it_forwarded_to_the_old_one() {
 }
 
 /// A candidate that queued a put loses to node 3: what it forwards to node 3 in that turn (a
-/// candidate that steps down drops its queue).
-fn candidate_loses(bug: Option<PlantedBug>) -> Vec<(u64, usize)> {
+/// candidate that steps down drops its queue), and how many commands it counts rerouted.
+fn candidate_loses(bug: Option<PlantedBug>) -> (Vec<(u64, usize)>, u64) {
     let mut cfg = synod_node::NodeConfig::new(2, vec![1, 2, 3], common::TICK);
     cfg.bug = bug;
     let mut d = common::Driver::of(common::start(cfg, 0));
@@ -137,12 +137,16 @@ fn candidate_loses(bug: Option<PlantedBug>) -> Vec<(u64, usize)> {
             commit: 0,
         },
     );
-    forwarded(&mut d)
+    (forwarded(&mut d), d.n.counters().rerouted)
 }
 
 #[test]
 fn a_candidate_that_loses_forwards_what_it_queued_to_the_winner() {
-    assert_eq!(candidate_loses(None), vec![(3, 1)]);
+    assert_eq!(candidate_loses(None), (vec![(3, 1)], 1));
     let bug = Some(PlantedBug::ForwardedCommandsLeft);
-    assert_eq!(candidate_loses(bug), vec![], "left for the resubmit timer");
+    assert_eq!(
+        candidate_loses(bug),
+        (vec![], 0),
+        "left for the resubmit timer"
+    );
 }
