@@ -225,6 +225,8 @@ pub struct NodeCore {
     timers: BTreeMap<Timer, u64>,
     /// Effects of this turn's steps not yet sorted into actions.
     pending: Fx,
+    /// Where the replica sent commands when the node last looked ([`NodeCore::reroute`]).
+    last_route: Option<NodeId>,
     actions: Vec<Action>,
     gate: Gate,
     /// Index of the last record handed to the log.
@@ -291,6 +293,7 @@ impl NodeCore {
             now: 0,
             timers: BTreeMap::new(),
             pending: Fx::new(),
+            last_route: None,
             actions: Vec::new(),
             gate: Gate::default(),
             appended: log_index,
@@ -698,11 +701,19 @@ impl NodeCore {
     /// forwarded command; a deposed leader drops its queue), so this node's clients would wait
     /// an election timeout for the resubmit timer; exactly-once application makes a second
     /// copy harmless when the first is chosen after all.
+    ///
+    /// Only a change of route can leave a command sent elsewhere (commands are marked with the
+    /// route they are handed over on, and the replica answers "no leader" only where there is
+    /// no route), so the lanes are looked through only then: not on every turn, and never
+    /// twice for one change, whatever the replica answers.
     fn reroute(&mut self) -> bool {
         if self.cfg.bug == Some(PlantedBug::ForwardedCommandsLeft) {
             return false;
         }
-        let Some(route) = self.route() else {
+        let route = self.route();
+        let changed = route != self.last_route;
+        self.last_route = route;
+        let (Some(route), true) = (route, changed) else {
             return false;
         };
         let cmds = self.lanes.reroute(route, self.now);
