@@ -113,8 +113,11 @@ async fn lone_writes_are_synced_on_the_node_loops_own_thread() {
         "no sync ran on a node loop's thread:\n{}",
         pages.join("\n")
     );
-    // Every put was synced by a quorum (the leader and the follower that voted) and reached
-    // the third member's log too, unsynced (thrifty accepts, the default).
+    // Every put was synced by a quorum (the leader and the follower that voted; the puts
+    // follow one another, so no two share a batch) and reached the third member's log too,
+    // unsynced (thrifty accepts, the default). Not every put: one still in flight after a
+    // heartbeat round (a loaded machine) is sent to the third member as well, which then
+    // votes and syncs it, and chosen values held for a tick may share a batch.
     let synced: u64 = pages
         .iter()
         .map(|p| batches(p, "loop") + batches(p, "flusher"))
@@ -124,7 +127,7 @@ async fn lone_writes_are_synced_on_the_node_loops_own_thread() {
         .map(|p| counter(p, "synod_log_unsynced_batches_total"))
         .sum();
     assert!(synced >= 20, "{synced} synced batches for 10 puts");
-    assert!(unsynced >= 10, "{unsynced} unsynced batches for 10 puts");
+    assert!(unsynced > 0, "no unsynced batch for 10 puts");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
