@@ -71,7 +71,8 @@ fn multi_config_immediate_is_caught_within_60_seeds() {
 /// 171) until Progress waited for the disk (Cheap Paxos review), which moved the draws: none
 /// in the first 3,000, 3 in the next 6,000 (first at 4033). Failing the read indexes a
 /// follower asked of a former leader at once (2026-12-06) moved them again: 6 of the first
-/// 10,000 (first at 6615), 8 of the next 10,000. Thin: crates/core/tests/reconfig.rs shows
+/// 10,000 (first at 6615), 8 of the next 10,000; rerouting the commands left with a former
+/// leader (later that day) moved them once more: 4 of the first 5,000 (first at 1269). Thin: crates/core/tests/reconfig.rs shows
 /// the bug choosing two values in a hand-driven run
 /// (`phase1_ignoring_the_new_configuration_chooses_two_values`).
 #[test]
