@@ -37,31 +37,15 @@ stop() {
   wait 2>/dev/null || true
 }
 trap 'stop; rm -rf "$work"' EXIT
+# shellcheck source=bench/three-nodes.sh
+source bench/three-nodes.sh
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 run() {
-  local mode=$1 dir leader
+  local mode=$1 dir
   sync
   dir=$(mktemp -d "$work/run.XXXX")
-  local peers="1=127.0.0.1:$((base + 1)),2=127.0.0.1:$((base + 2)),3=127.0.0.1:$((base + 3))"
-  local cl="1=127.0.0.1:$((base + 201)),2=127.0.0.1:$((base + 202)),3=127.0.0.1:$((base + 203))"
-  local eps="127.0.0.1:$((base + 201)),127.0.0.1:$((base + 202)),127.0.0.1:$((base + 203))"
-  pids=()
-  for i in 1 2 3; do
-    "$SYNOD" server --id "$i" --peers "$peers" --clients "$cl" \
-      --listen-client "127.0.0.1:$((base + 200 + i))" --listen-admin "127.0.0.1:$((base + 300 + i))" \
-      --data-dir "$dir/n$i" "--$setting" "$mode" >"$dir/$i.log" 2>&1 &
-    pids+=($!)
-  done
-  for _ in $(seq 100); do
-    etcdctl --endpoints "$eps" put warm 1 >/dev/null 2>&1 && break
-    sleep 0.3
-  done
-  leader=$(etcdctl --endpoints "$eps" endpoint status -w json | python3 -c '
-import json, sys
-for i, s in enumerate(json.load(sys.stdin)):
-    if s["Status"]["leader"] == s["Status"]["header"]["member_id"]:
-        print(i + 1)')
+  start_three "$SYNOD" "$dir" "--$setting" "$mode"
   local ep="127.0.0.1:$((base + 200 + leader))"
   "$SYNOD" bench run --endpoints "$ep" --workload put --clients 8 --conns 2 --keys 1000 \
     --warmup 0s --duration 1s --quiet >/dev/null 2>&1
