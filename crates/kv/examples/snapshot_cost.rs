@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Puts KEYS distinct 16-byte keys with VALUE-byte values in no particular order, then encodes
-//! the store ROUNDS times each way and prints the wall time and this process's user and system
-//! CPU for each. System time is mostly the kernel handing out fresh pages, which depends on
+//! the store ROUNDS times each way and restores it from the encoding, and prints the wall time
+//! and this process's user and system CPU for each. System time is mostly the kernel handing out fresh pages, which depends on
 //! what the allocator kept from the round before, so user time is the figure to compare.
 //!
 //! Then, as a server saves a snapshot: encoded into memory and that written to a file, against
@@ -90,9 +90,18 @@ fn main() {
         let len = measure("two pass", || {
             to_vec_exact_with(&store, &mut |_| {}).expect("the store serializes")
         });
-        measure("one pass", || {
-            to_vec_reserved_with(&store, 2 * len + (1 << 20), &mut |_| {})
-                .expect("the store serializes")
+        let bytes = to_vec_reserved_with(&store, 2 * len + (1 << 20), &mut |_| {})
+            .expect("the store serializes");
+        measure_len("restore", || match Store::restore(&bytes) {
+            Ok(s) => {
+                let n = bytes.len();
+                drop(s);
+                n
+            }
+            Err(e) => {
+                eprintln!("cannot restore: {e}");
+                std::process::exit(1);
+            }
         });
     }
     let dir = std::env::args()

@@ -44,7 +44,9 @@ pub struct Store {
     /// Each key's history. A persistent B-tree, so that the copy of the store a snapshot
     /// encodes costs one pointer, not a pointer per key (at a million keys that copy stalled
     /// the node loop for 0.2-0.8 s); writes made while a copy lives copy only the tree nodes
-    /// they touch. Histories are shared copy-on-write likewise.
+    /// they touch. Histories are shared copy-on-write likewise. Encoded by
+    /// [`crate::keys_encode`], in the map's own bytes.
+    #[serde(with = "crate::keys_encode")]
     pub(crate) keys: imbl::OrdMap<MapKey, Arc<History>>,
     pub(crate) revision: i64,
     pub(crate) compacted: i64,
@@ -615,6 +617,75 @@ mod tests {
         let back = Store::restore(&bytes).unwrap();
         assert_eq!(back.keys, s.keys);
         assert_eq!(back.revision(), s.revision());
+    }
+
+    /// The key map's encoder walks it in batches: several batches, keys longer than the map
+    /// keeps inline, histories of one entry and of several, deletions and an empty value.
+    #[test]
+    fn a_large_store_encodes_in_the_earlier_layout_too() {
+        let mut s = Store::default();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for i in 0..1_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let key = match i % 3 {
+                0 => format!("k{}", x % 400).into_bytes(),
+                1 => format!("a-key-longer-than-twenty-four-bytes/{}", x % 300).into_bytes(),
+                _ => vec![(x % 256) as u8; (x % 5) as usize + 1],
+            };
+            if i % 7 == 0 {
+                s.delete_range(&DeleteRangeRequest {
+                    key,
+                    ..Default::default()
+                })
+                .unwrap();
+            } else {
+                let value = vec![i as u8; (x % 40) as usize];
+                s.put(&PutRequest {
+                    key,
+                    value,
+                    ..Default::default()
+                })
+                .unwrap();
+            }
+        }
+        assert!(s.keys.len() > 300, "{} keys", s.keys.len());
+        assert!(s.keys.values().any(|h| h.len() > 2));
+        assert!(s.keys.values().any(|h| h.iter().any(|r| r.kv.is_none())));
+        let earlier = EarlierLayout {
+            keys: s
+                .keys
+                .iter()
+                .map(|(k, h)| (k.to_vec(), h.to_vec()))
+                .collect(),
+            revision: s.revision,
+            compacted: s.compacted,
+            leases: &s.leases,
+        };
+        let bytes = postcard::to_stdvec(&earlier).unwrap();
+        assert_eq!(s.snapshot(), bytes);
+        let mut written = Vec::new();
+        s.snapshot_later()
+            .to_writer(&mut written, &mut |_| {})
+            .unwrap();
+        assert_eq!(written, bytes);
+        assert_eq!(Store::restore(&bytes).unwrap().keys, s.keys);
+    }
+
+    /// A snapshot can come from a peer: a key count it cannot hold is an error, not an
+    /// allocation of that many entries up front.
+    #[test]
+    fn a_snapshot_claiming_too_many_keys_is_refused() {
+        let mut bytes = Vec::new();
+        let mut n: u64 = 1 << 50;
+        while n >= 0x80 {
+            bytes.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        bytes.push(n as u8);
+        bytes.extend_from_slice(&[1, b'k', 0]);
+        assert!(Store::restore(&bytes).is_err());
     }
 
     #[test]
