@@ -12,6 +12,7 @@ mod lease;
 mod machine;
 mod maintenance;
 mod range;
+mod restore_check;
 mod store;
 mod txn;
 mod types;

@@ -167,6 +167,7 @@ impl StateMachine for Store {
         let (mut store, rest): (Store, &[u8]) =
             postcard::take_from_bytes(bytes).map_err(|e| format!("store snapshot: {e}"))?;
         store.restore_trailer(rest)?;
+        store.check_restored()?;
         store.rebuild_index();
         store.encoded_len.set(bytes.len());
         Ok(store)
