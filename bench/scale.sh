@@ -97,22 +97,23 @@ sort -n "$rates" | awk '{ r[NR] = $1 } END { if (NR) printf "windows: median %d 
 sleep 2
 echo "rss_kib_after $(rss)"
 echo "rss_kib_peak $(peak)"
-grep -E "encoded a snapshot|checkpoint saved|slow node loop" "$log" | sed 's/\x1b\[[0-9;]*m//g' || true
+grep -E "encoding a snapshot|encoded a snapshot|checkpoint saved|slow node loop" "$log" | sed 's/\x1b\[[0-9;]*m//g' || true
 # The dip as a mean rather than one window (the worst window of one binary ranged from 60% to
 # 82% of the median between runs): the windows that overlapped any node's snapshot, from the
-# start of its encode to its checkpoint saved, against the others.
+# start of its encode to its checkpoint saved (or to the end, for one still going when the
+# windows ended), against the others.
 sed 's/\x1b\[[0-9;]*m//g' "$log" | awk -v timeline="$timeline" '
   function secs(t,   p) { split(t, p, ":"); return p[1] * 3600 + p[2] * 60 + p[3] }
   match($0, /T[0-9:.]+Z/) { t = secs(substr($0, RSTART + 1, RLENGTH - 2)) }
-  /encoded a snapshot/ && match($0, /node=[0-9]+/) {
-    node = substr($0, RSTART + 5, RLENGTH - 5)
-    if (match($0, / ms=[0-9]+/)) begun[node] = t - substr($0, RSTART + 4, RLENGTH - 4) / 1000
+  /encoding a snapshot in the background/ && match($0, /node=[0-9]+/) {
+    begun[substr($0, RSTART + 5, RLENGTH - 5)] = t
   }
   /checkpoint saved/ && match($0, /node=[0-9]+/) {
     node = substr($0, RSTART + 5, RLENGTH - 5)
     if (node in begun) { from[++n] = begun[node]; to[n] = t; delete begun[node] }
   }
   END {
+    for (node in begun) { from[++n] = begun[node]; to[n] = 1e9 }
     while ((getline line < timeline) > 0) {
       split(line, f, " "); at = secs(f[1]); during = 0
       for (i = 1; i <= n; i++) if (at < to[i] && at + 2 > from[i]) during = 1
