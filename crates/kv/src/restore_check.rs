@@ -5,6 +5,9 @@
 
 use crate::store::{History, Store};
 
+/// The revision of a store's first write: a store starts at revision 1, empty.
+const FIRST_WRITE: i64 = 2;
+
 impl Store {
     /// Checks the rules every write keeps: revisions within the store's, each key's history
     /// non-empty and in order, each value stamped with its key and the revision it is at.
@@ -29,9 +32,9 @@ impl Store {
         let mut last = None;
         for rev in history.iter() {
             let at = (rev.main, rev.sub);
-            if rev.main < 1 || rev.main > self.revision || rev.sub < 0 {
+            if rev.main < FIRST_WRITE || rev.main > self.revision || rev.sub < 0 {
                 return Err(format!(
-                    "revision {at:?} outside the store's 1..={}",
+                    "revision {at:?} outside the store's {FIRST_WRITE}..={}",
                     self.revision
                 ));
             }
@@ -42,7 +45,7 @@ impl Store {
             if let Some(kv) = &rev.kv {
                 if kv.key != key
                     || kv.mod_revision != rev.main
-                    || kv.create_revision < 1
+                    || kv.create_revision < FIRST_WRITE
                     || kv.create_revision > kv.mod_revision
                     || kv.version < 1
                     || kv.lease < 0
@@ -52,5 +55,125 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{History, Rev, Store};
+    use crate::PutRequest;
+    use std::sync::Arc;
+
+    /// Two keys, one written twice: revisions 2, 3 and 4.
+    fn store() -> Store {
+        let mut s = Store::default();
+        for (k, v) in [("a", "1"), ("b", "2"), ("a", "3")] {
+            s.put(&PutRequest {
+                key: k.into(),
+                value: v.into(),
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        s
+    }
+
+    /// `store()` with key `a`'s history changed by `change`.
+    fn with_history(change: impl FnOnce(&mut History)) -> Store {
+        let mut s = store();
+        let h = s.keys.get_mut(&b"a"[..]).unwrap();
+        change(Arc::make_mut(h));
+        s
+    }
+
+    /// `store()` with the value of `a`'s latest entry changed by `change`.
+    fn with_value(change: impl FnOnce(&mut crate::KeyValue)) -> Store {
+        with_history(|h| {
+            let kv = h.last_mut().unwrap().kv.as_mut().unwrap();
+            change(Arc::make_mut(kv));
+        })
+    }
+
+    #[test]
+    fn a_store_as_writes_leave_it_passes() {
+        let s = store();
+        assert_eq!(s.check_restored(), Ok(()));
+        let mut compacted = store();
+        compacted.compacted = compacted.revision;
+        assert_eq!(compacted.check_restored(), Ok(()));
+    }
+
+    #[test]
+    fn each_broken_rule_is_refused_alone() {
+        let cases: Vec<(&str, Store)> = vec![
+            (
+                "revision 0",
+                Store {
+                    revision: 0,
+                    ..Default::default()
+                },
+            ),
+            ("compacted below 0", {
+                let mut s = store();
+                s.compacted = -1;
+                s
+            }),
+            ("compacted above the revision", {
+                let mut s = store();
+                s.compacted = s.revision + 1;
+                s
+            }),
+            ("an empty history", with_history(|h| h.clear())),
+            ("an entry at revision 1", {
+                let mut s = store();
+                let h = s.keys.get_mut(&b"b"[..]).unwrap();
+                Arc::make_mut(h)[0] = Rev {
+                    main: 1,
+                    sub: 0,
+                    kv: None,
+                };
+                s
+            }),
+            (
+                "an entry above the revision",
+                with_history(|h| h.last_mut().unwrap().main += 1),
+            ),
+            (
+                "a negative sub-revision",
+                with_history(|h| h.last_mut().unwrap().sub = -1),
+            ),
+            (
+                "two entries at one revision",
+                with_history(|h| {
+                    let first = h[0].clone();
+                    h[1].main = first.main;
+                    h[1].sub = first.sub;
+                    if let Some(kv) = h[1].kv.as_mut() {
+                        Arc::make_mut(kv).mod_revision = first.main;
+                    }
+                }),
+            ),
+            (
+                "another key's value",
+                with_value(|kv| kv.key = b"b".to_vec()),
+            ),
+            (
+                "a value stamped with another revision",
+                with_value(|kv| kv.mod_revision -= 1),
+            ),
+            (
+                "created at revision 1",
+                with_value(|kv| kv.create_revision = 1),
+            ),
+            (
+                "created after it was modified",
+                with_value(|kv| kv.create_revision = kv.mod_revision + 1),
+            ),
+            ("version 0", with_value(|kv| kv.version = 0)),
+            ("a negative lease", with_value(|kv| kv.lease = -1)),
+        ];
+        for (what, s) in cases {
+            assert!(s.check_restored().is_err(), "{what} was accepted");
+        }
     }
 }
