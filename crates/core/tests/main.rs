@@ -10,6 +10,7 @@ mod fab;
 mod fast;
 mod fast_multi;
 mod generalized;
+mod hostile_peers;
 mod join;
 mod learner;
 mod membership;

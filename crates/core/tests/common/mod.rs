@@ -8,7 +8,8 @@ pub mod net;
 
 use synod_core::multi::StateMachine;
 
-/// Adds numbers; returns the running total. Applying twice would show in the total.
+/// Adds numbers; returns the running total. Applying twice would show in the total. Wraps
+/// rather than panics: a command is input (tests/hostile_peers.rs delivers made-up ones).
 #[derive(Default, Debug)]
 pub struct Counter(pub u64);
 
@@ -16,7 +17,7 @@ impl StateMachine for Counter {
     type Command = u64;
     type Output = u64;
     fn apply(&mut self, add: &u64) -> u64 {
-        self.0 += add;
+        self.0 = self.0.wrapping_add(*add);
         self.0
     }
     fn snapshot(&self) -> Vec<u8> {
