@@ -15,9 +15,14 @@ use std::fmt;
 pub type NodeId = u64;
 
 /// A totally ordered proposal number: `(round, node)`, compared lexicographically.
+///
+/// Decoding refuses a round above [`Ballot::MAX_ROUND`]: ballots come from peers, and one at
+/// the top of the range would leave no ballot above it for the next candidate to take (and
+/// [`Ballot::next_after`] nothing to add to). No cluster gets there by elections.
 #[derive(
     Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
+#[serde(try_from = "RawBallot")]
 pub struct Ballot {
     /// The round; higher rounds win.
     pub round: u64,
@@ -25,9 +30,32 @@ pub struct Ballot {
     pub node: NodeId,
 }
 
+/// A ballot as encoded, before its round is checked.
+#[derive(Deserialize)]
+struct RawBallot {
+    round: u64,
+    node: NodeId,
+}
+
+impl TryFrom<RawBallot> for Ballot {
+    type Error = String;
+
+    fn try_from(raw: RawBallot) -> Result<Self, String> {
+        if raw.round > Ballot::MAX_ROUND {
+            return Err(format!("ballot round {} is out of range", raw.round));
+        }
+        Ok(Ballot::new(raw.round, raw.node))
+    }
+}
+
 impl Ballot {
     /// "No ballot": below every real ballot.
     pub const ZERO: Ballot = Ballot { round: 0, node: 0 };
+
+    /// The highest round a decoded ballot may have: half the range, so that
+    /// [`Ballot::next_after`] always has a round to go to (at a thousand elections a second, a
+    /// cluster would need some 290 million years to get here).
+    pub const MAX_ROUND: u64 = u64::MAX / 2;
 
     /// Builds a ballot.
     pub const fn new(round: u64, node: NodeId) -> Self {
@@ -62,6 +90,18 @@ impl fmt::Display for Ballot {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_round_past_the_limit_does_not_decode() {
+        let top = Ballot::new(Ballot::MAX_ROUND, 3);
+        let bytes = postcard::to_stdvec(&top).unwrap();
+        assert_eq!(postcard::from_bytes::<Ballot>(&bytes).unwrap(), top);
+        assert!(Ballot::next_after(top, 2) > top);
+        let past = postcard::to_stdvec(&(Ballot::MAX_ROUND + 1, 3u64)).unwrap();
+        assert!(postcard::from_bytes::<Ballot>(&past).is_err());
+        let last = postcard::to_stdvec(&(u64::MAX, 3u64)).unwrap();
+        assert!(postcard::from_bytes::<Ballot>(&last).is_err());
+    }
 
     #[test]
     fn round_dominates_node() {

@@ -175,7 +175,7 @@ impl<C: Clone + Eq + std::fmt::Debug + serde::Serialize> Promises<C> {
         let Some(&last) = best.keys().next_back() else {
             return BTreeMap::new();
         };
-        (first..range.end.min(last + 1))
+        (first..range.end.min(last.saturating_add(1)))
             .map(|slot| {
                 let ob = match best.get(&slot) {
                     Some((true, _, v)) => Obligation::Learn((*v).clone()),
