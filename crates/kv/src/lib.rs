@@ -11,6 +11,7 @@ mod keys_encode;
 mod lease;
 mod machine;
 mod maintenance;
+mod nesting;
 mod range;
 mod restore_check;
 mod store;

@@ -63,6 +63,7 @@ pub enum KvCommand {
         /// The user's name.
         user: String,
         /// The command.
+        #[serde(deserialize_with = "crate::nesting::boxed")]
         cmd: Box<KvCommand>,
     },
     /// List, raise or disarm alarms.

@@ -196,7 +196,7 @@ pub enum RequestOp {
     /// A delete.
     DeleteRange(DeleteRangeRequest),
     /// A nested transaction.
-    Txn(TxnRequest),
+    Txn(#[serde(deserialize_with = "crate::nesting::nested")] TxnRequest),
 }
 
 /// The result of one operation in a transaction branch.
@@ -208,8 +208,8 @@ pub enum ResponseOp {
     Put(PutResponse),
     /// A delete's result.
     DeleteRange(DeleteRangeResponse),
-    /// A nested transaction's result.
-    Txn(TxnResponse),
+    /// A nested transaction's result (kept in the session table that snapshots carry).
+    Txn(#[serde(deserialize_with = "crate::nesting::nested")] TxnResponse),
 }
 
 /// If every compare holds, run `success`, else `failure`; atomically, at one revision.
