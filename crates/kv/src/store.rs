@@ -591,6 +591,21 @@ mod tests {
         leases: &'a BTreeMap<i64, Lease>,
     }
 
+    /// `s` encoded in [`EarlierLayout`].
+    fn earlier_layout(s: &Store) -> Vec<u8> {
+        let earlier = EarlierLayout {
+            keys: s
+                .keys
+                .iter()
+                .map(|(k, h)| (k.to_vec(), h.to_vec()))
+                .collect(),
+            revision: s.revision,
+            compacted: s.compacted,
+            leases: &s.leases,
+        };
+        postcard::to_stdvec(&earlier).unwrap()
+    }
+
     #[test]
     fn snapshots_keep_the_layout_of_the_ordered_map_they_replaced() {
         let mut s = Store::default();
@@ -602,17 +617,7 @@ mod tests {
             })
             .unwrap();
         }
-        let earlier = EarlierLayout {
-            keys: s
-                .keys
-                .iter()
-                .map(|(k, h)| (k.to_vec(), h.to_vec()))
-                .collect(),
-            revision: s.revision,
-            compacted: s.compacted,
-            leases: &s.leases,
-        };
-        let bytes = postcard::to_stdvec(&earlier).unwrap();
+        let bytes = earlier_layout(&s);
         assert_eq!(s.snapshot(), bytes);
         let back = Store::restore(&bytes).unwrap();
         assert_eq!(back.keys, s.keys);
@@ -653,17 +658,7 @@ mod tests {
         assert!(s.keys.len() > 300, "{} keys", s.keys.len());
         assert!(s.keys.values().any(|h| h.len() > 2));
         assert!(s.keys.values().any(|h| h.iter().any(|r| r.kv.is_none())));
-        let earlier = EarlierLayout {
-            keys: s
-                .keys
-                .iter()
-                .map(|(k, h)| (k.to_vec(), h.to_vec()))
-                .collect(),
-            revision: s.revision,
-            compacted: s.compacted,
-            leases: &s.leases,
-        };
-        let bytes = postcard::to_stdvec(&earlier).unwrap();
+        let bytes = earlier_layout(&s);
         assert_eq!(s.snapshot(), bytes);
         let mut written = Vec::new();
         s.snapshot_later()
