@@ -119,14 +119,15 @@ fn run(tamper: Option<&Tamper>, thrifty: bool) -> (usize, Kinds) {
     (count.get(), kinds)
 }
 
+/// One change to a message's bytes (also used by `pbft_liar`).
 #[derive(Clone, Debug)]
-enum Damage {
+pub(crate) enum Damage {
     Set(usize, u8),
     Truncate(usize),
     Insert(usize, Vec<u8>),
 }
 
-fn damage() -> impl Strategy<Value = Damage> {
+pub(crate) fn damage() -> impl Strategy<Value = Damage> {
     prop_oneof![
         (any::<usize>(), any::<u8>()).prop_map(|(at, b)| Damage::Set(at, b)),
         (
@@ -146,7 +147,7 @@ fn damage() -> impl Strategy<Value = Damage> {
     ]
 }
 
-fn apply(bytes: &mut Vec<u8>, d: &Damage) {
+pub(crate) fn apply(bytes: &mut Vec<u8>, d: &Damage) {
     let len = bytes.len().max(1);
     match d {
         Damage::Set(at, b) => {

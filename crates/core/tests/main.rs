@@ -16,6 +16,7 @@ mod learner;
 mod membership;
 mod notices;
 mod pbft;
+mod pbft_liar;
 mod probes;
 mod promotion;
 mod reconfig;

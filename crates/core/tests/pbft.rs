@@ -13,19 +13,19 @@ use synod_core::pbft::{
 use synod_core::quorum::ByzantineQuorum;
 use synod_core::{NodeId, PlantedBug};
 
-type Msg = Message<String, u64>;
-type Fx = PbftEffects<String, u64>;
+pub(crate) type Msg = Message<String, u64>;
+pub(crate) type Fx = PbftEffects<String, u64>;
 
-const CLIENT: NodeId = 101;
+pub(crate) const CLIENT: NodeId = 101;
 /// A second client, for requests outstanding side by side (a client has one at a time).
 const OTHER: NodeId = 102;
-const REPLICAS: [NodeId; 4] = [1, 2, 3, 4];
+pub(crate) const REPLICAS: [NodeId; 4] = [1, 2, 3, 4];
 
-fn signer(id: NodeId) -> Ed25519Signer {
+pub(crate) fn signer(id: NodeId) -> Ed25519Signer {
     Ed25519Signer::from_secret(id, &[id as u8; 32])
 }
 
-fn verifier() -> Arc<dyn Verifier> {
+pub(crate) fn verifier() -> Arc<dyn Verifier> {
     let mut v = Ed25519Verifier::default();
     for id in REPLICAS.into_iter().chain([CLIENT, OTHER]) {
         v.add(id, &signer(id).public()).expect("a valid key");
@@ -33,7 +33,7 @@ fn verifier() -> Arc<dyn Verifier> {
     Arc::new(v)
 }
 
-fn replica(id: NodeId) -> Replica<OpLog<String>> {
+pub(crate) fn replica(id: NodeId) -> Replica<OpLog<String>> {
     replica_with(id, None)
 }
 
