@@ -15,18 +15,18 @@ use synod_core::pbft::{OpLog, Request};
 use synod_core::quorum::FastByzantineQuorum;
 use synod_core::{NodeId, PlantedBug};
 
-type Msg = Message<String, u64>;
-type Fx = FabEffects<String, u64>;
+pub(crate) type Msg = Message<String, u64>;
+pub(crate) type Fx = FabEffects<String, u64>;
 
-const CLIENT: NodeId = 101;
+pub(crate) const CLIENT: NodeId = 101;
 const OTHER: NodeId = 102;
-const ACCEPTORS: [NodeId; 6] = [1, 2, 3, 4, 5, 6];
+pub(crate) const ACCEPTORS: [NodeId; 6] = [1, 2, 3, 4, 5, 6];
 
-fn signer(id: NodeId) -> Ed25519Signer {
+pub(crate) fn signer(id: NodeId) -> Ed25519Signer {
     Ed25519Signer::from_secret(id, &[id as u8; 32])
 }
 
-fn verifier() -> Arc<dyn Verifier> {
+pub(crate) fn verifier() -> Arc<dyn Verifier> {
     let mut v = Ed25519Verifier::default();
     for id in ACCEPTORS.into_iter().chain([CLIENT, OTHER]) {
         v.add(id, &signer(id).public()).expect("a valid key");
@@ -34,7 +34,7 @@ fn verifier() -> Arc<dyn Verifier> {
     Arc::new(v)
 }
 
-fn quorum() -> FastByzantineQuorum {
+pub(crate) fn quorum() -> FastByzantineQuorum {
     FastByzantineQuorum::new(6).expect("6 acceptors")
 }
 
@@ -50,7 +50,7 @@ fn config(id: NodeId, bug: Option<PlantedBug>) -> ReplicaConfig {
     }
 }
 
-fn replica_from(
+pub(crate) fn replica_from(
     id: NodeId,
     bug: Option<PlantedBug>,
     disk: Durable<String>,

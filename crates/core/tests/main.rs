@@ -7,6 +7,7 @@ mod common;
 mod durable_state;
 mod effects;
 mod fab;
+mod fab_liar;
 mod fast;
 mod fast_multi;
 mod generalized;

@@ -25,8 +25,12 @@ struct Lie {
     damages: Vec<Damage>,
 }
 
-/// Signs `s`'s body again with the liar's key if it claims to be the liar's.
-fn resign<T: synod_core::auth::Tagged + serde::Serialize>(liar: NodeId, s: Signed<T>) -> Signed<T> {
+/// Signs `s`'s body again with the liar's key if it claims to be the liar's (also used by
+/// `fab_liar`: both suites derive a node's key from its id alike).
+pub(crate) fn resign<T: synod_core::auth::Tagged + serde::Serialize>(
+    liar: NodeId,
+    s: Signed<T>,
+) -> Signed<T> {
     if s.from == liar {
         Signed::new(&signer(liar), s.body)
     } else {
@@ -150,19 +154,19 @@ fn run(
     (executed, lies)
 }
 
-/// No two correct replicas executed different operations in one slot.
-fn agree(executed: &BTreeMap<NodeId, BTreeMap<u64, Option<String>>>) -> Result<(), String> {
-    let mut seen: BTreeMap<u64, (NodeId, &Option<String>)> = BTreeMap::new();
+/// No two correct replicas executed different operations in one slot (also used by
+/// `fab_liar`).
+pub(crate) fn agree<T: PartialEq + std::fmt::Debug>(
+    executed: &BTreeMap<NodeId, BTreeMap<u64, T>>,
+) -> Result<(), String> {
+    let mut seen: BTreeMap<u64, (NodeId, &T)> = BTreeMap::new();
     for (node, slots) in executed {
         for (seq, op) in slots {
-            match seen.get(seq) {
-                Some((other, theirs)) if *theirs != op => {
+            if let Some((other, theirs)) = seen.insert(*seq, (*node, op)) {
+                if theirs != op {
                     return Err(format!(
                         "slot {seq}: {other} ran {theirs:?}, {node} ran {op:?}"
                     ));
-                }
-                _ => {
-                    seen.insert(*seq, (*node, op));
                 }
             }
         }
