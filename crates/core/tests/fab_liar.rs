@@ -12,7 +12,7 @@ use synod_core::fab::{Client, Durable, Message, Output, Timer};
 
 use crate::fab::{quorum, replica_from, signer, verifier, Fx, Msg, ACCEPTORS, CLIENT};
 use crate::hostile_peers::{apply, damage, Damage};
-use crate::pbft_liar::{agree, resign};
+use crate::pbft_liar::{agree, resign, Liar};
 use synod_core::NodeId;
 
 /// Deliveries after which a settling stops (an undamaged run's take a few hundred).
@@ -55,7 +55,7 @@ fn run(liar: NodeId, lie: Option<(usize, &[Damage])>) -> (Executed, usize) {
     );
     let mut queue: VecDeque<(NodeId, NodeId, Msg)> = VecDeque::new();
     let mut executed = Executed::new();
-    let mut lies = 0;
+    let mut liar = Liar::new(liar, lie);
     let take = |from: NodeId, fx: Fx, q: &mut VecDeque<_>, ex: &mut Executed| {
         for o in fx.output {
             if let Output::Executed { slot, request } = o {
@@ -83,17 +83,8 @@ fn run(liar: NodeId, lie: Option<(usize, &[Damage])>) -> (Executed, usize) {
                 queue.clear();
                 break;
             }
-            let msg = if from == liar {
-                lies += 1;
-                match lie.filter(|(at, _)| *at == lies - 1) {
-                    Some((_, damages)) => match lie_about(liar, &msg, damages) {
-                        Some(m) => m,
-                        None => continue,
-                    },
-                    None => msg,
-                }
-            } else {
-                msg
+            let Some(msg) = liar.pass(from, msg, lie_about) else {
+                continue;
             };
             let fx = if to == CLIENT {
                 client.on_message(msg)
@@ -106,8 +97,8 @@ fn run(liar: NodeId, lie: Option<(usize, &[Damage])>) -> (Executed, usize) {
             take(to, fx, &mut queue, &mut executed);
         }
     }
-    executed.remove(&liar);
-    (executed, lies)
+    executed.remove(&liar.id());
+    (executed, liar.told())
 }
 
 #[test]

@@ -26,44 +26,26 @@ struct Tamper {
     from: Option<u64>,
 }
 
-/// Delivers messages until none are left (or [`STORM`] were), counting deliveries in `count` and tampering with the
-/// one `tamper` names (the run's own `Net::settle`, with the tampering added).
+/// Settles `net`, counting deliveries in `count` and the kinds delivered in `kinds`, and
+/// tampering with the delivery `tamper` names. Stops after [`STORM`] messages: not a failure,
+/// for a damaged Accept can claim a slot far ahead, and the next leader then fills every slot
+/// up to it with a no-op, as Paxos must for a value it may not know to be unchosen. What the
+/// run checks is that no replica panics.
 fn settle(net: &mut Net, count: &Cell<usize>, kinds: &mut Kinds, tamper: Option<&Tamper>) {
-    let mut steps = 0;
-    while let Some((from, to, msg)) = net.queue.pop_front() {
-        steps += 1;
-        if steps > STORM {
-            // Not a failure: a damaged Accept can claim a slot far ahead, and the next leader
-            // then fills every slot up to it with a no-op, as Paxos must for a value it may
-            // not know to be unchosen. The run stops here; what it checks is that no replica
-            // panics.
-            net.queue.clear();
-            return;
-        }
-        if net.down.contains(&to) || net.down.contains(&from) {
-            continue;
-        }
+    net.settle_through(STORM + 1, |from, _, msg| {
         let n = count.get();
         count.set(n + 1);
         kinds.insert(msg.kind());
-        let (from, msg) = match tamper.filter(|t| t.at == n) {
-            None => (from, msg),
-            Some(t) => {
-                let mut bytes = postcard::to_stdvec(&msg).unwrap();
-                for d in &t.damages {
-                    apply(&mut bytes, d);
-                }
-                match postcard::from_bytes::<Message<u64>>(&bytes) {
-                    Ok(m) => (t.from.unwrap_or(from), m),
-                    Err(_) => continue,
-                }
-            }
+        let Some(t) = tamper.filter(|t| t.at == n) else {
+            return Some((from, msg));
         };
-        if net.replicas.contains_key(&to) {
-            let fx = net.r(to).on_message(from, msg);
-            net.absorb(to, fx);
+        let mut bytes = postcard::to_stdvec(&msg).unwrap();
+        for d in &t.damages {
+            apply(&mut bytes, d);
         }
-    }
+        let msg = postcard::from_bytes::<Message<u64>>(&bytes).ok()?;
+        Some((t.from.unwrap_or(from), msg))
+    });
 }
 
 /// The run; returns how many messages it delivered and the kinds it sent.

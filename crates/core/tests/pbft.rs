@@ -66,6 +66,19 @@ fn config(id: NodeId, bug: Option<PlantedBug>) -> ReplicaConfig {
     }
 }
 
+/// The client, with `ops` to run one after another and retries every 100 ticks.
+pub(crate) fn client(ops: Vec<String>) -> Client<String, u64> {
+    Client::new(
+        Arc::new(signer(CLIENT)),
+        verifier(),
+        REPLICAS.to_vec(),
+        ByzantineQuorum::new(4).expect("4 replicas"),
+        ops,
+        100,
+        None,
+    )
+}
+
 fn request(op: &str, stamp: u64) -> Signed<Request<String>> {
     request_of(CLIENT, op, stamp)
 }
@@ -196,17 +209,7 @@ impl Cluster {
 #[test]
 fn four_replicas_order_execute_and_answer_with_ed25519_signatures() {
     let mut c = Cluster::new(&REPLICAS);
-    let quorum = ByzantineQuorum::new(4).expect("4");
-    let ops: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
-    let mut client = Client::new(
-        Arc::new(signer(CLIENT)),
-        verifier(),
-        REPLICAS.to_vec(),
-        quorum,
-        ops,
-        100,
-        None,
-    );
+    let mut client = client(["a", "b", "c", "d", "e"].map(String::from).to_vec());
     let fx = client.start();
     c.client = Some(client);
     c.take(CLIENT, fx);
@@ -601,17 +604,7 @@ fn a_stable_checkpoint_that_does_not_decode_is_an_error() {
 /// giving one up sends the next with a higher stamp.
 #[test]
 fn a_client_takes_operations_one_by_one_with_growing_stamps() {
-    let quorum = ByzantineQuorum::new(4).expect("4");
-    let mut client = Client::<String, u64>::new(
-        Arc::new(signer(CLIENT)),
-        verifier(),
-        REPLICAS.to_vec(),
-        quorum,
-        Vec::new(),
-        100,
-        None,
-    )
-    .with_first_stamp(1_000);
+    let mut client = client(Vec::new()).with_first_stamp(1_000);
     let stamp_of = |fx: &Fx| match &fx.send[0].msg {
         Message::Request(r) => r.body.stamp,
         m => panic!("not a request: {m:?}"),

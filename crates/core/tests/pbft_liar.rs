@@ -5,24 +5,58 @@
 //! three correct replicas must not panic, and must not disagree on what they executed.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 
 use proptest::prelude::*;
 use synod_core::auth::Signed;
-use synod_core::pbft::{Client, Message, Output, Timer};
-use synod_core::quorum::ByzantineQuorum;
+use synod_core::pbft::{Message, Output, Timer};
 use synod_core::NodeId;
 
 use crate::hostile_peers::{apply, damage, Damage};
-use crate::pbft::{replica, signer, verifier, Fx, Msg, CLIENT, REPLICAS};
+use crate::pbft::{client, replica, signer, Fx, Msg, CLIENT, REPLICAS};
 
 /// Deliveries after which the run stops (an undamaged run takes a few hundred).
 const STORM: usize = 20_000;
 
-struct Lie {
-    /// Which of the liar's deliveries to damage.
-    at: usize,
-    damages: Vec<Damage>,
+/// The liar's deliveries, counted, and the lie told at one of them: the damages to make at
+/// its `at`-th delivery (also used by `fab_liar`).
+pub(crate) struct Liar<'a> {
+    id: NodeId,
+    told: usize,
+    lie: Option<(usize, &'a [Damage])>,
+}
+
+impl<'a> Liar<'a> {
+    pub(crate) fn new(id: NodeId, lie: Option<(usize, &'a [Damage])>) -> Self {
+        Liar { id, told: 0, lie }
+    }
+
+    /// What a delivery of `msg` from `from` says: as sent, or the lie `lie_about` makes of it
+    /// (`None`: what the damage left did not decode, and nothing arrives).
+    pub(crate) fn pass<M>(
+        &mut self,
+        from: NodeId,
+        msg: M,
+        lie_about: impl FnOnce(NodeId, &M, &[Damage]) -> Option<M>,
+    ) -> Option<M> {
+        if from != self.id {
+            return Some(msg);
+        }
+        self.told += 1;
+        match self.lie.filter(|(at, _)| *at == self.told - 1) {
+            Some((_, damages)) => lie_about(self.id, &msg, damages),
+            None => Some(msg),
+        }
+    }
+
+    /// The liar.
+    pub(crate) fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// How many of the liar's messages were delivered.
+    pub(crate) fn told(&self) -> usize {
+        self.told
+    }
 }
 
 /// Signs `s`'s body again with the liar's key if it claims to be the liar's (also used by
@@ -58,31 +92,18 @@ fn lie_about(liar: NodeId, msg: &Msg, damages: &[Damage]) -> Option<Msg> {
     })
 }
 
-/// Runs the scenario with `liar`'s messages lied about per `lie`; returns the correct
-/// replicas' executions (node → slot → op) and how many of the liar's messages were delivered.
-fn run(
-    liar: NodeId,
-    lie: Option<&Lie>,
-) -> (BTreeMap<NodeId, BTreeMap<u64, Option<String>>>, usize) {
+/// What each correct replica executed: slot → op (none for a no-op).
+type Executed = BTreeMap<NodeId, BTreeMap<u64, Option<String>>>;
+
+/// Runs the scenario, lying at the liar's `lie.0`-th delivery; returns what the correct
+/// replicas executed and how many of the liar's messages were delivered.
+fn run(liar: NodeId, lie: Option<(usize, &[Damage])>) -> (Executed, usize) {
     let mut replicas: BTreeMap<NodeId, _> = REPLICAS.iter().map(|&id| (id, replica(id))).collect();
-    let quorum = ByzantineQuorum::new(4).expect("4");
-    let ops: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
-    let mut client = Client::new(
-        Arc::new(signer(CLIENT)),
-        verifier(),
-        REPLICAS.to_vec(),
-        quorum,
-        ops,
-        100,
-        None,
-    );
+    let mut client = client(["a", "b", "c", "d", "e"].map(String::from).to_vec());
     let mut queue: VecDeque<(NodeId, NodeId, Msg)> = VecDeque::new();
-    let mut executed: BTreeMap<NodeId, BTreeMap<u64, Option<String>>> = BTreeMap::new();
-    let mut lies = 0;
-    let take = |from: NodeId,
-                fx: Fx,
-                q: &mut VecDeque<(NodeId, NodeId, Msg)>,
-                ex: &mut BTreeMap<NodeId, BTreeMap<u64, Option<String>>>| {
+    let mut executed = Executed::new();
+    let mut liar = Liar::new(liar, lie);
+    let take = |from: NodeId, fx: Fx, q: &mut VecDeque<_>, ex: &mut Executed| {
         for o in fx.send.into_iter().chain(fx.send_after_sync) {
             q.push_back((from, o.to, o.msg));
         }
@@ -100,31 +121,27 @@ fn run(
     }
     let fx = client.start();
     take(CLIENT, fx, &mut queue, &mut executed);
-    let mut deliver = |queue: &mut VecDeque<(NodeId, NodeId, Msg)>,
-                       executed: &mut BTreeMap<NodeId, BTreeMap<u64, Option<String>>>,
-                       replicas: &mut BTreeMap<
-        NodeId,
-        synod_core::pbft::Replica<synod_core::pbft::OpLog<String>>,
-    >,
-                       client: &mut Client<String, u64>| {
+    // The operations; then twice a view change everywhere and what the client still waits for.
+    for round in 0..3 {
+        if round > 0 {
+            for (&id, r) in replicas.iter_mut() {
+                for t in [Timer::ViewChange, Timer::Status] {
+                    let fx = r.on_timer(t);
+                    take(id, fx, &mut queue, &mut executed);
+                }
+            }
+            let fx = client.on_timer(Timer::Retry);
+            take(CLIENT, fx, &mut queue, &mut executed);
+        }
         let mut steps = 0;
         while let Some((from, to, msg)) = queue.pop_front() {
             steps += 1;
             if steps > STORM {
                 queue.clear();
-                return;
+                break;
             }
-            let msg = if from == liar {
-                lies += 1;
-                match lie.filter(|l| l.at == lies - 1) {
-                    Some(l) => match lie_about(liar, &msg, &l.damages) {
-                        Some(m) => m,
-                        None => continue,
-                    },
-                    None => msg,
-                }
-            } else {
-                msg
+            let Some(msg) = liar.pass(from, msg, lie_about) else {
+                continue;
             };
             let fx = if to == CLIENT {
                 client.on_message(msg)
@@ -134,24 +151,11 @@ fn run(
                     None => continue,
                 }
             };
-            take(to, fx, queue, executed);
+            take(to, fx, &mut queue, &mut executed);
         }
-    };
-    deliver(&mut queue, &mut executed, &mut replicas, &mut client);
-    // A view change everywhere, then what the client still waits for.
-    for _ in 0..2 {
-        for (&id, r) in replicas.iter_mut() {
-            for t in [Timer::ViewChange, Timer::Status] {
-                let fx = r.on_timer(t);
-                take(id, fx, &mut queue, &mut executed);
-            }
-        }
-        let fx = client.on_timer(Timer::Retry);
-        take(CLIENT, fx, &mut queue, &mut executed);
-        deliver(&mut queue, &mut executed, &mut replicas, &mut client);
     }
-    executed.remove(&liar);
-    (executed, lies)
+    executed.remove(&liar.id());
+    (executed, liar.told())
 }
 
 /// No two correct replicas executed different operations in one slot (also used by
@@ -204,7 +208,7 @@ proptest! {
     ) {
         let liar = if primary { 1 } else { 4 };
         let (_, lies) = run(liar, None);
-        let (executed, _) = run(liar, Some(&Lie { at: at % lies, damages }));
+        let (executed, _) = run(liar, Some((at % lies, &damages)));
         prop_assert_eq!(agree(&executed), Ok(()));
     }
 }

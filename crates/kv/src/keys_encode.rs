@@ -14,7 +14,7 @@
 //! serializes as a sequence); postcard writes both as the length followed by the bytes.
 
 use crate::store::{History, MapKey};
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use std::sync::Arc;
 
@@ -126,14 +126,5 @@ impl<'de> Visitor<'de> for KeyBytes {
 
     fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Key, E> {
         Ok(Key(MapKey::from_slice(bytes)))
-    }
-
-    /// Formats without byte strings (JSON) write a key as a sequence of numbers.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Key, A::Error> {
-        let mut key = MapKey::new();
-        while let Some(b) = seq.next_element::<u8>()? {
-            key.push(b);
-        }
-        Ok(Key(key))
     }
 }

@@ -204,13 +204,33 @@ impl Net {
 
     /// Delivers messages until none are left, dropping those `drop` selects.
     pub fn settle_with(&mut self, mut drop: impl FnMut(NodeId, NodeId, &Message<u64>) -> bool) {
+        let finished = self.settle_through(100_000, |from, to, msg| {
+            (!drop(from, to, &msg)).then_some((from, msg))
+        });
+        assert!(finished, "message storm");
+    }
+
+    /// Delivers messages until none are left, each between nodes that are up passed first
+    /// through `pass`, which drops it (`None`) or hands it on, as sent or changed (its sender
+    /// too). After `limit` messages the rest are dropped and `false` returned.
+    pub fn settle_through(
+        &mut self,
+        limit: usize,
+        mut pass: impl FnMut(NodeId, NodeId, Message<u64>) -> Option<(NodeId, Message<u64>)>,
+    ) -> bool {
         let mut steps = 0;
         while let Some((from, to, msg)) = self.queue.pop_front() {
             steps += 1;
-            assert!(steps < 100_000, "message storm");
-            if self.down.contains(&to) || self.down.contains(&from) || drop(from, to, &msg) {
+            if steps >= limit {
+                self.queue.clear();
+                return false;
+            }
+            if self.down.contains(&to) || self.down.contains(&from) {
                 continue;
             }
+            let Some((from, msg)) = pass(from, to, msg) else {
+                continue;
+            };
             if let Some(aux) = self.auxes.get_mut(&to) {
                 *self.aux_received.entry(to).or_insert(0) += 1;
                 let fx = aux.on_message(from, msg);
@@ -227,6 +247,7 @@ impl Net {
             let fx = r.on_message(from, msg);
             self.absorb(to, fx);
         }
+        true
     }
 
     pub fn settle(&mut self) {
