@@ -44,6 +44,7 @@ async fn start_synod(dir: &std::path::Path) -> (String, tokio::sync::oneshot::Se
         auth_token_ttl: Duration::from_secs(300),
         auth_token: "simple".into(),
         quota_backend_bytes: 0,
+        auto_compaction: Default::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use synod_server::config::{
-    AcceptTargets, Member, ReadProbes, ServerConfig, ServerProtocol, TlsFiles,
+    AcceptTargets, AutoCompactionConfig, Member, ReadProbes, ServerConfig, ServerProtocol, TlsFiles,
 };
 
 /// Options of `synod server`.
@@ -131,6 +131,16 @@ pub struct ServerArgs {
     /// disarm` to resume. 0 (the default): no quota.
     #[arg(long, env = "SYNOD_QUOTA_BACKEND_BYTES")]
     quota_backend_bytes: Option<u64>,
+    /// How --auto-compaction-retention is read, as etcd's flag: `periodic` (the default) or
+    /// `revision`.
+    #[arg(long, env = "SYNOD_AUTO_COMPACTION_MODE", value_parser = ["periodic", "revision"])]
+    auto_compaction_mode: Option<String>,
+    /// Let the leader compact the key-value history on its own, as etcd's flag. In periodic
+    /// mode, keep what was written in the last DURATION (`30m`, `1h`, or a bare number of
+    /// hours), looking every tenth of it; in revision mode, keep the newest N revisions,
+    /// looking every 5 minutes. 0 (the default): only when a client asks (`etcdctl compact`).
+    #[arg(long, env = "SYNOD_AUTO_COMPACTION_RETENTION")]
+    auto_compaction_retention: Option<String>,
     /// `new` (the default) starts a new cluster whose first members are --peers. `existing`
     /// joins a running cluster that added this node with `etcdctl member add` (whose output
     /// gives the id, in hex): --id is the id it was given, and --peers lists every current
@@ -228,6 +238,8 @@ struct FileConfig {
     auth_token: Option<String>,
     auth_token_ttl: Option<u64>,
     quota_backend_bytes: Option<u64>,
+    auto_compaction_mode: Option<String>,
+    auto_compaction_retention: Option<String>,
     initial_cluster_state: Option<String>,
     auxiliaries: Option<Vec<u64>>,
     auxiliary: Option<bool>,
@@ -545,9 +557,25 @@ impl ServerArgs {
                 .quota_backend_bytes
                 .or(file.quota_backend_bytes)
                 .unwrap_or(0),
+            auto_compaction: AutoCompactionConfig::parse(
+                self.auto_compaction_mode
+                    .as_deref()
+                    .or(file.auto_compaction_mode.as_deref())
+                    .unwrap_or("periodic"),
+                self.auto_compaction_retention
+                    .as_deref()
+                    .or(file.auto_compaction_retention.as_deref())
+                    .unwrap_or("0"),
+            )
+            .map_err(anyhow::Error::msg)?,
         };
         if cfg.protocol == ServerProtocol::FastMulti && !cfg.auxiliaries.is_empty() {
             bail!("--auxiliaries: Cheap Paxos runs with --protocol multi");
+        }
+        if cfg.protocol == ServerProtocol::FastMulti
+            && cfg.auto_compaction != AutoCompactionConfig::Off
+        {
+            bail!("--auto-compaction-retention: auto-compaction runs with --protocol multi");
         }
         if cfg.unsafe_local_reads {
             tracing::warn!(
@@ -636,6 +664,14 @@ impl ServerArgs {
             ("--read-probes", self.read_probes.is_some()),
             ("--accept-targets", self.accept_targets.is_some()),
             ("--notice-ticks", self.notice_ticks.is_some()),
+            (
+                "--auto-compaction-mode",
+                self.auto_compaction_mode.is_some(),
+            ),
+            (
+                "--auto-compaction-retention",
+                self.auto_compaction_retention.is_some(),
+            ),
             ("--config", self.config.is_some()),
             ("--print-config", self.print_config),
             (

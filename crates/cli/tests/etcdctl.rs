@@ -67,6 +67,38 @@ fn etcdctl_put_get_del_txn_status_and_member_list() {
     );
 }
 
+#[test]
+fn auto_compaction_drops_history_older_than_it_keeps() {
+    // Keep one second of history, looking every tenth of it.
+    let cluster = Cluster::start_with(3, &["--auto-compaction-retention", "1s"]);
+    let eps = cluster.endpoints().join(",");
+    until_ok(&eps, &["put", "k", "v1"]);
+    let first = until_ok(&eps, &["get", "k", "-w", "json"]);
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let rev = first["kvs"][0]["mod_revision"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    until_ok(&eps, &["put", "k", "v2"]);
+    let start = Instant::now();
+    loop {
+        let (ok, out) = etcdctl(&eps, &["get", "k", "--rev", &rev]);
+        if !ok && out.contains("compacted") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "revision {rev} still readable: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The latest value stays.
+    assert_eq!(
+        until_ok(&eps, &["get", "k", "--print-value-only"]).trim(),
+        "v2"
+    );
+}
+
 /// Starts `etcdctl` with `args` in the background, output captured.
 fn etcdctl_bg(endpoints: &str, args: &[&str]) -> std::process::Child {
     Command::new("etcdctl")

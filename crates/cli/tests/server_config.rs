@@ -19,6 +19,15 @@ fn print_config(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     )
 }
 
+/// One setting of a one-member server's printed configuration, given `extra` flags and `env`.
+fn setting(extra: &[&str], env: &[(&str, &str)], name: &str) -> serde_json::Value {
+    let peers = ["--id", "1", "--peers", "1=127.0.0.1:7001"];
+    let (ok, out) = print_config(&[&peers[..], extra].concat(), env);
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[name].clone()
+}
+
 #[test]
 fn precedence_is_flag_then_env_then_file_then_default() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,12 +56,7 @@ fn precedence_is_flag_then_env_then_file_then_default() {
 #[test]
 fn the_auxiliary_digest_threshold_takes_bytes_or_off_from_flag_env_and_file() {
     let peers = ["--id", "1", "--peers", "1=127.0.0.1:7001"];
-    let digest_min = |extra: &[&str], env: &[(&str, &str)]| {
-        let (ok, out) = print_config(&[&peers[..], extra].concat(), env);
-        assert!(ok, "{out}");
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        v["aux_digest_min"].clone()
-    };
+    let digest_min = |extra: &[&str], env: &[(&str, &str)]| setting(extra, env, "aux_digest_min");
     assert_eq!(digest_min(&[], &[]), 16384, "default");
     assert_eq!(digest_min(&["--aux-digest-min", "0"], &[]), 0);
     assert!(digest_min(&["--aux-digest-min", "off"], &[]).is_null());
@@ -192,4 +196,85 @@ fn notices_are_held_a_tick_unless_told_otherwise_by_flag_env_or_file() {
     assert_eq!(ticks(&["--config", f, "--notice-ticks", "0"], &[]), 0);
     let (ok, out) = print_config(&[&peers[..], &["--notice-ticks", "soon"]].concat(), &[]);
     assert!(!ok && out.contains("--notice-ticks"), "{out}");
+}
+
+#[test]
+fn auto_compaction_reads_etcds_two_flags_from_flag_env_and_file() {
+    let peers = ["--id", "1", "--peers", "1=127.0.0.1:7001"];
+    let auto = |extra: &[&str], env: &[(&str, &str)]| setting(extra, env, "auto_compaction");
+    let periodic = |secs: u64| serde_json::json!({"periodic": {"secs": secs, "nanos": 0}});
+    assert_eq!(auto(&[], &[]), "off", "default");
+    assert_eq!(auto(&["--auto-compaction-retention", "0"], &[]), "off");
+    // A bare number is hours in periodic mode, as etcd reads it.
+    assert_eq!(
+        auto(&["--auto-compaction-retention", "1"], &[]),
+        periodic(3600)
+    );
+    assert_eq!(
+        auto(&["--auto-compaction-retention", "30m"], &[]),
+        periodic(1800)
+    );
+    assert_eq!(
+        auto(&[], &[("SYNOD_AUTO_COMPACTION_RETENTION", "90s")]),
+        periodic(90)
+    );
+    assert_eq!(
+        auto(
+            &[
+                "--auto-compaction-mode",
+                "revision",
+                "--auto-compaction-retention",
+                "1000"
+            ],
+            &[]
+        ),
+        serde_json::json!({"revisions": 1000})
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("synod.toml");
+    std::fs::write(
+        &file,
+        "auto_compaction_mode = \"revision\"\nauto_compaction_retention = \"5\"\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    assert_eq!(
+        auto(&["--config", f], &[]),
+        serde_json::json!({"revisions": 5})
+    );
+
+    let refused = |extra: &[&str], want: &str| {
+        let (ok, out) = print_config(&[&peers[..], extra].concat(), &[]);
+        assert!(!ok && out.contains(want), "{extra:?}: {out}");
+    };
+    refused(
+        &["--auto-compaction-retention", "soon"],
+        "periodic mode keeps a duration",
+    );
+    refused(
+        &[
+            "--auto-compaction-mode",
+            "revision",
+            "--auto-compaction-retention=-3",
+        ],
+        "revision mode keeps a positive number",
+    );
+    refused(
+        &[
+            "--auto-compaction-mode",
+            "weekly",
+            "--auto-compaction-retention",
+            "1",
+        ],
+        "weekly",
+    );
+    refused(
+        &[
+            "--protocol",
+            "fast-multi",
+            "--auto-compaction-retention",
+            "1h",
+        ],
+        "auto-compaction runs with --protocol multi",
+    );
 }

@@ -17,6 +17,7 @@
 //!    not yet reported synced.
 
 mod aux_node;
+mod compactor;
 mod gate;
 mod lanes;
 pub mod lease_clock;
@@ -25,6 +26,7 @@ mod reads;
 pub mod record;
 
 pub use aux_node::{AuxNode, AuxRecovered, AUX_CHECKPOINT_RECORDS};
+pub use compactor::AutoCompaction;
 pub use lanes::LANES;
 pub use node::{Action, NodeConfig, NodeCore, NodeCounters, UNSYNCED_TAIL_TICKS};
 pub use record::{Checkpoint, LogRecord, Recovered};

@@ -1,5 +1,6 @@
 //! [`NodeCore`]: one server node's decisions, around its replica.
 
+use crate::compactor::{AutoCompaction, Compactor};
 use crate::gate::{Gate, Outgoings};
 use crate::lanes::Lanes;
 use crate::lease_clock::LeaseClock;
@@ -14,7 +15,7 @@ use synod_core::multi::{
 };
 use synod_core::quorum::QuorumSpec;
 use synod_core::{NodeId, PlantedBug};
-use synod_kv::{KvCommand, KvOutput, RangeRequest, Store};
+use synod_kv::{CompactionRequest, KvCommand, KvOutput, RangeRequest, Store};
 
 type Fx = MultiEffects<KvCommand, KvOutput>;
 
@@ -65,6 +66,8 @@ pub struct NodeConfig {
     pub seed: u64,
     /// A bug planted on purpose, for the simulator's own tests. Never set in production.
     pub bug: Option<PlantedBug>,
+    /// What the leader compacts on its own ([`AutoCompaction`]); off by default.
+    pub auto_compaction: AutoCompaction,
 }
 
 impl NodeConfig {
@@ -91,6 +94,7 @@ impl NodeConfig {
             thrifty_reads: c.thrifty_reads,
             thrifty_writes: c.thrifty_writes,
             notice_ticks: c.notice_ticks,
+            auto_compaction: AutoCompaction::Off,
         }
     }
 
@@ -175,6 +179,9 @@ pub enum Action {
     /// Log entries compacted away; freeing thousands of them takes long enough that a driver
     /// may want to drop them off its loop.
     Free(Compacted<KvCommand>),
+    /// The node proposed `op` on its own (a lease's expiry, an auto-compaction), for checkers
+    /// that accept in the log only what someone asked for.
+    Issued(KvCommand),
     /// Slot `slot` became known chosen with `value` (for checkers and metrics).
     Chosen {
         /// The slot.
@@ -236,6 +243,7 @@ pub struct NodeCore {
     proposals: Vec<synod_core::multi::Command<KvCommand>>,
     reads: ReadTable,
     lease_clock: LeaseClock,
+    compactor: Compactor,
     leases_granted: u64,
     resubmit_ticks: u64,
     give_up_ticks: u64,
@@ -288,6 +296,7 @@ impl NodeCore {
             lanes: Lanes::new(cfg.id, lane_epoch),
             reads: ReadTable::new(boot, reuse_ids),
             lease_clock: LeaseClock::new(cfg.tick, election_max * 2),
+            compactor: Compactor::new(cfg.auto_compaction, 0),
             replica,
             boot,
             now: 0,
@@ -411,10 +420,14 @@ impl NodeCore {
             }
             return;
         }
+        let own = ticket.is_none().then(|| cmd.clone());
         match self.lanes.take(cmd, ticket, self.now) {
             Some(command) => {
                 self.counters.proposals += 1;
                 self.proposals.push(command);
+                if let Some(op) = own {
+                    self.actions.push(Action::Issued(op));
+                }
             }
             None => {
                 if let Some(ticket) = ticket {
@@ -478,6 +491,11 @@ impl NodeCore {
             .observe(self.replica.state_machine(), leading, self.now);
         for (id, refreshes) in expired {
             self.submit(None, KvCommand::LeaseExpire { id, refreshes });
+        }
+        let store = self.replica.state_machine();
+        let due = (self.compactor).observe(store.revision(), store.compacted(), leading, self.now);
+        if let Some(revision) = due {
+            self.submit(None, KvCommand::Compact(CompactionRequest { revision }));
         }
         // A read whose confirmation round never completes (a leader cut off from its quorum)
         // times out like a proposal.

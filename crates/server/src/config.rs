@@ -61,6 +61,77 @@ pub enum AcceptTargets {
     All,
 }
 
+/// What the leader compacts on its own, as etcd's `--auto-compaction-mode` and
+/// `--auto-compaction-retention` ([`AutoCompactionConfig::parse`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AutoCompactionConfig {
+    /// Never (etcd's default).
+    #[default]
+    Off,
+    /// Keep the newest this many revisions, looking every [`REVISION_LOOK`].
+    Revisions(i64),
+    /// Keep what was written in the last this long, looking every tenth of it.
+    Periodic(Duration),
+}
+
+/// How often `revision` mode looks, as etcd's.
+pub const REVISION_LOOK: Duration = Duration::from_secs(300);
+
+impl AutoCompactionConfig {
+    /// From etcd's two flags: `mode` is `periodic` or `revision`; `retention` is a revision
+    /// count in `revision` mode, and in `periodic` mode a duration (`30m`, `1h`, `90s`) or a
+    /// bare number of hours, as etcd reads it. `0` turns auto-compaction off.
+    pub fn parse(mode: &str, retention: &str) -> Result<Self, String> {
+        let retention = retention.trim();
+        match mode {
+            "revision" => match retention.parse::<i64>() {
+                Ok(0) => Ok(Self::Off),
+                Ok(n) if n > 0 => Ok(Self::Revisions(n)),
+                _ => Err(format!(
+                    "--auto-compaction-retention {retention:?}: revision mode keeps a positive \
+                     number of revisions (0: off)"
+                )),
+            },
+            "periodic" => {
+                let keep = match retention.parse::<u64>() {
+                    Ok(hours) => Duration::from_secs(hours.saturating_mul(3600)),
+                    Err(_) => humantime::parse_duration(retention).map_err(|e| {
+                        format!(
+                            "--auto-compaction-retention {retention:?}: periodic mode keeps a \
+                             duration such as 30m or 1h, or a number of hours ({e})"
+                        )
+                    })?,
+                };
+                Ok(if keep.is_zero() {
+                    Self::Off
+                } else {
+                    Self::Periodic(keep)
+                })
+            }
+            _ => Err(format!(
+                "--auto-compaction-mode {mode:?}: periodic or revision"
+            )),
+        }
+    }
+
+    /// In node ticks of `tick`.
+    pub fn in_ticks(self, tick: Duration) -> synod_node::AutoCompaction {
+        let ticks = |d: Duration| {
+            let t = d.as_nanos() / tick.as_nanos().max(1);
+            u64::try_from(t).unwrap_or(u64::MAX / 4).max(1)
+        };
+        match self {
+            Self::Off => synod_node::AutoCompaction::Off,
+            Self::Revisions(keep) => synod_node::AutoCompaction::Revisions {
+                keep,
+                every: ticks(REVISION_LOOK),
+            },
+            Self::Periodic(keep) => synod_node::AutoCompaction::Window { keep: ticks(keep) },
+        }
+    }
+}
+
 /// Which protocol orders the log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -184,6 +255,9 @@ pub struct ServerConfig {
     /// NOSPACE alarm, as etcd's `--quota-backend-bytes` (0: no quota).
     #[serde(default)]
     pub quota_backend_bytes: u64,
+    /// What the leader compacts on its own.
+    #[serde(default)]
+    pub auto_compaction: AutoCompactionConfig,
 }
 
 fn default_notice_ticks() -> u64 {

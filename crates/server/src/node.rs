@@ -494,6 +494,7 @@ impl Node {
         nc.thrifty_reads = cfg.read_probes == ReadProbes::Quorum;
         nc.thrifty_writes = cfg.accept_targets == AcceptTargets::Quorum;
         nc.notice_ticks = cfg.notice_ticks;
+        nc.auto_compaction = cfg.auto_compaction.in_ticks(cfg.tick);
         // Auxiliaries are listed in --peers too: the rest are mains (and only mains can send
         // a joiner the cluster's state).
         nc.members.retain(|m| !cfg.auxiliaries.contains(m));
@@ -1087,7 +1088,7 @@ impl Node {
                     let _ = tx.send(result.map_err(Into::into));
                 }
             }
-            Action::Chosen { .. } => {}
+            Action::Chosen { .. } | Action::Issued(_) => {}
             Action::Applied { value, .. } => {
                 self.metrics.applied.inc();
                 self.metrics
@@ -1323,6 +1324,7 @@ mod tests {
             auth_token_ttl: Duration::from_secs(300),
             auth_token: "simple".into(),
             quota_backend_bytes: 0,
+            auto_compaction: Default::default(),
         };
         let node = Node::open(&cfg, Outbox::default(), Metrics::new(), Default::default()).unwrap();
         let (handle, join) = spawn(node, cfg.tick);

@@ -195,6 +195,8 @@ impl MultiSim {
             }
             // The operator asks without a ticket: its changes show in ground truth's membership.
             Action::Free(_) | Action::MemberReply { .. } => {}
+            // A node's own command (its auto-compaction): asked for, by the node.
+            Action::Issued(op) => self.truth.issued(&op),
             Action::Chosen { slot, value } => {
                 self.truth
                     .confirm(self.world.now, id, "learned", slot, &value)?;

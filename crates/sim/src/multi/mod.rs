@@ -34,7 +34,7 @@ use synod_core::multi::{MemberInfo, Membership, Message, Role, Snapshot};
 use synod_core::quorum::{Quorum, QuorumSpec};
 use synod_core::{NodeId, PlantedBug};
 use synod_kv::{KvCommand, RangeRequest};
-use synod_node::{Checkpoint, NodeConfig, NodeCore, Ticket};
+use synod_node::{AutoCompaction, Checkpoint, NodeConfig, NodeCore, Ticket};
 
 /// How a Multi-Paxos simulation is set up. Times are in ticks.
 #[derive(Clone, Debug)]
@@ -339,6 +339,14 @@ impl MultiSim {
             (self.seed / 2) % 2 == 1 || self.cfg.bug == Some(PlantedBug::ChosenPushedEarly);
         // Notices held back for 0, 1 or 2 ticks, by the seed's third and fourth bits.
         c.notice_ticks = (self.seed / 4) % 3;
+        // Auto-compaction keeping 20 ticks of history on every other seed (by the seed's
+        // next factor, independent of those above): the leader's compactions through the log
+        // interleave with clients' writes, snapshots and crashes.
+        c.auto_compaction = if (self.seed / 12) % 2 == 1 {
+            AutoCompaction::Window { keep: 20 }
+        } else {
+            AutoCompaction::Off
+        };
         c.quorum = self.cfg.quorum;
         c.window = 8;
         c.alpha = self.swarm.alpha;
