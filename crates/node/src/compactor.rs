@@ -52,14 +52,14 @@ impl Compactor {
             next: now,
             proposed: 0,
         };
-        c.next = now + c.step();
+        c.next = now.saturating_add(c.step());
         c
     }
 
     /// Ticks between looks (and between samples).
     fn step(&self) -> u64 {
         match self.policy {
-            AutoCompaction::Off => u64::MAX / 2,
+            AutoCompaction::Off => u64::MAX,
             AutoCompaction::Revisions { every, .. } => every.max(1),
             AutoCompaction::Window { keep } => (keep / 10).max(1),
         }
@@ -77,7 +77,7 @@ impl Compactor {
         if self.policy == AutoCompaction::Off || now < self.next {
             return None;
         }
-        self.next = now + self.step();
+        self.next = now.saturating_add(self.step());
         let target = match self.policy {
             AutoCompaction::Off => return None,
             AutoCompaction::Revisions { keep, .. } => revision.saturating_sub(keep.max(0)),
