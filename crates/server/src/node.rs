@@ -1088,6 +1088,9 @@ impl Node {
                     let _ = tx.send(result.map_err(Into::into));
                 }
             }
+            Action::Issued(KvCommand::Compact(c)) => {
+                tracing::info!(revision = c.revision, "auto-compaction: compacting the history");
+            }
             Action::Chosen { .. } | Action::Issued(_) => {}
             Action::Applied { value, .. } => {
                 self.metrics.applied.inc();
