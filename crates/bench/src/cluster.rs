@@ -69,8 +69,13 @@ fn data_root(parent: Option<&Path>, system: System) -> Result<tempfile::TempDir>
 }
 
 /// Starts `nodes` `synod server` processes of the binary `exe`, data under `parent` (default:
-/// the system's temporary directory).
-pub fn start_synod(exe: &Path, nodes: usize, parent: Option<&Path>) -> Result<Cluster> {
+/// the system's temporary directory), each with the flags `extra` added.
+pub fn start_synod(
+    exe: &Path,
+    nodes: usize,
+    parent: Option<&Path>,
+    extra: &[String],
+) -> Result<Cluster> {
     let tmp = data_root(parent, System::Synod)?;
     let ports = free_ports(3 * nodes)?;
     let (peer, rest) = ports.split_at(nodes);
@@ -100,6 +105,7 @@ pub fn start_synod(exe: &Path, nodes: usize, parent: Option<&Path>) -> Result<Cl
             .args(["--listen-admin", &format!("127.0.0.1:{}", admin[i])])
             .arg("--data-dir")
             .arg(tmp.path().join(format!("node{id}")))
+            .args(extra)
             .env("RUST_LOG", "warn");
         let log = tmp.path().join(format!("node{id}.log"));
         procs.push(ChildGuard::spawn(format!("synod node {id}"), cmd, &log)?);
@@ -112,8 +118,14 @@ pub fn start_synod(exe: &Path, nodes: usize, parent: Option<&Path>) -> Result<Cl
     })
 }
 
-/// Starts `nodes` etcd members of the binary `exe`, data under `parent`.
-pub fn start_etcd(exe: &Path, nodes: usize, parent: Option<&Path>) -> Result<Cluster> {
+/// Starts `nodes` etcd members of the binary `exe`, data under `parent`, each with the flags
+/// `extra` added.
+pub fn start_etcd(
+    exe: &Path,
+    nodes: usize,
+    parent: Option<&Path>,
+    extra: &[String],
+) -> Result<Cluster> {
     let tmp = data_root(parent, System::Etcd)?;
     let ports = free_ports(2 * nodes)?;
     let (peer, client) = ports.split_at(nodes);
@@ -158,7 +170,8 @@ pub fn start_etcd(exe: &Path, nodes: usize, parent: Option<&Path>) -> Result<Clu
                 "stderr",
                 "--log-level",
                 "warn",
-            ]);
+            ])
+            .args(extra);
         let log = tmp.path().join(format!("{name}.log"));
         procs.push(ChildGuard::spawn(format!("etcd member {name}"), cmd, &log)?);
     }

@@ -158,6 +158,9 @@ pub struct CompareConfig {
     /// Worker threads of the runtime the load generator runs on (0: one thread); recorded in
     /// the report's setup, since it changes how much of the machine the servers get.
     pub loadgen_threads: usize,
+    /// Both systems compact their history on their own, keeping this much (etcd's
+    /// `--auto-compaction-retention`, periodic mode, which both read alike); `None`: neither.
+    pub auto_compaction: Option<String>,
 }
 
 /// Both systems' runs of one case.
@@ -234,8 +237,12 @@ impl CompareConfig {
 pub async fn run_compare(cfg: &CompareConfig) -> Result<CompareReport> {
     cfg.validate()?;
     let parent = cfg.data_parent.as_deref();
-    let mut synod = start_synod(&cfg.synod_exe, cfg.nodes, parent)?;
-    let mut etcd = start_etcd(&cfg.etcd_exe, cfg.nodes, parent)?;
+    let extra: Vec<String> = match &cfg.auto_compaction {
+        Some(keep) => vec!["--auto-compaction-retention".into(), keep.clone()],
+        None => Vec::new(),
+    };
+    let mut synod = start_synod(&cfg.synod_exe, cfg.nodes, parent, &extra)?;
+    let mut etcd = start_etcd(&cfg.etcd_exe, cfg.nodes, parent, &extra)?;
     for c in [&mut synod, &mut etcd] {
         let l = c.wait_ready(Duration::from_secs(30)).await?;
         eprintln!(
@@ -365,10 +372,14 @@ pub async fn run_compare(cfg: &CompareConfig) -> Result<CompareReport> {
             "{n}-member etcd and {n}-node Synod on 127.0.0.1, data on the same disk, load \
              generator in the same process tree on the same machine; every request goes to \
              each system's leader endpoint; {v}-byte values, {k} keys, {d} keys; medians of \
-             {r} rounds, systems alternating; the load generator on {t}",
+             {r} rounds, systems alternating; the load generator on {t}; {c}",
             t = match cfg.loadgen_threads {
                 0 => "one thread".to_string(),
                 n => format!("{n} runtime threads"),
+            },
+            c = match &cfg.auto_compaction {
+                Some(keep) => format!("both compacting on their own, keeping {keep} of history"),
+                None => "no compaction".to_string(),
             },
             n = cfg.nodes,
             v = cfg.value_size,

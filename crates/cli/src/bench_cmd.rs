@@ -290,6 +290,11 @@ pub struct CompareArgs {
     /// Exit with status 1 when a target of issue 7 is missed.
     #[arg(long)]
     check_targets: bool,
+    /// Start both systems with `--auto-compaction-retention KEEP` (periodic mode: a duration
+    /// such as 1s or 5m, or hours), so both compact their history on their own. Default: neither
+    /// compacts, and both keep every revision.
+    #[arg(long, value_name = "KEEP")]
+    auto_compaction_retention: Option<String>,
 }
 
 pub fn run(args: BenchArgs) -> Result<Outcome> {
@@ -560,6 +565,7 @@ fn run_compare(a: CompareArgs, threads: usize) -> Result<Outcome> {
         logs_dir: Some(a.out.join("logs")),
         progress: true,
         loadgen_threads: threads,
+        auto_compaction: a.auto_compaction_retention,
     };
     let report = until_interrupted(threads, async { Ok(compare::run_compare(&cfg).await?) })?;
     let files = compare::write_outputs(&report, &a.out)?;

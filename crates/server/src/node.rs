@@ -1089,7 +1089,10 @@ impl Node {
                 }
             }
             Action::Issued(KvCommand::Compact(c)) => {
-                tracing::info!(revision = c.revision, "auto-compaction: compacting the history");
+                tracing::info!(
+                    revision = c.revision,
+                    "auto-compaction: compacting the history"
+                );
             }
             Action::Chosen { .. } | Action::Issued(_) => {}
             Action::Applied { value, .. } => {
