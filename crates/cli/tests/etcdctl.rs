@@ -68,21 +68,37 @@ fn etcdctl_put_get_del_txn_status_and_member_list() {
 }
 
 #[test]
-fn auto_compaction_drops_history_older_than_it_keeps() {
+fn auto_compaction_drops_history_older_than_it_keeps_with_auth_on() {
     // Keep one second of history, looking every tenth of it.
     let cluster = Cluster::start_with(3, &["--auto-compaction-retention", "1s"]);
     let eps = cluster.endpoints().join(",");
-    until_ok(&eps, &["put", "k", "v1"]);
-    let first = until_ok(&eps, &["get", "k", "-w", "json"]);
-    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    // With auth on a compaction needs a known user: the leader's own run as root.
+    until_ok(&eps, &["user", "add", "root", "--new-user-password=rootpw"]);
+    until_ok(&eps, &["user", "grant-role", "root", "root"]);
+    until_ok(&eps, &["auth", "enable"]);
+    let as_root = |more: &[&str]| -> Vec<String> {
+        std::iter::once("--user=root:rootpw")
+            .chain(more.iter().copied())
+            .map(String::from)
+            .collect()
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        until_ok(&eps, &args)
+    };
+    run(as_root(&["put", "k", "v1"]));
+    let first: serde_json::Value =
+        serde_json::from_str(&run(as_root(&["get", "k", "-w", "json"]))).unwrap();
     let rev = first["kvs"][0]["mod_revision"]
         .as_i64()
         .unwrap()
         .to_string();
-    until_ok(&eps, &["put", "k", "v2"]);
+    run(as_root(&["put", "k", "v2"]));
     let start = Instant::now();
     loop {
-        let (ok, out) = etcdctl(&eps, &["get", "k", "--rev", &rev]);
+        let args = as_root(&["get", "k", "--rev", &rev]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, out) = etcdctl(&eps, &args);
         if !ok && out.contains("compacted") {
             break;
         }
@@ -93,10 +109,8 @@ fn auto_compaction_drops_history_older_than_it_keeps() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // The latest value stays.
-    assert_eq!(
-        until_ok(&eps, &["get", "k", "--print-value-only"]).trim(),
-        "v2"
-    );
+    let latest = run(as_root(&["get", "k", "--print-value-only"]));
+    assert_eq!(latest.trim(), "v2");
 }
 
 /// Starts `etcdctl` with `args` in the background, output captured.

@@ -15,7 +15,7 @@ use synod_core::multi::{
 };
 use synod_core::quorum::QuorumSpec;
 use synod_core::{NodeId, PlantedBug};
-use synod_kv::{CompactionRequest, KvCommand, KvOutput, RangeRequest, Store};
+use synod_kv::{CompactionRequest, KvCommand, KvOutput, RangeRequest, Store, ROOT_USER};
 
 type Fx = MultiEffects<KvCommand, KvOutput>;
 
@@ -495,7 +495,9 @@ impl NodeCore {
         let store = self.replica.state_machine();
         let due = (self.compactor).observe(store.revision(), store.compacted(), leading, self.now);
         if let Some(revision) = due {
-            self.submit(None, KvCommand::Compact(CompactionRequest { revision }));
+            // As root, as etcd's own compactor: with auth on, a compaction needs a known user.
+            let cmd = KvCommand::Compact(CompactionRequest { revision });
+            self.submit(None, cmd.run_as(Some(ROOT_USER.into())));
         }
         // A read whose confirmation round never completes (a leader cut off from its quorum)
         // times out like a proposal.

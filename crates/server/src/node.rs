@@ -1088,13 +1088,15 @@ impl Node {
                     let _ = tx.send(result.map_err(Into::into));
                 }
             }
-            Action::Issued(KvCommand::Compact(c)) => {
-                tracing::info!(
-                    revision = c.revision,
-                    "auto-compaction: compacting the history"
-                );
+            Action::Issued(mut op) => {
+                if let KvCommand::Compact(c) = op.inner_mut() {
+                    tracing::info!(
+                        revision = c.revision,
+                        "auto-compaction: compacting the history"
+                    );
+                }
             }
-            Action::Chosen { .. } | Action::Issued(_) => {}
+            Action::Chosen { .. } => {}
             Action::Applied { value, .. } => {
                 self.metrics.applied.inc();
                 self.metrics
