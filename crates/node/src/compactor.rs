@@ -84,11 +84,11 @@ impl Compactor {
             AutoCompaction::Window { keep } => {
                 self.samples.push_back((now, revision));
                 // The oldest sample is needed only while the next one is not yet old enough.
-                while self.samples.len() > 1 && self.samples[1].0 + keep <= now {
+                while self.samples.len() > 1 && self.samples[1].0.saturating_add(keep) <= now {
                     self.samples.pop_front();
                 }
                 match self.samples.front() {
-                    Some(&(at, rev)) if at + keep <= now => rev,
+                    Some(&(at, rev)) if at.saturating_add(keep) <= now => rev,
                     _ => return None,
                 }
             }
