@@ -403,27 +403,22 @@ impl Store {
         if rev > self.revision {
             return Err(KvError::FutureRevision);
         }
-        // Keep the newest entry at or below `rev` (what a read at `rev` sees) and everything
-        // after it. A deletion before `rev` hides the key, so it goes too. Every change made at
-        // `rev` itself stays, because a watcher starting at `rev` must still see them all: a
-        // key can change twice in one revision (deleted, then put by a nested transaction).
-        let keep_from = |h: &[Rev]| {
-            let i = h.partition_point(|r| r.main <= rev);
-            match i.checked_sub(1) {
-                Some(j) if h[j].main == rev => h.partition_point(|r| r.main < rev),
-                Some(j) if h[j].kv.is_some() => j,
-                Some(j) => j + 1,
-                None => 0,
-            }
-        };
-        // Found first, changed after: the persistent map has no `retain`, and most keys usually
-        // have nothing to drop.
-        let trim: Vec<(MapKey, usize, bool)> = self
-            .keys
-            .iter()
-            .filter_map(|(k, h)| {
-                let n = keep_from(h);
-                (n > 0).then(|| (k.clone(), n, n == h.len()))
+        // Only a key changed at or after the last compaction can have anything to drop: a
+        // compaction leaves of each key at most one entry below its revision, and entries at
+        // it. The revision index names those keys, so this walks the changes since (at a
+        // million keys, walking every key held the loop for 60-160 ms per compaction).
+        let upto = self.by_rev.partition_point(|(r, _)| *r <= rev);
+        let mut changed: Vec<&[u8]> = (self.by_rev.range(..upto))
+            .flat_map(|(_, keys)| keys.iter().map(|k| &**k))
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        let trim: Vec<(MapKey, usize, bool)> = changed
+            .into_iter()
+            .filter_map(|k| {
+                let h = self.keys.get(k)?;
+                let n = Self::dropped_by_compaction(h, rev);
+                (n > 0).then(|| (MapKey::from_slice(k), n, n == h.len()))
             })
             .collect();
         for (key, n, all) in trim {
@@ -438,7 +433,26 @@ impl Store {
         let below = self.by_rev.partition_point(|(r, _)| *r < rev);
         self.by_rev.drain(..below);
         self.compacted = rev;
+        debug_assert!(
+            (self.keys.values()).all(|h| Self::dropped_by_compaction(h, rev) == 0),
+            "a key the revision index did not name kept history below the compaction"
+        );
         Ok(())
+    }
+
+    /// How many of `history`'s first entries a compaction at `rev` drops. It keeps the newest
+    /// entry at or below `rev` (what a read at `rev` sees) and everything after it; a deletion
+    /// before `rev` hides the key, so it goes too. Every change made at `rev` itself stays,
+    /// because a watcher starting at `rev` must still see them all: a key can change twice in
+    /// one revision (deleted, then put by a nested transaction).
+    fn dropped_by_compaction(history: &[Rev], rev: i64) -> usize {
+        let i = history.partition_point(|r| r.main <= rev);
+        match i.checked_sub(1) {
+            Some(j) if history[j].main == rev => history.partition_point(|r| r.main < rev),
+            Some(j) if history[j].kv.is_some() => j,
+            Some(j) => j + 1,
+            None => 0,
+        }
     }
 
     fn put_in(&mut self, w: &mut Write, req: &PutRequest) -> Result<PutResponse, KvError> {
