@@ -72,6 +72,14 @@ pub enum KvCommand {
 
 impl KvCommand {
     /// The command itself, without the user it runs as.
+    pub fn inner(&self) -> &KvCommand {
+        match self {
+            KvCommand::As { cmd, .. } => cmd.inner(),
+            other => other,
+        }
+    }
+
+    /// The command itself, without the user it runs as, to change.
     pub fn inner_mut(&mut self) -> &mut KvCommand {
         match self {
             KvCommand::As { cmd, .. } => cmd.inner_mut(),

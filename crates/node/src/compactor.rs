@@ -46,19 +46,17 @@ pub struct Compactor {
 impl Compactor {
     /// A compactor following `policy`, starting at tick `now`.
     pub fn new(policy: AutoCompaction, now: u64) -> Self {
-        let mut c = Compactor {
+        Compactor {
             policy,
             samples: VecDeque::new(),
-            next: now,
+            next: now.saturating_add(Self::step(policy)),
             proposed: 0,
-        };
-        c.next = now.saturating_add(c.step());
-        c
+        }
     }
 
     /// Ticks between looks (and between samples).
-    fn step(&self) -> u64 {
-        match self.policy {
+    fn step(policy: AutoCompaction) -> u64 {
+        match policy {
             AutoCompaction::Off => u64::MAX,
             AutoCompaction::Revisions { every, .. } => every.max(1),
             AutoCompaction::Window { keep } => (keep / 10).max(1),
@@ -77,7 +75,7 @@ impl Compactor {
         if self.policy == AutoCompaction::Off || now < self.next {
             return None;
         }
-        self.next = now.saturating_add(self.step());
+        self.next = now.saturating_add(Self::step(self.policy));
         let target = match self.policy {
             AutoCompaction::Off => return None,
             AutoCompaction::Revisions { keep, .. } => revision.saturating_sub(keep.max(0)),

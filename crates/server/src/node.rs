@@ -1088,8 +1088,8 @@ impl Node {
                     let _ = tx.send(result.map_err(Into::into));
                 }
             }
-            Action::Issued(mut op) => {
-                if let KvCommand::Compact(c) = op.inner_mut() {
+            Action::Issued(op) => {
+                if let KvCommand::Compact(c) = op.inner() {
                     tracing::info!(
                         revision = c.revision,
                         "auto-compaction: compacting the history"
