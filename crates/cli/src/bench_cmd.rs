@@ -103,26 +103,6 @@ enum DistArg {
     Zipf,
 }
 
-/// A duration such as `10s`, `500ms`, `2m` or a plain number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (try 10s, 500ms, 2m)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("unknown unit in '{s}': use ms, s or m")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{s}' is not a usable duration"))
-}
-
 /// Options of `synod bench run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -171,10 +151,10 @@ pub struct RunArgs {
     #[arg(long)]
     rate: Option<f64>,
     /// Time run but not recorded.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = synod_server::config::parse_duration)]
     warmup: Duration,
     /// Time recorded.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = synod_server::config::parse_duration)]
     duration: Duration,
     /// Seed of the key choices.
     #[arg(long, default_value_t = 1)]
@@ -210,7 +190,7 @@ pub struct RunArgs {
     user: Option<String>,
     /// Also count completed requests per interval of this length (e.g. 100ms), and print the
     /// median and the lowest interval: how deep a dip a leader change or a snapshot causes.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = synod_server::config::parse_duration)]
     timeline: Option<Duration>,
 }
 
@@ -260,10 +240,10 @@ pub struct CompareArgs {
     #[arg(long)]
     rounds: Option<usize>,
     /// Warm-up per run. Default 1s, or 0.5s with --quick.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = synod_server::config::parse_duration)]
     warmup: Option<Duration>,
     /// Measured time per run. Default 5s, or 2s with --quick.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = synod_server::config::parse_duration)]
     duration: Option<Duration>,
     /// Bytes per value.
     #[arg(long, default_value_t = 256)]
@@ -595,22 +575,5 @@ fn print_compare(r: &CompareReport) {
     }
     if let Some(p) = &r.profile {
         println!("profile of Synod's leader (64-client put): {}", p.display());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("3h").is_err());
-        assert!(parse_duration("-1s").is_err());
     }
 }

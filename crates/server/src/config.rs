@@ -78,6 +78,24 @@ pub enum AutoCompactionConfig {
 /// How often `revision` mode looks, as etcd's.
 pub const REVISION_LOOK: Duration = Duration::from_secs(300);
 
+/// A duration as operators write them: a number with units that `humantime` reads (`500ms`,
+/// `90s`, `5m`, `1h30m`), or a bare number of seconds (`300`, `1.5`), as etcd's TTLs and most
+/// tools' timeouts take one. Negative, non-finite or unreadable input is an error naming it.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        && s.chars().all(|c| c.is_ascii_digit() || c == '.')
+    {
+        let secs: f64 = s
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration (try 10s, 500ms, 5m)"))?;
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{s:?} is not a usable duration"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration (try 10s, 500ms, 5m): {e}"))
+}
+
 impl AutoCompactionConfig {
     /// From etcd's two flags: `mode` is `periodic` or `revision`; `retention` is a revision
     /// count in `revision` mode, and in `periodic` mode a duration (`30m`, `1h`, `90s`) or a
@@ -310,7 +328,21 @@ pub fn url_addr(url: &str) -> Result<SocketAddr, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::url_addr;
+    use super::{parse_duration, url_addr};
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_with_units_or_as_bare_seconds() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("ten").is_err());
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("3x").is_err());
+        assert!(parse_duration("1.2.3").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
 
     #[test]
     fn member_urls_give_their_socket_addresses() {

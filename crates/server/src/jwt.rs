@@ -27,22 +27,13 @@ fn read(option: &str, path: &str) -> Result<Vec<u8>, String> {
     std::fs::read(Path::new(path)).map_err(|e| format!("cannot read {option} {path}: {e}"))
 }
 
-/// A duration as etcd writes them: `300s`, `5m`, `1h`, or bare seconds.
+/// A token's lifetime as etcd writes it (`300s`, `5m`, `1h`, or bare seconds); never zero.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("ttl={s} is not a duration like 5m"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("ttl={s} is not a duration like 5m")),
-    };
-    if secs == 0 {
+    let ttl = crate::config::parse_duration(s).map_err(|e| format!("ttl={s}: {e}"))?;
+    if ttl.is_zero() {
         return Err("ttl must be positive".into());
     }
-    Ok(Duration::from_secs(secs))
+    Ok(ttl)
 }
 
 impl JwtKeys {
@@ -164,7 +155,9 @@ mod tests {
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         assert!(parse_duration("5x").is_err());
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("-5m").is_err());
         assert!(parse_duration("m").is_err());
     }
 
