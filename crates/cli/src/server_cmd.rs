@@ -572,11 +572,6 @@ impl ServerArgs {
         if cfg.protocol == ServerProtocol::FastMulti && !cfg.auxiliaries.is_empty() {
             bail!("--auxiliaries: Cheap Paxos runs with --protocol multi");
         }
-        if cfg.protocol == ServerProtocol::FastMulti
-            && cfg.auto_compaction != AutoCompactionConfig::Off
-        {
-            bail!("--auto-compaction-retention: auto-compaction runs with --protocol multi");
-        }
         if cfg.unsafe_local_reads {
             tracing::warn!(
                 "--unsafe-local-reads: linearizable reads are served locally and may be stale"

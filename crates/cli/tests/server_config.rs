@@ -268,13 +268,17 @@ fn auto_compaction_reads_etcds_two_flags_from_flag_env_and_file() {
         ],
         "weekly",
     );
-    refused(
-        &[
-            "--protocol",
-            "fast-multi",
-            "--auto-compaction-retention",
-            "1h",
-        ],
-        "auto-compaction runs with --protocol multi",
+    // Fast Multi-Paxos compacts too.
+    assert_eq!(
+        auto(
+            &[
+                "--protocol",
+                "fast-multi",
+                "--auto-compaction-retention",
+                "1h"
+            ],
+            &[]
+        ),
+        periodic(3600)
     );
 }

@@ -26,7 +26,7 @@ mod reads;
 pub mod record;
 
 pub use aux_node::{AuxNode, AuxRecovered, AUX_CHECKPOINT_RECORDS};
-pub use compactor::AutoCompaction;
+pub use compactor::{AutoCompaction, Compactor};
 pub use lanes::LANES;
 pub use node::{Action, NodeConfig, NodeCore, NodeCounters, UNSYNCED_TAIL_TICKS};
 pub use record::{Checkpoint, LogRecord, Recovered};

@@ -6,7 +6,9 @@
 //! them leave once it is synced, applied commands go to the store and answer their clients.
 //!
 //! Leases expire as in the default mode: the node that leads keeps a lease clock over the
-//! store and proposes each lease's expiry when its TTL ran out without a keep-alive.
+//! store and proposes each lease's expiry when its TTL ran out without a keep-alive. The
+//! key-value history is compacted as there too (`--auto-compaction-retention`): every node
+//! samples the store's revision and the one that leads proposes the compaction, as root.
 //!
 //! What it does not do yet: compact the log (acceptors' votes and the learned log stay for
 //! good, and a restarted node relearns the whole log from its peers), or serve reads without a
@@ -30,8 +32,9 @@ use synod_core::fast_multi::{
 use synod_core::multi::StateMachine;
 use synod_core::quorum::FastQuorum;
 use synod_core::NodeId;
-use synod_kv::{KvCommand, KvOutput, Store};
+use synod_kv::{CompactionRequest, KvCommand, KvOutput, Store, ROOT_USER};
 use synod_node::lease_clock::{fresh_lease_id, LeaseClock};
+use synod_node::Compactor;
 use synod_node::ProposeError;
 use synod_storage::{CommitHandle, GroupCommitter, StorageError, StorageOptions, WalOptions};
 use tokio::sync::{mpsc, oneshot};
@@ -130,6 +133,7 @@ pub struct FastNode {
     pumped_revision: i64,
     progress_ticks: u64,
     leases: LeaseClock,
+    compactor: Compactor,
     published: Arc<crate::node::Published>,
 }
 
@@ -216,6 +220,7 @@ impl FastNode {
             progress_ticks: (cfg.watch_progress_interval.as_millis() / cfg.tick.as_millis().max(1))
                 .max(1) as u64,
             leases: LeaseClock::new(cfg.tick, cfg.election_ticks.1 * 2),
+            compactor: Compactor::new(cfg.auto_compaction.in_ticks(cfg.tick), 0),
             published: Arc::default(),
         })
     }
@@ -370,6 +375,16 @@ impl FastNode {
         let leading = self.server.leading().is_some();
         for (id, refreshes) in self.leases.observe(&self.store, leading, self.now) {
             self.propose(&KvCommand::LeaseExpire { id, refreshes });
+        }
+        let (revision, compacted) = (self.store.revision(), self.store.compacted());
+        if let Some(revision) = self
+            .compactor
+            .observe(revision, compacted, leading, self.now)
+        {
+            tracing::info!(revision, "auto-compaction: compacting the history");
+            // As root, as the default mode's: with auth on, a compaction needs a known user.
+            let cmd = KvCommand::Compact(CompactionRequest { revision });
+            self.propose(&cmd.run_as(Some(ROOT_USER.into())));
         }
     }
 
