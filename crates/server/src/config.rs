@@ -83,9 +83,7 @@ pub const REVISION_LOOK: Duration = Duration::from_secs(300);
 /// tools' timeouts take one. Negative, non-finite or unreadable input is an error naming it.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if s.starts_with(|c: char| c.is_ascii_digit() || c == '.')
-        && s.chars().all(|c| c.is_ascii_digit() || c == '.')
-    {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == '.') {
         let secs: f64 = s
             .parse()
             .map_err(|_| format!("{s:?} is not a duration (try 10s, 500ms, 5m)"))?;
@@ -337,6 +335,8 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration(".5"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("").is_err());
         assert!(parse_duration("ten").is_err());
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("3x").is_err());
