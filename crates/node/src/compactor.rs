@@ -7,6 +7,7 @@
 //! leader can go on where the old one stopped.
 
 use std::collections::VecDeque;
+use synod_kv::{CompactionRequest, KvCommand, Store, ROOT_USER};
 
 /// What auto-compaction keeps, in node ticks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,6 +62,14 @@ impl Compactor {
             AutoCompaction::Revisions { every, .. } => every.max(1),
             AutoCompaction::Window { keep } => (keep / 10).max(1),
         }
+    }
+
+    /// Called every tick with the node's `store`: the command this node, if `leading`, should
+    /// propose now. It runs as root, as etcd's own compactor: with auth on, a compaction needs
+    /// a known user.
+    pub fn due(&mut self, store: &Store, leading: bool, now: u64) -> Option<KvCommand> {
+        let revision = self.observe(store.revision(), store.compacted(), leading, now)?;
+        Some(KvCommand::Compact(CompactionRequest { revision }).run_as(Some(ROOT_USER.into())))
     }
 
     /// Called every tick with the store's `revision` and `compacted` revision: the revision

@@ -15,7 +15,7 @@ use synod_core::multi::{
 };
 use synod_core::quorum::QuorumSpec;
 use synod_core::{NodeId, PlantedBug};
-use synod_kv::{CompactionRequest, KvCommand, KvOutput, RangeRequest, Store, ROOT_USER};
+use synod_kv::{KvCommand, KvOutput, RangeRequest, Store};
 
 type Fx = MultiEffects<KvCommand, KvOutput>;
 
@@ -493,11 +493,8 @@ impl NodeCore {
             self.submit(None, KvCommand::LeaseExpire { id, refreshes });
         }
         let store = self.replica.state_machine();
-        let due = (self.compactor).observe(store.revision(), store.compacted(), leading, self.now);
-        if let Some(revision) = due {
-            // As root, as etcd's own compactor: with auth on, a compaction needs a known user.
-            let cmd = KvCommand::Compact(CompactionRequest { revision });
-            self.submit(None, cmd.run_as(Some(ROOT_USER.into())));
+        if let Some(cmd) = self.compactor.due(store, leading, self.now) {
+            self.submit(None, cmd);
         }
         // A read whose confirmation round never completes (a leader cut off from its quorum)
         // times out like a proposal.

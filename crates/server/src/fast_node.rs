@@ -32,7 +32,7 @@ use synod_core::fast_multi::{
 use synod_core::multi::StateMachine;
 use synod_core::quorum::FastQuorum;
 use synod_core::NodeId;
-use synod_kv::{CompactionRequest, KvCommand, KvOutput, Store, ROOT_USER};
+use synod_kv::{KvCommand, KvOutput, Store};
 use synod_node::lease_clock::{fresh_lease_id, LeaseClock};
 use synod_node::Compactor;
 use synod_node::ProposeError;
@@ -376,15 +376,14 @@ impl FastNode {
         for (id, refreshes) in self.leases.observe(&self.store, leading, self.now) {
             self.propose(&KvCommand::LeaseExpire { id, refreshes });
         }
-        let (revision, compacted) = (self.store.revision(), self.store.compacted());
-        if let Some(revision) = self
-            .compactor
-            .observe(revision, compacted, leading, self.now)
-        {
-            tracing::info!(revision, "auto-compaction: compacting the history");
-            // As root, as the default mode's: with auth on, a compaction needs a known user.
-            let cmd = KvCommand::Compact(CompactionRequest { revision });
-            self.propose(&cmd.run_as(Some(ROOT_USER.into())));
+        if let Some(cmd) = self.compactor.due(&self.store, leading, self.now) {
+            if let KvCommand::Compact(c) = cmd.inner() {
+                tracing::info!(
+                    revision = c.revision,
+                    "auto-compaction: compacting the history"
+                );
+            }
+            self.propose(&cmd);
         }
     }
 
