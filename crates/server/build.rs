@@ -5,6 +5,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     tonic_prost_build::configure()
         .build_client(false)
+        // A stored value is shared with the store (`bytes::Bytes`): a range or watch answer
+        // counts a reference to it instead of copying it out for the encoder.
+        .bytes(".mvccpb.KeyValue.value")
         .compile_protos(
             &[
                 "proto/etcdserverpb/rpc.proto",

@@ -54,7 +54,7 @@ fn main() {
         let req = PutRequest {
             // An odd multiplier permutes the 64-bit numbers: distinct keys, scattered.
             key: format!("{:016x}", (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).into_bytes(),
-            value: vec![b'v'; value_size],
+            value: vec![b'v'; value_size].into(),
             ..PutRequest::default()
         };
         if let Err(e) = store.put(&req) {

@@ -25,7 +25,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn put(store: &mut Store, key: u64, value_size: usize) {
     let req = PutRequest {
         key: format!("{key:016x}").into_bytes(),
-        value: vec![7; value_size],
+        value: vec![7; value_size].into(),
         ..Default::default()
     };
     if let Err(e) = store.put(&req) {

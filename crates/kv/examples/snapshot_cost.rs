@@ -77,7 +77,7 @@ fn main() {
     for _ in 0..keys {
         let req = PutRequest {
             key: format!("{:016x}", xorshift(&mut x)).into_bytes(),
-            value: vec![7; value_size],
+            value: vec![7; value_size].into(),
             ..Default::default()
         };
         if let Err(e) = store.put(&req) {

@@ -874,7 +874,7 @@ mod store_tests {
     fn put(key: &str) -> KvCommand {
         KvCommand::Put(PutRequest {
             key: key.into(),
-            value: b"v".to_vec(),
+            value: b"v".to_vec().into(),
             ..Default::default()
         })
     }

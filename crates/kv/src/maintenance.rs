@@ -170,7 +170,7 @@ mod tests {
     fn put(k: &str, v: &str) -> KvCommand {
         KvCommand::Put(PutRequest {
             key: k.into(),
-            value: v.into(),
+            value: v.to_string().into(),
             ..Default::default()
         })
     }

@@ -663,7 +663,7 @@ mod tests {
                 let value = vec![i as u8; (x % 40) as usize];
                 s.put(&PutRequest {
                     key,
-                    value,
+                    value: value.into(),
                     ..Default::default()
                 })
                 .unwrap();
@@ -697,13 +697,36 @@ mod tests {
         assert!(Store::restore(&bytes).is_err());
     }
 
+    /// The log keeps a put until the next snapshot: the store holds the put's own value bytes,
+    /// not a copy of them, and a put that keeps the value keeps the same bytes too.
+    #[test]
+    fn a_put_shares_its_value_with_the_store() {
+        let mut s = Store::default();
+        let req = PutRequest {
+            key: b"k".to_vec(),
+            value: vec![7; 256].into(),
+            ..Default::default()
+        };
+        s.put(&req).unwrap();
+        let stored = s.get(b"k").unwrap().value.clone();
+        assert_eq!(stored.as_ptr(), req.value.as_ptr());
+        s.put(&PutRequest {
+            key: b"k".to_vec(),
+            ignore_value: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let kept = s.get(b"k").unwrap();
+        assert_eq!((kept.version, kept.value.as_ptr()), (2, req.value.as_ptr()));
+    }
+
     #[test]
     fn a_shared_copy_does_not_see_later_writes() {
         let mut s = Store::default();
         let put = |s: &mut Store, v: &str| {
             s.put(&PutRequest {
                 key: b"k".to_vec(),
-                value: v.into(),
+                value: v.to_string().into(),
                 ..Default::default()
             })
             .unwrap()
@@ -712,8 +735,8 @@ mod tests {
         let copy = s.shared_copy();
         put(&mut s, "after");
         let latest = |s: &Store| s.get(b"k").map(|kv| kv.value.clone());
-        assert_eq!(latest(&copy), Some(b"before".to_vec()));
-        assert_eq!(latest(&s), Some(b"after".to_vec()));
+        assert_eq!(latest(&copy), Some(bytes::Bytes::from_static(b"before")));
+        assert_eq!(latest(&s), Some(bytes::Bytes::from_static(b"after")));
     }
 
     #[test]
@@ -741,7 +764,7 @@ mod tests {
         assert_eq!(s.keys.get(&b"kept"[..]).map(|h| h.len()), Some(1));
         s.put(&PutRequest {
             key: b"kept".to_vec(),
-            value: b"3".to_vec(),
+            value: b"3".to_vec().into(),
             ..Default::default()
         })
         .unwrap();

@@ -29,7 +29,7 @@ pub fn compare_holds<'a>(
             CompareTarget::Create(v) => kv.create_revision.cmp(v),
             CompareTarget::Mod(v) => kv.mod_revision.cmp(v),
             CompareTarget::Lease(v) => kv.lease.cmp(v),
-            CompareTarget::Value(v) => kv.value.as_slice().cmp(v.as_slice()),
+            CompareTarget::Value(v) => kv.value[..].cmp(v.as_slice()),
         };
         relation(c.result, ord)
     })

@@ -2,6 +2,7 @@
 //! them field by field. They are also the commands carried in the replicated log. Byte strings
 //! are serialized as such (`serde_bytes`), in one copy rather than element by element.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// A key's current (or historical) value and its revisions.
@@ -16,9 +17,9 @@ pub struct KeyValue {
     pub mod_revision: i64,
     /// Writes since creation: 1 after the first put.
     pub version: i64,
-    /// The value.
-    #[serde(with = "serde_bytes")]
-    pub value: Vec<u8>,
+    /// The value. Shared with the put that wrote it: the log keeps that put until the next
+    /// snapshot, and a copy of each value there cost a node up to a store's worth of values.
+    pub value: Bytes,
     /// The lease the key is attached to (0: none).
     pub lease: i64,
 }
@@ -101,9 +102,9 @@ pub struct PutRequest {
     /// The key.
     #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
-    /// The value.
-    #[serde(with = "serde_bytes")]
-    pub value: Vec<u8>,
+    /// The value (one allocation of its own, never a slice of a larger buffer: the store
+    /// keeps it).
+    pub value: Bytes,
     /// Attach to this lease (0: none).
     pub lease: i64,
     /// Return the previous key-value.

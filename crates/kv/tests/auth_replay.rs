@@ -80,7 +80,7 @@ fn command() -> impl Strategy<Value = KvCommand> {
         auth_command().prop_map(KvCommand::Auth),
         (key(), any::<u8>()).prop_map(|(key, v)| KvCommand::Put(PutRequest {
             key,
-            value: vec![v],
+            value: vec![v].into(),
             prev_kv: v % 2 == 0,
             ..Default::default()
         })),

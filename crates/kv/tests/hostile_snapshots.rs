@@ -15,7 +15,7 @@ fn sample() -> Vec<u8> {
     for i in 0..40u32 {
         let put = PutRequest {
             key: format!("key-{}", i % 13).into_bytes(),
-            value: vec![i as u8; (i % 9) as usize],
+            value: vec![i as u8; (i % 9) as usize].into(),
             lease: if i % 5 == 0 { 7 } else { 0 },
             ..Default::default()
         };
@@ -98,7 +98,7 @@ fn works(mut s: Store) {
     let _ = s.range(&all);
     let _ = s.put(&PutRequest {
         key: b"after".to_vec(),
-        value: b"v".to_vec(),
+        value: b"v".to_vec().into(),
         ..Default::default()
     });
     let bytes = s.snapshot();

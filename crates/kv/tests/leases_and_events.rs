@@ -8,7 +8,7 @@ use synod_kv::*;
 fn put_lease(s: &mut Store, k: &str, v: &str, lease: i64) -> Result<PutResponse, KvError> {
     s.put(&PutRequest {
         key: k.into(),
-        value: v.into(),
+        value: v.to_string().into(),
         lease,
         ..Default::default()
     })
@@ -157,7 +157,7 @@ fn events_carry_kind_prev_kv_and_revision_order() {
                 e.kind,
                 e.kv.key.as_slice(),
                 e.kv.mod_revision,
-                e.prev_kv.as_ref().map(|p| p.value.as_slice()),
+                e.prev_kv.as_ref().map(|p| &p.value[..]),
             )
         })
         .collect();
@@ -267,7 +267,7 @@ proptest! {
         let mut s = Store::new();
         for o in &ops {
             match o {
-                Op::Put(k, v) => { s.put(&PutRequest { key: vec![b'k', *k], value: vec![*v], ..Default::default() }).unwrap(); }
+                Op::Put(k, v) => { s.put(&PutRequest { key: vec![b'k', *k], value: vec![*v].into(), ..Default::default() }).unwrap(); }
                 Op::Del(k) => { s.delete_range(&DeleteRangeRequest { key: vec![b'k', *k], ..Default::default() }).unwrap(); }
                 Op::DelAll => { s.delete_range(&DeleteRangeRequest { key: vec![0], range_end: vec![0], ..Default::default() }).unwrap(); }
                 Op::Compact(f) => {

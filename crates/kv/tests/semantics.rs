@@ -6,7 +6,7 @@ use synod_kv::*;
 fn put(s: &mut Store, k: &str, v: &str) -> PutResponse {
     s.put(&PutRequest {
         key: k.into(),
-        value: v.into(),
+        value: v.to_string().into(),
         prev_kv: true,
         ..Default::default()
     })
@@ -38,7 +38,7 @@ fn revisions_versions_and_recreation() {
     let kv = s.get(b"a").unwrap().clone();
     assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (2, 2, 1));
     let prev = put(&mut s, "a", "2").prev_kv.unwrap();
-    assert_eq!(prev.value, b"1");
+    assert_eq!(prev.value, &b"1"[..]);
     let kv = s.get(b"a").unwrap().clone();
     assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (2, 3, 2));
     let d = s
@@ -49,7 +49,7 @@ fn revisions_versions_and_recreation() {
         })
         .unwrap();
     assert_eq!((d.deleted, s.revision()), (1, 4));
-    assert_eq!(d.prev_kvs[0].value, b"2");
+    assert_eq!(d.prev_kvs[0].value, &b"2"[..]);
     put(&mut s, "a", "3");
     let kv = s.get(b"a").unwrap().clone();
     assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (5, 5, 1));
@@ -72,12 +72,12 @@ fn reads_travel_in_time_within_bounds() {
     let mut s = Store::new();
     put(&mut s, "k", "v1"); // rev 2
     put(&mut s, "k", "v2"); // rev 3
-    assert_eq!(get_at(&s, "k", 2).unwrap().unwrap().value, b"v1");
+    assert_eq!(get_at(&s, "k", 2).unwrap().unwrap().value, &b"v1"[..]);
     assert_eq!(get_at(&s, "k", 1).unwrap(), None);
     assert_eq!(get_at(&s, "k", 4), Err(KvError::FutureRevision));
     s.compact(&CompactionRequest { revision: 3 }).unwrap();
     assert_eq!(get_at(&s, "k", 2), Err(KvError::Compacted));
-    assert_eq!(get_at(&s, "k", 3).unwrap().unwrap().value, b"v2");
+    assert_eq!(get_at(&s, "k", 3).unwrap().unwrap().value, &b"v2"[..]);
     assert_eq!(
         s.compact(&CompactionRequest { revision: 3 }),
         Err(KvError::Compacted)
@@ -128,7 +128,7 @@ fn ranges_prefixes_limits_counts_and_sorting() {
             ..prefix("foo/")
         })
         .unwrap();
-    assert_eq!(r.kvs[0].value, b"3");
+    assert_eq!(r.kvs[0].value, &b"3"[..]);
 
     let r = s
         .range(&RangeRequest {
@@ -185,7 +185,7 @@ fn cas(key: &str, expected: &str, new: &str) -> TxnRequest {
         }],
         success: vec![RequestOp::Put(PutRequest {
             key: key.into(),
-            value: new.into(),
+            value: new.to_string().into(),
             ..Default::default()
         })],
         failure: vec![RequestOp::Range(RangeRequest {
@@ -201,13 +201,13 @@ fn compare_and_set_takes_one_branch() {
     put(&mut s, "k", "a");
     let t = s.txn(&cas("k", "a", "b")).unwrap();
     assert!(t.succeeded);
-    assert_eq!(s.get(b"k").unwrap().value, b"b");
+    assert_eq!(s.get(b"k").unwrap().value, &b"b"[..]);
     let rev = s.revision();
     let t = s.txn(&cas("k", "a", "c")).unwrap();
     assert!(!t.succeeded);
     assert_eq!(s.revision(), rev, "a read-only branch creates no revision");
     match &t.responses[0] {
-        ResponseOp::Range(r) => assert_eq!(r.kvs[0].value, b"b"),
+        ResponseOp::Range(r) => assert_eq!(r.kvs[0].value, &b"b"[..]),
         other => panic!("{other:?}"),
     }
 }
@@ -252,7 +252,7 @@ fn one_txn_one_revision_and_all_or_nothing() {
     let p = |k: &str| {
         RequestOp::Put(PutRequest {
             key: k.into(),
-            value: b"v".to_vec(),
+            value: b"v".to_vec().into(),
             ..Default::default()
         })
     };
@@ -308,7 +308,7 @@ fn reads_inside_a_txn_see_its_earlier_writes_and_nested_txns_share_the_revision(
         success: vec![
             RequestOp::Put(PutRequest {
                 key: "a".into(),
-                value: b"1".to_vec(),
+                value: b"1".to_vec().into(),
                 ..Default::default()
             }),
             RequestOp::Range(RangeRequest {
@@ -318,7 +318,7 @@ fn reads_inside_a_txn_see_its_earlier_writes_and_nested_txns_share_the_revision(
             RequestOp::Txn(TxnRequest {
                 success: vec![RequestOp::Put(PutRequest {
                     key: "b".into(),
-                    value: b"2".to_vec(),
+                    value: b"2".to_vec().into(),
                     ..Default::default()
                 })],
                 ..Default::default()
@@ -328,7 +328,7 @@ fn reads_inside_a_txn_see_its_earlier_writes_and_nested_txns_share_the_revision(
     };
     let r = s.txn(&t).unwrap();
     match &r.responses[1] {
-        ResponseOp::Range(rr) => assert_eq!(rr.kvs[0].value, b"1"),
+        ResponseOp::Range(rr) => assert_eq!(rr.kvs[0].value, &b"1"[..]),
         other => panic!("{other:?}"),
     }
     assert_eq!(s.revision(), 2);
@@ -393,7 +393,7 @@ fn apply(s: &mut Store, o: &Op) {
         Op::Put(k, v) => {
             s.put(&PutRequest {
                 key: vec![b'k', *k],
-                value: vec![*v],
+                value: vec![*v].into(),
                 ..Default::default()
             })
             .unwrap();
@@ -416,7 +416,7 @@ fn apply(s: &mut Store, o: &Op) {
         Op::DelThenPut(k, v) => {
             let put = RequestOp::Put(PutRequest {
                 key: vec![b'k', *k],
-                value: vec![*v],
+                value: vec![*v].into(),
                 ..Default::default()
             });
             let nested = RequestOp::Txn(TxnRequest {
@@ -470,11 +470,11 @@ proptest! {
         let mut s = Store::new();
         for o in &ops {
             match o {
-                Op::Put(k, v) => { s.put(&PutRequest { key: vec![b'k', *k], value: vec![*v], ..Default::default() }).unwrap(); }
+                Op::Put(k, v) => { s.put(&PutRequest { key: vec![b'k', *k], value: vec![*v].into(), ..Default::default() }).unwrap(); }
                 Op::Del(k) => { s.delete_range(&DeleteRangeRequest { key: vec![b'k', *k], ..Default::default() }).unwrap(); }
                 Op::DelAll => { s.delete_range(&DeleteRangeRequest { key: vec![0], range_end: vec![0], ..Default::default() }).unwrap(); }
                 Op::DelThenPut(k, v) => {
-                    let put = RequestOp::Put(PutRequest { key: vec![b'k', *k], value: vec![*v], ..Default::default() });
+                    let put = RequestOp::Put(PutRequest { key: vec![b'k', *k], value: vec![*v].into(), ..Default::default() });
                     let nested = RequestOp::Txn(TxnRequest { success: vec![put], ..Default::default() });
                     let del = RequestOp::DeleteRange(DeleteRangeRequest { key: vec![b'k', *k], ..Default::default() });
                     s.txn(&TxnRequest { success: vec![del, nested], ..Default::default() }).unwrap();
@@ -529,7 +529,7 @@ fn the_live_key_count_follows_puts_deletes_failed_transactions_and_restores() {
     });
     let new_key = RequestOp::Put(PutRequest {
         key: b"c".to_vec(),
-        value: b"1".to_vec(),
+        value: b"1".to_vec().into(),
         ..Default::default()
     });
     let delete = RequestOp::DeleteRange(DeleteRangeRequest {
@@ -561,7 +561,7 @@ fn a_snapshot_restores_history_revisions_and_compaction() {
     s.compact(&CompactionRequest { revision: 3 }).unwrap();
     let back = Store::restore(&s.snapshot()).unwrap();
     assert_eq!(back, s);
-    assert_eq!(get_at(&back, "a", 3).unwrap().unwrap().value, b"2");
+    assert_eq!(get_at(&back, "a", 3).unwrap().unwrap().value, &b"2"[..]);
     assert_eq!(get_at(&back, "a", 2), Err(KvError::Compacted));
     assert!(Store::restore(b"garbage").is_err());
 }
@@ -646,10 +646,10 @@ fn a_snapshot_taken_later_holds_the_state_when_it_was_begun() {
     let bytes = later.to_vec(&mut |_| {});
     assert_eq!(bytes, now);
     let restored = Store::restore(&bytes).unwrap();
-    assert_eq!(restored.get(b"a").unwrap().value, b"1");
+    assert_eq!(restored.get(b"a").unwrap().value, &b"1"[..]);
     assert!(restored.get(b"c").is_none());
-    assert_eq!(get_at(&restored, "a", 2).unwrap().unwrap().value, b"1");
-    assert_eq!(s.get(b"a").unwrap().value, b"2");
+    assert_eq!(get_at(&restored, "a", 2).unwrap().unwrap().value, &b"1"[..]);
+    assert_eq!(s.get(b"a").unwrap().value, &b"2"[..]);
 }
 
 #[test]
@@ -665,7 +665,7 @@ fn versions_lists_every_write_kept_and_not_deletions() {
     .unwrap();
     let mut vals: Vec<String> = s
         .versions()
-        .map(|kv| String::from_utf8(kv.value.clone()).unwrap())
+        .map(|kv| String::from_utf8(kv.value.to_vec()).unwrap())
         .collect();
     vals.sort();
     assert_eq!(vals, vec!["1", "2", "3"]);
@@ -732,10 +732,7 @@ fn a_put_may_keep_the_value_or_the_lease_it_replaces() {
     })
     .unwrap();
     let kv = s.get(b"k").unwrap();
-    assert_eq!(
-        (kv.value.as_slice(), kv.lease, kv.version),
-        (&b"v1"[..], 0, 2)
-    );
+    assert_eq!((&kv.value[..], kv.lease, kv.version), (&b"v1"[..], 0, 2));
     s.put(&PutRequest {
         key: "k".into(),
         value: "v3".into(),
@@ -758,7 +755,7 @@ fn a_put_may_keep_the_value_or_the_lease_it_replaces() {
     })
     .unwrap();
     let kv = s.get(b"k").unwrap();
-    assert_eq!((kv.value.as_slice(), kv.lease), (&b"v4"[..], 9));
+    assert_eq!((&kv.value[..], kv.lease), (&b"v4"[..], 9));
     // Nothing to keep: refused.
     let missing = PutRequest {
         key: "nope".into(),

@@ -283,7 +283,7 @@ mod tests {
     fn accept() -> Persist<KvCommand> {
         let put = KvCommand::Put(PutRequest {
             key: b"k".to_vec(),
-            value: vec![7; 300],
+            value: vec![7; 300].into(),
             ..Default::default()
         });
         Persist::Accept {

@@ -174,7 +174,7 @@ mod tests {
         for i in 0..20u8 {
             s.apply(&KvCommand::Put(PutRequest {
                 key: vec![b'k', i],
-                value: vec![i; 100],
+                value: vec![i; 100].into(),
                 ..Default::default()
             }));
         }

@@ -1341,7 +1341,7 @@ mod tests {
         let put = |i: u8| {
             KvCommand::Put(PutRequest {
                 key: vec![i],
-                value: vec![i],
+                value: vec![i].into(),
                 ..Default::default()
             })
         };

@@ -183,7 +183,7 @@ impl Api {
             compare: vec![created_at(key, rev)],
             success: vec![RequestOp::Put(PutRequest {
                 key: key.to_vec(),
-                value,
+                value: value.into(),
                 lease,
                 ..Default::default()
             })],
@@ -208,7 +208,7 @@ impl Api {
             compare: vec![created_at(key, 0)],
             success: vec![RequestOp::Put(PutRequest {
                 key: key.to_vec(),
-                value: value.to_vec(),
+                value: value.to_vec().into(),
                 lease,
                 ..Default::default()
             })],

@@ -321,7 +321,7 @@ mod tests {
     fn put(s: &mut Store, k: &str, v: &str) {
         s.put(&PutRequest {
             key: k.into(),
-            value: v.into(),
+            value: v.to_string().into(),
             ..Default::default()
         })
         .unwrap();

@@ -45,7 +45,7 @@ pub fn follower(boot_before: u64, bug: Option<PlantedBug>) -> NodeCore {
 pub fn put(key: &str) -> KvCommand {
     KvCommand::Put(PutRequest {
         key: key.into(),
-        value: b"v".to_vec(),
+        value: b"v".to_vec().into(),
         ..Default::default()
     })
 }

@@ -65,7 +65,7 @@ impl ClientOp {
             ClientOp::Get(k) => Request::Propose(KvCommand::Range(range(k))),
             ClientOp::Put(k, v) => Request::Propose(KvCommand::Put(PutRequest {
                 key: k.as_bytes().to_vec(),
-                value: v.as_bytes().to_vec(),
+                value: v.as_bytes().to_vec().into(),
                 ..Default::default()
             })),
             ClientOp::Cas { key, expected, new } => {
@@ -82,7 +82,7 @@ impl ClientOp {
                     }],
                     success: vec![RequestOp::Put(PutRequest {
                         key: key.as_bytes().to_vec(),
-                        value: new.as_bytes().to_vec(),
+                        value: new.as_bytes().to_vec().into(),
                         ..Default::default()
                     })],
                     failure: Vec::new(),
