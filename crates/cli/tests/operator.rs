@@ -284,8 +284,11 @@ fn a_leader_stopped_by_sigterm_hands_leadership_over_first() {
         log.contains("handed leadership over before stopping"),
         "{log}"
     );
-    // The others lead on without it, and writes go through. (A member that missed the new
-    // leader's prepare reports the old term until the first write's accept reaches it.)
+    // The others agree on the new leader and its term before any write: a member that missed
+    // the new leader's prepare (it won with the stopping leader's promise) knows its term from
+    // its heartbeats. Then writes go through.
+    let (before, _) = agreed_leader(&c, Some(leader));
+    assert_ne!(before, leader);
     until_ok(&[
         "--endpoints",
         &c.endpoints().join(","),

@@ -564,6 +564,38 @@ fn a_leader_steps_down_on_a_higher_ballot_in_a_probe_a_prepare_an_accept_or_a_he
     }
 }
 
+/// A follower that missed a new leader's prepare (the leader won with another acceptor's
+/// promise) and hears only its heartbeats promised nothing new, yet knows the leader's ballot:
+/// that is the term its driver reports beside the leader's id.
+#[test]
+fn a_heartbeat_from_a_higher_ballot_is_the_highest_ballot_seen_without_a_promise() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    let before = net.r(3).promised();
+    let higher = Ballot::new(before.round + 1, 2);
+    let fx = net.r(3).on_message(
+        2,
+        Message::Heartbeat {
+            ballot: higher,
+            commit: 0,
+        },
+    );
+    net.absorb(3, fx);
+    assert_eq!(net.r(3).leader_hint(), Some(2));
+    assert_eq!(net.r(3).promised(), before);
+    assert_eq!(net.r(3).highest_ballot_seen(), higher);
+    // A lower ballot refused changes nothing.
+    let fx = net.r(3).on_message(
+        1,
+        Message::Heartbeat {
+            ballot: before,
+            commit: 0,
+        },
+    );
+    net.absorb(3, fx);
+    assert_eq!(net.r(3).highest_ballot_seen(), higher);
+}
+
 #[test]
 fn a_replica_refuses_a_heartbeat_that_claims_to_come_from_itself() {
     let mut net = Net::new(3);

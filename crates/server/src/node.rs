@@ -143,7 +143,7 @@ impl Published {
     }
 }
 
-/// The raft term etcd clients are shown: it rises with the promised ballot, so on every leader
+/// The raft term etcd clients are shown: it rises with the highest ballot a node has heard of, so on every leader
 /// change, since a new leader's ballot is above its predecessor's. The round alone would not
 /// do: two leaders in turn may share a round, the later one with the higher node id. Node ids
 /// above `max_id` (never a member's) count as `max_id`.
@@ -739,6 +739,14 @@ impl Node {
         self.metrics.watchers.set(self.watchers.len() as i64);
     }
 
+    /// The term this node reports (etcd's raft term): from the highest ballot it has heard
+    /// of, so that a follower that missed its leader's prepare and hears only its heartbeats
+    /// reports the leader's term, not the one it last promised (until a write reached it, it
+    /// reported the old leader's term beside the new leader's id).
+    fn term(&self) -> u64 {
+        raft_term(self.core.replica().highest_ballot_seen(), self.max_id)
+    }
+
     fn status(&self) -> NodeStatus {
         let r = self.core.replica();
         let promised = r.promised();
@@ -751,7 +759,7 @@ impl Node {
             },
             role: format!("{:?}", r.role_kind()).to_lowercase(),
             ballot: promised.to_string(),
-            term: raft_term(promised, self.max_id),
+            term: self.term(),
             commit_index: r.commit_index(),
             applied_index: r.applied_index(),
             revision: r.state_machine().revision(),
@@ -929,8 +937,7 @@ impl Node {
             .rerouted
             .inc_by(c.rerouted - self.exported.rerouted);
         self.exported = c;
-        let term = raft_term(self.core.replica().promised(), self.max_id);
-        self.published.set_term(term);
+        self.published.set_term(self.term());
         self.follow_members();
         if !self.defragments.is_empty() && self.core.checkpoint_idle() {
             for done in self.defragments.drain(..) {

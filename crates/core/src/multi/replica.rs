@@ -213,6 +213,14 @@ impl<S: StateMachine> Replica<S> {
         self.acceptor.promised()
     }
 
+    /// The highest ballot this replica has heard of: its promise, a leader's ballot in a
+    /// heartbeat or read probe (which raises no promise), a candidacy of its own, a refusal's.
+    /// What a driver reports as the term (a follower that missed a new leader's prepare and
+    /// hears only its heartbeats knows its ballot from them, not from its promise).
+    pub fn highest_ballot_seen(&self) -> Ballot {
+        self.seen.max(self.acceptor.promised())
+    }
+
     /// The ballot this replica leads or stands with, if any.
     pub fn ballot(&self) -> Option<Ballot> {
         match &self.role {
