@@ -247,7 +247,23 @@ async fn writer<M: Serialize>(link: Link, mut rx: mpsc::Receiver<M>) {
         }
         tracing::debug!(peer, %addr, "connected to peer");
         loop {
-            let Some(first) = rx.recv().await else { return };
+            // The peer never writes on this connection, so the read side only ever ends: a
+            // peer that stopped or restarted closed it. Reconnect then, rather than when the
+            // next message is written into the dead connection and lost (after a restart that
+            // was a new leader's prepare, or its first accept).
+            let first = tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => m,
+                    None => return,
+                },
+                read = framed.next() => match read {
+                    Some(Ok(_)) => continue,
+                    None | Some(Err(_)) => {
+                        tracing::debug!(peer, "peer closed the connection; reconnecting");
+                        break;
+                    }
+                },
+            };
             let mut ok = framed.feed(encode(&first)).await.is_ok();
             // Batch whatever else is queued into one flush.
             while ok {
@@ -341,4 +357,61 @@ async fn inbound<M: DeserializeOwned, D: Deliver<M>>(
         node.deliver(from, msg);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// Reads one connection's handshake and first message, if one comes within a second.
+    async fn first_message(
+        listener: &TcpListener,
+    ) -> Option<(Framed<TcpStream, LengthDelimitedCodec>, u64)> {
+        let wait = Duration::from_secs(1);
+        let (stream, _) = tokio::time::timeout(wait, listener.accept())
+            .await
+            .ok()?
+            .ok()?;
+        let mut framed = Framed::new(stream, codec());
+        let hello = tokio::time::timeout(wait, framed.next())
+            .await
+            .ok()??
+            .ok()?;
+        assert_eq!(postcard::from_bytes::<NodeId>(&hello).ok(), Some(1));
+        let msg = tokio::time::timeout(wait, framed.next())
+            .await
+            .ok()??
+            .ok()?;
+        Some((framed, postcard::from_bytes(&msg).ok()?))
+    }
+
+    /// A peer that restarts closes the connection a writer holds to it: the writer notices
+    /// and connects again, so the first message after the restart reaches the peer rather
+    /// than the dead connection.
+    #[tokio::test]
+    async fn a_writer_reconnects_once_its_peer_closes_the_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let book = AddressBook::default();
+        book.set(2, listener.local_addr().unwrap());
+        let (tx, rx) = mpsc::channel::<u64>(16);
+        let link = Link {
+            me: 1,
+            peer: 2,
+            book,
+            tls: None,
+            refusals: RefusalLog::default(),
+        };
+        let task = tokio::spawn(writer(link, rx));
+        tx.send(7).await.unwrap();
+        let (framed, first) = first_message(&listener).await.expect("connected");
+        assert_eq!(first, 7);
+        // The peer goes away, and is back before the next message.
+        drop(framed);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tx.send(8).await.unwrap();
+        let (_framed, next) = first_message(&listener).await.expect("reconnected");
+        assert_eq!(next, 8);
+        task.abort();
+    }
 }
