@@ -143,10 +143,10 @@ impl Published {
     }
 }
 
-/// The raft term etcd clients are shown: it rises with the highest ballot a node has heard of, so on every leader
-/// change, since a new leader's ballot is above its predecessor's. The round alone would not
-/// do: two leaders in turn may share a round, the later one with the higher node id. Node ids
-/// above `max_id` (never a member's) count as `max_id`.
+/// The raft term etcd clients are shown: it rises with the highest ballot a node has heard
+/// of, so on every leader change, since a new leader's ballot is above its predecessor's. The
+/// round alone would not do: two leaders in turn may share a round, the later one with the
+/// higher node id. Node ids above `max_id` (never a member's) count as `max_id`.
 pub fn raft_term(ballot: Ballot, max_id: NodeId) -> u64 {
     ballot
         .round
