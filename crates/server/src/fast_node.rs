@@ -377,12 +377,7 @@ impl FastNode {
             self.propose(&KvCommand::LeaseExpire { id, refreshes });
         }
         if let Some(cmd) = self.compactor.due(&self.store, leading, self.now) {
-            if let KvCommand::Compact(c) = cmd.inner() {
-                tracing::info!(
-                    revision = c.revision,
-                    "auto-compaction: compacting the history"
-                );
-            }
+            crate::node::log_auto_compaction(&cmd);
             self.propose(&cmd);
         }
     }

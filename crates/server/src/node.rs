@@ -143,6 +143,16 @@ impl Published {
     }
 }
 
+/// Logs a compaction the node issued itself (auto-compaction; both node loops).
+pub(crate) fn log_auto_compaction(op: &KvCommand) {
+    if let KvCommand::Compact(c) = op.inner() {
+        tracing::info!(
+            revision = c.revision,
+            "auto-compaction: compacting the history"
+        );
+    }
+}
+
 /// The raft term etcd clients are shown: it rises with the highest ballot a node has heard
 /// of, so on every leader change, since a new leader's ballot is above its predecessor's. The
 /// round alone would not do: two leaders in turn may share a round, the later one with the
@@ -1095,14 +1105,7 @@ impl Node {
                     let _ = tx.send(result.map_err(Into::into));
                 }
             }
-            Action::Issued(op) => {
-                if let KvCommand::Compact(c) = op.inner() {
-                    tracing::info!(
-                        revision = c.revision,
-                        "auto-compaction: compacting the history"
-                    );
-                }
-            }
+            Action::Issued(op) => log_auto_compaction(&op),
             Action::Chosen { .. } => {}
             Action::Applied { value, .. } => {
                 self.metrics.applied.inc();
