@@ -78,11 +78,13 @@ impl Store {
                 };
                 let first = h.partition_point(|r| r.main < rev);
                 for i in (first..h.len()).take_while(|&i| h[i].main == rev) {
-                    let prev_kv = i.checked_sub(1).and_then(|j| h[j].kv.as_deref().cloned());
+                    let prev_kv = i
+                        .checked_sub(1)
+                        .and_then(|j| Some(h[j].kv.as_ref()?.to_kv(key, h[j].main)));
                     let event = match &h[i].kv {
                         Some(kv) => Event {
                             kind: EventKind::Put,
-                            kv: KeyValue::clone(kv),
+                            kv: kv.to_kv(key, rev),
                             prev_kv,
                         },
                         None => Event {

@@ -2,8 +2,8 @@
 //! of the entries in key order), made with fewer stalls.
 //!
 //! At a million keys the encode spent most of its time waiting for memory: each entry leads
-//! through up to five heap objects made at different times (the key's history, the history's
-//! spilled entries, each revision's `KeyValue`, its key and its value), and a walk that
+//! through up to four heap objects made at different times (the key's history, the history's
+//! spilled entries, each revision's stored value and its value bytes), and a walk that
 //! follows them one entry after another waits for each in turn. This walk takes the entries a
 //! batch at a time and touches each level of the batch's objects before it encodes any: the
 //! loads of one level do not depend on each other, so the processor has many of them in
@@ -13,7 +13,8 @@
 //! Keys are encoded and decoded as byte strings rather than byte by byte (a `SmallVec`
 //! serializes as a sequence); postcard writes both as the length followed by the bytes.
 
-use crate::store::{History, MapKey};
+use crate::history::{History, HistoryOf, Keyed};
+use crate::store::MapKey;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use std::sync::Arc;
@@ -38,7 +39,7 @@ pub(crate) fn serialize<S: Serializer>(
         }
         touch(&batch);
         for (key, history) in &batch {
-            map.serialize_entry(serde_bytes::Bytes::new(key), history)?;
+            map.serialize_entry(serde_bytes::Bytes::new(key), &Keyed(key, history))?;
         }
     }
     map.end()
@@ -55,7 +56,7 @@ fn touch(batch: &[(&MapKey, &Arc<History>)]) {
     for (_, history) in batch {
         sum = sum.wrapping_add(history.first().map_or(0, |rev| rev.main as usize));
     }
-    // Each revision's `KeyValue`.
+    // Each revision's stored value.
     for (_, history) in batch {
         for rev in history.iter() {
             if let Some(kv) = &rev.kv {
@@ -63,12 +64,11 @@ fn touch(batch: &[(&MapKey, &Arc<History>)]) {
             }
         }
     }
-    // The key's and the value's bytes.
+    // The value's bytes.
     for (_, history) in batch {
         for rev in history.iter() {
             if let Some(kv) = &rev.kv {
-                let first = |b: &[u8]| b.first().copied().unwrap_or(0) as usize;
-                sum = sum.wrapping_add(first(&kv.key) + first(&kv.value));
+                sum = sum.wrapping_add(kv.value.first().copied().unwrap_or(0) as usize);
             }
         }
     }
@@ -99,8 +99,9 @@ impl<'de> Visitor<'de> for Entries {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
         let mut entries = Vec::with_capacity(access.size_hint().unwrap_or(0).min(RESERVE_MAX));
-        while let Some((key, history)) = access.next_entry::<Key, Arc<History>>()? {
-            entries.push((key.0, history));
+        while let Some(Key(key)) = access.next_key::<Key>()? {
+            let history = access.next_value_seed(HistoryOf(&key))?;
+            entries.push((key, history));
         }
         Ok(imbl::OrdMap::from(entries))
     }

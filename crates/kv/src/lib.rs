@@ -7,6 +7,7 @@
 mod auth;
 mod error;
 mod events;
+mod history;
 mod keys_encode;
 mod lease;
 mod machine;

@@ -10,7 +10,9 @@ const FIRST_WRITE: i64 = 2;
 
 impl Store {
     /// Checks the rules every write keeps: revisions within the store's, each key's history
-    /// non-empty and in order, each value stamped with its key and the revision it is at.
+    /// non-empty and in order, each value created no later than it was written, with a
+    /// version and a lease that can be. (Whether each value was encoded with its own key and
+    /// revision was checked as it was decoded.)
     pub(crate) fn check_restored(&self) -> Result<(), String> {
         if self.revision < 1 || self.compacted < 0 || self.compacted > self.revision {
             return Err(format!(
@@ -19,13 +21,13 @@ impl Store {
             ));
         }
         for (key, history) in self.keys.iter() {
-            self.check_history(key, history)
+            self.check_history(history)
                 .map_err(|e| format!("key {:?}: {e}", String::from_utf8_lossy(key)))?;
         }
         Ok(())
     }
 
-    fn check_history(&self, key: &[u8], history: &History) -> Result<(), String> {
+    fn check_history(&self, history: &History) -> Result<(), String> {
         if history.is_empty() {
             return Err("an empty history".into());
         }
@@ -42,11 +44,11 @@ impl Store {
                 return Err(format!("revision {at:?} after {last:?}"));
             }
             last = Some(at);
+            // The key and the mod revision each value was encoded with were checked as the
+            // snapshot was decoded (`history::HistoryOf`).
             if let Some(kv) = &rev.kv {
-                if kv.key != key
-                    || kv.mod_revision != rev.main
-                    || kv.create_revision < FIRST_WRITE
-                    || kv.create_revision > kv.mod_revision
+                if kv.create_revision < FIRST_WRITE
+                    || kv.create_revision > rev.main
                     || kv.version < 1
                     || kv.lease < 0
                 {
@@ -60,7 +62,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{History, Rev, Store};
+    use crate::store::{History, Rev, Store, StoredValue};
     use crate::PutRequest;
     use std::sync::Arc;
 
@@ -87,10 +89,11 @@ mod tests {
     }
 
     /// `store()` with the value of `a`'s latest entry changed by `change`.
-    fn with_value(change: impl FnOnce(&mut crate::KeyValue)) -> Store {
+    /// `change` is given the entry's revision too.
+    fn with_value(change: impl FnOnce(&mut StoredValue, i64)) -> Store {
         with_history(|h| {
-            let kv = h.last_mut().unwrap().kv.as_mut().unwrap();
-            change(Arc::make_mut(kv));
+            let rev = h.last_mut().unwrap();
+            change(Arc::make_mut(rev.kv.as_mut().unwrap()), rev.main);
         })
     }
 
@@ -148,29 +151,18 @@ mod tests {
                     let first = h[0].clone();
                     h[1].main = first.main;
                     h[1].sub = first.sub;
-                    if let Some(kv) = h[1].kv.as_mut() {
-                        Arc::make_mut(kv).mod_revision = first.main;
-                    }
                 }),
             ),
             (
-                "another key's value",
-                with_value(|kv| kv.key = b"b".to_vec()),
-            ),
-            (
-                "a value stamped with another revision",
-                with_value(|kv| kv.mod_revision -= 1),
-            ),
-            (
                 "created at revision 1",
-                with_value(|kv| kv.create_revision = 1),
+                with_value(|kv, _| kv.create_revision = 1),
             ),
             (
                 "created after it was modified",
-                with_value(|kv| kv.create_revision = kv.mod_revision + 1),
+                with_value(|kv, main| kv.create_revision = main + 1),
             ),
-            ("version 0", with_value(|kv| kv.version = 0)),
-            ("a negative lease", with_value(|kv| kv.lease = -1)),
+            ("version 0", with_value(|kv, _| kv.version = 0)),
+            ("a negative lease", with_value(|kv, _| kv.lease = -1)),
         ];
         for (what, s) in cases {
             assert!(s.check_restored().is_err(), "{what} was accepted");

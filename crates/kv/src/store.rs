@@ -2,29 +2,16 @@
 
 use crate::auth::{AuthCommand, AuthState};
 use crate::error::KvError;
+pub(crate) use crate::history::{History, Rev, StoredValue};
 use crate::lease::Lease;
 use crate::maintenance::Alarm;
 use crate::range::KeyRange;
 use crate::txn::{check_duplicates, compare_holds};
 use crate::types::*;
+use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-
-/// One entry of a key's history: a value written at `(main, sub)`, or a deletion (`None`). The
-/// value is shared so that copying a history (copy-on-write, while a snapshot holds it) copies
-/// pointers, not values.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Rev {
-    pub(crate) main: i64,
-    pub(crate) sub: i64,
-    pub(crate) kv: Option<Arc<KeyValue>>,
-}
-
-/// A key's history. Inline room for one entry: most keys of a large store are written once,
-/// and a history kept in a `Vec` would cost a second allocation per key. Encoded as a sequence,
-/// like the `Vec` it replaced, so snapshots keep their bytes.
-pub(crate) type History = smallvec::SmallVec<[Rev; 1]>;
 
 /// A key as the key map holds it: up to 24 bytes inline, so that the comparisons a lookup
 /// makes read the map's own nodes rather than follow a pointer per key (at a million keys a
@@ -231,38 +218,44 @@ impl Store {
         self.len() == 0
     }
 
-    /// The value of `key` visible at revision `at`.
-    fn visible(history: &[Rev], at: i64) -> Option<&KeyValue> {
-        Self::visible_shared(history, at).map(|kv| &**kv)
-    }
-
-    /// As [`Store::visible`], as the shared value (cloning it copies a pointer).
-    fn visible_shared(history: &[Rev], at: i64) -> Option<&Arc<KeyValue>> {
+    /// The value of a key with this history visible at revision `at`, with the revision it
+    /// was written at.
+    fn visible(history: &[Rev], at: i64) -> Option<Visible<'_>> {
         let i = history.partition_point(|r| r.main <= at);
-        history[..i].last().and_then(|r| r.kv.as_ref())
+        let rev = history[..i].last()?;
+        Some(Visible {
+            main: rev.main,
+            value: rev.kv.as_ref()?,
+        })
     }
 
     /// Every version of every key still kept (not compacted away), deletions left out: what
     /// each write left behind, for checking that no write was applied twice.
-    pub fn versions(&self) -> impl Iterator<Item = &KeyValue> + '_ {
-        self.keys
-            .values()
-            .flat_map(|h| h.iter().filter_map(|r| r.kv.as_deref()))
+    pub fn versions(&self) -> impl Iterator<Item = KeyValue> + '_ {
+        self.keys.iter().flat_map(|(key, h)| {
+            h.iter()
+                .filter_map(move |r| Some(r.kv.as_ref()?.to_kv(key, r.main)))
+        })
     }
 
     /// The current version of `key`, if it exists.
-    pub fn get(&self, key: &[u8]) -> Option<&KeyValue> {
-        self.keys.get(key).and_then(|h| Self::visible(h, i64::MAX))
+    pub fn get(&self, key: &[u8]) -> Option<KeyValue> {
+        let (key, h) = self.keys.get_key_value(key)?;
+        Self::visible(h, i64::MAX).map(|v| v.to_kv(key))
     }
 
     /// Keys selected by `range`, as visible at revision `at`.
-    fn scan<'a>(&'a self, range: &KeyRange, at: i64) -> impl Iterator<Item = &'a KeyValue> + 'a {
+    fn scan<'a>(
+        &'a self,
+        range: &KeyRange,
+        at: i64,
+    ) -> impl Iterator<Item = (&'a [u8], Visible<'a>)> + 'a {
         // The map's range holds no borrow of the bounds once made, so they borrow `range`.
         (!range.is_empty())
             .then(|| self.keys.range::<_, [u8]>(range.bounds()))
             .into_iter()
             .flatten()
-            .filter_map(move |(_, h)| Self::visible(h, at))
+            .filter_map(move |(k, h)| Some((&k[..], Self::visible(h, at)?)))
     }
 
     /// Serves a range request (reading as of `req.revision`, or now).
@@ -279,17 +272,17 @@ impl Store {
         };
         let range = KeyRange::new(&req.key, &req.range_end);
         let within = |v: i64, lo: i64, hi: i64| (lo == 0 || v >= lo) && (hi == 0 || v <= hi);
-        let mut kvs: Vec<KeyValue> = self
+        // Sorted and cut to the limit before any is copied out for the answer.
+        let mut kvs: Vec<(&[u8], Visible)> = self
             .scan(&range, at)
-            .filter(|kv| within(kv.mod_revision, req.min_mod_revision, req.max_mod_revision))
-            .filter(|kv| {
+            .filter(|(_, v)| within(v.main, req.min_mod_revision, req.max_mod_revision))
+            .filter(|(_, v)| {
                 within(
-                    kv.create_revision,
+                    v.value.create_revision,
                     req.min_create_revision,
                     req.max_create_revision,
                 )
             })
-            .cloned()
             .collect();
         let count = kvs.len() as i64;
         let order = match (req.sort_order, req.sort_target) {
@@ -298,13 +291,13 @@ impl Store {
             (o, _) => o,
         };
         if order != SortOrder::None {
-            kvs.sort_by(|a, b| {
+            kvs.sort_by(|(ak, a), (bk, b)| {
                 let ord = match req.sort_target {
-                    SortTarget::Key => a.key.cmp(&b.key),
-                    SortTarget::Version => a.version.cmp(&b.version),
-                    SortTarget::Create => a.create_revision.cmp(&b.create_revision),
-                    SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
-                    SortTarget::Value => a.value.cmp(&b.value),
+                    SortTarget::Key => ak.cmp(bk),
+                    SortTarget::Version => a.value.version.cmp(&b.value.version),
+                    SortTarget::Create => a.value.create_revision.cmp(&b.value.create_revision),
+                    SortTarget::Mod => a.main.cmp(&b.main),
+                    SortTarget::Value => a.value.value.cmp(&b.value.value),
                 };
                 if order == SortOrder::Descend {
                     ord.reverse()
@@ -320,9 +313,17 @@ impl Store {
         }
         if req.count_only {
             kvs.clear();
-        } else if req.keys_only {
-            kvs.iter_mut().for_each(|kv| kv.value.clear());
         }
+        let kvs = kvs
+            .into_iter()
+            .map(|(key, v)| {
+                let mut kv = v.to_kv(key);
+                if req.keys_only {
+                    kv.value = Bytes::new();
+                }
+                kv
+            })
+            .collect();
         Ok(RangeResponse { kvs, more, count })
     }
 
@@ -470,24 +471,22 @@ impl Store {
         // Shared, not copied: most puts do not return the previous value.
         let prev = history
             .as_deref()
-            .and_then(|h| Self::visible_shared(h, w.main))
-            .cloned();
+            .and_then(|h| Self::visible(h, w.main))
+            .map(|v| (v.main, v.value.clone()));
         if (req.ignore_value || req.ignore_lease) && prev.is_none() {
             return Err(KvError::KeyNotFound);
         }
         let value = match (&prev, req.ignore_value) {
-            (Some(p), true) => p.value.clone(),
+            (Some((_, p)), true) => p.value.clone(),
             _ => req.value.clone(),
         };
         let lease = match (&prev, req.ignore_lease) {
-            (Some(p), true) => p.lease,
+            (Some((_, p)), true) => p.lease,
             _ => req.lease,
         };
-        let kv = KeyValue {
-            key: req.key.clone(),
-            create_revision: prev.as_ref().map_or(w.main, |p| p.create_revision),
-            mod_revision: w.main,
-            version: prev.as_ref().map_or(1, |p| p.version + 1),
+        let kv = StoredValue {
+            create_revision: prev.as_ref().map_or(w.main, |(_, p)| p.create_revision),
+            version: prev.as_ref().map_or(1, |(_, p)| p.version + 1),
             value,
             lease,
         };
@@ -497,7 +496,9 @@ impl Store {
             None => self.insert_new(MapKey::from_slice(&req.key), rev),
         }
         Ok(PutResponse {
-            prev_kv: prev.filter(|_| req.prev_kv).map(Arc::unwrap_or_clone),
+            prev_kv: prev
+                .filter(|_| req.prev_kv)
+                .map(|(main, p)| p.to_kv(&req.key, main)),
         })
     }
 
@@ -507,7 +508,9 @@ impl Store {
         req: &DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, KvError> {
         let range = KeyRange::new(&req.key, &req.range_end);
-        let gone: Vec<KeyValue> = self.scan(&range, w.main).cloned().collect();
+        let gone: Vec<KeyValue> = (self.scan(&range, w.main))
+            .map(|(key, v)| v.to_kv(key))
+            .collect();
         for kv in &gone {
             self.record(w, kv.key.clone(), None);
         }
@@ -521,7 +524,7 @@ impl Store {
         let succeeded = req.compare.iter().all(|c| {
             compare_holds(
                 c,
-                self.scan(&KeyRange::new(&c.key, &c.range_end), w.main),
+                (self.scan(&KeyRange::new(&c.key, &c.range_end), w.main)).map(|(_, v)| v),
                 c.range_end.is_empty(),
             )
         });
@@ -546,7 +549,7 @@ impl Store {
         })
     }
 
-    fn record(&mut self, w: &mut Write, key: Vec<u8>, kv: Option<KeyValue>) {
+    fn record(&mut self, w: &mut Write, key: Vec<u8>, kv: Option<StoredValue>) {
         let rev = w.stamp(&key, kv);
         // A key that exists (every delete's) costs one walk; `entry` walked twice.
         match self.keys.get_mut(key.as_slice()) {
@@ -574,10 +577,25 @@ impl Store {
     }
 }
 
+/// A value a read sees: the stored value and the revision it was written at (its mod
+/// revision).
+#[derive(Clone, Copy)]
+pub(crate) struct Visible<'a> {
+    pub(crate) main: i64,
+    pub(crate) value: &'a Arc<StoredValue>,
+}
+
+impl Visible<'_> {
+    /// The value as a client sees it, of `key`.
+    pub(crate) fn to_kv(self, key: &[u8]) -> KeyValue {
+        self.value.to_kv(key, self.main)
+    }
+}
+
 impl Write {
     /// The next change of this write, to `key`: stamped `(main, sub)` and noted as touched,
     /// in order.
-    fn stamp(&mut self, key: &[u8], kv: Option<KeyValue>) -> Rev {
+    fn stamp(&mut self, key: &[u8], kv: Option<StoredValue>) -> Rev {
         let rev = Rev {
             main: self.main,
             sub: self.sub,
@@ -599,19 +617,42 @@ mod tests {
     /// written then must still restore.
     #[derive(serde::Serialize)]
     struct EarlierLayout<'a> {
-        keys: BTreeMap<Vec<u8>, Vec<Rev>>,
+        keys: BTreeMap<Vec<u8>, Vec<EarlierRev>>,
         revision: i64,
         compacted: i64,
         leases: &'a BTreeMap<i64, Lease>,
     }
 
+    /// A history entry as it was kept then: with the whole `KeyValue`, key and mod revision
+    /// included.
+    #[derive(serde::Serialize)]
+    struct EarlierRev {
+        main: i64,
+        sub: i64,
+        kv: Option<KeyValue>,
+    }
+
     /// `s` encoded in [`EarlierLayout`].
     fn earlier_layout(s: &Store) -> Vec<u8> {
+        earlier_layout_with(s, |_| {})
+    }
+
+    /// `s` encoded in [`EarlierLayout`], each value changed by `edit` first.
+    fn earlier_layout_with(s: &Store, mut edit: impl FnMut(&mut KeyValue)) -> Vec<u8> {
+        let mut earlier_rev = |k: &[u8], r: &Rev| EarlierRev {
+            main: r.main,
+            sub: r.sub,
+            kv: r.kv.as_ref().map(|v| {
+                let mut kv = v.to_kv(k, r.main);
+                edit(&mut kv);
+                kv
+            }),
+        };
         let earlier = EarlierLayout {
             keys: s
                 .keys
                 .iter()
-                .map(|(k, h)| (k.to_vec(), h.to_vec()))
+                .map(|(k, h)| (k.to_vec(), h.iter().map(|r| earlier_rev(k, r)).collect()))
                 .collect(),
             revision: s.revision,
             compacted: s.compacted,
@@ -680,6 +721,42 @@ mod tests {
             .unwrap();
         assert_eq!(written, bytes);
         assert_eq!(Store::restore(&bytes).unwrap().keys, s.keys);
+    }
+
+    /// Values no longer keep their key and mod revision, which the key map and the history
+    /// entry hold: a snapshot whose values say otherwise cannot be kept as it was encoded, so
+    /// it is refused.
+    #[test]
+    fn a_snapshot_with_a_value_of_another_key_or_revision_is_refused() {
+        let mut s = Store::default();
+        for (k, v) in [("a", "1"), ("b", "2"), ("a", "3")] {
+            s.put(&PutRequest {
+                key: k.into(),
+                value: v.into(),
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        assert!(Store::restore(&earlier_layout(&s)).is_ok());
+        let other_key = earlier_layout_with(&s, |kv| {
+            if kv.key == b"b" {
+                kv.key = b"a".to_vec();
+            }
+        });
+        let other_revision = earlier_layout_with(&s, |kv| {
+            if kv.mod_revision == 4 {
+                kv.mod_revision = 3;
+            }
+        });
+        // Each edit keeps every field's length, so the bytes decode but for the check.
+        // (postcard drops a decoder's own message, so the error cannot say which.)
+        for (what, bytes) in [("key", other_key), ("revision", other_revision)] {
+            assert_eq!(bytes.len(), earlier_layout(&s).len());
+            assert!(
+                Store::restore(&bytes).is_err(),
+                "another {what} was accepted"
+            );
+        }
     }
 
     /// A snapshot can come from a peer: a key count it cannot hold is an error, not an

@@ -2,18 +2,19 @@
 
 use crate::error::KvError;
 use crate::range::KeyRange;
+use crate::store::Visible;
 use crate::types::*;
 use std::collections::BTreeSet;
 
 /// True if `c` holds for the keys it selects (`kvs`). For a single key that does not exist,
 /// version, create and mod revision and lease read as 0, and a value compare is false; for a
 /// range, every existing key must satisfy it.
-pub fn compare_holds<'a>(
+pub(crate) fn compare_holds<'a>(
     c: &Compare,
-    kvs: impl Iterator<Item = &'a KeyValue>,
+    kvs: impl Iterator<Item = Visible<'a>>,
     single: bool,
 ) -> bool {
-    let kvs: Vec<&KeyValue> = kvs.collect();
+    let kvs: Vec<Visible> = kvs.collect();
     if kvs.is_empty() {
         if !single {
             return true;
@@ -25,11 +26,11 @@ pub fn compare_holds<'a>(
     }
     kvs.iter().all(|kv| {
         let ord = match &c.target {
-            CompareTarget::Version(v) => kv.version.cmp(v),
-            CompareTarget::Create(v) => kv.create_revision.cmp(v),
-            CompareTarget::Mod(v) => kv.mod_revision.cmp(v),
-            CompareTarget::Lease(v) => kv.lease.cmp(v),
-            CompareTarget::Value(v) => kv.value[..].cmp(v.as_slice()),
+            CompareTarget::Version(v) => kv.value.version.cmp(v),
+            CompareTarget::Create(v) => kv.value.create_revision.cmp(v),
+            CompareTarget::Mod(v) => kv.main.cmp(v),
+            CompareTarget::Lease(v) => kv.value.lease.cmp(v),
+            CompareTarget::Value(v) => kv.value.value[..].cmp(v.as_slice()),
         };
         relation(c.result, ord)
     })

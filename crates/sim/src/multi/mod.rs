@@ -486,7 +486,7 @@ impl MultiSim {
         };
         let mut seen = BTreeSet::new();
         for kv in core.store().versions() {
-            if !seen.insert((&kv.key, &kv.value)) {
+            if !seen.insert((kv.key.clone(), kv.value.clone())) {
                 return Err(Violation {
                     check: "exactly-once",
                     at: self.world.now,
