@@ -84,11 +84,13 @@ fn command() -> impl Strategy<Value = KvCommand> {
             prev_kv: v % 2 == 0,
             ..Default::default()
         })),
-        (key(), range_end()).prop_map(|(key, range_end)| KvCommand::Range(RangeRequest {
-            key,
-            range_end,
-            ..Default::default()
-        })),
+        (key(), range_end()).prop_map(|(key, range_end)| {
+            KvCommand::Range(Box::new(RangeRequest {
+                key,
+                range_end,
+                ..Default::default()
+            }))
+        }),
         (key(), range_end()).prop_map(|(key, range_end)| {
             KvCommand::DeleteRange(DeleteRangeRequest {
                 key,

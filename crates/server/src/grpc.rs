@@ -136,7 +136,7 @@ impl Api {
             Err(ProposeError::NotLeader) => {}
             Err(e) => return Err(Status::unavailable(e.to_string())),
         }
-        match self.order(user, KvCommand::Range(req)).await? {
+        match self.order(user, KvCommand::Range(Box::new(req))).await? {
             (KvResult::Range(r), h) => Ok((r, h)),
             (other, _) => Err(unexpected(other)),
         }

@@ -62,7 +62,7 @@ impl ClientOp {
         };
         match self {
             ClientOp::Get(k) if index => Request::Read(range(k)),
-            ClientOp::Get(k) => Request::Propose(KvCommand::Range(range(k))),
+            ClientOp::Get(k) => Request::Propose(KvCommand::Range(Box::new(range(k)))),
             ClientOp::Put(k, v) => Request::Propose(KvCommand::Put(PutRequest {
                 key: k.as_bytes().to_vec(),
                 value: v.as_bytes().to_vec().into(),

@@ -159,7 +159,7 @@ impl MultiSim {
                     // layer does.
                     (Err(ProposeError::NotLeader), Some(req)) => {
                         let core = n.core.as_mut().expect("acting node is alive");
-                        core.propose(ticket, KvCommand::Range(req));
+                        core.propose(ticket, KvCommand::Range(Box::new(req)));
                     }
                     (result, _) => self.answer(id, ticket, Answer::Read(result)),
                 }
