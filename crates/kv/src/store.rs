@@ -272,8 +272,7 @@ impl Store {
         };
         let range = KeyRange::new(&req.key, &req.range_end);
         let within = |v: i64, lo: i64, hi: i64| (lo == 0 || v >= lo) && (hi == 0 || v <= hi);
-        // Sorted and cut to the limit before any is copied out for the answer.
-        let mut kvs: Vec<(&[u8], Visible)> = self
+        let mut matches = self
             .scan(&range, at)
             .filter(|(_, v)| within(v.main, req.min_mod_revision, req.max_mod_revision))
             .filter(|(_, v)| {
@@ -282,15 +281,25 @@ impl Store {
                     req.min_create_revision,
                     req.max_create_revision,
                 )
-            })
-            .collect();
-        let count = kvs.len() as i64;
+            });
         let order = match (req.sort_order, req.sort_target) {
             (SortOrder::None, SortTarget::Key) => SortOrder::None,
             (SortOrder::None, _) => SortOrder::Ascend,
             (o, _) => o,
         };
-        if order != SortOrder::None {
+        // A range answers with how many keys it matched, so it walks them all; it keeps only
+        // those it may answer with (all of them if it sorts), and copies out only those that
+        // make the answer. At a million keys, `--limit 10` and `--count-only` copied every
+        // key and value out before (docs/performance.md).
+        let sorted = order != SortOrder::None && !req.count_only;
+        let keep = match req.limit {
+            _ if req.count_only => 0,
+            l if l > 0 && !sorted => l as usize,
+            _ => usize::MAX,
+        };
+        let mut kvs: Vec<(&[u8], Visible)> = matches.by_ref().take(keep).collect();
+        let count = (kvs.len() + matches.count()) as i64;
+        if sorted {
             kvs.sort_by(|(ak, a), (bk, b)| {
                 let ord = match req.sort_target {
                     SortTarget::Key => ak.cmp(bk),
@@ -306,13 +315,9 @@ impl Store {
                 }
             });
         }
-        let mut more = false;
-        if req.limit > 0 && kvs.len() as i64 > req.limit {
+        let more = req.limit > 0 && count > req.limit;
+        if req.limit > 0 {
             kvs.truncate(req.limit as usize);
-            more = true;
-        }
-        if req.count_only {
-            kvs.clear();
         }
         let kvs = kvs
             .into_iter()

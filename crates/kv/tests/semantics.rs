@@ -807,3 +807,80 @@ fn leases_up_to_the_longest_ttl_are_granted_and_listed() {
     let ids: Vec<(i64, i64)> = s.leases().map(|l| (l.id, l.ttl)).collect();
     assert_eq!(ids, [(1, MAX_LEASE_TTL), (3, 5)]);
 }
+
+/// A range keeps only the matches it may answer with and copies out only those it answers
+/// with: whatever it keeps, the answer must be the matches in key order, filtered, sorted
+/// (stably, so ties stay in key order), cut to the limit, with the count of every match.
+#[test]
+fn a_range_answers_as_if_it_had_copied_every_match() {
+    let mut s = Store::new();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..60 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        put(&mut s, &format!("k/{}", x % 25), &format!("{}", x % 7));
+    }
+    put(&mut s, "other", "x");
+    let everything = s.range(&prefix("k/")).unwrap().kvs;
+    assert!(everything.len() > 15, "{} keys", everything.len());
+    let orders = [SortOrder::None, SortOrder::Ascend, SortOrder::Descend];
+    let targets = [
+        SortTarget::Key,
+        SortTarget::Version,
+        SortTarget::Create,
+        SortTarget::Mod,
+        SortTarget::Value,
+    ];
+    for limit in [0, 1, 3, 1000] {
+        for order in orders {
+            for target in targets {
+                for (count_only, keys_only) in [(false, false), (true, false), (false, true)] {
+                    for min_mod in [0, 30] {
+                        let req = RangeRequest {
+                            limit,
+                            sort_order: order,
+                            sort_target: target,
+                            count_only,
+                            keys_only,
+                            min_mod_revision: min_mod,
+                            ..prefix("k/")
+                        };
+                        let mut want: Vec<KeyValue> = (everything.iter())
+                            .filter(|kv| kv.mod_revision >= min_mod)
+                            .cloned()
+                            .collect();
+                        let count = want.len() as i64;
+                        let key = |kv: &KeyValue| match target {
+                            SortTarget::Key => (0, kv.key.clone()),
+                            SortTarget::Version => (kv.version, Vec::new()),
+                            SortTarget::Create => (kv.create_revision, Vec::new()),
+                            SortTarget::Mod => (kv.mod_revision, Vec::new()),
+                            SortTarget::Value => (0, kv.value.to_vec()),
+                        };
+                        match (order, target) {
+                            (SortOrder::None, SortTarget::Key) => {}
+                            (SortOrder::Descend, _) => {
+                                want.sort_by_key(|kv| std::cmp::Reverse(key(kv)))
+                            }
+                            _ => want.sort_by_key(key),
+                        }
+                        if limit > 0 {
+                            want.truncate(limit as usize);
+                        }
+                        if count_only {
+                            want.clear();
+                        }
+                        if keys_only {
+                            want.iter_mut().for_each(|kv| kv.value = Default::default());
+                        }
+                        let got = s.range(&req).unwrap();
+                        assert_eq!(got.kvs, want, "{req:?}");
+                        assert_eq!(got.count, count, "{req:?}");
+                        assert_eq!(got.more, limit > 0 && count > limit, "{req:?}");
+                    }
+                }
+            }
+        }
+    }
+}
