@@ -2,8 +2,8 @@
 //! of the entries in key order), made with fewer stalls.
 //!
 //! At a million keys the encode spent most of its time waiting for memory: each entry leads
-//! through up to four heap objects made at different times (the key's history, the history's
-//! spilled entries, each revision's stored value and its value bytes), and a walk that
+//! through up to three heap objects made at different times (the key's history, the history's
+//! spilled entries, and each value's bytes), and a walk that
 //! follows them one entry after another waits for each in turn. This walk takes the entries a
 //! batch at a time and touches each level of the batch's objects before it encodes any: the
 //! loads of one level do not depend on each other, so the processor has many of them in
@@ -55,14 +55,6 @@ fn touch(batch: &[(&MapKey, &Arc<History>)]) {
     // A history of more than one entry keeps them in an allocation of their own.
     for (_, history) in batch {
         sum = sum.wrapping_add(history.first().map_or(0, |rev| rev.main as usize));
-    }
-    // Each revision's stored value.
-    for (_, history) in batch {
-        for rev in history.iter() {
-            if let Some(kv) = &rev.kv {
-                sum = sum.wrapping_add(kv.value.len());
-            }
-        }
     }
     // The value's bytes.
     for (_, history) in batch {

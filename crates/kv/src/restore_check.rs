@@ -93,7 +93,7 @@ mod tests {
     fn with_value(change: impl FnOnce(&mut StoredValue, i64)) -> Store {
         with_history(|h| {
             let rev = h.last_mut().unwrap();
-            change(Arc::make_mut(rev.kv.as_mut().unwrap()), rev.main);
+            change(rev.kv.as_mut().unwrap(), rev.main);
         })
     }
 

@@ -587,7 +587,7 @@ impl Store {
 #[derive(Clone, Copy)]
 pub(crate) struct Visible<'a> {
     pub(crate) main: i64,
-    pub(crate) value: &'a Arc<StoredValue>,
+    pub(crate) value: &'a StoredValue,
 }
 
 impl Visible<'_> {
@@ -604,7 +604,7 @@ impl Write {
         let rev = Rev {
             main: self.main,
             sub: self.sub,
-            kv: kv.map(Arc::new),
+            kv,
         };
         self.sub += 1;
         self.touched.insert(key.to_vec());
