@@ -294,7 +294,7 @@ impl Store {
         let sorted = order != SortOrder::None && !req.count_only;
         let keep = match req.limit {
             _ if req.count_only => 0,
-            l if l > 0 && !sorted => l as usize,
+            l if l > 0 && !sorted => usize::try_from(l).unwrap_or(usize::MAX),
             _ => usize::MAX,
         };
         let mut kvs: Vec<(&[u8], Visible)> = matches.by_ref().take(keep).collect();
@@ -316,8 +316,8 @@ impl Store {
             });
         }
         let more = req.limit > 0 && count > req.limit;
-        if req.limit > 0 {
-            kvs.truncate(req.limit as usize);
+        if more {
+            kvs.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
         }
         let kvs = kvs
             .into_iter()
@@ -473,7 +473,7 @@ impl Store {
         // key comparisons, each a cache miss, and the three walks a put made before were a
         // quarter of a follower's loop (docs/performance.md).
         let mut history = self.keys.get_mut(req.key.as_slice());
-        // Shared, not copied: most puts do not return the previous value.
+        // The previous value's numbers and a reference to its bytes, never the bytes.
         let prev = history
             .as_deref()
             .and_then(|h| Self::visible(h, w.main))

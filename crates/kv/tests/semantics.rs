@@ -832,7 +832,7 @@ fn a_range_answers_as_if_it_had_copied_every_match() {
         SortTarget::Mod,
         SortTarget::Value,
     ];
-    for limit in [0, 1, 3, 1000] {
+    for limit in [-1, 0, 1, 3, 1000, i64::MAX] {
         for order in orders {
             for target in targets {
                 for (count_only, keys_only) in [(false, false), (true, false), (false, true)] {
