@@ -12,9 +12,9 @@
 
 mod common;
 
-use common::{arg, xorshift as next};
+use common::{arg, loaded_store};
 use std::time::{Duration, Instant};
-use synod_kv::{PutRequest, RangeRequest, Store};
+use synod_kv::{RangeRequest, Store};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -43,19 +43,7 @@ fn main() {
     let keys = arg(1, 1_000_000);
     let value_size = arg(2, 256);
     let rounds = arg(3, 20).max(1);
-    let mut store = Store::new();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    for _ in 0..keys {
-        let req = PutRequest {
-            key: format!("{:016x}", next(&mut x)).into_bytes(),
-            value: vec![7; value_size].into(),
-            ..Default::default()
-        };
-        if let Err(e) = store.put(&req) {
-            eprintln!("put failed: {e}");
-            std::process::exit(1);
-        }
-    }
+    let store = loaded_store(keys, value_size);
     // Every key: from the empty key to the end of the key space (`--prefix ""`).
     let all = RangeRequest {
         key: vec![0],

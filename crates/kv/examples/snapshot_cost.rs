@@ -18,12 +18,12 @@
 
 mod common;
 
-use common::{arg, xorshift};
+use common::{arg, loaded_store};
 use std::io::Write;
 use std::time::Instant;
 use synod_core::encode::{to_vec_exact_with, to_vec_reserved_with};
 use synod_core::multi::StateMachine;
-use synod_kv::{PutRequest, Store};
+use synod_kv::Store;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -71,20 +71,7 @@ fn main() {
     let keys = arg(1, 1_000_000);
     let value_size = arg(2, 256);
     let rounds = arg(3, 5);
-    let mut store = Store::new();
-    // Distinct keys in no order, the same on every run.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    for _ in 0..keys {
-        let req = PutRequest {
-            key: format!("{:016x}", xorshift(&mut x)).into_bytes(),
-            value: vec![7; value_size].into(),
-            ..Default::default()
-        };
-        if let Err(e) = store.put(&req) {
-            eprintln!("put failed: {e}");
-            std::process::exit(1);
-        }
-    }
+    let store = loaded_store(keys, value_size);
     for round in 1..=rounds {
         println!("round {round}");
         let len = measure("two pass", || {

@@ -61,13 +61,13 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crate::store::{History, Rev, Store, StoredValue};
     use crate::PutRequest;
     use std::sync::Arc;
 
     /// Two keys, one written twice: revisions 2, 3 and 4.
-    fn store() -> Store {
+    pub(crate) fn store() -> Store {
         let mut s = Store::default();
         for (k, v) in [("a", "1"), ("b", "2"), ("a", "3")] {
             s.put(&PutRequest {

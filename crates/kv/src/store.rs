@@ -733,15 +733,8 @@ mod tests {
     /// it is refused.
     #[test]
     fn a_snapshot_with_a_value_of_another_key_or_revision_is_refused() {
-        let mut s = Store::default();
-        for (k, v) in [("a", "1"), ("b", "2"), ("a", "3")] {
-            s.put(&PutRequest {
-                key: k.into(),
-                value: v.into(),
-                ..Default::default()
-            })
-            .unwrap();
-        }
+        // Revisions 2 and 4 of key a, 3 of key b.
+        let s = crate::restore_check::tests::store();
         assert!(Store::restore(&earlier_layout(&s)).is_ok());
         let other_key = earlier_layout_with(&s, |kv| {
             if kv.key == b"b" {

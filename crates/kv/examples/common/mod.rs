@@ -21,3 +21,22 @@ pub fn xorshift(x: &mut u64) -> u64 {
     *x ^= *x << 17;
     *x
 }
+
+/// A store holding `keys` distinct 16-byte keys in no order (the same on every run), each with
+/// a `value_size`-byte value; exits with a message if a put fails.
+pub fn loaded_store(keys: usize, value_size: usize) -> synod_kv::Store {
+    let mut store = synod_kv::Store::new();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..keys {
+        let req = synod_kv::PutRequest {
+            key: format!("{:016x}", xorshift(&mut x)).into_bytes(),
+            value: vec![7; value_size].into(),
+            ..Default::default()
+        };
+        if let Err(e) = store.put(&req) {
+            eprintln!("put failed: {e}");
+            std::process::exit(1);
+        }
+    }
+    store
+}
