@@ -438,6 +438,13 @@ impl MultiSim {
         // stands, and a third covers a lost election (seed 717 of the 3-node sweep, with
         // timeouts up to 276 ticks, was cut off at 400).
         let mut quiet = 400.max(3 * self.swarm.election.1);
+        if self.world.stats.reconfigurations > 0 {
+            // A leader a change takes out steps down, so the voters elect anew, a candidate
+            // catching up first and perhaps losing to a higher ballot, and the winner fills up
+            // to alpha slots with no-ops (seed 22877 of the 3-node sweep: the leader removed at
+            // t=3046, the next one elected at 3368 on its second try, cut off mid-fill at 3400).
+            quiet += 2 * self.swarm.election.1;
+        }
         if self.cheap() {
             // A main paused past the end of faults is taken out of the quorum three election
             // timeouts into its silence and put back once it answers, each change followed
