@@ -21,7 +21,7 @@ use crate::snapshot::{
     check_index, check_meta_len, encode_head, file_name, Pieces, SnapshotStore, HEADER_LEN,
 };
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
@@ -132,11 +132,9 @@ impl SnapshotStore {
         };
         // The header, the metadata and the head are written when the draft is finished.
         let tmp = draft.tmp.clone();
-        let offset = draft.body_offset();
-        draft.file.seek(SeekFrom::Start(offset)).ctx("seek", &tmp)?;
-        let mut body = Pieces::new(&mut draft.file, 0);
+        let mut body = Pieces::new(&draft.file, &tmp, draft.body_offset(), 0);
         let wrote = write_body(&mut body).ctx("write", &tmp)?;
-        body.write_piece().ctx("write", &tmp)?;
+        body.finish().ctx("write", &tmp)?;
         (draft.body_len, draft.body_crc) = (body.written, body.crc);
         Ok((draft, wrote))
     }
@@ -163,10 +161,9 @@ impl SnapshotStore {
         }
         let tmp = draft.tmp.clone();
         let end = draft.body_offset() + draft.body_len;
-        draft.file.seek(SeekFrom::Start(end)).ctx("seek", &tmp)?;
-        let mut tail = Pieces::new(&mut draft.file, 0);
+        let mut tail = Pieces::new(&draft.file, &tmp, end, 0);
         write_tail(&mut tail).ctx("write", &tmp)?;
-        tail.write_piece().ctx("write", &tmp)?;
+        tail.finish().ctx("write", &tmp)?;
         let (tail_len, tail_crc) = (tail.written, tail.crc);
         let data_len = head.len() as u64 + draft.body_len + tail_len;
         let mut front = encode_head(index, &draft.meta, data_len as usize);

@@ -46,6 +46,7 @@ mod error;
 mod fsutil;
 mod group;
 mod open;
+mod pieces;
 pub mod record;
 mod recovery;
 mod report;

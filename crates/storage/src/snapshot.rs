@@ -17,10 +17,12 @@
 
 use crate::error::{IoContext, Result, StorageError};
 use crate::fsutil;
+pub(crate) use crate::pieces::Pieces;
 use crate::record::MAX_INDEX;
 use crate::report::SkippedSnapshot;
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"SYNODSNP";
@@ -144,96 +146,6 @@ fn check_layout(bytes: &[u8]) -> std::result::Result<(u64, usize, usize), String
     Ok((index, HEADER_LEN + meta_len as usize, body_end))
 }
 
-/// How much of a snapshot is written between two syncs: a log fsync on the same disk then waits
-/// behind one piece's writeback, not a whole large snapshot's.
-const SYNC_PIECE: usize = 4 << 20;
-
-/// A snapshot's data on its way into the temporary file: gathered into pieces, each piece
-/// written, made durable and checksummed before the next (one checksum call per piece, not one
-/// per small write of the encoder).
-pub(crate) struct Pieces<'a> {
-    file: &'a mut std::fs::File,
-    pub(crate) crc: u32,
-    pub(crate) written: u64,
-    piece: Vec<u8>,
-    /// A write or sync failed. Every later call fails too, so a caller that drops an error
-    /// cannot go on to a file whose byte count and checksum match but whose bytes do not.
-    broken: bool,
-}
-
-impl<'a> Pieces<'a> {
-    /// Writes to `file` from where it stands, the checksum going on from `crc`.
-    pub(crate) fn new(file: &'a mut std::fs::File, crc: u32) -> Self {
-        Pieces {
-            file,
-            crc,
-            written: 0,
-            piece: Vec::new(),
-            broken: false,
-        }
-    }
-
-    /// Writes out the gathered piece, if any.
-    pub(crate) fn write_piece(&mut self) -> std::io::Result<()> {
-        self.check()?;
-        if self.piece.is_empty() {
-            return Ok(());
-        }
-        let mut piece = std::mem::take(&mut self.piece);
-        let done = self.emit(&piece);
-        piece.clear();
-        self.piece = piece;
-        done
-    }
-
-    /// Writes one piece, makes it durable, and checksums it; a failure breaks the writer.
-    fn emit(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let done = self
-            .file
-            .write_all(bytes)
-            .and_then(|()| self.file.sync_data());
-        self.broken = done.is_err();
-        if done.is_ok() {
-            self.crc = crc32c::crc32c_append(self.crc, bytes);
-        }
-        done
-    }
-
-    fn check(&self) -> std::io::Result<()> {
-        if self.broken {
-            return Err(std::io::Error::other(
-                "an earlier write of this snapshot failed",
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Write for Pieces<'_> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.check()?;
-        // At most what completes the current piece, so each piece is exactly SYNC_PIECE long.
-        let n = bytes.len().min(SYNC_PIECE - self.piece.len());
-        let bytes = &bytes[..n];
-        self.written += n as u64;
-        if n == SYNC_PIECE {
-            // A whole piece from the caller's buffer (a save of data held in memory): written
-            // from there, not copied.
-            return self.emit(bytes).map(|()| n);
-        }
-        self.piece.extend_from_slice(bytes);
-        if self.piece.len() == SYNC_PIECE {
-            self.write_piece()?;
-        }
-        Ok(n)
-    }
-
-    /// Pieces go out when full and the rest when the save ends: a flush has nothing to do.
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Writes a snapshot's whole file, durably, under the temporary name `tmp`.
 fn write_tmp(
     tmp: &Path,
@@ -250,17 +162,17 @@ fn write_tmp(
         .ctx("create", tmp)?;
     let head = encode_head(index, meta, data_len as usize);
     f.write_all(&head).ctx("write", tmp)?;
-    let mut data = Pieces::new(&mut f, crc32c::crc32c(&head));
+    let mut data = Pieces::new(&f, tmp, head.len() as u64, crc32c::crc32c(&head));
     write(&mut data).ctx("write", tmp)?;
-    data.write_piece().ctx("write", tmp)?;
+    data.finish().ctx("write", tmp)?;
     if data.written != data_len {
         return Err(StorageError::InvalidArgument(format!(
             "snapshot {index}: {} bytes of data written where {data_len} were announced",
             data.written
         )));
     }
-    let crc = data.crc;
-    f.write_all(&crc.to_le_bytes()).ctx("write", tmp)?;
+    let (crc, end) = (data.crc, head.len() as u64 + data.written);
+    f.write_all_at(&crc.to_le_bytes(), end).ctx("write", tmp)?;
     f.sync_all().ctx("fsync", tmp)
 }
 
@@ -446,6 +358,7 @@ impl SnapshotStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pieces::SYNC_PIECE;
     use proptest::prelude::*;
 
     proptest! {
@@ -520,26 +433,6 @@ mod tests {
         assert!(store.load_latest().unwrap().snapshot.is_none());
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert!(left.is_empty(), "temporary files left behind: {left:?}");
-    }
-
-    #[test]
-    fn after_a_failed_write_every_later_write_fails() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("read-only");
-        std::fs::write(&path, b"").unwrap();
-        // Opened for reading only: every write to it fails.
-        let mut file = std::fs::File::open(&path).unwrap();
-        let mut pieces = Pieces {
-            file: &mut file,
-            crc: 0,
-            written: 0,
-            piece: Vec::new(),
-            broken: false,
-        };
-        assert!(pieces.write(&data(SYNC_PIECE)).is_err());
-        // A caller that ignored that error gets no further.
-        assert!(pieces.write(b"more").is_err());
-        assert!(pieces.write_piece().is_err());
     }
 
     #[test]
