@@ -28,8 +28,16 @@ pub(crate) fn serialize<S: Serializer>(
     keys: &imbl::OrdMap<MapKey, Arc<History>>,
     ser: S,
 ) -> Result<S::Ok, S::Error> {
-    let mut map = ser.serialize_map(Some(keys.len()))?;
-    let mut entries = keys.iter();
+    serialize_entries(keys.len(), keys.iter(), ser)
+}
+
+/// [`serialize`]'s bytes from `len` entries in key order, wherever they are held.
+pub(crate) fn serialize_entries<'a, S: Serializer>(
+    len: usize,
+    mut entries: impl Iterator<Item = (&'a MapKey, &'a Arc<History>)>,
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    let mut map = ser.serialize_map(Some(len))?;
     let mut batch: Vec<(&MapKey, &Arc<History>)> = Vec::with_capacity(BATCH);
     loop {
         batch.clear();

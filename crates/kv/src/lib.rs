@@ -5,6 +5,7 @@
 //! [`Store`] applies them deterministically.
 
 mod auth;
+mod detached;
 mod error;
 mod events;
 mod history;
