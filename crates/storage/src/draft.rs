@@ -17,8 +17,9 @@
 
 use crate::error::{IoContext, Result, StorageError};
 use crate::fsutil;
+use crate::pieces::Pieces;
 use crate::snapshot::{
-    check_index, check_meta_len, encode_head, file_name, Pieces, SnapshotStore, HEADER_LEN,
+    check_index, check_meta_len, encode_head, file_name, SnapshotStore, HEADER_LEN,
 };
 use std::fs::{File, OpenOptions};
 use std::io::Write;

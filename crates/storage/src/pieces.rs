@@ -6,8 +6,8 @@
 //! start), so copying it into the page cache buys nothing, and at a million keys it cost more
 //! than encoding it: on the machines measured here the kernel's copy into fresh page-cache
 //! pages was 35% of a follower's samples while its snapshot was saved, and the saving thread
-//! spent four times as long in the kernel as in the encoder (docs/performance.md, "A snapshot
-//! written past the page cache"). So the whole blocks of a piece go out with `O_DIRECT` from an
+//! spent four times as long in the kernel as in the encoder (docs/performance.md, "What a
+//! snapshot's windows pay for, and a snapshot written past the page cache"). So the whole blocks of a piece go out with `O_DIRECT` from an
 //! aligned buffer, and only the unaligned bytes at either end of the file's run go through the
 //! page cache. A file system that refuses `O_DIRECT` (tmpfs, for one) gets every byte through
 //! the page cache, as before.

@@ -17,7 +17,7 @@
 
 use crate::error::{IoContext, Result, StorageError};
 use crate::fsutil;
-pub(crate) use crate::pieces::Pieces;
+use crate::pieces::Pieces;
 use crate::record::MAX_INDEX;
 use crate::report::SkippedSnapshot;
 use std::fs::OpenOptions;
