@@ -13,6 +13,10 @@
 # until a put succeeds, the most each node held while starting, and its memory after a window
 # of puts. docs/performance.md ("Scale") has what it measured. Needs etcdctl (Debian's
 # etcd-client) for the probe puts.
+#
+# The control: SYNOD_SNAPSHOT_EVERY=1000000000 bash bench/scale.sh takes no snapshot at all (the
+# nodes read the variable), so its windows show how far single 2 s windows stray on this
+# machine with nothing in the background: the floor a snapshot's dip is judged against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${SYNOD:-}" ]; then
