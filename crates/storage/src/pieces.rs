@@ -47,6 +47,11 @@ struct Sink<'a> {
     /// The longest single direct write.
     #[cfg(test)]
     largest_direct: usize,
+    /// How many more direct writes the file system takes before it refuses one with `EINVAL`,
+    /// as one that changes its answer partway through a file would (`None`: it takes all).
+    /// It takes them again after that one, so a sink that tried again would be seen to.
+    #[cfg(test)]
+    refuse_after: Option<usize>,
 }
 
 impl Sink<'_> {
@@ -61,7 +66,20 @@ impl Sink<'_> {
             let mut done = 0;
             let mut refused = false;
             for chunk in bytes.chunks(DIRECT_WRITE) {
-                match direct.write_all_at(chunk, at + done as u64) {
+                #[cfg(test)]
+                let written = match self.refuse_after {
+                    Some(0) => {
+                        self.refuse_after = None;
+                        Err(std::io::Error::from_raw_os_error(libc::EINVAL))
+                    }
+                    left => {
+                        self.refuse_after = left.map(|n| n - 1);
+                        direct.write_all_at(chunk, at + done as u64)
+                    }
+                };
+                #[cfg(not(test))]
+                let written = direct.write_all_at(chunk, at + done as u64);
+                match written {
                     Ok(()) => {
                         done += chunk.len();
                         #[cfg(test)]
@@ -166,6 +184,8 @@ impl<'a> Pieces<'a> {
                 direct_bytes: 0,
                 #[cfg(test)]
                 largest_direct: 0,
+                #[cfg(test)]
+                refuse_after: None,
             },
             crc,
             written: 0,
@@ -286,6 +306,18 @@ mod tests {
     /// Writes `len` bytes at `at` in chunks of `chunk` into a file whose first `at` bytes are
     /// already there, and checks the file, the count and the checksum.
     fn round_trip(at: u64, len: usize, chunk: usize, direct: bool) -> u64 {
+        round_trip_refused(at, len, chunk, direct, None)
+    }
+
+    /// As [`round_trip`], with the file system refusing the direct write after `refuse_after`
+    /// of them.
+    fn round_trip_refused(
+        at: u64,
+        len: usize,
+        chunk: usize,
+        direct: bool,
+        refuse_after: Option<usize>,
+    ) -> u64 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run");
         let before = vec![0xA5; at as usize];
@@ -297,12 +329,16 @@ mod tests {
             .unwrap();
         let handle = if direct { open_direct(&path) } else { None };
         let mut pieces = Pieces::with_direct(&file, handle, at, 7);
+        pieces.sink.refuse_after = refuse_after;
         let d = data(len, len as u8);
         for part in d.chunks(chunk) {
             pieces.write_all(part).unwrap();
         }
         pieces.finish().unwrap();
-        let ctx = format!("at {at}, {len} bytes in chunks of {chunk}, direct {direct}");
+        let ctx = format!(
+            "at {at}, {len} bytes in chunks of {chunk}, direct {direct}, refused after \
+             {refuse_after:?}"
+        );
         assert_eq!(pieces.written, len as u64, "{ctx}");
         assert_eq!(pieces.crc, crc32c::crc32c_append(7, &d), "{ctx}");
         let direct_bytes = pieces.direct_bytes();
@@ -368,6 +404,33 @@ mod tests {
             (len as u64 + 100) / BLOCK as u64 * BLOCK as u64 - BLOCK as u64
         );
         assert_eq!(round_trip(100, len, 1 << 16, false), 0);
+    }
+
+    #[test]
+    fn a_direct_write_refused_partway_sends_the_rest_through_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = dir.path().join("probe");
+        std::fs::write(&probe, b"").unwrap();
+        if open_direct(&probe).is_none() {
+            eprintln!(
+                "no O_DIRECT under {}: nothing to refuse",
+                dir.path().display()
+            );
+            return;
+        }
+        // Two pieces and a bit, so a refusal can fall in the first piece's run, between
+        // runs, or in the second, and every later run must then avoid the direct handle.
+        // At a block boundary, so each piece is whole direct writes of DIRECT_WRITE.
+        let len = 2 * SYNC_PIECE + 12_345;
+        let per_piece = SYNC_PIECE / DIRECT_WRITE;
+        for after in [0, 1, per_piece - 1, per_piece, per_piece + 2] {
+            let direct = round_trip_refused(BLOCK as u64, len, 1 << 16, true, Some(after));
+            assert_eq!(
+                direct,
+                (after * DIRECT_WRITE) as u64,
+                "refused after {after} direct writes"
+            );
+        }
     }
 
     #[test]
