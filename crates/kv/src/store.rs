@@ -433,11 +433,16 @@ impl Store {
                 let gone = self.keys.remove(&key);
                 debug_assert!(gone.is_none_or(|h| !Self::is_live(&h)));
             } else if let Some(h) = self.keys.get_mut(&key) {
-                Arc::make_mut(h).drain(..n);
+                let h = Arc::make_mut(h);
+                h.drain(..n);
+                shrink_after_compaction(h);
             }
         }
         let below = self.by_rev.partition_point(|(r, _)| *r < rev);
         self.by_rev.drain(..below);
+        if self.by_rev.len() <= self.by_rev.capacity() / 4 {
+            self.by_rev.shrink_to_fit();
+        }
         self.compacted = rev;
         debug_assert!(
             (self.keys.values()).all(|h| Self::dropped_by_compaction(h, rev) == 0),
@@ -610,6 +615,16 @@ impl Write {
         self.touched.insert(key.to_vec());
         self.order.push(key.into());
         rev
+    }
+}
+
+/// Gives back the room a history's entries held once a compaction has cut it to a quarter or
+/// less: a key written often keeps every revision until a compaction, and would otherwise hold
+/// its largest history's allocation for good (a key put a million times, 72 MB). A history
+/// cut to one entry goes back inline.
+fn shrink_after_compaction(history: &mut History) {
+    if history.len() <= history.capacity() / 4 {
+        history.shrink_to_fit();
     }
 }
 
@@ -812,6 +827,44 @@ mod tests {
         let latest = |s: &Store| s.get(b"k").map(|kv| kv.value.clone());
         assert_eq!(latest(&copy), Some(bytes::Bytes::from_static(b"before")));
         assert_eq!(latest(&s), Some(bytes::Bytes::from_static(b"after")));
+    }
+
+    #[test]
+    fn compaction_gives_back_the_room_of_what_it_dropped() {
+        let mut s = Store::default();
+        for i in 0..1_000 {
+            for k in ["hot", "warm"] {
+                s.put(&PutRequest {
+                    key: k.into(),
+                    value: format!("{i}").into_bytes().into(),
+                    ..Default::default()
+                })
+                .unwrap();
+            }
+        }
+        let room = |s: &Store, k: &str| s.keys.get(k.as_bytes()).map(|h| h.capacity());
+        assert!(room(&s, "hot") >= Some(1_000) && s.by_rev.capacity() >= 2_000);
+        // Half the history goes: not enough to give anything back.
+        s.compact(&CompactionRequest { revision: 1_000 }).unwrap();
+        assert!(room(&s, "hot") >= Some(1_000) && s.by_rev.capacity() >= 2_000);
+        // All but the last entry goes: the history is inline again, the index small.
+        s.compact(&CompactionRequest {
+            revision: s.revision,
+        })
+        .unwrap();
+        assert_eq!(room(&s, "hot"), Some(1), "back inline");
+        assert!(!s.keys[&b"hot"[..]].spilled());
+        assert!(s.by_rev.capacity() < 16, "{}", s.by_rev.capacity());
+        let hot = s.get(b"hot").unwrap();
+        assert_eq!((hot.value.as_ref(), hot.version), (&b"999"[..], 1_000));
+        // And the room grows again as writes come.
+        s.put(&PutRequest {
+            key: b"hot".to_vec(),
+            value: b"again".to_vec().into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.keys[&b"hot"[..]].len(), 2);
     }
 
     #[test]
