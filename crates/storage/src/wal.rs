@@ -569,6 +569,12 @@ impl Wal {
         self.buf_offset += self.buf.len() as u64;
         self.capacity = self.capacity.max(self.buf_offset);
         self.buf.clear();
+        // A record far larger than a chunk (a snapshot installed from a peer is one record as
+        // large as the store) grew the buffer to its size: give that back rather than hold it
+        // for the life of the log. Ordinary appends stop at about twice a chunk.
+        if self.buf.capacity() > 4 * WRITE_CHUNK {
+            self.buf = Vec::with_capacity(WRITE_CHUNK);
+        }
         self.dirty = true;
         Ok(())
     }
@@ -636,5 +642,32 @@ mod tests {
         }
         wal.append(&[1; 100]).unwrap();
         assert!(wal.prealloc.started(), "at {}", wal.write_offset());
+    }
+
+    #[test]
+    fn a_large_record_leaves_no_large_buffer_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        // A snapshot installed from a peer is one record as large as the store.
+        let large = vec![7; 8 * WRITE_CHUNK];
+        for sync in [true, false] {
+            let index = wal.append(&large).unwrap();
+            if sync {
+                wal.sync().unwrap();
+            } else {
+                wal.append(b"small").unwrap();
+                wal.write_out().unwrap();
+            }
+            assert!(
+                wal.buf.capacity() <= WRITE_CHUNK,
+                "after record {index}: {} bytes of buffer kept",
+                wal.buf.capacity()
+            );
+        }
+        wal.sync().unwrap();
+        drop(wal);
+        let (_, recovered) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        let lens: Vec<usize> = recovered.records.iter().map(|r| r.data.len()).collect();
+        assert_eq!(lens, [large.len(), large.len(), 5]);
     }
 }
