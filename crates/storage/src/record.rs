@@ -46,15 +46,32 @@ fn align_up(n: usize) -> usize {
 /// The caller has checked `payload.len() <= MAX_PAYLOAD_LEN` (the WAL refuses larger records
 /// before getting here).
 pub fn encode_frame(index: u64, payload: &[u8], out: &mut Vec<u8>) {
-    debug_assert!(payload.len() <= MAX_PAYLOAD_LEN);
     let start = out.len();
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&index.to_le_bytes());
+    out.extend_from_slice(&frame_head(index, payload));
     out.extend_from_slice(payload);
     out.resize(start + frame_len(payload.len()), 0);
-    let crc = crc32c::crc32c(&out[start + 4..]);
-    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The header of record `index`'s frame, checksum included: what [`encode_frame`] writes
+/// before the payload. The payload follows it, then [`frame_padding`] zeros. For a writer that
+/// writes a large payload from where it lies rather than copying it behind the header.
+///
+/// The caller has checked `payload.len() <= MAX_PAYLOAD_LEN`.
+pub fn frame_head(index: u64, payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
+    debug_assert!(payload.len() <= MAX_PAYLOAD_LEN);
+    let mut head = [0; FRAME_HEADER_LEN];
+    head[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    head[8..].copy_from_slice(&index.to_le_bytes());
+    let crc = crc32c::crc32c(&head[4..]);
+    let crc = crc32c::crc32c_append(crc, payload);
+    let crc = crc32c::crc32c_append(crc, &[0; FRAME_ALIGN][..frame_padding(payload.len())]);
+    head[..4].copy_from_slice(&crc.to_le_bytes());
+    head
+}
+
+/// The zeros after a payload of `payload_len` bytes, up to the frame's end.
+pub fn frame_padding(payload_len: usize) -> usize {
+    align_up(payload_len) - payload_len
 }
 
 /// An intact frame found in a buffer.

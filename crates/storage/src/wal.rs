@@ -3,7 +3,9 @@
 
 use crate::error::{IoContext, Result, StorageError};
 use crate::fsutil;
-use crate::record::{encode_frame, frame_len, MAX_INDEX, MAX_PAYLOAD_LEN};
+use crate::record::{
+    encode_frame, frame_head, frame_len, frame_padding, FRAME_ALIGN, MAX_INDEX, MAX_PAYLOAD_LEN,
+};
 use crate::recovery::{analyze, Plan};
 use crate::report::RecoveryReport;
 use crate::segment::{self, scan_frames, Preallocator, SEGMENT_HEADER_LEN};
@@ -318,7 +320,17 @@ impl Wal {
             self.poison_on_error(r)?;
         }
         let index = self.next_index;
-        encode_frame(index, data, &mut self.buf);
+        if frame_len(data.len()) > WRITE_CHUNK {
+            // A snapshot installed from a peer is one record as large as the store: written
+            // from where it lies, it is not copied into the buffer, which would grow to its
+            // size and hold that for the life of the log.
+            let r = self
+                .write_buffer()
+                .and_then(|()| self.write_in_place(index, data));
+            self.poison_on_error(r)?;
+        } else {
+            encode_frame(index, data, &mut self.buf);
+        }
         self.next_index += 1;
         self.stats.records += 1;
         self.stats.bytes += frame_len(data.len()) as u64;
@@ -569,12 +581,25 @@ impl Wal {
         self.buf_offset += self.buf.len() as u64;
         self.capacity = self.capacity.max(self.buf_offset);
         self.buf.clear();
-        // A record far larger than a chunk (a snapshot installed from a peer is one record as
-        // large as the store) grew the buffer to its size: give that back rather than hold it
-        // for the life of the log. Ordinary appends stop at about twice a chunk.
-        if self.buf.capacity() > 4 * WRITE_CHUNK {
-            self.buf = Vec::with_capacity(WRITE_CHUNK);
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Writes the frame of record `index` at the end of the file, its payload from `data`
+    /// itself. The buffer must be empty (written out) first, so the frame lands in order.
+    fn write_in_place(&mut self, index: u64, data: &[u8]) -> Result<()> {
+        debug_assert!(self.buf.is_empty());
+        let head = frame_head(index, data);
+        let padding = &[0; FRAME_ALIGN][..frame_padding(data.len())];
+        let mut at = self.buf_offset;
+        for part in [&head[..], data, padding] {
+            self.file
+                .write_all_at(part, at)
+                .ctx("write", &self.segments[self.segments.len() - 1].path)?;
+            at += part.len() as u64;
         }
+        self.buf_offset = at;
+        self.capacity = self.capacity.max(at);
         self.dirty = true;
         Ok(())
     }
@@ -645,29 +670,42 @@ mod tests {
     }
 
     #[test]
-    fn a_large_record_leaves_no_large_buffer_behind() {
+    fn a_large_record_is_written_in_place_between_small_ones() {
         let dir = tempfile::tempdir().unwrap();
         let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
-        // A snapshot installed from a peer is one record as large as the store.
-        let large = vec![7; 8 * WRITE_CHUNK];
-        for sync in [true, false] {
-            let index = wal.append(&large).unwrap();
-            if sync {
-                wal.sync().unwrap();
-            } else {
-                wal.append(b"small").unwrap();
-                wal.write_out().unwrap();
-            }
+        // A snapshot installed from a peer is one record as large as the store. Odd lengths,
+        // so the frames need padding; small records before and after, still buffered.
+        let bytes = |len: usize, seed: u8| -> Vec<u8> {
+            (0..len).map(|i| (i % 253) as u8 ^ seed).collect()
+        };
+        let records = [
+            bytes(5, 1),
+            bytes(8 * WRITE_CHUNK + 3, 2),
+            bytes(WRITE_CHUNK - 13, 3),
+            bytes(WRITE_CHUNK + 1, 4),
+            bytes(11, 5),
+        ];
+        for (i, r) in records.iter().enumerate() {
+            wal.append(r).unwrap();
             assert!(
                 wal.buf.capacity() <= WRITE_CHUNK,
-                "after record {index}: {} bytes of buffer kept",
+                "after record {i}: the buffer grew to {} bytes",
                 wal.buf.capacity()
             );
+            if i == 2 {
+                wal.sync().unwrap();
+            }
         }
         wal.sync().unwrap();
         drop(wal);
         let (_, recovered) = Wal::open(dir.path(), WalOptions::default()).unwrap();
-        let lens: Vec<usize> = recovered.records.iter().map(|r| r.data.len()).collect();
-        assert_eq!(lens, [large.len(), large.len(), 5]);
+        assert!(recovered.report.truncation.is_none());
+        let found: Vec<&Vec<u8>> = recovered.records.iter().map(|r| &r.data).collect();
+        assert!(
+            found == records.iter().collect::<Vec<_>>(),
+            "records differ"
+        );
+        let indexes: Vec<u64> = recovered.records.iter().map(|r| r.index).collect();
+        assert_eq!(indexes, [1, 2, 3, 4, 5]);
     }
 }
