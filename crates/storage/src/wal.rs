@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Buffered frames are written to the file (not yet synced) once they reach this size, so a
-/// huge batch does not sit in memory.
+/// huge batch does not sit in memory. A frame larger than this is not buffered at all: it is
+/// written as it is appended, from the caller's bytes.
 const WRITE_CHUNK: usize = 1 << 20;
 
 /// How a log is laid out and opened.
