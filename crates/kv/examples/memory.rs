@@ -52,6 +52,10 @@ fn main() {
     let keys = arg(1, 1_000_000);
     let value_size = arg(2, 256);
     let writes = arg(3, 1);
+    if writes == 0 {
+        eprintln!("WRITES (argument 3) must be at least 1");
+        std::process::exit(2);
+    }
     let mut store = Store::new();
     let before = LIVE.load(Ordering::Relaxed);
     for _ in 0..writes {
@@ -80,7 +84,7 @@ fn main() {
             held as f64 / data as f64
         );
     };
-    if writes <= 1 {
+    if writes == 1 {
         report("written once");
         return;
     }

@@ -67,18 +67,13 @@ impl Sink<'_> {
             let mut refused = false;
             for chunk in bytes.chunks(DIRECT_WRITE) {
                 #[cfg(test)]
-                let written = match self.refuse_after {
-                    Some(0) => {
-                        self.refuse_after = None;
-                        Err(std::io::Error::from_raw_os_error(libc::EINVAL))
-                    }
-                    left => {
-                        self.refuse_after = left.map(|n| n - 1);
-                        direct.write_all_at(chunk, at + done as u64)
-                    }
-                };
+                let refuse = refuses_next(&mut self.refuse_after);
                 #[cfg(not(test))]
-                let written = direct.write_all_at(chunk, at + done as u64);
+                let refuse = false;
+                let written = match refuse {
+                    true => Err(std::io::Error::from_raw_os_error(libc::EINVAL)),
+                    false => direct.write_all_at(chunk, at + done as u64),
+                };
                 match written {
                     Ok(()) => {
                         done += chunk.len();
@@ -106,6 +101,22 @@ impl Sink<'_> {
             return self.file.write_all_at(&bytes[done..], at + done as u64);
         }
         self.file.write_all_at(bytes, at)
+    }
+}
+
+/// Whether the test's file system refuses the next direct write, counting it down (see
+/// `Sink::refuse_after`).
+#[cfg(test)]
+fn refuses_next(left: &mut Option<usize>) -> bool {
+    match *left {
+        Some(0) => {
+            *left = None;
+            true
+        }
+        n => {
+            *left = n.map(|n| n - 1);
+            false
+        }
     }
 }
 
