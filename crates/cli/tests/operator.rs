@@ -128,6 +128,58 @@ fn a_backup_restores_into_a_new_cluster_that_hashes_the_same() {
     assert!(!ok && out.contains("compacted"), "{out}");
 }
 
+/// A member's checkpoints after its first are laid in layers on the one before while nothing
+/// is compacted (`synod_kv`'s `layers`): one restarted from such a checkpoint holds the same
+/// history as before, and so does its backup.
+#[test]
+fn a_member_restarts_from_checkpoints_laid_in_layers() {
+    let mut c = Cluster::start(3);
+    let ep1 = c.endpoint(1);
+    for round in 0..3 {
+        for i in 0..25 {
+            let key = format!("k{:02}", (i * 7 + round) % 40);
+            put_revision(&ep1, &key, &format!("v{round}-{i}"));
+        }
+        until_ok(&["--endpoints", &ep1, "del", &format!("k{round:02}")]);
+        let out = until_ok(&["--endpoints", &ep1, "defrag"]);
+        assert!(out.contains("Finished defragmenting"), "{out}");
+    }
+    let snaps: Vec<Vec<u8>> = std::fs::read_dir(c.data_dir(1).join("snap"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "snap"))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let magic = b"synod-layers1";
+    assert!(
+        snaps
+            .iter()
+            .any(|b| b.windows(magic.len()).any(|w| w == magic)),
+        "no layered checkpoint among {} files",
+        snaps.len()
+    );
+    let rev = put_revision(&ep1, "last", "x");
+    let before = dump(&ep1, "");
+    let hash = hash_at(&ep1, rev);
+    c.kill(1);
+    c.restart(1);
+    let ep1 = c.endpoint(1);
+    assert_eq!(hash_at(&ep1, rev), hash);
+    assert_eq!(dump(&ep1, ""), before);
+    // Every revision's history, not only the last: the middle of the first round's writes.
+    assert_eq!(hash_at(&ep1, 13), hash_at(&c.endpoint(2), 13));
+
+    let file = c.dir.path().join("layers.db").display().to_string();
+    let out = until_ok(&["--endpoints", &ep1, "snapshot", "save", &file]);
+    assert!(out.contains("Snapshot saved"), "{out}");
+    let (ok, status) = synod(&["snapshot", "status", &file]);
+    assert!(ok, "{status}");
+    assert!(
+        status.contains(&format!("hash:              {hash}")),
+        "{status}"
+    );
+}
+
 /// (leader id, raft term) as member `ep` reports them.
 fn leader_and_term(ep: &str) -> Option<(u64, u64)> {
     let (ok, out) = etcdctl(&["--endpoints", ep, "endpoint", "status", "-w", "json"]);

@@ -33,6 +33,11 @@ impl Detached {
         drop(keys);
         Detached { store, entries }
     }
+
+    /// The entries, in key order.
+    pub(crate) fn entries(&self) -> &[(MapKey, Arc<History>)] {
+        &self.entries
+    }
 }
 
 /// The entries as the key map's serde map.

@@ -60,7 +60,7 @@ impl StoredValue {
 
 /// A history with its key, encoded as the sequence of entries it was before entries dropped
 /// their key: `(main, sub, Option<KeyValue>)` each.
-pub(crate) struct Keyed<'a>(pub(crate) &'a [u8], pub(crate) &'a History);
+pub(crate) struct Keyed<'a>(pub(crate) &'a [u8], pub(crate) &'a [Rev]);
 
 impl Serialize for Keyed<'_> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {

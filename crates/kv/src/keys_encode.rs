@@ -47,7 +47,10 @@ pub(crate) fn serialize_entries<'a, S: Serializer>(
         }
         touch(&batch);
         for (key, history) in &batch {
-            map.serialize_entry(serde_bytes::Bytes::new(key), &Keyed(key, history))?;
+            map.serialize_entry(
+                serde_bytes::Bytes::new(key),
+                &Keyed(key, history.as_slice()),
+            )?;
         }
     }
     map.end()

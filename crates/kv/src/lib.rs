@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod history;
 mod keys_encode;
+mod layers;
 mod lease;
 mod machine;
 mod maintenance;

@@ -176,9 +176,15 @@ impl StateMachine for Store {
     }
 
     fn restore(bytes: &[u8]) -> Result<Self, String> {
-        let (mut store, rest): (Store, &[u8]) =
-            postcard::take_from_bytes(bytes).map_err(|e| format!("store snapshot: {e}"))?;
-        store.restore_trailer(rest)?;
+        let mut store = match crate::layers::restore(bytes) {
+            Some(layered) => layered?,
+            None => {
+                let (mut store, rest): (Store, &[u8]) =
+                    postcard::take_from_bytes(bytes).map_err(|e| format!("store snapshot: {e}"))?;
+                store.restore_trailer(rest)?;
+                store
+            }
+        };
         store.check_restored()?;
         store.rebuild_index();
         store.encoded_len.set(bytes.len());
@@ -202,6 +208,33 @@ impl EncodeState for SnapshotCopy {
     ) -> std::io::Result<u64> {
         let copy = Detached::new(self.0);
         copy.store.encode_into(&copy, out, progress)
+    }
+
+    /// Lays what changed since `base` on a copy of it where it can ([`crate::layers`]).
+    fn to_vec_after(self: Box<Self>, base: &[u8], progress: &mut dyn FnMut(usize)) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.to_writer_after(base, &mut out, progress)
+            .expect("a vector takes every write");
+        out
+    }
+
+    fn to_writer_after(
+        self: Box<Self>,
+        base: &[u8],
+        out: &mut dyn std::io::Write,
+        progress: &mut dyn FnMut(usize),
+    ) -> std::io::Result<u64> {
+        use std::io::Write;
+        let copy = Detached::new(self.0);
+        let mut w = std::io::BufWriter::with_capacity(
+            WRITE_BUFFER,
+            synod_core::encode::ProgressWrite::new(out, progress),
+        );
+        crate::layers::write(&copy, Some(base), &mut w)?;
+        w.flush()?;
+        let len = w.get_ref().written();
+        copy.store.encoded_len.set(len as usize);
+        Ok(len)
     }
 }
 

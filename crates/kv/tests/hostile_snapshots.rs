@@ -9,6 +9,43 @@ use synod_kv::*;
 /// A store with something of everything a snapshot carries: keys with histories, deletions, a
 /// compaction, a lease with a key attached, users and roles, and an alarm.
 fn sample() -> Vec<u8> {
+    sample_store().snapshot()
+}
+
+/// The sample as a snapshot in layers: its store encoded whole, then a layer of later writes
+/// (a put under the lease, a deletion, a new key, another alarm) laid on it.
+fn layered_sample() -> Vec<u8> {
+    let mut s = sample_store();
+    let base = s.snapshot_later().to_vec_after(&s.snapshot(), &mut |_| {});
+    for (key, lease) in [("key-1", 7), ("fresh", 0)] {
+        s.put(&PutRequest {
+            key: key.into(),
+            value: b"later".to_vec().into(),
+            lease,
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    s.delete_range(&DeleteRangeRequest {
+        key: b"key-2".to_vec(),
+        ..Default::default()
+    })
+    .unwrap();
+    let alarm = s.apply(&KvCommand::Alarm(AlarmCommand::Activate(Alarm {
+        member: 3,
+        kind: AlarmKind::Corrupt,
+    })));
+    assert!(alarm.result.is_ok(), "{alarm:?}");
+    let layered = s.snapshot_later().to_vec_after(&base, &mut |_| {});
+    assert!(
+        layered.starts_with(&base),
+        "a layer laid on the whole snapshot"
+    );
+    assert_eq!(Store::restore(&layered).unwrap(), s);
+    layered
+}
+
+fn sample_store() -> Store {
     let mut s = Store::new();
     let grant = s.apply(&KvCommand::LeaseGrant { id: 7, ttl: 60 });
     assert!(grant.result.is_ok(), "{grant:?}");
@@ -44,7 +81,7 @@ fn sample() -> Vec<u8> {
         kind: AlarmKind::NoSpace,
     })));
     assert!(alarm.result.is_ok(), "{alarm:?}");
-    s.snapshot()
+    s
 }
 
 /// One change to a snapshot's bytes.
@@ -107,8 +144,9 @@ fn works(mut s: Store) {
 }
 
 #[test]
-fn the_sample_restores_and_works() {
+fn the_samples_restore_and_work() {
     works(Store::restore(&sample()).unwrap());
+    works(Store::restore(&layered_sample()).unwrap());
 }
 
 proptest! {
@@ -122,6 +160,17 @@ proptest! {
     #[test]
     fn damaged_snapshots_are_refused_or_work(damages in prop::collection::vec(damage(), 1..4)) {
         let mut bytes = sample();
+        for d in &damages {
+            apply(&mut bytes, d);
+        }
+        if let Ok(s) = Store::restore(&bytes) {
+            works(s);
+        }
+    }
+
+    #[test]
+    fn damaged_layered_snapshots_are_refused_or_work(damages in prop::collection::vec(damage(), 1..4)) {
+        let mut bytes = layered_sample();
         for d in &damages {
             apply(&mut bytes, d);
         }

@@ -105,6 +105,7 @@ impl<S: StateMachine> Learner<S> {
             state: self.sm.snapshot_later(),
             sessions: postcard::to_stdvec(&sessions).expect("sessions serialize"),
             membership: self.membership.trimmed_below(self.applied),
+            base: None,
         }
     }
 

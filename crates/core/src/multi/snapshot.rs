@@ -18,6 +18,9 @@ pub struct PendingSnapshot {
     pub(crate) sessions: Vec<u8>,
     pub(crate) membership: Membership,
     pub(crate) state: super::state_machine::StateEncoder,
+    /// The state of the snapshot before this one, if the replica has one: the encoding may
+    /// build on it ([`super::EncodeState::to_writer_after`]).
+    pub(crate) base: Option<bytes::Bytes>,
 }
 
 impl PendingSnapshot {
@@ -36,7 +39,11 @@ impl PendingSnapshot {
     pub fn build_with(self, progress: &mut dyn FnMut(usize)) -> Snapshot {
         Snapshot {
             slot: self.slot,
-            state: self.state.to_vec(progress).into(),
+            state: match &self.base {
+                Some(base) => self.state.to_vec_after(base, progress),
+                None => self.state.to_vec(progress),
+            }
+            .into(),
             sessions: self.sessions,
             membership: Some(self.membership),
         }
@@ -50,7 +57,10 @@ impl PendingSnapshot {
         out: &mut dyn std::io::Write,
         progress: &mut dyn FnMut(usize),
     ) -> std::io::Result<StateWritten> {
-        let len = self.state.to_writer(out, progress)?;
+        let len = match &self.base {
+            Some(base) => self.state.to_writer_after(base, out, progress)?,
+            None => self.state.to_writer(out, progress)?,
+        };
         Ok(StateWritten {
             slot: self.slot,
             len,

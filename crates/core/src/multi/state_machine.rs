@@ -25,6 +25,27 @@ pub trait EncodeState: Send {
         out.write_all(&bytes)?;
         Ok(bytes.len() as u64)
     }
+
+    /// As [`EncodeState::to_vec`], given `base`: the state of the snapshot before this one,
+    /// which the machine reached this state from by applying commands. A machine may lay what
+    /// changed since on top of `base` instead of encoding the whole state again, so its bytes
+    /// need not be those of [`StateMachine::snapshot`], only restore to the same state. The
+    /// default ignores `base`.
+    fn to_vec_after(self: Box<Self>, base: &[u8], progress: &mut dyn FnMut(usize)) -> Vec<u8> {
+        let _ = base;
+        self.to_vec(progress)
+    }
+
+    /// As [`EncodeState::to_writer`], given `base` as for [`EncodeState::to_vec_after`].
+    fn to_writer_after(
+        self: Box<Self>,
+        base: &[u8],
+        out: &mut dyn std::io::Write,
+        progress: &mut dyn FnMut(usize),
+    ) -> std::io::Result<u64> {
+        let _ = base;
+        self.to_writer(out, progress)
+    }
 }
 
 /// A state encoded already: what [`StateMachine::snapshot_later`] hands out by default.
