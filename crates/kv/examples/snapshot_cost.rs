@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::{arg, loaded_store};
+use common::{arg, cpu, loaded_store};
 use std::io::Write;
 use std::time::Instant;
 use synod_core::encode::{to_vec_exact_with, to_vec_reserved_with};
@@ -27,23 +27,6 @@ use synod_kv::Store;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// This process's user and system CPU seconds so far, from `/proc/self/stat`.
-fn cpu() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at the state, field 3.
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-    match (ticks(11), ticks(12)) {
-        (Some(u), Some(s)) => (u / 100.0, s / 100.0),
-        _ => (0.0, 0.0),
-    }
-}
 
 /// Runs `encode`, printing what it cost; returns the encoding's length.
 fn measure(what: &str, encode: impl FnOnce() -> Vec<u8>) -> usize {

@@ -40,3 +40,21 @@ pub fn loaded_store(keys: usize, value_size: usize) -> synod_kv::Store {
     }
     store
 }
+
+/// This process's user and system CPU seconds so far, from `/proc/self/stat` (zeros if it
+/// cannot be read).
+pub fn cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => (u / 100.0, s / 100.0),
+        _ => (0.0, 0.0),
+    }
+}
