@@ -354,9 +354,9 @@ impl<S: StateMachine> Replica<S> {
 
     /// The first half of [`Replica::take_snapshot`], for a driver that encodes the state off
     /// its loop: copies the applied state now (see [`StateMachine::snapshot_later`]). `None` if
-    /// nothing new was applied since the log start.
-    /// The encoding is given the latest snapshot's state to build on
-    /// ([`super::EncodeState::to_writer_after`]): the applied state was reached from it.
+    /// nothing new was applied since the log start. The encoding is given the latest
+    /// snapshot's state to build on ([`super::EncodeState::to_writer_after`]), since the
+    /// applied state was reached from it.
     pub fn begin_snapshot(&self) -> Option<PendingSnapshot> {
         (self.learner.applied() > self.acceptor.log_start()).then(|| {
             let mut pending = self.learner.snapshot_later();
