@@ -162,3 +162,33 @@ fn a_checkpoint_requested_while_one_is_built_follows_it() {
     assert_eq!(next.slot(), d.n.replica().applied_index());
     assert!(!d.n.checkpoint_idle());
 }
+
+#[test]
+fn each_snapshot_is_laid_on_the_one_before_from_the_first() {
+    let mut d = driven();
+    let mut i = 0;
+    let mut states: Vec<bytes::Bytes> = Vec::new();
+    while states.len() < 3 {
+        while d.builds.is_empty() {
+            i += 1;
+            put_turn(&mut d, i);
+            assert!(i < 500, "a snapshot every ten slots");
+        }
+        let (pending, _) = d.builds.pop().expect("asked");
+        let snapshot = pending.build();
+        states.push(snapshot.state.clone());
+        d.n.snapshot_built(snapshot);
+        d.turn();
+        let covered = d.saves.pop().expect("a checkpoint of it");
+        d.n.checkpointed(covered, 0, d.disk);
+    }
+    // Each one holds the one before as it was, then what was put since: the first was written
+    // in the form the second could be laid on.
+    for pair in states.windows(2) {
+        assert!(pair[1].len() > pair[0].len());
+        assert!(
+            pair[1].starts_with(&pair[0]),
+            "a snapshot encoded whole again"
+        );
+    }
+}

@@ -356,11 +356,17 @@ impl<S: StateMachine> Replica<S> {
     /// its loop: copies the applied state now (see [`StateMachine::snapshot_later`]). `None` if
     /// nothing new was applied since the log start. The encoding is given the latest
     /// snapshot's state to build on ([`super::EncodeState::to_writer_after`]), since the
-    /// applied state was reached from it.
+    /// applied state was reached from it; an empty one before the first snapshot, so that a
+    /// machine writes even the first in the form the next can build on.
     pub fn begin_snapshot(&self) -> Option<PendingSnapshot> {
         (self.learner.applied() > self.acceptor.log_start()).then(|| {
             let mut pending = self.learner.snapshot_later();
-            pending.base = self.snapshot.as_ref().map(|s| s.state.clone());
+            pending.base = Some(
+                self.snapshot
+                    .as_ref()
+                    .map(|s| s.state.clone())
+                    .unwrap_or_default(),
+            );
             pending
         })
     }
