@@ -13,7 +13,7 @@
 //! Keys are encoded and decoded as byte strings rather than byte by byte (a `SmallVec`
 //! serializes as a sequence); postcard writes both as the length followed by the bytes.
 
-use crate::history::{History, HistoryOf, Keyed};
+use crate::history::{History, HistoryOf, Keyed, Rev};
 use crate::store::MapKey;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
@@ -31,14 +31,35 @@ pub(crate) fn serialize<S: Serializer>(
     serialize_entries(keys.len(), keys.iter(), ser)
 }
 
-/// [`serialize`]'s bytes from `len` entries in key order, wherever they are held.
-pub(crate) fn serialize_entries<'a, S: Serializer>(
+/// A key's entries as a snapshot encodes them: its history, or the part of it a snapshot
+/// layer holds.
+pub(crate) trait Revs {
+    /// The entries.
+    fn revs(&self) -> &[Rev];
+}
+
+impl Revs for &Arc<History> {
+    fn revs(&self) -> &[Rev] {
+        self
+    }
+}
+
+impl Revs for &[Rev] {
+    fn revs(&self) -> &[Rev] {
+        self
+    }
+}
+
+/// [`serialize`]'s bytes from `len` entries in key order, wherever they are held. Generic
+/// over how the entries are held, so that a history behind an `Arc` is first read in
+/// [`touch`], with the rest of its batch, and not one at a time as the entries are taken.
+pub(crate) fn serialize_entries<'a, S: Serializer, H: Revs>(
     len: usize,
-    mut entries: impl Iterator<Item = (&'a MapKey, &'a Arc<History>)>,
+    mut entries: impl Iterator<Item = (&'a MapKey, H)>,
     ser: S,
 ) -> Result<S::Ok, S::Error> {
     let mut map = ser.serialize_map(Some(len))?;
-    let mut batch: Vec<(&MapKey, &Arc<History>)> = Vec::with_capacity(BATCH);
+    let mut batch: Vec<(&MapKey, H)> = Vec::with_capacity(BATCH);
     loop {
         batch.clear();
         batch.extend(entries.by_ref().take(BATCH));
@@ -47,29 +68,26 @@ pub(crate) fn serialize_entries<'a, S: Serializer>(
         }
         touch(&batch);
         for (key, history) in &batch {
-            map.serialize_entry(
-                serde_bytes::Bytes::new(key),
-                &Keyed(key, history.as_slice()),
-            )?;
+            map.serialize_entry(serde_bytes::Bytes::new(key), &Keyed(key, history.revs()))?;
         }
     }
     map.end()
 }
 
 /// Reads one byte's worth of each object the batch's entries lead to, a level at a time.
-fn touch(batch: &[(&MapKey, &Arc<History>)]) {
+fn touch(batch: &[(&MapKey, impl Revs)]) {
     let mut sum = 0usize;
     // The histories themselves (the `Arc`'s allocation holds one entry inline).
     for (_, history) in batch {
-        sum = sum.wrapping_add(history.len());
+        sum = sum.wrapping_add(history.revs().len());
     }
     // A history of more than one entry keeps them in an allocation of their own.
     for (_, history) in batch {
-        sum = sum.wrapping_add(history.first().map_or(0, |rev| rev.main as usize));
+        sum = sum.wrapping_add(history.revs().first().map_or(0, |rev| rev.main as usize));
     }
     // The value's bytes.
     for (_, history) in batch {
-        for rev in history.iter() {
+        for rev in history.revs() {
             if let Some(kv) = &rev.kv {
                 sum = sum.wrapping_add(kv.value.first().copied().unwrap_or(0) as usize);
             }
@@ -84,6 +102,13 @@ fn touch(batch: &[(&MapKey, &Arc<History>)]) {
 pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
     de: D,
 ) -> Result<imbl::OrdMap<MapKey, Arc<History>>, D::Error> {
+    deserialize_entries(de).map(imbl::OrdMap::from)
+}
+
+/// The entries of the bytes [`serialize_entries`] makes, in their order.
+pub(crate) fn deserialize_entries<'de, D: Deserializer<'de>>(
+    de: D,
+) -> Result<Vec<(MapKey, Arc<History>)>, D::Error> {
     de.deserialize_map(Entries)
 }
 
@@ -94,7 +119,7 @@ const RESERVE_MAX: usize = 1 << 16;
 struct Entries;
 
 impl<'de> Visitor<'de> for Entries {
-    type Value = imbl::OrdMap<MapKey, Arc<History>>;
+    type Value = Vec<(MapKey, Arc<History>)>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a map of keys to their histories")
@@ -106,7 +131,7 @@ impl<'de> Visitor<'de> for Entries {
             let history = access.next_value_seed(HistoryOf(&key))?;
             entries.push((key, history));
         }
-        Ok(imbl::OrdMap::from(entries))
+        Ok(entries)
     }
 }
 

@@ -20,12 +20,11 @@
 
 use crate::auth::AuthState;
 use crate::detached::Detached;
-use crate::history::{History, HistoryOf, Keyed, Rev};
+use crate::history::{History, Rev};
 use crate::lease::Lease;
 use crate::maintenance::Alarm;
 use crate::store::{MapKey, Store};
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -102,18 +101,13 @@ fn layer_on(base: &[u8], revision: i64, compacted: i64) -> Option<i64> {
         .then_some(last.revision)
 }
 
-/// Writes `copy`'s state as a layered snapshot, on `base` where it can: a whole frame if
-/// there is no base or a layer cannot go on it. The caller counts and flushes.
-pub(crate) fn write(
-    copy: &Detached,
-    base: Option<&[u8]>,
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
+/// Writes `copy`'s state as a layered snapshot, on `base` where it can: a whole frame if a
+/// layer cannot go on it (an empty base, say). The caller counts and flushes.
+pub(crate) fn write(copy: &Detached, base: &[u8], out: &mut dyn Write) -> std::io::Result<()> {
     let store = &copy.store;
-    let since = base.and_then(|b| Some((b, layer_on(b, store.revision, store.compacted)?)));
     let mut out = Counted { out, written: 0 };
-    match since {
-        Some((base, since)) => {
+    match layer_on(base, store.revision, store.compacted) {
+        Some(since) => {
             for piece in base.chunks(COPY_PIECE) {
                 out.write_all(piece)?;
             }
@@ -130,10 +124,7 @@ pub(crate) fn write(
         None => {
             out.write_all(MAGIC)?;
             let start = out.written;
-            postcard::to_io(copy, &mut out).map_err(std::io::Error::other)?;
-            let mut trailer = Vec::new();
-            store.append_trailer(&mut trailer);
-            out.write_all(&trailer)?;
+            store.write_whole(copy, &mut out)?;
             footer(&mut out, start, store)
         }
     }
@@ -177,7 +168,7 @@ struct LayerOut<'a> {
 /// A layer as read.
 #[derive(Deserialize)]
 struct LayerIn {
-    #[serde(deserialize_with = "new_entries")]
+    #[serde(deserialize_with = "crate::keys_encode::deserialize_entries")]
     entries: Vec<(MapKey, Arc<History>)>,
     leases: BTreeMap<i64, Lease>,
     auth: AuthState,
@@ -203,38 +194,8 @@ impl<'a> NewEntries<'a> {
 
 impl Serialize for NewEntries<'_> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut map = ser.serialize_map(Some(self.entries.len()))?;
-        for (key, revs) in &self.entries {
-            map.serialize_entry(serde_bytes::Bytes::new(key), &Keyed(key, revs))?;
-        }
-        map.end()
-    }
-}
-
-fn new_entries<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<(MapKey, Arc<History>)>, D::Error> {
-    de.deserialize_map(EntriesIn)
-}
-
-/// Room reserved up front for at most this many entries: the count comes from the bytes.
-const RESERVE_MAX: usize = 1 << 16;
-
-struct EntriesIn;
-
-impl<'de> Visitor<'de> for EntriesIn {
-    type Value = Vec<(MapKey, Arc<History>)>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a map of keys to their newer entries")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(access.size_hint().unwrap_or(0).min(RESERVE_MAX));
-        while let Some(key) = access.next_key::<serde_bytes::ByteBuf>()? {
-            let key = MapKey::from_vec(key.into_vec());
-            let history = access.next_value_seed(HistoryOf(&key))?;
-            out.push((key, history));
-        }
-        Ok(out)
+        let entries = self.entries.iter().copied();
+        crate::keys_encode::serialize_entries(self.entries.len(), entries, ser)
     }
 }
 

@@ -224,17 +224,9 @@ impl EncodeState for SnapshotCopy {
         out: &mut dyn std::io::Write,
         progress: &mut dyn FnMut(usize),
     ) -> std::io::Result<u64> {
-        use std::io::Write;
         let copy = Detached::new(self.0);
-        let mut w = std::io::BufWriter::with_capacity(
-            WRITE_BUFFER,
-            synod_core::encode::ProgressWrite::new(out, progress),
-        );
-        crate::layers::write(&copy, Some(base), &mut w)?;
-        w.flush()?;
-        let len = w.get_ref().written();
-        copy.store.encoded_len.set(len as usize);
-        Ok(len)
+        copy.store
+            .write_snapshot(out, progress, |w| crate::layers::write(&copy, base, w))
     }
 }
 
@@ -284,19 +276,41 @@ impl Store {
         out: &mut dyn std::io::Write,
         progress: &mut dyn FnMut(usize),
     ) -> std::io::Result<u64> {
+        self.write_snapshot(out, progress, |w| self.write_whole(body, w))
+    }
+
+    /// Writes what `write` makes of a snapshot of this store to `out`, through a buffer of
+    /// [`WRITE_BUFFER`], reporting the bytes so far to `progress`; returns their length and
+    /// keeps it as the next encoding's hint.
+    fn write_snapshot(
+        &self,
+        out: &mut dyn std::io::Write,
+        progress: &mut dyn FnMut(usize),
+        write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> std::io::Result<u64> {
         use std::io::Write;
         let mut w = std::io::BufWriter::with_capacity(
             WRITE_BUFFER,
             synod_core::encode::ProgressWrite::new(out, progress),
         );
-        postcard::to_io(body, &mut w).map_err(std::io::Error::other)?;
-        let mut trailer = Vec::new();
-        self.append_trailer(&mut trailer);
-        w.write_all(&trailer)?;
+        write(&mut w)?;
         w.flush()?;
         let len = w.get_ref().written();
         self.encoded_len.set(len as usize);
         Ok(len)
+    }
+
+    /// The store's whole snapshot bytes to `out`: `body` (this store, or a [`Detached`] copy of
+    /// it) and then the trailer.
+    pub(crate) fn write_whole(
+        &self,
+        body: &impl Serialize,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        postcard::to_io(body, &mut *out).map_err(std::io::Error::other)?;
+        let mut trailer = Vec::new();
+        self.append_trailer(&mut trailer);
+        out.write_all(&trailer)
     }
 
     /// Applies `cmd` as `user`, after checking the user may.
