@@ -112,10 +112,16 @@ impl Store {
     /// After a write at `main` touched `key`, moves the key from the lease it was attached to
     /// before (if any) to the one it is attached to now (if any).
     pub(crate) fn move_lease_attachment(&mut self, key: &[u8], main: i64) {
+        if self.leases.is_empty() {
+            // No key can be attached to a lease that does not exist, nor be attached to one
+            // now (a put names only a lease that exists), so nothing moves.
+            return;
+        }
         let Some(h) = self.keys.get(key) else {
             return;
         };
-        let first = h.partition_point(|r| r.main < main);
+        // The write's own entries are the newest, at the end.
+        let first = h.len() - h.iter().rev().take_while(|r| r.main >= main).count();
         let before = first
             .checked_sub(1)
             .and_then(|i| h[i].kv.as_ref())
