@@ -206,9 +206,7 @@ impl Serialize for NewEntries<'_> {
 pub(crate) fn restore(bytes: &[u8]) -> Option<Result<Store, String>> {
     Some(frames(bytes)?.and_then(|frames| {
         let (base, layers) = frames.split_first().ok_or("no base")?;
-        let (mut store, rest): (Store, &[u8]) =
-            postcard::take_from_bytes(base.payload).map_err(|e| format!("store snapshot: {e}"))?;
-        store.restore_trailer(rest)?;
+        let mut store = Store::read_whole(base.payload)?;
         if (store.revision, store.compacted) != (base.revision, base.compacted) {
             return Err(format!(
                 "a base at revision {} (compacted {}) labelled {} ({})",

@@ -178,12 +178,7 @@ impl StateMachine for Store {
     fn restore(bytes: &[u8]) -> Result<Self, String> {
         let mut store = match crate::layers::restore(bytes) {
             Some(layered) => layered?,
-            None => {
-                let (mut store, rest): (Store, &[u8]) =
-                    postcard::take_from_bytes(bytes).map_err(|e| format!("store snapshot: {e}"))?;
-                store.restore_trailer(rest)?;
-                store
-            }
+            None => Store::read_whole(bytes)?,
         };
         store.check_restored()?;
         store.rebuild_index();
@@ -311,6 +306,14 @@ impl Store {
         let mut trailer = Vec::new();
         self.append_trailer(&mut trailer);
         out.write_all(&trailer)
+    }
+
+    /// Reads what [`Store::write_whole`] wrote, before a restore's checks and index.
+    pub(crate) fn read_whole(bytes: &[u8]) -> Result<Store, String> {
+        let (mut store, rest): (Store, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|e| format!("store snapshot: {e}"))?;
+        store.restore_trailer(rest)?;
+        Ok(store)
     }
 
     /// Applies `cmd` as `user`, after checking the user may.
