@@ -145,6 +145,46 @@ async fn oversized_requests_are_refused_with_a_clear_error() {
         .expect("the server still serves");
 }
 
+/// A gRPC call of `path` with an empty request, at `endpoint`; its status code.
+async fn raw_call(endpoint: &str, path: &'static str) -> tonic::Code {
+    use tonic::codegen::http::uri::PathAndQuery;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{endpoint}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    let path = PathAndQuery::from_static(path);
+    match grpc.unary(tonic::Request::new(()), path, codec).await {
+        Ok(_) => tonic::Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_grpc_services_and_methods_are_unimplemented() {
+    let (cluster, mut c) = healthy_cluster(1).await;
+    let endpoint = &cluster.endpoints()[0];
+    for path in [
+        "/nope.Nothing/Call",
+        "/etcdserverpb.KV/Nope",
+        "/etcdserverpb.KV/",
+        "/etcdserverpb.KV",
+        "/v3lockpb.Lock/Put",
+    ] {
+        let code = raw_call(endpoint, path).await;
+        assert_eq!(code, tonic::Code::Unimplemented, "{path}");
+    }
+    // A known method answers whatever it answers to an empty request, never Unimplemented.
+    let code = raw_call(endpoint, "/etcdserverpb.Maintenance/Status").await;
+    assert_eq!(code, tonic::Code::Ok);
+    c.put("k", "v", None)
+        .await
+        .expect("the server still serves");
+}
+
 /// The peer port of node 1 (the one after its client port in the harness's list is not
 /// known, so read it from /status).
 fn peer_port(cluster: &Cluster, i: usize) -> u16 {
