@@ -411,6 +411,9 @@ pub struct Node {
     /// The slot of the snapshot being built and then saved, and its pace in bytes per second
     /// (none when paced at full speed).
     pace: Option<(u64, f64)>,
+    /// How much the log had grown since the last checkpoint when the snapshot under way began
+    /// (see [`crate::pace::overdue`]).
+    logged_at_snapshot: u64,
     /// Set when that snapshot should finish at full speed after all: someone now waits for a
     /// checkpoint (an operator, a joining member), or the node stops (whose runtime then waits
     /// for its blocking tasks). Each snapshot gets a flag of its own.
@@ -551,6 +554,7 @@ impl Node {
             checkpointed_at: Instant::now(),
             pace_factor: cfg.snapshot_pace,
             pace: None,
+            logged_at_snapshot: 0,
             hurry: Arc::default(),
             draft: None,
             changes: HashMap::new(),
@@ -923,10 +927,14 @@ impl Node {
     fn flush(&mut self) {
         self.core.flush();
         // A snapshot in the background finishes at full speed once one is asked for (it is in
-        // the way), or once the log has grown by twice the last checkpoint: its pace, set from
-        // how fast the log grew before it began, was too slow for the load since, and the log
-        // it would let go of is growing in memory.
-        let overdue = self.core.logged_since_checkpoint() >= 2 * self.core.checkpoint_bytes();
+        // the way), or once the log has grown by as much again as it began with: its pace, set
+        // from how fast the log grew before it began, was too slow for the load since, and the
+        // log it would let go of is growing in memory.
+        let overdue = crate::pace::overdue(
+            self.core.logged_since_checkpoint(),
+            self.logged_at_snapshot,
+            self.core.checkpoint_bytes(),
+        );
         if self.core.checkpoint_wanted() || overdue {
             self.hurry.store(true, Ordering::Relaxed);
         }
@@ -1073,6 +1081,7 @@ impl Node {
                     )
                 };
                 self.pace = rate.map(|r| (pending.slot(), r));
+                self.logged_at_snapshot = self.core.logged_since_checkpoint();
                 self.hurry = Arc::default();
                 let encode = rate.map(crate::pace::encode_rate);
                 let mib = |r: Option<f64>| r.map(|r| (r / (1 << 20) as f64).round() as u64);

@@ -9,7 +9,8 @@
 //!
 //! A snapshot someone waits for (an operator's `etcdctl defrag`, a joining member) is not
 //! paced, and one under way finishes at full speed once someone does, once the log has grown
-//! by twice the last checkpoint, or once its node stops.
+//! by as much again as when it began (at least by the last checkpoint's size), or once its
+//! node stops.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,8 +19,7 @@ use std::time::{Duration, Instant};
 
 /// The slowest a paced snapshot walks or writes: a store whose log grows slowly still
 /// snapshots within about two minutes per 500 MB (one pass to encode, one to save). A node
-/// hurries a snapshot whose log grew by twice the last checkpoint meanwhile (see
-/// `Node::flush`).
+/// hurries a snapshot whose log outgrew its pace ([`overdue`], from `Node::flush`).
 pub const MIN_RATE: f64 = 8.0 * 1024.0 * 1024.0;
 
 /// How many times faster than the log grows a snapshot's save writes, unless
@@ -51,6 +51,19 @@ pub fn snapshot_rate(factor: u32, logged: u64, over: Duration) -> Option<f64> {
     }
     let secs = over.as_secs_f64().max(1e-3);
     Some((factor as f64 * logged as f64 / secs).max(MIN_RATE))
+}
+
+/// Whether a snapshot under way should finish at full speed because the log outgrew its pace:
+/// the log has grown by `logged` bytes since the last checkpoint (of `checkpoint_bytes`), and
+/// had grown by `logged_at_start` when the snapshot began. Its pace was set for the next
+/// snapshot to be due about when it ends, so it is overdue once the log grew by as much again
+/// while it ran: by the last checkpoint's size, or by what the log held when it began if that
+/// was more. Measured from the checkpoint alone, a snapshot that began long after its bytes
+/// were due (the first of a new node, after an empty checkpoint) was overdue at once and ran
+/// at full speed on every node together.
+pub fn overdue(logged: u64, logged_at_start: u64, checkpoint_bytes: u64) -> bool {
+    let grown = logged.saturating_sub(logged_at_start);
+    grown >= checkpoint_bytes.max(logged_at_start)
 }
 
 /// The longest one sleep of a [`Pace`] lasts before it looks at its hurry flag again.
@@ -139,6 +152,25 @@ impl Write for PacedWrite<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_is_overdue_once_the_log_grew_by_as_much_again() {
+        let mib = 1 << 20;
+        // Steady state: begun when the log had grown by the last checkpoint's 100 MiB, overdue
+        // at twice that.
+        assert!(!overdue(199 * mib, 100 * mib, 100 * mib));
+        assert!(overdue(200 * mib, 100 * mib, 100 * mib));
+        // The first snapshot of a new node: its checkpoint is a few hundred bytes, the log had
+        // grown by 26 MiB when the snapshot began. Not overdue until it grows as much again.
+        assert!(!overdue(26 * mib, 26 * mib, 300));
+        assert!(!overdue(51 * mib, 26 * mib, 300));
+        assert!(overdue(52 * mib, 26 * mib, 300));
+        // A checkpoint larger than what the log held at the start still sets the bar.
+        assert!(!overdue(60 * mib, 10 * mib, 100 * mib));
+        assert!(overdue(110 * mib, 10 * mib, 100 * mib));
+        // A log that shrank under it (a snapshot installed meanwhile) is never overdue.
+        assert!(!overdue(mib, 26 * mib, 300));
+    }
 
     #[test]
     fn the_encode_goes_at_half_the_save_with_the_same_floor() {
