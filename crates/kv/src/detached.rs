@@ -8,8 +8,10 @@
 //! same whether or not the copy was then encoded (docs/performance.md, "What a snapshot's
 //! windows pay for"). So the snapshot's thread, before it encodes anything, takes the entries
 //! into a vector of its own and drops its hold on the map: from then on the loop's puts find
-//! their nodes unshared and change them in place. The histories stay shared (a put copies its
-//! key's history, as before), and the vector is encoded in the bytes the map would give.
+//! their nodes unshared and change them in place. The histories stay shared while a whole
+//! snapshot is encoded (a put copies its key's history first); a layer takes the few entries
+//! it writes and lets go of them before it copies its base ([`crate::layers::plan`]). The
+//! vector is encoded in the bytes the map would give.
 
 use crate::history::History;
 use crate::store::{MapKey, Store};
@@ -37,6 +39,13 @@ impl Detached {
     /// The entries, in key order.
     pub(crate) fn entries(&self) -> &[(MapKey, Arc<History>)] {
         &self.entries
+    }
+
+    /// Drops the entries, and with them this copy's hold on the live store's histories:
+    /// from then on a put changes its key's history in place. The copy then encodes as a
+    /// store without keys, so only a layer's writer, which took what it needs, calls this.
+    pub(crate) fn let_go_of_entries(&mut self) {
+        self.entries = Vec::new();
     }
 }
 

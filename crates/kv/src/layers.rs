@@ -101,19 +101,61 @@ fn layer_on(base: &[u8], revision: i64, compacted: i64) -> Option<i64> {
         .then_some(last.revision)
 }
 
-/// Writes `copy`'s state as a layered snapshot, on `base` where it can: a whole frame if a
-/// layer cannot go on it (an empty base, say). The caller counts and flushes.
-pub(crate) fn write(copy: &Detached, base: &[u8], out: &mut dyn Write) -> std::io::Result<()> {
+/// What a snapshot on a base writes: a layer of the entries above the base's revision, or a
+/// whole frame.
+pub(crate) enum Plan {
+    /// A layer: the entries above the base's revision, taken out of the copy.
+    Layer {
+        /// Each changed key's entries above the base's revision, in key order.
+        fresh: Vec<(MapKey, Vec<Rev>)>,
+    },
+    /// A whole frame (an empty base, a compaction since, or no room for another frame).
+    Whole,
+}
+
+/// Decides what a snapshot of `copy` on `base` writes, and for a layer takes what it needs out
+/// of `copy` now and lets go of the histories. A layer needs only the entries above the base,
+/// but `copy` holds every key's whole history, shared with the live store: while it did, the
+/// first put to each key copied that key's history on the node's loop, and since the base is
+/// copied first, at its pace, that was every key the puts of those seconds touched
+/// (docs/performance.md, "Where the open loop's tail comes from"). Taking the new entries out
+/// copies only what the snapshot writes, once, on the snapshot's thread. After a layer's plan,
+/// `copy` holds no entries, so it must not be written whole.
+pub(crate) fn plan(copy: &mut Detached, base: &[u8]) -> Plan {
+    match layer_on(base, copy.store.revision, copy.store.compacted) {
+        Some(since) => {
+            let fresh = NewEntries::of(copy.entries(), since)
+                .entries
+                .into_iter()
+                .map(|(k, revs)| (k.clone(), revs.to_vec()))
+                .collect();
+            copy.let_go_of_entries();
+            Plan::Layer { fresh }
+        }
+        None => Plan::Whole,
+    }
+}
+
+/// Writes `copy`'s state as a layered snapshot as `plan` says: `base` then a layer, or a
+/// whole frame. The caller counts and flushes.
+pub(crate) fn write(
+    copy: &Detached,
+    plan: &Plan,
+    base: &[u8],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let store = &copy.store;
     let mut out = Counted { out, written: 0 };
-    match layer_on(base, store.revision, store.compacted) {
-        Some(since) => {
+    match plan {
+        Plan::Layer { fresh } => {
             for piece in base.chunks(COPY_PIECE) {
                 out.write_all(piece)?;
             }
             let start = out.written;
             let layer = LayerOut {
-                entries: NewEntries::of(copy.entries(), since),
+                entries: NewEntries {
+                    entries: fresh.iter().map(|(k, revs)| (k, revs.as_slice())).collect(),
+                },
                 leases: &store.leases,
                 auth: &store.auth,
                 alarms: &store.alarms,
@@ -121,7 +163,7 @@ pub(crate) fn write(copy: &Detached, base: &[u8], out: &mut dyn Write) -> std::i
             postcard::to_io(&layer, &mut out).map_err(std::io::Error::other)?;
             footer(&mut out, start, store)
         }
-        None => {
+        Plan::Whole => {
             out.write_all(MAGIC)?;
             let start = out.written;
             store.write_whole(copy, &mut out)?;
@@ -333,6 +375,32 @@ mod tests {
 
     fn frame_count(bytes: &[u8]) -> usize {
         frames(bytes).expect("layered").expect("well formed").len()
+    }
+
+    /// How many holders the live store's history of `key` has.
+    fn holders(s: &Store, key: &[u8]) -> usize {
+        Arc::strong_count(s.keys.get(key).expect("the key is in the store"))
+    }
+
+    #[test]
+    fn a_layer_lets_go_of_the_histories_before_it_copies_the_base() {
+        let mut mix = Mix(7);
+        let mut s = Store::new();
+        churn(&mut s, &mut mix, 300);
+        let base = after(&s, &s.snapshot());
+        churn(&mut s, &mut mix, 100);
+        let key = s.keys.keys().next().expect("a key").to_vec();
+        let mut copy = Detached::new(s.shared_copy());
+        assert_eq!(holders(&s, &key), 2, "the copy shares the history");
+        let plan = plan(&mut copy, &base);
+        assert!(matches!(plan, Plan::Layer { .. }));
+        assert_eq!(holders(&s, &key), 1, "a put now changes it in place");
+        // What it writes is still the store: the base, then a layer of what changed.
+        let mut bytes = Vec::new();
+        write(&copy, &plan, &base, &mut bytes).expect("a vector takes every write");
+        assert!(bytes.starts_with(&base));
+        assert_eq!(frame_count(&bytes), frame_count(&base) + 1);
+        assert_eq!(Store::restore(&bytes).expect("restores"), s);
     }
 
     #[test]

@@ -219,9 +219,11 @@ impl EncodeState for SnapshotCopy {
         out: &mut dyn std::io::Write,
         progress: &mut dyn FnMut(usize),
     ) -> std::io::Result<u64> {
-        let copy = Detached::new(self.0);
-        copy.store
-            .write_snapshot(out, progress, |w| crate::layers::write(&copy, base, w))
+        let mut copy = Detached::new(self.0);
+        let plan = crate::layers::plan(&mut copy, base);
+        copy.store.write_snapshot(out, progress, |w| {
+            crate::layers::write(&copy, &plan, base, w)
+        })
     }
 }
 
